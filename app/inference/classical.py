@@ -1,0 +1,33 @@
+"""The built-in classical inpainting backend (OpenCV Telea / Navier–Stokes).
+
+Always available and the default with no diffusion model installed, so the product works the
+moment it is installed. It is deterministic: every seed of a batch gives the same pixels.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from app.inference.engine import BackendRequest, Cancelled, CancelFn
+
+METHODS = {"builtin:telea": cv2.INPAINT_TELEA, "builtin:ns": cv2.INPAINT_NS}
+
+
+class ClassicalBackend:
+    native_resolution = True
+
+    def __init__(self, model: str = "builtin:telea", radius: int = 5):
+        if model not in METHODS:
+            raise ValueError(f"unknown classical method {model!r}: use one of {', '.join(METHODS)}")
+        self.name = model
+        self.method = METHODS[model]
+        self.radius = radius
+
+    def generate(self, request: BackendRequest, progress, cancelled: CancelFn) -> list[np.ndarray]:
+        if cancelled():
+            raise Cancelled()
+        progress(0, 1, None)
+        out = cv2.inpaint(request.image, (request.mask > 0).astype(np.uint8), self.radius, self.method)
+        progress(1, 1, out)
+        return [out] * len(request.seeds)
