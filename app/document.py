@@ -1,0 +1,510 @@
+"""The document: the image being edited, its mask, the undo history and the generation history.
+
+Model layer (QtCore/QtGui only). Widgets observe it through signals and never edit arrays
+directly: every change goes through a method here and becomes one undo command that stores only
+the changed tiles (see :mod:`app.undo`). Arrays are edited *in place* (``pixels`` and ``mask`` keep
+their identity between ``reset`` signals), which is what lets the canvas wrap them in QImages
+without copying and redraw only dirty rectangles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, QRect, Signal
+from PySide6.QtGui import QImage, QUndoStack
+
+from app import maskops, regions
+from app.generations import GenerationRecord
+from app.geometry import Bounds
+from app.undo import DEFAULT_BUDGET_BYTES, HistoryBudget, TileDelta, TileSnapshot, diff_tiles, qrect, tile_bounds
+
+Point = tuple[float, float]
+
+
+def _to_bounds(region: Bounds | QRect | Sequence[int] | None) -> Bounds | None:
+    if region is None or isinstance(region, Bounds):
+        return region
+    if isinstance(region, QRect):
+        return Bounds(region.x(), region.y(), region.width(), region.height())
+    x, y, w, h = region
+    return Bounds(int(x), int(y), int(w), int(h))
+
+
+def segment_bounds(p0: Point, p1: Point, radius: float, width: int, height: int) -> Bounds:
+    """Pixels a brush segment can touch: the segment's box grown by the radius, clamped."""
+    r = radius + 1.0
+    x0, x1 = int(np.floor(min(p0[0], p1[0]) - r)), int(np.ceil(max(p0[0], p1[0]) + r))
+    y0, y1 = int(np.floor(min(p0[1], p1[1]) - r)), int(np.ceil(max(p0[1], p1[1]) + r))
+    return Bounds(x0, y0, x1 - x0, y1 - y0).clamp(width, height)
+
+
+def brush_coverage(bounds: Bounds, p0: Point, p1: Point, radius: float, hardness: float) -> np.ndarray:
+    """uint8 coverage (0–255) of a round brush swept from p0 to p1, over ``bounds`` only.
+
+    Coordinates are continuous image coordinates (pixel i spans [i, i+1)). The footprint is the
+    distance to the segment, so a fast mouse move is a solid capsule, never a row of dots.
+    ``hardness`` 1 gives a hard edge with one pixel of anti-aliasing; lower values fall off with a
+    smoothstep from ``radius * hardness`` to ``radius``.
+    """
+    ys = np.arange(bounds.y, bounds.bottom, dtype=np.float32)[:, None] + 0.5
+    xs = np.arange(bounds.x, bounds.right, dtype=np.float32)[None, :] + 0.5
+    ax, ay = np.float32(p0[0]), np.float32(p0[1])
+    abx, aby = np.float32(p1[0] - p0[0]), np.float32(p1[1] - p0[1])
+    length2 = abx * abx + aby * aby
+    px, py = xs - ax, ys - ay
+    if length2 < 1e-6:
+        d = np.sqrt(px * px + py * py)
+    else:
+        t = np.clip((px * abx + py * aby) / length2, 0.0, 1.0)
+        dx, dy = px - t * abx, py - t * aby
+        d = np.sqrt(dx * dx + dy * dy)
+    radius = max(0.5, float(radius))
+    hardness = float(np.clip(hardness, 0.0, 1.0))
+    if hardness >= 0.999:
+        cov = np.clip(radius - d + 0.5, 0.0, 1.0)
+    else:
+        inner = radius * hardness
+        t = np.clip((radius - d) / (radius - inner), 0.0, 1.0)
+        cov = t * t * (3.0 - 2.0 * t)
+    return (cov * 255.0 + 0.5).astype(np.uint8)
+
+
+def display_rgb8(pixels: np.ndarray) -> np.ndarray:
+    """Native pixels (gray/RGB/RGBA, 8 or 16 bit) → 8-bit with the same channels, for display."""
+    if pixels.dtype == np.uint16:
+        return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if pixels.dtype != np.uint8:
+        raise TypeError(f"unsupported pixel type {pixels.dtype}")
+    return pixels
+
+
+def _channels(pixels: np.ndarray) -> int:
+    return 1 if pixels.ndim == 2 else pixels.shape[2]
+
+
+class Document(QObject):
+    """Image + mask + undo stack + generations. See docs/API_EDITOR_CORE.md for the contract."""
+
+    image_changed = Signal(QRect)  # image pixels changed in this rect (image coordinates)
+    mask_changed = Signal(QRect)  # mask changed in this rect
+    reset = Signal()  # new image / restored state: everything may have changed, arrays replaced
+    generations_changed = Signal()
+    #: ``modified`` may have changed (read ``doc.modified``). No bool argument on purpose: PySide6
+    #: 6.12 on Python 3.11 loses a reference to True/False on every Python-side ``emit(bool)`` and
+    #: the interpreter aborts after a few hundred emits.
+    modified_changed = Signal()
+
+    def __init__(self, parent: QObject | None = None, *, history_budget: int = DEFAULT_BUDGET_BYTES) -> None:
+        super().__init__(parent)
+        self.pixels: np.ndarray = np.zeros((0, 0, 3), np.uint8)
+        self.original: np.ndarray = self.pixels
+        self.mask: np.ndarray = np.zeros((0, 0), np.uint8)
+        self.icc_profile: bytes | None = None
+        self.path: str | None = None
+        #: Parameters recalled from the opened file's metadata (GenerationParams) or None.
+        self.source_params: Any = None
+        self.generations: list[GenerationRecord] = []
+        self.undo_stack = QUndoStack(self)
+        self._budget = HistoryBudget(self.undo_stack, self._apply_delta, history_budget)
+        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+        self._stroke: TileSnapshot | None = None
+        self._stroke_mode = "paint"
+        self._stroke_bounds: Bounds | None = None
+        self._display: np.ndarray | None = None  # 8-bit copy only when pixels are 16-bit
+        self._qimage: QImage | None = None
+
+    # -- image -----------------------------------------------------------------------------
+    def set_image(self, loaded: Any, path: str | None = None) -> None:
+        """Open an image (an ``app.imageio.LoadedImage`` or an array). Resets mask, undo, generations."""
+        pixels = getattr(loaded, "pixels", loaded)
+        pixels = np.asarray(pixels)
+        if pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim not in (2, 3) or (
+            pixels.ndim == 3 and pixels.shape[2] not in (1, 3, 4)
+        ):
+            raise ValueError(f"unsupported image array {pixels.shape} {pixels.dtype}")
+        if pixels.ndim == 3 and pixels.shape[2] == 1:
+            pixels = pixels[:, :, 0]
+        self.original = np.ascontiguousarray(pixels)
+        self.original.flags.writeable = False  # "as first opened" must never change by accident
+        self.pixels = self.original.copy()
+        self.mask = np.zeros(self.pixels.shape[:2], np.uint8)
+        self.icc_profile = getattr(loaded, "icc_profile", None)
+        self.source_params = getattr(loaded, "params", None)
+        self.path = str(path) if path is not None else getattr(loaded, "path", None)
+        self.generations = []
+        self._after_replace()
+        self.generations_changed.emit()
+
+    def _after_replace(self) -> None:
+        self._stroke = None
+        self.undo_stack.clear()
+        self.undo_stack.setClean()
+        self._rebuild_display()
+        self.reset.emit()
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1]) if self.pixels.ndim >= 2 else 0
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return self.width, self.height
+
+    @property
+    def bounds(self) -> Bounds:
+        return Bounds.of_image(self.width, self.height)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.pixels.size == 0
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.pixels.ndim == 3 and self.pixels.shape[2] == 4
+
+    def _on_clean_changed(self, _clean: bool) -> None:
+        self.modified_changed.emit()
+
+    @property
+    def modified(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    def mark_saved(self) -> None:
+        """The current state is on disk: clears ``modified`` (undo can make it modified again)."""
+        self.undo_stack.setClean()
+
+    # -- display cache ----------------------------------------------------------------------
+    def display_qimage(self) -> QImage:
+        """A QImage of the current pixels for drawing, kept current by dirty rect.
+
+        8-bit images are wrapped without a copy (the QImage shares ``pixels``' memory); 16-bit
+        ones get an 8-bit cache updated only where ``image_changed`` says. Valid until ``reset``.
+        """
+        if self._qimage is None:
+            self._rebuild_display()
+        return self._qimage  # type: ignore[return-value]
+
+    def display_array(self) -> np.ndarray:
+        """The 8-bit array behind ``display_qimage()`` (``pixels`` itself for 8-bit images)."""
+        return self._display if self._display is not None else self.pixels
+
+    def _rebuild_display(self) -> None:
+        src = self.pixels
+        self._display = display_rgb8(src).copy() if src.dtype == np.uint16 else None
+        buf = self._display if self._display is not None else src
+        self._qimage = qimage_from_array(buf)
+
+    def _update_display(self, b: Bounds) -> None:
+        if self._display is not None and not b.is_empty:
+            self._display[b.slices] = display_rgb8(self.pixels[b.slices])
+
+    def display_rgba8(self) -> np.ndarray:
+        """H×W×4 uint8 RGBA of the current pixels (a copy; for thumbnails, export, tests)."""
+        rgb = display_rgb8(self.pixels)
+        if rgb.ndim == 2:
+            return cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGBA)
+        if rgb.shape[2] == 3:
+            return cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
+        return rgb.copy()
+
+    # -- undo plumbing ----------------------------------------------------------------------
+    @property
+    def history_budget(self) -> int:
+        return self._budget.budget
+
+    @history_budget.setter
+    def history_budget(self, nbytes: int) -> None:
+        self._budget.budget = int(nbytes)
+        self._budget.enforce()
+
+    def history_bytes(self) -> int:
+        """Bytes held by the undo history (compressed tiles)."""
+        return self._budget.nbytes()
+
+    @property
+    def evicted_commands(self) -> int:
+        return self._budget.evicted
+
+    def _array(self, target: str) -> np.ndarray:
+        return self.mask if target == "mask" else self.pixels
+
+    def _apply_delta(self, delta: TileDelta, which: str) -> None:
+        if self._stroke is not None:
+            # Undo/redo pressed mid-stroke: the stroke's saved tiles would no longer match the mask.
+            # Drop the unfinished stroke (it was never a command) before the history moves.
+            self.cancel_stroke()
+        b = delta.write(self._array(delta.target), which)
+        if b is not None:
+            self._emit(delta.target, b)
+
+    def _emit(self, target: str, b: Bounds) -> None:
+        if target == "mask":
+            self.mask_changed.emit(qrect(b))
+        else:
+            self._update_display(b)
+            self.image_changed.emit(qrect(b))
+
+    def _push(self, label: str, deltas: list[TileDelta], *, already_applied: bool) -> bool:
+        deltas = [d for d in deltas if not d.is_empty]
+        if not deltas:
+            return False
+        self._budget.push(self._budget.make(label, deltas, already_applied=already_applied))
+        return True
+
+    def _replace(self, target: str, new: np.ndarray, label: str, bounds: Bounds | None = None) -> bool:
+        """Make ``target`` equal to ``new`` as one undo command holding only the changed tiles.
+
+        Only tiles touching ``bounds`` (default: all) are compared and copied.
+        """
+        self._require_image()
+        array = self._array(target)
+        delta = diff_tiles(target, array, new, bounds, keep_after=False)
+        if delta.is_empty:
+            return False
+        h, w = array.shape[:2]
+        for ty, tx in delta.tiles:
+            sl = tile_bounds(ty, tx, h, w).slices
+            array[sl] = new[sl]
+        self._emit(target, delta.bounds())
+        return self._push(label, [delta], already_applied=True)
+
+    def _edit_in_place(self, target: str, bounds: Bounds, edit, label: str) -> bool:
+        """Run ``edit(region_view)`` on ``bounds`` of ``target`` as one undo command."""
+        self._require_image()
+        b = bounds.clamp(self.width, self.height)
+        if b.is_empty:
+            return False
+        snap = TileSnapshot(target, self._array(target))
+        snap.touch(b)
+        edit(self._array(target)[b.slices])
+        delta = snap.finish()
+        if delta.is_empty:
+            return False
+        self._emit(target, b)
+        return self._push(label, [delta], already_applied=True)
+
+    def _require_image(self) -> None:
+        if self.is_empty:
+            raise RuntimeError("no image is open")
+
+    # -- results ----------------------------------------------------------------------------
+    def apply_result(self, pixels: np.ndarray, label: str = "Apply result", region: Bounds | QRect | None = None) -> bool:
+        """Replace the image by a candidate, undoably. Returns False if nothing changed.
+
+        ``pixels`` is either a full image (same shape and dtype as ``self.pixels``; ``region``,
+        if given, limits where changes are looked for) or a patch the size of ``region``.
+        """
+        self._require_image()
+        pixels = np.asarray(pixels)
+        b = _to_bounds(region)
+        if pixels.dtype != self.pixels.dtype:
+            raise ValueError(f"result is {pixels.dtype}, the image is {self.pixels.dtype}")
+        if pixels.shape == self.pixels.shape:
+            return self._replace("image", pixels, label, b)
+        if b is not None and pixels.shape[:2] == (b.height, b.width) and pixels.shape[2:] == self.pixels.shape[2:]:
+            if not self.bounds.contains(b):
+                raise ValueError(f"region {b} is outside the image")
+            return self._edit_in_place("image", b, lambda region: np.copyto(region, pixels), label)
+        raise ValueError(f"result shape {pixels.shape} does not match the image {self.pixels.shape} or region {b}")
+
+    def add_generation(self, record: GenerationRecord) -> None:
+        self.generations.append(record)
+        self.generations_changed.emit()
+
+    def remove_generation(self, record: GenerationRecord) -> None:
+        self.generations = [g for g in self.generations if g is not record]
+        self.generations_changed.emit()
+
+    # -- mask: whole-mask operations --------------------------------------------------------
+    def set_mask(self, mask: np.ndarray, label: str = "Set mask") -> bool:
+        """Replace the whole mask (validated by ``maskops.validate_mask``), undoably."""
+        self._require_image()
+        new = maskops.validate_mask(mask, self.mask.shape)
+        return self._replace("mask", np.ascontiguousarray(new), label)
+
+    def invert_mask(self) -> bool:
+        return self._replace("mask", maskops.invert(self.mask), "Invert mask")
+
+    def clear_mask(self) -> bool:
+        return self._replace("mask", np.zeros_like(self.mask), "Clear mask")
+
+    def fill_mask(self) -> bool:
+        return self._replace("mask", np.full_like(self.mask, 255), "Fill mask")
+
+    def _mask_window(self, px: int) -> Bounds | None:
+        """Box of the painted mask grown by ``px``: morphology and blur never reach past it.
+
+        Working on this box instead of the whole 24 MP mask is what makes the grow/feather preview
+        interactive (tens of ms instead of seconds) and gives the same bytes as a full-image pass.
+        """
+        b = regions.mask_bounds(self.mask)
+        return None if b is None else b.pad(abs(int(px)) + 1).clamp(self.width, self.height)
+
+    def grown_mask(self, px: int) -> np.ndarray:
+        """The mask grown by ``px`` (negative shrinks), not applied: for the live preview."""
+        out = np.zeros_like(self.mask)
+        win = self._mask_window(px)
+        if win is not None:
+            out[win.slices] = maskops.grow(np.ascontiguousarray(self.mask[win.slices]), int(px))
+        return out
+
+    def feathered_mask(self, px: int) -> np.ndarray:
+        """The mask feathered by ``px`` as uint8 (soft edge), not applied: for the live preview."""
+        if px <= 0:
+            return self.mask.copy()
+        out = np.zeros_like(self.mask)
+        win = self._mask_window(px)
+        if win is not None:
+            soft = maskops.feather(self.mask, int(px), win)
+            out[win.slices] = np.clip(soft * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return out
+
+    def grow_mask(self, px: int) -> bool:
+        label = f"Grow mask {px}px" if px >= 0 else f"Shrink mask {-px}px"
+        return self._replace("mask", self.grown_mask(px), label, self._mask_window(px))
+
+    def shrink_mask(self, px: int) -> bool:
+        return self._replace("mask", self.grown_mask(-int(px)), f"Shrink mask {px}px", self._mask_window(px))
+
+    def feather_mask(self, px: int) -> bool:
+        return self._replace("mask", self.feathered_mask(px), f"Feather mask {px}px", self._mask_window(px))
+
+    # -- mask: region fills -----------------------------------------------------------------
+    def fill_rect(self, rect: Bounds | QRect | Sequence[int], erase: bool = False) -> bool:
+        """Fill (255) or erase (0) a rectangle of the mask, undoably."""
+        b = _to_bounds(rect)
+        value = 0 if erase else 255
+        return self._edit_in_place("mask", b, lambda r: r.fill(value), "Erase rectangle" if erase else "Fill rectangle")
+
+    def fill_polygon(self, points: Sequence[Point], erase: bool = False) -> bool:
+        """Fill (255) or erase (0) a lasso polygon (image coordinates), undoably."""
+        if len(points) < 3:
+            return False
+        pts = np.asarray(points, np.float64)
+        x0, y0 = np.floor(pts.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
+        b = Bounds(int(x0), int(y0), int(x1 - x0) + 1, int(y1 - y0) + 1).clamp(self.width, self.height)
+        value = 0 if erase else 255
+        # cv2 fills pixel centres inside the polygon; shift=4 keeps sub-pixel precision.
+        local = np.round((pts - [b.x + 0.5, b.y + 0.5]) * 16).astype(np.int32)
+
+        def edit(region: np.ndarray) -> None:
+            cv2.fillPoly(region, [local], value, lineType=cv2.LINE_8, shift=4)
+
+        return self._edit_in_place("mask", b, edit, "Erase lasso" if erase else "Fill lasso")
+
+    # -- mask: brush strokes ----------------------------------------------------------------
+    def begin_stroke(self, mode: str = "paint") -> None:
+        """Start a brush stroke; ``mode`` is "paint" (towards 255) or "erase" (towards 0)."""
+        self._require_image()
+        if mode not in ("paint", "erase"):
+            raise ValueError(f"stroke mode must be 'paint' or 'erase', not {mode!r}")
+        if self._stroke is not None:
+            self.end_stroke()
+        self._stroke = TileSnapshot("mask", self.mask)
+        self._stroke_mode = mode
+        self._stroke_bounds = None
+
+    @property
+    def in_stroke(self) -> bool:
+        return self._stroke is not None
+
+    def stroke_segment(self, p0: Point, p1: Point, radius: float, hardness: float = 1.0) -> QRect:
+        """Paint one segment of the current stroke; returns the dirty rect (also signalled).
+
+        Works on the segment's bounding box only. Within a stroke, paint keeps the maximum of
+        mask and brush (erase the minimum), so overlapping segments never build up.
+        """
+        if self._stroke is None:
+            raise RuntimeError("stroke_segment() outside begin_stroke()/end_stroke()")
+        b = segment_bounds(p0, p1, radius, self.width, self.height)
+        if b.is_empty:
+            return QRect()
+        self._stroke.touch(b)
+        cov = brush_coverage(b, p0, p1, radius, hardness)
+        region = self.mask[b.slices]
+        if self._stroke_mode == "paint":
+            np.maximum(region, cov, out=region)
+        else:
+            np.minimum(region, 255 - cov, out=region)
+        self._stroke_bounds = b if self._stroke_bounds is None else self._stroke_bounds.union(b)
+        rect = qrect(b)
+        self.mask_changed.emit(rect)
+        return rect
+
+    def end_stroke(self, label: str | None = None) -> bool:
+        """Finish the stroke: one undo command with the changed tiles. False if nothing changed."""
+        if self._stroke is None:
+            return False
+        snap, self._stroke = self._stroke, None
+        delta = snap.finish()
+        label = label or ("Erase stroke" if self._stroke_mode == "erase" else "Brush stroke")
+        return self._push(label, [delta], already_applied=True)
+
+    def cancel_stroke(self) -> None:
+        """Abandon the current stroke and restore the mask as it was before it."""
+        if self._stroke is None:
+            return
+        snap, self._stroke = self._stroke, None
+        delta = snap.finish()
+        if not delta.is_empty:
+            self._apply_delta(delta, "before")
+
+    # -- project state ----------------------------------------------------------------------
+    def to_state(self, params: Any = None, *, copy: bool = True):
+        """Snapshot as ``app.project.ProjectState`` (copies by default: painting edits in place)."""
+        from app.params import GenerationParams
+        from app.project import ProjectState
+
+        c = (lambda a: a.copy()) if copy else (lambda a: a)
+        return ProjectState(
+            original=c(self.original),
+            current=c(self.pixels),
+            mask=c(self.mask),
+            params=params if params is not None else GenerationParams(),
+            generations=list(self.generations),
+            icc_profile=self.icc_profile,
+            source_path=self.path,
+        )
+
+    def load_state(self, state: Any) -> None:
+        """Restore a ``ProjectState``: image, original, mask, generations. Clears undo."""
+        current = np.ascontiguousarray(state.current)
+        if current.ndim == 3 and current.shape[2] == 1:
+            current = current[:, :, 0]
+        self.original = np.ascontiguousarray(state.original)
+        self.original.flags.writeable = False
+        self.pixels = current.copy()
+        self.mask = np.ascontiguousarray(maskops.validate_mask(state.mask, current.shape[:2])).copy()
+        self.icc_profile = state.icc_profile
+        self.path = state.source_path
+        self.source_params = None
+        self.generations = list(state.generations)
+        self._after_replace()
+        self.generations_changed.emit()
+
+
+def qimage_from_array(arr: np.ndarray) -> QImage:
+    """Wrap a C-contiguous uint8 gray/RGB/RGBA array as a QImage sharing its memory.
+
+    The caller keeps ``arr`` alive as long as the QImage is used (the Document does).
+    """
+    if arr.size == 0:
+        return QImage()
+    arr = np.ascontiguousarray(arr)
+    h, w = arr.shape[:2]
+    fmt = {1: QImage.Format.Format_Grayscale8, 3: QImage.Format.Format_RGB888, 4: QImage.Format.Format_RGBA8888}[
+        _channels(arr)
+    ]
+    img = QImage(arr.data, w, h, arr.strides[0], fmt)
+    img._keep = arr  # type: ignore[attr-defined]  # ties the buffer's life to the image wrapper
+    return img

@@ -1,0 +1,771 @@
+"""The painting canvas: shows a Document, zooms and pans, and paints the mask.
+
+Speed on 24 MP photos comes from three choices:
+- the Document's pixels and mask are wrapped in QImages *without copies* (the mask as an
+  Indexed8 image whose colour table is the overlay colour with an alpha ramp), so a stroke only
+  changes numpy memory and the overlay needs no conversion at all;
+- ``paintEvent`` maps the exposed rectangle back to image pixels and draws only that source
+  rectangle, so a stroke redraws a brush-sized patch, not the picture;
+- document signals carry dirty rectangles, turned into ``update(rect)`` calls in widget space.
+
+The view transform is ``widget = offset + image * zoom``; image coordinates are continuous
+(pixel i spans [i, i+1)).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QImage,
+    QKeySequence,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPaintEvent,
+    QPen,
+    QPixmap,
+    QPolygonF,
+    qRgba,
+)
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from app.document import Document, display_rgb8, qimage_from_array
+from app.geometry import Bounds
+from app.widgets import tools
+from app.widgets.tools import BrushOptions, clamp_size
+
+MIN_ZOOM, MAX_ZOOM = 1 / 64, 64.0
+ZOOM_STEP = 1.25
+
+
+class LevelCache:
+    """Half-size copies (levels 1, 2, ... = 1/2, 1/4, ...) of an 8-bit array, for zoomed-out views.
+
+    At "fit" a 24 MP photo is drawn at ~1/4 scale; sampling the full image for every frame costs
+    ~60 ms, drawing the 1/4 level costs a few ms and looks better (area-averaged, not bilinear
+    aliasing). Levels are built lazily, each from the previous one by an exact factor of 2, so a
+    dirty rectangle can be re-averaged in place and stays identical to a full rebuild. Image
+    levels are stored as 32-bit BGRA (Qt's fastest format to draw); mask levels as Indexed8 that
+    share the overlay colour table.
+    """
+
+    def __init__(self, base: np.ndarray, kind: str) -> None:
+        self.base = base  # level 0, not copied
+        self.kind = kind  # "image" or "mask"
+        self._arrays: list[np.ndarray] = [base]  # level k array (mask: uint8; image: same layout as base)
+        self._images: dict[int, QImage] = {}
+        self._color_table: list[int] | None = None
+
+    def max_level(self) -> int:
+        h, w = self.base.shape[:2]
+        return max(0, int(math.floor(math.log2(max(1, min(h, w))))) - 1)
+
+    def level_for(self, zoom: float) -> int:
+        if zoom >= 1.0:
+            return 0
+        return min(self.max_level(), int(math.floor(math.log2(1.0 / zoom) + 1e-9)))
+
+    def image(self, level: int) -> QImage:
+        while len(self._arrays) <= level:
+            prev = self._arrays[-1]
+            h, w = prev.shape[0] // 2, prev.shape[1] // 2
+            self._arrays.append(cv2.resize(prev[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA))
+        img = self._images.get(level)
+        if img is None:
+            img = self._wrap(level)
+            self._images[level] = img
+        return img
+
+    def _wrap(self, level: int) -> QImage:
+        arr = self._arrays[level]
+        h, w = arr.shape[:2]
+        if self.kind == "mask":
+            img = QImage(arr.data, w, h, arr.strides[0], QImage.Format.Format_Indexed8)
+            img._keep = arr  # type: ignore[attr-defined]
+            if self._color_table is not None:
+                img.setColorTable(self._color_table)
+            return img
+        bgra = self._to_bgra(arr)
+        fmt = QImage.Format.Format_ARGB32 if arr.ndim == 3 and arr.shape[2] == 4 else QImage.Format.Format_RGB32
+        img = QImage(bgra.data, w, h, bgra.strides[0], fmt)
+        img._keep = bgra  # type: ignore[attr-defined]
+        return img
+
+    @staticmethod
+    def _to_bgra(arr: np.ndarray) -> np.ndarray:
+        if arr.ndim == 2:
+            return cv2.cvtColor(arr, cv2.COLOR_GRAY2BGRA)
+        if arr.shape[2] == 3:
+            return cv2.cvtColor(arr, cv2.COLOR_RGB2BGRA)
+        return cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA)
+
+    def set_color_table(self, table: list[int]) -> None:
+        self._color_table = table
+        for level, img in self._images.items():
+            if level > 0:
+                img.setColorTable(table)
+
+    def invalidate(self, x: int, y: int, width: int, height: int) -> None:
+        """Re-average the built levels over a changed rectangle of level 0."""
+        x0, y0, x1, y1 = x, y, x + width, y + height
+        for level in range(1, len(self._arrays)):
+            prev, cur = self._arrays[level - 1], self._arrays[level]
+            x0, y0 = x0 // 2, y0 // 2
+            x1, y1 = min(cur.shape[1], (x1 + 1) // 2), min(cur.shape[0], (y1 + 1) // 2)
+            if x1 <= x0 or y1 <= y0:
+                return
+            src = prev[2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
+            cur[y0:y1, x0:x1] = cv2.resize(src, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+            img = self._images.get(level)
+            if img is not None and self.kind == "image":
+                img._keep[y0:y1, x0:x1] = self._to_bgra(np.ascontiguousarray(cur[y0:y1, x0:x1]))  # type: ignore[attr-defined]
+
+
+def _checker_brush() -> QBrush:
+    pm = QPixmap(16, 16)
+    pm.fill(QColor(204, 204, 204))
+    p = QPainter(pm)
+    p.fillRect(0, 0, 8, 8, QColor(153, 153, 153))
+    p.fillRect(8, 8, 8, 8, QColor(153, 153, 153))
+    p.end()
+    return QBrush(pm)
+
+
+class CanvasView(QWidget):
+    """Zoomable, pannable view of a :class:`Document` with mask tools. API: docs/API_EDITOR_CORE.md."""
+
+    zoom_changed = Signal(float)
+    cursor_moved = Signal(int, int)  # image pixel under the cursor (may lie outside the image)
+    tool_changed = Signal(str)
+    brush_changed = Signal(int, float)  # size (diameter, image px), hardness
+    context_box_changed = Signal(object)  # Bounds | None
+    view_changed = Signal()  # zoom or pan changed
+
+    def __init__(self, document: Document | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self._doc: Document | None = None
+        self._zoom = 1.0
+        self._offset = QPointF(0.0, 0.0)
+        self._fit_mode = True
+        self._tool = tools.BRUSH
+        self._brush = BrushOptions()
+        self._mask_color = QColor(255, 40, 40)
+        self._mask_opacity = 0.5
+        self._mask_visible = True
+        self._mask_qimage = QImage()
+        self._mask_levels: LevelCache | None = None
+        self._image_levels: LevelCache | None = None
+        self._candidate_levels: LevelCache | None = None
+        self._mask_preview: np.ndarray | None = None
+        self._preview_img: QImage | None = None
+        self._preview_region: Bounds | None = None
+        self._candidate_img: QImage | None = None
+        self._context_box: Bounds | None = None
+        self._background = QColor(48, 48, 48)
+        self._checker = _checker_brush()
+        # interaction state
+        self._drag: str | None = None  # "pan", "stroke", "rect", "lasso", "context"
+        self._drag_erase = False
+        self._space = False
+        self._last_widget_pos: QPointF | None = None
+        self._last_image_pos: QPointF | None = None
+        self._drag_start: QPointF | None = None  # image coords
+        self._lasso: list[QPointF] = []
+        self._hover: QPointF | None = None  # widget position of the brush outline
+        self._update_cursor()
+        if document is not None:
+            self.set_document(document)
+
+    # -- document ---------------------------------------------------------------------------
+    @property
+    def document(self) -> Document | None:
+        return self._doc
+
+    def set_document(self, document: Document) -> None:
+        if self._doc is not None:
+            for sig, slot in self._connections():
+                sig.disconnect(slot)
+        self._doc = document
+        for sig, slot in self._connections():
+            sig.connect(slot)
+        self._on_reset()
+
+    def _connections(self):
+        d = self._doc
+        return [(d.image_changed, self._on_image_changed), (d.mask_changed, self._on_mask_changed), (d.reset, self._on_reset)]
+
+    def _on_reset(self) -> None:
+        self._cancel_drag()
+        self._mask_preview = None
+        self._preview_img, self._preview_region = None, None
+        self._candidate_img = self._candidate_levels = None
+        self._image_levels = LevelCache(self._doc.display_array(), "image") if self._has_image() else None
+        if self._context_box is not None:
+            self._context_box = None
+            self.context_box_changed.emit(None)
+        self._rebuild_mask_qimage()
+        self._fit_mode = True
+        self._apply_fit()
+        self.update()
+
+    def _on_image_changed(self, rect: QRect) -> None:
+        if self._image_levels is not None:
+            self._invalidate(self._image_levels, rect)
+        if self._candidate_img is None:
+            self._update_image_rect(rect)
+
+    def _on_mask_changed(self, rect: QRect) -> None:
+        if self._mask_preview is None:
+            if self._mask_levels is not None:
+                self._invalidate(self._mask_levels, rect)
+            if self._mask_visible and self._candidate_img is None:
+                self._update_image_rect(rect)
+
+    def _invalidate(self, cache: LevelCache, rect: QRect) -> None:
+        if rect.isEmpty():
+            h, w = cache.base.shape[:2]
+            cache.invalidate(0, 0, w, h)
+        else:
+            cache.invalidate(rect.x(), rect.y(), rect.width(), rect.height())
+
+    def _has_image(self) -> bool:
+        return self._doc is not None and not self._doc.is_empty
+
+    # -- geometry -----------------------------------------------------------------------------
+    @property
+    def zoom(self) -> float:
+        return self._zoom
+
+    @property
+    def offset(self) -> QPointF:
+        """Widget position of the image's top-left corner."""
+        return QPointF(self._offset)
+
+    def map_to_image(self, pos: QPointF) -> QPointF:
+        return QPointF((pos.x() - self._offset.x()) / self._zoom, (pos.y() - self._offset.y()) / self._zoom)
+
+    def map_from_image(self, pos: QPointF) -> QPointF:
+        return QPointF(self._offset.x() + pos.x() * self._zoom, self._offset.y() + pos.y() * self._zoom)
+
+    def image_rect_to_widget(self, rect: QRectF | QRect) -> QRectF:
+        r = QRectF(rect)
+        tl = self.map_from_image(r.topLeft())
+        return QRectF(tl.x(), tl.y(), r.width() * self._zoom, r.height() * self._zoom)
+
+    def _widget_dirty(self, rect: QRect, pad: float = 2.0) -> QRect:
+        return self.image_rect_to_widget(rect).adjusted(-pad, -pad, pad, pad).toAlignedRect()
+
+    def _update_image_rect(self, rect: QRect) -> None:
+        if rect.isEmpty():
+            self.update()
+        else:
+            self.update(self._widget_dirty(rect))
+
+    def set_zoom(self, zoom: float, anchor: QPointF | None = None) -> None:
+        """Zoom keeping the image point under ``anchor`` (widget coords; default centre) fixed."""
+        zoom = float(min(MAX_ZOOM, max(MIN_ZOOM, zoom)))
+        anchor = anchor if anchor is not None else QPointF(self.width() / 2, self.height() / 2)
+        img = self.map_to_image(anchor)
+        self._fit_mode = False
+        changed = not math.isclose(zoom, self._zoom)
+        self._zoom = zoom
+        self._offset = QPointF(anchor.x() - img.x() * zoom, anchor.y() - img.y() * zoom)
+        self._view_moved(changed)
+
+    def zoom_in(self) -> None:
+        self.set_zoom(self._zoom * ZOOM_STEP)
+
+    def zoom_out(self) -> None:
+        self.set_zoom(self._zoom / ZOOM_STEP)
+
+    def zoom_actual(self) -> None:
+        """100 %: one image pixel per device-independent pixel, around the centre."""
+        self.set_zoom(1.0)
+
+    def zoom_fit(self) -> None:
+        """Fit the whole image and keep fitting when the widget is resized, until the user zooms."""
+        self._fit_mode = True
+        self._apply_fit()
+
+    def _apply_fit(self) -> None:
+        if not self._has_image():
+            return
+        w, h = self._doc.size
+        vw, vh = max(1, self.width()), max(1, self.height())
+        zoom = min(MAX_ZOOM, max(MIN_ZOOM, min(vw / w, vh / h)))
+        changed = not math.isclose(zoom, self._zoom)
+        self._zoom = zoom
+        self._offset = QPointF((vw - w * zoom) / 2, (vh - h * zoom) / 2)
+        self._view_moved(changed)
+
+    def set_view(self, zoom: float, offset: QPointF) -> None:
+        """Set zoom and the widget position of the image origin at once (restoring a view, tests)."""
+        zoom = float(min(MAX_ZOOM, max(MIN_ZOOM, zoom)))
+        changed = not math.isclose(zoom, self._zoom)
+        self._fit_mode = False
+        self._zoom, self._offset = zoom, QPointF(offset)
+        self._view_moved(changed)
+
+    def pan_by(self, dx: float, dy: float) -> None:
+        self._fit_mode = False
+        self._offset += QPointF(dx, dy)
+        self._view_moved(False)
+        # QWidget.scroll would blit, but overlays (outline, box) would smear; a full repaint of the
+        # visible part is cheap because only the exposed source rectangle is drawn.
+
+    def center_on(self, image_point: QPointF) -> None:
+        self._fit_mode = False
+        self._offset = QPointF(self.width() / 2 - image_point.x() * self._zoom, self.height() / 2 - image_point.y() * self._zoom)
+        self._view_moved(False)
+
+    def _view_moved(self, zoom_changed: bool) -> None:
+        self.update()
+        if zoom_changed:
+            self.zoom_changed.emit(self._zoom)
+        self.view_changed.emit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        if self._fit_mode:
+            self._apply_fit()
+        super().resizeEvent(event)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(800, 600)
+
+    # -- tools --------------------------------------------------------------------------------
+    @property
+    def tool(self) -> str:
+        return self._tool
+
+    def set_tool(self, tool: str) -> None:
+        if tool not in tools.TOOLS:
+            raise ValueError(f"unknown tool {tool!r}; expected one of {tools.TOOLS}")
+        if tool != self._tool:
+            self._cancel_drag()
+            self._tool = tool
+            self._update_cursor()
+            self.update()
+            self.tool_changed.emit(tool)
+
+    @property
+    def brush_size(self) -> int:
+        return self._brush.size
+
+    def set_brush_size(self, size: float) -> None:
+        size = clamp_size(size)
+        if size != self._brush.size:
+            self._update_outline()
+            self._brush.size = size
+            self._update_outline()
+            self.brush_changed.emit(size, self._brush.hardness)
+
+    @property
+    def hardness(self) -> float:
+        return self._brush.hardness
+
+    def set_hardness(self, hardness: float) -> None:
+        hardness = float(min(1.0, max(0.0, hardness)))
+        if hardness != self._brush.hardness:
+            self._brush.hardness = hardness
+            self.brush_changed.emit(self._brush.size, hardness)
+
+    # -- overlays -----------------------------------------------------------------------------
+    @property
+    def mask_color(self) -> QColor:
+        return QColor(self._mask_color)
+
+    def set_mask_color(self, color: QColor | str) -> None:
+        self._mask_color = QColor(color)
+        self._apply_color_table()
+
+    @property
+    def mask_opacity(self) -> float:
+        return self._mask_opacity
+
+    def set_mask_opacity(self, opacity: float) -> None:
+        self._mask_opacity = float(min(1.0, max(0.0, opacity)))
+        self._apply_color_table()
+
+    @property
+    def mask_visible(self) -> bool:
+        return self._mask_visible
+
+    def set_mask_visible(self, visible: bool) -> None:
+        self._mask_visible = bool(visible)
+        self.update()
+
+    def _rebuild_mask_qimage(self) -> None:
+        src = self._mask_preview if self._mask_preview is not None else (self._doc.mask if self._doc else None)
+        if src is None or src.size == 0:
+            self._mask_qimage, self._mask_levels = QImage(), None
+            return
+        h, w = src.shape
+        img = QImage(src.data, w, h, src.strides[0], QImage.Format.Format_Indexed8)
+        img._keep = src  # type: ignore[attr-defined]
+        self._mask_qimage = img
+        self._mask_levels = LevelCache(src, "mask")
+        self._apply_color_table()
+
+    def _apply_color_table(self) -> None:
+        if self._mask_qimage.isNull():
+            return
+        c, a = self._mask_color, self._mask_opacity
+        table = [qRgba(c.red(), c.green(), c.blue(), round(a * i)) for i in range(256)]
+        self._mask_qimage.setColorTable(table)
+        if self._mask_levels is not None:
+            self._mask_levels.set_color_table(table)
+        self.update()
+
+    def set_mask_preview(self, mask: np.ndarray | None) -> None:
+        """Show ``mask`` (H×W uint8, e.g. a grown or feathered mask) instead of the document's."""
+        if mask is not None:
+            mask = np.ascontiguousarray(mask, dtype=np.uint8)
+            if self._doc is None or mask.shape != self._doc.mask.shape:
+                raise ValueError(f"preview mask {mask.shape} does not match the image")
+        self._mask_preview = mask
+        self._rebuild_mask_qimage()
+        self.update()
+
+    @property
+    def mask_preview_active(self) -> bool:
+        return self._mask_preview is not None
+
+    def set_preview(self, rgb8: np.ndarray | None, region: Bounds | None = None) -> None:
+        """Draw a live generation preview (any size, scaled) into ``region`` (default: whole image)."""
+        old = self._preview_region
+        if rgb8 is None:
+            self._preview_img, self._preview_region = None, None
+        else:
+            arr = np.ascontiguousarray(display_rgb8(np.asarray(rgb8)))
+            self._preview_img = qimage_from_array(arr.copy())
+            self._preview_region = region or (self._doc.bounds if self._doc else Bounds(0, 0, arr.shape[1], arr.shape[0]))
+        for r in (old, self._preview_region):
+            if r is not None:
+                self._update_image_rect(QRect(r.x, r.y, r.width, r.height))
+
+    @property
+    def preview_region(self) -> Bounds | None:
+        return self._preview_region
+
+    def show_candidate(self, pixels: np.ndarray | None) -> None:
+        """Show a full candidate image instead of the document (before/after); None shows the document.
+
+        The mask overlay is hidden while a candidate is shown, so the result is seen as it is.
+        """
+        if pixels is None:
+            self._candidate_img = self._candidate_levels = None
+        else:
+            pixels = np.asarray(pixels)
+            if self._doc is None or pixels.shape[:2] != self._doc.pixels.shape[:2]:
+                raise ValueError(f"candidate {pixels.shape} does not match the image")
+            arr = np.ascontiguousarray(display_rgb8(pixels)).copy()
+            self._candidate_img = qimage_from_array(arr)
+            self._candidate_levels = LevelCache(arr, "image")
+        self.update()
+
+    @property
+    def candidate_shown(self) -> bool:
+        return self._candidate_img is not None
+
+    @property
+    def context_box(self) -> Bounds | None:
+        return self._context_box
+
+    def set_context_box(self, box: Bounds | None) -> None:
+        if box is not None and self._has_image():
+            box = box.clamp(self._doc.width, self._doc.height)
+            if box.is_empty:
+                box = None
+        if box != self._context_box:
+            self._context_box = box
+            self.update()
+            self.context_box_changed.emit(box)
+
+    # -- painting -----------------------------------------------------------------------------
+    def _source_rect(self, widget_rect: QRect) -> QRect:
+        """Integer image rect covering ``widget_rect``, clipped to the image.
+
+        Two spare pixels each side keep smooth (bilinear) sampling identical to a full redraw, so
+        partial repaints leave no seams; the painter's clip keeps the drawing inside the exposed area.
+        """
+        a = self.map_to_image(QPointF(widget_rect.topLeft()))
+        b = self.map_to_image(QPointF(widget_rect.right() + 1, widget_rect.bottom() + 1))
+        x0, y0 = max(0, math.floor(a.x()) - 2), max(0, math.floor(a.y()) - 2)
+        x1, y1 = min(self._doc.width, math.ceil(b.x()) + 2), min(self._doc.height, math.ceil(b.y()) + 2)
+        return QRect(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        p = QPainter(self)
+        exposed = event.rect()
+        p.fillRect(exposed, self._background)
+        if not self._has_image():
+            p.setPen(QColor(170, 170, 170))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Open an image (Ctrl+O) or drop one here")
+            p.end()
+            return
+        src = self._source_rect(exposed)
+        if not src.isEmpty():
+            target = self.image_rect_to_widget(src)
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._zoom < 1.0)
+            if self._doc.has_alpha:
+                p.fillRect(target, self._checker)
+            if self._candidate_img is not None:
+                self._draw_layer(p, src, self._candidate_img, self._candidate_levels)
+            else:
+                self._draw_layer(p, src, self._doc.display_qimage(), self._image_levels)
+                if self._mask_visible and not self._mask_qimage.isNull():
+                    self._draw_layer(p, src, self._mask_qimage, self._mask_levels)
+        if self._preview_img is not None and self._preview_region is not None:
+            r = self._preview_region
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            p.drawImage(self.image_rect_to_widget(QRect(r.x, r.y, r.width, r.height)), self._preview_img)
+        self._paint_tool_overlays(p)
+        p.end()
+
+    def _draw_layer(self, p: QPainter, src: QRect, full: QImage, levels: LevelCache | None) -> None:
+        """Draw image rect ``src`` of a layer, from the coarsest level that still has detail."""
+        level = levels.level_for(self._zoom) if levels is not None else 0
+        if level == 0:
+            p.drawImage(self.image_rect_to_widget(src), full, QRectF(src))
+            return
+        image = levels.image(level)
+        f = 1 << level
+        x0, y0 = src.x() // f, src.y() // f
+        x1, y1 = min(image.width(), -(-(src.x() + src.width()) // f)), min(image.height(), -(-(src.y() + src.height()) // f))
+        if x1 <= x0 or y1 <= y0:
+            return
+        lsrc = QRect(x0, y0, x1 - x0, y1 - y0)
+        p.drawImage(self.image_rect_to_widget(QRect(x0 * f, y0 * f, lsrc.width() * f, lsrc.height() * f)), image, QRectF(lsrc))
+
+    def _paint_tool_overlays(self, p: QPainter) -> None:
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        dark, light = QPen(QColor(0, 0, 0, 200), 1.0), QPen(QColor(255, 255, 255, 220), 1.0, Qt.PenStyle.DashLine)
+        if self._context_box is not None:
+            b = self._context_box
+            r = self.image_rect_to_widget(QRect(b.x, b.y, b.width, b.height))
+            p.setPen(QPen(QColor(0, 0, 0, 200), 2.0))
+            p.drawRect(r)
+            p.setPen(QPen(QColor(80, 200, 255), 1.5, Qt.PenStyle.DashLine))
+            p.drawRect(r)
+        if self._drag in ("rect", "context") and self._drag_start is not None and self._last_image_pos is not None:
+            r = self.image_rect_to_widget(QRectF(self._drag_start, self._last_image_pos).normalized())
+            for pen in (dark, light):
+                p.setPen(pen)
+                p.drawRect(r)
+        if self._drag == "lasso" and len(self._lasso) > 1:
+            poly = QPolygonF([self.map_from_image(pt) for pt in self._lasso])
+            for pen in (dark, light):
+                p.setPen(pen)
+                p.drawPolygon(poly)
+        if self._hover is not None and self._tool in (tools.BRUSH, tools.ERASER) and self._drag != "pan":
+            radius = self._brush.size / 2 * self._zoom
+            path = QPainterPath()
+            path.addEllipse(self._hover, radius, radius)
+            p.setPen(QPen(QColor(0, 0, 0, 200), 1.0))
+            p.drawPath(path)
+            p.setPen(QPen(QColor(255, 255, 255, 230), 1.0, Qt.PenStyle.DotLine))
+            p.drawPath(path)
+
+    def _outline_rect(self, pos: QPointF | None = None) -> QRect:
+        pos = pos if pos is not None else self._hover
+        if pos is None:
+            return QRect()
+        r = self._brush.size / 2 * self._zoom + 3
+        return QRectF(pos.x() - r, pos.y() - r, 2 * r, 2 * r).toAlignedRect()
+
+    def _update_outline(self) -> None:
+        if self._hover is not None:
+            self.update(self._outline_rect())
+
+    # -- input --------------------------------------------------------------------------------
+    def _update_cursor(self) -> None:
+        if self._drag == "pan":
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        elif self._space:
+            self.setCursor(Qt.CursorShape.OpenHandCursor)
+        else:
+            self.setCursor(Qt.CursorShape.CrossCursor)
+
+    def mousePressEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        pos = e.position()
+        button = e.button()
+        alt = bool(e.modifiers() & Qt.KeyboardModifier.AltModifier)
+        if self._drag is not None:
+            return
+        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space):
+            self._drag = "pan"
+            self._last_widget_pos = pos
+            self._update_cursor()
+            return
+        if button != Qt.MouseButton.LeftButton or not self._has_image():
+            return
+        img = self.map_to_image(pos)
+        self._last_image_pos = img
+        self._drag_start = img
+        if self._tool in (tools.BRUSH, tools.ERASER):
+            erase = (self._tool == tools.ERASER) != alt
+            self._drag = "stroke"
+            self._doc.begin_stroke("erase" if erase else "paint")
+            self._doc.stroke_segment((img.x(), img.y()), (img.x(), img.y()), self._brush.size / 2, self._brush.hardness)
+        elif self._tool in (tools.RECT, tools.CONTEXT):
+            self._drag = "rect" if self._tool == tools.RECT else "context"
+            self._drag_erase = alt
+        elif self._tool == tools.LASSO:
+            self._drag = "lasso"
+            self._drag_erase = alt
+            self._lasso = [img]
+
+    def mouseMoveEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        pos = e.position()
+        img = self.map_to_image(pos)
+        self.cursor_moved.emit(math.floor(img.x()), math.floor(img.y()))
+        old_outline = self._outline_rect()
+        self._hover = pos
+        if self._drag == "pan":
+            last = self._last_widget_pos or pos
+            self._last_widget_pos = pos
+            self.pan_by(pos.x() - last.x(), pos.y() - last.y())
+            return
+        if self._drag == "stroke" and not self._doc.in_stroke:
+            self._drag = None  # the stroke was cancelled under us (undo pressed mid-stroke)
+        if self._drag == "stroke":
+            last = self._last_image_pos or img
+            self._doc.stroke_segment((last.x(), last.y()), (img.x(), img.y()), self._brush.size / 2, self._brush.hardness)
+            self._last_image_pos = img
+        elif self._drag in ("rect", "context"):
+            self._update_band(self._last_image_pos, img)
+            self._last_image_pos = img
+        elif self._drag == "lasso":
+            if not self._lasso or (self.map_from_image(self._lasso[-1]) - pos).manhattanLength() >= 2:
+                self._lasso.append(img)
+                self._update_lasso()
+            self._last_image_pos = img
+        if self._tool in (tools.BRUSH, tools.ERASER):
+            self.update(old_outline)
+            self.update(self._outline_rect())
+
+    def _update_band(self, old: QPointF | None, new: QPointF) -> None:
+        for corner in (old, new):
+            if corner is not None and self._drag_start is not None:
+                self.update(self.image_rect_to_widget(QRectF(self._drag_start, corner).normalized()).adjusted(-3, -3, 3, 3).toAlignedRect())
+
+    def _update_lasso(self) -> None:
+        if self._lasso:
+            self.update(QPolygonF([self.map_from_image(pt) for pt in self._lasso]).boundingRect().adjusted(-3, -3, 3, 3).toAlignedRect())
+
+    def mouseReleaseEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        drag, self._drag = self._drag, None
+        if drag == "pan":
+            if e.button() not in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
+                self._drag = drag
+                return
+            self._update_cursor()
+            return
+        if e.button() != Qt.MouseButton.LeftButton or drag is None:
+            self._drag = drag
+            return
+        img = self.map_to_image(e.position())
+        if drag == "stroke" and self._doc.in_stroke:
+            last = self._last_image_pos or img
+            if (last.x(), last.y()) != (img.x(), img.y()):
+                self._doc.stroke_segment((last.x(), last.y()), (img.x(), img.y()), self._brush.size / 2, self._brush.hardness)
+            self._doc.end_stroke()
+        elif drag in ("rect", "context"):
+            start = self._drag_start or img
+            self._update_band(self._last_image_pos, img)
+            box = self._pixel_box(start, img)
+            if drag == "rect":
+                if not box.is_empty:
+                    self._doc.fill_rect(box, erase=self._drag_erase)
+            else:
+                self.set_context_box(None if box.is_empty else box)
+        elif drag == "lasso":
+            self._lasso.append(img)
+            self._update_lasso()
+            points = [(pt.x(), pt.y()) for pt in self._lasso]
+            self._lasso = []
+            self._doc.fill_polygon(points, erase=self._drag_erase)
+        self._drag_start = None
+        self._last_image_pos = None
+
+    def _pixel_box(self, a: QPointF, b: QPointF) -> Bounds:
+        """Pixels whose centres lie inside the dragged rectangle, clamped to the image."""
+        x0, x1 = sorted((a.x(), b.x()))
+        y0, y1 = sorted((a.y(), b.y()))
+        ix0, iy0 = math.ceil(x0 - 0.5), math.ceil(y0 - 0.5)
+        ix1, iy1 = math.floor(x1 - 0.5) + 1, math.floor(y1 - 0.5) + 1
+        return Bounds(ix0, iy0, ix1 - ix0, iy1 - iy0).clamp(self._doc.width, self._doc.height)
+
+    def _cancel_drag(self) -> None:
+        if self._drag == "stroke" and self._doc is not None and self._doc.in_stroke:
+            self._doc.end_stroke()  # keep what was painted: it is undoable
+        self._drag = None
+        self._lasso = []
+        self._drag_start = None
+        self._last_image_pos = None
+
+    def wheelEvent(self, e) -> None:  # noqa: N802
+        delta = e.angleDelta().y()
+        if delta == 0 or not self._has_image():
+            return
+        if e.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self.pan_by(0, delta / 2)  # shift+wheel pans vertically, like most editors
+            return
+        self.set_zoom(self._zoom * ZOOM_STEP ** (delta / 120.0), e.position())
+        e.accept()
+
+    def leaveEvent(self, e) -> None:  # noqa: N802
+        self._update_outline()
+        self._hover = None
+        super().leaveEvent(e)
+
+    def keyPressEvent(self, e) -> None:  # noqa: N802
+        key = e.key()
+        if key == Qt.Key.Key_Space:
+            if not e.isAutoRepeat():
+                self._space = True
+                self._update_cursor()
+            return
+        if key == Qt.Key.Key_BracketRight:
+            self.set_brush_size(self._brush.resized(True))
+        elif key == Qt.Key.Key_BracketLeft:
+            self.set_brush_size(self._brush.resized(False))
+        elif key in (Qt.Key.Key_BraceRight, Qt.Key.Key_BraceLeft):  # Shift+] / Shift+[: hardness
+            self.set_hardness(round(self._brush.hardness + (0.1 if key == Qt.Key.Key_BraceRight else -0.1), 2))
+        elif e.matches(QKeySequence.StandardKey.ZoomIn) or (key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal) and e.modifiers() & Qt.KeyboardModifier.ControlModifier):
+            self.zoom_in()
+        elif e.matches(QKeySequence.StandardKey.ZoomOut):
+            self.zoom_out()
+        elif key == Qt.Key.Key_0 and e.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.zoom_fit()
+        elif key == Qt.Key.Key_1 and e.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.zoom_actual()
+        elif key == Qt.Key.Key_Escape and self._drag in ("rect", "lasso", "context"):
+            self._cancel_drag()
+            self.update()
+        elif not e.modifiers() & ~Qt.KeyboardModifier.KeypadModifier and e.text().upper() in tools.TOOL_KEYS:
+            self.set_tool(tools.TOOL_KEYS[e.text().upper()])
+        else:
+            super().keyPressEvent(e)
+
+    def keyReleaseEvent(self, e) -> None:  # noqa: N802
+        if e.key() == Qt.Key.Key_Space and not e.isAutoRepeat():
+            self._space = False
+            self._update_cursor()
+            return
+        super().keyReleaseEvent(e)
+
+    def focusOutEvent(self, e) -> None:  # noqa: N802
+        self._space = False
+        self._update_cursor()
+        super().focusOutEvent(e)

@@ -1,0 +1,40 @@
+"""Canvas tool names and brush options: plain values, shared by the canvas and the tool panel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BRUSH = "brush"
+ERASER = "eraser"
+RECT = "rect"
+LASSO = "lasso"
+CONTEXT = "context"
+TOOLS = (BRUSH, ERASER, RECT, LASSO, CONTEXT)
+TOOL_LABELS = {
+    BRUSH: "Brush",
+    ERASER: "Eraser",
+    RECT: "Rectangle fill",
+    LASSO: "Lasso fill",
+    CONTEXT: "Context box",
+}
+#: Single-key shortcuts the canvas handles while it has focus.
+TOOL_KEYS = {"B": BRUSH, "E": ERASER, "R": RECT, "L": LASSO, "C": CONTEXT}
+
+MIN_BRUSH, MAX_BRUSH = 1, 2000
+
+
+@dataclass
+class BrushOptions:
+    """Brush diameter in image pixels and hardness in [0, 1] (1 = hard edge)."""
+
+    size: int = 64
+    hardness: float = 0.8
+
+    def resized(self, bigger: bool) -> int:
+        """The next size for ``]`` / ``[``: ~15 % steps so small and large brushes both feel right."""
+        step = max(1, round(self.size * 0.15))
+        return clamp_size(self.size + step if bigger else self.size - step)
+
+
+def clamp_size(size: float) -> int:
+    return int(min(MAX_BRUSH, max(MIN_BRUSH, round(size))))
