@@ -1,16 +1,78 @@
-"""Project files: a whole session (original, current image, mask, generation history, params)
-in one versioned zip. Owned by the reliability work; this is the shared data shape."""
+"""Project files (``.inpaint``): a whole session in one versioned zip, written atomically.
+
+Layout (format version 2)::
+
+    manifest.json        format tag + version, app version, image layout, params, generation records
+    original.png         pixels as first opened   (8/16 bit, gray/RGB/RGBA kept, ICC embedded)
+    current.png          pixels now                (same layout)
+    mask.png             H×W 8-bit gray, 255 = repaint
+    candidates/gN_K.png  every candidate of generation N (same layout as current)
+    thumbnail.png        small RGB preview for the recovery dialog (optional; never trusted)
+
+Why this shape: PNG is lossless for every pixel layout the editor holds, a zip of PNGs + JSON can
+be inspected with ordinary tools, and nothing in it is ever unpickled or executed.
+
+Loading treats the file as hostile: members are read into memory only (never extracted, so a
+``../`` name cannot write anywhere, and such names are refused outright), sizes are capped before
+anything is decompressed (zip bombs), every PNG header is checked against the manifest's image
+layout *before* its pixels are decoded (decompression bombs), parameters go through
+`GenerationParams.from_dict`, and unknown members are ignored. Older format versions are migrated
+to the current one step by step (`_MIGRATIONS`). Every failure is a `ProjectError` whose message is
+one line for the user. Qt-free and torch-free.
+"""
 
 from __future__ import annotations
 
+import io
+import json
+import math
+import os
+import stat
+import struct
+import time
+import zipfile
+import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import cv2
 import numpy as np
 
+from app import __version__
+from app.atomic import atomic_write_with, describe_write_error
 from app.generations import GenerationRecord
-from app.params import GenerationParams
+from app.geometry import Bounds
+from app.params import GenerationParams, ParamError
 
-FORMAT_VERSION = 1
+FORMAT_TAG = "inpaint-studio-project"
+FORMAT_VERSION = 2
+PROJECT_SUFFIX = ".inpaint"
+
+#: Limits for hostile files. A real project never comes near them; tests lower them.
+MAX_PIXELS = 30000 * 30000  # same ceiling as image files (app.imageio.MAX_PIXELS)
+MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+MAX_MEMBER_BYTES = 4 * 1024**3
+MAX_TOTAL_BYTES = 32 * 1024**3  # sum of declared uncompressed sizes of the members we read
+MAX_RATIO = 200  # uncompressed/compressed above this (for members > 1 MiB) = zip bomb
+MAX_DECODED_BYTES = 16 * 1024**3  # all decoded pixel arrays together
+MAX_ICC_BYTES = 8 * 1024 * 1024
+MAX_GENERATIONS = 10000
+MAX_CANDIDATES = 64
+
+_PNG_SIG = b"\x89PNG\r\n\x1a\n"
+_COLOUR_TYPE = {1: 0, 3: 2, 4: 6}  # channels → PNG colour type (gray, RGB, RGBA)
+_CHANNELS = {v: k for k, v in _COLOUR_TYPE.items()}
+
+
+class ProjectError(ValueError):
+    """The project cannot be read or written; ``str(error)`` is one line for the user.
+
+    ``unexpected`` is True when the loader's last-resort net caught an error it has no specific
+    check for: the user still gets a message instead of a crash, and the fuzzer counts it as a bug.
+    """
+
+    unexpected = False
 
 
 @dataclass
@@ -22,3 +84,644 @@ class ProjectState:
     generations: list[GenerationRecord] = field(default_factory=list)
     icc_profile: bytes | None = None
     source_path: str | None = None
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    """What a project holds, read from its manifest alone (cheap: no pixels are decoded)."""
+
+    width: int
+    height: int
+    generations: int
+    format_version: int
+    app_version: str
+    saved: float | None
+    source_path: str | None
+    thumbnail_png: bytes | None
+
+
+# ============================================================================================
+# saving
+# ============================================================================================
+class PngCache:
+    """Encoded PNGs of arrays that do not change (the original, candidates), by identity.
+
+    Autosave writes the whole project every time; re-encoding an unchanged 24 MP original and a
+    dozen candidates each time would cost seconds. An entry keeps its array alive so its id stays
+    unique, and carries a sampled checksum so an array edited in place is re-encoded anyway.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[np.ndarray, tuple, bytes]] = {}
+        self.hits = 0
+
+    @staticmethod
+    def _key(arr: np.ndarray) -> tuple:
+        flat = arr.reshape(-1)
+        step = max(1, flat.size // 65536)
+        return arr.shape, arr.dtype.str, zlib.crc32(np.ascontiguousarray(flat[::step]).tobytes())
+
+    def get(self, arr: np.ndarray, encode) -> bytes:
+        key = self._key(arr)
+        entry = self._entries.get(id(arr))
+        if entry is not None and entry[0] is arr and entry[1] == key:
+            self.hits += 1
+            return entry[2]
+        data = encode(arr)
+        self._entries[id(arr)] = (arr, key, data)
+        return data
+
+    def retain(self, arrays: list[np.ndarray]) -> None:
+        """Forget every entry whose array is not in ``arrays`` (called after each save)."""
+        keep = {id(a) for a in arrays}
+        self._entries = {k: v for k, v in self._entries.items() if k in keep}
+
+
+def encode_png(arr: np.ndarray, *, icc_profile: bytes | None = None, compress_level: int = 3) -> bytes:
+    """Lossless PNG of gray/RGB/RGBA, 8 or 16 bit, with an optional embedded ICC profile."""
+    arr = _normalise_pixels(arr, "image")
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA if arr.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, int(compress_level)])
+    if not ok:
+        raise ProjectError("Could not encode the image as PNG.")
+    data = buf.tobytes()
+    if icc_profile:
+        chunk = _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile))
+        ihdr_end = 8 + 8 + 13 + 4
+        data = data[:ihdr_end] + chunk + data[ihdr_end:]
+    return data
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def _normalise_pixels(arr: np.ndarray, what: str) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ValueError(f"{what}: unsupported pixel array {arr.shape} {arr.dtype}")
+    return arr
+
+
+def _layout(arr: np.ndarray) -> dict[str, Any]:
+    return {
+        "width": int(arr.shape[1]),
+        "height": int(arr.shape[0]),
+        "channels": 1 if arr.ndim == 2 else int(arr.shape[2]),
+        "dtype": arr.dtype.name,
+    }
+
+
+def _thumbnail(arr: np.ndarray, size: int = 256) -> bytes:
+    rgb = arr
+    if rgb.dtype == np.uint16:
+        rgb = ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if rgb.ndim == 3 and rgb.shape[2] == 4:
+        rgb = rgb[:, :, :3]
+    h, w = rgb.shape[:2]
+    scale = min(1.0, size / max(h, w))
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return encode_png(small, compress_level=6)
+
+
+def _finite(value: float, default: float = 0.0) -> float:
+    value = float(value)
+    return value if math.isfinite(value) else default
+
+
+def _record_to_json(record: GenerationRecord, names: list[str]) -> dict[str, Any]:
+    return {
+        "id": int(record.id),
+        "params": record.params.to_dict(),
+        "seeds": [int(s) for s in record.seeds],
+        "regions": [[int(b.x), int(b.y), int(b.width), int(b.height)] for b in record.regions],
+        "backend": str(record.backend),
+        "elapsed_s": _finite(record.elapsed_s),
+        "created": _finite(record.created, time.time()),
+        "applied": None if record.applied is None else int(record.applied),
+        "candidates": names,
+    }
+
+
+def save_project(
+    path: str | os.PathLike[str],
+    state: ProjectState,
+    *,
+    compress_level: int = 3,
+    cache: PngCache | None = None,
+) -> Path:
+    """Write ``state`` to ``path`` atomically: the old file stays intact if anything fails.
+
+    Raises `ProjectError` with a user-facing message (full disk, no permission, …); the cause
+    (the OSError) is chained. ``cache`` lets autosave skip re-encoding unchanged arrays.
+    """
+    dest = Path(path)
+    current = _normalise_pixels(state.current, "current image")
+    original = _normalise_pixels(state.original, "original image")
+    if original.shape != current.shape or original.dtype != current.dtype:
+        raise ValueError(f"original {original.shape} {original.dtype} and current {current.shape} {current.dtype} differ")
+    mask = np.asarray(state.mask)
+    if mask.shape != current.shape[:2] or mask.dtype != np.uint8:
+        raise ValueError(f"mask {mask.shape} {mask.dtype} does not match the image {current.shape[:2]}")
+    icc = state.icc_profile or None
+    try:  # a file that would not reopen is worse than an error now
+        state.params.validate()
+        for record in state.generations:
+            record.params.validate()
+    except ParamError as exc:
+        raise ProjectError(f"Cannot save {dest.name}: parameter {exc.field} = {exc.value!r} is not valid ({exc.allowed}).") from None
+
+    def enc(arr: np.ndarray, *, cached: bool, with_icc: bool = True) -> bytes:
+        encode = lambda a: encode_png(a, icc_profile=icc if with_icc else None, compress_level=compress_level)  # noqa: E731
+        return cache.get(arr, encode) if (cache is not None and cached) else encode(arr)
+
+    records = []
+    members: list[tuple[str, Any]] = []  # (name, bytes or array to encode lazily)
+    cached_arrays: list[np.ndarray] = [original]
+    for g_index, record in enumerate(state.generations):
+        names = []
+        for c_index, cand in enumerate(record.candidates):
+            cand = _normalise_pixels(cand, "candidate")
+            if cand.shape != current.shape or cand.dtype != current.dtype:
+                raise ValueError(f"candidate {cand.shape} {cand.dtype} does not match the image {current.shape}")
+            name = f"candidates/g{g_index}_{c_index}.png"
+            names.append(name)
+            members.append((name, cand))
+            cached_arrays.append(cand)
+        records.append(_record_to_json(record, names))
+
+    manifest = {
+        "format": FORMAT_TAG,
+        "format_version": FORMAT_VERSION,
+        "app_version": __version__,
+        "saved": time.time(),
+        "image": _layout(current),
+        "files": {"original": "original.png", "current": "current.png", "mask": "mask.png", "thumbnail": "thumbnail.png"},
+        "icc_profile": icc is not None,
+        "source_path": state.source_path,
+        "params": state.params.to_dict(),
+        "generations": records,
+    }
+    manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=1, default=str, allow_nan=False).encode("utf-8")
+
+    def write(fh) -> None:
+        with zipfile.ZipFile(fh, "w", allowZip64=True) as zf:
+            zf.writestr("manifest.json", manifest_bytes, compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr("original.png", enc(original, cached=True))
+            zf.writestr("current.png", enc(current, cached=False))
+            zf.writestr("mask.png", enc(mask, cached=False, with_icc=False))
+            zf.writestr("thumbnail.png", _thumbnail(current))
+            for name, arr in members:
+                zf.writestr(name, enc(arr, cached=True))
+
+    try:
+        atomic_write_with(dest, write)
+    except OSError as exc:
+        raise ProjectError(describe_write_error(exc, dest)) from exc
+    if cache is not None:
+        cache.retain(cached_arrays)
+    return dest
+
+
+# ============================================================================================
+# loading
+# ============================================================================================
+def _safe_member_name(name: str) -> bool:
+    """Relative, forward-slash, no ``..``/empty parts, no drive letter, no control characters."""
+    if not name or name.startswith(("/", "\\")) or "\\" in name or "\x00" in name:
+        return False
+    if len(name) > 1 and name[1] == ":":
+        return False
+    parts = name.rstrip("/").split("/")
+    return all(p not in ("", ".", "..") for p in parts) and not any(ord(ch) < 32 for ch in name)
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+class _Archive:
+    """Read-only, in-memory access to the members of a project zip, with every cap enforced."""
+
+    def __init__(self, zf: zipfile.ZipFile, name: str):
+        self.zf = zf
+        self.name = name
+        self.read_total = 0
+        seen: set[str] = set()
+        for info in zf.infolist():
+            if not _safe_member_name(info.filename):
+                raise ProjectError(
+                    f"{name} contains an unsafe entry {info.filename[:80]!r} (absolute path or '..'): "
+                    "it was not made by Inpaint Studio and is not opened."
+                )
+            if info.flag_bits & 0x1:
+                raise ProjectError(f"{name} contains an encrypted entry {info.filename[:80]!r}: projects are never encrypted.")
+            if _is_symlink(info):
+                raise ProjectError(f"{name} contains a symbolic link {info.filename[:80]!r}: it is not opened.")
+            if info.filename in seen:
+                raise ProjectError(f"{name} contains {info.filename[:80]!r} twice: the file is damaged.")
+            seen.add(info.filename)
+        self.names = seen
+
+    def read(self, member: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
+        if not isinstance(member, str) or not _safe_member_name(member):
+            raise ProjectError(f"{self.name} refers to an unsafe file name {str(member)[:80]!r}: the file is damaged.")
+        try:
+            info = self.zf.getinfo(member)
+        except KeyError:
+            raise ProjectError(f"{self.name} is incomplete: {member} is missing.") from None
+        if info.file_size > limit:
+            raise ProjectError(f"{self.name}: {member} is too large ({info.file_size} bytes); the file is damaged or hostile.")
+        if info.file_size > 1024 * 1024 and info.file_size > MAX_RATIO * max(1, info.compress_size):
+            raise ProjectError(f"{self.name}: {member} is compressed suspiciously well (a zip bomb?); not opened.")
+        self.read_total += info.file_size
+        if self.read_total > MAX_TOTAL_BYTES:
+            raise ProjectError(f"{self.name} is too large to open (more than {MAX_TOTAL_BYTES >> 30} GiB uncompressed).")
+        with self.zf.open(info) as fh:
+            data = fh.read(limit + 1)  # zipfile stops at the declared size and checks the CRC
+        if len(data) > limit:
+            raise ProjectError(f"{self.name}: {member} is larger than it claims; the file is damaged.")
+        return data
+
+
+def _png_header(data: bytes) -> tuple[int, int, int, int, bytes | None]:
+    """(width, height, bit depth, colour type, ICC profile) of a PNG, without decoding pixels.
+
+    Every chunk's length and CRC is checked first: OpenCV trusts a chunk length, and a 200-byte
+    file claiming a 3 GB IDAT makes it allocate gigabytes and spin for seconds.
+    """
+    if len(data) < 33 or data[:8] != _PNG_SIG or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG")
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    icc = None
+    pos = 8
+    while True:
+        if pos + 12 > len(data):
+            raise ValueError("truncated PNG (no IEND chunk)")
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            raise ValueError("a PNG chunk runs past the end of the file")
+        kind = data[pos + 4 : pos + 8]
+        (crc,) = struct.unpack(">I", data[end : end + 4])
+        if zlib.crc32(data[pos + 4 : end]) & 0xFFFFFFFF != crc:
+            raise ValueError("PNG chunk checksum mismatch")
+        if kind == b"iCCP":
+            body = data[pos + 8 : end]
+            sep = body.find(b"\x00")
+            if sep < 0 or sep + 2 > len(body):
+                raise ValueError("bad iCCP chunk")
+            d = zlib.decompressobj()
+            icc = d.decompress(body[sep + 2 :], MAX_ICC_BYTES)
+            if d.unconsumed_tail:
+                raise ValueError("ICC profile too large")
+        if kind == b"IEND":
+            return width, height, depth, colour, icc
+        pos = end + 4
+
+
+def _decode_png(archive: _Archive, member: str, layout: dict[str, Any], what: str) -> tuple[np.ndarray, bytes | None]:
+    """Decode a member whose header must match ``layout`` (checked before any pixel is decoded)."""
+    data = archive.read(member)
+    try:
+        width, height, depth, colour, icc = _png_header(data)
+    except (ValueError, struct.error, zlib.error):
+        raise ProjectError(f"{archive.name}: the {what} ({member}) is not a valid PNG; the file is damaged.") from None
+    want_depth = 16 if layout["dtype"] == "uint16" else 8
+    if (width, height) != (layout["width"], layout["height"]) or depth != want_depth or colour != _COLOUR_TYPE[layout["channels"]]:
+        raise ProjectError(
+            f"{archive.name}: the {what} is {width}×{height} ({depth}-bit, type {colour}) but the project says "
+            f"{layout['width']}×{layout['height']} ({want_depth}-bit, {layout['channels']} channels); the file is damaged."
+        )
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        arr = None
+    except MemoryError:
+        raise ProjectError(f"{archive.name} is too large to fit in memory; close other programs and try again.") from None
+    expected_shape = (height, width) if layout["channels"] == 1 else (height, width, layout["channels"])
+    if arr is None or arr.shape != expected_shape or arr.dtype.name != layout["dtype"]:
+        raise ProjectError(f"{archive.name}: the {what} ({member}) cannot be decoded; the file is damaged.")
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(arr), icc
+
+
+def _parse_manifest(archive: _Archive) -> dict[str, Any]:
+    if "manifest.json" not in archive.names:
+        raise ProjectError(f"{archive.name} is not an Inpaint Studio project (it has no manifest.json).")
+    raw = archive.read("manifest.json", MAX_MANIFEST_BYTES)
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ProjectError(f"{archive.name}: manifest.json is not valid JSON; the file is damaged.") from None
+    if not isinstance(manifest, dict):
+        raise ProjectError(f"{archive.name}: manifest.json is not a JSON object; the file is damaged.")
+    return manifest
+
+
+def _version_of(manifest: dict[str, Any], name: str) -> int:
+    version = manifest.get("format_version", manifest.get("version"))
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ProjectError(f"{name}: the project format version is missing or not a number; the file is damaged.")
+    if version > FORMAT_VERSION:
+        raise ProjectError(
+            f"{name} was saved by a newer Inpaint Studio (project format {version}, this version reads up to "
+            f"{FORMAT_VERSION}); update Inpaint Studio to open it."
+        )
+    if version < 1 or version not in _MIGRATIONS and version != FORMAT_VERSION:
+        raise ProjectError(f"{name}: unknown project format version {version}.")
+    if version >= 2 and manifest.get("format") != FORMAT_TAG:
+        raise ProjectError(f"{name} is not an Inpaint Studio project (wrong format tag).")
+    return version
+
+
+def _migrate_v1(m: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 (the pre-release draft): flat width/height, ``parameters``, ``history``,
+    ``image.png`` for the current pixels, ``original.png`` only if ``has_original`` (else = current),
+    no layout (read from the PNG), no regions/backend/elapsed in the history."""
+    files = {"current": "image.png", "mask": "mask.png", "original": "original.png" if m.get("has_original") is True else None}
+    gens = []
+    history = m.get("history", [])
+    if not isinstance(history, list):
+        raise ProjectError("the project history is not a list; the file is damaged.")
+    for entry in history:
+        if not isinstance(entry, dict):
+            raise ProjectError("a history entry is not an object; the file is damaged.")
+        gens.append(
+            {
+                "params": entry.get("params", {}),
+                "seeds": entry.get("seeds", []),
+                "regions": [],
+                "backend": entry.get("backend", ""),
+                "elapsed_s": 0.0,
+                "created": entry.get("time", 0.0),
+                "applied": entry.get("applied"),
+                "candidates": entry.get("candidates", []),
+            }
+        )
+    return {
+        "format": FORMAT_TAG,
+        "format_version": 2,
+        "app_version": str(m.get("app_version", "0")),
+        "saved": m.get("saved"),
+        "image": {"width": m.get("width"), "height": m.get("height"), "channels": None, "dtype": None},
+        "files": files,
+        "icc_profile": True,  # v1 embedded it in image.png when there was one
+        "source_path": m.get("source_path"),
+        "params": m.get("parameters", {}),
+        "generations": gens,
+    }
+
+
+#: version → function turning a manifest of that version into the next one.
+_MIGRATIONS = {1: _migrate_v1}
+
+
+def migrate_manifest(manifest: dict[str, Any], name: str = "project") -> dict[str, Any]:
+    """Bring a manifest of any supported older version up to `FORMAT_VERSION`."""
+    version = _version_of(manifest, name)
+    while version < FORMAT_VERSION:
+        manifest = _MIGRATIONS[version](manifest)
+        version = _version_of(manifest, name)
+    return manifest
+
+
+def _int(value: Any, what: str, lo: int, hi: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ProjectError(f"{name}: {what} = {str(value)[:40]!r} is not valid (must be a whole number from {lo} to {hi}).")
+    return value
+
+
+def _float(value: Any, what: str, name: str) -> float:
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(float(value))
+    except OverflowError:  # an integer with hundreds of digits
+        ok = False
+    if not ok:
+        raise ProjectError(f"{name}: {what} = {str(value)[:40]!r} is not a number; the file is damaged.")
+    return float(value)
+
+
+def _params(data: Any, where: str, name: str) -> GenerationParams:
+    try:
+        return GenerationParams.from_dict(data)
+    except ParamError as exc:
+        raise ProjectError(f"{name}: {where} parameter {exc.field} = {repr(exc.value)[:60]} is not valid: {exc.allowed}.") from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ProjectError(f"{name}: {where} parameters are not valid ({str(exc)[:80]}).") from None
+
+
+def _layout_from(manifest: dict[str, Any], archive: _Archive, current_member: str) -> dict[str, Any]:
+    layout = manifest.get("image")
+    if not isinstance(layout, dict):
+        raise ProjectError(f"{archive.name}: the image description is missing; the file is damaged.")
+    name = archive.name
+    width = _int(layout.get("width"), "image width", 1, MAX_PIXELS, name)
+    height = _int(layout.get("height"), "image height", 1, MAX_PIXELS, name)
+    if width * height > MAX_PIXELS:
+        raise ProjectError(f"{name}: the image is {width}×{height}, larger than the {MAX_PIXELS // 10**6} MP limit; not opened.")
+    channels, dtype = layout.get("channels"), layout.get("dtype")
+    if channels is None or dtype is None:  # older versions: take them from the PNG header
+        try:
+            _, _, depth, colour, _ = _png_header(archive.read(current_member))
+        except (ValueError, struct.error, zlib.error):
+            raise ProjectError(f"{name}: the current image is not a valid PNG; the file is damaged.") from None
+        if colour not in _CHANNELS or depth not in (8, 16):
+            raise ProjectError(f"{name}: the current image uses an unsupported PNG layout (type {colour}, {depth}-bit).")
+        channels, dtype = _CHANNELS[colour], "uint16" if depth == 16 else "uint8"
+    if channels not in (1, 3, 4) or isinstance(channels, bool) or dtype not in ("uint8", "uint16"):
+        raise ProjectError(f"{name}: unsupported pixel layout ({str(channels)[:10]} channels, {str(dtype)[:10]}).")
+    return {"width": width, "height": height, "channels": channels, "dtype": dtype}
+
+
+def _member_name(files: dict[str, Any], key: str, name: str, required: bool = True) -> str | None:
+    member = files.get(key)
+    if member is None and not required:
+        return None
+    if not isinstance(member, str):
+        raise ProjectError(f"{name}: the {key} image is not listed; the file is damaged.")
+    return member
+
+
+def _open_zip(path: Path, data: bytes | None = None) -> zipfile.ZipFile:
+    name = path.name
+    try:
+        return zipfile.ZipFile(io.BytesIO(data) if data is not None else path, "r")
+    except FileNotFoundError:
+        raise ProjectError(f"{name}: file not found ({path}).") from None
+    except IsADirectoryError:
+        raise ProjectError(f"{name} is a folder, not a project file.") from None
+    except PermissionError:
+        raise ProjectError(f"{name}: permission denied; make the file readable.") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, struct.error):
+        raise ProjectError(
+            f"{name} is not an Inpaint Studio project or is damaged (not a readable zip file); "
+            "try the recovery copy or a backup."
+        ) from None
+    except OSError as exc:
+        raise ProjectError(f"{name}: cannot be read ({exc.strerror or exc}).") from None
+
+
+def load_project(path: str | os.PathLike[str]) -> ProjectState:
+    """Open a project file of this or any older format version; raise `ProjectError` on any problem."""
+    return _load_from(Path(path), None)
+
+
+def load_project_bytes(data: bytes, name: str = "project.inpaint") -> ProjectState:
+    """`load_project` for a file held in memory (fuzzing, drag-and-drop)."""
+    return _load_from(Path(name), bytes(data))
+
+
+def _load_from(p: Path, data: bytes | None) -> ProjectState:
+    try:
+        with _open_zip(p, data) as zf:
+            return _load(_Archive(zf, p.name))
+    except ProjectError:
+        raise
+    except MemoryError:
+        raise ProjectError(f"{p.name} is too large to fit in memory; close other programs and try again.") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, NotImplementedError, struct.error, ValueError, OSError) as exc:
+        detail = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+        raise ProjectError(f"{p.name} is damaged ({detail}); try the recovery copy or a backup.") from None
+    except Exception as exc:  # last resort: a bad file must never crash the app (fuzzing flags these)
+        error = ProjectError(f"{p.name} could not be read ({type(exc).__name__}); the file may be damaged.")
+        error.unexpected = True
+        raise error from exc
+
+
+def _load(archive: _Archive) -> ProjectState:
+    name = archive.name
+    manifest = migrate_manifest(_parse_manifest(archive), name)
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise ProjectError(f"{name}: the list of images is missing; the file is damaged.")
+    current_member = _member_name(files, "current", name)
+    layout = _layout_from(manifest, archive, current_member)
+    params = _params(manifest.get("params", {}), "the project's", name)
+    source = manifest.get("source_path")
+    source = source if isinstance(source, str) else None
+
+    raw_gens = manifest.get("generations", [])
+    if not isinstance(raw_gens, list) or len(raw_gens) > MAX_GENERATIONS:
+        raise ProjectError(f"{name}: the generation history is not valid; the file is damaged.")
+    n_images = 2 + sum(len(g.get("candidates", [])) if isinstance(g, dict) and isinstance(g.get("candidates"), list) else 0 for g in raw_gens)
+    itemsize = 2 if layout["dtype"] == "uint16" else 1
+    decoded = n_images * layout["width"] * layout["height"] * layout["channels"] * itemsize
+    if decoded > MAX_DECODED_BYTES:
+        raise ProjectError(
+            f"{name} needs {decoded / 2**30:.1f} GiB of memory to open, more than the {MAX_DECODED_BYTES / 2**30:.0f} GiB limit."
+        )
+
+    current, icc = _decode_png(archive, current_member, layout, "current image")
+    original_member = _member_name(files, "original", name, required=False)
+    original = _decode_png(archive, original_member, layout, "original image")[0] if original_member else current.copy()
+    mask_layout = {"width": layout["width"], "height": layout["height"], "channels": 1, "dtype": "uint8"}
+    mask = _decode_png(archive, _member_name(files, "mask", name), mask_layout, "mask")[0]
+
+    generations = [_load_record(archive, raw, index, layout) for index, raw in enumerate(raw_gens)]
+    return ProjectState(
+        original=original,
+        current=current,
+        mask=mask,
+        params=params,
+        generations=generations,
+        icc_profile=icc if manifest.get("icc_profile") else None,
+        source_path=source,
+    )
+
+
+def _load_record(archive: _Archive, raw: Any, index: int, layout: dict[str, Any]) -> GenerationRecord:
+    name = archive.name
+    where = f"generation {index + 1}"
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{name}: {where} is not valid; the file is damaged.")
+    params = _params(raw.get("params", {}), f"{where}'s", name)
+    seeds = raw.get("seeds", [])
+    if not isinstance(seeds, list):
+        raise ProjectError(f"{name}: {where} seeds are not a list.")
+    seeds = [_int(s, f"{where} seed", 0, 2**32 - 1, name) for s in seeds]
+    regions = raw.get("regions", [])
+    if not isinstance(regions, list):
+        raise ProjectError(f"{name}: {where} regions are not a list.")
+    bounds = []
+    for r in regions:
+        if not isinstance(r, list) or len(r) != 4:
+            raise ProjectError(f"{name}: a region of {where} is not [x, y, width, height].")
+        x, y, w, h = (_int(v, f"{where} region", -MAX_PIXELS, MAX_PIXELS, name) for v in r)
+        bounds.append(Bounds(x, y, w, h))
+    members = raw.get("candidates", [])
+    if not isinstance(members, list) or len(members) > MAX_CANDIDATES:
+        raise ProjectError(f"{name}: the candidates of {where} are not valid.")
+    candidates = [_decode_png(archive, m, layout, f"candidate {k + 1} of {where}")[0] for k, m in enumerate(members)]
+    applied = raw.get("applied")
+    if applied is not None:
+        applied = _int(applied, f"{where} applied candidate", 0, max(0, len(candidates) - 1), name)
+    backend = raw.get("backend", "")
+    kwargs: dict[str, Any] = {
+        "params": params,
+        "candidates": candidates,
+        "seeds": seeds,
+        "regions": bounds,
+        "backend": backend if isinstance(backend, str) else "",
+        "elapsed_s": _float(raw.get("elapsed_s", 0.0), f"{where} time", name),
+        "created": _float(raw.get("created", 0.0) or 0.0, f"{where} date", name),
+        "applied": applied,
+    }
+    return GenerationRecord(**kwargs)
+
+
+def project_info(path: str | os.PathLike[str]) -> ProjectInfo:
+    """Summary from the manifest and thumbnail only (for the recovery dialog); `ProjectError` if unreadable."""
+    p = Path(path)
+    try:
+        with _open_zip(p) as zf:
+            archive = _Archive(zf, p.name)
+            manifest = migrate_manifest(_parse_manifest(archive), p.name)
+            files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+            layout = _layout_from(manifest, archive, _member_name(files, "current", p.name))
+            thumb = None
+            thumb_member = files.get("thumbnail")
+            if isinstance(thumb_member, str) and thumb_member in archive.names:
+                thumb = archive.read(thumb_member, 4 * 1024 * 1024)
+            gens = manifest.get("generations")
+            saved = manifest.get("saved")
+            return ProjectInfo(
+                width=layout["width"],
+                height=layout["height"],
+                generations=len(gens) if isinstance(gens, list) else 0,
+                format_version=FORMAT_VERSION,
+                app_version=str(manifest.get("app_version", ""))[:40],
+                saved=float(saved) if isinstance(saved, (int, float)) and not isinstance(saved, bool) else None,
+                source_path=manifest.get("source_path") if isinstance(manifest.get("source_path"), str) else None,
+                thumbnail_png=thumb,
+            )
+    except ProjectError:
+        raise
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, struct.error, ValueError, OSError, MemoryError) as exc:
+        raise ProjectError(f"{p.name} is damaged ({type(exc).__name__}).") from None
+
+
+def is_project_file(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` looks like a project (by extension or zip signature), for "Open" dispatch."""
+    p = Path(path)
+    if p.suffix.lower() == PROJECT_SUFFIX:
+        return True
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
+def project_bytes(state: ProjectState, **kwargs: Any) -> bytes:
+    """The project file's bytes (tests, fuzzing), written through the same atomic path."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / ("project" + PROJECT_SUFFIX)
+        save_project(target, state, **kwargs)
+        return target.read_bytes()

@@ -1,0 +1,222 @@
+"""Drives autosave for a Document and restores a crashed session (model layer: QtCore only).
+
+When it saves, and why:
+* after every applied result or new generation (``image_changed`` / ``generations_changed``), a
+  short moment later so a burst of signals costs one save: a result can be minutes of GPU time;
+* after mask work, at most ``mask_interval_s`` (default 120 s) after the first unsaved change:
+  the timer is *not* restarted by later strokes, so steady painting is still saved every interval;
+* when asked (`autosave_now`), e.g. right after a restore.
+
+The GUI thread only takes the snapshot (a memcpy of the mask, plus one of the pixels when a result
+changed them since the last snapshot; the original is read-only and candidates are never edited,
+so they are shared); encoding and writing run on the
+`Autosaver`'s worker thread. A normal quit (``QCoreApplication.aboutToQuit``) marks a clean exit
+and removes the recovery file; any other end of the process leaves it for the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
+
+from app.autosave import Autosaver, Recovery
+from app.params import GenerationParams
+from app.project import ProjectState
+
+DEFAULT_MASK_INTERVAL_S = 120.0
+RESULT_DELAY_MS = 300
+
+
+class RecoveryController(QObject):
+    """Autosave + recovery for one `app.document.Document`.
+
+    ``params_getter`` returns the current `GenerationParams` (``MainWindow.current_params``); if it
+    raises (a half-typed value in the UI), the last good params are saved instead.
+    """
+
+    saved = Signal(str)  # path of the recovery file just written (from the worker, queued)
+    save_failed = Signal(str)  # user-facing message
+    restored = Signal(object)  # GenerationParams of a restored session (connect to set_params)
+
+    def __init__(
+        self,
+        document: Any,
+        params_getter: Callable[[], GenerationParams] | None = None,
+        *,
+        autosaver: Autosaver | None = None,
+        mask_interval_s: float = DEFAULT_MASK_INTERVAL_S,
+        result_delay_ms: int = RESULT_DELAY_MS,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.params_getter = params_getter
+        self.autosaver = autosaver or Autosaver(on_saved=self._on_saved, on_error=self._on_error)
+        if autosaver is not None:
+            autosaver.on_saved = self._on_saved
+            autosaver.on_error = self._on_error
+        self._last_params = GenerationParams()
+        self._dirty = False
+        self._image_version = 0  # bumped on every pixel change, so an unchanged image is not re-copied
+        self._pixels_copy: tuple[int, object] | None = None
+        self._closed = False
+
+        self._mask_timer = QTimer(self)
+        self._mask_timer.setSingleShot(True)
+        self._mask_timer.setInterval(int(mask_interval_s * 1000))
+        self._mask_timer.timeout.connect(self.autosave_now)
+        self._result_timer = QTimer(self)
+        self._result_timer.setSingleShot(True)
+        self._result_timer.setInterval(int(result_delay_ms))
+        self._result_timer.timeout.connect(self.autosave_now)
+
+        self._generation_ids = self._current_generation_ids()
+        document.image_changed.connect(self._on_result)
+        document.generations_changed.connect(self._on_generations)
+        document.mask_changed.connect(self._on_mask_work)
+        document.reset.connect(self._on_reset)
+
+    # -- configuration -------------------------------------------------------------------------
+    @property
+    def mask_interval_s(self) -> float:
+        return self._mask_timer.interval() / 1000.0
+
+    @mask_interval_s.setter
+    def mask_interval_s(self, seconds: float) -> None:
+        self._mask_timer.setInterval(int(seconds * 1000))
+
+    def attach(self, window: Any = None) -> RecoveryController:
+        """Wire into the application: a normal quit is a clean exit, and a restored session's
+        params go to ``window.set_params`` when the window has one."""
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        if window is not None and hasattr(window, "set_params"):
+            self.restored.connect(window.set_params)
+        if window is not None and hasattr(window, "result_applied"):
+            window.result_applied.connect(self._on_result)  # ``applied`` index is set after the pixels
+        return self
+
+    # -- triggers --------------------------------------------------------------------------------
+    def _on_result(self, *_: Any) -> None:
+        self._image_version += 1
+        self._dirty = True
+        if not self._closed:
+            self._result_timer.start()
+
+    def _current_generation_ids(self) -> tuple[int, ...]:
+        return tuple(id(g) for g in getattr(self.document, "generations", []))
+
+    def _on_generations(self) -> None:
+        """New or removed generations are work; the re-emit after opening an image is not."""
+        ids = self._current_generation_ids()
+        if ids != self._generation_ids:
+            self._generation_ids = ids
+            if ids:
+                self._on_result()
+
+    def _on_reset(self) -> None:
+        """A freshly opened image or project is already on disk: nothing to save until work starts."""
+        self._image_version += 1
+        self._pixels_copy = None
+        self._generation_ids = self._current_generation_ids()
+
+    def _on_mask_work(self, *_: Any) -> None:
+        self._dirty = True
+        if not self._closed and not self._mask_timer.isActive():
+            self._mask_timer.start()
+
+    @property
+    def dirty(self) -> bool:
+        """Work since the last snapshot that is not yet queued for saving."""
+        return self._dirty
+
+    # -- saving --------------------------------------------------------------------------------
+    def last_good_params(self) -> GenerationParams:
+        """The UI's params if they validate, else the last ones that did (a project must reopen)."""
+        if self.params_getter is not None:
+            try:
+                params = self.params_getter()
+                if isinstance(params, GenerationParams):
+                    self._last_params = params.validate()
+            except Exception:  # a half-typed field in the UI must never stop the autosave
+                pass
+        return self._last_params
+
+    _params = last_good_params
+
+    def snapshot(self) -> ProjectState | None:
+        """A copy of the document safe to hand to the worker; None when no image is open."""
+        doc = self.document
+        if doc.is_empty:
+            return None
+        state = doc.to_state(self._params(), copy=False)
+        if self._pixels_copy is None or self._pixels_copy[0] != self._image_version:
+            # Only results change pixels; during mask work the previous copy (never written to:
+            # the worker only reads snapshots) is reused, so a timed save copies just the mask.
+            self._pixels_copy = (self._image_version, doc.pixels.copy())
+        state.current = self._pixels_copy[1]
+        state.mask = doc.mask.copy()
+        state.generations = list(doc.generations)
+        return state
+
+    def autosave_now(self, *, wait: bool = False) -> bool:
+        """Queue a snapshot for writing (``wait`` blocks until it is on disk). False if nothing to save."""
+        self._mask_timer.stop()
+        self._result_timer.stop()
+        if self._closed:
+            return False
+        state = self.snapshot()
+        if state is None:
+            return False
+        self._dirty = False
+        self.autosaver.save_async(state)
+        if wait:
+            self.autosaver.flush()
+        return True
+
+    def _on_saved(self, path: Any) -> None:  # worker thread: the signal is queued to the GUI thread
+        self.saved.emit(str(path))
+
+    def _on_error(self, message: str) -> None:
+        self.save_failed.emit(message)
+
+    # -- recovery ----------------------------------------------------------------------------------
+    def offer_recovery(self) -> list[Recovery]:
+        """Recovery files of sessions that did not exit cleanly, newest first."""
+        return self.autosaver.pending_recoveries()
+
+    def restore(self, recovery: Recovery) -> ProjectState:
+        """Load ``recovery`` into the document (raises `ProjectError` if it is damaged, leaving the
+        document and the file untouched), emit `restored` with its params and save it to this
+        session's slot at once; the old file is deleted only after that save succeeded."""
+        state = self.autosaver.adopt(recovery)
+        self.document.load_state(state)
+        self._last_params = state.params
+        self.restored.emit(state.params)
+        self.autosave_now()
+        return state
+
+    def discard(self, recovery: Recovery) -> None:
+        self.autosaver.discard(recovery)
+
+    # -- end of session ------------------------------------------------------------------------------
+    def shutdown(self, clean: bool = True) -> None:
+        """Stop autosaving. ``clean`` (a normal quit) deletes the recovery file; otherwise the
+        pending work is written first and kept for the next start."""
+        if self._closed:
+            return
+        if not clean and self._dirty:
+            self.autosave_now()
+        self._closed = True
+        self._mask_timer.stop()
+        self._result_timer.stop()
+        with contextlib.suppress(Exception):
+            self.document.image_changed.disconnect(self._on_result)
+            self.document.generations_changed.disconnect(self._on_generations)
+            self.document.mask_changed.disconnect(self._on_mask_work)
+            self.document.reset.disconnect(self._on_reset)
+        self.autosaver.close(clean=clean)

@@ -1,0 +1,259 @@
+"""Never-lose-work UI: the "restore your work?" dialog, project file actions, and `install`.
+
+The default button is Restore: after a crash, keeping the work is what almost everyone wants, and
+"Later" keeps the file for the next start so nothing is deleted without an explicit Discard.
+The dialog is shown non-modally from `install` (``open()``, not ``exec()``) so that a window
+built in a test never blocks on it.
+
+`install(window)` is the one hook the main window needs: it creates the `RecoveryController` for
+``window.document`` (as ``window.recovery``), adds Open Project… / Save Project / Save Project As…
+to the File menu through ``window.add_file_actions`` and offers pending recoveries once the event
+loop runs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence, QPixmap
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.autosave import Recovery
+from app.project import PROJECT_SUFFIX, ProjectError, load_project, save_project
+from app.recovery_controller import RecoveryController
+
+RESTORE, DISCARD, LATER = "restore", "discard", "later"
+
+
+def describe(recovery: Recovery) -> tuple[str, bytes | None]:
+    """One line for the list (image size, generations, time) and the thumbnail PNG, if readable."""
+    when = _dt.datetime.fromtimestamp(recovery.saved_at).strftime("%Y-%m-%d %H:%M")
+    try:
+        info = recovery.info()
+    except ProjectError as exc:
+        return f"{when} — damaged ({exc})", None
+    source = f" — {Path(info.source_path).name}" if info.source_path else ""
+    return f"{when} — {info.width}×{info.height}, {info.generations} generation(s){source}", info.thumbnail_png
+
+
+class RecoveryDialog(QDialog):
+    """Lists recoveries; `choice` is RESTORE, DISCARD or LATER and `selected` the chosen recovery."""
+
+    def __init__(self, recoveries: list[Recovery], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Restore unsaved work?")
+        self.recoveries = list(recoveries)
+        self.choice = LATER
+        self.selected: Recovery | None = self.recoveries[0] if self.recoveries else None
+
+        text = QLabel(
+            "Inpaint Studio did not close normally last time. Your work was saved automatically "
+            "and can be restored."
+        )
+        text.setWordWrap(True)
+        self.list = QListWidget()
+        for rec in self.recoveries:
+            line, _ = describe(rec)
+            item = QListWidgetItem(line)
+            item.setData(Qt.ItemDataRole.UserRole, str(rec.path))
+            self.list.addItem(item)
+        self.list.setCurrentRow(0)
+        self.list.currentRowChanged.connect(self._on_row)
+        self.preview = QLabel()
+        self.preview.setFixedSize(256, 256)
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+
+        self.buttons = QDialogButtonBox()
+        self.restore_button = QPushButton("Restore")
+        self.discard_button = QPushButton("Discard")
+        self.later_button = QPushButton("Decide later")
+        self.buttons.addButton(self.restore_button, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.buttons.addButton(self.discard_button, QDialogButtonBox.ButtonRole.DestructiveRole)
+        self.buttons.addButton(self.later_button, QDialogButtonBox.ButtonRole.RejectRole)
+        self.restore_button.setDefault(True)
+        self.restore_button.clicked.connect(lambda: self._finish(RESTORE))
+        self.discard_button.clicked.connect(lambda: self._finish(DISCARD))
+        self.later_button.clicked.connect(lambda: self._finish(LATER))
+
+        row = QHBoxLayout()
+        row.addWidget(self.list, 1)
+        row.addWidget(self.preview)
+        layout = QVBoxLayout(self)
+        layout.addWidget(text)
+        layout.addLayout(row)
+        layout.addWidget(self.buttons)
+        self._on_row(0)
+
+    def _on_row(self, row: int) -> None:
+        if not 0 <= row < len(self.recoveries):
+            return
+        self.selected = self.recoveries[row]
+        _, thumb = describe(self.selected)
+        pix = QPixmap()
+        if thumb and pix.loadFromData(thumb, "PNG"):
+            self.preview.setPixmap(pix)
+        else:
+            self.preview.setText("no preview")
+
+    def _finish(self, choice: str) -> None:
+        if choice == DISCARD:
+            answer = QMessageBox.question(
+                self, "Discard recovered work?", "The recovered work will be deleted. This cannot be undone."
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self.choice = choice
+        (self.reject if choice == LATER else self.accept)()
+
+
+def _act(parent: QWidget | None, controller: Any, dialog: RecoveryDialog) -> bool:
+    rec = dialog.selected
+    if rec is None or dialog.choice == LATER:
+        return False
+    if dialog.choice == DISCARD:
+        controller.discard(rec)
+        return False
+    try:
+        controller.restore(rec)
+    except ProjectError as exc:
+        QMessageBox.warning(parent, "Cannot restore", f"{exc}\n\nThe file was kept: {rec.path}")
+        return False
+    return True
+
+
+def offer_recovery(parent: QWidget | None, controller: Any) -> bool:
+    """Ask (modally) about pending recoveries, if any, and act on the answer. True if restored.
+    A damaged recovery file is reported and kept (the user may want to send it to us)."""
+    pending = controller.offer_recovery()
+    if not pending:
+        return False
+    dialog = RecoveryDialog(pending, parent)
+    dialog.exec()
+    return _act(parent, controller, dialog)
+
+
+def offer_recovery_later(parent: QWidget | None, controller: Any) -> RecoveryDialog | None:
+    """Non-blocking `offer_recovery`: opens the dialog and acts when it closes."""
+    pending = controller.offer_recovery()
+    if not pending:
+        return None
+    dialog = RecoveryDialog(pending, parent)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.finished.connect(lambda _code: _act(parent, controller, dialog))
+    dialog.open()
+    return dialog
+
+
+# --------------------------------------------------------------------------------------------
+# project files in the main window
+# --------------------------------------------------------------------------------------------
+PROJECT_FILTER = f"Inpaint Studio project (*{PROJECT_SUFFIX})"
+
+
+def _message(window: Any, level: str, title: str, text: str) -> None:
+    if hasattr(window, "show_message"):
+        window.show_message(level, title, text)
+    else:
+        QMessageBox.warning(window, title, text)
+
+
+def open_project(window: Any, path: str | Path) -> bool:
+    """Open a project into ``window``; on failure say why and leave the document as it was."""
+    try:
+        state = load_project(path)
+    except ProjectError as exc:
+        _message(window, "error", "Cannot open the project", str(exc))
+        return False
+    if hasattr(window, "discard_candidates"):
+        window.discard_candidates()
+    window.document.load_state(state)
+    if hasattr(window, "set_params"):
+        window.set_params(state.params)
+    window.project_path = str(path)
+    return True
+
+
+def save_project_to(window: Any, path: str | Path) -> bool:
+    """Save the whole session (image, mask, history, params) as a project, atomically."""
+    if window.document.is_empty:
+        return False
+    recovery = getattr(window, "recovery", None)
+    params = recovery.last_good_params() if recovery is not None else window.current_params()
+    try:
+        save_project(path, window.document.to_state(params))
+    except ProjectError as exc:
+        _message(window, "error", "Cannot save the project", str(exc))
+        return False
+    window.document.mark_saved()
+    window.project_path = str(path)
+    return True
+
+
+def _open_dialog(window: Any) -> None:
+    path, _ = QFileDialog.getOpenFileName(window, "Open project", "", PROJECT_FILTER)
+    if path:
+        open_project(window, path)
+
+
+def _save_as_dialog(window: Any) -> bool:
+    if window.document.is_empty:
+        return False
+    start = getattr(window, "project_path", None) or (
+        str(Path(window.document.path).with_suffix(PROJECT_SUFFIX)) if window.document.path else "untitled" + PROJECT_SUFFIX
+    )
+    path, _ = QFileDialog.getSaveFileName(window, "Save project as", start, PROJECT_FILTER)
+    if not path:
+        return False
+    if not path.endswith(PROJECT_SUFFIX):
+        path += PROJECT_SUFFIX
+    return save_project_to(window, path)
+
+
+def _save(window: Any) -> bool:
+    path = getattr(window, "project_path", None)
+    return save_project_to(window, path) if path else _save_as_dialog(window)
+
+
+def project_actions(window: Any) -> list[QAction]:
+    """Open Project…, Save Project, Save Project As… for ``window``'s File menu."""
+    open_action = QAction("Open &Project…", window)
+    open_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
+    open_action.triggered.connect(lambda: _open_dialog(window))
+    save_action = QAction("Save Pro&ject", window)
+    save_action.setShortcut(QKeySequence("Ctrl+Alt+S"))
+    save_action.setToolTip("Save image, mask, history and parameters in one file")
+    save_action.triggered.connect(lambda: _save(window))
+    save_as_action = QAction("Save Project &As…", window)
+    save_as_action.triggered.connect(lambda: _save_as_dialog(window))
+    return [open_action, save_action, save_as_action]
+
+
+def install(window: Any, *, offer: bool = True, mask_interval_s: float | None = None) -> RecoveryController:
+    """Autosave, crash recovery and project files for a main window (the one hook it needs)."""
+    kwargs = {} if mask_interval_s is None else {"mask_interval_s": mask_interval_s}
+    controller = RecoveryController(window.document, window.current_params, parent=window, **kwargs).attach(window)
+    window.recovery = controller
+    window.project_path = None
+    if hasattr(window, "add_file_actions"):
+        window.project_actions = project_actions(window)
+        window.add_file_actions(window.project_actions)
+    controller.save_failed.connect(lambda text: _message(window, "warning", "Autosave failed", text))
+    if offer:
+        QTimer.singleShot(0, lambda: offer_recovery_later(window, controller))
+    return controller
