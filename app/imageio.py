@@ -1,0 +1,442 @@
+"""Image files in and out, keeping what a photo editor must keep.
+
+Loading gives the pixels in their own depth (8 or 16 bit) and layout (gray, RGB, RGBA) with the
+EXIF orientation applied, plus the ICC profile and any generation parameters recalled from the
+file. Pillow decodes 16-bit colour PNG/TIFF to 8 bit, so those pixels come from OpenCV instead
+(Pillow still reads their metadata). Saving is atomic (temp file in the same folder, fsync,
+``os.replace``): a crash or a full disk never leaves half a file where the user's image was.
+
+Every failure is an `ImageLoadError` whose message is one line saying what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from app import metadata
+
+#: Largest image accepted (30000×30000 ≈ 900 MP, 2.7 GB as RGB8). Checked from the header,
+#: before any pixel is decoded, so a decompression bomb costs nothing.
+MAX_PIXELS = 30000 * 30000
+
+# Pillow's own bomb guard warns above MAX_IMAGE_PIXELS and fails above twice that; we check
+# first and explicitly, so raise its threshold to ours (its error still backs ours up).
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+SAVE_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+class ImageLoadError(ValueError):
+    """The file cannot be used as an image; ``str(error)`` is one line for the user."""
+
+
+@dataclass
+class LoadedImage:
+    """Decoded pixels plus what must survive a round trip through the editor."""
+
+    pixels: np.ndarray  # H×W (gray), H×W×3 (RGB) or H×W×4 (RGBA); uint8 or uint16
+    icc_profile: bytes | None = None
+    source_format: str = ""  # Pillow's format name: PNG, JPEG, TIFF, WEBP, ...
+    params: Any = None  # GenerationParams recalled from the file's metadata, or None
+    #: Facts about the decode a user may want to know: original mode, bit depth, conversions
+    #: made ("converted": "CMYK → RGB"), EXIF orientation applied, frame count, A1111 text.
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.pixels.ndim == 3 and self.pixels.shape[2] == 4
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------------
+def load_image(path: str | os.PathLike[str]) -> LoadedImage:
+    """Load an image file; raise `ImageLoadError` with a user-facing message on any failure."""
+    p = Path(path)
+    name = p.name
+    try:
+        if p.is_dir():
+            raise ImageLoadError(f"{name} is a folder, not an image file: choose an image file.")
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise ImageLoadError(f"{name}: file not found ({p}); check the path.") from None
+    except PermissionError:
+        raise ImageLoadError(f"{name}: permission denied; make the file readable or copy it elsewhere.") from None
+    except OSError as exc:
+        raise ImageLoadError(f"{name}: cannot be read ({exc.strerror or exc}); check the disk or path.") from None
+    return load_image_bytes(data, name)
+
+
+def load_image_bytes(data: bytes, name: str = "image") -> LoadedImage:
+    """Decode an image held in memory (drag-and-drop, clipboard, project files)."""
+    if not data:
+        raise ImageLoadError(f"{name} is empty (0 bytes): the file was not written completely; use another copy.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check the size ourselves
+            pil = Image.open(io.BytesIO(data))
+            _check_size(pil, name)
+            return _decode(pil, data, name)
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(_too_large(name)) from None
+    except UnidentifiedImageError:
+        raise ImageLoadError(
+            f"{name} is not an image Inpaint Studio can read (unknown or corrupt format); open a PNG, JPEG, TIFF or WebP file."
+        ) from None
+    except MemoryError:
+        raise ImageLoadError(f"{name} is too large to fit in memory; close other programs or use a smaller image.") from None
+    except (OSError, ValueError, SyntaxError, struct.error, EOFError, IndexError, KeyError, TypeError, zlib.error) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "truncated" in detail.lower() or isinstance(exc, EOFError):
+            raise ImageLoadError(f"{name} is truncated (the file ends early); use a complete copy of the image.") from None
+        raise ImageLoadError(f"{name} is damaged and cannot be decoded ({detail}); use another copy of the image.") from None
+
+
+def _too_large(name: str, w: int | None = None, h: int | None = None) -> str:
+    size = f" ({w}×{h} = {w * h / 1e6:.0f} MP)" if w and h else ""
+    return (
+        f"{name} is too large{size}: the limit is {MAX_PIXELS / 1e6:.0f} MP; "
+        "reduce the image size in another program (or it may be a decompression bomb)."
+    )
+
+
+def _check_size(pil: Image.Image, name: str) -> None:
+    w, h = pil.size
+    if w <= 0 or h <= 0:
+        raise ImageLoadError(f"{name} has no pixels ({w}×{h}); use another image.")
+    if w * h > MAX_PIXELS:
+        raise ImageLoadError(_too_large(name, w, h))
+
+
+def _decode(pil: Image.Image, data: bytes, name: str) -> LoadedImage:
+    fmt = pil.format or ""
+    info: dict[str, Any] = {"mode": pil.mode, "size": pil.size}
+    n_frames = getattr(pil, "n_frames", 1)
+    if n_frames > 1:
+        info["frames"] = n_frames
+        info["note"] = f"only the first of {n_frames} frames/pages is used"
+    # Decode fully first: it raises on truncated/corrupt data, and reading EXIF or late text
+    # chunks would otherwise trigger (and a blanket except would hide) that same decode.
+    pil.load()
+    icc = pil.info.get("icc_profile") or None
+    orientation = _orientation(pil)
+    params, a1111_text = _recall(pil)
+    if a1111_text:
+        info["parameters"] = a1111_text
+
+    pixels = _decode_high_depth(pil, data, fmt)
+    if pixels is None:
+        pixels, converted = _to_array(pil, name)
+        if converted:
+            info["converted"] = converted
+            if pil.mode == "CMYK":
+                icc = None  # a CMYK profile does not describe the RGB pixels we now hold
+    else:
+        info["bit_depth"] = 16
+    if orientation not in (None, 1):
+        pixels = _apply_orientation(pixels, orientation)
+        info["exif_orientation"] = orientation
+    return LoadedImage(np.ascontiguousarray(pixels), icc, fmt, params, info)
+
+
+def _recall(pil: Image.Image) -> tuple[Any, str | None]:
+    """Generation parameters from the file's metadata; never fails the load."""
+    try:
+        return metadata.read_params(pil), metadata.read_a1111_text(pil)
+    except Exception:  # metadata is a bonus: a bad chunk must not make the image unreadable
+        return None, None
+
+
+def _orientation(pil: Image.Image) -> int | None:
+    try:
+        value = pil.getexif().get(0x0112)
+        return int(value) if value else None
+    except Exception:
+        return None
+
+
+def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """EXIF orientation 2–8 on a numpy array (works for 16-bit too, unlike Pillow's transpose)."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
+        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
+    }
+    op = ops.get(orientation)
+    return op(arr) if op else arr
+
+
+def _is_16bit_colour(pil: Image.Image, data: bytes, fmt: str) -> bool:
+    if pil.mode not in ("RGB", "RGBA", "RGBX"):
+        return False
+    if fmt == "PNG" and len(data) > 25 and data[12:16] == b"IHDR":
+        return data[24] == 16
+    if fmt == "TIFF":
+        bits = getattr(pil, "tag_v2", {}).get(258)
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return any(b == 16 for b in bits if b)
+    return False
+
+
+def _decode_high_depth(pil: Image.Image, data: bytes, fmt: str) -> np.ndarray | None:
+    """16-bit colour PNG/TIFF through OpenCV (Pillow would reduce them to 8 bit); None otherwise."""
+    if not _is_16bit_colour(pil, data, fmt):
+        return None
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise OSError("16-bit image data could not be decoded")
+    if arr.dtype != np.uint16:
+        return None
+    if arr.ndim == 2:
+        return arr
+    if arr.shape[2] == 4:
+        return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+
+
+def _to_array(pil: Image.Image, name: str) -> tuple[np.ndarray, str | None]:
+    """Pillow image of any mode → our layouts; return (pixels, description of any conversion)."""
+    mode = pil.mode
+    if mode in ("L", "RGB", "RGBA"):
+        return np.asarray(pil), None
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(pil).astype(np.uint16), None
+    if mode == "1":
+        return np.asarray(pil.convert("L")), "1-bit → 8-bit gray"
+    if mode == "P":
+        target = "RGBA" if pil.has_transparency_data else "RGB"
+        return np.asarray(pil.convert(target)), f"palette → {target}"
+    if mode in ("LA", "La", "PA"):
+        return np.asarray(pil.convert("RGBA")), f"{mode} → RGBA (gray with alpha stored as RGBA)"
+    if mode in ("RGBa",):
+        return np.asarray(pil.convert("RGBA")), "premultiplied RGBA → RGBA"
+    if mode in ("RGBX", "YCbCr", "LAB", "HSV"):
+        return np.asarray(pil.convert("RGB")), f"{mode} → RGB"
+    if mode == "CMYK":
+        return np.asarray(pil.convert("RGB")), "CMYK → RGB (print colours converted for screen; the CMYK profile is dropped)"
+    if mode == "I":
+        arr = np.asarray(pil)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise ImageLoadError(
+                f"{name} holds 32-bit integer pixels outside 0–65535; convert it to 8- or 16-bit in another program."
+            )
+        return arr.astype(np.uint16), "32-bit integer → 16-bit gray"
+    raise ImageLoadError(
+        f"{name} uses the pixel mode {mode!r}, which is not supported; save it as 8- or 16-bit RGB, RGBA or gray."
+    )
+
+
+def load_mask(path: str | os.PathLike[str] | np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A mask file (any mode) → H×W uint8, 255 = repaint, 0 = keep.
+
+    A mask whose colour is uniform but whose alpha varies (painted on a transparent layer) is
+    read from its alpha; otherwise from its brightness. Values are thresholded at half so that
+    JPEG noise in a black area never marks pixels for repainting.
+    """
+    loaded = load_image(path) if not isinstance(path, np.ndarray) else LoadedImage(np.asarray(path))
+    px = loaded.pixels
+    if px.dtype == np.uint16:
+        px = (px >> 8).astype(np.uint8)
+    if px.ndim == 3:
+        colour = px[:, :, :3].max(axis=2)
+        if px.shape[2] == 4 and px[:, :, 3].min() < 255:
+            alpha = px[:, :, 3]
+            # Uniform colour on a transparent layer: the painted (opaque) part is the mask.
+            gray = alpha if int(colour.max()) == int(colour.min()) else np.where(alpha >= 128, colour, 0).astype(np.uint8)
+        else:
+            gray = colour
+    else:
+        gray = px
+    h, w = gray.shape
+    shape = tuple(shape)[:2]  # an image's full shape (H, W, C) is fine too
+    if (h, w) != shape:
+        raise ImageLoadError(
+            f"The mask is {w}×{h} but the image is {shape[1]}×{shape[0]}: use a mask of the same size as the image."
+        )
+    return np.where(gray >= 128, 255, 0).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# saving
+# --------------------------------------------------------------------------------------------
+def save_image(
+    path: str | os.PathLike[str],
+    pixels: np.ndarray,
+    *,
+    params: Any = None,
+    icc_profile: bytes | None = None,
+    quality: int = 95,
+) -> Path:
+    """Write ``pixels`` atomically; the format comes from the extension.
+
+    PNG keeps 8/16 bit, gray/RGB/RGBA and the ICC profile and, with ``params``, carries the
+    AUTOMATIC1111 ``parameters`` chunk plus our JSON chunk. TIFF keeps 16 bit and ICC. JPEG/WebP
+    are 8-bit only (16-bit data is rounded) and carry the A1111 text in EXIF UserComment.
+    Raises OSError (with the reason) when the destination cannot be written; nothing is left half.
+    """
+    dest = Path(path)
+    ext = dest.suffix.lower()
+    fmt = SAVE_FORMATS.get(ext)
+    if fmt is None:
+        raise ValueError(f"cannot save {dest.name}: use one of the extensions {', '.join(sorted(SAVE_FORMATS))}")
+    arr = np.ascontiguousarray(pixels)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = np.ascontiguousarray(arr[:, :, 0])
+    if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ValueError(f"cannot save pixels of shape {arr.shape} and type {arr.dtype}")
+    data = encode_image(arr, fmt, params=params, icc_profile=icc_profile, quality=quality)
+    _atomic_write(dest, data)
+    return dest
+
+
+def encode_image(
+    arr: np.ndarray, fmt: str, *, params: Any = None, icc_profile: bytes | None = None, quality: int = 95
+) -> bytes:
+    """Encode to bytes in ``fmt`` (PNG, TIFF, JPEG, WEBP); see `save_image`."""
+    high = arr.dtype == np.uint16
+    colour = arr.ndim == 3
+    if fmt == "PNG":
+        if high and colour:
+            ok, buf = cv2.imencode(".png", _rgb_to_bgr(arr), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+            if not ok:
+                raise OSError("PNG encoding failed")
+            chunks = []
+            if icc_profile:
+                chunks.append(_png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
+            chunks += [_png_text_chunk(k, v) for k, v in metadata.png_text_chunks(params, arr.shape[1], arr.shape[0])]
+            return _png_insert_chunks(buf.tobytes(), chunks)
+        pil = Image.fromarray(arr)
+        out = io.BytesIO()
+        pil.save(out, "PNG", pnginfo=metadata.pnginfo(params, arr.shape[1], arr.shape[0]), icc_profile=icc_profile, compress_level=3)
+        return out.getvalue()
+    if fmt == "TIFF":
+        if high and colour:
+            ok, buf = cv2.imencode(".tiff", _rgb_to_bgr(arr))
+            if not ok:
+                raise OSError("TIFF encoding failed")
+            data = buf.tobytes()
+            return _tiff_add_tag(data, 34675, icc_profile) if icc_profile else data
+        out = io.BytesIO()
+        kwargs: dict[str, Any] = {"compression": "tiff_lzw"}
+        if icc_profile:
+            kwargs["icc_profile"] = icc_profile
+        Image.fromarray(arr).save(out, "TIFF", **kwargs)
+        return out.getvalue()
+    # JPEG / WebP: 8 bit, no alpha for JPEG.
+    if high:
+        arr = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if fmt == "JPEG" and colour and arr.shape[2] == 4:
+        arr = np.ascontiguousarray(arr[:, :, :3])
+    pil = Image.fromarray(arr)
+    out = io.BytesIO()
+    kwargs = {"quality": quality}
+    if icc_profile:
+        kwargs["icc_profile"] = icc_profile
+    exif = metadata.exif_with_params(params, arr.shape[1], arr.shape[0])
+    if exif is not None:
+        kwargs["exif"] = exif
+    pil.save(out, fmt, **kwargs)
+    return out.getvalue()
+
+
+def _rgb_to_bgr(arr: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA if arr.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def _png_text_chunk(key: str, value: str) -> bytes:
+    """tEXt when the value is Latin-1, else iTXt (UTF-8), as A1111/Pillow do."""
+    try:
+        return _png_chunk(b"tEXt", key.encode("latin-1") + b"\x00" + value.encode("latin-1"))
+    except UnicodeEncodeError:
+        return _png_chunk(b"iTXt", key.encode("latin-1") + b"\x00\x00\x00\x00\x00" + value.encode("utf-8"))
+
+
+def _png_insert_chunks(png: bytes, chunks: list[bytes]) -> bytes:
+    """Insert ancillary chunks right after IHDR (before IDAT, where iCCP must be)."""
+    if not chunks:
+        return png
+    ihdr_end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4
+    return png[:ihdr_end] + b"".join(chunks) + png[ihdr_end:]
+
+
+def _tiff_add_tag(data: bytes, tag: int, value: bytes) -> bytes:
+    """Append an UNDEFINED-type tag to a classic TIFF by writing a new first IFD at the end.
+
+    OpenCV writes 16-bit colour TIFFs but no ICC profile; offsets of the old IFD stay valid
+    because we only append.
+    """
+    order = "<" if data[:2] == b"II" else ">"
+    (first,) = struct.unpack(order + "I", data[4:8])
+    (count,) = struct.unpack(order + "H", data[first : first + 2])
+    entries = [data[first + 2 + 12 * i : first + 14 + 12 * i] for i in range(count)]
+    (next_ifd,) = struct.unpack(order + "I", data[first + 2 + 12 * count : first + 6 + 12 * count])
+    out = bytearray(data)
+    if len(out) % 2:
+        out += b"\x00"
+    value_offset = len(out)
+    out += value
+    if len(out) % 2:
+        out += b"\x00"
+    entries = [e for e in entries if struct.unpack(order + "H", e[:2])[0] != tag]
+    entries.append(struct.pack(order + "HHII", tag, 7, len(value), value_offset))
+    entries.sort(key=lambda e: struct.unpack(order + "H", e[:2])[0])
+    ifd_offset = len(out)
+    out += struct.pack(order + "H", len(entries)) + b"".join(entries) + struct.pack(order + "I", next_ifd)
+    out[4:8] = struct.pack(order + "I", ifd_offset)
+    return bytes(out)
+
+
+def _atomic_write(dest: Path, data: bytes) -> None:
+    """Temp file in the destination folder, fsync, then rename over the destination."""
+    folder = dest.parent if str(dest.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable where the platform allows it
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
