@@ -30,6 +30,8 @@ from app import metadata
 #: Largest image accepted (30000×30000 ≈ 900 MP, 2.7 GB as RGB8). Checked from the header,
 #: before any pixel is decoded, so a decompression bomb costs nothing.
 MAX_PIXELS = 30000 * 30000
+MAX_ICC_BYTES = 8 * 1024 * 1024
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # Pillow's own bomb guard warns above MAX_IMAGE_PIXELS and fails above twice that; we check
 # first and explicitly, so raise its threshold to ours (its error still backs ours up).
@@ -87,10 +89,53 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
     return load_image_bytes(data, name)
 
 
+def png_header(data: bytes) -> tuple[int, int, int, int, bytes | None]:
+    """(width, height, bit depth, colour type, ICC profile) of a PNG, without decoding pixels.
+
+    Every chunk's length and CRC is checked first: OpenCV trusts a chunk length, and a 200-byte
+    file claiming a 3 GB IDAT makes it allocate gigabytes and spin for seconds.
+    """
+    if len(data) < 33 or data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG")
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    icc = None
+    pos = 8
+    while True:
+        if pos + 12 > len(data):
+            raise ValueError("truncated PNG (no IEND chunk)")
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            raise ValueError("a PNG chunk runs past the end of the file")
+        kind = data[pos + 4 : pos + 8]
+        (crc,) = struct.unpack(">I", data[end : end + 4])
+        if zlib.crc32(data[pos + 4 : end]) & 0xFFFFFFFF != crc:
+            raise ValueError("PNG chunk checksum mismatch")
+        if kind == b"iCCP":
+            body = data[pos + 8 : end]
+            sep = body.find(b"\x00")
+            if sep < 0 or sep + 2 > len(body):
+                raise ValueError("bad iCCP chunk")
+            d = zlib.decompressobj()
+            icc = d.decompress(body[sep + 2 :], MAX_ICC_BYTES)
+            if d.unconsumed_tail:
+                raise ValueError("ICC profile too large")
+        if kind == b"IEND":
+            return width, height, depth, colour, icc
+        pos = end + 4
+
+
 def load_image_bytes(data: bytes, name: str = "image") -> LoadedImage:
     """Decode an image held in memory (drag-and-drop, clipboard, project files)."""
     if not data:
         raise ImageLoadError(f"{name} is empty (0 bytes): the file was not written completely; use another copy.")
+    if data.startswith(PNG_SIGNATURE):
+        try:
+            png_header(data)
+        except (ValueError, struct.error, zlib.error) as exc:
+            if "truncated" in str(exc) or "past the end" in str(exc):
+                raise ImageLoadError(f"{name} is truncated (the file ends early); use a complete copy of the image.") from None
+            raise ImageLoadError(f"{name} is damaged and cannot be decoded ({exc}); use another copy of the image.") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check the size ourselves

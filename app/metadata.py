@@ -149,8 +149,10 @@ def format_a1111(params: GenerationParams, width: int, height: int) -> str:
     }
     if params.mode == "inpaint":
         fields["Mask blur"] = params.mask_blur
+        # Written for both values: A1111 omits "Whole picture", but our default is "Only masked",
+        # so an omitted field would read back as the other setting.
+        fields["Inpaint area"] = "Only masked" if params.inpaint_area == "masked" else "Whole picture"
         if params.inpaint_area == "masked":
-            fields["Inpaint area"] = "Only masked"
             fields["Masked area padding"] = params.padding
         if params.masked_content in _MASKED_CONTENT_TO_A1111:
             fields["Masked content"] = _MASKED_CONTENT_TO_A1111[params.masked_content]

@@ -43,6 +43,7 @@ from app import __version__
 from app.atomic import atomic_write_with, describe_write_error
 from app.generations import GenerationRecord
 from app.geometry import Bounds
+from app.imageio import png_header
 from app.params import GenerationParams, ParamError
 
 FORMAT_TAG = "inpaint-studio-project"
@@ -56,11 +57,9 @@ MAX_MEMBER_BYTES = 4 * 1024**3
 MAX_TOTAL_BYTES = 32 * 1024**3  # sum of declared uncompressed sizes of the members we read
 MAX_RATIO = 200  # uncompressed/compressed above this (for members > 1 MiB) = zip bomb
 MAX_DECODED_BYTES = 16 * 1024**3  # all decoded pixel arrays together
-MAX_ICC_BYTES = 8 * 1024 * 1024
 MAX_GENERATIONS = 10000
 MAX_CANDIDATES = 64
 
-_PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPE = {1: 0, 3: 2, 4: 6}  # channels → PNG colour type (gray, RGB, RGBA)
 _CHANNELS = {v: k for k, v in _COLOUR_TYPE.items()}
 
@@ -347,47 +346,11 @@ class _Archive:
         return data
 
 
-def _png_header(data: bytes) -> tuple[int, int, int, int, bytes | None]:
-    """(width, height, bit depth, colour type, ICC profile) of a PNG, without decoding pixels.
-
-    Every chunk's length and CRC is checked first: OpenCV trusts a chunk length, and a 200-byte
-    file claiming a 3 GB IDAT makes it allocate gigabytes and spin for seconds.
-    """
-    if len(data) < 33 or data[:8] != _PNG_SIG or data[12:16] != b"IHDR":
-        raise ValueError("not a PNG")
-    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
-    icc = None
-    pos = 8
-    while True:
-        if pos + 12 > len(data):
-            raise ValueError("truncated PNG (no IEND chunk)")
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        end = pos + 8 + length
-        if end + 4 > len(data):
-            raise ValueError("a PNG chunk runs past the end of the file")
-        kind = data[pos + 4 : pos + 8]
-        (crc,) = struct.unpack(">I", data[end : end + 4])
-        if zlib.crc32(data[pos + 4 : end]) & 0xFFFFFFFF != crc:
-            raise ValueError("PNG chunk checksum mismatch")
-        if kind == b"iCCP":
-            body = data[pos + 8 : end]
-            sep = body.find(b"\x00")
-            if sep < 0 or sep + 2 > len(body):
-                raise ValueError("bad iCCP chunk")
-            d = zlib.decompressobj()
-            icc = d.decompress(body[sep + 2 :], MAX_ICC_BYTES)
-            if d.unconsumed_tail:
-                raise ValueError("ICC profile too large")
-        if kind == b"IEND":
-            return width, height, depth, colour, icc
-        pos = end + 4
-
-
 def _decode_png(archive: _Archive, member: str, layout: dict[str, Any], what: str) -> tuple[np.ndarray, bytes | None]:
     """Decode a member whose header must match ``layout`` (checked before any pixel is decoded)."""
     data = archive.read(member)
     try:
-        width, height, depth, colour, icc = _png_header(data)
+        width, height, depth, colour, icc = png_header(data)
     except (ValueError, struct.error, zlib.error):
         raise ProjectError(f"{archive.name}: the {what} ({member}) is not a valid PNG; the file is damaged.") from None
     want_depth = 16 if layout["dtype"] == "uint16" else 8
@@ -527,7 +490,7 @@ def _layout_from(manifest: dict[str, Any], archive: _Archive, current_member: st
     channels, dtype = layout.get("channels"), layout.get("dtype")
     if channels is None or dtype is None:  # older versions: take them from the PNG header
         try:
-            _, _, depth, colour, _ = _png_header(archive.read(current_member))
+            _, _, depth, colour, _ = png_header(archive.read(current_member))
         except (ValueError, struct.error, zlib.error):
             raise ProjectError(f"{name}: the current image is not a valid PNG; the file is damaged.") from None
         if colour not in _CHANNELS or depth not in (8, 16):

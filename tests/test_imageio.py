@@ -299,3 +299,17 @@ def test_16bit_gray_alpha_png_keeps_16_bits():
     assert px.dtype == np.uint16 and px.shape == (h, w, 4)
     assert np.array_equal(px[..., 0], la[..., 0].astype(np.uint16))
     assert np.array_equal(px[..., 3], la[..., 1].astype(np.uint16))
+
+
+def test_png_with_a_lying_chunk_length_is_refused_before_decoding():
+    """A 1 kB PNG whose IDAT claims 2.9 GB made OpenCV allocate gigabytes for seconds."""
+    import time
+
+    arr = (np.random.default_rng(0).random((20, 20, 3)) * 65535).astype(np.uint16)
+    data = bytearray(imageio.encode_image(arr, "PNG"))
+    at = data.find(b"IDAT") - 4
+    data[at : at + 4] = struct.pack(">I", 0xAE000000)
+    start = time.perf_counter()
+    with pytest.raises(imageio.ImageLoadError, match="truncated|damaged"):
+        imageio.load_image_bytes(bytes(data), "lying.png")
+    assert time.perf_counter() - start < 1.0

@@ -242,10 +242,9 @@ def test_a1111_text_round_trips_what_it_carries(params, prompt, negative):
     assert abs(back.guidance - params.guidance) < 1e-9 and abs(back.strength - params.strength) < 1e-9
     if params.mode == "inpaint":
         assert (back.mode, back.mask_blur) == ("inpaint", params.mask_blur)
-        # "whole" is written as no "Inpaint area" field, which parse_a1111 reads back as "masked"
-        # (reported to the metadata owner); "masked" round-trips with its padding.
+        assert back.inpaint_area == params.inpaint_area
         if params.inpaint_area == "masked":
-            assert (back.inpaint_area, back.padding) == ("masked", params.padding)
+            assert back.padding == params.padding
 
 
 @FAST
