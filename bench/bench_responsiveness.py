@@ -1,0 +1,139 @@
+"""Responsiveness: the longest event-loop stall of the real window while a generation runs.
+
+A 5 ms QTimer ticks on the GUI thread and records the gaps between ticks; the longest gap is the
+longest time the window could not repaint or react. Measured with the tiny random-weight SD
+model (tests/tinymodels.py) through the real loader, engine and worker:
+- cold: the first generation, which imports torch and loads the model on the worker thread (the
+  tiny model is built in a subprocess, so this process has not imported torch before);
+- warm: a second generation with the model cached;
+- baseline: the same warm generation run on the GUI thread (what a naive app would do): the
+  stall is then the whole generation.
+
+    QT_QPA_PLATFORM=offscreen python bench/bench_responsiveness.py [--steps 8] [--size 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+class StallMeter:
+    def __init__(self, interval_ms: int = 5) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.gaps: list[float] = []
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.last = time.perf_counter()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(now - self.last)
+        self.last = now
+
+    def start(self) -> None:
+        self.gaps.clear()
+        self.last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> dict[str, float]:
+        self.timer.stop()
+        g = sorted(self.gaps) or [0.0]
+        return {"max_ms": g[-1] * 1000, "p99_ms": g[int(len(g) * 0.99) - 1 if len(g) > 1 else 0] * 1000,
+                "median_ms": statistics.median(g) * 1000, "ticks": len(g)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--size", type=int, default=256)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-resp-"))
+    os.environ["INPAINT_STUDIO_SETTINGS"] = str(tmp / "settings.ini")
+
+    import subprocess
+
+    t = time.perf_counter()
+    model = tmp / "tiny-sd-inpainting"
+    subprocess.run([sys.executable, "-c", f"from tinymodels import build_tiny_sd; build_tiny_sd({str(model)!r}, inpainting=True)"],
+                   cwd=ROOT / "tests", check=True, capture_output=True)
+    print(f"built tiny model in {time.perf_counter() - t:.1f} s (subprocess); torch loaded here: {'torch' in sys.modules}")
+
+    import skimage.data
+
+    from PySide6.QtCore import QEventLoop
+
+    from app import imageio
+    from app.gui import create_app
+    from app.inference.engine import Engine, Job
+    from app.widgets.main_window import MainWindow
+
+    app = create_app()
+    window = MainWindow(discover=lambda: [])
+    window.resize(1400, 900)
+    window.show()
+    photo = tmp / "astronaut.png"
+    imageio.save_image(photo, skimage.data.astronaut())
+    window.open_path(str(photo))
+    window.document.fill_rect((200, 180, 120, 90))
+    window.model_picker.add_model_path(str(model))
+    window._preload_timer.stop()  # measure the cold load inside the first generation
+    params = window.current_params().replace(prompt="a red balloon", steps=args.steps, width=args.size, height=args.size, seed=1)
+
+    meter = StallMeter()
+    results = {}
+    for label in ("cold", "warm"):
+        done: list = []
+        loop = QEventLoop()
+        window.generation_finished.connect(lambda r: (done.append(r), loop.quit()))
+        window.generation_failed.connect(lambda t, m: (done.append((t, m)), loop.quit()))
+        meter.start()
+        t0 = time.perf_counter()
+        assert window.generate(params), window.message_bar.text
+        loop.exec()  # a real event loop, as in the app (no busy polling)
+        wall = time.perf_counter() - t0
+        stats = meter.stop()
+        window.generation_finished.disconnect()
+        window.generation_failed.disconnect()
+        if isinstance(done[0], tuple):
+            raise SystemExit(f"generation failed: {done[0]}")
+        window.discard_candidates()
+        results[label] = (stats, wall)
+
+    # Baseline: the same generation on the GUI thread.
+    from app.inference.models import load_backend
+
+    backend = load_backend(str(model))
+    job = Job(params, window.document.pixels.copy(), window.document.mask.copy())
+    meter.start()
+    t0 = time.perf_counter()
+    Engine(backend).run(job)
+    app.processEvents()
+    base_wall = time.perf_counter() - t0
+    base = meter.stop()
+    base_stall = max(base["max_ms"], base_wall * 1000)
+
+    print(f"tiny model, {args.size}² px, {args.steps} steps, cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f}")
+    for label, (stats, wall) in results.items():
+        print(f"worker thread, {label:4}: generation {wall:6.2f} s   longest stall {stats['max_ms']:7.1f} ms   "
+              f"p99 {stats['p99_ms']:6.1f} ms   median gap {stats['median_ms']:5.1f} ms   ({stats['ticks']} ticks)")
+    print(f"GUI thread (baseline): generation {base_wall:6.2f} s   longest stall {base_stall:7.1f} ms")
+    print(f"baseline stall / worker warm stall = {base_stall / max(results['warm'][0]['max_ms'], 1e-3):.0f}x")
+    window.force_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
