@@ -29,6 +29,7 @@ from app.maskops import MaskError
 from app.params import GenerationParams, ParamError
 from app.project import ProjectError, load_project, save_project
 from app.worker import GenerationWorker, WorkRequest
+from worker_recorder import Recorder
 
 
 def _photo(h: int = 48, w: int = 64) -> np.ndarray:
@@ -369,16 +370,17 @@ def test_gpu_oom_mid_run_is_reported_and_the_document_is_untouched(qtbot):
     worker.start()
     try:
         job = Job(GenerationParams(seed=3), doc.pixels.copy(), doc.mask.copy())
-        with qtbot.waitSignal(worker.out_of_memory, timeout=10000), qtbot.waitSignal(worker.failed, timeout=10000) as failed:
-            assert worker.submit(WorkRequest(job, "fake"))
-        title, message = failed.args
+        rec = Recorder(worker)
+        assert worker.submit(WorkRequest(job, "fake"))
+        qtbot.waitUntil(lambda: bool(rec.oom) and bool(rec.failed), timeout=10000)
+        title, message = rec.failed[0]
         assert title == "Out of memory" and "Nothing in your image was changed" in message and "low-memory" in message
         assert np.array_equal(doc.pixels, before) and np.array_equal(doc.mask, mask_before)
         assert doc.undo_stack.count() == undo_before and not worker.busy
         # the worker stays usable: the next run (classical) succeeds
-        with qtbot.waitSignal(worker.finished, timeout=10000) as done:
-            assert worker.submit(WorkRequest(job, "builtin:telea"))
-        assert done.args[0].candidates[0].image.shape == before.shape
+        assert worker.submit(WorkRequest(job, "builtin:telea"))
+        qtbot.waitUntil(lambda: bool(rec.finished), timeout=10000)
+        assert rec.finished[0].candidates[0].image.shape == before.shape
     finally:
         worker.shutdown()
 
@@ -390,13 +392,15 @@ def test_cancelled_run_changes_nothing_and_worker_stays_usable(qtbot):
     worker.start()
     try:
         job = Job(GenerationParams(seed=3), doc.pixels.copy(), doc.mask.copy())
-        with qtbot.waitSignal(worker.progress, timeout=10000):
-            assert worker.submit(WorkRequest(job, "slow"))
-        with qtbot.waitSignal(worker.cancelled, timeout=10000):
-            worker.cancel()
+        rec = Recorder(worker)
+        assert worker.submit(WorkRequest(job, "slow"))
+        qtbot.waitUntil(lambda: bool(rec.progress), timeout=10000)
+        worker.cancel()
+        qtbot.waitUntil(lambda: bool(rec.cancelled), timeout=10000)
         assert np.array_equal(doc.pixels, before) and doc.undo_stack.count() == undo_before and not worker.busy
-        with qtbot.waitSignal(worker.finished, timeout=10000):
-            assert worker.submit(WorkRequest(job, "builtin:telea"))
+        assert worker.submit(WorkRequest(job, "builtin:telea"))
+        qtbot.waitUntil(lambda: bool(rec.finished), timeout=10000)
+        assert not rec.failed
     finally:
         worker.shutdown()
 

@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QObject, Slot
 
 from app.inference.engine import Cancelled, Job
 from app.inference.errors import GpuOutOfMemory, ModelLoadError
 from app.params import GenerationParams, ParamError
 from app.worker import PROGRESS_INTERVAL_S, GenerationWorker, WorkRequest, describe_error
+from worker_recorder import Recorder
 
 
 class FakeBackend:
@@ -38,45 +38,6 @@ class FakeBackend:
         out = request.image.copy()
         out[request.mask > 0] = 128
         return [out for _ in request.seeds]
-
-
-class Recorder(QObject):
-    """Lives on the GUI thread, so the worker's signals reach it queued, as they reach the window."""
-
-    def __init__(self, worker: GenerationWorker):
-        super().__init__()
-        self.progress, self.finished, self.failed, self.cancelled, self.oom = [], [], [], [], []
-        self.threads: set[int] = set()
-        worker.progress.connect(self.on_progress)
-        worker.finished.connect(self.on_finished)
-        worker.failed.connect(self.on_failed)
-        worker.cancelled.connect(self.on_cancelled)
-        worker.out_of_memory.connect(self.on_oom)
-
-    def _note(self):
-        self.threads.add(threading.get_ident())
-
-    @Slot(int, int, float, object, object)
-    def on_progress(self, step, total, eta, preview, region):
-        self._note()
-        self.progress.append((step, total, eta, preview, region))
-
-    @Slot(object)
-    def on_finished(self, result):
-        self._note()
-        self.finished.append(result)
-
-    @Slot(str, str)
-    def on_failed(self, title, message):
-        self.failed.append((title, message))
-
-    @Slot()
-    def on_cancelled(self):
-        self.cancelled.append(True)
-
-    @Slot()
-    def on_oom(self):
-        self.oom.append(True)
 
 
 @pytest.fixture
