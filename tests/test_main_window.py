@@ -492,3 +492,32 @@ def test_settings_survive_a_damaged_file(tmp_path):
     assert s.last_params() == GenerationParams()
     with pytest.raises(ValueError):
         s.set_device("quantum")
+
+
+def test_open_path_opens_a_project_file(qtbot, window, photo, settings, tmp_path):
+    """File ▸ Open, drag and drop and the command line all go through open_path: a .inpaint
+    project opens there with its pixels, mask and parameters, and a damaged one changes nothing."""
+    from app.project import save_project
+
+    window.open_path(str(photo))
+    window.document.fill_rect((100, 120, 40, 30))
+    params = GenerationParams(prompt="restore the sleeve", seed=42, steps=31)
+    project = tmp_path / "session.inpaint"
+    save_project(project, window.document.to_state(params))
+
+    other = make_window(qtbot, settings)
+    try:
+        assert other.open_path(str(project))
+        assert np.array_equal(other.document.pixels, window.document.pixels)
+        assert np.array_equal(other.document.mask, window.document.mask)
+        got = other.current_params()
+        assert (got.prompt, got.seed, got.steps) == ("restore the sleeve", 42, 31)
+        assert "session.inpaint" in other.windowTitle()
+
+        damaged = tmp_path / "damaged.inpaint"
+        damaged.write_bytes(project.read_bytes()[:200])
+        assert not other.open_path(str(damaged))
+        assert other.message_bar.level == "error"
+        assert np.array_equal(other.document.mask, window.document.mask)
+    finally:
+        other.force_close()

@@ -45,6 +45,7 @@ from app.document import Document
 from app.generations import GenerationRecord
 from app.inference.engine import Job
 from app.params import CLASSICAL_MODELS, GenerationParams, ParamError
+from app.project import is_project_file
 from app.paths import resources_dir
 from app.settings import Settings
 from app.widgets import tools
@@ -57,6 +58,7 @@ from app.widgets.params_panel import ParamsPanel
 from app.worker import GenerationWorker, WorkRequest
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp);;All files (*)"
+OPEN_FILTER = "Images and projects (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.inpaint);;" + IMAGE_FILTER
 SAVE_FILTER = "PNG with parameters (*.png);;TIFF (*.tif *.tiff);;JPEG (*.jpg *.jpeg);;WebP (*.webp)"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 COMPARE_KEY = Qt.Key.Key_Backslash
@@ -506,19 +508,32 @@ class MainWindow(QMainWindow):
     # opening and saving
     # ======================================================================================
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", self.settings.last_dir(), IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", self.settings.last_dir(), OPEN_FILTER)
         if path:
             self.open_path(path)
 
     def open_path(self, path: str | Path) -> bool:
-        """Open an image file; on failure the message bar says why and the document is unchanged."""
+        """Open an image or a project file; on failure the message bar says why and the document
+        is unchanged."""
         path = str(path)
-        try:
-            loaded = imageio.load_image(path)
-        except imageio.ImageLoadError as exc:
-            self.show_message("error", "Cannot open the image", str(exc))
-            return False
-        self._set_loaded(loaded, path)
+        if is_project_file(path):
+            from app.widgets.recovery_dialog import open_project
+
+            if self._generating:
+                self.cancel_generation()
+            if not open_project(self, path):
+                return False
+            self._save_path = None
+            self._display_name = Path(path).name
+            self._update_title()
+            self._update_actions()
+        else:
+            try:
+                loaded = imageio.load_image(path)
+            except imageio.ImageLoadError as exc:
+                self.show_message("error", "Cannot open the image", str(exc))
+                return False
+            self._set_loaded(loaded, path)
         recent = self.settings.add_recent_file(path)
         self.settings.set_last_dir(str(Path(path).resolve().parent))
         self._fill_recent_menu(recent)
