@@ -1,0 +1,329 @@
+"""`DiffusionBackend`: one loaded SD 1.x model behind the engine's Backend protocol.
+
+It calls the public diffusers pipelines with their public arguments, so the diffusion pass is
+exactly what diffusers gives for the same inputs (tests/test_diffusion.py compares arrays):
+- 9-channel inpainting UNet: `StableDiffusionInpaintPipeline` for inpaint and img2img (img2img
+  arrives as a full mask from the engine);
+- 4-channel base UNet: the same inpaint pipeline (it blends the known latents back every step),
+  and `StableDiffusionImg2ImgPipeline` for img2img, made with ``from_pipe`` so both share the one
+  set of weights in memory.
+Batch item k is run as its own call with ``torch.Generator().manual_seed(s + k)``, so it is
+bit-identical to a single run with that seed on the same device (a batched call would not be:
+diffusers draws the masked-image latents of every item from the first generator, and batched
+kernels round differently). Generators live on the CPU, so a seed gives the same starting noise
+on CUDA, MPS and CPU.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from app.inference.device import DeviceChoice
+from app.inference.engine import BackendRequest, Cancelled, CancelFn
+from app.inference.errors import GpuOutOfMemory, ModelLoadError
+from app.inference.models import ModelInfo
+from app.inference.preview import latents_to_rgb
+from app.inference.schedulers import make_scheduler
+
+log = logging.getLogger(__name__)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+class DiffusionBackend:
+    """Runs SD 1.x inpainting/img2img through diffusers. One run at a time (the worker serialises).
+
+    Options: ``low_memory`` (attention slicing, VAE slicing+tiling, model CPU offload on GPUs),
+    ``fast`` (CUDA: channels_last, fused QKV projections, TF32; default on for CUDA),
+    ``compile`` (torch.compile of the UNet; first run pays the compile), ``safety_checker``
+    (off by default for local use), ``preview_every`` (steps between latent previews),
+    ``exact_batches`` (see `_generate_batched`)."""
+
+    native_resolution = False
+
+    def __init__(self, pipe, *, info: ModelInfo, device: DeviceChoice, load_seconds: float = 0.0,
+                 low_memory: bool = False, fast: bool | None = None, compile: bool = False,
+                 safety_checker: bool = False, preview_every: int = 1, exact_batches: bool = True):
+        self.info = info
+        self.name = info.ref
+        self.device = device
+        self.load_seconds = load_seconds
+        self.inpainting = pipe.unet.config.in_channels == 9
+        self.preview_every = max(1, preview_every)
+        #: True: batch item k is its own call (bit-identical to a single run with seed s+k);
+        #: False: one batched call (faster on GPUs, reproducible per seed list only).
+        self.exact_batches = exact_batches
+        self.low_memory = False
+        self.decode_fp32 = False  # set once an fp16 decode gave NaN/black: later decodes skip straight to fp32
+        self.timings: dict[str, float] = {"load": load_seconds}
+        self._pipes = {"inpaint": pipe}
+        self._base_scheduler_config = pipe.scheduler.config
+        self.fast = device.type == "cuda" if fast is None else fast
+        if self.fast:
+            self._apply_fast_path(pipe)
+        if compile:
+            t0 = time.perf_counter()
+            pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs" if device.type != "cuda" else "max-autotune")
+            self.timings["compile_setup"] = time.perf_counter() - t0
+        if safety_checker:
+            self.enable_safety_checker()
+        if low_memory:
+            self.set_low_memory(True)
+
+    # -- configuration ------------------------------------------------------------------------
+    @property
+    def components(self) -> dict:
+        return self._pipes["inpaint"].components
+
+    def _apply_fast_path(self, pipe) -> None:
+        """channels_last suits the convolution kernels of tensor cores; fused QKV turns three
+        projection matmuls into one; TF32 speeds fp32 leftovers. SDPA is diffusers' default
+        attention on torch 2. Images change only within fp16 rounding."""
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+        for module in (pipe.unet, pipe.vae):
+            if hasattr(module, "fuse_qkv_projections"):
+                module.fuse_qkv_projections()
+
+    def set_low_memory(self, on: bool) -> None:
+        """Attention slicing and VAE slicing/tiling (peak memory of attention and decode), plus
+        model CPU offload on an accelerator (only the running component stays on the GPU)."""
+        if on == self.low_memory:
+            return
+        for pipe in self._pipes.values():
+            if hasattr(pipe, "remove_all_hooks"):
+                pipe.remove_all_hooks()
+        pipe = self._pipes["inpaint"]
+        if on:
+            pipe.enable_attention_slicing()
+            pipe.vae.enable_slicing()
+            pipe.vae.enable_tiling()
+        else:
+            pipe.disable_attention_slicing()
+            pipe.vae.disable_slicing()
+            pipe.vae.disable_tiling()
+        self.low_memory = on
+        if on and self.device.type != "cpu":
+            self._active("inpaint")  # offload hooks belong to the pipeline that runs
+        elif not on:
+            pipe.to(self.device.device)
+
+    def enable_safety_checker(self) -> None:
+        """Load the safety checker from the model folder (safety_checker/, feature_extractor/) or
+        from the Hugging Face cache (CompVis/stable-diffusion-safety-checker), offline."""
+        from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+        from transformers import CLIPImageProcessor
+
+        from app.inference.models import _hf_snapshot, hf_cache_dir
+
+        candidates = []
+        if self.info.path is not None and self.info.path.is_dir():
+            candidates.append((self.info.path / "safety_checker", self.info.path / "feature_extractor"))
+        repo = hf_cache_dir() / "models--CompVis--stable-diffusion-safety-checker"
+        snap = _hf_snapshot(repo) if repo.is_dir() else None
+        if snap is not None:
+            candidates.append((snap, snap))
+        for checker_dir, fe_dir in candidates:
+            if (checker_dir / "config.json").is_file() and (fe_dir / "preprocessor_config.json").is_file():
+                checker = StableDiffusionSafetyChecker.from_pretrained(str(checker_dir), local_files_only=True,
+                                                                       torch_dtype=self.device.dtype)
+                extractor = CLIPImageProcessor.from_pretrained(str(fe_dir), local_files_only=True)
+                for pipe in self._pipes.values():
+                    pipe.register_modules(safety_checker=checker.to(self.device.device), feature_extractor=extractor)
+                return
+        raise ModelLoadError(
+            "The safety checker is turned on but its weights are not installed: put safety_checker/ and "
+            "feature_extractor/ in the model folder, or have CompVis/stable-diffusion-safety-checker in the "
+            "Hugging Face cache.")
+
+    def _active(self, kind: str):
+        """The pipeline for ``kind`` ("inpaint" or "img2img"), made once with ``from_pipe`` so it
+        shares every component (no reload, no extra memory)."""
+        if kind not in self._pipes:
+            from diffusers import StableDiffusionImg2ImgPipeline
+
+            self._pipes[kind] = StableDiffusionImg2ImgPipeline.from_pipe(self._pipes["inpaint"])
+            self._pipes[kind].set_progress_bar_config(disable=True)
+        pipe = self._pipes[kind]
+        if self.low_memory and self.device.type != "cpu" and getattr(self, "_offloaded", None) != kind:
+            for other in self._pipes.values():
+                other.remove_all_hooks()
+            pipe.enable_model_cpu_offload(device=self.device.device)
+            self._offloaded = kind
+        return pipe
+
+    def pipeline_for(self, mode: str):
+        """The diffusers pipeline a mode runs on: img2img of a 4-channel model uses the img2img
+        pipeline; everything else the inpaint pipeline (a 9-channel UNet needs its mask input)."""
+        return self._active("img2img" if mode == "img2img" and not self.inpainting else "inpaint")
+
+    # -- running ------------------------------------------------------------------------------
+    def generate(self, request: BackendRequest, progress: Callable[[int, int, np.ndarray | None], None],
+                 cancelled: CancelFn) -> list[np.ndarray]:
+        height, width = request.image.shape[:2]
+        if height % 8 or width % 8:
+            raise ValueError(f"model input must be a multiple of 8 pixels, got {width}×{height}")
+        if cancelled():
+            raise Cancelled()
+        params = request.params
+        pipe = self.pipeline_for(params.mode)
+        try:
+            return self._generate(pipe, request, progress, cancelled)
+        except Cancelled:
+            raise
+        except Exception as exc:
+            if _is_oom(exc):
+                self._free_memory()
+                raise GpuOutOfMemory(self.device.device, self.low_memory, str(exc).splitlines()[0][:200]) from exc
+            raise
+
+    def _free_memory(self) -> None:
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        elif self.device.type == "mps" and hasattr(torch, "mps"):
+            torch.mps.empty_cache()
+
+    def call_kwargs(self, pipe, request: BackendRequest, seed: int) -> dict:
+        """The exact public arguments given to the diffusers pipeline for one batch item."""
+        params = request.params
+        height, width = request.image.shape[:2]
+        image = request.image
+        if params.masked_content == "latent_noise" and params.mode == "inpaint":
+            image = noise_fill(image, request.mask, seed)
+        kwargs = dict(
+            prompt=params.prompt,
+            negative_prompt=params.negative_prompt or None,
+            image=Image.fromarray(image),
+            strength=params.strength,
+            # diffusers runs int(steps × strength) steps and fails at 0: run at least one.
+            num_inference_steps=max(params.steps, math.ceil(1 / params.strength - 1e-9)),
+            guidance_scale=params.guidance,
+            num_images_per_prompt=1,
+            generator=torch.Generator("cpu").manual_seed(seed),
+        )
+        if _takes_mask(pipe):
+            kwargs.update(mask_image=Image.fromarray(request.mask), height=height, width=width)
+        return kwargs
+
+    def _generate(self, pipe, request, progress, cancelled) -> list[np.ndarray]:
+        params = request.params
+        n_items = len(request.seeds)
+        if not self.exact_batches and n_items > 1:
+            return self._generate_batched(pipe, request, progress, cancelled)
+        outputs = []
+        t_unet = t_decode = 0.0
+        for k, seed in enumerate(request.seeds):
+            if cancelled():
+                raise Cancelled()
+            pipe.scheduler = make_scheduler(params.scheduler, self._base_scheduler_config)  # schedulers keep state
+            every = self.preview_every
+
+            def on_step_end(p, i, t, kw, _k=k):
+                total = p.num_timesteps
+                preview = latents_to_rgb(kw["latents"]) if (i + 1) % every == 0 or i + 1 == total else None
+                progress(_k * total + i + 1, n_items * total, preview)
+                if cancelled():
+                    raise Cancelled()
+                return kw
+
+            kwargs = self.call_kwargs(pipe, request, seed)
+            t0 = time.perf_counter()
+            latents = pipe(**kwargs, output_type="latent", callback_on_step_end=on_step_end,
+                           callback_on_step_end_tensor_inputs=["latents"]).images
+            t1 = time.perf_counter()
+            outputs.append(self.decode(pipe, latents, kwargs["generator"]))
+            t_unet += t1 - t0
+            t_decode += time.perf_counter() - t1
+        self.timings.update(denoise=t_unet, decode=t_decode)
+        return outputs
+
+    def _generate_batched(self, pipe, request, progress, cancelled) -> list[np.ndarray]:
+        """All items in one pipeline call (one generator per item): faster on a GPU; the same
+        seeds give the same batch, but item k is not bit-identical to a single run with s+k."""
+        pipe.scheduler = make_scheduler(request.params.scheduler, self._base_scheduler_config)
+        every = self.preview_every
+
+        def on_step_end(p, i, t, kw):
+            total = p.num_timesteps
+            preview = latents_to_rgb(kw["latents"]) if (i + 1) % every == 0 or i + 1 == total else None
+            progress(i + 1, total, preview)
+            if cancelled():
+                raise Cancelled()
+            return kw
+
+        kwargs = self.call_kwargs(pipe, request, request.seeds[0])
+        kwargs["generator"] = [torch.Generator("cpu").manual_seed(s) for s in request.seeds]
+        kwargs["num_images_per_prompt"] = len(request.seeds)
+        t0 = time.perf_counter()
+        latents = pipe(**kwargs, output_type="latent", callback_on_step_end=on_step_end,
+                       callback_on_step_end_tensor_inputs=["latents"]).images
+        t1 = time.perf_counter()
+        out = [self.decode(pipe, latents[k:k + 1], g) for k, g in enumerate(kwargs["generator"])]
+        self.timings.update(denoise=t1 - t0, decode=time.perf_counter() - t1)
+        return out
+
+    @torch.no_grad()
+    def decode(self, pipe, latents: torch.Tensor, generator=None) -> np.ndarray:
+        """Latents → RGB8, as the pipelines' own ``output_type="pil"`` path does it (VAE decode,
+        safety checker, postprocess, ``(x * 255).round()``), with the fp16 guard: a NaN or
+        all-black image from finite latents is decoded again with the VAE in fp32."""
+        vae = pipe.vae
+        scaled = latents / vae.config.scaling_factor
+        image = None
+        if not self.decode_fp32:
+            image = vae.decode(scaled.to(vae.dtype), return_dict=False, generator=generator)[0]
+            if vae.dtype != torch.float32 and _bad_decode(image, latents):
+                log.warning("fp16 VAE decode gave NaN/black; decoding in fp32 from now on")
+                self.decode_fp32 = True
+                image = None
+        if image is None:
+            dtype = vae.dtype
+            vae.to(torch.float32)
+            try:
+                image = vae.decode(scaled.float(), return_dict=False, generator=generator)[0]
+            finally:
+                vae.to(dtype)  # the encoder runs on fp16 inputs in the pipelines
+        image, nsfw = pipe.run_safety_checker(image, pipe._execution_device, latents.dtype)
+        denormalize = [True] * image.shape[0] if nsfw is None else [not flagged for flagged in nsfw]
+        arr = pipe.image_processor.postprocess(image, output_type="np", do_denormalize=denormalize)
+        return (arr[0] * 255).round().astype(np.uint8)
+
+
+def _takes_mask(pipe) -> bool:
+    import inspect
+
+    return "mask_image" in inspect.signature(pipe.__call__).parameters
+
+
+def _bad_decode(image: torch.Tensor, latents: torch.Tensor) -> bool:
+    if not torch.isfinite(latents).all():
+        return False  # the latents themselves are broken: fp32 decode would not help
+    return bool(torch.isnan(image).any() or (image <= -1.0).all())
+
+
+def noise_fill(image: np.ndarray, mask: np.ndarray, seed: int) -> np.ndarray:
+    """"Latent noise" masked content, done cheaply in pixel space: masked pixels become
+    seeded uniform noise, so the model keeps nothing of the old content there (matters for
+    strength < 1). Deterministic per seed."""
+    rng = np.random.default_rng(seed)
+    out = image.copy()
+    sel = mask > 0
+    out[sel] = rng.integers(0, 256, size=(int(sel.sum()), 3), dtype=np.uint8)
+    return out
