@@ -12,8 +12,7 @@ Document's pixels and mask copied with one memcpy each; the original and candida
 and shared), and the PNG encoding, zip writing and fsync happen on one worker thread. Only the
 newest pending snapshot is written (older queued ones are dropped: they are superseded).
 
-The folder is ``platformdirs.user_data_dir("Inpaint Studio")/recovery``, or
-``$INPAINT_STUDIO_DATA/recovery`` when that variable is set (tests, portable installs).
+The folder is `app.paths.data_dir()` / "recovery" (``$INPAINT_STUDIO_DATA`` overrides it).
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app import __version__
+from app.paths import data_dir
 from app.project import (
     PROJECT_SUFFIX,
     PngCache,
@@ -41,20 +41,9 @@ from app.project import (
     save_project,
 )
 
-APP_NAME = "Inpaint Studio"
-ENV_DATA = "INPAINT_STUDIO_DATA"
 LOCK_SUFFIX = ".lock"
 #: PNG compression for autosaves: level 1 is several times faster than 6 and only ~10 % larger.
 AUTOSAVE_COMPRESSION = 1
-
-
-def data_dir() -> Path:
-    override = os.environ.get(ENV_DATA)
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 def recovery_dir() -> Path:

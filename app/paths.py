@@ -1,9 +1,17 @@
-"""Where bundled resources live: next to the package in a checkout, in the bundle when frozen."""
+"""Where things live: bundled resources, and the user's data folder (models, recovery files).
+
+One rule for every part of the app: ``$INPAINT_STUDIO_DATA`` when set (tests, portable installs),
+else the platform's user data folder for "Inpaint Studio".
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+APP_NAME = "Inpaint Studio"
+ENV_DATA = "INPAINT_STUDIO_DATA"
 
 
 def resources_dir() -> Path:
@@ -11,3 +19,17 @@ def resources_dir() -> Path:
     if frozen:
         return Path(frozen) / "resources"
     return Path(__file__).resolve().parent.parent / "resources"
+
+
+def data_dir() -> Path:
+    override = os.environ.get(ENV_DATA)
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def models_dir() -> Path:
+    """The user models folder that discovery scans first and "Add model…" suggests."""
+    return data_dir() / "models"

@@ -16,9 +16,9 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings
 
 from app.params import GenerationParams
+from app.paths import APP_NAME
 
 ORG_NAME = "InpaintStudio"
-APP_NAME = "Inpaint Studio"
 ENV_SETTINGS = "INPAINT_STUDIO_SETTINGS"
 MAX_RECENT = 10
 DEVICES = ("auto", "cuda", "mps", "cpu")

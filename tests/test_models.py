@@ -71,10 +71,14 @@ def test_discovery_finds_classical_folders_and_files(isolated, monkeypatch, tiny
     assert not pickle.usable and "arbitrary code" in pickle.note
 
 
-def test_user_models_dir_is_platformdirs_data_dir(isolated):
+def test_user_models_dir_follows_the_app_data_folder(isolated, monkeypatch, tmp_path):
+    """Models and recovery files share one data-folder rule (app.paths.data_dir)."""
     import platformdirs
 
-    assert models.models_dirs()[0] == models.Path(platformdirs.user_data_dir("inpaint-studio", appauthor=False)) / "models"
+    monkeypatch.setenv("INPAINT_STUDIO_DATA", str(tmp_path / "data"))
+    assert models.models_dirs()[0] == tmp_path / "data" / "models"
+    monkeypatch.delenv("INPAINT_STUDIO_DATA")
+    assert models.models_dirs()[0] == models.Path(platformdirs.user_data_dir("Inpaint Studio", appauthor=False)) / "models"
 
 
 def test_hf_cache_discovery_and_offline_load(isolated, monkeypatch, tiny_inpaint_model, tiny_base_model, no_network):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from app.inference.errors import ModelLoadError, PickleRefusedError, UnsupportedModelError
 from app.params import CLASSICAL_MODELS
-from app.paths import resources_dir
+from app.paths import models_dir, resources_dir
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,9 @@ class ModelInfo:
 
 # -- where models live ---------------------------------------------------------------------------
 def models_dirs(extra_paths=()) -> list[Path]:
-    """The user models folder (platformdirs user data dir / "models"), then the folders in env
+    """The user models folder (`app.paths.models_dir`), then the folders in env
     INPAINT_STUDIO_MODELS (os.pathsep-separated), then ``extra_paths``."""
-    import platformdirs
-
-    dirs = [Path(platformdirs.user_data_dir("inpaint-studio", appauthor=False)) / "models"]
+    dirs = [models_dir()]
     env = os.environ.get("INPAINT_STUDIO_MODELS", "")
     dirs += [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
     dirs += [Path(p).expanduser() for p in extra_paths]

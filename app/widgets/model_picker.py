@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.params import CLASSICAL_MODELS, DEFAULT_MODEL
-from app.paths import resources_dir
+from app.paths import models_dir, resources_dir
 from app.settings import DEVICES
 
 CLASSICAL_LABELS = {"builtin:telea": "Classical — Telea (fast)", "builtin:ns": "Classical — Navier–Stokes"}
@@ -46,10 +46,8 @@ NO_MODEL_TIP = "Or copy the model into {folder} and press the refresh button."
 
 
 def models_folder() -> str:
-    """The user models folder that discovery scans (same rule as `app.inference.models`)."""
-    import platformdirs
-
-    return str(Path(platformdirs.user_data_dir("inpaint-studio", appauthor=False)) / "models")
+    """The user models folder that discovery scans."""
+    return str(models_dir())
 
 
 @dataclass(frozen=True)
