@@ -62,3 +62,28 @@ print(json.dumps({"refs": refs[:2], "n": len(SCHEDULER_NAMES),
 """
     result = _python(code)
     assert result == {"refs": ["builtin:telea", "builtin:ns"], "n": 16, "heavy": []}
+
+
+def test_refusing_a_model_imports_no_torch(tmp_path):
+    """Refusals (pickle, wrong family, missing files) are decided from file headers: instant,
+    and nothing from the file runs."""
+    ckpt = tmp_path / "old.ckpt"
+    ckpt.write_bytes(b"PK\x03\x04 not loaded")
+    missing = tmp_path / "half-model"
+    missing.mkdir()
+    (missing / "model_index.json").write_text("{}")
+    code = """
+import json, sys
+from app.inference.errors import ModelLoadError
+from app.inference.models import load_backend
+errors = []
+for ref in sys.argv[1:]:
+    try:
+        load_backend(ref)
+    except ModelLoadError as exc:
+        errors.append(type(exc).__name__)
+print(json.dumps({"errors": errors, "torch": "torch" in sys.modules}))
+"""
+    result = _python(code, str(ckpt), str(missing))
+    assert result["torch"] is False
+    assert result["errors"][0] == "PickleRefusedError" and len(result["errors"]) == 2

@@ -431,9 +431,6 @@ def load_backend(model_ref: str, device: str | None = None, *, low_memory: bool 
         from app.inference.classical import ClassicalBackend
 
         return ClassicalBackend(model_ref)
-    from app.inference.device import choose_device
-    from app.inference.diffusion import DiffusionBackend
-
     info = resolve_model(model_ref)
     is_pickle = info.path is not None and info.path.is_file() and info.path.suffix.lower() in PICKLE_SUFFIXES
     if is_pickle and not allow_pickle:
@@ -442,6 +439,10 @@ def load_backend(model_ref: str, device: str | None = None, *, low_memory: bool 
         raise UnsupportedModelError(f"{info.ref}: {info.note}")
     if info.note and not is_pickle:
         raise ModelLoadError(f"{info.ref}: {info.note}")
+    # torch and diffusers only now: refusing a model must be instant and run nothing.
+    from app.inference.device import choose_device
+    from app.inference.diffusion import DiffusionBackend
+
     choice = choose_device(device)
     t0 = time.perf_counter()
     pipe = load_pipeline(info, choice, allow_pickle=allow_pickle)
