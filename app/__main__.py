@@ -1,4 +1,7 @@
-"""Entry point: `python -m app` / `inpaint-studio`."""
+"""Entry point of ``python -m app`` and the ``inpaint-studio`` console script (and of the
+packaged executable). The dispatch lives in `app.cli.main` so that both entry points behave the
+same: a command (inpaint, img2img, models), --version or --self-test runs headless; no argument,
+or image paths, opens the editor (`app.gui.run_gui`, imported only then)."""
 
 from __future__ import annotations
 
