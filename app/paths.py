@@ -15,10 +15,14 @@ ENV_DATA = "INPAINT_STUDIO_DATA"
 
 
 def resources_dir() -> Path:
+    """``resources/``: in a PyInstaller bundle, in an installed wheel (as ``app/resources``, see
+    pyproject.toml), or at the top of a checkout."""
     frozen = getattr(sys, "_MEIPASS", None)
     if frozen:
         return Path(frozen) / "resources"
-    return Path(__file__).resolve().parent.parent / "resources"
+    here = Path(__file__).resolve().parent
+    installed = here / "resources"
+    return installed if installed.is_dir() else here.parent / "resources"
 
 
 def data_dir() -> Path:

@@ -179,3 +179,20 @@ def test_licence_and_notices_cover_what_is_bundled():
     assert "lgpl-3.0" in notices and "sample.png" in notices
     for name in ("LGPL-3.0.txt", "GPL-3.0.txt"):
         assert (PACKAGING / "licenses" / name).stat().st_size > 5000
+
+
+def test_wheel_ships_the_resources(tmp_path):
+    """A non-editable install needs resources/ (SD 1.5 configs and tokenizer for single-file
+    models, icons, the self-test sample): pyproject maps it into the wheel as app/resources."""
+    import zipfile
+
+    root = ROOT
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(root)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = tmp_path.glob("inpaint_studio-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {p.relative_to(root / "resources").as_posix() for p in (root / "resources").rglob("*") if p.is_file()}
+    assert shipped and {f"app/resources/{n}" for n in shipped} <= names
