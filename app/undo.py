@@ -19,6 +19,7 @@ that point (it could not be re-created), which keeps correctness over memory.
 
 from __future__ import annotations
 
+import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -168,44 +169,43 @@ class TileSnapshot:
 class TileCommand(QUndoCommand):
     """One undoable edit made of :class:`TileDelta` s (mask and/or image).
 
-    ``apply(delta, which)`` is supplied by the owner (the Document): it writes the tiles and emits
-    the change signals. ``already_applied`` skips the first redo that ``QUndoStack.push`` calls,
-    for edits made in place while the user painted.
+    The owning :class:`HistoryBudget` writes the tiles (through the Document's ``apply``, which
+    also emits the change signals). ``already_applied`` skips the first redo that
+    ``QUndoStack.push`` calls, for edits made in place while the user painted.
+
+    The owner is held by a weak reference: the command belongs to a C++ ``QUndoStack`` owned by
+    the Document, and a strong reference back would put C++-owned wrappers in a Python reference
+    cycle; collecting such cycles in bulk let shiboken free a command twice (a segfault).
     """
 
-    def __init__(
-        self,
-        label: str,
-        deltas: list[TileDelta],
-        apply: Callable[[TileDelta, str], None],
-        *,
-        already_applied: bool = False,
-        replaying: Callable[[], bool] = lambda: False,
-    ) -> None:
+    def __init__(self, label: str, deltas: list[TileDelta], owner: HistoryBudget, *, already_applied: bool = False) -> None:
         super().__init__(label)
         self.deltas = deltas
-        self._apply = apply
+        self._owner = weakref.ref(owner)
         self._skip_redo = already_applied
-        self._replaying = replaying
 
     @property
     def nbytes(self) -> int:
         return sum(d.nbytes for d in self.deltas)
 
+    def _active_owner(self) -> HistoryBudget | None:
+        owner = self._owner()
+        return None if owner is None or owner.replaying else owner
+
     def redo(self) -> None:
         if self._skip_redo:
             self._skip_redo = False
             return
-        if self._replaying():
-            return
-        for d in self.deltas:
-            self._apply(d, "after")
+        owner = self._active_owner()
+        if owner is not None:
+            for d in self.deltas:
+                owner.apply(d, "after")
 
     def undo(self) -> None:
-        if self._replaying():
-            return
-        for d in reversed(self.deltas):
-            self._apply(d, "before")
+        owner = self._active_owner()
+        if owner is not None:
+            for d in reversed(self.deltas):
+                owner.apply(d, "before")
 
 
 class HistoryBudget:
@@ -213,7 +213,9 @@ class HistoryBudget:
 
     def __init__(self, stack: QUndoStack, apply: Callable[[TileDelta, str], None], budget: int = DEFAULT_BUDGET_BYTES):
         self.stack = stack
-        self.apply = apply
+        #: Weak, for the same reason as TileCommand's owner: ``apply`` is a Document method and
+        #: the Document owns this budget.
+        self._apply = weakref.WeakMethod(apply) if hasattr(apply, "__self__") else (lambda: apply)
         self.budget = int(budget)
         self.replaying = False
         self.evicted = 0  # commands dropped so far (for tests and the status bar)
@@ -224,8 +226,13 @@ class HistoryBudget:
     def nbytes(self) -> int:
         return sum(getattr(c, "nbytes", 0) for c in self.commands())
 
+    def apply(self, delta: TileDelta, which: str) -> None:
+        target = self._apply()
+        if target is not None:
+            target(delta, which)
+
     def make(self, label: str, deltas: list[TileDelta], *, already_applied: bool = False) -> TileCommand:
-        return TileCommand(label, deltas, self.apply, already_applied=already_applied, replaying=lambda: self.replaying)
+        return TileCommand(label, deltas, self, already_applied=already_applied)
 
     def push(self, command: QUndoCommand) -> None:
         self.stack.push(command)

@@ -116,3 +116,24 @@ def test_budget_eviction_keeps_clean_state(qapp):
 
 def test_tile_size_is_what_the_docs_say():
     assert TILE == 256
+
+
+def test_a_document_with_history_is_freed_without_the_cycle_collector(qapp):
+    """Undo commands are owned by the C++ QUndoStack; if they referenced the Document strongly,
+    Documents lived in reference cycles and pytest's final bulk gc pass freed a command twice
+    (a segfault after "N passed"). Without cycles, refcounting frees them in a safe order."""
+    import gc
+    import weakref
+
+    doc = Document()
+    doc.set_image(np.zeros((300, 300, 3), np.uint8))
+    doc.fill_rect((10, 10, 20, 20))
+    doc.apply_result(np.full((300, 300, 3), 7, np.uint8), "result")
+    doc.undo_stack.undo()
+    ref = weakref.ref(doc)
+    gc.disable()
+    try:
+        del doc
+        assert ref() is None
+    finally:
+        gc.enable()
