@@ -219,39 +219,6 @@ def test_version_lists_components():
 
 
 # -- diffusion ---------------------------------------------------------------------------------
-def _build_fast_tiny(path: Path, *, inpainting: bool) -> Path:
-    """The shared tiny model (tests/tinymodels.py) with a VAE that downsamples by 8 like SD's.
-
-    The CLI goes through GenerationParams, whose smallest work size is 256 px; the shared
-    fixture's 2-block VAE turns that into 128² latents, and its attention over 16k tokens costs
-    ~45 s per run on this CPU. With SD's own factor of 8 the latents are 32² and a run takes ~1 s.
-    Everything else (UNet, text encoder, tokenizer, scheduler) is the shared fixture's.
-    """
-    import torch
-    from diffusers import AutoencoderKL, StableDiffusionInpaintPipeline, StableDiffusionPipeline
-    from tinymodels import build_components
-
-    components = build_components(inpainting=inpainting)
-    torch.manual_seed(1)
-    components["vae"] = AutoencoderKL(
-        block_out_channels=[32, 32, 64, 64], in_channels=3, out_channels=3, latent_channels=4,
-        down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
-    ).eval()
-    cls = StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline
-    cls(**components, requires_safety_checker=False).save_pretrained(path, safe_serialization=True)
-    return path
-
-
-@pytest.fixture(scope="module")
-def fast_inpaint_model(tmp_path_factory) -> Path:
-    return _build_fast_tiny(tmp_path_factory.mktemp("cli-models") / "tiny-inpainting", inpainting=True)
-
-
-@pytest.fixture(scope="module")
-def fast_base_model(tmp_path_factory) -> Path:
-    return _build_fast_tiny(tmp_path_factory.mktemp("cli-models") / "tiny-base", inpainting=False)
-
-
 def small_photo(folder: Path) -> tuple[Path, Path, np.ndarray, np.ndarray]:
     image = np.asarray(Image.fromarray(data.coffee()).resize((96, 64), Image.Resampling.LANCZOS))
     mask = np.zeros(image.shape[:2], np.uint8)
@@ -261,10 +228,10 @@ def small_photo(folder: Path) -> tuple[Path, Path, np.ndarray, np.ndarray]:
     return folder / "coffee.png", folder / "coffee_mask.png", image, mask
 
 
-def test_diffusion_inpaint_with_tiny_model(fast_inpaint_model, tmp_path, capsys):
+def test_diffusion_inpaint_with_tiny_model(tiny_inpaint_model, tmp_path, capsys):
     image_path, mask_path, image, mask = small_photo(tmp_path)
     out = tmp_path / "out.png"
-    rc = main(["inpaint", "-i", str(image_path), "-m", str(mask_path), "-o", str(out), "--model", str(fast_inpaint_model),
+    rc = main(["inpaint", "-i", str(image_path), "-m", str(mask_path), "-o", str(out), "--model", str(tiny_inpaint_model),
                "--prompt", "a red cup", "--negative-prompt", "blurry", "--scheduler", "k_euler", "--steps", "2",
                "--seed", "7", "--samples", "2", "--width", "256", "--height", "256", "--device", "cpu"])
     captured = capsys.readouterr()
@@ -279,20 +246,20 @@ def test_diffusion_inpaint_with_tiny_model(fast_inpaint_model, tmp_path, capsys)
     assert "Negative prompt: blurry" in info[A1111_KEY] and "Sampler: Euler" in info[A1111_KEY]
     recalled = read_params(tmp_path / "out-0.png")
     assert (recalled.prompt, recalled.scheduler, recalled.steps, recalled.seed) == ("a red cup", "Euler", 2, 7)
-    assert recalled.model == str(fast_inpaint_model)
+    assert recalled.model == str(tiny_inpaint_model)
 
     # same command, same seed: the same pixels (reproducible from the recorded parameters)
     again = tmp_path / "again.png"
-    assert main(["inpaint", "-i", str(image_path), "-m", str(mask_path), "-o", str(again), "--model", str(fast_inpaint_model),
+    assert main(["inpaint", "-i", str(image_path), "-m", str(mask_path), "-o", str(again), "--model", str(tiny_inpaint_model),
                  "--prompt", "a red cup", "--negative-prompt", "blurry", "--scheduler", "Euler", "--steps", "2",
                  "--seed", "7", "--width", "256", "--height", "256", "--device", "cpu"]) == 0
     assert np.array_equal(np.asarray(Image.open(again)), first)
 
 
-def test_img2img_with_fast_base_model(fast_base_model, tmp_path, capsys):
+def test_img2img_with_tiny_base_model(tiny_base_model, tmp_path, capsys):
     image_path, _, image, _ = small_photo(tmp_path)
     out = tmp_path / "variation.png"
-    rc = main(["img2img", "-i", str(image_path), "-o", str(out), "--model", str(fast_base_model), "--prompt", "coffee",
+    rc = main(["img2img", "-i", str(image_path), "-o", str(out), "--model", str(tiny_base_model), "--prompt", "coffee",
                "--steps", "4", "--strength", "0.5", "--seed", "3", "--device", "cpu", "--width", "256", "--height", "256"])
     assert rc == 0, capsys.readouterr().err
     result = np.asarray(Image.open(out))
@@ -302,7 +269,7 @@ def test_img2img_with_fast_base_model(fast_base_model, tmp_path, capsys):
     assert "Denoising strength: 0.5" in Image.open(out).info[A1111_KEY]
 
 
-def test_ctrl_c_cancels_within_a_step_and_writes_nothing(fast_inpaint_model, tmp_path, monkeypatch):
+def test_ctrl_c_cancels_within_a_step_and_writes_nothing(tiny_inpaint_model, tmp_path, monkeypatch):
     """A real SIGINT, sent when the first step is reported, as a user pressing Ctrl+C would."""
     image_path, mask_path, _, _ = small_photo(tmp_path)
 
@@ -326,7 +293,7 @@ def test_ctrl_c_cancels_within_a_step_and_writes_nothing(fast_inpaint_model, tmp
     monkeypatch.setattr(sys, "stderr", err)
     before = signal.getsignal(signal.SIGINT)
     rc = main(["inpaint", "-i", str(image_path), "-m", str(mask_path), "-o", str(tmp_path / "o.png"), "--progress",
-               "--model", str(fast_inpaint_model), "--prompt", "x", "--steps", "50", "--device", "cpu",
+               "--model", str(tiny_inpaint_model), "--prompt", "x", "--steps", "50", "--device", "cpu",
                "--width", "256", "--height", "256"])
     assert rc == 130
     steps = [line for line in err.text.splitlines() if line.startswith("step ")]
@@ -348,15 +315,15 @@ def test_pickle_checkpoint_refused_without_allow_pickle(tmp_path, capsys):
 
 
 # -- models ------------------------------------------------------------------------------------
-def test_models_lists_folders_cache_and_kinds_without_torch(fast_inpaint_model, fast_base_model, tmp_path):
+def test_models_lists_folders_cache_and_kinds_without_torch(tiny_inpaint_model, tiny_base_model, tmp_path):
     from tinymodels import make_fake_hf_cache
 
     models_dir = tmp_path / "models"
     models_dir.mkdir()
-    (models_dir / "my-inpainting").symlink_to(fast_inpaint_model, target_is_directory=True)
+    (models_dir / "my-inpainting").symlink_to(tiny_inpaint_model, target_is_directory=True)
     (models_dir / "old.ckpt").write_bytes(b"pickle")
     cache = tmp_path / "hf"
-    make_fake_hf_cache(cache, "someone/tiny-base", fast_base_model)
+    make_fake_hf_cache(cache, "someone/tiny-base", tiny_base_model)
     env = {"INPAINT_STUDIO_MODELS": str(models_dir), "HF_HUB_CACHE": str(cache), "XDG_DATA_HOME": str(tmp_path / "data")}
 
     proc = run_cli(["models", "--json"], env=env)
@@ -381,7 +348,7 @@ def test_models_lists_folders_cache_and_kinds_without_torch(fast_inpaint_model, 
     assert "Found but not usable (1):" in text.stdout and "pickle" in text.stdout
 
 
-def test_versions_name_the_device_once_torch_is_loaded(fast_inpaint_model):
+def test_versions_name_the_device_once_torch_is_loaded(tiny_inpaint_model):
     """The About dialog's "device in use": unknown until a model loaded torch, then named."""
     import importlib.metadata
 

@@ -11,8 +11,9 @@ from app.inference.errors import GpuOutOfMemory, ModelLoadError
 from app.inference.models import load_backend
 from app.inference.schedulers import make_scheduler
 from app.params import GenerationParams
+from tinymodels import VAE_SCALE
 
-SIZE = 32  # model input; the tiny VAE downsamples ×2, so latents are 16×16
+SIZE = 64  # model input; the tiny VAE downsamples ×8 (VAE_SCALE), so latents are 8×8
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,7 @@ def test_progress_every_step_with_latent_preview(inpaint):
     run(inpaint, make_request(seeds=(1, 2), steps=3, scheduler="DDIM"), lambda s, t, p: calls.append((s, t, p)))
     assert [(s, t) for s, t, _ in calls] == [(i, 6) for i in range(1, 7)]  # 3 steps × 2 items
     preview = calls[-1][2]
-    assert preview.dtype == np.uint8 and preview.shape == (SIZE // 2, SIZE // 2, 3)
+    assert preview.dtype == np.uint8 and preview.shape == (SIZE // VAE_SCALE, SIZE // VAE_SCALE, 3)
     assert preview.std() > 0
 
 
@@ -154,7 +155,7 @@ def test_fp16_style_nan_decode_is_retried_in_fp32(tiny_inpaint_model):
     in its own dtype for encoding, and later decodes go straight to fp32."""
     backend = load_backend(str(tiny_inpaint_model), "cpu")
     pipe = backend.pipeline_for("inpaint")
-    latents = torch.randn(1, 4, SIZE // 2, SIZE // 2, generator=torch.Generator().manual_seed(0))
+    latents = torch.randn(1, 4, SIZE // VAE_SCALE, SIZE // VAE_SCALE, generator=torch.Generator().manual_seed(0))
     vae = pipe.vae
     vae.to(torch.bfloat16).to(torch.float32)  # the weights a bf16 model has, in fp32
     reference = backend.decode(pipe, latents)

@@ -24,14 +24,14 @@ import app.inference, app.inference.models, app.inference.diffusion, app.inferen
 from app.inference.engine import BackendRequest
 from app.params import GenerationParams
 backend = app.inference.models.load_backend(sys.argv[1], "cpu")
-mask = np.zeros((16, 16), np.uint8); mask[4:12, 4:12] = 255
-req = BackendRequest(np.zeros((16, 16, 3), np.uint8), mask, GenerationParams(prompt="x", steps=1, guidance=1.0, seed=1), (1,))
+mask = np.zeros((64, 64), np.uint8); mask[16:48, 16:48] = 255
+req = BackendRequest(np.zeros((64, 64, 3), np.uint8), mask, GenerationParams(prompt="x", steps=1, guidance=1.0, seed=1), (1,))
 out = backend.generate(req, lambda *a: None, lambda: False)
 print(json.dumps({"qt": sorted(m for m in sys.modules if m.startswith("PySide6")),
                   "torch": "torch" in sys.modules, "shape": list(out[0].shape)}))
 """
     result = _python(code, str(tiny_inpaint_model))
-    assert result == {"qt": [], "torch": True, "shape": [16, 16, 3]}
+    assert result == {"qt": [], "torch": True, "shape": [64, 64, 3]}
 
 
 def test_widgets_load_no_torch():

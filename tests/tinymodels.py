@@ -34,6 +34,9 @@ SD15_SCHEDULER_CONFIG = {
 CLIP_VOCAB_SIZE = 49408
 
 
+#: How much the tiny VAE downsamples, as SD 1.5's does.
+VAE_SCALE = 8
+
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible byte → printable-unicode table (the one CLIP's BPE uses)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
@@ -92,13 +95,16 @@ def build_components(*, inpainting: bool, clip_vocab: bool = False) -> dict:
         cross_attention_dim=32,
     )
     torch.manual_seed(1)
+    # Four blocks = SD's downsampling factor of 8 (VAE_SCALE): the engine's smallest work size is 256 px, and a
+    # 2-block VAE would give 128² latents whose attention costs ~45 s per run on this CPU (~1 s here).
     vae = AutoencoderKL(
-        block_out_channels=[32, 64],
+        block_out_channels=[32, 32, 64, 64],
         in_channels=3,
         out_channels=3,
-        down_block_types=["DownEncoderBlock2D"] * 2,
-        up_block_types=["UpDecoderBlock2D"] * 2,
+        down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4,
         latent_channels=4,
+        sample_size=256,  # VAE tiling starts above this (SD's is 512), not on the 64 px test images
     )
     torch.manual_seed(2)
     text_encoder = CLIPTextModel(
