@@ -69,6 +69,7 @@ OPTION_OF_FIELD = {
     "inpaint_area": "--inpaint-area",
     "padding": "--padding",
     "masked_content": "--masked-content",
+    "color_match": "--color-match",
 }
 
 
@@ -260,6 +261,7 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
     m.add_argument("--inpaint-area", metavar="AREA", help=f"'masked' (crop around the mask) or 'whole' (default: {d.inpaint_area})")
     m.add_argument("--padding", type=int, metavar="PX", help=f"context around the mask with --inpaint-area masked, 0–256 px (default: {d.padding})")
     m.add_argument("--masked-content", metavar="MODE", help=f"'original', 'fill' or 'latent_noise' (default: {d.masked_content})")
+    m.add_argument("--color-match", metavar="MODE", help=f"match the generated area's colour to its surround: 'auto' (diffusion models), 'on' or 'off' (default: {d.color_match})")
 
     r = p.add_argument_group("runtime")
     r.add_argument("--device", metavar="DEVICE", help="cuda, cuda:N, mps or cpu (default: the best available)")
@@ -294,6 +296,7 @@ def params_from_args(ns: argparse.Namespace, mode: str) -> GenerationParams:
         "inpaint_area": ns.inpaint_area,
         "padding": ns.padding,
         "masked_content": ns.masked_content,
+        "color_match": ns.color_match,
     }
     kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     kwargs["mode"] = mode

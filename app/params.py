@@ -15,6 +15,9 @@ from typing import Any
 MODES = ("inpaint", "img2img")
 INPAINT_AREAS = ("masked", "whole")
 MASKED_CONTENT = ("original", "fill", "latent_noise")
+#: Match tone and colour of the generated region to its surround. "auto" = on for diffusion
+#: models (whose output drifts), off for the classical methods (built from the surround itself).
+COLOR_MATCH = ("auto", "on", "off")
 
 #: The built-in classical backends; any other model reference names a diffusion model.
 CLASSICAL_MODELS = ("builtin:telea", "builtin:ns")
@@ -61,6 +64,7 @@ class GenerationParams:
     inpaint_area: str = "masked"
     padding: int = 32
     masked_content: str = "original"
+    color_match: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     # -- validation ---------------------------------------------------------------------------
@@ -69,6 +73,7 @@ class GenerationParams:
         _check_choice("mode", self.mode, MODES)
         _check_choice("inpaint_area", self.inpaint_area, INPAINT_AREAS)
         _check_choice("masked_content", self.masked_content, MASKED_CONTENT)
+        _check_choice("color_match", self.color_match, COLOR_MATCH)
         _check_str("prompt", self.prompt)
         _check_str("negative_prompt", self.negative_prompt)
         _check_str("model", self.model)

@@ -135,7 +135,7 @@ def seam_report() -> None:
             for match in (False, True):
                 scores, steps = [], []
                 for n, img in photos.items():
-                    params = GenerationParams(model=model, seed=1, mask_blur=blur, extra={"color_match": match})
+                    params = GenerationParams(model=model, seed=1, mask_blur=blur, color_match="on" if match else "off")
                     out = Engine(backend).run(Job(params, img, masks[n])).candidates[0].image
                     scores.append(seams.seam_score(img, out, masks[n], blur))
                     steps.append(seams.seam_step(img, out, masks[n]))
@@ -184,17 +184,17 @@ def main() -> None:
         print(f"mask '{name}': {np.count_nonzero(m) / m.size:.2%} of pixels")
 
     cases = [
-        ("identity, colour match off", IdentityBackend(), {"color_match": False}),
-        ("identity, colour match on", IdentityBackend(), {"color_match": True}),
-        ("noise, colour match on", NoiseBackend(), {"color_match": True}),
+        ("identity, colour match off", IdentityBackend(), "off"),
+        ("identity, colour match on", IdentityBackend(), "on"),
+        ("noise, colour match on", NoiseBackend(), "on"),
     ]
     print()
     print("| mask | backend | total s | CPU s | model s | around the model s | plan | copy | crop | resize | feather | colour | composite | regions |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for mname, mask in masks.items():
-        for label, backend, extra in cases:
+        for label, backend, match in cases:
             engine = Engine(backend)
-            job = Job(GenerationParams(model="/models/fake", seed=1, extra=extra), img, mask)
+            job = Job(GenerationParams(model="/models/fake", seed=1, color_match=match), img, mask)
             runs = [run_once(engine, job) for _ in range(args.repeat)]
             total = statistics.median(r[0] for r in runs)
             t = {k: statistics.median(r[1].get(k, 0.0) for r in runs) for k in runs[0][1]}
@@ -214,7 +214,7 @@ def main() -> None:
     print("## peak memory of one engine run (identity backend, colour match on)")
     for mname, mask in masks.items():
         engine = Engine(IdentityBackend())
-        job = Job(GenerationParams(model="/models/fake", seed=1, extra={"color_match": True}), img, mask)
+        job = Job(GenerationParams(model="/models/fake", seed=1, color_match="on"), img, mask)
         rss0 = proc.memory_info().rss if proc else 0
         tracemalloc.start()
         result = engine.run(job)

@@ -130,6 +130,7 @@ BAD_CASES = {
     "too many samples": (["--samples", "9"], "--samples 9 is not valid: must be from 1 to 8"),
     "width not multiple of 8": (["--width", "300"], "--width 300 is not valid: must be a multiple of 8"),
     "unknown inpaint area": (["--inpaint-area", "half"], "--inpaint-area 'half' is not valid: one of masked, whole"),
+    "unknown colour match": (["--color-match", "sometimes"], "--color-match 'sometimes' is not valid: one of auto, on, off"),
     "unknown scheduler": (["--scheduler", "Euler b"], "--scheduler 'Euler b' is not valid: one of DDIM"),
     "output not png": (["-o", "{dir}/out.jpg"], "the output is a PNG file"),
     "output folder missing": (["-o", "{dir}/no/such/out.png"], "does not exist"),

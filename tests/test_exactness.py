@@ -201,7 +201,7 @@ def test_colour_matching_lowers_the_seam_score_of_a_drifting_backend():
     mask = blob_mask(img.shape[:2], seed=11, count=2)
     scores, steps = {}, {}
     for match in (False, True):
-        params = _params("shift", extra={"color_match": match})
+        params = _params("shift", color_match="on" if match else "off")
         out = Engine(ShiftBackend()).run(Job(params, img, mask)).candidates[0].image
         scores[match] = seams.seam_score(img, out, mask, params.mask_blur)
         steps[match] = seams.seam_step(img, out, mask)

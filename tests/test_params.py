@@ -11,7 +11,7 @@ def test_defaults_are_valid():
 @pytest.mark.parametrize(
     "field,value",
     [("steps", 0), ("steps", 151), ("guidance", 31.0), ("strength", 0.0), ("seed", -2), ("seed", 2**32),
-     ("batch_size", 9), ("width", 500), ("height", 4096), ("mask_blur", 65), ("padding", 300), ("mode", "x")],
+     ("batch_size", 9), ("width", 500), ("height", 4096), ("mask_blur", 65), ("padding", 300), ("mode", "x"), ("color_match", "sometimes")],
 )
 def test_invalid_value_names_field_value_and_range(field, value):
     with pytest.raises(ParamError) as err:

@@ -33,6 +33,7 @@ def test_every_field_round_trips(panel):
         prompt="a stone wall\nwith ivy", negative_prompt="text, watermark", mode="img2img", model="some/model",
         scheduler="Euler a", steps=42, guidance=11.5, strength=0.35, seed=SEED_MAX, batch_size=6, width=640,
         height=384, mask_blur=12, mask_grow=7, inpaint_area="whole", padding=96, masked_content="latent_noise",
+        color_match="off",
     )
     panel.set_params(params)
     assert panel.params() == params

@@ -101,12 +101,6 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-#: ``GenerationParams.extra`` keys the engine reads (extra is free-form; these are optional).
-#: "color_match": True / False / "auto" (default: on for model backends, off for classical,
-#: whose output outside the mask is the original itself); "color_match_reference":
-#: "surround" (default) or "boundary" — see `app.seams.match_colour`.
-EXTRA_COLOR_MATCH = "color_match"
-EXTRA_COLOR_REFERENCE = "color_match_reference"
 #: Width in pixels of the band outside the mask that colour matching measures.
 COLOUR_RING = 8
 
@@ -147,13 +141,11 @@ class Engine:
         )
         return params, hard, plans, replace_all
 
-    def _colour_match(self, params: GenerationParams) -> str | None:
-        setting = params.extra.get(EXTRA_COLOR_MATCH, "auto")
-        if setting == "auto":
-            setting = not self.backend.native_resolution
-        if not setting:
-            return None
-        return str(params.extra.get(EXTRA_COLOR_REFERENCE, "surround"))
+    def _colour_match(self, params: GenerationParams) -> bool:
+        """``params.color_match``; "auto" = on for model backends, off for classical ones."""
+        if params.color_match == "auto":
+            return not self.backend.native_resolution
+        return params.color_match == "on"
 
     def run(self, job: Job, progress: ProgressFn | None = None, cancelled: CancelFn | None = None) -> Result:
         progress = progress or (lambda p: None)
@@ -162,7 +154,7 @@ class Engine:
         params, hard, plans, replace_all = self.plan(job)
         seeds = tuple(params.batch_seeds())
         image = job.image
-        colour_ref = None if replace_all else self._colour_match(params)
+        colour_match = not replace_all and self._colour_match(params)
         timings = {"plan": time.perf_counter() - t0}
         tick = time.perf_counter()
         outputs = [image.copy() for _ in seeds]
@@ -228,14 +220,13 @@ class Engine:
                 tick = time.perf_counter()
                 back = compositing.resize(np.ascontiguousarray(gen), (crop.width, crop.height))[paint.slices]
                 _add(timings, "resize", tick)
-                if colour_ref is not None:
+                if colour_match:
                     tick = time.perf_counter()
                     back = seams.match_colour(
                         back,
                         crop_rgb[paint.slices],
                         crop_hard[paint.slices],
                         ring=COLOUR_RING,
-                        reference=colour_ref,
                         distance=dist,
                         exclude=None if plan.owned is None else hard[target_box.slices],
                     )

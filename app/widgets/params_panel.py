@@ -34,6 +34,7 @@ from app.params import DEFAULT_MODEL, SEED_MAX, GenerationParams, ParamError, de
 MODE_LABELS = {"inpaint": "Inpaint (repaint the mask)", "img2img": "Image to image"}
 AREA_LABELS = {"masked": "Only masked (crop + padding)", "whole": "Whole image"}
 CONTENT_LABELS = {"original": "Original", "fill": "Fill (classical infill)", "latent_noise": "Latent noise"}
+COLOR_MATCH_LABELS = {"auto": "Auto (diffusion models)", "on": "On", "off": "Off"}
 
 
 def _icon(name: str) -> QIcon:
@@ -152,6 +153,8 @@ class ParamsPanel(QWidget):
         self.padding.setSuffix(" px")
         self.padding.setToolTip("Context around the mask that the model sees (only masked)")
         self.masked_content = _combo(CONTENT_LABELS)
+        self.color_match = _combo(COLOR_MATCH_LABELS)
+        self.color_match.setToolTip("Match tone and colour of the generated area to its surround, so no seam shows")
 
         self.validation = QLabel()
         self.validation.setWordWrap(True)
@@ -167,7 +170,7 @@ class ParamsPanel(QWidget):
         self.set_params(GenerationParams())
         for w in (self.prompt, self.negative):
             w.textChanged.connect(self._on_changed)
-        for w in (self.scheduler, self.inpaint_area, self.masked_content):
+        for w in (self.scheduler, self.inpaint_area, self.masked_content, self.color_match):
             w.currentIndexChanged.connect(self._on_changed)
         self.mode.currentIndexChanged.connect(self._on_mode_changed)
         for w in (self.steps, self.batch, self.width_box, self.height_box, self.mask_blur, self.mask_grow, self.padding):
@@ -223,6 +226,7 @@ class ParamsPanel(QWidget):
         ml.addRow("Inpaint area", self.inpaint_area)
         ml.addRow("Padding", self.padding)
         ml.addRow("Masked content", self.masked_content)
+        ml.addRow("Colour match", self.color_match)
 
         inner = QWidget()
         col = QVBoxLayout(inner)
@@ -266,6 +270,7 @@ class ParamsPanel(QWidget):
             inpaint_area=self.inpaint_area.currentData(),
             padding=self.padding.value(),
             masked_content=self.masked_content.currentData(),
+            color_match=self.color_match.currentData(),
             extra=dict(self._extra),
         )
 
@@ -298,6 +303,7 @@ class ParamsPanel(QWidget):
             _set_combo(self.inpaint_area, params.inpaint_area)
             self.padding.setValue(params.padding)
             _set_combo(self.masked_content, params.masked_content)
+            _set_combo(self.color_match, params.color_match)
         finally:
             self._loading = False
         self._on_changed()
