@@ -16,6 +16,8 @@ import re
 import shutil
 from pathlib import Path
 
+from app.inference.models import byte_symbols
+
 #: The scheduler config of SD 1.5 (its published scheduler_config.json): the beta schedule
 #: decides how every scheduler in the table behaves, so the tiny model uses the real one.
 SD15_SCHEDULER_CONFIG = {
@@ -37,22 +39,10 @@ CLIP_VOCAB_SIZE = 49408
 #: How much the tiny VAE downsamples, as SD 1.5's does.
 VAE_SCALE = 8
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte → printable-unicode table (the one CLIP's BPE uses)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
 
 def byte_level_vocab() -> dict[str, int]:
     """256 byte symbols, the same with ``</w>``, then the start and end tokens (514 entries)."""
-    symbols = list(_bytes_to_unicode().values())
+    symbols = byte_symbols()
     tokens = symbols + [s + "</w>" for s in symbols] + ["<|startoftext|>", "<|endoftext|>"]
     return {t: i for i, t in enumerate(tokens)}
 

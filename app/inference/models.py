@@ -257,12 +257,9 @@ def shipped_config_dir() -> Path:
     return resources_dir() / "sd15"
 
 
-@functools.lru_cache(maxsize=1)
-def _clip_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """CLIP's 49408-token vocabulary built from the shipped merges exactly as CLIP's
-    SimpleTokenizer builds it (bytes, bytes+</w>, one token per merge, start/end)."""
-    text = gzip.decompress((resources_dir() / "clip_tokenizer" / "merges.txt.gz").read_bytes()).decode("utf-8")
-    merges = [tuple(line.split()) for line in text.split("\n")[1:] if line]
+def byte_symbols() -> list[str]:
+    """GPT-2's reversible byte → printable-unicode table (the one CLIP's BPE uses), in CLIP's
+    vocabulary order: the printable bytes first, then the others mapped above U+0100."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
     n = 0
@@ -271,7 +268,16 @@ def _clip_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    symbols = [chr(c) for c in cs]
+    return [chr(c) for c in cs]
+
+
+@functools.lru_cache(maxsize=1)
+def _clip_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """CLIP's 49408-token vocabulary built from the shipped merges exactly as CLIP's
+    SimpleTokenizer builds it (bytes, bytes+</w>, one token per merge, start/end)."""
+    text = gzip.decompress((resources_dir() / "clip_tokenizer" / "merges.txt.gz").read_bytes()).decode("utf-8")
+    merges = [tuple(line.split()) for line in text.split("\n")[1:] if line]
+    symbols = byte_symbols()
     tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     return {t: i for i, t in enumerate(tokens)}, merges
