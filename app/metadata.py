@@ -28,6 +28,7 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
+from app.inference.schedulers import ALIASES as SCHEDULER_ALIASES
 from app.params import CLASSICAL_MODELS, DEFAULT_SCHEDULER, GenerationParams, ParamError
 
 A1111_KEY = "parameters"
@@ -90,16 +91,9 @@ SAMPLER_FROM_A1111 = {
     "k_euler_ancestral": "Euler a",
 }
 
-#: Our names and aliases → the name A1111 writes, so its UI recognises the sampler.
-SAMPLER_TO_A1111 = {
-    "PNDM": "PLMS",
-    "DPM Multi": "DPM++ 2M",
-    "DPMSolverMultistep": "DPM++ 2M",
-    "DPM Single": "DPM++ SDE",
-    "K_EULER": "Euler",
-    "K_EULER_ANCESTRAL": "Euler a",
-    "KLMS": "LMS",
-}
+#: Our names and aliases → the name A1111 writes, so its UI recognises the sampler. The aliases
+#: come from the scheduler table (pure data: importing it loads no torch); only PNDM differs.
+SAMPLER_TO_A1111 = {"PNDM": "PLMS", **SCHEDULER_ALIASES}
 
 _MASKED_CONTENT_TO_A1111 = {"fill": "fill", "latent_noise": "latent noise"}
 _MASKED_CONTENT_FROM_A1111 = {"original": "original", "fill": "fill", "latent noise": "latent_noise", "latent nothing": "latent_noise"}
