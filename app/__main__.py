@@ -1,7 +1,7 @@
 """Entry point of ``python -m app`` and the ``inpaint-studio`` console script (and of the
-packaged executable). The dispatch lives in `app.cli.main` so that both entry points behave the
+packaged executable). The dispatch lives in `app.cli.main.main` so that both entry points behave the
 same: a command (inpaint, img2img, models), --version or --self-test runs headless; no argument,
-or image paths, opens the editor (`app.gui.run_gui`, imported only then)."""
+or image paths, opens the editor (`app.widgets.application.run_gui`, imported only then)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app.cli import main as cli_main
+    from app.cli.main import main as cli_main
 
     return cli_main(sys.argv[1:] if argv is None else argv)
 

@@ -35,9 +35,9 @@ def main() -> None:
     from PIL import Image
 
     from app.inference.engine import Engine, Job
-    from app.inference.models import load_backend
-    from app.inference.schedulers import make_scheduler
-    from app.params import GenerationParams
+    from app.inference.diffusers.loader import load_backend
+    from app.inference.diffusers.backend import make_scheduler
+    from app.core.params import GenerationParams
 
     tmp = None
     model = args.model

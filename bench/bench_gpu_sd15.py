@@ -34,7 +34,7 @@ def build_sd15_folder(path: Path, dtype) -> Path:
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from app.inference.models import load_clip_tokenizer, shipped_config_dir
+    from app.inference.diffusers.checkpoint import load_clip_tokenizer, shipped_config_dir
 
     cfg = shipped_config_dir()
     read = lambda p: json.loads((cfg / p).read_text())  # noqa: E731
@@ -68,11 +68,12 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from app.inference.diffusion import DiffusionBackend
+    from app.inference.diffusers.backend import DiffusionBackend
     from app.inference.engine import BackendRequest
-    from app.inference.models import load_backend, resolve_model
-    from app.inference.schedulers import make_scheduler
-    from app.params import GenerationParams
+    from app.inference.diffusers.loader import load_backend
+    from app.inference.diffusers.catalog import resolve_model
+    from app.inference.diffusers.backend import make_scheduler
+    from app.core.params import GenerationParams
 
     cuda = torch.cuda.is_available() and not args.tiny
     device = "cuda" if cuda else "cpu"

@@ -30,7 +30,7 @@ from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt  # noqa: E402
 from PySide6.QtGui import QImage, QMouseEvent, QPainter  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
-from app.document import Document  # noqa: E402
+from app.editor.document import Document  # noqa: E402
 from app.widgets.canvas import CanvasView  # noqa: E402
 
 

@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.inference.engine import Engine, Job  # noqa: E402
-from app.params import GenerationParams  # noqa: E402
+from app.core.params import GenerationParams  # noqa: E402
 
 
 class IdentityBackend:
@@ -112,10 +112,10 @@ class DriftBackend:
 
 
 def seam_report() -> None:
-    """Seam score (app.seams) on four real photos, with and without colour matching."""
+    """Seam score (app.core.seams) on four real photos, with and without colour matching."""
     from skimage import data
 
-    from app import seams
+    from app.core import seams
     from app.inference.classical import ClassicalBackend
 
     print("## seam score: result ring gradient / original ring gradient (1.0 = no visible edge); "

@@ -75,8 +75,8 @@ def main() -> int:
 
     from PySide6.QtCore import QEventLoop
 
-    from app import imageio
-    from app.gui import create_app
+    from app.core import imageio
+    from app.widgets.application import create_app
     from app.inference.engine import Engine, Job
     from app.widgets.main_window import MainWindow
 
@@ -113,7 +113,7 @@ def main() -> int:
         results[label] = (stats, wall)
 
     # Baseline: the same generation on the GUI thread.
-    from app.inference.models import load_backend
+    from app.inference.diffusers.loader import load_backend
 
     backend = load_backend(str(model))
     job = Job(params, window.document.pixels.copy(), window.document.mask.copy())

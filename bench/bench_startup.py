@@ -28,7 +28,7 @@ if os.environ.get("BENCH_EAGER") == "1":
     import torch  # noqa: F401
     from diffusers import StableDiffusionInpaintPipeline  # noqa: F401  (diffusers imports lazily)
 from PySide6.QtCore import QEvent, QObject, QTimer
-from app.gui import create_app
+from app.widgets.application import create_app
 app = create_app()
 from app.widgets.main_window import MainWindow
 

@@ -25,8 +25,8 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 from PySide6.QtCore import QCoreApplication  # noqa: E402
 
-from app.document import Document  # noqa: E402
-from app.geometry import Bounds  # noqa: E402
+from app.editor.document import Document  # noqa: E402
+from app.core.geometry import Bounds  # noqa: E402
 
 
 def main() -> None:

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from app.imageio import ImageLoadError, encode_image, load_image_bytes  # noqa: E402
-from app.project import ProjectError, ProjectState, load_project, load_project_bytes, project_bytes, save_project  # noqa: E402
+from app.core.imageio import ImageLoadError, encode_image, load_image_bytes  # noqa: E402
+from app.storage.project import ProjectError, ProjectState, load_project, load_project_bytes, project_bytes, save_project  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------

@@ -231,7 +231,7 @@ RUNTIME_CHECKED_DISTS = (
 
 
 def version_metadata_dists(v: Variant) -> tuple[str, ...]:
-    """Distributions whose metadata is read at run time: by `app.versions`, and by the
+    """Distributions whose metadata is read at run time: by `app.core.versions`, and by the
     dependency checks of diffusers/transformers in the diffusion variants."""
     base = ("numpy", "pillow", "opencv-python-headless", "PySide6-Essentials")
     if not v.diffusion:

@@ -26,8 +26,8 @@ def main(out: Path) -> int:
     from PySide6.QtCore import QPoint, QPointF, Qt
     from PySide6.QtTest import QTest
 
-    from app import imageio
-    from app.gui import create_app
+    from app.core import imageio
+    from app.widgets.application import create_app
     from app.widgets.main_window import MainWindow
 
     app = create_app()

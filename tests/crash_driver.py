@@ -1,6 +1,6 @@
 """A tiny app session for the crash tests, run in a subprocess and killed with SIGKILL.
 
-``work OUT``:    open a real photo through app.imageio, paint a mask with brush strokes, run the
+``work OUT``:    open a real photo through app.core.imageio, paint a mask with brush strokes, run the
                  real Engine (classical backend), record the generation and apply the candidate,
                  wait for the autosave, paint more mask, wait for the timed autosave, write what
                  the user sees to ``OUT/expected.npz`` + ``OUT/expected.json``, print READY and
@@ -31,13 +31,13 @@ import numpy as np  # noqa: E402
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.document import Document  # noqa: E402
-from app.generations import GenerationRecord  # noqa: E402
-from app.imageio import load_image, save_image  # noqa: E402
+from app.editor.document import Document  # noqa: E402
+from app.core.records import GenerationRecord  # noqa: E402
+from app.core.imageio import load_image, save_image  # noqa: E402
 from app.inference.classical import ClassicalBackend  # noqa: E402
 from app.inference.engine import Engine, Job  # noqa: E402
-from app.params import GenerationParams  # noqa: E402
-from app.recovery_controller import RecoveryController  # noqa: E402
+from app.core.params import GenerationParams  # noqa: E402
+from app.editor.recovery_controller import RecoveryController  # noqa: E402
 
 PARAMS = GenerationParams(prompt="remove the scratch", negative_prompt="blur", steps=17, seed=1234, mask_blur=3)
 
@@ -62,7 +62,7 @@ def wait_for(signal, timeout_ms: int = 20000) -> list:
 def session(use_window: bool, out: Path):
     """(document, controller, params setter, window or None) as the app builds them."""
     if use_window:
-        from app.settings import Settings
+        from app.editor.settings import Settings
         from app.widgets.main_window import MainWindow
         from app.widgets.recovery_dialog import install
 

@@ -10,10 +10,10 @@ import zipfile
 import numpy as np
 from PIL import ImageCms
 
-from app.generations import GenerationRecord
-from app.geometry import Bounds
-from app.params import GenerationParams
-from app.project import ProjectState, encode_png
+from app.core.records import GenerationRecord
+from app.core.geometry import Bounds
+from app.core.params import GenerationParams
+from app.storage.project import ProjectState, encode_png
 
 
 def srgb_icc() -> bytes:

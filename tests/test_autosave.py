@@ -15,13 +15,13 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from reliability_fixtures import assert_states_equal, make_state
 
-import app.autosave as autosave
-from app.autosave import Autosaver, discard, pending_recoveries, recovery_dir
-from app.document import Document
-from app.generations import GenerationRecord
-from app.params import GenerationParams, ParamError
-from app.project import ProjectError, load_project
-from app.recovery_controller import RecoveryController
+import app.storage.autosave as autosave
+from app.storage.autosave import Autosaver, discard, pending_recoveries, recovery_dir
+from app.editor.document import Document
+from app.core.records import GenerationRecord
+from app.core.params import GenerationParams, ParamError
+from app.storage.project import ProjectError, load_project
+from app.editor.recovery_controller import RecoveryController
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,7 +39,7 @@ def _dead_session(folder: Path, seed: int = 5) -> None:
         import os, sys
         sys.path.insert(0, {str(ROOT / 'tests')!r})
         from reliability_fixtures import make_state
-        from app.autosave import Autosaver
+        from app.storage.autosave import Autosaver
         a = Autosaver({str(folder)!r})
         a.save(make_state(seed={seed}))
         os._exit(0)  # no mark_clean_exit: like a crash
@@ -333,7 +333,7 @@ def test_dialog_discard_asks_first_and_later_keeps(qtbot, data_dir, monkeypatch)
 def test_install_on_the_real_main_window(qtbot, data_dir, tmp_path):
     """`install(window)`: File-menu project actions, project save/open, autosave of applied
     results, clean exit on shutdown, and a damaged project that leaves the document alone."""
-    from app.settings import Settings
+    from app.editor.settings import Settings
     from app.widgets.main_window import MainWindow
     from app.widgets.recovery_dialog import install, open_project, save_project_to
 

@@ -17,18 +17,18 @@ import pytest
 from PIL import Image
 from reliability_fixtures import make_state
 
-import app.atomic
-import app.imageio as imageio
-from app import cli
-from app.document import Document
-from app.imageio import ImageLoadError, load_image, load_mask, save_image
+import app.storage.atomic
+import app.core.imageio as imageio
+from app.cli import main as cli
+from app.editor.document import Document
+from app.core.imageio import ImageLoadError, load_image, load_mask, save_image
 from app.inference.classical import ClassicalBackend
 from app.inference.engine import Cancelled, EmptyMaskError, Engine, Job
 from app.inference.errors import GpuOutOfMemory, ModelLoadError, PickleRefusedError, UnsupportedModelError
-from app.maskops import MaskError
-from app.params import GenerationParams, ParamError
-from app.project import ProjectError, load_project, save_project
-from app.worker import GenerationWorker, WorkRequest
+from app.core.maskops import MaskError
+from app.core.params import GenerationParams, ParamError
+from app.storage.project import ProjectError, load_project, save_project
+from app.editor.worker import GenerationWorker, WorkRequest
 from worker_recorder import Recorder
 
 
@@ -258,7 +258,7 @@ def test_project_save_to_full_or_unwritable_destination(tmp_path, monkeypatch):
         def fail(*a, _code=code, **k):
             raise OSError(_code, os.strerror(_code))
 
-        monkeypatch.setattr(app.atomic.os, "replace", fail)
+        monkeypatch.setattr(app.storage.atomic.os, "replace", fail)
         with pytest.raises(ProjectError, match=phrase):
             save_project(dest, make_state(seed=2))
         assert dest.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["work.inpaint"]
@@ -289,7 +289,7 @@ class _Evil:
 
 
 def test_model_problems_are_refused_with_clear_messages(tmp_path):
-    from app.inference.models import load_backend
+    from app.inference.diffusers.loader import load_backend
 
     # wrong family: SDXL (folder and checkpoint header)
     sdxl = tmp_path / "sdxl"
@@ -426,7 +426,7 @@ def test_gpu_oom_in_the_main_window_keeps_the_work_and_offers_low_memory(qtbot, 
     """The whole chain a user sees: Generate → OOM on the worker → message with a retry in
     low-memory mode; image, mask and undo history exactly as before."""
     monkeypatch.setenv("INPAINT_STUDIO_DATA", str(tmp_path / "data"))
-    from app.settings import Settings
+    from app.editor.settings import Settings
     from app.widgets.main_window import MainWindow
 
     window = MainWindow(Settings(tmp_path / "s.ini"), worker=GenerationWorker(lambda *a: _OomBackend()), discover=lambda: [])

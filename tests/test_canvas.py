@@ -8,8 +8,8 @@ from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from app.document import Document
-from app.geometry import Bounds
+from app.editor.document import Document
+from app.core.geometry import Bounds
 from app.widgets import tools
 from app.widgets.canvas import CanvasView
 

@@ -1,7 +1,7 @@
 """The headless CLI end to end: real photos, real PNG files, the real model loader.
 
 Subprocess runs check what a user sees (exit code, one stderr line, no traceback) and that a
-classical run never imports torch; in-process runs of `app.cli.main` cover the many input
+classical run never imports torch; in-process runs of `app.cli.main.main` cover the many input
 errors and the diffusion paths cheaply (the tiny models load in well under a second).
 """
 
@@ -19,15 +19,15 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from app import maskops
-from app.cli import main
-from app.metadata import A1111_KEY, JSON_KEY, read_params
+from app.core import maskops
+from app.cli.main import main
+from app.core.metadata import A1111_KEY, JSON_KEY, read_params
 
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Runs the CLI in a fresh interpreter and reports afterwards which heavy modules it imported.
 WRAPPER = (
-    "import sys; from app.cli import main; rc = main(sys.argv[1:]); "
+    "import sys; from app.cli.main import main; rc = main(sys.argv[1:]); "
     "sys.stderr.write('LOADED torch=%s qt=%s\\n' % ('torch' in sys.modules, 'PySide6' in sys.modules)); "
     "sys.exit(rc)"
 )
@@ -355,7 +355,7 @@ def test_versions_name_the_device_once_torch_is_loaded(tiny_inpaint_model):
 
     import torch
 
-    from app import versions
+    from app.core import versions
 
     info = versions.versions()
     assert info["torch"] == importlib.metadata.version("torch")

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from skimage import data
 
-from app import compositing, maskops, seams
-from app.geometry import Bounds
+from app.core import compositing, maskops, seams
+from app.core.geometry import Bounds
 
 
 def test_to_rgb8_layouts():

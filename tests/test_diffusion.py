@@ -8,9 +8,9 @@ from PIL import Image
 
 from app.inference.engine import BackendRequest, Cancelled, Engine, Job
 from app.inference.errors import GpuOutOfMemory, ModelLoadError
-from app.inference.models import load_backend
-from app.inference.schedulers import make_scheduler
-from app.params import GenerationParams
+from app.inference.diffusers.loader import load_backend
+from app.inference.diffusers.backend import make_scheduler
+from app.core.params import GenerationParams
 from tinymodels import VAE_SCALE
 
 SIZE = 64  # model input; the tiny VAE downsamples ×8 (VAE_SCALE), so latents are 8×8
@@ -86,7 +86,7 @@ def test_progress_every_step_with_latent_preview(inpaint):
 
 
 def test_preview_is_the_linear_latent_approximation():
-    from app.inference.preview import SD15_LATENT_RGB_FACTORS, latents_to_rgb
+    from app.inference.diffusers.preview import SD15_LATENT_RGB_FACTORS, latents_to_rgb
 
     latents = torch.zeros(1, 4, 2, 2)
     latents[0, 0] = 1.0  # channel 0 only: colour = first row of the factor matrix

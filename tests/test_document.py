@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QObject, QRect, Signal
 
-from app import maskops
-from app.document import Document, brush_coverage
-from app.generations import GenerationRecord
-from app.geometry import Bounds
-from app.params import GenerationParams
+from app.core import maskops
+from app.editor.document import Document, brush_coverage
+from app.core.records import GenerationRecord
+from app.core.geometry import Bounds
+from app.core.params import GenerationParams
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_set_image_resets_mask_undo_and_keeps_the_original(doc):
 
 
 def test_set_image_accepts_a_loaded_image_object(qapp):
-    class Loaded:  # the shape of app.imageio.LoadedImage
+    class Loaded:  # the shape of app.core.imageio.LoadedImage
         pixels = np.zeros((10, 12), np.uint8)
         icc_profile = b"icc"
         params = GenerationParams(prompt="a cat")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from skimage import data
 
-from app import maskops
-from app.geometry import Bounds
+from app.core import maskops
+from app.core.geometry import Bounds
 from app.inference.classical import ClassicalBackend
 from app.inference.engine import BackendRequest, Cancelled, EmptyMaskError, Engine, Job, Progress
-from app.maskops import MaskError
-from app.params import GenerationParams
+from app.core.maskops import MaskError
+from app.core.params import GenerationParams
 
 
 def scratch(photo: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 from PIL import ImageCms
 from skimage import data
 
-from app import maskops, seams
-from app.geometry import Bounds
-from app.imageio import load_image, save_image
+from app.core import maskops, seams
+from app.core.geometry import Bounds
+from app.core.imageio import load_image, save_image
 from app.inference.classical import ClassicalBackend
 from app.inference.engine import Engine, Job
-from app.params import GenerationParams
+from app.core.params import GenerationParams
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from app.project import ProjectError, load_project_bytes
+from app.storage.project import ProjectError, load_project_bytes
 
 _spec = importlib.util.spec_from_file_location("fuzz_loaders", Path(__file__).resolve().parent.parent / "bench" / "fuzz_loaders.py")
 fuzz_loaders = importlib.util.module_from_spec(_spec)
@@ -54,7 +54,7 @@ def test_every_mutation_kind_is_exercised_and_deterministic():
 
 
 def test_unexpected_errors_are_caught_for_the_user_but_flagged_for_the_fuzzer(monkeypatch):
-    import app.project as project
+    import app.storage.project as project
 
     data = fuzz_loaders.project_corpus()[0][1]
 

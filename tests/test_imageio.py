@@ -12,9 +12,9 @@ import pytest
 from PIL import Image, ImageCms
 from skimage import data
 
-from app import imageio
-from app.imageio import ImageLoadError, load_image, load_image_bytes, load_mask, save_image
-from app.params import GenerationParams
+from app.core import imageio
+from app.core.imageio import ImageLoadError, load_image, load_image_bytes, load_mask, save_image
+from app.core.params import GenerationParams
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 

@@ -20,10 +20,10 @@ def test_inference_loads_no_qt(tiny_inpaint_model):
     code = """
 import json, sys
 import numpy as np
-import app.inference, app.inference.models, app.inference.diffusion, app.inference.engine
+import app.inference, app.inference.diffusers.loader, app.inference.diffusers.backend, app.inference.engine
 from app.inference.engine import BackendRequest
-from app.params import GenerationParams
-backend = app.inference.models.load_backend(sys.argv[1], "cpu")
+from app.core.params import GenerationParams
+backend = app.inference.diffusers.loader.load_backend(sys.argv[1], "cpu")
 mask = np.zeros((64, 64), np.uint8); mask[16:48, 16:48] = 255
 req = BackendRequest(np.zeros((64, 64, 3), np.uint8), mask, GenerationParams(prompt="x", steps=1, guidance=1.0, seed=1), (1,))
 out = backend.generate(req, lambda *a: None, lambda: False)
@@ -54,8 +54,8 @@ def test_model_listing_and_scheduler_table_load_no_torch():
     """The editor lists models and schedulers at start-up: that must not pay for torch."""
     code = """
 import json, sys
-from app.inference.models import discover_models
-from app.inference.schedulers import SCHEDULER_NAMES
+from app.inference.diffusers.catalog import discover_models
+from app.core.schedulers import SCHEDULER_NAMES
 refs = [m.ref for m in discover_models()]
 print(json.dumps({"refs": refs[:2], "n": len(SCHEDULER_NAMES),
                   "heavy": sorted(m for m in ("torch", "diffusers", "transformers") if m in sys.modules)}))
@@ -75,7 +75,7 @@ def test_refusing_a_model_imports_no_torch(tmp_path):
     code = """
 import json, sys
 from app.inference.errors import ModelLoadError
-from app.inference.models import load_backend
+from app.inference.diffusers.loader import load_backend
 errors = []
 for ref in sys.argv[1:]:
     try:

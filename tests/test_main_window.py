@@ -20,12 +20,12 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import QApplication
 
-from app import imageio, maskops, metadata
+from app.core import imageio, maskops, metadata
 from app.inference.engine import Cancelled
-from app.params import GenerationParams
-from app.settings import Settings
+from app.core.params import GenerationParams
+from app.editor.settings import Settings
 from app.widgets.main_window import MainWindow, qimage_to_array
-from app.worker import GenerationWorker, default_backend_factory
+from app.editor.worker import GenerationWorker, default_backend_factory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -434,8 +434,8 @@ def test_about_dialog_lists_versions_without_importing_torch(window):
 def test_window_starts_without_torch_in_a_fresh_process(tmp_path):
     code = (
         "import os, sys, time; t=time.perf_counter();"
-        "from app.gui import create_app; app=create_app();"
-        "from app.settings import Settings; from app.widgets.main_window import MainWindow;"
+        "from app.widgets.application import create_app; app=create_app();"
+        "from app.editor.settings import Settings; from app.widgets.main_window import MainWindow;"
         f"w=MainWindow(Settings({str(tmp_path / 's.ini')!r}), discover=lambda: []); w.show(); app.processEvents();"
         "print(sorted(m for m in ('torch','diffusers','transformers') if m in sys.modules), round(time.perf_counter()-t, 2));"
         "w.force_close()"
@@ -455,7 +455,7 @@ def test_default_backend_factory_serves_classical_without_torch():
 
 def test_run_gui_opens_command_line_path_and_exits_cleanly(tmp_path, photo):
     """The real entry point in a fresh process: window up, the path opened, clean exit."""
-    code = f"import sys; from app.gui import run_gui; sys.exit(run_gui([{str(photo)!r}]))"
+    code = f"import sys; from app.widgets.application import run_gui; sys.exit(run_gui([{str(photo)!r}]))"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT), INPAINT_STUDIO_SETTINGS=str(tmp_path / "s.ini"),
                INPAINT_STUDIO_QUIT_AFTER="1.5", XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"),
                XDG_CACHE_HOME=str(tmp_path / "cache"))
@@ -497,7 +497,7 @@ def test_settings_survive_a_damaged_file(tmp_path):
 def test_open_path_opens_a_project_file(qtbot, window, photo, settings, tmp_path):
     """File ▸ Open, drag and drop and the command line all go through open_path: a .inpaint
     project opens there with its pixels, mask and parameters, and a damaged one changes nothing."""
-    from app.project import save_project
+    from app.storage.project import save_project
 
     window.open_path(str(photo))
     window.document.fill_rect((100, 120, 40, 30))

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from skimage import data
 
-from app import maskops
-from app.geometry import Bounds
+from app.core import maskops
+from app.core.geometry import Bounds
 
 
 @st.composite

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
-from app import metadata
-from app.imageio import save_image
-from app.params import GenerationParams
+from app.core import metadata
+from app.core.imageio import save_image
+from app.core.params import GenerationParams
 
 
 def test_format_is_exactly_a1111s():
@@ -176,8 +176,8 @@ def test_png_json_round_trip_is_exact(prompt, seed, grow):
 
 
 def test_every_mapped_sampler_exists_in_the_scheduler_table():
-    """Recalled params must name schedulers the engine can build (app.inference.schedulers)."""
-    from app.inference.schedulers import ALL_NAMES, SCHEDULER_NAMES
+    """Recalled params must name schedulers the engine can build (app.core.schedulers)."""
+    from app.core.schedulers import ALL_NAMES, SCHEDULER_NAMES
 
     assert set(metadata.SAMPLER_FROM_A1111.values()) <= set(SCHEDULER_NAMES)
     assert set(metadata.SAMPLER_TO_A1111) <= set(ALL_NAMES)

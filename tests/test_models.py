@@ -9,12 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from app.inference import models
-from app.inference.device import choose_device
+from app.inference.diffusers import catalog, checkpoint, loader
+from app.inference.diffusers.device import choose_device
 from app.inference.engine import BackendRequest
 from app.inference.errors import DeviceError, ModelLoadError, PickleRefusedError, UnsupportedModelError
-from app.inference.models import discover_models, load_backend, resolve_model
-from app.params import GenerationParams
+from app.inference.diffusers.catalog import discover_models, resolve_model
+from app.inference.diffusers.loader import load_backend
+from app.core.params import GenerationParams
 from tinymodels import make_fake_hf_cache, unet_to_ldm, vae_to_ldm
 
 
@@ -72,13 +73,13 @@ def test_discovery_finds_classical_folders_and_files(isolated, monkeypatch, tiny
 
 
 def test_user_models_dir_follows_the_app_data_folder(isolated, monkeypatch, tmp_path):
-    """Models and recovery files share one data-folder rule (app.paths.data_dir)."""
+    """Models and recovery files share one data-folder rule (app.storage.paths.data_dir)."""
     import platformdirs
 
     monkeypatch.setenv("INPAINT_STUDIO_DATA", str(tmp_path / "data"))
-    assert models.models_dirs()[0] == tmp_path / "data" / "models"
+    assert catalog.models_dirs()[0] == tmp_path / "data" / "models"
     monkeypatch.delenv("INPAINT_STUDIO_DATA")
-    assert models.models_dirs()[0] == models.Path(platformdirs.user_data_dir("Inpaint Studio", appauthor=False)) / "models"
+    assert catalog.models_dirs()[0] == catalog.Path(platformdirs.user_data_dir("Inpaint Studio", appauthor=False)) / "models"
 
 
 def test_hf_cache_discovery_and_offline_load(isolated, monkeypatch, tiny_inpaint_model, tiny_base_model, no_network):
@@ -124,7 +125,7 @@ def test_single_file_loads_offline_through_shipped_configs(tiny_single_file, no_
 def test_shipped_tokenizer_matches_openai_clip():
     """Reference ids from open_clip's SimpleTokenizer (the original CLIP BPE code), computed
     once on the same prompts; the vocabulary must be CLIP's 49408 tokens."""
-    tok = models.load_clip_tokenizer()
+    tok = checkpoint.load_clip_tokenizer()
     assert len(tok.get_vocab()) == 49408
     assert tok("a photograph of an astronaut riding a horse").input_ids == [
         49406, 320, 8853, 539, 550, 18376, 6765, 320, 4558, 49407]
@@ -139,7 +140,7 @@ def test_derived_config_of_real_sd15_shapes_is_the_published_config(tmp_path):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    shipped = models.shipped_config_dir()
+    shipped = checkpoint.shipped_config_dir()
     unet_cfg = json.loads((shipped / "unet" / "config.json").read_text())
     vae_cfg = json.loads((shipped / "vae" / "config.json").read_text())
     text_cfg = json.loads((shipped / "text_encoder" / "config.json").read_text())
@@ -150,8 +151,8 @@ def test_derived_config_of_real_sd15_shapes_is_the_published_config(tmp_path):
     header = {k: {"shape": list(v.shape)} for k, v in unet_to_ldm(unet.state_dict(), unet_cfg).items()}
     header |= {k: {"shape": list(v.shape)} for k, v in vae_to_ldm(vae.state_dict(), vae_cfg).items()}
     header |= {"cond_stage_model.transformer.text_model." + k: {"shape": list(v.shape)} for k, v in text.state_dict().items()}
-    assert models.inspect_checkpoint(header) == ("sd1", True, "")
-    out = models.derive_single_file_config(header, tmp_path / "cfg")
+    assert catalog.inspect_checkpoint(header) == ("sd1", True, "")
+    out = checkpoint.derive_single_file_config(header, tmp_path / "cfg")
     assert json.loads((out / "unet" / "config.json").read_text()) == {**unet_cfg, "in_channels": 9}
     assert json.loads((out / "vae" / "config.json").read_text()) == vae_cfg
     assert json.loads((out / "text_encoder" / "config.json").read_text()) == text_cfg

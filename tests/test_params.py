@@ -1,6 +1,6 @@
 import pytest
 
-from app.params import GenerationParams, ParamError
+from app.core.params import GenerationParams, ParamError
 
 
 def test_defaults_are_valid():

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 from PySide6.QtCore import Qt
 
-from app.inference.schedulers import SCHEDULER_NAMES
-from app.params import SEED_MAX, GenerationParams
+from app.core.schedulers import SCHEDULER_NAMES
+from app.core.params import SEED_MAX, GenerationParams
 from app.widgets.model_picker import ModelPicker
 from app.widgets.params_panel import ParamsPanel
 
@@ -130,7 +130,7 @@ def test_model_picker_survives_a_failing_discovery(qtbot):
 
 
 def test_widgets_import_without_torch():
-    code = ("import sys; import app.widgets.main_window, app.widgets.params_panel, app.widgets.model_picker, app.gui, app.worker;"
+    code = ("import sys; import app.widgets.main_window, app.widgets.params_panel, app.widgets.model_picker, app.widgets.application, app.editor.worker;"
             "print([m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules])")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)

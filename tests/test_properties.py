@@ -16,15 +16,15 @@ from hypothesis.extra import numpy as hnp
 from reliability_fixtures import assert_states_equal, srgb_icc
 from scipy import ndimage
 
-from app import compositing, maskops, metadata
-from app.generations import GenerationRecord
-from app.geometry import Bounds
-from app.imageio import load_image_bytes
+from app.core import compositing, maskops, metadata
+from app.core.records import GenerationRecord
+from app.core.geometry import Bounds
+from app.core.imageio import load_image_bytes
 from app.inference.classical import ClassicalBackend
 from app.inference.engine import Engine, Job
-from app.inference.schedulers import SCHEDULER_NAMES
-from app.params import INPAINT_AREAS, MASKED_CONTENT, MODES, SEED_MAX, GenerationParams, ParamError
-from app.project import ProjectState, load_project_bytes, project_bytes
+from app.core.schedulers import SCHEDULER_NAMES
+from app.core.params import INPAINT_AREAS, MASKED_CONTENT, MODES, SEED_MAX, GenerationParams, ParamError
+from app.storage.project import ProjectState, load_project_bytes, project_bytes
 
 EXAMPLES = int(os.environ.get("INPAINT_STUDIO_HYPOTHESIS_EXAMPLES", "60"))
 FAST = settings(
@@ -226,7 +226,7 @@ one_line = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")),
 @FAST
 @given(valid_params())
 def test_png_json_chunk_round_trips_all_params(params):
-    from app.imageio import encode_image
+    from app.core.imageio import encode_image
 
     data = encode_image(np.zeros((8, 8, 3), np.uint8), "PNG", params=params)
     assert load_image_bytes(data, "x.png").params == params

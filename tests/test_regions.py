@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import maskops, regions
-from app.geometry import Bounds
-from app.regions import merge_touching, plan_regions
+from app.core import maskops, regions
+from app.core.geometry import Bounds
+from app.core.regions import merge_touching, plan_regions
 
 
 def _mask(h, w, *rects):

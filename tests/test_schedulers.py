@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from app.inference.engine import BackendRequest
-from app.inference.errors import UnknownSchedulerError
-from app.inference.schedulers import ALIASES, ALL_NAMES, SCHEDULER_NAMES, SCHEDULERS, canonical_name, make_scheduler
-from app.params import DEFAULT_SCHEDULER, GenerationParams, ParamError
+from app.core.schedulers import UnknownSchedulerError
+from app.core.schedulers import ALIASES, ALL_NAMES, SCHEDULER_NAMES, SCHEDULERS, canonical_name
+from app.inference.diffusers.backend import make_scheduler
+from app.core.params import DEFAULT_SCHEDULER, GenerationParams, ParamError
 
 # The names DESIGN.md promises users (the hosted-services vocabulary).
 DESIGN_NAMES = ["DDIM", "PNDM", "LMS", "LMS Karras", "Euler", "Euler a", "Heun", "DPM2", "DPM2 a", "DPM2 Karras",
@@ -25,7 +26,7 @@ def base_config(tiny_inpaint_model):
 
 @pytest.fixture(scope="module")
 def backend(tiny_inpaint_model):
-    from app.inference.models import load_backend
+    from app.inference.diffusers.loader import load_backend
 
     return load_backend(str(tiny_inpaint_model), "cpu")
 
@@ -84,7 +85,7 @@ def test_every_scheduler_runs_a_step(name, backend):
 
 def test_table_import_is_cheap():
     """The UI imports the table for its menu: that must not load torch or diffusers."""
-    code = ("import sys, app.inference.schedulers as s; assert s.SCHEDULER_NAMES; "
+    code = ("import sys, app.core.schedulers as s; assert s.SCHEDULER_NAMES; "
             "print(sorted(m for m in ('torch', 'diffusers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app import maskops, selftest
-from app.imageio import load_image
-from app.metadata import A1111_KEY, JSON_KEY, read_params
+from app.core import maskops
+from app.widgets import selftest
+from app.core.imageio import load_image
+from app.core.metadata import A1111_KEY, JSON_KEY, read_params
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.document import Document
-from app.geometry import Bounds
-from app.undo import TILE, TileSnapshot, diff_tiles
+from app.editor.document import Document
+from app.core.geometry import Bounds
+from app.editor.undo import TILE, TileSnapshot, diff_tiles
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 
 from app.inference.engine import Cancelled, Job
 from app.inference.errors import GpuOutOfMemory, ModelLoadError
-from app.params import GenerationParams, ParamError
-from app.worker import PROGRESS_INTERVAL_S, GenerationWorker, WorkRequest, describe_error
+from app.core.params import GenerationParams, ParamError
+from app.editor.worker import PROGRESS_INTERVAL_S, GenerationWorker, WorkRequest, describe_error
 from worker_recorder import Recorder
 
 

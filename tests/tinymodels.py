@@ -16,7 +16,7 @@ import re
 import shutil
 from pathlib import Path
 
-from app.inference.models import byte_symbols
+from app.inference.diffusers.checkpoint import byte_symbols
 
 #: The scheduler config of SD 1.5 (its published scheduler_config.json): the beta schedule
 #: decides how every scheduler in the table behaves, so the tiny model uses the real one.
@@ -65,7 +65,7 @@ def build_components(*, inpainting: bool, clip_vocab: bool = False) -> dict:
     from transformers import CLIPTextConfig, CLIPTextModel
 
     if clip_vocab:
-        from app.inference.models import load_clip_tokenizer
+        from app.inference.diffusers.checkpoint import load_clip_tokenizer
 
         tokenizer = load_clip_tokenizer()
     else:

@@ -11,7 +11,7 @@ import threading
 
 from PySide6.QtCore import QObject, Slot
 
-from app.worker import GenerationWorker
+from app.editor.worker import GenerationWorker
 
 
 class Recorder(QObject):

@@ -1,6 +1,6 @@
 """The engine: runs one immutable `Job` through a backend and composites the result.
 
-Flow: validate params and resolve the seed → plan regions around the mask (`app.regions`) → per
+Flow: validate params and resolve the seed → plan regions around the mask (`app.core.regions`) → per
 region, crop, convert to RGB8, resize to the backend's working size → backend → resize back →
 match colour to the surround (model backends) → composite into the ORIGINAL pixels with the
 feathered mask. Outside the feathered mask the candidates are bit-identical to the input
@@ -17,9 +17,9 @@ from typing import Protocol
 
 import numpy as np
 
-from app import compositing, maskops, regions, seams
-from app.geometry import Bounds
-from app.params import GenerationParams
+from app.core import compositing, maskops, regions, seams
+from app.core.geometry import Bounds
+from app.core.params import GenerationParams
 
 
 class Cancelled(Exception):

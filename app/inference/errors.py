@@ -3,8 +3,6 @@ because the editor and the CLI show it to the user as is."""
 
 from __future__ import annotations
 
-from app.params import ParamError
-
 
 class ModelLoadError(Exception):
     """A model could not be found or loaded (missing file, unreadable checkpoint, ...)."""
@@ -36,10 +34,3 @@ class GpuOutOfMemory(RuntimeError):
             "or try a smaller resolution or batch size."
         )
         super().__init__(f"The {device} device ran out of memory. {hint}" + (f" ({detail})" if detail else ""))
-
-
-class UnknownSchedulerError(ParamError):
-    """A scheduler name that is neither a known name nor an alias; lists the valid names."""
-
-    def __init__(self, name: object, valid: list[str]):
-        super().__init__("scheduler", name, "one of " + ", ".join(valid))

@@ -7,7 +7,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
 import app
-from app import versions
+from app.core import versions
 
 LICENCE = "Apache License 2.0"
 

@@ -13,7 +13,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
-from app.document import display_rgb8
+from app.editor.document import display_rgb8
 
 THUMB = 96
 
@@ -43,7 +43,7 @@ def region_around(regions, shape, margin: float = 0.5):
     the image a thumbnail should show."""
     if not regions:
         return None
-    from app.geometry import Bounds
+    from app.core.geometry import Bounds
 
     x0 = min(r.x for r in regions)
     y0 = min(r.y for r in regions)

@@ -35,8 +35,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from app.document import Document, display_rgb8, qimage_from_array
-from app.geometry import Bounds
+from app.editor.document import Document, display_rgb8, qimage_from_array
+from app.core.geometry import Bounds
 from app.widgets import tools
 from app.widgets.tools import BrushOptions, clamp_size
 

@@ -12,7 +12,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
-from app.generations import GenerationRecord
+from app.core.records import GenerationRecord
 from app.widgets.candidates import region_around, thumbnail_pixmap
 
 THUMB = 64

@@ -40,14 +40,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import imageio
-from app.document import Document
-from app.generations import GenerationRecord
+from app.core import imageio
+from app.editor.document import Document
+from app.core.records import GenerationRecord
 from app.inference.engine import Job
-from app.params import CLASSICAL_MODELS, GenerationParams, ParamError
-from app.project import is_project_file
-from app.paths import resources_dir
-from app.settings import Settings
+from app.core.params import CLASSICAL_MODELS, GenerationParams, ParamError
+from app.storage.project import is_project_file
+from app.storage.paths import resources_dir
+from app.editor.settings import Settings
 from app.widgets import tools
 from app.widgets.candidates import CandidatesPanel
 from app.widgets.canvas import CanvasView
@@ -55,7 +55,7 @@ from app.widgets.history_panel import HistoryPanel
 from app.widgets.messages import MessageBar
 from app.widgets.model_picker import ModelPicker
 from app.widgets.params_panel import ParamsPanel
-from app.worker import GenerationWorker, WorkRequest
+from app.editor.worker import GenerationWorker, WorkRequest
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp);;All files (*)"
 OPEN_FILTER = "Images and projects (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.inpaint);;" + IMAGE_FILTER

@@ -1,7 +1,7 @@
 """The model picker: built-in classical methods, the diffusion models found on disk, "Add model…",
 and the device / low-memory choices.
 
-Discovery runs on a plain background thread: `app.inference.models` belongs to the torch side and
+Discovery runs on a plain background thread: `app.inference.diffusers.catalog` belongs to the torch side and
 scanning caches touches the disk, and neither may delay the window. Until it reports, the
 classical methods are listed, so the app is usable from the first frame; with no diffusion model
 found, a hint says plainly how to add one.
@@ -30,9 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.params import CLASSICAL_MODELS, DEFAULT_MODEL
-from app.paths import models_dir, resources_dir
-from app.settings import DEVICES
+from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL
+from app.storage.paths import models_dir, resources_dir
+from app.editor.settings import DEVICES
 
 CLASSICAL_LABELS = {"builtin:telea": "Classical — Telea (fast)", "builtin:ns": "Classical — Navier–Stokes"}
 DEVICE_LABELS = {"auto": "Auto (best available)", "cuda": "NVIDIA GPU (CUDA)", "mps": "Apple GPU (MPS)", "cpu": "CPU"}
@@ -52,7 +52,7 @@ def models_folder() -> str:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One row of the picker (built from `app.inference.models.ModelInfo` or a user path)."""
+    """One row of the picker (built from `app.inference.diffusers.catalog.ModelInfo` or a user path)."""
 
     name: str
     ref: str
@@ -77,7 +77,7 @@ def entry_from_info(info: Any) -> ModelEntry:
 
 
 def default_discover() -> list[Any]:
-    from app.inference.models import discover_models  # imported on the discovery thread
+    from app.inference.diffusers.catalog import discover_models  # imported on the discovery thread
 
     return discover_models()
 

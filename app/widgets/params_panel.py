@@ -2,7 +2,7 @@
 ranges of `GenerationParams.validate`, so an invalid value cannot be typed in the first place;
 what ranges cannot express (a prompt a diffusion model needs) is flagged under the fields.
 
-Scheduler names come from `app.inference.schedulers`, a plain table that imports neither torch
+Scheduler names come from `app.core.schedulers`, a plain table that imports neither torch
 nor diffusers (`tests/test_params_panel.py` checks the panel import stays torch-free).
 """
 
@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.inference.schedulers import SCHEDULER_NAMES  # a plain table: no torch
-from app.paths import resources_dir
-from app.params import DEFAULT_MODEL, SEED_MAX, GenerationParams, ParamError, default_strength
+from app.core.schedulers import SCHEDULER_NAMES  # a plain table: no torch
+from app.storage.paths import resources_dir
+from app.core.params import DEFAULT_MODEL, SEED_MAX, GenerationParams, ParamError, default_strength
 
 MODE_LABELS = {"inpaint": "Inpaint (repaint the mask)", "img2img": "Image to image"}
 AREA_LABELS = {"masked": "Only masked (crop + padding)", "whole": "Whole image"}

@@ -34,9 +34,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.autosave import Recovery
-from app.project import PROJECT_SUFFIX, ProjectError, load_project, save_project
-from app.recovery_controller import RecoveryController
+from app.storage.autosave import Recovery
+from app.storage.project import PROJECT_SUFFIX, ProjectError, load_project, save_project
+from app.editor.recovery_controller import RecoveryController
 
 RESTORE, DISCARD, LATER = "restore", "discard", "later"
 

@@ -2,7 +2,7 @@
 
 Model layer (QtCore/QtGui only). Widgets observe it through signals and never edit arrays
 directly: every change goes through a method here and becomes one undo command that stores only
-the changed tiles (see :mod:`app.undo`). Arrays are edited *in place* (``pixels`` and ``mask`` keep
+the changed tiles (see :mod:`app.editor.undo`). Arrays are edited *in place* (``pixels`` and ``mask`` keep
 their identity between ``reset`` signals), which is what lets the canvas wrap them in QImages
 without copying and redraw only dirty rectangles.
 """
@@ -17,10 +17,10 @@ import numpy as np
 from PySide6.QtCore import QObject, QRect, Signal
 from PySide6.QtGui import QImage, QUndoStack
 
-from app import maskops, regions
-from app.generations import GenerationRecord
-from app.geometry import Bounds
-from app.undo import DEFAULT_BUDGET_BYTES, HistoryBudget, TileDelta, TileSnapshot, diff_tiles, qrect, tile_bounds
+from app.core import maskops, regions
+from app.core.records import GenerationRecord
+from app.core.geometry import Bounds
+from app.editor.undo import DEFAULT_BUDGET_BYTES, HistoryBudget, TileDelta, TileSnapshot, diff_tiles, qrect, tile_bounds
 
 Point = tuple[float, float]
 
@@ -119,7 +119,7 @@ class Document(QObject):
 
     # -- image -----------------------------------------------------------------------------
     def set_image(self, loaded: Any, path: str | None = None) -> None:
-        """Open an image (an ``app.imageio.LoadedImage`` or an array). Resets mask, undo, generations."""
+        """Open an image (an ``app.core.imageio.LoadedImage`` or an array). Resets mask, undo, generations."""
         pixels = getattr(loaded, "pixels", loaded)
         pixels = np.asarray(pixels)
         if pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim not in (2, 3) or (
@@ -461,9 +461,9 @@ class Document(QObject):
 
     # -- project state ----------------------------------------------------------------------
     def to_state(self, params: Any = None, *, copy: bool = True):
-        """Snapshot as ``app.project.ProjectState`` (copies by default: painting edits in place)."""
-        from app.params import GenerationParams
-        from app.project import ProjectState
+        """Snapshot as ``app.storage.project.ProjectState`` (copies by default: painting edits in place)."""
+        from app.core.params import GenerationParams
+        from app.storage.project import ProjectState
 
         c = (lambda a: a.copy()) if copy else (lambda a: a)
         return ProjectState(

@@ -26,14 +26,23 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.inference.device import DeviceChoice
+from app.inference.diffusers.device import DeviceChoice
 from app.inference.engine import BackendRequest, Cancelled, CancelFn
 from app.inference.errors import GpuOutOfMemory, ModelLoadError
-from app.inference.models import ModelInfo
-from app.inference.preview import latents_to_rgb
-from app.inference.schedulers import make_scheduler
+from app.inference.diffusers.catalog import ModelInfo
+from app.inference.diffusers.preview import latents_to_rgb
+from app.core.schedulers import scheduler_spec
 
 log = logging.getLogger(__name__)
+
+
+def make_scheduler(name: str, base_config):
+    """A fresh scheduler for ``name`` built from the loaded model's scheduler config (its beta
+    schedule and training timesteps), as ``Cls.from_config(base_config, **kwargs)``."""
+    import diffusers
+
+    cls_name, kwargs = scheduler_spec(name)
+    return getattr(diffusers, cls_name).from_config(base_config, **kwargs)
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -130,7 +139,7 @@ class DiffusionBackend:
         from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
         from transformers import CLIPImageProcessor
 
-        from app.inference.models import _hf_snapshot, hf_cache_dir
+        from app.inference.diffusers.catalog import _hf_snapshot, hf_cache_dir
 
         candidates = []
         if self.info.path is not None and self.info.path.is_dir():

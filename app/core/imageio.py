@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from app import metadata
+from app.core import metadata
 
 #: Largest image accepted (30000×30000 ≈ 900 MP, 2.7 GB as RGB8). Checked from the header,
 #: before any pixel is decoded, so a decompression bomb costs nothing.

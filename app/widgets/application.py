@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from app.paths import resources_dir
+from app.storage.paths import resources_dir
 
 #: Set to a number of seconds to show the window, process events for that long and quit — for
 #: start-up benchmarks and smoke tests of the real entry point.
@@ -53,7 +53,7 @@ def create_app(argv: list[str] | None = None):
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    from app.settings import APP_NAME, ORG_NAME
+    from app.editor.settings import APP_NAME, ORG_NAME
 
     app = QApplication.instance()
     if app is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.geometry import Bounds
+from app.core.geometry import Bounds
 
 
 def to_rgb8(pixels: np.ndarray) -> np.ndarray:

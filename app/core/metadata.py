@@ -28,8 +28,8 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
-from app.inference.schedulers import ALIASES as SCHEDULER_ALIASES
-from app.params import CLASSICAL_MODELS, DEFAULT_SCHEDULER, GenerationParams, ParamError
+from app.core.schedulers import ALIASES as SCHEDULER_ALIASES
+from app.core.params import CLASSICAL_MODELS, DEFAULT_SCHEDULER, GenerationParams, ParamError
 
 A1111_KEY = "parameters"
 JSON_KEY = "inpaint-studio"

@@ -40,18 +40,18 @@ import cv2
 import numpy as np
 
 from app import __version__
-from app.atomic import atomic_write_with, describe_write_error
-from app.generations import GenerationRecord
-from app.geometry import Bounds
-from app.imageio import png_header
-from app.params import GenerationParams, ParamError
+from app.storage.atomic import atomic_write_with, describe_write_error
+from app.core.records import GenerationRecord
+from app.core.geometry import Bounds
+from app.core.imageio import png_header
+from app.core.params import GenerationParams, ParamError
 
 FORMAT_TAG = "inpaint-studio-project"
 FORMAT_VERSION = 2
 PROJECT_SUFFIX = ".inpaint"
 
 #: Limits for hostile files. A real project never comes near them; tests lower them.
-MAX_PIXELS = 30000 * 30000  # same ceiling as image files (app.imageio.MAX_PIXELS)
+MAX_PIXELS = 30000 * 30000  # same ceiling as image files (app.core.imageio.MAX_PIXELS)
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 MAX_MEMBER_BYTES = 4 * 1024**3
 MAX_TOTAL_BYTES = 32 * 1024**3  # sum of declared uncompressed sizes of the members we read

@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from app.params import CLASSICAL_MODELS, DEFAULT_MODEL, GenerationParams, ParamError, default_strength
+from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL, GenerationParams, ParamError, default_strength
 
 PROG = "inpaint-studio"
 COMMANDS = ("inpaint", "img2img", "models")
@@ -141,14 +141,14 @@ def _top_level(args: list[str]) -> int:
     )
     ns = parser.parse_args(args)
     if ns.version:
-        from app import versions
+        from app.core import versions
 
         print(versions.version_text())
         return EXIT_OK
     if ns.self_test is not None:
         if ns.paths:
             raise CliError(f"--self-test takes at most one output path, got also: {' '.join(ns.paths)}")
-        from app import selftest
+        from app.widgets import selftest
 
         return selftest.run(ns.self_test or None)
     for path in ns.paths:
@@ -162,7 +162,7 @@ def _top_level(args: list[str]) -> int:
 def _run_gui(paths: list[str]) -> int:
     """Start the editor; imported lazily so that headless use never loads Qt."""
     try:
-        from app.gui import run_gui
+        from app.widgets.application import run_gui
     except ImportError as exc:
         raise CliError(
             f"the editor cannot start ({_one_line(exc)}); the headless commands still work (see {PROG} --help)",
@@ -317,11 +317,9 @@ def params_from_args(ns: argparse.Namespace, mode: str) -> GenerationParams:
 
 def _canonical_scheduler(name: str) -> str:
     """The scheduler table's canonical name for ``name`` (aliases accepted), checked before any
-    model is loaded; the table is data in `app.inference.schedulers` (no torch import)."""
-    try:
-        from app.inference import schedulers
-    except ImportError:  # pragma: no cover - the table ships with every build
-        return name
+    model is loaded; the table is data in `app.core.schedulers` (no torch import)."""
+    from app.core import schedulers
+
     try:
         return schedulers.canonical_name(name)
     except ParamError as exc:
@@ -356,7 +354,7 @@ def run_generation(ns: argparse.Namespace, mode: str) -> int:
     _check_output(ns.output)
     outputs = output_paths(ns.output, params.batch_size)
 
-    from app.imageio import ImageLoadError, load_image, load_mask  # numpy/cv2 only now
+    from app.core.imageio import ImageLoadError, load_image, load_mask  # numpy/cv2 only now
 
     try:
         loaded = load_image(ns.image)
@@ -376,7 +374,7 @@ def run_generation(ns: argparse.Namespace, mode: str) -> int:
     backend = _load_backend(params, ns, show_progress)
 
     from app.inference.engine import Cancelled, EmptyMaskError, Engine, Job
-    from app.maskops import MaskError
+    from app.core.maskops import MaskError
 
     reporter = _ProgressPrinter(enabled=show_progress)
     with _CancelOnSigint() as interrupt:
@@ -405,18 +403,18 @@ def _load_backend(params: GenerationParams, ns: argparse.Namespace, show_progres
         from app.inference.classical import ClassicalBackend
 
         return ClassicalBackend(params.model)
-    from app.inference import models
+    from app.inference.diffusers import catalog, checkpoint, loader
     from app.inference.errors import DeviceError, GpuOutOfMemory, ModelLoadError
 
     try:
-        models.resolve_model(params.model)  # a wrong path fails here, before seconds of importing torch
+        catalog.resolve_model(params.model)  # a wrong path fails here, before seconds of importing torch
     except ModelLoadError as exc:
         raise CliError(_one_line(exc)) from None
     quiet_libraries()
     if show_progress:
         print(f"loading {params.model} …", file=sys.stderr, flush=True)
     try:
-        return models.load_backend(params.model, ns.device, low_memory=ns.low_memory, allow_pickle=ns.allow_pickle)
+        return loader.load_backend(params.model, ns.device, low_memory=ns.low_memory, allow_pickle=ns.allow_pickle)
     except ModelLoadError as exc:
         raise CliError(_one_line(exc)) from None
     except DeviceError as exc:
@@ -461,7 +459,7 @@ def _save_all(outputs: list[Path], result: Any, icc_profile: bytes | None) -> No
     Each file records its own seed with batch size 1, so "recall parameters" on any of them
     reproduces exactly that image.
     """
-    from app.imageio import save_image
+    from app.core.imageio import save_image
 
     written: list[Path] = []
     try:
@@ -543,11 +541,11 @@ class _CancelOnSigint:
 # --------------------------------------------------------------------------------------------
 def run_models(ns: argparse.Namespace) -> int:
     """What models exist and where we looked, without loading any (and without importing torch)."""
-    from app.inference import models
+    from app.inference.diffusers import catalog, checkpoint, loader
 
-    dirs = [str(d) for d in models.models_dirs()]
-    cache = str(models.hf_cache_dir())
-    found = list(models.discover_models())
+    dirs = [str(d) for d in catalog.models_dirs()]
+    cache = str(catalog.hf_cache_dir())
+    found = list(catalog.discover_models())
     rows = [_model_row(m) for m in found]
     if ns.json:
         print(json.dumps({"models_dirs": dirs, "hf_cache": cache, "models": rows}, indent=2))

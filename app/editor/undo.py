@@ -28,7 +28,7 @@ import numpy as np
 from PySide6.QtCore import QRect
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from app.geometry import Bounds
+from app.core.geometry import Bounds
 
 TILE = 256
 #: zlib level 1: masks compress ~100× even at the fastest level; higher levels cost latency.

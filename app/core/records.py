@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.geometry import Bounds
-from app.params import GenerationParams
+from app.core.geometry import Bounds
+from app.core.params import GenerationParams
 
 _ids = itertools.count(1)
 

@@ -32,7 +32,7 @@ class SelfTestError(Exception):
 
 def sample_path() -> Path:
     """The bundled sample photo (in a checkout: resources/; in a bundle: next to the code)."""
-    from app.paths import resources_dir
+    from app.storage.paths import resources_dir
 
     return resources_dir() / SAMPLE_NAME
 
@@ -92,12 +92,12 @@ def _run_steps(out_path: Path) -> str:
     with tempfile.TemporaryDirectory(prefix="inpaint-studio-selftest-settings-") as settings_dir:
         window_report = _open_window(sample, Path(settings_dir) / "settings.ini")
 
-    from app import maskops
-    from app.imageio import ImageLoadError, load_image, save_image
+    from app.core import maskops
+    from app.core.imageio import ImageLoadError, load_image, save_image
     from app.inference.classical import ClassicalBackend
     from app.inference.engine import Engine, Job
-    from app.metadata import read_params
-    from app.params import GenerationParams
+    from app.core.metadata import read_params
+    from app.core.params import GenerationParams
 
     try:
         loaded = load_image(sample)
@@ -132,7 +132,7 @@ def _run_steps(out_path: Path) -> str:
     if recalled is None or recalled.seed != result.params.seed or recalled.model != params.model:
         raise SelfTestError(f"{out_path.name}: generation parameters could not be recalled from the PNG ({recalled!r})")
 
-    from app import versions
+    from app.core import versions
 
     torch_v = versions.package_version("torch")
     if torch_v and _check_diffusion_wanted():
@@ -161,8 +161,8 @@ def _open_window(sample: Path, settings_file: Path) -> str:
     qt_messages: list[str] = []
     previous = qInstallMessageHandler(lambda mode, context, message: qt_messages.append(message))
     try:
-        from app.gui import create_app
-        from app.settings import Settings
+        from app.widgets.application import create_app
+        from app.editor.settings import Settings
         from app.widgets.main_window import MainWindow
 
         qapp = create_app([sys.argv[0] if sys.argv else "inpaint-studio"])
@@ -205,15 +205,15 @@ def _check_diffusion_wanted() -> bool:
 
 def _check_diffusion_stack() -> str:
     """Import what the first generation imports and pick the device, as the worker would."""
-    from app.cli import quiet_libraries
+    from app.cli.main import quiet_libraries
 
     try:
         quiet_libraries()
-        import app.inference.diffusion  # noqa: F401 - torch, diffusers, transformers
+        import app.inference.diffusers.backend  # noqa: F401 - torch, diffusers, transformers
         from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline  # noqa: F401
         from transformers import CLIPTextModel, CLIPTokenizer  # noqa: F401
 
-        from app.inference.device import choose_device
+        from app.inference.diffusers.device import choose_device
 
         choice = choose_device(None)
     except Exception as exc:  # ImportError, a missing metadata record, a broken CUDA library

@@ -22,16 +22,16 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
-from app.autosave import Autosaver, Recovery
-from app.params import GenerationParams
-from app.project import ProjectState
+from app.storage.autosave import Autosaver, Recovery
+from app.core.params import GenerationParams
+from app.storage.project import ProjectState
 
 DEFAULT_MASK_INTERVAL_S = 120.0
 RESULT_DELAY_MS = 300
 
 
 class RecoveryController(QObject):
-    """Autosave + recovery for one `app.document.Document`.
+    """Autosave + recovery for one `app.editor.document.Document`.
 
     ``params_getter`` returns the current `GenerationParams` (``MainWindow.current_params``); if it
     raises (a half-typed value in the UI), the last good params are saved instead.

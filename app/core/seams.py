@@ -21,8 +21,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app import maskops
-from app.geometry import Bounds
+from app.core import maskops
+from app.core.geometry import Bounds
 
 
 def _ring_outside(hard: np.ndarray, start: int, width: int) -> np.ndarray:

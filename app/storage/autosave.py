@@ -12,7 +12,7 @@ Document's pixels and mask copied with one memcpy each; the original and candida
 and shared), and the PNG encoding, zip writing and fsync happen on one worker thread. Only the
 newest pending snapshot is written (older queued ones are dropped: they are superseded).
 
-The folder is `app.paths.data_dir()` / "recovery" (``$INPAINT_STUDIO_DATA`` overrides it).
+The folder is `app.storage.paths.data_dir()` / "recovery" (``$INPAINT_STUDIO_DATA`` overrides it).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app import __version__
-from app.paths import data_dir
-from app.project import (
+from app.storage.paths import data_dir
+from app.storage.project import (
     PROJECT_SUFFIX,
     PngCache,
     ProjectError,

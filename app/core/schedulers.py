@@ -1,14 +1,21 @@
 """The scheduler table: every name and alias users know, mapped to a diffusers class and kwargs.
 
 Kept as data in one module so the UI, the CLI and the PNG metadata agree on names. Importing it
-does not import torch or diffusers (the UI lists `SCHEDULER_NAMES`); `make_scheduler` does.
+does not import torch or diffusers (the UI lists `SCHEDULER_NAMES`); `app.inference.diffusers.backend.make_scheduler` does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.inference.errors import UnknownSchedulerError
+from app.core.params import ParamError
+
+class UnknownSchedulerError(ParamError):
+    """A scheduler name that is neither a known name nor an alias; lists the valid names."""
+
+    def __init__(self, name: object, valid: list[str]):
+        super().__init__("scheduler", name, "one of " + ", ".join(valid))
+
 
 KARRAS = {"use_karras_sigmas": True}
 
@@ -61,12 +68,3 @@ def canonical_name(name: str) -> str:
 def scheduler_spec(name: str) -> tuple[str, dict[str, Any]]:
     cls_name, kwargs = SCHEDULERS[canonical_name(name)]
     return cls_name, dict(kwargs)
-
-
-def make_scheduler(name: str, base_config):
-    """A fresh scheduler for ``name`` built from the loaded model's scheduler config (its beta
-    schedule and training timesteps), as ``Cls.from_config(base_config, **kwargs)``."""
-    import diffusers
-
-    cls_name, kwargs = scheduler_spec(name)
-    return getattr(diffusers, cls_name).from_config(base_config, **kwargs)

@@ -23,7 +23,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.inference.engine import Cancelled, EmptyMaskError, Engine, Job, Progress
-from app.params import CLASSICAL_MODELS, ParamError
+from app.core.params import CLASSICAL_MODELS, ParamError
 
 #: Seconds between two progress signals (the first and the last step are always sent).
 PROGRESS_INTERVAL_S = 0.1
@@ -55,7 +55,7 @@ def default_backend_factory(
         from app.inference.classical import ClassicalBackend
 
         return ClassicalBackend(model)
-    from app.inference.models import load_backend
+    from app.inference.diffusers.loader import load_backend
 
     return load_backend(model, None if device in (None, "auto") else device, low_memory=low_memory,
                         allow_pickle=allow_pickle, safety_checker=safety_checker)

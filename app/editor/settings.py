@@ -15,8 +15,8 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from app.params import GenerationParams
-from app.paths import APP_NAME
+from app.core.params import GenerationParams
+from app.storage.paths import APP_NAME
 
 ORG_NAME = "InpaintStudio"
 ENV_SETTINGS = "INPAINT_STUDIO_SETTINGS"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.geometry import Bounds
+from app.core.geometry import Bounds
 
 THRESHOLD = 128
 

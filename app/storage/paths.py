@@ -20,9 +20,9 @@ def resources_dir() -> Path:
     frozen = getattr(sys, "_MEIPASS", None)
     if frozen:
         return Path(frozen) / "resources"
-    here = Path(__file__).resolve().parent
-    installed = here / "resources"
-    return installed if installed.is_dir() else here.parent / "resources"
+    package = Path(__file__).resolve().parent.parent  # app/
+    installed = package / "resources"
+    return installed if installed.is_dir() else package.parent / "resources"
 
 
 def data_dir() -> Path:

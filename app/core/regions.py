@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from app import maskops
-from app.geometry import Bounds
+from app.core import maskops
+from app.core.geometry import Bounds
 
 MODEL_AREA = 512 * 512
 MIN_SIDE, MAX_SIDE = 256, 2048

@@ -1,0 +1,241 @@
+"""The model catalog: what models exist and what each one is, read offline from JSON configs and
+safetensors headers only (no torch), so listing models costs nothing at start-up.
+
+Sources: diffusers folders and single `.safetensors` checkpoints in the models folders, and SD
+1.x repos already in the Hugging Face cache. Each `ModelInfo` says why it is unusable if it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.params import CLASSICAL_MODELS
+from app.inference.errors import ModelLoadError
+from app.storage.paths import models_dir
+
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+SD_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionInpaintPipeline", "StableDiffusionImg2ImgPipeline")
+CLASSICAL_NAMES = {"builtin:telea": "Telea (classical, built in)", "builtin:ns": "Navier–Stokes (classical, built in)"}
+SD1 = "sd1"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    ref: str  # what GenerationParams.model holds: builtin:*, a path, or a Hugging Face repo id
+    kind: str  # "classical" | "diffusers" | "single_file" | "hf_cache"
+    path: Path | None
+    inpainting: bool | None  # 9-channel UNet; None when unknown (pickle files are not opened)
+    family: str  # "classical", "sd1", or what else it is ("sdxl", "sd2", ...) when unsupported
+    note: str = ""  # why it cannot be used, or what it needs (e.g. allow_pickle)
+
+    @property
+    def usable(self) -> bool:
+        return self.family in ("classical", SD1) and not self.note
+
+
+# -- where models live ---------------------------------------------------------------------------
+def models_dirs(extra_paths=()) -> list[Path]:
+    """The user models folder (`app.storage.paths.models_dir`), then the folders in env
+    INPAINT_STUDIO_MODELS (os.pathsep-separated), then ``extra_paths``."""
+    dirs = [models_dir()]
+    env = os.environ.get("INPAINT_STUDIO_MODELS", "")
+    dirs += [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
+    dirs += [Path(p).expanduser() for p in extra_paths]
+    return dirs
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache, honouring HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, HF_HOME and
+    XDG_CACHE_HOME at call time (huggingface_hub reads them only once, at import)."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    home = os.environ.get("HF_HOME")
+    if not home:
+        home = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+# -- inspection (no torch) -----------------------------------------------------------------------
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelLoadError(f"{path.parent}: missing file {path.name}") from None
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: not readable JSON ({exc})") from None
+
+
+def inspect_diffusers_folder(folder: Path) -> tuple[str, bool, str]:
+    """(family, inpainting, reason-if-unsupported) from a diffusers folder's JSON configs."""
+    index = _read_json(folder / "model_index.json")
+    cls = index.get("_class_name", "")
+    if "text_encoder_2" in index or "XL" in cls:
+        return "sdxl", False, "Stable Diffusion XL is not supported (this editor runs SD 1.x models)"
+    if cls not in SD_PIPELINES:
+        return "other", False, f"{cls or 'this pipeline'} is not a Stable Diffusion 1.x pipeline"
+    unet = _read_json(folder / "unet" / "config.json")
+    inpainting = unet.get("in_channels") == 9
+    cross = unet.get("cross_attention_dim")
+    if unet.get("addition_embed_type") == "text_time" or cross == 2048:
+        return "sdxl", inpainting, "Stable Diffusion XL is not supported (this editor runs SD 1.x models)"
+    sched = folder / "scheduler" / "scheduler_config.json"
+    v_pred = sched.exists() and _read_json(sched).get("prediction_type") == "v_prediction"
+    if cross == 1024 or v_pred:
+        what = "v-prediction, " if v_pred else ""
+        return "sd2", inpainting, f"Stable Diffusion 2.x ({what}1024-dim OpenCLIP text encoder) is not supported; use an SD 1.x model"
+    if unet.get("in_channels") not in (4, 9):
+        return "other", inpainting, f"a UNet with {unet.get('in_channels')} input channels is not an SD 1.x base (4) or inpainting (9) model"
+    return SD1, inpainting, ""
+
+
+def safetensors_header(path: Path) -> dict:
+    """The JSON header of a .safetensors file (tensor names, dtypes, shapes) without reading
+    the tensors: fast even for a 4 GB checkpoint."""
+    try:
+        with open(path, "rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            if size > 100_000_000:
+                raise ValueError("header too large")
+            return json.loads(fh.read(size))
+    except (OSError, ValueError, struct.error) as exc:
+        raise ModelLoadError(f"{path}: not a readable .safetensors file ({exc})") from None
+
+
+UNET = "model.diffusion_model."
+VAE = "first_stage_model."
+CLIP = "cond_stage_model.transformer."
+
+
+def inspect_checkpoint(header: dict) -> tuple[str, bool, str]:
+    """(family, inpainting, reason-if-unsupported) from an original-layout checkpoint's keys."""
+    keys = [k for k in header if k != "__metadata__"]
+    if any(k.startswith("conditioner.embedders.") for k in keys) or f"{UNET}label_emb.0.0.weight" in header:
+        return "sdxl", False, "Stable Diffusion XL is not supported (this editor runs SD 1.x models)"
+    if any(k.startswith("cond_stage_model.model.") for k in keys):
+        return "sd2", False, "Stable Diffusion 2.x (1024-dim OpenCLIP text encoder) is not supported; use an SD 1.x model"
+    first = header.get(f"{UNET}input_blocks.0.0.weight")
+    if first is None:
+        if any("joint_blocks" in k or "double_blocks" in k for k in keys):
+            return "other", False, "this is not a Stable Diffusion 1.x checkpoint (SD3/Flux-style transformer)"
+        return "other", False, "no Stable Diffusion UNet weights (model.diffusion_model.*) in this file"
+    in_ch = first["shape"][1]
+    if not any(k.startswith(CLIP) for k in keys):
+        return "other", in_ch == 9, "no CLIP text encoder weights (cond_stage_model.transformer.*) in this file"
+    if not any(k.startswith(VAE) for k in keys):
+        return "other", in_ch == 9, "no VAE weights (first_stage_model.*) in this file"
+    for k in keys:
+        if k.startswith(UNET) and k.endswith("attn2.to_k.weight"):
+            if header[k]["shape"][1] == 1024:
+                return "sd2", in_ch == 9, "Stable Diffusion 2.x (1024-dim text encoder) is not supported; use an SD 1.x model"
+            break
+    if in_ch not in (4, 9):
+        return "other", False, f"a UNet with {in_ch} input channels is not an SD 1.x base (4) or inpainting (9) model"
+    return SD1, in_ch == 9, ""
+
+
+def _info_for_folder(folder: Path, kind: str, ref: str, name: str) -> ModelInfo:
+    try:
+        family, inpainting, note = inspect_diffusers_folder(folder)
+    except ModelLoadError as exc:
+        return ModelInfo(name, ref, kind, folder, None, "unknown", str(exc))
+    return ModelInfo(name, ref, kind, folder, inpainting, family, note)
+
+
+def _info_for_file(path: Path) -> ModelInfo:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return ModelInfo(path.stem, str(path), "single_file", path, None, "unknown",
+                         "pickle checkpoint: loading runs arbitrary code; convert it to .safetensors or allow pickle")
+    try:
+        family, inpainting, note = inspect_checkpoint(safetensors_header(path))
+    except ModelLoadError as exc:
+        return ModelInfo(path.stem, str(path), "single_file", path, None, "unknown", str(exc))
+    return ModelInfo(path.stem, str(path), "single_file", path, inpainting, family, note)
+
+
+def _hf_snapshot(repo_dir: Path) -> Path | None:
+    ref = repo_dir / "refs" / "main"
+    snapshots = repo_dir / "snapshots"
+    if ref.is_file():
+        snap = snapshots / ref.read_text().strip()
+        if snap.is_dir():
+            return snap
+    candidates = sorted(snapshots.glob("*"), key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
+    return candidates[-1] if candidates else None
+
+
+def hf_cache_models(cache: Path | None = None) -> list[ModelInfo]:
+    """SD 1.x diffusers repos in the Hugging Face cache (offline scan of models--org--name)."""
+    cache = cache or hf_cache_dir()
+    found = []
+    if not cache.is_dir():
+        return found
+    for repo_dir in sorted(cache.glob("models--*")):
+        snap = _hf_snapshot(repo_dir)
+        if snap is None or not (snap / "model_index.json").is_file():
+            continue
+        repo_id = repo_dir.name[len("models--"):].replace("--", "/", 1)
+        info = _info_for_folder(snap, "hf_cache", repo_id, repo_id)
+        if info.family == SD1:
+            found.append(info)
+    return found
+
+
+def discover_models(extra_paths=()) -> list[ModelInfo]:
+    """Everything the app can offer: classical methods first, then models in the models
+    directories (diffusers folders, .safetensors, listed pickle files with a note), then SD 1.x
+    repos in the Hugging Face cache. Unsupported models are listed with a ``note`` saying why."""
+    found = [ModelInfo(CLASSICAL_NAMES[r], r, "classical", None, True, "classical") for r in CLASSICAL_MODELS]
+    seen: set[Path] = set()
+    for base in models_dirs(extra_paths):
+        if base.is_file():
+            candidates = [base]
+        elif (base / "model_index.json").is_file():
+            candidates = [base]
+        elif base.is_dir():
+            candidates = sorted(base.iterdir())
+        else:
+            continue
+        for path in candidates:
+            real = path.resolve()
+            if real in seen:
+                continue
+            if path.is_dir() and (path / "model_index.json").is_file():
+                seen.add(real)
+                found.append(_info_for_folder(path, "diffusers", str(path), path.name))
+            elif path.is_file() and path.suffix.lower() in (".safetensors", *PICKLE_SUFFIXES):
+                seen.add(real)
+                found.append(_info_for_file(path))
+    found += hf_cache_models()
+    return found
+
+
+# -- resolving a reference -----------------------------------------------------------------------
+def resolve_model(ref: str) -> ModelInfo:
+    """Turn a model reference (path or cached repo id) into a `ModelInfo`, or `ModelLoadError`."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ModelLoadError(f"{path}: missing file model_index.json (not a diffusers model folder)")
+        return _info_for_folder(path, "diffusers", str(path), path.name)
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix in PICKLE_SUFFIXES or suffix == ".safetensors":
+            return _info_for_file(path)
+        raise ModelLoadError(f"{path}: not a model file (expected a .safetensors checkpoint or a diffusers folder)")
+    if ref.count("/") == 1 and not path.is_absolute():
+        repo_dir = hf_cache_dir() / ("models--" + ref.replace("/", "--"))
+        snap = _hf_snapshot(repo_dir) if repo_dir.is_dir() else None
+        if snap is not None:
+            return _info_for_folder(snap, "hf_cache", ref, ref)
+        raise ModelLoadError(f"{ref} is not in the Hugging Face cache ({hf_cache_dir()}) and nothing is downloaded: "
+                             "download it once with huggingface-cli, or give a folder or .safetensors path")
+    raise ModelLoadError(f"model not found: {ref} (no such file or folder; models folders: "
+                         + ", ".join(str(d) for d in models_dirs()) + ")")
+
+

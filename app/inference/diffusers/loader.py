@@ -1,0 +1,127 @@
+"""Loading a model, offline: refusals (pickle without opt-in, SDXL/SD 2, missing files) happen
+before torch is imported, so refusing is instant and runs nothing. Everything loads with
+``local_files_only=True``; a single checkpoint gets its configs and tokenizer from
+`app.inference.diffusers.checkpoint`."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from app.core.params import CLASSICAL_MODELS
+from app.inference.diffusers.catalog import PICKLE_SUFFIXES, SD1, ModelInfo, _read_json, inspect_checkpoint, resolve_model, safetensors_header
+from app.inference.diffusers.checkpoint import derive_single_file_config, load_clip_tokenizer
+from app.inference.errors import ModelLoadError, PickleRefusedError, UnsupportedModelError
+
+log = logging.getLogger(__name__)
+
+def _check_folder_files(folder: Path, allow_pickle: bool) -> str | None:
+    """Raise `ModelLoadError` naming the first missing file; return the weights variant to use
+    ("fp16" when only fp16 files exist) or None. Refuse pickle-only weights unless allowed."""
+    variant = None
+    for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+        if not (folder / part).is_dir():
+            raise ModelLoadError(f"{folder}: missing folder {part}/ (an incomplete download?)")
+    _read_json(folder / "scheduler" / "scheduler_config.json")
+    tok = folder / "tokenizer"
+    if not (tok / "tokenizer.json").is_file() and not ((tok / "vocab.json").is_file() and (tok / "merges.txt").is_file()):
+        raise ModelLoadError(f"{folder}: missing file tokenizer/tokenizer.json (or tokenizer/vocab.json + merges.txt)")
+    for part, stem in (("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")):
+        _read_json(folder / part / "config.json")
+        files = {p.name for p in (folder / part).iterdir()}
+        if f"{stem}.safetensors" in files or f"{stem}.safetensors.index.json" in files:
+            continue
+        if f"{stem}.fp16.safetensors" in files or f"{stem}.safetensors.index.fp16.json" in files:
+            variant = "fp16"
+            continue
+        if any(f.endswith(".bin") for f in files):
+            if not allow_pickle:
+                raise PickleRefusedError(
+                    f"{folder / part}: only pickle weights ({stem}.bin); loading a pickle runs arbitrary code. "
+                    "Convert the model to .safetensors, or allow pickle files if you trust the source.")
+            continue
+        raise ModelLoadError(f"{folder}: missing file {part}/{stem}.safetensors")
+    return variant
+
+
+def load_pipeline(info: ModelInfo, device, *, allow_pickle: bool = False):
+    """Load the SD 1.x model as a `StableDiffusionInpaintPipeline` (it also serves 4-channel base
+    models, by latent blending) on ``device`` (a `DeviceChoice`), offline. Returns the pipeline."""
+    from diffusers import StableDiffusionInpaintPipeline
+
+    common = dict(dtype=device.dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    try:
+        if info.kind in ("diffusers", "hf_cache"):
+            variant = _check_folder_files(info.path, allow_pickle)
+            pipe = StableDiffusionInpaintPipeline.from_pretrained(
+                str(info.path), local_files_only=True, use_safetensors=not allow_pickle, variant=variant, **common)
+        else:
+            pipe = _load_single_file(info.path, allow_pickle, common)
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, EnvironmentError) as exc:
+        raise ModelLoadError(f"{info.ref}: could not be loaded ({type(exc).__name__}: {exc})") from exc
+    pipe.to(device.device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _pickle_refusal(path: Path) -> str:
+    return (f"{path.name} is a pickle checkpoint: loading it would run any code it contains (arbitrary code). "
+            "Use a .safetensors version of the model, or allow pickle files only if you trust its source.")
+
+
+def _load_single_file(path: Path, allow_pickle: bool, common: dict):
+    from diffusers import StableDiffusionInpaintPipeline
+
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        if not allow_pickle:
+            raise PickleRefusedError(_pickle_refusal(path))
+        import torch
+
+        state = torch.load(str(path), map_location="cpu", weights_only=False)
+        header = {k: {"shape": list(v.shape)} for k, v in state.get("state_dict", state).items() if hasattr(v, "shape")}
+    else:
+        header = safetensors_header(path)
+    family, _inpainting, note = inspect_checkpoint(header)
+    if note:
+        raise UnsupportedModelError(f"{path.name}: {note}")
+    with tempfile.TemporaryDirectory(prefix="inpaint-studio-config-") as tmp:
+        config = derive_single_file_config(header, Path(tmp) / "config")
+        return StableDiffusionInpaintPipeline.from_single_file(
+            str(path), config=str(config), tokenizer=load_clip_tokenizer(), local_files_only=True, **common)
+
+
+def load_backend(model_ref: str, device: str | None = None, *, low_memory: bool = False, allow_pickle: bool = False,
+                 fast: bool | None = None, safety_checker: bool = False):
+    """A ready backend for ``model_ref``: `ClassicalBackend` for builtin:*, else a
+    `DiffusionBackend` with the model loaded on ``device`` (auto when None). Offline only.
+    ``fast``: CUDA fast path (channels_last, fused QKV); None = on for CUDA."""
+    if model_ref in CLASSICAL_MODELS:
+        from app.inference.classical import ClassicalBackend
+
+        return ClassicalBackend(model_ref)
+    info = resolve_model(model_ref)
+    is_pickle = info.path is not None and info.path.is_file() and info.path.suffix.lower() in PICKLE_SUFFIXES
+    if is_pickle and not allow_pickle:
+        raise PickleRefusedError(_pickle_refusal(info.path))
+    if info.family in ("sdxl", "sd2", "other"):
+        raise UnsupportedModelError(f"{info.ref}: {info.note}")
+    if info.note and not is_pickle:
+        raise ModelLoadError(f"{info.ref}: {info.note}")
+    # torch and diffusers only now: refusing a model must be instant and run nothing.
+    from app.inference.diffusers.device import choose_device
+    from app.inference.diffusers.backend import DiffusionBackend
+
+    choice = choose_device(device)
+    t0 = time.perf_counter()
+    pipe = load_pipeline(info, choice, allow_pickle=allow_pickle)
+    if info.inpainting is None:  # a pickle file: known only now
+        info = ModelInfo(info.name, info.ref, info.kind, info.path, pipe.unet.config.in_channels == 9, SD1)
+    load_s = time.perf_counter() - t0
+    log.info("loaded %s on %s in %.2f s", info.ref, choice.description, load_s)
+    return DiffusionBackend(pipe, info=info, device=choice, load_seconds=load_s, low_memory=low_memory,
+                            fast=fast, safety_checker=safety_checker)
+
