@@ -1,0 +1,31 @@
+"""Turning an engine `Result` into history records and per-candidate parameters.
+
+One rule for candidates, used by every front end: candidate k of a batch run with seed s is
+recorded as seed s+k, batch 1, with exactly the parameters that regenerate it (the diffusion
+backend runs each batch item as its own call, so this reproduces its pixels bit for bit).
+"""
+
+from __future__ import annotations
+
+from app.core.params import GenerationParams
+from app.core.records import GenerationRecord
+
+
+def record_from_result(result) -> GenerationRecord:
+    """The history record of a finished run (`app.inference.engine.Result`): its params as run
+    (seed resolved, the batch size asked for), every candidate with its own seed."""
+    return GenerationRecord(
+        params=result.params,
+        candidates=[c.image for c in result.candidates],
+        seeds=[c.seed for c in result.candidates],
+        regions=list(result.regions),
+        backend=result.backend,
+        elapsed_s=result.elapsed_s,
+    )
+
+
+def candidate_params(record: GenerationRecord, index: int) -> GenerationParams:
+    """The parameters that regenerate candidate ``index`` of ``record`` alone: seed s+k, batch 1."""
+    if not 0 <= index < len(record.seeds):
+        raise IndexError(f"candidate {index} of a generation with {len(record.seeds)} candidates")
+    return record.params.replace(seed=record.seeds[index], batch_size=1)
