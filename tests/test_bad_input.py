@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from reliability_fixtures import make_state
 
-import app.storage.atomic
+import app.core.atomic
 import app.core.imageio as imageio
 from app.cli import main as cli
 from app.editor.document import Document
@@ -258,7 +258,7 @@ def test_project_save_to_full_or_unwritable_destination(tmp_path, monkeypatch):
         def fail(*a, _code=code, **k):
             raise OSError(_code, os.strerror(_code))
 
-        monkeypatch.setattr(app.storage.atomic.os, "replace", fail)
+        monkeypatch.setattr(app.core.atomic.os, "replace", fail)
         with pytest.raises(ProjectError, match=phrase):
             save_project(dest, make_state(seed=2))
         assert dest.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["work.inpaint"]

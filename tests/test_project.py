@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from reliability_fixtures import assert_states_equal, make_state, manifest_of, rewrite, v1_project, zip_bytes
 
-import app.storage.atomic
+import app.core.atomic
 import app.storage.project as project
 from app.storage.project import (
     FORMAT_VERSION,
@@ -256,10 +256,10 @@ def test_full_disk_keeps_the_previous_file_and_removes_the_temp(tmp_path, monkey
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(app.storage.atomic.os, "fsync", full)
+    monkeypatch.setattr(app.core.atomic.os, "fsync", full)
     with pytest.raises(ProjectError, match="disk is full.*previous file.*unchanged"):
         save_project(path, make_state(seed=2))
-    monkeypatch.setattr(app.storage.atomic.os, "fsync", real_fsync)
+    monkeypatch.setattr(app.core.atomic.os, "fsync", real_fsync)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work.inpaint"]
     assert_states_equal(first, load_project(path))
@@ -300,7 +300,7 @@ def test_permission_denied_says_so(tmp_path, monkeypatch):
     def denied(*a, **k):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(app.storage.atomic.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(app.core.atomic.tempfile, "mkstemp", denied)
     with pytest.raises(ProjectError, match="permission denied"):
         save_project(tmp_path / "p.inpaint", make_state())
     assert list(tmp_path.iterdir()) == []
@@ -342,7 +342,7 @@ def test_core_modules_import_no_qt_and_no_torch():
     import sys
 
     code = (
-        "import sys, app.storage.project, app.storage.autosave, app.storage.atomic; "
+        "import sys, app.storage.project, app.storage.autosave, app.core.atomic; "
         "bad = [m for m in ('PySide6', 'torch', 'diffusers') if m in sys.modules]; print(bad)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from app.core import metadata
+from app.core.atomic import atomic_write_bytes
 
 #: Largest image accepted (30000×30000 ≈ 900 MP, 2.7 GB as RGB8). Checked from the header,
 #: before any pixel is decoded, so a decompression bomb costs nothing.
@@ -356,7 +356,7 @@ def save_image(
     if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ValueError(f"cannot save pixels of shape {arr.shape} and type {arr.dtype}")
     data = encode_image(arr, fmt, params=params, icc_profile=icc_profile, quality=quality)
-    _atomic_write(dest, data)
+    atomic_write_bytes(dest, data)
     return dest
 
 
@@ -459,29 +459,3 @@ def _tiff_add_tag(data: bytes, tag: int, value: bytes) -> bytes:
     out += struct.pack(order + "H", len(entries)) + b"".join(entries) + struct.pack(order + "I", next_ifd)
     out[4:8] = struct.pack(order + "I", ifd_offset)
     return bytes(out)
-
-
-def _atomic_write(dest: Path, data: bytes) -> None:
-    """Temp file in the destination folder, fsync, then rename over the destination."""
-    folder = dest.parent if str(dest.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable where the platform allows it
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass

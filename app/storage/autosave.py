@@ -260,7 +260,7 @@ class Autosaver:
         with self._write_lock:  # the worker and a synchronous caller must not interleave
             t0 = time.perf_counter()
             path = self._ensure_slot()
-            save_project(path, state, compress_level=self.compress_level, cache=self._cache)
+            save_project(path, state, compress_level=self.compress_level, cache=self._cache, private=True)
         self.last_duration_s = time.perf_counter() - t0
         self.last_saved_at = time.time()
         self.saves += 1

@@ -40,10 +40,10 @@ import cv2
 import numpy as np
 
 from app import __version__
-from app.storage.atomic import atomic_write_with, describe_write_error
+from app.core.atomic import atomic_write_with, describe_write_error
 from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
-from app.core.imageio import png_header
+from app.core.imageio import MAX_PIXELS, png_header
 from app.core.params import GenerationParams, ParamError
 
 FORMAT_TAG = "inpaint-studio-project"
@@ -51,7 +51,6 @@ FORMAT_VERSION = 2
 PROJECT_SUFFIX = ".inpaint"
 
 #: Limits for hostile files. A real project never comes near them; tests lower them.
-MAX_PIXELS = 30000 * 30000  # same ceiling as image files (app.core.imageio.MAX_PIXELS)
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 MAX_MEMBER_BYTES = 4 * 1024**3
 MAX_TOTAL_BYTES = 32 * 1024**3  # sum of declared uncompressed sizes of the members we read
@@ -211,8 +210,10 @@ def save_project(
     *,
     compress_level: int = 3,
     cache: PngCache | None = None,
+    private: bool = False,
 ) -> Path:
     """Write ``state`` to ``path`` atomically: the old file stays intact if anything fails.
+    ``private`` keeps the file 0600 (recovery files); otherwise it follows `app.core.atomic`.
 
     Raises `ProjectError` with a user-facing message (full disk, no permission, …); the cause
     (the OSError) is chained. ``cache`` lets autosave skip re-encoding unchanged arrays.
@@ -277,7 +278,7 @@ def save_project(
                 zf.writestr(name, enc(arr, cached=True))
 
     try:
-        atomic_write_with(dest, write)
+        atomic_write_with(dest, write, private=private)
     except OSError as exc:
         raise ProjectError(describe_write_error(exc, dest)) from exc
     if cache is not None:
