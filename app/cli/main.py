@@ -233,6 +233,8 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
         + ("" if mode == "inpaint" else " (optional: without it the whole image is re-generated)"),
     )
     io_group.add_argument("-o", "--output", required=True, metavar="OUT.png", help="where to write the result (PNG)")
+    io_group.add_argument("--force", action="store_true",
+                          help="replace OUT.png even if it is read-only, a link, or one of the inputs")
 
     g = p.add_argument_group("generation (defaults as in the editor)")
     g.add_argument("-p", "--prompt", metavar="TEXT", help="what to paint (required with a diffusion model)")
@@ -353,7 +355,17 @@ def run_generation(ns: argparse.Namespace, mode: str) -> int:
     params = params_from_args(ns, mode)
     _check_output(ns.output)
     outputs = output_paths(ns.output, params.batch_size)
+    from app.cli.outputs import OutputRefused, check_outputs, output_lock
 
+    try:
+        check_outputs(outputs, [Path(p) for p in (ns.image, ns.mask) if p], force=ns.force)
+        with output_lock(Path(ns.output)):
+            return _generate(ns, mode, params, outputs)
+    except OutputRefused as exc:
+        raise CliError(str(exc)) from None
+
+
+def _generate(ns: argparse.Namespace, mode: str, params: GenerationParams, outputs: list[Path]) -> int:
     from app.core.imageio import ImageLoadError, load_image, load_mask  # numpy/cv2 only now
 
     try:
