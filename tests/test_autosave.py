@@ -164,6 +164,38 @@ def test_stale_temp_files_of_dead_sessions_are_removed(data_dir):
     a.mark_clean_exit()
 
 
+def test_orphan_lock_of_a_killed_session_is_cleaned(data_dir):
+    """A session killed (kill -9) before its first save leaves only its lock: nobody needs it."""
+    code = textwrap.dedent(
+        f"""
+        import os
+        from app.storage.autosave import Autosaver
+        a = Autosaver({str(data_dir)!r})
+        a._claim_slot()
+        os.kill(os.getpid(), 9)
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60)
+    assert len(list(data_dir.glob("session-*.lock"))) == 1
+    a = Autosaver()
+    assert a.pending_recoveries() == []
+    assert list(data_dir.glob("session-*.lock")) == []
+
+
+def test_unwritable_recovery_folder_is_one_clear_message_reported_once(data_dir):
+    data_dir.parent.mkdir(parents=True)
+    data_dir.write_text("a file where the folder should be")  # fails for root too, unlike chmod
+    errors = []
+    a = Autosaver(on_error=errors.append)
+    for seed in (1, 2, 3):
+        a.save_async(make_state(seed=seed))
+        assert a.flush(60)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("Autosave is off: the recovery folder") and "INPAINT_STUDIO_DATA" in errors[0]
+    assert "Errno" not in errors[0]
+    a.close(clean=False)
+
+
 # -- RecoveryController on the real Document ------------------------------------------------------
 def _document(qtbot) -> Document:
     doc = Document()
