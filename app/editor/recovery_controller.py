@@ -3,7 +3,7 @@
 When it saves, and why:
 * after every applied result or new generation (``image_changed`` / ``generations_changed``), a
   short moment later so a burst of signals costs one save: a result can be minutes of GPU time;
-* after mask work, at most ``mask_interval_s`` (default 120 s) after the first unsaved change:
+* after mask or context-box work, at most ``mask_interval_s`` (default 120 s) after the first unsaved change:
   the timer is *not* restarted by later strokes, so steady painting is still saved every interval;
 * when asked (`autosave_now`), e.g. right after a restore.
 
@@ -77,6 +77,7 @@ class RecoveryController(QObject):
         document.image_changed.connect(self._on_result)
         document.generations_changed.connect(self._on_generations)
         document.mask_changed.connect(self._on_mask_work)
+        document.context_box_changed.connect(self._on_mask_work)
         document.reset.connect(self._on_reset)
 
     # -- configuration -------------------------------------------------------------------------
@@ -218,5 +219,6 @@ class RecoveryController(QObject):
             self.document.image_changed.disconnect(self._on_result)
             self.document.generations_changed.disconnect(self._on_generations)
             self.document.mask_changed.disconnect(self._on_mask_work)
+            self.document.context_box_changed.disconnect(self._on_mask_work)
             self.document.reset.disconnect(self._on_reset)
         self.autosaver.close(clean=clean)
