@@ -50,6 +50,9 @@ class MainWindow(GenerationControls, QMainWindow):
         super().__init__(parent)
         self.settings = settings or Settings()
         self.session = EditorSession(worker, self)
+        s = self.session  # its signals, under the names other features connect to
+        self.generation_finished, self.generation_failed = s.generation_finished, s.generation_failed
+        self.generation_cancelled, self.result_applied = s.generation_cancelled, s.result_applied
         self.setWindowTitle("Inpaint Studio")
         self.setWindowIcon(layout.icon("app"))
         self.setAcceptDrops(True)
@@ -99,22 +102,6 @@ class MainWindow(GenerationControls, QMainWindow):
     @property
     def generating(self) -> bool:
         return self.session.generating
-
-    @property
-    def generation_finished(self):
-        return self.session.generation_finished
-
-    @property
-    def generation_failed(self):
-        return self.session.generation_failed
-
-    @property
-    def generation_cancelled(self):
-        return self.session.generation_cancelled
-
-    @property
-    def result_applied(self):
-        return self.session.result_applied
 
     # -- wiring ------------------------------------------------------------------------------------
     def _connect(self) -> None:
