@@ -34,10 +34,8 @@ class GenerationControls:
         self.set_compare(False)
         problem = self.session.generate(params, self.run_options())
         if problem is not None:
-            if problem.title != "Busy":
-                self.show_message(problem.level, problem.title, problem.text)
-            return False
-        return True
+            self.show_message(problem.level, problem.title, problem.text)
+        return problem is None
 
     def cancel_generation(self) -> None:
         if self.session.generating:

@@ -73,7 +73,6 @@ class MainWindow(GenerationControls, QMainWindow):
         self.candidates_panel = CandidatesPanel()
         self.files = FileActions(self)
         layout.build_docks(self)
-        self._compare = False
         self._close_confirmed = False
         self._shown_once = False
         self._preload_timer = QTimer(self)
