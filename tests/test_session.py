@@ -15,7 +15,7 @@ import pytest
 from app.core import imageio
 from app.core.geometry import Bounds
 from app.core.params import GenerationParams
-from app.editor.session import EditorSession, RunOptions
+from app.editor.session import EditorSession
 from app.editor.worker import GenerationWorker
 from app.storage.project import ProjectError, load_project, save_project
 
@@ -62,7 +62,7 @@ def test_candidate_k_is_saved_as_seed_s_plus_k_batch_1(qtbot, session, tmp_path)
     session.document.fill_rect((8, 8, 16, 16))
     params = GenerationParams(prompt="a wall", seed=40, batch_size=3)
     with qtbot.waitSignal(session.generation_finished, timeout=20000) as done:
-        assert session.generate(params, RunOptions()) is None
+        assert session.generate(params) is None
     record = done.args[0]
     assert record.seeds == [40, 41, 42] and record.params.batch_size == 3
     assert session.candidates is record and record in session.document.generations
@@ -76,11 +76,11 @@ def test_candidate_k_is_saved_as_seed_s_plus_k_batch_1(qtbot, session, tmp_path)
 
 
 def test_session_refuses_what_cannot_run(session):
-    assert session.generate(GenerationParams(prompt="x"), RunOptions()).title == "No image"
+    assert session.generate(GenerationParams(prompt="x")).title == "No image"
     opened(session)
-    assert session.generate(GenerationParams(prompt="x"), RunOptions()).title == "Nothing to repaint"
+    assert session.generate(GenerationParams(prompt="x")).title == "Nothing to repaint"
     session.document.fill_rect((0, 0, 4, 4))
-    assert session.generate(GenerationParams(prompt="x", steps=0), RunOptions()).title == "Invalid parameter"
+    assert session.generate(GenerationParams(prompt="x", steps=0)).title == "Invalid parameter"
     assert not session.generating and not session.document.generations
 
 
@@ -164,7 +164,7 @@ def test_opening_an_image_mid_run_never_lets_the_old_result_in(qtbot, session):
     session.generation_cancelled.connect(lambda: ended.append("cancelled"))
     session.generation_dropped.connect(lambda: ended.append("dropped"))
     session.generation_finished.connect(lambda r: ended.append("finished"))
-    assert session.generate(GenerationParams(prompt="x", seed=1), RunOptions()) is None
+    assert session.generate(GenerationParams(prompt="x", seed=1)) is None
     opened(session, (20, 20, 3))
     qtbot.waitUntil(lambda: bool(ended), timeout=20000)
     assert ended[0] in ("cancelled", "dropped") and not session.generating

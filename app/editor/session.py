@@ -4,13 +4,13 @@ It holds the `Document` (image, mask, context box, undo, generations), where the
 disk (image, result and project paths, display name, modified state), the autosave/recovery
 controller, and the generation in flight on the `GenerationWorker`. Widgets read it and call its
 methods; it never touches a widget (QtCore only), so a test or another front end drives an editing
-session without a window. Records come from `app.service.records.record_from_result`, and a saved
-result carries `candidate_params` of the applied candidate (seed s+k, batch 1).
+session without a window. Requests are checked by the generation service itself (`check`), and
+its records come back whole; a saved result carries `candidate_params` of the applied candidate
+(seed s+k, batch 1).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +18,15 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from app.core import imageio
-from app.core.params import GenerationParams, ParamError
+from app.core.errors import EmptyMaskError, UserError
+from app.core.params import GenerationParams
 from app.core.records import GenerationRecord
 from app.editor.document import Document
 from app.editor.recovery_controller import RecoveryController
-from app.editor.worker import GenerationWorker, WorkRequest
-from app.inference.engine import Job
-from app.service.records import candidate_params, record_from_result
+from app.editor.worker import GenerationWorker
+from app.inference.registry import LoadOptions
+from app.service.generation import GenerationRequest
+from app.service.records import candidate_params
 from app.storage.project import ProjectState, load_project, save_project
 
 
@@ -35,16 +37,6 @@ class Problem:
     level: str
     title: str
     text: str
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run a model (from the model picker and the Generate menu), not what to generate."""
-
-    device: str = "auto"
-    low_memory: bool = False
-    allow_pickle: bool = False
-    safety_checker: bool = False
 
 
 class EditorSession(QObject):
@@ -72,7 +64,6 @@ class EditorSession(QObject):
         self.generating = False
         self.out_of_memory = False
         self.run_params: GenerationParams | None = None
-        self._run_started = 0.0
         self._run_token = self._doc_token = 0
         self._shut_down = False
         self.document.reset.connect(self._on_reset)
@@ -154,48 +145,48 @@ class EditorSession(QObject):
         return self.recovery
 
     # -- generation --------------------------------------------------------------------------------
+    def request(self, params: GenerationParams, options: LoadOptions = LoadOptions()) -> GenerationRequest:
+        """A run on copies of the document's arrays (painting edits them in place meanwhile)."""
+        doc = self.document
+        mask = doc.mask.copy() if params.mode == "inpaint" or doc.mask.any() else None
+        return GenerationRequest(params, doc.pixels.copy(), mask, doc.context_box, options)
+
     def check(self, params: GenerationParams) -> Problem | None:
-        """Why ``params`` cannot run on the open document now, or None."""
+        """Why ``params`` cannot run on the open document, found without touching the model (the
+        GUI thread never reads model files); the service checks everything again on the worker
+        and its typed errors arrive through ``generation_failed``."""
         doc = self.document
         if doc.is_empty:
             return Problem("warning", "No image", "Open an image first (Ctrl+O, drag and drop, or paste).")
         try:
             params.validate()
-        except ParamError as exc:
-            return Problem("error", "Invalid parameter", str(exc))
+        except UserError as exc:
+            return Problem("error", exc.title, exc.message)
         if params.mode == "inpaint" and not doc.mask.any():
-            return Problem("warning", "Nothing to repaint", "The mask is empty: paint over the area to repaint (B for the brush), then generate.")
+            return Problem("warning", EmptyMaskError.title, EmptyMaskError().message)
         if not params.is_classical and not params.prompt:
             return Problem("warning", "Prompt needed", "A diffusion model needs a prompt describing what to paint.")
-        if params.is_classical and params.mode == "img2img":
-            return Problem("warning", "Diffusion model needed", "Image to image needs a diffusion model; classical methods only inpaint.")
         return None
 
-    def generate(self, params: GenerationParams, options: RunOptions) -> Problem | None:
-        """Start a run on copies of the document's arrays; None when it started. The document
-        changes only when a candidate is applied."""
+    def generate(self, params: GenerationParams, options: LoadOptions = LoadOptions()) -> Problem | None:
+        """Start a run; None when it started. The document changes only when a candidate is applied."""
         if self.generating:
             return Problem("info", "Busy", "A generation is running; cancel it (Esc) or wait.")
         problem = self.check(params)
         if problem is not None:
             return problem
         self.discard_candidates()
-        doc = self.document
-        mask = doc.mask.copy() if params.mode == "inpaint" or doc.mask.any() else None
-        job = Job(params, doc.pixels.copy(), mask, doc.context_box)
-        request = WorkRequest(job, params.model, options.device, options.low_memory, options.allow_pickle, options.safety_checker)
-        if not self.worker.submit(request):
+        if not self.worker.submit(self.request(params, options)):
             return Problem("info", "Busy", "The generation thread is busy; try again in a moment.")
         self.generating, self.out_of_memory, self.run_params = True, False, params
         self._run_token = self._doc_token
-        self._run_started = time.perf_counter()
         self.generation_started.emit(params)
         return None
 
-    def preload(self, model: str, options: RunOptions) -> None:
+    def preload(self, model: str, options: LoadOptions = LoadOptions()) -> None:
         """Load a diffusion model in the background so the first Generate is quick."""
         if not self.generating:
-            self.worker.preload(model, options.device, options.low_memory, options.allow_pickle, options.safety_checker)
+            self.worker.preload(model, options)
 
     def cancel(self) -> None:
         if self.generating:
@@ -210,12 +201,11 @@ class EditorSession(QObject):
         if self.generating:
             self.progress.emit(step, total, eta, preview if self.run_is_current else None, region)
 
-    def _on_finished(self, result) -> None:
+    def _on_finished(self, record: GenerationRecord) -> None:
         self.generating = False
         if not self.run_is_current:
             self.generation_dropped.emit()
             return
-        record = record_from_result(result)
         self.document.add_generation(record)
         self.show_record(record)
         self.generation_finished.emit(record)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from app.core.params import GenerationParams
 from app.core.records import GenerationRecord
-from app.editor.session import RunOptions
+from app.inference.registry import LoadOptions
 
 
 class GenerationControls:
@@ -21,9 +21,10 @@ class GenerationControls:
 
     _compare = False
 
-    def run_options(self) -> RunOptions:
+    def run_options(self) -> LoadOptions:
         mp = self.model_picker
-        return RunOptions(mp.device_choice(), mp.low_memory, self.allow_pickle_action.isChecked(), self.safety_action.isChecked())
+        return LoadOptions(device=mp.device_choice(), low_memory=mp.low_memory, allow_pickle=self.allow_pickle_action.isChecked(),
+                           safety_checker=self.safety_action.isChecked())
 
     def generate(self, params: GenerationParams | None = None) -> bool:
         """Start a generation with ``params`` (default: the panel's). False, with the reason in
