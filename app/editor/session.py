@@ -120,7 +120,10 @@ class EditorSession(QObject):
         """Save the whole session atomically (raises `ProjectError`); with autosave on, its last
         valid params are used when ``params`` do not validate (a project must reopen)."""
         if self.recovery is not None:
-            params = self.recovery.last_good_params()
+            try:
+                params = params.validate()
+            except UserError:  # a half-typed field: keep the last params that validated
+                params = self.recovery.last_good_params()
         save_project(path, self.document.to_state(params))
         self.document.mark_saved()
         self.project_path = str(path)
