@@ -55,28 +55,23 @@ _EPILOG = (
 )
 
 
-def add_commands(sub: Any) -> None:
-    inpaint = sub.add_parser(
-        "inpaint",
-        help="inpaint the masked part of an image",
-        description="Repaint the white part of MASK in IN and write OUT.png (pixels outside the mask are kept "
-        "exactly). Without --model the built-in classical method (OpenCV Telea) is used and the prompt is ignored.",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_generation_args(inpaint, "inpaint")
-    inpaint.set_defaults(func=lambda ns: run_generation(ns, "inpaint"))
+#: command → (help, description) of the two generation commands.
+_COMMANDS = {
+    "inpaint": ("inpaint the masked part of an image",
+                "Repaint the white part of MASK in IN and write OUT.png (pixels outside the mask are kept exactly). "
+                "Without --model the built-in classical method (OpenCV Telea) is used and the prompt is ignored."),
+    "img2img": ("re-generate an image (or its masked part) from a prompt",
+                "Re-generate IN (or only the white part of MASK) guided by the prompt; --strength decides how "
+                "much changes. Needs a diffusion model (--model)."),
+}
 
-    img2img = sub.add_parser(
-        "img2img",
-        help="re-generate an image (or its masked part) from a prompt",
-        description="Re-generate IN (or only the white part of MASK) guided by the prompt; --strength decides how "
-        "much changes. Needs a diffusion model (--model).",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_generation_args(img2img, "img2img")
-    img2img.set_defaults(func=lambda ns: run_generation(ns, "img2img"))
+
+def add_commands(sub: Any) -> None:
+    for mode, (summary, description) in _COMMANDS.items():
+        parser = sub.add_parser(mode, help=summary, description=description, epilog=_EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_generation_args(parser, mode)
+        parser.set_defaults(func=lambda ns, _mode=mode: run_generation(ns, _mode))
 
 
 def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
