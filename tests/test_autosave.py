@@ -367,11 +367,11 @@ def test_install_on_the_real_main_window(qtbot, data_dir, tmp_path):
     results, clean exit on shutdown, and a damaged project that leaves the document alone."""
     from app.editor.settings import Settings
     from app.widgets.main_window import MainWindow
-    from app.widgets.recovery_dialog import install, open_project, save_project_to
+    from app.widgets.recovery_dialog import install
 
     window = MainWindow(Settings(tmp_path / "settings.ini"), discover=lambda: [])
     qtbot.addWidget(window)
-    ctl = window.recovery if hasattr(window, "recovery") else install(window, offer=False)
+    ctl = window.recovery or install(window, offer=False)
     assert {"Open &Project…", "Save Pro&ject", "Save Project &As…"} <= {a.text() for a in window.file_menu.actions()}
     rng = np.random.default_rng(1)
     window.open_image_array(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
@@ -384,16 +384,16 @@ def test_install_on_the_real_main_window(qtbot, data_dir, tmp_path):
     assert load_project(saved.args[0]).params.steps == 9
 
     path = tmp_path / "session.inpaint"
-    assert save_project_to(window, path) and not window.document.modified
+    assert window.files.save_project_to(path) and not window.document.modified
     before = window.document.pixels.copy()
     bad = tmp_path / "bad.inpaint"
     bad.write_bytes(b"PK\x03\x04 not really")
-    assert not open_project(window, bad)
+    assert not window.files.open_project(bad)
     assert window.message_bar.title == "Cannot open the project" and "damaged" in window.message_bar.text
     assert np.array_equal(window.document.pixels, before)
 
     window.open_image_array(np.zeros((10, 10, 3), np.uint8))
-    assert open_project(window, path)
+    assert window.files.open_project(path)
     assert np.array_equal(window.document.pixels, result) and window.current_params().steps == 9
     assert window.document.mask[7, 7] == 255
     ctl.shutdown(clean=True)

@@ -127,7 +127,7 @@ def test_backend_returning_wrong_shape_fails_loudly():
 
 
 def test_all_white_mask_says_there_is_nothing_to_inpaint_from():
-    from app.inference.engine import NothingToInpaintFromError
+    from app.core.errors import NothingToInpaintFromError
 
     image = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
     for mask, params in ((np.full((40, 30), 255, np.uint8), GenerationParams()),

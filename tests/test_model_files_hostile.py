@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.inference.diffusers.catalog import discover_models
-from app.inference.diffusers.loader import load_backend
+from app.inference.registry import LoadOptions, load_backend
 from app.inference.errors import ModelLoadError, PickleRefusedError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ def _sharded_to_pickle(src: Path, dest: Path) -> Path:
 def test_sharded_index_pointing_at_a_pickle_is_refused(tiny_inpaint_model, tmp_path):
     folder = _sharded_to_pickle(tiny_inpaint_model, tmp_path / "evil")
     with pytest.raises(PickleRefusedError, match="pickle"):
-        load_backend(str(folder), "cpu")
+        load_backend(str(folder), LoadOptions(device="cpu"))
     assert not (tmp_path / "marker.txt").exists()
 
 
@@ -51,7 +51,7 @@ def test_index_naming_a_file_outside_the_folder_is_refused(tiny_inpaint_model, t
     index = {"weight_map": {"conv_in.weight": "../../elsewhere.safetensors"}}
     (folder / "unet" / "diffusion_pytorch_model.safetensors.index.json").write_text(json.dumps(index))
     with pytest.raises(ModelLoadError, match="not a file in unet/"):
-        load_backend(str(folder), "cpu")
+        load_backend(str(folder), LoadOptions(device="cpu"))
 
 
 def _safetensors_with_header(path: Path, header) -> Path:

@@ -2,7 +2,8 @@
 
 Layout (format version 2)::
 
-    manifest.json        format tag + version, app version, image layout, params, generation records
+    manifest.json        format tag + version, app version, image layout, params, context box
+                         ([x, y, w, h] or null; absent in older files), generation records
     original.png         pixels as first opened   (8/16 bit, gray/RGB/RGBA kept, ICC embedded)
     current.png          pixels now                (same layout)
     mask.png             H×W 8-bit gray, 255 = repaint
@@ -85,6 +86,7 @@ class ProjectState:
     generations: list[GenerationRecord] = field(default_factory=list)
     icc_profile: bytes | None = None
     source_path: str | None = None
+    context_box: Bounds | None = None  # the area the model sees; older files have none
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,7 @@ def save_project(
         "files": {"original": "original.png", "current": "current.png", "mask": "mask.png", "thumbnail": "thumbnail.png"},
         "icc_profile": icc is not None,
         "source_path": state.source_path,
+        "context_box": None if state.context_box is None else [state.context_box.x, state.context_box.y, state.context_box.width, state.context_box.height],
         "params": state.params.to_dict(),
         "generations": records,
     }
@@ -614,7 +617,19 @@ def _load(archive: _Archive) -> ProjectState:
         generations=generations,
         icc_profile=icc if manifest.get("icc_profile") else None,
         source_path=source,
+        context_box=_context_box(manifest.get("context_box"), layout, name),
     )
+
+
+def _context_box(raw: Any, layout: dict[str, Any], name: str) -> Bounds | None:
+    """The saved context box, checked against the image; older files have none."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) != 4:
+        raise ProjectError(f"{name}: the context box {str(raw)[:40]!r} is not [x, y, width, height]; the file is damaged.")
+    w, h = layout["width"], layout["height"]
+    x, y = _int(raw[0], "context box x", 0, w - 1, name), _int(raw[1], "context box y", 0, h - 1, name)
+    return Bounds(x, y, _int(raw[2], "context box width", 1, w - x, name), _int(raw[3], "context box height", 1, h - y, name))
 
 
 def _load_record(archive: _Archive, raw: Any, index: int, layout: dict[str, Any]) -> GenerationRecord:
