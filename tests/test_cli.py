@@ -88,10 +88,10 @@ def test_classical_inpaint_subprocess_writes_png_with_metadata_and_never_imports
 def test_samples_get_suffixes_and_consecutive_seeds(photo_files, tmp_path, capsys):
     image_path, mask_path, image, mask = photo_files
     rc = main(["inpaint", "-i", str(image_path), "-m", str(mask_path), "-o", str(tmp_path / "out.png"),
-               "--samples", "3", "--seed", "4294967294", "--model", "builtin:ns", "--mask-blur", "0"])
+               "--samples", "3", "--seed", "18446744073709551614", "--model", "builtin:ns", "--mask-blur", "0"])
     assert rc == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    seeds = [4294967294, 4294967295, 0]  # s, s+1, … wrapping at 2**32
+    seeds = [2**64 - 2, 2**64 - 1, 0]  # s, s+1, … 64-bit seeds, wrapping only past 2**64 - 1
     assert lines == [f"wrote {tmp_path / f'out-{i}.png'} (seed {s})" for i, s in enumerate(seeds)]
     assert files_in(tmp_path) == {"out-0.png", "out-1.png", "out-2.png"}
     for i, s in enumerate(seeds):

@@ -250,7 +250,7 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
     g.add_argument(
         "--strength", type=float, metavar="X", help=f"denoising strength, 0.01–1 (default: {default_strength(mode):g})"
     )
-    g.add_argument("--seed", type=int, metavar="S", help="0 … 4294967295, or -1 for random (default: -1); the seed used is printed")
+    g.add_argument("--seed", type=int, metavar="S", help="0 … 18446744073709551615 (64-bit), or -1 for random (default: -1); the seed used is printed")
     g.add_argument("--samples", type=int, metavar="N", help=f"how many images, 1–8, seeds S, S+1, … (default: {d.batch_size})")
     g.add_argument("--width", type=int, metavar="PX", help="model width, multiple of 8 in 256–2048 (default: from the region)")
     g.add_argument("--height", type=int, metavar="PX", help="model height, multiple of 8 in 256–2048 (default: from the region)")
