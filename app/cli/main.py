@@ -39,10 +39,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from app.cli import info
 from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL, GenerationParams, ParamError, default_strength
 
 PROG = "inpaint-studio"
-COMMANDS = ("inpaint", "img2img", "models")
+COMMANDS = ("inpaint", "img2img", "models", "info")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -125,6 +126,7 @@ def _top_level(args: list[str]) -> int:
         "  inpaint   inpaint the masked part of an image (headless)\n"
         "  img2img   re-generate an image, or its masked part, from a prompt (headless)\n"
         "  models    list the models found and where they were looked for\n"
+        "  info      show the generation parameters stored in images (any SD tool's format)\n"
         f"run '{PROG} COMMAND --help' for the options of a command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -209,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.set_defaults(func=run_models)
+    info.add_parser(sub)
     return parser
 
 

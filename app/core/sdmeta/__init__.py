@@ -127,7 +127,8 @@ def _ours(texts: dict[str, str]) -> Found | None:
         params = GenerationParams.from_dict(json.loads(text))
     except (ValueError, ParamError, TypeError):
         return None  # damaged or from a newer version: the A1111 text beside it is read instead
-    return Found("Inpaint Studio", params.to_dict(), params=params)
+    fields = {k: v for k, v in params.to_dict().items() if k != "extra"}
+    return Found("Inpaint Studio", {**fields, "Model": params.model}, params=params)
 
 
 def _why_nothing(texts: dict[str, str]) -> str:
