@@ -98,15 +98,24 @@ def _is_sampler(graph: Graph, nid: str, node: dict[str, Any]) -> bool:
     return ("seed" in inputs or "noise_seed" in inputs) and "steps" in inputs and ("positive" in inputs or "cfg" in inputs)
 
 
-def _find(graph: Graph, start: str, keys: tuple[str, ...], follow: tuple[str, ...], want=(int, float, str)) -> Any:
-    """Breadth-first from node ``start``: the first value under one of ``keys`` (a link there is
-    followed to the node that produces it), walking only inputs whose names hold a ``follow`` hint."""
+def _walk(graph: Graph, start: str, follow: tuple[str, ...]):
+    """Node ids breadth-first from ``start``, along inputs whose names hold a ``follow`` hint."""
     queue, seen = deque([start]), set()
     while queue and len(seen) < 200:
         nid = queue.popleft()
         if nid in seen or nid not in graph:
             continue
         seen.add(nid)
+        yield nid
+        for name, value in _inputs(graph[nid]).items():
+            if _is_link(value) and any(h in name for h in follow):
+                queue.append(str(value[0]))
+
+
+def _find(graph: Graph, start: str, keys: tuple[str, ...], follow: tuple[str, ...], want=(int, float, str)) -> Any:
+    """The first value under one of ``keys`` on the nodes `_walk` reaches (a link there is
+    followed to the node that produces the value)."""
+    for nid in _walk(graph, start, follow):
         inputs = _inputs(graph[nid])
         for key in keys:
             value = inputs.get(key)
@@ -116,9 +125,6 @@ def _find(graph: Graph, start: str, keys: tuple[str, ...], follow: tuple[str, ..
                 found = _find(graph, str(value[0]), keys + _TEXT_KEYS + ("int", "float", "seed"), (), want)
                 if found is not None:
                     return found
-        for name, value in inputs.items():
-            if _is_link(value) and any(h in name for h in follow):
-                queue.append(str(value[0]))
     return None
 
 
@@ -154,16 +160,7 @@ def _sampler_fields(graph: Graph, nid: str) -> dict[str, Any]:
 
 def _classes(graph: Graph, start: str) -> set[str]:
     """Class names of the nodes upstream of ``start`` along latent/image links."""
-    queue, seen = deque([start]), set()
-    while queue and len(seen) < 200:
-        nid = queue.popleft()
-        if nid in seen or nid not in graph:
-            continue
-        seen.add(nid)
-        for name, value in _inputs(graph[nid]).items():
-            if _is_link(value) and any(h in name for h in _LATENT_HINTS):
-                queue.append(str(value[0]))
-    return {str(graph[n].get("class_type")) for n in seen}
+    return {str(graph[n].get("class_type")) for n in _walk(graph, start, _LATENT_HINTS)}
 
 
 def _label(graph: Graph, nid: str) -> str:
