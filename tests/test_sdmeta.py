@@ -279,3 +279,15 @@ def test_unreadable_file_is_a_report_not_an_exception(tmp_path):
 def test_out_of_range_seed_is_left_out_not_wrapped():
     r = read_metadata(png(parameters=f"x\nSteps: 5, Sampler: Euler, Seed: {2**64}"))
     assert "seed" not in r.fields_set and r.params.seed == -1 and any("Seed" in n for n in r.notes)
+
+
+def test_load_image_carries_the_recall_the_window_applies(tmp_path):
+    from app.core.imageio import load_image
+
+    shot = with_user_comment(b"ASCII\x00\x00\x00Screenshot")
+    shot.save(tmp_path / "shot.jpg", exif=shot.getexif())
+    loaded = load_image(tmp_path / "shot.jpg")
+    assert loaded.params is None and "Screenshot" in loaded.info["recall"].message
+    loaded = load_image(DATA / "img2img_cropped.png")
+    assert loaded.params.seed == 280823642470253
+    assert {"prompt", "negative_prompt", "seed", "steps", "scheduler", "mode", "strength"} <= loaded.info["recall"].fields_set
