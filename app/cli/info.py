@@ -61,7 +61,7 @@ def describe(path: str, report: MetadataReport, models: dict[str, str]) -> dict[
     return {
         "file": str(path),
         "format": report.format,
-        "parameters": {k: v for k, v in report.fields.items()},
+        "parameters": dict(report.fields),
         "model": {"name": report.model_name, "hash": report.model_hash, "local": model_ref},
         "recall": recalled,
         "can_rerun": report.params is not None and not missing,
