@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
@@ -291,3 +292,26 @@ def test_load_image_carries_the_recall_the_window_applies(tmp_path):
     loaded = load_image(DATA / "img2img_cropped.png")
     assert loaded.params.seed == 280823642470253
     assert {"prompt", "negative_prompt", "seed", "steps", "scheduler", "mode", "strength"} <= loaded.info["recall"].fields_set
+
+
+def test_stealth_text_hidden_in_alpha_bits():
+    r = read_metadata(DATA / "automatic1111_stealth.png")  # A1111 stealth-pnginfo extension, gzip in alpha LSBs
+    assert r.format == "AUTOMATIC1111" and "stealth" in r.raw
+    assert values(r, "prompt", "negative_prompt", "steps", "scheduler", "guidance", "seed") == (
+        "a circle", "a square", 20, "Euler", 7.0, 2015833630)
+    assert r.model_hash == "15012c538f"
+
+
+def test_novelai_stealth_json_in_rgb_bits():
+    """NovelAI's layout, built here bit by bit: signature, 32-bit length, UTF-8 JSON, column-major."""
+    payload = json.dumps({"Description": "a fox", "Software": "NovelAI", "Comment": json.dumps(
+        {"steps": 23, "sampler": "k_euler", "seed": 9, "scale": 6, "uc": "bad"})}).encode()
+    data = b"stealth_rgbinfo" + (len(payload) * 8).to_bytes(4, "big") + payload
+    bits = np.unpackbits(np.frombuffer(data, np.uint8))
+    side = 64
+    lsb = np.zeros(side * side * 3, np.uint8)
+    lsb[: bits.size] = bits
+    pixels = (np.full((side, side, 3), 200, np.uint8) | lsb.reshape(side, side, 3).transpose(1, 0, 2))
+    r = read_metadata(_reopen(Image.fromarray(pixels), "PNG"))
+    assert r.format == "NovelAI" and values(r, "prompt", "negative_prompt", "steps", "scheduler", "seed") == (
+        "a fox", "bad", 23, "Euler", 9)

@@ -6,7 +6,8 @@ recall. ``recall(path_or_image)`` → `RecallResult` is what the window calls: p
 set of params fields the file actually holds (so a recall changes only those), or None and a
 one-line reason — a recall never damages the form. The CLI's ``info`` command uses the same.
 
-Readers, tried in this order: ours (lossless JSON), A1111-style text (A1111, Forge, SD.Next,
+Text hidden in the pixels' low bits ("stealth" PNG info of A1111's extension and NovelAI) is
+read when the chunks hold nothing. Readers, tried in this order: ours (lossless JSON), A1111-style text (A1111, Forge, SD.Next,
 Civitai, Fooocus' A1111 scheme, Stability Matrix), SwarmUI, Fooocus, Easy Diffusion, ComfyUI,
 NovelAI, InvokeAI, diffusers JSON from Hugging Face Spaces.
 """
@@ -25,6 +26,7 @@ from app.core.sdmeta import a1111, comfyui, invokeai, keyed_json, novelai
 from app.core.sdmeta.fields import build_params
 from app.core.sdmeta.found import Found, SamplerChoice
 from app.core.sdmeta.sources import collect_texts
+from app.core.sdmeta.stealth import read_stealth
 
 __all__ = ["MetadataReport", "RecallResult", "SamplerChoice", "read_metadata", "recall", "OURS_KEY"]
 
@@ -69,12 +71,12 @@ def read_metadata(source: Image.Image | str | os.PathLike[str], choice: str | No
     """The report for an image (opened or a path). Never raises: an unreadable file is a report
     with format "none" and the reason as its problem."""
     if isinstance(source, Image.Image):
-        return _report(collect_texts(source), choice)
+        return _report(source, choice)
     try:
         with Image.open(source) as image:
             if image.format == "PNG":
                 image.load()  # text chunks after the pixel data are only read on load
-            return _report(collect_texts(image), choice)
+            return _report(image, choice)
     except (OSError, ValueError, SyntaxError) as exc:
         return MetadataReport("none", None, {}, {}, problems=(f"cannot read {os.fspath(source)}: {exc}",))
 
@@ -88,8 +90,14 @@ def recall(source: Image.Image | str | os.PathLike[str], choice: str | None = No
     return RecallResult(report.params, "; ".join((summary, *report.notes)), report.fields_set, report.choices)
 
 
-def _report(texts: dict[str, str], choice: str | None) -> MetadataReport:
+def _report(image: Image.Image, choice: str | None) -> MetadataReport:
+    texts = collect_texts(image)
     found = _recognise(texts, choice)
+    if found is None and image.format in ("PNG", "WEBP", None):  # lossless: pixels may hide it
+        hidden = read_stealth(image)
+        if hidden:
+            texts["stealth"] = hidden
+            found = _recognise(texts, choice)
     if found is None:
         return MetadataReport("none", None, {}, texts, problems=(_why_nothing(texts),))
     if found.params is not None:

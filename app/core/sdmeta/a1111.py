@@ -18,7 +18,7 @@ from app.core.sdmeta.found import Found
 
 _RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _RE_SIZE = re.compile(r"^(\d+)x(\d+)$")
-_SOURCES = ("parameters", "UserComment", "Parameters", "ImageDescription")
+_SOURCES = ("parameters", "UserComment", "Parameters", "ImageDescription", "stealth")
 #: Keys any generation line has; three generic "a: b" pairs alone do not make infotext.
 _CORE = {"Steps", "Sampler", "Seed", "CFG scale"}
 

@@ -1,6 +1,7 @@
 """NovelAI: PNG chunks ``Software: NovelAI``, ``Description`` (the prompt) and ``Comment`` (JSON
 with steps, sampler, seed, scale, ``uc`` = negative prompt); WebP: the same keys as one JSON
-object in EXIF UserComment, ``Comment`` again a JSON string inside it."""
+object in EXIF UserComment (or hidden in the pixels, `stealth`), ``Comment`` again a JSON
+string inside it."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from app.core.sdmeta.sources import json_object
 
 def read(texts: dict[str, str]) -> Found | None:
     outer: dict[str, Any] = dict(texts)
-    wrapped = json_object(texts.get("UserComment"))
-    if wrapped and "Comment" in wrapped:
-        outer = wrapped
+    for source in ("UserComment", "stealth"):  # WebP EXIF; NovelAI's pixel-hidden copy
+        wrapped = json_object(texts.get(source))
+        if wrapped and "Comment" in wrapped:
+            outer = wrapped
     comment = outer.get("Comment")
     data = comment if isinstance(comment, dict) else json_object(comment if isinstance(comment, str) else None)
     if not data or not ("NovelAI" in str(outer.get("Software", "")) or {"uc", "scale"} <= set(data)):
