@@ -247,7 +247,7 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
         + " / ".join(CLASSICAL_MODELS)
         + (f" (default: {DEFAULT_MODEL})" if mode == "inpaint" else " (required)"),
     )
-    g.add_argument("--scheduler", metavar="NAME", help=f"sampler name, e.g. 'Euler a', 'DDIM', 'UniPC' (default: {d.scheduler})")
+    g.add_argument("--scheduler", metavar="NAME", help=f"sampler name, e.g. 'Euler a', 'DDIM', 'UniPC', or another tool's: 'DPM++ 2M SDE Karras', 'dpmpp_2m_karras' (default: {d.scheduler})")
     g.add_argument("--steps", type=int, metavar="N", help=f"denoising steps, 1–150 (default: {d.steps})")
     g.add_argument("--guidance", type=float, metavar="CFG", help=f"CFG scale, 0–30 (default: {d.guidance:g})")
     g.add_argument(
