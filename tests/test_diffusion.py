@@ -76,6 +76,17 @@ def test_same_seed_same_pixels_and_batch_items_equal_single_runs(inpaint):
 
 
 # -- progress and preview ----------------------------------------------------------------------------
+def test_64_bit_seeds_reach_the_generator_whole(inpaint):
+    """A seed up to 2**64 - 1 goes to torch.Generator.manual_seed as it is. torch's CPU generator
+    (mt19937) draws from the seed's low 32 bits — exactly as ComfyUI's CPU noise
+    (``torch.manual_seed(seed)`` in comfy.sample.prepare_noise), so its 64-bit seeds reproduce."""
+    top = run(inpaint, make_request(seeds=(2**64 - 1,), steps=2))[0]
+    assert np.array_equal(top, run(inpaint, make_request(seeds=(2**64 - 1,), steps=2))[0])
+    f = lambda s: torch.randn(8, generator=torch.Generator("cpu").manual_seed(s))  # noqa: E731
+    assert torch.equal(f(2**64 - 1), f(2**32 - 1)) and torch.equal(f(17123564234), f(17123564234 % 2**32))
+    assert np.array_equal(top, run(inpaint, make_request(seeds=(2**32 - 1,), steps=2))[0])
+
+
 def test_progress_every_step_with_latent_preview(inpaint):
     calls = []
     run(inpaint, make_request(seeds=(1, 2), steps=3, scheduler="DDIM"), lambda s, t, p: calls.append((s, t, p)))

@@ -17,6 +17,7 @@ from reliability_fixtures import assert_states_equal, srgb_icc
 from scipy import ndimage
 
 from app.core.errors import NothingToInpaintFromError
+from app.core.sdmeta.a1111 import parse_fields
 from app.core import compositing, maskops, metadata
 from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
@@ -248,7 +249,7 @@ def test_a1111_text_round_trips_what_it_carries(params, prompt, negative):
     back = metadata.parse_a1111(text)
     assert (back.prompt, back.negative_prompt) == (params.prompt, params.negative_prompt)
     if params.is_classical:  # no sampling: the text carries none of its fields
-        assert not {"Seed", "Steps", "Sampler", "CFG scale", "Denoising strength"} & set(metadata.parse_a1111_fields(text))
+        assert not {"Seed", "Steps", "Sampler", "CFG scale", "Denoising strength"} & set(parse_fields(text))
         return
     assert (back.steps, back.seed, back.scheduler) == (params.steps, params.seed, params.scheduler)
     assert abs(back.guidance - params.guidance) < 1e-9 and abs(back.strength - params.strength) < 1e-9

@@ -38,7 +38,10 @@ CLASSICAL_MODELS = tuple(CLASSICAL_METHODS)
 DEFAULT_MODEL = "builtin:telea"
 DEFAULT_SCHEDULER = "DPM++ 2M Karras"
 
-SEED_MAX = 2**32 - 1
+#: Seeds are 64-bit: ComfyUI, Fooocus and torch.Generator.manual_seed use the full unsigned range.
+SEED_MAX = 2**64 - 1
+#: Random seeds are drawn as A1111 draws them (32-bit): short to read and to type.
+RANDOM_SEED_MAX = 2**32 - 1
 
 
 def default_strength(mode: str) -> float:
@@ -125,7 +128,7 @@ class GenerationParams:
         """Replace seed −1 by a concrete random seed, so the seed actually used is recorded."""
         if self.seed != -1:
             return self
-        return dataclasses.replace(self, seed=(rng or random.SystemRandom()).randint(0, SEED_MAX))
+        return dataclasses.replace(self, seed=(rng or random.SystemRandom()).randint(0, RANDOM_SEED_MAX))
 
     def batch_seeds(self) -> list[int]:
         """Seeds of the batch items: s, s+1, … (wrapping at 2³²), as A1111 does."""
