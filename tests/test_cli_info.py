@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 from test_cli import run_cli
 
-from app.cli.main import main, params_from_args, build_parser
+from app.cli.generate import params_from_args
+from app.cli.main import build_parser, main
 from app.core.imageio import save_image
 from app.core.params import GenerationParams
 

@@ -62,7 +62,7 @@ def a1111_parse(x: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("scheduler", SCHEDULER_NAMES)
 def test_a1111_reads_our_sampler_schedule_and_64_bit_seed(scheduler):
-    params = GenerationParams(prompt="a cat, sitting: calm", negative_prompt="dog\nsecond line", scheduler=scheduler,
+    params = GenerationParams(model="sd15.safetensors", prompt="a cat, sitting: calm", negative_prompt="dog\nsecond line", scheduler=scheduler,
                               seed=2**64 - 2, steps=33, guidance=6.5, strength=0.8, mode="img2img")
     res = a1111_parse(metadata.format_a1111(params, 512, 768))
     assert (res["Prompt"], res["Negative prompt"]) == (params.prompt, params.negative_prompt)
@@ -75,7 +75,7 @@ def test_a1111_reads_our_sampler_schedule_and_64_bit_seed(scheduler):
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
 def test_sd_parsers_reads_the_files_we_write(tmp_path, suffix):
-    params = GenerationParams(prompt="a lighthouse at dusk", negative_prompt="fog", seed=17123564234, steps=21,
+    params = GenerationParams(model="sd15.safetensors", prompt="a lighthouse at dusk", negative_prompt="fog", seed=17123564234, steps=21,
                               guidance=5.5, scheduler="DPM++ 2M SDE Karras")
     path = save_image(tmp_path / f"out{suffix}", np.zeros((16, 16, 3), np.uint8), params=params)
     info = ParserManager().parse(str(path))
