@@ -110,6 +110,10 @@ def build_components(*, inpainting: bool, clip_vocab: bool = False) -> dict:
             layer_norm_eps=1e-5,
         )
     )
+    with torch.no_grad():
+        # A fresh LayerNorm has bias 0, so every token's output would average to ~0 and A1111's
+        # emphasis (rescale to the original mean) would divide by ~0; trained CLIP's bias is not 0.
+        getattr(text_encoder, "text_model", text_encoder).final_layer_norm.bias.normal_(0.0, 0.5)
     scheduler = PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
     return {
         "unet": unet.eval(),

@@ -31,6 +31,8 @@ from app.inference.engine import BackendRequest, Cancelled, CancelFn
 from app.inference.errors import GpuOutOfMemory, ModelLoadError
 from app.inference.diffusers.catalog import ModelInfo
 from app.inference.diffusers.preview import latents_to_rgb
+from app.inference.diffusers.prompts import encode_prompt_pair, needs_chunked_encoding
+from app.core.prompt_syntax import extract_loras
 from app.core.schedulers import scheduler_spec
 
 log = logging.getLogger(__name__)
@@ -217,8 +219,7 @@ class DiffusionBackend:
         if params.masked_content == "latent_noise" and params.mode == "inpaint":
             image = noise_fill(image, request.mask, seed)
         kwargs = dict(
-            prompt=params.prompt,
-            negative_prompt=params.negative_prompt or None,
+            **prompt_kwargs(pipe, params.prompt, params.negative_prompt),
             image=Image.fromarray(image),
             strength=params.strength,
             # diffusers runs int(steps × strength) steps and fails at 0: run at least one.
@@ -313,6 +314,18 @@ class DiffusionBackend:
         denormalize = [True] * image.shape[0] if nsfw is None else [not flagged for flagged in nsfw]
         arr = pipe.image_processor.postprocess(image, output_type="np", do_denormalize=denormalize)
         return (arr[0] * 255).round().astype(np.uint8)
+
+
+def prompt_kwargs(pipe, prompt: str, negative: str) -> dict:
+    """The prompt arguments of a pipeline call, ``<lora:…>`` tags taken out: plain text when
+    CLIP can take both prompts as they are (exactly what a direct diffusers call does), else
+    A1111-style weighted, chunked embeddings (`app.inference.diffusers.prompts`)."""
+    prompt, _ = extract_loras(prompt)
+    negative, _ = extract_loras(negative)
+    if not any(needs_chunked_encoding(pipe.tokenizer, text) for text in (prompt, negative)):
+        return dict(prompt=prompt, negative_prompt=negative or None)
+    prompt_embeds, negative_embeds = encode_prompt_pair(pipe, prompt, negative)
+    return dict(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds)
 
 
 def _takes_mask(pipe) -> bool:
