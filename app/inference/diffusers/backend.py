@@ -31,6 +31,7 @@ from app.inference.engine import BackendRequest, Cancelled, CancelFn
 from app.inference.errors import GpuOutOfMemory, ModelLoadError
 from app.inference.diffusers.catalog import ModelInfo
 from app.inference.diffusers.preview import latents_to_rgb
+from app.inference.diffusers.networks import ExtraNetworks
 from app.inference.diffusers.prompts import encode_prompt_pair, needs_chunked_encoding
 from app.core.prompt_syntax import extract_loras
 from app.core.schedulers import scheduler_spec
@@ -80,6 +81,8 @@ class DiffusionBackend:
         self.decode_fp32 = False  # set once an fp16 decode gave NaN/black: later decodes skip straight to fp32
         self.timings: dict[str, float] = {"load": load_seconds}
         self._pipes = {"inpaint": pipe}
+        #: LoRA adapters and embeddings; on the shared modules, so every pipeline of ours sees them.
+        self.networks = ExtraNetworks(pipe)
         self._base_scheduler_config = pipe.scheduler.config
         self.fast = device.type == "cuda" if fast is None else fast
         if self.fast:
@@ -194,6 +197,8 @@ class DiffusionBackend:
             raise Cancelled()
         params = request.params
         pipe = self.pipeline_for(params.mode)
+        self.networks.apply_loras(params.prompt)
+        self.networks.load_embeddings_for(params.prompt, params.negative_prompt)
         try:
             return self._generate(pipe, request, progress, cancelled)
         except Cancelled:

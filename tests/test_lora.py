@@ -1,0 +1,212 @@
+"""LoRAs (diffusers and kohya/A1111 formats) and textual-inversion embeddings on the tiny model:
+weight 0 is the base model exactly, another weight a reproducible other picture, removal gives
+the base back bit-exactly; foreign LoRAs are refused; an embedding's word changes the conditioning."""
+
+import json
+import re
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from app.inference.diffusers.catalog import discover_embeddings, discover_loras, short_hash
+from app.inference.diffusers.loader import load_backend
+from app.inference.diffusers.prompts import encode_prompt_pair, tokenize_chunks
+from app.inference.errors import ModelLoadError, UnsupportedModelError
+from test_diffusion import make_request, run
+
+RANK = 4
+
+
+def make_lora_state(seed: int) -> tuple[dict, dict]:
+    """peft LoRA layers on the tiny UNet and text encoder with random (non-zero) weights:
+    (unet state, text-encoder state) in peft's names."""
+    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
+    from tinymodels import build_components
+
+    parts = build_components(inpainting=True)
+    torch.manual_seed(seed)
+    unet = inject_adapter_in_model(LoraConfig(r=RANK, lora_alpha=RANK, init_lora_weights=False,
+                                              target_modules=["to_q", "to_k", "to_v", "to_out.0"]), parts["unet"])
+    te = inject_adapter_in_model(LoraConfig(r=RANK, lora_alpha=RANK, init_lora_weights=False,
+                                            target_modules=["q_proj", "k_proj", "v_proj", "out_proj"]), parts["text_encoder"])
+    return get_peft_model_state_dict(unet), get_peft_model_state_dict(te)
+
+
+def save_diffusers_lora(folder, seed):
+    from diffusers import StableDiffusionPipeline
+
+    unet_sd, te_sd = make_lora_state(seed)
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=unet_sd, text_encoder_lora_layers=te_sd,
+                                              safe_serialization=True)
+    return folder / "pytorch_lora_weights.safetensors"
+
+
+def to_kohya(unet_sd: dict, te_sd: dict) -> dict:
+    """The same weights under kohya-ss/A1111 names: lora_unet_<module_path_with_underscores>
+    .lora_down/.lora_up.weight (+ .alpha), text encoder as lora_te_text_model_…"""
+    out = {}
+    for prefix, state, extra in (("lora_unet_", unet_sd, ""), ("lora_te_", te_sd, "text_model_")):
+        for key, value in state.items():
+            module, kind = re.match(r"(.*)\.lora_([AB])\.weight", key).groups()
+            module = module.removeprefix("text_model.")
+            name = prefix + extra + module.replace(".", "_")
+            out[f"{name}.lora_{'down' if kind == 'A' else 'up'}.weight"] = value.contiguous()
+            out[f"{name}.alpha"] = torch.tensor(float(RANK))
+    return out
+
+
+def write_header_only(path, tensors: dict):
+    """A .safetensors file with the given {name: shape} of zero float32 tensors."""
+    from safetensors.torch import save_file
+
+    save_file({k: torch.zeros(shape) for k, shape in tensors.items()}, str(path))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A models folder with Lora/ (film: diffusers format in a folder, film_kohya: the same
+    weights in kohya names, grain: another LoRA, an SD 2 and an SDXL one) and embeddings/."""
+    from safetensors.torch import save_file
+
+    root = tmp_path_factory.mktemp("lora_models")
+    lora = root / "Lora"
+    (lora / "film").mkdir(parents=True)
+    film = save_diffusers_lora(lora / "film", seed=3)
+    unet_sd, te_sd = make_lora_state(seed=3)
+    save_file(to_kohya(unet_sd, te_sd), str(lora / "film_kohya.safetensors"))
+    (lora / "more").mkdir()
+    save_file(to_kohya(*make_lora_state(seed=4)), str(lora / "more" / "grain.safetensors"))
+    write_header_only(lora / "sd2style.safetensors",
+                      {"lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight": (4, 1024)})
+    write_header_only(lora / "xlstyle.safetensors", {"lora_te1_text_model_encoder_layers_0_mlp_fc1.lora_down.weight": (4, 768)})
+    emb = root / "embeddings"
+    emb.mkdir()
+    g = torch.Generator().manual_seed(7)
+    torch.save({"string_to_param": {"*": torch.randn(2, 32, generator=g)}, "name": "myemb", "step": 10}, emb / "myemb.pt")
+    save_file({"emb_params": torch.randn(1, 32, generator=g)}, str(emb / "texture.safetensors"))
+    save_file({"clip_l": torch.zeros(1, 768), "clip_g": torch.zeros(1, 1280)}, str(emb / "xlemb.safetensors"))
+    return root, film
+
+
+@pytest.fixture
+def env(models, monkeypatch):
+    monkeypatch.setenv("INPAINT_STUDIO_MODELS", str(models[0]))
+    return models
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_inpaint_model):
+    return load_backend(str(tiny_inpaint_model), "cpu")
+
+
+KW = dict(steps=2, guidance=5.0, scheduler="DDIM")
+
+
+def test_discovery_lists_loras_and_embeddings_with_reasons(env):
+    loras = {i.name: i for i in discover_loras()}
+    assert {"film", "film_kohya", "grain", "sd2style", "xlstyle"} <= set(loras)
+    assert loras["film"].usable and loras["film_kohya"].context_dim == 32 and loras["grain"].usable
+    assert "SD 2.x" in loras["sd2style"].note and "SDXL" in loras["xlstyle"].note
+    embs = {i.name: i for i in discover_embeddings()}
+    assert embs["myemb"].usable and embs["texture"].context_dim == 32 and "SDXL" in embs["xlemb"].note
+
+
+def test_a1111_install_is_found(tmp_path, monkeypatch, env):
+    root = tmp_path / "stable-diffusion-webui"
+    for sub in ("models/Stable-diffusion", "models/Lora", "embeddings"):
+        (root / sub).mkdir(parents=True)
+    (root / "models/Lora/a1111lora.safetensors").write_bytes((env[1]).read_bytes())
+    torch.save(torch.zeros(1, 32), root / "embeddings" / "a1111emb.bin")
+    monkeypatch.setenv("INPAINT_STUDIO_A1111", str(root))
+    from app.inference.diffusers.catalog import models_dirs
+
+    assert root / "models" / "Stable-diffusion" in models_dirs()
+    assert "a1111lora" in {i.name for i in discover_loras()}
+    assert "a1111emb" in {i.name for i in discover_embeddings()}
+
+
+def test_lora_weight_zero_is_base_weight_applies_and_removal_restores(backend, env):
+    base = run(backend, make_request(prompt="a stone wall", **KW))[0]
+    zero = run(backend, make_request(prompt="a stone wall <lora:film:0>", **KW))[0]
+    assert np.array_equal(zero, base)
+    lora = run(backend, make_request(prompt="a stone wall <lora:film:0.7>", **KW))[0]
+    assert not np.array_equal(lora, base)
+    assert np.array_equal(lora, run(backend, make_request(prompt="a stone wall <lora:film:0.7>", **KW))[0])
+    assert np.array_equal(run(backend, make_request(prompt="a stone wall", **KW))[0], base)  # tag removed
+    assert backend.networks.adapters  # ... without unloading: switching back is cheap
+    backend.networks.unload_loras()
+    assert np.array_equal(run(backend, make_request(prompt="a stone wall", **KW))[0], base)
+
+
+def test_kohya_format_equals_diffusers_format_and_loras_combine(backend, env):
+    diffusers_fmt = run(backend, make_request(prompt="a stone wall <lora:film:0.7>", **KW))[0]
+    kohya_fmt = run(backend, make_request(prompt="a stone wall <lora:film_kohya:0.7>", **KW))[0]
+    assert np.abs(diffusers_fmt.astype(int) - kohya_fmt.astype(int)).max() <= 1
+    both = run(backend, make_request(prompt="a stone wall <lora:film:0.7> <lora:grain:0.5>", **KW))[0]
+    grain = run(backend, make_request(prompt="a stone wall <lora:grain:0.5>", **KW))[0]
+    assert not np.array_equal(both, diffusers_fmt) and not np.array_equal(both, grain)
+    assert backend.networks.active == {"lora_grain": 0.5}
+
+
+@pytest.mark.parametrize("tag, words", [("sd2style", "SD 2.x"), ("xlstyle", "SDXL"), ("nosuch", "not found")])
+def test_missing_or_foreign_lora_refused_in_one_line(backend, env, tag, words):
+    with pytest.raises(ModelLoadError) as err:
+        run(backend, make_request(prompt=f"wall <lora:{tag}:1>", **KW))
+    assert words in str(err.value) and "\n" not in str(err.value)
+    run(backend, make_request(prompt="a stone wall", **KW))  # still usable
+
+
+def test_lora_for_another_width_is_refused_against_the_model(backend, env, tmp_path):
+    """A header whose width the catalog cannot name is still checked against the loaded model."""
+    write_header_only(env[0] / "Lora" / "wide.safetensors",
+                      {"lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight": (4, 768)})
+    with pytest.raises(UnsupportedModelError, match="SD 1.x"):
+        run(backend, make_request(prompt="wall <lora:wide:1>", **KW))
+
+
+def test_embedding_word_changes_the_conditioning(tiny_inpaint_model, env):
+    backend = load_backend(str(tiny_inpaint_model), "cpu")
+    pipe = backend.pipeline_for("inpaint")
+    before = encode_prompt_pair(pipe, "(a photo of myemb:1.1)", "")[0]
+    assert backend.networks.load_embeddings_for("a photo of myemb", "") == ["myemb"]
+    after = encode_prompt_pair(pipe, "(a photo of myemb:1.1)", "")[0]
+    assert not torch.allclose(before, after)
+    ids = pipe.tokenizer.convert_tokens_to_ids(["myemb", "myemb_1"])
+    assert set(ids) <= set(tokenize_chunks(pipe.tokenizer, "myemb", lambda t: pipe.maybe_convert_prompt(t, pipe.tokenizer))[0].tokens)
+    table = pipe.text_encoder.get_input_embeddings().weight
+    vectors = torch.load(env[0] / "embeddings" / "myemb.pt", weights_only=True)["string_to_param"]["*"]
+    assert torch.equal(table[ids], vectors)
+    # end to end, safetensors embedding, plain-text path
+    plain = run(backend, make_request(prompt="a photo of wall", **KW))[0]
+    texture = run(backend, make_request(prompt="a photo of texture", **KW))[0]
+    assert "texture" in backend.networks.embeddings and not np.array_equal(plain, texture)
+    with pytest.raises(UnsupportedModelError, match="SDXL"):
+        backend.networks.load_embeddings_for("xlemb")
+
+
+class NotAllowed:
+    pass
+
+
+def test_pickled_embedding_with_objects_is_refused(backend, env):
+    bad = env[0] / "embeddings" / "evil.pt"
+    torch.save({"string_to_param": {"*": NotAllowed()}}, bad)
+    try:
+        with pytest.raises(ModelLoadError, match="not a readable embedding"):
+            backend.networks.load_embeddings_for("an evil word")
+    finally:
+        bad.unlink()
+
+
+def test_short_hashes_follow_a1111(env, tmp_path):
+    import hashlib
+
+    film = env[1]
+    data = film.read_bytes()
+    (size,) = struct.unpack("<Q", data[:8])
+    assert short_hash(film, skip_safetensors_header=True) == hashlib.sha256(data[8 + size:]).hexdigest()[:12]
+    emb = env[0] / "embeddings" / "myemb.pt"
+    assert short_hash(emb, skip_safetensors_header=True) == hashlib.sha256(emb.read_bytes()).hexdigest()[:12]
+    assert json.loads(data[8:8 + size])  # the part skipped is the JSON header
