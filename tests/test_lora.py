@@ -3,7 +3,6 @@ weight 0 is the base model exactly, another weight a reproducible other picture,
 the base back bit-exactly; foreign LoRAs are refused; an embedding's word changes the conditioning."""
 
 import json
-import re
 import struct
 
 import numpy as np
@@ -15,47 +14,7 @@ from app.inference.diffusers.loader import load_backend
 from app.inference.diffusers.prompts import encode_prompt_pair, tokenize_chunks
 from app.inference.errors import ModelLoadError, UnsupportedModelError
 from test_diffusion import make_request, run
-
-RANK = 4
-
-
-def make_lora_state(seed: int) -> tuple[dict, dict]:
-    """peft LoRA layers on the tiny UNet and text encoder with random (non-zero) weights:
-    (unet state, text-encoder state) in peft's names."""
-    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
-    from tinymodels import build_components
-
-    parts = build_components(inpainting=True)
-    torch.manual_seed(seed)
-    unet = inject_adapter_in_model(LoraConfig(r=RANK, lora_alpha=RANK, init_lora_weights=False,
-                                              target_modules=["to_q", "to_k", "to_v", "to_out.0"]), parts["unet"])
-    te = inject_adapter_in_model(LoraConfig(r=RANK, lora_alpha=RANK, init_lora_weights=False,
-                                            target_modules=["q_proj", "k_proj", "v_proj", "out_proj"]), parts["text_encoder"])
-    return get_peft_model_state_dict(unet), get_peft_model_state_dict(te)
-
-
-def save_diffusers_lora(folder, seed):
-    from diffusers import StableDiffusionPipeline
-
-    unet_sd, te_sd = make_lora_state(seed)
-    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=unet_sd, text_encoder_lora_layers=te_sd,
-                                              safe_serialization=True)
-    return folder / "pytorch_lora_weights.safetensors"
-
-
-def to_kohya(unet_sd: dict, te_sd: dict) -> dict:
-    """The same weights under kohya-ss/A1111 names: lora_unet_<module_path_with_underscores>
-    .lora_down/.lora_up.weight (+ .alpha), text encoder as lora_te_text_model_…"""
-    out = {}
-    for prefix, state, extra in (("lora_unet_", unet_sd, ""), ("lora_te_", te_sd, "text_model_")):
-        for key, value in state.items():
-            module, kind = re.match(r"(.*)\.lora_([AB])\.weight", key).groups()
-            module = module.removeprefix("text_model.")
-            name = prefix + extra + module.replace(".", "_")
-            out[f"{name}.lora_{'down' if kind == 'A' else 'up'}.weight"] = value.contiguous()
-            out[f"{name}.alpha"] = torch.tensor(float(RANK))
-    return out
-
+from tinymodels import make_lora_state, save_diffusers_lora, to_kohya
 
 def write_header_only(path, tensors: dict):
     """A .safetensors file with the given {name: shape} of zero float32 tensors."""
