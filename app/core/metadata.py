@@ -95,8 +95,8 @@ SAMPLER_FROM_A1111 = {
 #: come from the scheduler table (pure data: importing it loads no torch); only PNDM differs.
 SAMPLER_TO_A1111 = {"PNDM": "PLMS", **SCHEDULER_ALIASES}
 
-_MASKED_CONTENT_TO_A1111 = {"fill": "fill", "latent_noise": "latent noise"}
-_MASKED_CONTENT_FROM_A1111 = {"original": "original", "fill": "fill", "latent noise": "latent_noise", "latent nothing": "latent_noise"}
+_MASKED_CONTENT_TO_A1111 = {"fill": "fill", "latent_noise": "latent noise", "latent_nothing": "latent nothing"}
+_MASKED_CONTENT_FROM_A1111 = {"original": "original", "fill": "fill", "latent noise": "latent_noise", "latent nothing": "latent_nothing"}
 
 
 # --------------------------------------------------------------------------------------------

@@ -235,6 +235,8 @@ class DiffusionBackend:
         )
         if _takes_mask(pipe):
             kwargs.update(mask_image=Image.fromarray(request.mask), height=height, width=width)
+            if params.masked_content == "latent_nothing" and params.mode == "inpaint":
+                kwargs.update(latent_nothing_inputs(pipe, image, request.mask, kwargs["generator"]))
         return kwargs
 
     def _generate(self, pipe, request, progress, cancelled) -> list[np.ndarray]:
@@ -331,6 +333,25 @@ def prompt_kwargs(pipe, prompt: str, negative: str) -> dict:
         return dict(prompt=prompt, negative_prompt=negative or None)
     prompt_embeds, negative_embeds = encode_prompt_pair(pipe, prompt, negative)
     return dict(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds)
+
+
+@torch.no_grad()
+def latent_nothing_inputs(pipe, image: np.ndarray, mask: np.ndarray, generator) -> dict:
+    """A1111's "latent nothing" masked content: the starting latents are zero under the mask, so
+    at strength < 1 nothing of the old content survives there (at strength 1 the start is pure
+    noise anyway). Given to the inpaint pipeline as ``image`` in latent form, which it takes as
+    is, with masked-image latents to match (a 9-channel UNet's usual ones, computed here the same way)."""
+    height, width = image.shape[:2]
+    vae = pipe.vae
+    device = pipe._execution_device
+    pixels = pipe.image_processor.preprocess(Image.fromarray(image), height=height, width=width).to(device, vae.dtype)
+    masked = pipe.mask_processor.preprocess(Image.fromarray(mask), height=height, width=width).to(device, vae.dtype)
+    latents = pipe._encode_vae_image(pixels, generator=generator)
+    keep = torch.nn.functional.interpolate(masked, size=latents.shape[-2:]) < 0.5
+    start = latents * keep
+    if pipe.unet.config.in_channels == 9:
+        return {"image": start, "masked_image_latents": pipe._encode_vae_image(pixels * (masked < 0.5), generator=generator)}
+    return {"image": start, "masked_image_latents": start}  # a 4-channel UNet never reads it; diffusers needs a latent one
 
 
 def _takes_mask(pipe) -> bool:
