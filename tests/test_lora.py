@@ -169,3 +169,30 @@ def test_short_hashes_follow_a1111(env, tmp_path):
     emb = env[0] / "embeddings" / "myemb.pt"
     assert short_hash(emb, skip_safetensors_header=True) == hashlib.sha256(emb.read_bytes()).hexdigest()[:12]
     assert json.loads(data[8:8 + size])  # the part skipped is the JSON header
+
+
+def test_infotext_carries_lora_and_ti_hashes(tiny_inpaint_model, env):
+    """The engine's result params carry A1111's "Lora hashes"/"TI hashes"; the PNG text has them;
+    a later run without networks clears them."""
+    from app.core.metadata import format_a1111
+    from app.core.params import GenerationParams
+    from app.inference.engine import Engine, Job
+
+    backend = load_backend(str(tiny_inpaint_model), "cpu")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 16:48] = 255
+    params = GenerationParams(prompt="wall, myemb <lora:film:0.7> <lora:grain:0.4>", negative_prompt="texture",
+                              model=str(tiny_inpaint_model), steps=1, seed=5, scheduler="DDIM", width=256, height=256)
+    result = Engine(backend).run(Job(params, image, mask))
+    film = short_hash(env[1], skip_safetensors_header=True)
+    grain = short_hash(env[0] / "Lora" / "more" / "grain.safetensors", skip_safetensors_header=True)
+    emb = short_hash(env[0] / "embeddings" / "myemb.pt", skip_safetensors_header=False)
+    tex = short_hash(env[0] / "embeddings" / "texture.safetensors", skip_safetensors_header=False)
+    assert result.params.extra["Lora hashes"] == f"film: {film}, grain: {grain}"
+    assert result.params.extra["TI hashes"] == f"myemb: {emb}, texture: {tex}"
+    text = format_a1111(result.params, 64, 64)
+    assert f'Lora hashes: "film: {film}, grain: {grain}"' in text and f'TI hashes: "myemb: {emb}, texture: {tex}"' in text
+    again = Engine(backend).run(Job(result.params.replace(prompt="wall", negative_prompt=""), image, mask))
+    assert "Lora hashes" not in format_a1111(again.params, 64, 64) and "TI hashes" not in format_a1111(again.params, 64, 64)

@@ -95,6 +95,8 @@ SAMPLER_FROM_A1111 = {
 #: come from the scheduler table (pure data: importing it loads no torch); only PNDM differs.
 SAMPLER_TO_A1111 = {"PNDM": "PLMS", **SCHEDULER_ALIASES}
 
+#: A1111's fields naming the LoRAs and embeddings of a run with short hashes ("name: hash, …").
+NETWORK_HASH_FIELDS = ("Lora hashes", "TI hashes")
 _MASKED_CONTENT_TO_A1111 = {"fill": "fill", "latent_noise": "latent noise", "latent_nothing": "latent nothing"}
 _MASKED_CONTENT_FROM_A1111 = {"original": "original", "fill": "fill", "latent noise": "latent_noise", "latent nothing": "latent_nothing"}
 
@@ -150,6 +152,8 @@ def format_a1111(params: GenerationParams, width: int, height: int) -> str:
             fields["Masked area padding"] = params.padding
         if params.masked_content in _MASKED_CONTENT_TO_A1111:
             fields["Masked content"] = _MASKED_CONTENT_TO_A1111[params.masked_content]
+    for key in NETWORK_HASH_FIELDS:  # set by the diffusion backend (catalog.network_hashes)
+        fields[key] = params.extra.get(key)
     line = ", ".join(f"{k}: {quote(v)}" for k, v in fields.items() if v is not None and v != "")
     negative = f"\nNegative prompt: {params.negative_prompt}" if params.negative_prompt else ""
     return f"{params.prompt}{negative}\n{line}".strip()

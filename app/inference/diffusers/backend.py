@@ -29,7 +29,7 @@ from PIL import Image
 from app.inference.diffusers.device import DeviceChoice
 from app.inference.engine import BackendRequest, Cancelled, CancelFn
 from app.inference.errors import GpuOutOfMemory, ModelLoadError
-from app.inference.diffusers.catalog import ModelInfo
+from app.inference.diffusers.catalog import ModelInfo, network_hashes
 from app.inference.diffusers.preview import latents_to_rgb
 from app.inference.diffusers.networks import ExtraNetworks
 from app.inference.diffusers.prompts import encode_prompt_pair, needs_chunked_encoding
@@ -208,6 +208,10 @@ class DiffusionBackend:
                 self._free_memory()
                 raise GpuOutOfMemory(self.device.device, self.low_memory, str(exc).splitlines()[0][:200]) from exc
             raise
+
+    def infotext_fields(self, params) -> dict[str, str]:
+        """Extra A1111 infotext fields of a run: the short hashes of its LoRAs and embeddings."""
+        return network_hashes(params.prompt, params.negative_prompt)
 
     def _free_memory(self) -> None:
         gc.collect()

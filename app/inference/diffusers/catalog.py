@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.params import CLASSICAL_MODELS
+from app.core.prompt_syntax import extract_loras
 from app.inference.errors import ModelLoadError
 from app.storage.paths import models_dir
 
@@ -368,6 +369,40 @@ def find_lora(name: str) -> NetworkInfo:
             return info
     raise ModelLoadError(f"LoRA '{name}' not found: put {name}.safetensors in one of "
                          + ", ".join(str(d) for d in lora_dirs()))
+
+
+def embeddings_in(*texts: str) -> list[NetworkInfo]:
+    """The embeddings whose name appears as a word in any of ``texts`` (as A1111 matches them)."""
+    return [info for info in discover_embeddings()
+            if any(re.search(rf"(?<!\w){re.escape(info.name)}(?!\w)", t) for t in texts)]
+
+
+def network_hashes(prompt: str, negative_prompt: str) -> dict[str, str]:
+    """A1111's infotext fields for the networks a run used: ``Lora hashes`` ("name: hash, …")
+    for the prompt's LoRA tags and ``TI hashes`` for embeddings named in either prompt.
+    Names A1111 could not write (with ":" or ",") lose those characters, as there."""
+    def field(items) -> str:
+        return ", ".join(f"{info.name.replace(':', '').replace(',', '')}: {_cached_hash(info)}" for info in items)
+
+    loras = {}
+    for tag in extract_loras(prompt)[1]:
+        try:
+            loras[tag.name] = find_lora(tag.name)
+        except ModelLoadError:
+            continue  # the run itself reports a missing LoRA
+    # Both keys always, "" when unused: they replace a recalled run's values.
+    return {"Lora hashes": field(loras.values()), "TI hashes": field(embeddings_in(prompt, negative_prompt))}
+
+
+_HASHES: dict[tuple[str, float, int], str] = {}
+
+
+def _cached_hash(info: NetworkInfo) -> str:
+    stat = info.path.stat()
+    key = (str(info.path), stat.st_mtime, stat.st_size)
+    if key not in _HASHES:
+        _HASHES[key] = short_hash(info.path, skip_safetensors_header=info.kind == "lora")
+    return _HASHES[key]
 
 
 def short_hash(path: Path, *, skip_safetensors_header: bool) -> str:

@@ -20,7 +20,7 @@ from collections import OrderedDict
 import torch
 
 from app.core.prompt_syntax import extract_loras
-from app.inference.diffusers.catalog import FAMILY_NAMES, CONTEXT_DIMS, discover_embeddings, find_lora
+from app.inference.diffusers.catalog import FAMILY_NAMES, CONTEXT_DIMS, embeddings_in, find_lora
 from app.inference.errors import ModelLoadError, UnsupportedModelError
 
 KEEP_ADAPTERS = 8
@@ -115,9 +115,7 @@ class ExtraNetworks:
     def load_embeddings_for(self, *texts: str) -> list[str]:
         """Load every embedding whose name appears as a word in ``texts``; return the names used."""
         used = []
-        for info in discover_embeddings():
-            if not any(re.search(rf"(?<![\w]){re.escape(info.name)}(?![\w])", t) for t in texts):
-                continue
+        for info in embeddings_in(*texts):
             used.append(info.name)
             if info.name in self.embeddings:
                 continue
