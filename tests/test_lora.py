@@ -111,10 +111,12 @@ def test_kohya_format_equals_diffusers_format_and_loras_combine(backend, env):
 
 @pytest.mark.parametrize("tag, words", [("sd2style", "SD 2.x"), ("xlstyle", "SDXL"), ("nosuch", "not found")])
 def test_missing_or_foreign_lora_refused_in_one_line(backend, env, tag, words):
+    base = run(backend, make_request(prompt="a stone wall", **KW))[0]
     with pytest.raises(ModelLoadError) as err:
-        run(backend, make_request(prompt=f"wall <lora:{tag}:1>", **KW))
+        run(backend, make_request(prompt=f"wall <lora:film:0.7> <lora:{tag}:1>", **KW))
     assert words in str(err.value) and "\n" not in str(err.value)
-    run(backend, make_request(prompt="a stone wall", **KW))  # still usable
+    # still usable, and the LoRA loaded before the refusal is not left on
+    assert np.array_equal(run(backend, make_request(prompt="a stone wall", **KW))[0], base)
 
 
 def test_lora_for_another_width_is_refused_against_the_model(backend, env, tmp_path):
@@ -196,3 +198,13 @@ def test_infotext_carries_lora_and_ti_hashes(tiny_inpaint_model, env):
     assert f'Lora hashes: "film: {film}, grain: {grain}"' in text and f'TI hashes: "myemb: {emb}, texture: {tex}"' in text
     again = Engine(backend).run(Job(result.params.replace(prompt="wall", negative_prompt=""), image, mask))
     assert "Lora hashes" not in format_a1111(again.params, 64, 64) and "TI hashes" not in format_a1111(again.params, 64, 64)
+
+
+def test_lora_applies_on_the_fused_qkv_fast_path(tiny_inpaint_model, backend, env):
+    """The CUDA fast path fuses q/k/v into one projection, which would skip the LoRA layers on
+    them: the LoRA run on a fused model equals the one on an unfused model (within rounding)."""
+    fast = load_backend(str(tiny_inpaint_model), "cpu", fast=True)
+    assert fast.pipeline_for("inpaint").unet.original_attn_processors is not None  # fused
+    fused_lora = run(fast, make_request(prompt="a stone wall <lora:film:0.7>", **KW))[0]
+    plain_lora = run(backend, make_request(prompt="a stone wall <lora:film:0.7>", **KW))[0]
+    assert np.abs(fused_lora.astype(int) - plain_lora.astype(int)).max() <= 1

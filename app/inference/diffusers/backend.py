@@ -333,7 +333,8 @@ def prompt_kwargs(pipe, prompt: str, negative: str) -> dict:
     A1111-style weighted, chunked embeddings (`app.inference.diffusers.prompts`)."""
     prompt, _ = extract_loras(prompt)
     negative, _ = extract_loras(negative)
-    if not any(needs_chunked_encoding(pipe.tokenizer, text) for text in (prompt, negative)):
+    convert = getattr(pipe, "maybe_convert_prompt", lambda text, _tokenizer: text)  # multi-vector embeddings
+    if not any(needs_chunked_encoding(pipe.tokenizer, convert(text, pipe.tokenizer)) for text in (prompt, negative)):
         return dict(prompt=prompt, negative_prompt=negative or None)
     prompt_embeds, negative_embeds = encode_prompt_pair(pipe, prompt, negative)
     return dict(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds)

@@ -59,8 +59,8 @@ class ExtraNetworks:
         wanted: dict[str, float] = {}
         for tag in tags:
             wanted[self._ensure_loaded(tag.name)] = tag.weight
-        if wanted == self.active:
-            return wanted
+        # Set every run, even when unchanged: loading an adapter can activate it, and a run that
+        # failed half-way through its tags must not leave one on.
         if wanted:
             self.pipe.enable_lora()
             self.pipe.set_adapters(list(wanted), list(wanted.values()))
