@@ -208,3 +208,21 @@ def test_lora_applies_on_the_fused_qkv_fast_path(tiny_inpaint_model, backend, en
     fused_lora = run(fast, make_request(prompt="a stone wall <lora:film:0.7>", **KW))[0]
     plain_lora = run(backend, make_request(prompt="a stone wall <lora:film:0.7>", **KW))[0]
     assert np.abs(fused_lora.astype(int) - plain_lora.astype(int)).max() <= 1
+
+
+def test_a1111_text_round_trip_keeps_loras_fill_mode_and_names_what_is_missing(env):
+    from app.core.metadata import format_a1111, parse_a1111
+    from app.core.params import GenerationParams
+    from app.inference.diffusers.catalog import missing_networks, network_hashes
+
+    prompt = "wall, myemb <lora:film:0.7> <lora:gone:0.3>"
+    params = GenerationParams(prompt=prompt, masked_content="latent_nothing", seed=3,
+                              extra=network_hashes(prompt, ""))
+    back = parse_a1111(format_a1111(params, 512, 512))
+    assert back.prompt == prompt and back.masked_content == "latent_nothing"
+    assert back.extra["a1111"]["Lora hashes"] == params.extra["Lora hashes"]  # film only: gone has no file
+    ti_names = [item.split(":")[0].strip() for item in back.extra["a1111"]["TI hashes"].split(",")]
+    assert ti_names == ["myemb"]
+    lines = missing_networks(back.prompt, ti_names + ["lostemb"])
+    assert len(lines) == 2 and "'gone'" in lines[0] and "'lostemb'" in lines[1]
+    assert missing_networks("<lora:xlstyle:1>") == [f"LoRA 'xlstyle' is {n.note}" for n in discover_loras() if n.name == "xlstyle"]

@@ -394,6 +394,23 @@ def network_hashes(prompt: str, negative_prompt: str) -> dict[str, str]:
     return {"Lora hashes": field(loras.values()), "TI hashes": field(embeddings_in(prompt, negative_prompt))}
 
 
+def missing_networks(prompt: str, embedding_names=()) -> list[str]:
+    """One line per LoRA tagged in ``prompt`` and per embedding name (e.g. from a recalled
+    "TI hashes" field) that has no usable file here: what recall tells the user."""
+    lines = []
+    loras = {info.name: info for info in discover_loras()}
+    for tag in extract_loras(prompt)[1]:
+        info = loras.get(tag.name)
+        if info is None or info.note:
+            lines.append(f"LoRA '{tag.name}' is " + (info.note if info else "not installed here (no Lora/" + tag.name + ".safetensors)"))
+    embeddings = {info.name: info for info in discover_embeddings()}
+    for name in embedding_names:
+        info = embeddings.get(name)
+        if info is None or info.note:
+            lines.append(f"embedding '{name}' is " + (info.note if info else f"not installed here (no embeddings/{name}.pt or .safetensors)"))
+    return lines
+
+
 _HASHES: dict[tuple[str, float, int], str] = {}
 
 
