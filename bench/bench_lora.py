@@ -1,5 +1,5 @@
-"""Cost of LoRA: a plain run against the first run with a LoRA (load + apply), later runs with
-it, switching to another LoRA (first time: load; then: cached adapter), and back to no LoRA.
+"""Cost of LoRA: applying one (first use: load the file), switching between cached adapters,
+turning LoRA off, and a run with a LoRA against a plain run (medians, interleaved).
 
     python bench/bench_lora.py                 # tiny random-weight model and LoRAs, built here
     python bench/bench_lora.py --device cuda
@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadier on a shared machine)")
     args = ap.parse_args()
 
     from tinymodels import build_tiny_sd, save_diffusers_lora
@@ -40,6 +41,9 @@ def main() -> None:
         save_diffusers_lora(tmp / "Lora" / name, seed)
 
     import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
 
     from app.core.params import GenerationParams
     from app.inference.diffusers.loader import load_backend
@@ -51,24 +55,37 @@ def main() -> None:
     mask = np.zeros((64, 64), np.uint8)
     mask[16:48, 16:48] = 255
 
-    def timed(prompt: str) -> float:
+    def run_s(prompt: str) -> float:
         params = GenerationParams(prompt=prompt, steps=args.steps, seed=1, scheduler="DDIM")
         t0 = time.perf_counter()
         backend.generate(BackendRequest(image, mask, params, (1,)), lambda *a: None, lambda: False)
         return time.perf_counter() - t0
 
-    timed("warm up")
-    rows = [("plain run", statistics.median(timed("a wall") for _ in range(args.repeat)))]
-    rows.append(("first run with <lora:film> (load + apply)", timed("a wall <lora:film:0.7>")))
-    rows.append(("later runs with film", statistics.median(timed("a wall <lora:film:0.7>") for _ in range(args.repeat))))
-    rows.append(("switch to grain, first time (load)", timed("a wall <lora:grain:0.7>")))
-    rows.append(("switch back to film (cached adapter)", timed("a wall <lora:film:0.5>")))
-    rows.append(("back to no LoRA (disabled, not unloaded)", statistics.median(timed("a wall") for _ in range(args.repeat))))
-    plain = rows[0][1]
-    print(f"tiny random-weight SD 1.x model, 64×64, {args.steps} steps, device {args.device}")
-    for label, seconds in rows:
-        print(f"{label:45s} {seconds * 1000:8.1f} ms   ×{seconds / plain:.2f}")
+    def apply_s(prompt: str) -> float:
+        t0 = time.perf_counter()
+        backend.networks.apply_loras(prompt)
+        return time.perf_counter() - t0
 
+    run_s("warm up")
+    switches = [
+        ("load + apply film (first use)", apply_s("<lora:film:0.7>")),
+        ("load + switch to grain (first use)", apply_s("<lora:grain:0.7>")),
+        ("switch back to film (cached adapter)", apply_s("<lora:film:0.5>")),
+        ("film + grain together (cached)", apply_s("<lora:film:0.5> <lora:grain:0.5>")),
+        ("no LoRA (disable, nothing unloaded)", apply_s("")),
+    ]
+    plain, with_lora = [], []
+    for _ in range(args.repeat):  # interleaved, so machine noise hits both
+        plain.append(run_s("a wall"))
+        with_lora.append(run_s("a wall <lora:film:0.7>"))
+    plain_s = statistics.median(plain)
+    print(f"tiny random-weight SD 1.x model (tests/tinymodels.py), 64×64, {args.steps} steps, "
+          f"device {args.device}, {torch.get_num_threads()} torch thread(s)")
+    print(f"{'plain run (median)':45s} {plain_s * 1000:8.1f} ms")
+    print(f"{'run with film at 0.7 (median)':45s} {statistics.median(with_lora) * 1000:8.1f} ms   "
+          f"×{statistics.median(with_lora) / plain_s:.2f}")
+    for label, seconds in switches:
+        print(f"{label:45s} {seconds * 1000:8.1f} ms")
 
 if __name__ == "__main__":
     main()
