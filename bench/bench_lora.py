@@ -46,10 +46,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from app.core.params import GenerationParams
-    from app.inference.diffusers.loader import load_backend
+    from app.inference.registry import LoadOptions, load_backend
     from app.inference.engine import BackendRequest
 
-    backend = load_backend(str(model), args.device)
+    backend = load_backend(str(model), LoadOptions(device=args.device))
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     mask = np.zeros((64, 64), np.uint8)

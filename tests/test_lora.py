@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from app.inference.diffusers.catalog import discover_embeddings, discover_loras, short_hash
-from app.inference.diffusers.loader import load_backend
+from app.inference.registry import LoadOptions, load_backend
 from app.inference.diffusers.prompts import encode_prompt_pair, tokenize_chunks
 from app.inference.errors import ModelLoadError, UnsupportedModelError
 from test_diffusion import make_request, run
@@ -57,7 +57,7 @@ def env(models, monkeypatch):
 
 @pytest.fixture(scope="module")
 def backend(tiny_inpaint_model):
-    return load_backend(str(tiny_inpaint_model), "cpu")
+    return load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu"))
 
 
 KW = dict(steps=2, guidance=5.0, scheduler="DDIM")
@@ -128,7 +128,7 @@ def test_lora_for_another_width_is_refused_against_the_model(backend, env, tmp_p
 
 
 def test_embedding_word_changes_the_conditioning(tiny_inpaint_model, env):
-    backend = load_backend(str(tiny_inpaint_model), "cpu")
+    backend = load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu"))
     pipe = backend.pipeline_for("inpaint")
     before = encode_prompt_pair(pipe, "(a photo of myemb:1.1)", "")[0]
     assert backend.networks.load_embeddings_for("a photo of myemb", "") == ["myemb"]
@@ -180,7 +180,7 @@ def test_infotext_carries_lora_and_ti_hashes(tiny_inpaint_model, env):
     from app.core.params import GenerationParams
     from app.inference.engine import Engine, Job
 
-    backend = load_backend(str(tiny_inpaint_model), "cpu")
+    backend = load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu"))
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     mask = np.zeros((64, 64), np.uint8)
@@ -203,7 +203,7 @@ def test_infotext_carries_lora_and_ti_hashes(tiny_inpaint_model, env):
 def test_lora_applies_on_the_fused_qkv_fast_path(tiny_inpaint_model, backend, env):
     """The CUDA fast path fuses q/k/v into one projection, which would skip the LoRA layers on
     them: the LoRA run on a fused model equals the one on an unfused model (within rounding)."""
-    fast = load_backend(str(tiny_inpaint_model), "cpu", fast=True)
+    fast = load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu", fast=True))
     assert fast.pipeline_for("inpaint").unet.original_attn_processors is not None  # fused
     fused_lora = run(fast, make_request(prompt="a stone wall <lora:film:0.7>", **KW))[0]
     plain_lora = run(backend, make_request(prompt="a stone wall <lora:film:0.7>", **KW))[0]
@@ -220,8 +220,8 @@ def test_a1111_text_round_trip_keeps_loras_fill_mode_and_names_what_is_missing(e
                               extra=network_hashes(prompt, ""))
     back = parse_a1111(format_a1111(params, 512, 512))
     assert back.prompt == prompt and back.masked_content == "latent_nothing"
-    assert back.extra["a1111"]["Lora hashes"] == params.extra["Lora hashes"]  # film only: gone has no file
-    ti_names = [item.split(":")[0].strip() for item in back.extra["a1111"]["TI hashes"].split(",")]
+    assert back.extra["source_fields"]["Lora hashes"] == params.extra["Lora hashes"]  # film only: gone has no file
+    ti_names = [item.split(":")[0].strip() for item in back.extra["source_fields"]["TI hashes"].split(",")]
     assert ti_names == ["myemb"]
     lines = missing_networks(back.prompt, ti_names + ["lostemb"])
     assert len(lines) == 2 and "'gone'" in lines[0] and "'lostemb'" in lines[1]

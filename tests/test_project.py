@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from reliability_fixtures import assert_states_equal, make_state, manifest_of, rewrite, v1_project, zip_bytes
 
-import app.storage.atomic
+import app.core.atomic
 import app.storage.project as project
 from app.storage.project import (
     FORMAT_VERSION,
@@ -218,14 +218,22 @@ def test_total_uncompressed_size_is_capped(monkeypatch):
 
 
 def test_decompression_bomb_dimensions_are_refused_before_decoding(monkeypatch):
-    _bad(lambda m: m["image"].update(width=100000, height=100000), r"larger than the 900 MP limit")
+    _bad(lambda m: m["image"].update(width=100000, height=100000), r"larger than the 268 MP limit")
     # one small PNG referenced 6000 times would decode to 6000 images: refused up front
     data = project_bytes(make_state())
     m = manifest_of(data)
     m["generations"][0]["candidates"] = ["current.png"] * 60
     m["generations"] = m["generations"] * 100
-    monkeypatch.setattr(project, "MAX_DECODED_BYTES", 1024 * 1024)
-    with pytest.raises(ProjectError, match="GiB of memory"):
+    with pytest.raises(ProjectError, match="more than 4096 images"):
+        load_project_bytes(rewrite(data, manifest=m))
+
+
+def test_an_image_named_twice_is_refused_before_decoding():
+    """640,000 references to one tiny PNG took 112 s and 1.6 GB to load; two are already refused."""
+    data = project_bytes(make_state())
+    m = manifest_of(data)
+    m["generations"][0]["candidates"] = [m["files"]["current"]]
+    with pytest.raises(ProjectError, match="same image more than once"):
         load_project_bytes(rewrite(data, manifest=m))
 
 
@@ -256,10 +264,10 @@ def test_full_disk_keeps_the_previous_file_and_removes_the_temp(tmp_path, monkey
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(app.storage.atomic.os, "fsync", full)
+    monkeypatch.setattr(app.core.atomic.os, "fsync", full)
     with pytest.raises(ProjectError, match="disk is full.*previous file.*unchanged"):
         save_project(path, make_state(seed=2))
-    monkeypatch.setattr(app.storage.atomic.os, "fsync", real_fsync)
+    monkeypatch.setattr(app.core.atomic.os, "fsync", real_fsync)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work.inpaint"]
     assert_states_equal(first, load_project(path))
@@ -300,7 +308,7 @@ def test_permission_denied_says_so(tmp_path, monkeypatch):
     def denied(*a, **k):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(app.storage.atomic.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(app.core.atomic.tempfile, "mkstemp", denied)
     with pytest.raises(ProjectError, match="permission denied"):
         save_project(tmp_path / "p.inpaint", make_state())
     assert list(tmp_path.iterdir()) == []
@@ -342,7 +350,7 @@ def test_core_modules_import_no_qt_and_no_torch():
     import sys
 
     code = (
-        "import sys, app.storage.project, app.storage.autosave, app.storage.atomic; "
+        "import sys, app.storage.project, app.storage.autosave, app.core.atomic; "
         "bad = [m for m in ('PySide6', 'torch', 'diffusers') if m in sys.modules]; print(bad)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)

@@ -7,7 +7,7 @@ import torch
 
 from app.core.prompt_syntax import BREAK_WEIGHT, extract_loras, is_plain, lora_tag, parse_prompt_attention
 from app.inference.diffusers.backend import prompt_kwargs
-from app.inference.diffusers.loader import load_backend
+from app.inference.registry import LoadOptions, load_backend
 from app.inference.diffusers.prompts import CHUNK_TOKENS, encode_prompt_pair, tokenize_chunks
 from test_diffusion import make_request, run
 
@@ -46,7 +46,7 @@ def test_plain_and_lora_tags():
 # -- chunks ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pipe(tiny_inpaint_model):
-    return load_backend(str(tiny_inpaint_model), "cpu").pipeline_for("inpaint")
+    return load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu")).pipeline_for("inpaint")
 
 
 def test_chunks_are_77_tokens_split_at_75_break_and_late_commas(pipe):
@@ -105,7 +105,7 @@ def test_plain_prompts_stay_text_others_become_embeddings(pipe):
 # -- end to end ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def inpaint(tiny_inpaint_model):
-    return load_backend(str(tiny_inpaint_model), "cpu")
+    return load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu"))
 
 
 def test_long_prompt_uses_tokens_past_75(inpaint):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -25,23 +24,33 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from app.core.errors import UserError
 from app.core import metadata
+from app.core.atomic import atomic_write_bytes
+from app.core.sdmeta import recall
 
-#: Largest image accepted (30000×30000 ≈ 900 MP, 2.7 GB as RGB8). Checked from the header,
-#: before any pixel is decoded, so a decompression bomb costs nothing.
-MAX_PIXELS = 30000 * 30000
+#: Largest image accepted (16384² ≈ 268 MP, 0.8 GB as RGB8: eleven 24 MP photos; the engine
+#: holds a few copies). Checked from the header, before any pixel is decoded, so a
+#: decompression bomb costs nothing (a 631-byte JPEG claiming 30000×29000 took 20 s and 8.3 GB).
+MAX_PIXELS = 16384 * 16384
+#: A JPEG spends at least a few bits on every 8×8 block even when flat; one that claims more than
+#: this many pixels per byte of file is truncated or crafted, and decoding it would only allocate.
+JPEG_MAX_PIXELS_PER_BYTE = 256
 MAX_ICC_BYTES = 8 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-# Pillow's own bomb guard warns above MAX_IMAGE_PIXELS and fails above twice that; we check
-# first and explicitly, so raise its threshold to ours (its error still backs ours up).
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Pillow's own bomb guard warns above MAX_IMAGE_PIXELS and fails (at open, without saying the
+# size) above twice that. We check right after open, from the header, with a message naming the
+# size; Pillow's guard stays as a backstop well above ours.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS * 8
 
 SAVE_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(UserError, ValueError):
     """The file cannot be used as an image; ``str(error)`` is one line for the user."""
+
+    title = "Cannot read the image"
 
 
 @dataclass
@@ -53,7 +62,8 @@ class LoadedImage:
     source_format: str = ""  # Pillow's format name: PNG, JPEG, TIFF, WEBP, ...
     params: Any = None  # GenerationParams recalled from the file's metadata, or None
     #: Facts about the decode a user may want to know: original mode, bit depth, conversions
-    #: made ("converted": "CMYK → RGB"), EXIF orientation applied, frame count, A1111 text.
+    #: made ("converted": "CMYK → RGB"), EXIF orientation applied, frame count, A1111 text,
+    #: "recall": the `app.core.sdmeta.RecallResult` the window's recall applies.
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -140,7 +150,7 @@ def load_image_bytes(data: bytes, name: str = "image") -> LoadedImage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check the size ourselves
             pil = Image.open(io.BytesIO(data))
-            _check_size(pil, name)
+            _check_size(pil, name, len(data))
             return _decode(pil, data, name)
     except ImageLoadError:
         raise
@@ -167,12 +177,17 @@ def _too_large(name: str, w: int | None = None, h: int | None = None) -> str:
     )
 
 
-def _check_size(pil: Image.Image, name: str) -> None:
+def _check_size(pil: Image.Image, name: str, nbytes: int) -> None:
     w, h = pil.size
     if w <= 0 or h <= 0:
         raise ImageLoadError(f"{name} has no pixels ({w}×{h}); use another image.")
     if w * h > MAX_PIXELS:
         raise ImageLoadError(_too_large(name, w, h))
+    if pil.format == "JPEG" and w * h > JPEG_MAX_PIXELS_PER_BYTE * nbytes:
+        raise ImageLoadError(
+            f"{name} claims {w}×{h} pixels but holds only {nbytes} bytes: it is truncated or not a real photo; "
+            "use a complete copy of the image."
+        )
 
 
 def _decode(pil: Image.Image, data: bytes, name: str) -> LoadedImage:
@@ -187,7 +202,10 @@ def _decode(pil: Image.Image, data: bytes, name: str) -> LoadedImage:
     pil.load()
     icc = pil.info.get("icc_profile") or None
     orientation = _orientation(pil)
-    params, a1111_text = _recall(pil)
+    recalled, a1111_text = _recall(pil)
+    params = recalled.params if recalled is not None else None
+    if recalled is not None:
+        info["recall"] = recalled
     if a1111_text:
         info["parameters"] = a1111_text
 
@@ -207,9 +225,10 @@ def _decode(pil: Image.Image, data: bytes, name: str) -> LoadedImage:
 
 
 def _recall(pil: Image.Image) -> tuple[Any, str | None]:
-    """Generation parameters from the file's metadata; never fails the load."""
+    """What "recall parameters" offers for the file (`app.core.sdmeta.RecallResult`: params or
+    None, the fields the file sets, a one-line message) and its A1111 text; never fails the load."""
     try:
-        return metadata.read_params(pil), metadata.read_a1111_text(pil)
+        return recall(pil), metadata.read_a1111_text(pil)
     except Exception:  # metadata is a bonus: a bad chunk must not make the image unreadable
         return None, None
 
@@ -356,7 +375,7 @@ def save_image(
     if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ValueError(f"cannot save pixels of shape {arr.shape} and type {arr.dtype}")
     data = encode_image(arr, fmt, params=params, icc_profile=icc_profile, quality=quality)
-    _atomic_write(dest, data)
+    atomic_write_bytes(dest, data)
     return dest
 
 
@@ -459,29 +478,3 @@ def _tiff_add_tag(data: bytes, tag: int, value: bytes) -> bytes:
     out += struct.pack(order + "H", len(entries)) + b"".join(entries) + struct.pack(order + "I", next_ifd)
     out[4:8] = struct.pack(order + "I", ifd_offset)
     return bytes(out)
-
-
-def _atomic_write(dest: Path, data: bytes) -> None:
-    """Temp file in the destination folder, fsync, then rename over the destination."""
-    folder = dest.parent if str(dest.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable where the platform allows it
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass

@@ -9,24 +9,26 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from app.core.errors import NothingToInpaintFromError
+from app.core.params import CLASSICAL_METHODS
 from app.inference.engine import BackendRequest, Cancelled, CancelFn
-
-METHODS = {"builtin:telea": cv2.INPAINT_TELEA, "builtin:ns": cv2.INPAINT_NS}
 
 
 class ClassicalBackend:
     native_resolution = True
 
     def __init__(self, model: str = "builtin:telea", radius: int = 5):
-        if model not in METHODS:
-            raise ValueError(f"unknown classical method {model!r}: use one of {', '.join(METHODS)}")
+        if model not in CLASSICAL_METHODS:
+            raise ValueError(f"unknown classical method {model!r}: use one of {', '.join(CLASSICAL_METHODS)}")
         self.name = model
-        self.method = METHODS[model]
+        self.method = getattr(cv2, CLASSICAL_METHODS[model].cv2_flag)
         self.radius = radius
 
     def generate(self, request: BackendRequest, progress, cancelled: CancelFn) -> list[np.ndarray]:
         if cancelled():
             raise Cancelled()
+        if not (request.mask == 0).any():
+            raise NothingToInpaintFromError()
         progress(0, 1, None)
         out = cv2.inpaint(request.image, (request.mask > 0).astype(np.uint8), self.radius, self.method)
         progress(1, 1, out)

@@ -11,7 +11,8 @@ Batch item k is run as its own call with ``torch.Generator().manual_seed(s + k)`
 bit-identical to a single run with that seed on the same device (a batched call would not be:
 diffusers draws the masked-image latents of every item from the first generator, and batched
 kernels round differently). Generators live on the CPU, so a seed gives the same starting noise
-on CUDA, MPS and CPU.
+on CUDA, MPS and CPU. Seeds are 64-bit and passed whole; torch's CPU generator draws from their
+low 32 bits, as ComfyUI's CPU noise does, so a ComfyUI seed above 2**32 starts from its noise.
 """
 
 from __future__ import annotations

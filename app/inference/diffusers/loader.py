@@ -6,14 +6,15 @@ before torch is imported, so refusing is instant and runs nothing. Everything lo
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
 
-from app.core.params import CLASSICAL_MODELS
 from app.inference.diffusers.catalog import PICKLE_SUFFIXES, SD1, ModelInfo, _read_json, inspect_checkpoint, resolve_model, safetensors_header
 from app.inference.diffusers.checkpoint import derive_single_file_config, load_clip_tokenizer
-from app.inference.errors import ModelLoadError, PickleRefusedError, UnsupportedModelError
+from app.inference.errors import MissingDependencyError, ModelLoadError, PickleRefusedError, UnsupportedModelError
+from app.inference.registry import LoadOptions
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ def _check_folder_files(folder: Path, allow_pickle: bool) -> str | None:
     for part, stem in (("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")):
         _read_json(folder / part / "config.json")
         files = {p.name for p in (folder / part).iterdir()}
+        for index in (f"{stem}.safetensors.index.json", f"{stem}.safetensors.index.fp16.json"):
+            if index in files:
+                _check_index(folder / part / index, allow_pickle)
         if f"{stem}.safetensors" in files or f"{stem}.safetensors.index.json" in files:
             continue
         if f"{stem}.fp16.safetensors" in files or f"{stem}.safetensors.index.fp16.json" in files:
@@ -44,6 +48,22 @@ def _check_folder_files(folder: Path, allow_pickle: bool) -> str | None:
             continue
         raise ModelLoadError(f"{folder}: missing file {part}/{stem}.safetensors")
     return variant
+
+
+def _check_index(index: Path, allow_pickle: bool) -> None:
+    """A sharded checkpoint's index names the files diffusers will load: each must be in the
+    folder (no path tricks) and, unless pickles are allowed, a .safetensors file. (An index whose
+    name says safetensors but which points at a .bin would otherwise be unpickled.)"""
+    weight_map = _read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ModelLoadError(f"{index}: no weight_map in this index file; the model folder is damaged.")
+    for shard in sorted({str(v) for v in weight_map.values()}):
+        if Path(shard).name != shard or not (index.parent / shard).is_file():
+            raise ModelLoadError(f"{index}: names {shard!r}, which is not a file in {index.parent.name}/.")
+        if not shard.endswith(".safetensors") and not allow_pickle:
+            raise PickleRefusedError(
+                f"{index.parent}: the index names {shard}, a pickle file; loading a pickle runs arbitrary code. "
+                "Convert the model to .safetensors, or allow pickle files if you trust the source.")
 
 
 def load_pipeline(info: ModelInfo, device, *, allow_pickle: bool = False):
@@ -61,7 +81,7 @@ def load_pipeline(info: ModelInfo, device, *, allow_pickle: bool = False):
             pipe = _load_single_file(info.path, allow_pickle, common)
     except ModelLoadError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, EnvironmentError) as exc:
+    except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
         raise ModelLoadError(f"{info.ref}: could not be loaded ({type(exc).__name__}: {exc})") from exc
     pipe.to(device.device)
     pipe.set_progress_bar_config(disable=True)
@@ -94,15 +114,9 @@ def _load_single_file(path: Path, allow_pickle: bool, common: dict):
             str(path), config=str(config), tokenizer=load_clip_tokenizer(), local_files_only=True, **common)
 
 
-def load_backend(model_ref: str, device: str | None = None, *, low_memory: bool = False, allow_pickle: bool = False,
-                 fast: bool | None = None, safety_checker: bool = False):
-    """A ready backend for ``model_ref``: `ClassicalBackend` for builtin:*, else a
-    `DiffusionBackend` with the model loaded on ``device`` (auto when None). Offline only.
-    ``fast``: CUDA fast path (channels_last, fused QKV); None = on for CUDA."""
-    if model_ref in CLASSICAL_MODELS:
-        from app.inference.classical import ClassicalBackend
-
-        return ClassicalBackend(model_ref)
+def preflight(model_ref: str, allow_pickle: bool = True) -> ModelInfo:
+    """Resolve a diffusion model reference and refuse what cannot load (missing files, SDXL/SD 2,
+    a pickle file without ``allow_pickle``), all without torch, so refusing is instant."""
     info = resolve_model(model_ref)
     is_pickle = info.path is not None and info.path.is_file() and info.path.suffix.lower() in PICKLE_SUFFIXES
     if is_pickle and not allow_pickle:
@@ -111,17 +125,42 @@ def load_backend(model_ref: str, device: str | None = None, *, low_memory: bool 
         raise UnsupportedModelError(f"{info.ref}: {info.note}")
     if info.note and not is_pickle:
         raise ModelLoadError(f"{info.ref}: {info.note}")
-    # torch and diffusers only now: refusing a model must be instant and run nothing.
-    from app.inference.diffusers.device import choose_device
-    from app.inference.diffusers.backend import DiffusionBackend
+    return info
 
-    choice = choose_device(device)
+
+def quiet_libraries() -> None:
+    """Keep diffusers/transformers from printing advisory warnings and loading bars on stderr
+    (the CLI's stderr is for progress lines and one-line errors). Set before they are imported;
+    explicit user settings of these variables win."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:  # already imported (in-process callers): turn their bars off directly
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        return
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
+def load_diffusion_backend(model_ref: str, options: LoadOptions):
+    """A `DiffusionBackend` with ``model_ref`` loaded as ``options`` say, offline only."""
+    info = preflight(model_ref, options.allow_pickle)
+    # torch and diffusers only now: refusing a model must be instant and run nothing.
+    try:
+        quiet_libraries()
+        from app.inference.diffusers.device import choose_device
+        from app.inference.diffusers.backend import DiffusionBackend
+    except ImportError as exc:
+        raise MissingDependencyError(str(exc)) from None
+
+    choice = choose_device(options.device, options.dtype)
     t0 = time.perf_counter()
-    pipe = load_pipeline(info, choice, allow_pickle=allow_pickle)
+    pipe = load_pipeline(info, choice, allow_pickle=options.allow_pickle)
     if info.inpainting is None:  # a pickle file: known only now
         info = ModelInfo(info.name, info.ref, info.kind, info.path, pipe.unet.config.in_channels == 9, SD1)
     load_s = time.perf_counter() - t0
     log.info("loaded %s on %s in %.2f s", info.ref, choice.description, load_s)
-    return DiffusionBackend(pipe, info=info, device=choice, load_seconds=load_s, low_memory=low_memory,
-                            fast=fast, safety_checker=safety_checker)
-
+    return DiffusionBackend(pipe, info=info, device=choice, load_seconds=load_s, low_memory=options.low_memory,
+                            fast=options.fast, safety_checker=options.safety_checker)

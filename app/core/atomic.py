@@ -5,6 +5,10 @@ where the user's work was. So we write a temp file in the *same* folder (a renam
 systems is not atomic), flush and fsync it, ``os.replace`` it over the destination and fsync the
 folder so the rename itself survives a power cut. On any failure the temp file is removed and the
 old destination is untouched. Qt-free and torch-free.
+
+Permissions: ``mkstemp`` creates 0600 files. A replaced file keeps its own mode; a new file gets
+the mode other tools give it (0666 less the umask), except ``private=True`` files (recovery
+files, which hold the user's unsaved work), which stay 0600.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -25,8 +31,29 @@ def temp_prefix(dest: Path) -> str:
     return f".{dest.name}."
 
 
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so briefly and under a lock)."""
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def final_mode(dest: Path, private: bool) -> int:
+    """The permission bits ``dest`` should have once written (see the module docstring)."""
+    if private:
+        return 0o600
+    try:
+        return stat.S_IMODE(os.stat(dest).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+def atomic_open(path: str | os.PathLike[str], *, private: bool = False) -> Iterator[BinaryIO]:
     """``with atomic_open(p) as fh: fh.write(...)`` — replaces ``p`` only if the block succeeds."""
     dest = Path(path)
     folder = dest.parent if str(dest.parent) else Path(".")
@@ -35,6 +62,8 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "w+b") as fh:
             yield fh
             fh.flush()
+            if hasattr(os, "fchmod"):  # POSIX; Windows has no mode bits to keep
+                os.fchmod(fh.fileno(), final_mode(dest, private))
             os.fsync(fh.fileno())
         os.replace(tmp, dest)
     except BaseException:
@@ -44,14 +73,14 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     fsync_dir(folder)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    with atomic_open(path) as fh:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, private: bool = False) -> None:
+    with atomic_open(path, private=private) as fh:
         fh.write(data)
 
 
-def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[BinaryIO], None]) -> None:
+def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[BinaryIO], None], *, private: bool = False) -> None:
     """Stream the content through ``writer(fh)`` (e.g. a zip writer) without holding it in memory."""
-    with atomic_open(path) as fh:
+    with atomic_open(path, private=private) as fh:
         writer(fh)
 
 
