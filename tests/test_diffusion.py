@@ -160,6 +160,27 @@ def test_latent_noise_masked_content(base):
     assert np.array_equal(noise, again) and not np.array_equal(plain, noise)
 
 
+@pytest.mark.parametrize("kind", ["base", "inpaint"])
+def test_latent_nothing_masked_content(kind, request):
+    """A1111's "latent nothing": the starting latents are zero under the mask, the rest is the
+    encoded image; reproducible, and another picture than "original" or "latent noise"."""
+    from app.inference.diffusers.backend import latent_nothing_inputs
+
+    backend = request.getfixturevalue(kind)
+    req = make_request(strength=0.5)
+    pipe = backend.pipeline_for("inpaint")
+    inputs = latent_nothing_inputs(pipe, req.image, req.mask, torch.Generator().manual_seed(1))
+    lat = inputs["image"]
+    quarter = SIZE // VAE_SCALE // 4
+    assert lat.shape == (1, 4, SIZE // VAE_SCALE, SIZE // VAE_SCALE)
+    assert not lat[..., quarter:3 * quarter, quarter:3 * quarter].any() and lat[..., :quarter, :].abs().min() > 0
+    assert torch.equal(inputs["masked_image_latents"], lat) == (kind == "base")
+    runs = {c: run(backend, make_request(strength=0.5, masked_content=c))[0] for c in ("original", "latent_noise", "latent_nothing")}
+    assert np.array_equal(runs["latent_nothing"], run(backend, make_request(strength=0.5, masked_content="latent_nothing"))[0])
+    assert not np.array_equal(runs["latent_nothing"], runs["original"])
+    assert not np.array_equal(runs["latent_nothing"], runs["latent_noise"])
+
+
 # -- robustness ---------------------------------------------------------------------------------------
 def test_fp16_style_nan_decode_is_retried_in_fp32(tiny_inpaint_model):
     """A reduced-precision VAE that decodes NaN is retried in fp32, gives the fp32 pixels, stays

@@ -55,7 +55,9 @@ def a1111_sampler(scheduler: str) -> tuple[str, str]:
             return name[: -len(schedule) - 1], schedule
     return _A1111_SAMPLER.get(name, name), "Uniform" if name in _K_DIFFUSION else "Automatic"
 
-_MASKED_CONTENT_TO_A1111 = {"fill": "fill", "latent_noise": "latent noise"}
+#: A1111's fields naming the LoRAs and embeddings of a run with short hashes ("name: hash, …").
+NETWORK_HASH_FIELDS = ("Lora hashes", "TI hashes")
+_MASKED_CONTENT_TO_A1111 = {"fill": "fill", "latent_noise": "latent noise", "latent_nothing": "latent nothing"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,6 +106,8 @@ def format_a1111(params: GenerationParams, width: int, height: int) -> str:
             fields["Masked area padding"] = params.padding
         if params.masked_content in _MASKED_CONTENT_TO_A1111:
             fields["Masked content"] = _MASKED_CONTENT_TO_A1111[params.masked_content]
+    for key in NETWORK_HASH_FIELDS:  # set by the diffusion backend (catalog.network_hashes)
+        fields[key] = params.extra.get(key)
     line = ", ".join(f"{k}: {quote(v)}" for k, v in fields.items() if v is not None and v != "")
     negative = f"\nNegative prompt: {params.negative_prompt}" if params.negative_prompt else ""
     return f"{params.prompt}{negative}\n{line}".strip()

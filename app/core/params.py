@@ -16,7 +16,7 @@ from app.core.errors import UserError
 
 MODES = ("inpaint", "img2img")
 INPAINT_AREAS = ("masked", "whole")
-MASKED_CONTENT = ("original", "fill", "latent_noise")
+MASKED_CONTENT = ("original", "fill", "latent_noise", "latent_nothing")
 #: Match tone and colour of the generated region to its surround. "auto" = on for diffusion
 #: models (whose output drifts), off for the classical methods (built from the surround itself).
 COLOR_MATCH = ("auto", "on", "off")

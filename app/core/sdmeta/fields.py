@@ -19,7 +19,7 @@ KNOWN = ("Prompt", "Negative prompt", "Steps", "Sampler", "Schedule type", "CFG 
 _CANON = {k.casefold(): k for k in KNOWN}
 _MASK_KEYS = ("Mask blur", "Inpaint area", "Masked content", "Mask mode", "Masked area padding")
 _HIRES_KEYS = ("Hires upscale", "Hires steps", "Hires upscaler", "Hires resize-1")
-_MASKED_CONTENT = {"original": "original", "fill": "fill", "latent noise": "latent_noise", "latent nothing": "latent_noise"}
+_MASKED_CONTENT = {"original": "original", "fill": "fill", "latent noise": "latent_noise", "latent nothing": "latent_nothing"}
 
 #: GenerationParams fields set from each A1111 key, so recall changes only what the file holds.
 _FIELD_OF = {"Prompt": "prompt", "Negative prompt": "negative_prompt", "Steps": "steps", "Sampler": "scheduler",
