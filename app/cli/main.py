@@ -8,6 +8,7 @@ Usage::
     inpaint-studio inpaint -i IN -m MASK -o OUT.png [--prompt TEXT --model REF ...]
     inpaint-studio img2img -i IN [-m MASK] -o OUT.png --model REF --prompt TEXT [...]
     inpaint-studio models [--json]                  # what models are found, and where
+    inpaint-studio download MODEL [--to DIR]        # get a model (app/cli/download.py)
     inpaint-studio --self-test [OUT.png]            # check an installation, exit 0 if it works
     inpaint-studio --version
 
@@ -42,7 +43,7 @@ from typing import Any, NoReturn
 from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL, GenerationParams, ParamError, default_strength
 
 PROG = "inpaint-studio"
-COMMANDS = ("inpaint", "img2img", "models")
+COMMANDS = ("inpaint", "img2img", "models", "download")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -125,6 +126,7 @@ def _top_level(args: list[str]) -> int:
         "  inpaint   inpaint the masked part of an image (headless)\n"
         "  img2img   re-generate an image, or its masked part, from a prompt (headless)\n"
         "  models    list the models found and where they were looked for\n"
+        "  download  download a model into the models folder (only when you run it)\n"
         f"run '{PROG} COMMAND --help' for the options of a command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -209,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.set_defaults(func=run_models)
+
+    from app.cli import download
+
+    download.add_parser(sub)
     return parser
 
 
