@@ -285,7 +285,7 @@ def explain(exc: BaseException, what: str) -> str:
         return str(exc)
     name = type(exc).__name__
     if name == "OfflineModeIsEnabled":
-        return "HF_HUB_OFFLINE is set, so downloads are off; unset it to download"
+        return "HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set, so downloads are off; unset it to download"
     if name == "GatedRepoError":
         return (f"{what} is gated (401): accept its licence on its Hugging Face page, then log in "
                 "(hf auth login) or set HF_TOKEN")
