@@ -27,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import pytest
+
 LFS_SUFFIXES = (".safetensors", ".bin", ".ckpt")
 
 
@@ -201,3 +203,35 @@ class running:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+# -- fixtures shared by the download tests ---------------------------------------------------------
+REPO = "org/tiny-inpaint"
+
+
+@pytest.fixture
+def hub_env(monkeypatch, tmp_path):
+    """The suite runs with HF_HUB_OFFLINE=1; these tests opt in to the (fake, loopback) network,
+    with a private HF_HOME so no real token or cache is touched."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)  # huggingface_hub honours it too
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("INPAINT_STUDIO_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("INPAINT_STUDIO_MODELS", raising=False)
+
+
+@pytest.fixture
+def hub(tiny_inpaint_model, hub_env, monkeypatch):
+    """A running fake hub holding the tiny inpainting model as ``REPO`` (plus a pickle and a safety
+    checker that a download must skip), with ``HF_ENDPOINT`` pointed at it."""
+    fake = FakeHub()
+    fake.add_folder(REPO, tiny_inpaint_model)
+    fake.repos[REPO].files["unet/diffusion_pytorch_model.bin"] = b"pickle weights must never be fetched"
+    fake.repos[REPO].files["safety_checker/model.safetensors"] = b"not needed by the loader"
+    with running(fake) as url:
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        yield fake

@@ -19,37 +19,10 @@ from PIL import Image
 from app.cli.main import main
 from app.inference.diffusers import catalog
 from app.storage import downloads
-from fake_hub import FakeHub, FakeRepo, running
+from fake_hub import REPO, FakeHub, FakeRepo, hub, hub_env, running  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
-REPO = "org/tiny-inpaint"
 UNET = "unet/diffusion_pytorch_model.safetensors"
-
-
-@pytest.fixture
-def hub_env(monkeypatch, tmp_path):
-    """The suite runs with HF_HUB_OFFLINE=1; these tests opt in to the (fake, loopback) network,
-    with a private HF_HOME so no real token or cache is touched."""
-    from huggingface_hub import constants
-
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)  # huggingface_hub honours it too
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("INPAINT_STUDIO_DATA", str(tmp_path / "data"))
-    monkeypatch.delenv("INPAINT_STUDIO_MODELS", raising=False)
-
-
-@pytest.fixture
-def hub(tiny_inpaint_model, hub_env, monkeypatch):
-    fake = FakeHub()
-    fake.add_folder(REPO, tiny_inpaint_model)
-    fake.repos[REPO].files["unet/diffusion_pytorch_model.bin"] = b"pickle weights must never be fetched"
-    fake.repos[REPO].files["safety_checker/model.safetensors"] = b"not needed by the loader"
-    with running(fake) as url:
-        monkeypatch.setenv("HF_ENDPOINT", url)
-        yield fake
 
 
 def tree(folder: Path) -> dict[str, bytes]:
