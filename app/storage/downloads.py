@@ -159,6 +159,8 @@ def plan_download(source: str, *, filename: str | None = None, revision: str | N
             return _plan_hub(source, filename, revision, allow_pickle, token, None)
     except DownloadError:
         raise
+    except ImportError as exc:
+        raise DownloadError(f"downloading needs huggingface_hub ({exc}); install the 'diffusion' extra") from None
     except Exception as exc:  # network / hub errors become one line
         raise DownloadError(explain(exc, source)) from None
     keys = ", ".join(e.key for e in CATALOGUE)
