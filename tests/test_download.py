@@ -23,6 +23,7 @@ from fake_hub import REPO, FakeHub, FakeRepo, hub, hub_env, running  # noqa: F40
 
 ROOT = Path(__file__).resolve().parent.parent
 UNET = "unet/diffusion_pytorch_model.safetensors"
+MB = 1_000_000
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -79,7 +80,7 @@ def test_cli_downloads_into_the_models_folder_then_inpaints_with_it(hub, tiny_in
 
 def test_a_dropped_connection_fails_in_one_line_and_the_next_run_resumes_with_range(hub, tmp_path):
     size = len(hub.repos[REPO].files[UNET])
-    hub.drop_after[UNET] = 3 * downloads.CHUNK + 1000
+    hub.drop_after[UNET] = 3 * MB + 1000
     with pytest.raises(downloads.DownloadError) as failed:
         downloads.get_model(REPO, tmp_path)
     assert "run it again to resume" in str(failed.value) and "\n" not in str(failed.value)
@@ -102,14 +103,14 @@ def test_a_killed_download_resumes_where_it_stopped(hub, tmp_path):
     part = downloads.staging_dir(tmp_path, "tiny-inpaint") / (UNET + downloads.PART)
     deadline = time.monotonic() + 60
     try:
-        while time.monotonic() < deadline and not (part.exists() and part.stat().st_size >= 2 * downloads.CHUNK):
+        while time.monotonic() < deadline and not (part.exists() and part.stat().st_size >= 2 * MB):
             assert proc.poll() is None, f"the download ended before it could be killed: {proc.stderr.read()}"
             time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     kept = part.stat().st_size
-    assert kept >= 2 * downloads.CHUNK and not (tmp_path / "tiny-inpaint").exists()
+    assert kept >= 2 * MB and not (tmp_path / "tiny-inpaint").exists()
 
     hub.rate = None
     result = downloads.get_model(REPO, tmp_path)
@@ -151,7 +152,7 @@ def test_cancel_leaves_no_half_model_where_models_are_looked_for(hub, tmp_path, 
     seen = []
 
     def cancel_once_past_a_megabyte() -> bool:
-        return bool(seen) and seen[-1].done > downloads.CHUNK
+        return bool(seen) and seen[-1].done > MB
 
     with pytest.raises(downloads.DownloadCancelled):
         downloads.get_model(REPO, tmp_path, progress=seen.append, cancel=cancel_once_past_a_megabyte)
@@ -232,3 +233,34 @@ def test_only_what_sd15_needs_is_chosen_from_a_real_repo_listing():
 def test_progress_text_has_bytes_rate_and_time_left():
     text = downloads.format_progress(downloads.DownloadProgress(312_400_000, 2_130_000_000, 8_200_000, 221.7, "unet/x"))
     assert text == "312.4 MB / 2.1 GB (15%) · 8.2 MB/s · 3m42s left · unet/x"
+
+
+def test_the_same_model_is_downloaded_by_one_caller_at_a_time(hub, tmp_path):
+    import threading
+
+    hub.rate = 1_000_000
+    stop = threading.Event()
+    first: list[BaseException] = []
+
+    def slow_download():
+        try:
+            downloads.get_model(REPO, tmp_path, cancel=stop.is_set)
+        except downloads.DownloadError as exc:
+            first.append(exc)
+
+    worker = threading.Thread(target=slow_download)
+    worker.start()
+    part = downloads.staging_dir(tmp_path, "tiny-inpaint") / (UNET + downloads.PART)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not part.exists():
+        time.sleep(0.02)
+    try:
+        with pytest.raises(downloads.DownloadError, match="already being downloaded"):
+            downloads.get_model(REPO, tmp_path)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert isinstance(first[0], downloads.DownloadCancelled)
+    hub.rate = None
+    assert downloads.get_model(REPO, tmp_path).path.is_dir()  # the lock went with the first caller
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-inpaint"]

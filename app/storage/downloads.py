@@ -19,6 +19,7 @@ torch-free; huggingface_hub is imported only when a download starts.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -26,7 +27,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -36,8 +37,6 @@ from app.storage.paths import models_dir
 
 STAGING = ".downloads"
 PART = ".part"
-#: Bytes per read: small enough that progress and cancel respond within a fraction of a second.
-CHUNK = 1024 * 1024
 PLAN_FILE = ".plan.json"
 #: Room left free after a download, so the app can still save projects and autosaves.
 DISK_MARGIN = 64 * 1024 * 1024
@@ -338,16 +337,18 @@ def download(plan: DownloadPlan, dest: Path | None = None, *, progress: Progress
         return Downloaded(final, 0, already_present=True)
     stage = staging_dir(dest, plan.name)
     try:
-        _prepare_stage(stage, plan)
-        _check_space(plan, stage)
-        tracker = _Tracker(plan, stage, progress, cancel or (lambda: False))
-        for remote in plan.files:
-            _fetch_one(remote, stage, plan.headers, tracker)
-        _publish(plan, stage, final)
+        with _only_one(stage):
+            _prepare_stage(stage, plan)
+            _check_space(plan, stage)
+            tracker = _Tracker(plan, stage, progress, cancel or (lambda: False))
+            for remote in plan.files:
+                _fetch_one(remote, stage, plan.headers, tracker)
+            _publish(plan, stage, final)
     except DownloadError:
         raise
     except Exception as exc:
         raise DownloadError(explain(exc, plan.name)) from None
+    _remove_empty(stage.parent)
     return Downloaded(final, tracker.fetched)
 
 
@@ -355,6 +356,33 @@ def get_model(source: str, dest: Path | None = None, *, progress: ProgressCallba
               cancel: CancelCheck | None = None, **plan_options) -> Downloaded:
     """`plan_download` then `download`: what the CLI and the dialog call."""
     return download(plan_download(source, **plan_options), dest, progress=progress, cancel=cancel)
+
+
+@contextlib.contextmanager
+def _only_one(stage: Path) -> Iterator[None]:
+    """One download per model at a time (the CLI and a window could both try): two writers
+    appending to one part would corrupt it. An OS lock, so a killed process never leaves it held."""
+    from filelock import FileLock, Timeout
+
+    stage.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = stage.with_name(stage.name + ".lock")
+    lock = FileLock(str(lock_path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise DownloadError(f"{stage.name} is already being downloaded (by another window or command); "
+                            "wait for it or cancel it") from None
+    try:
+        yield
+    finally:
+        lock.release()
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+
+
+def _remove_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only when no other download is pending
 
 
 def _prepare_stage(stage: Path, plan: DownloadPlan) -> None:
@@ -436,7 +464,7 @@ def _stream_into(fh, url: str, have: int, headers: dict[str, str], tracker: _Tra
             fh.seek(0)
             fh.truncate()
             tracker.restart_file()
-        for chunk in response.iter_bytes(CHUNK):
+        for chunk in response.iter_bytes():  # as the bytes arrive: progress and Cancel respond at once
             fh.write(chunk)
             tracker.add(len(chunk))
 
@@ -450,10 +478,6 @@ def _publish(plan: DownloadPlan, stage: Path, final: Path) -> None:
         os.replace(stage / plan.files[0].path, final)
         shutil.rmtree(stage)
     fsync_dir(final.parent)
-    try:
-        (final.parent / STAGING).rmdir()  # only when no other download is pending
-    except OSError:
-        pass
 
 
 class _Tracker:
