@@ -264,3 +264,13 @@ def test_the_same_model_is_downloaded_by_one_caller_at_a_time(hub, tmp_path):
     hub.rate = None
     assert downloads.get_model(REPO, tmp_path).path.is_dir()  # the lock went with the first caller
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-inpaint"]
+
+
+def test_listing_the_catalogue_loads_no_torch_qt_or_network_library():
+    code = ("import sys; from app.cli.main import main; rc = main(['download', '--list']); "
+            "bad = [m for m in ('torch', 'PySide6', 'huggingface_hub') if m in sys.modules]; "
+            "print(rc, bad)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines()[-1] == "0 []", done.stderr
+    assert all(e.key in done.stdout and e.repo_id in done.stdout for e in downloads.CATALOGUE)
