@@ -274,3 +274,12 @@ def test_listing_the_catalogue_loads_no_torch_qt_or_network_library():
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.splitlines()[-1] == "0 []", done.stderr
     assert all(e.key in done.stdout and e.repo_id in done.stdout for e in downloads.CATALOGUE)
+
+
+def test_hub_page_and_file_links_go_through_the_hub(hub, tmp_path):
+    page = downloads.get_model(f"{hub.url}/{REPO}", tmp_path)
+    assert page.path == tmp_path / "tiny-inpaint" and (page.path / UNET).is_file()
+    link = downloads.get_model(f"{hub.url}/{REPO}/blob/main/{UNET}", tmp_path)
+    assert link.path == tmp_path / "diffusion_pytorch_model.safetensors"
+    assert link.path.read_bytes() == hub.repos[REPO].files[UNET]
+    assert downloads._hub_reference("https://example.com/org/name") is None

@@ -152,6 +152,10 @@ def plan_download(source: str, *, filename: str | None = None, revision: str | N
         if entry is not None:
             plan = _plan_hub(entry.repo_id, filename or entry.filename, revision, allow_pickle, token, entry.key)
             return _with_known_hashes(plan, entry.sha256)
+        hub_ref = _hub_reference(source)
+        if hub_ref is not None:  # a hub page, blob or resolve URL: use the hub (and its token)
+            repo_id, in_repo, at = hub_ref
+            return _plan_hub(repo_id, filename or in_repo, revision or at, allow_pickle, token, None)
         if source.lower().startswith(("http://", "https://")):
             return _plan_url(source, allow_pickle)
         if REPO_ID.match(source):
@@ -165,6 +169,21 @@ def plan_download(source: str, *, filename: str | None = None, revision: str | N
     keys = ", ".join(e.key for e in CATALOGUE)
     raise DownloadError(f"{source!r} is not a catalogue name ({keys}), a Hugging Face repo id (org/name) "
                         "or an http(s) URL")
+
+
+def _hub_reference(url: str) -> tuple[str, str | None, str | None] | None:
+    """(repo id, file, revision) of a URL on the hub (``HF_ENDPOINT`` or huggingface.co): the
+    model's page, or a ``blob``/``resolve`` link to one of its files; None for any other URL."""
+    parts = urlsplit(url)
+    hosts = {urlsplit(hub_endpoint()).netloc, "huggingface.co"}
+    if parts.scheme not in ("http", "https") or parts.netloc not in hosts:
+        return None
+    segments = [unquote(x) for x in parts.path.strip("/").split("/")]
+    if len(segments) == 2:
+        return "/".join(segments), None, None
+    if len(segments) >= 5 and segments[2] in ("blob", "resolve"):
+        return "/".join(segments[:2]), "/".join(segments[4:]), segments[3]
+    return None
 
 
 def _with_known_hashes(plan: DownloadPlan, known: dict[str, str]) -> DownloadPlan:
@@ -198,9 +217,10 @@ def select_repo_files(names: set[str], repo_id: str, filename: str | None, allow
         for part in WEIGHTS:
             choice = _weight_choice(names, part, allow_pickle)
             if choice is None:
-                only = "only pickle .bin weights" if any(n.startswith(f"{part}/") and n.endswith(".bin") for n in names) else "no weights"
-                raise DownloadError(f"{repo_id}: {part}/ has {only} in .safetensors format; "
-                                    "allow pickle files only if you trust the source")
+                if any(n.startswith(f"{part}/") and n.endswith(".bin") for n in names):
+                    raise DownloadError(f"{repo_id}: {part}/ has only pickle .bin weights, no .safetensors; "
+                                        "allow pickle files only if you trust the source")
+                raise DownloadError(f"{repo_id}: {part}/ has no weights; this is not a complete SD 1.5 model")
             wanted.append(choice)
         return wanted
     singles = sorted(n for n in names if "/" not in n and n.endswith(".safetensors"))
