@@ -243,11 +243,12 @@ def _check_suffix(name: str, allow_pickle: bool) -> None:
 
 def _plan_hub(repo_id: str, filename: str | None, revision: str | None, allow_pickle: bool,
               token: str | None, key: str | None) -> DownloadPlan:
-    from huggingface_hub import HfApi, hf_hub_url
+    from huggingface_hub import HfApi, constants, hf_hub_url
     from huggingface_hub.utils import build_hf_headers
 
     endpoint = hub_endpoint()
-    info = HfApi(endpoint=endpoint, token=token).model_info(repo_id, revision=revision, files_metadata=True)
+    info = HfApi(endpoint=endpoint, token=token).model_info(repo_id, revision=revision, files_metadata=True,
+                                                            timeout=constants.HF_HUB_ETAG_TIMEOUT)
     siblings = {s.rfilename: s for s in info.siblings or []}
     chosen = select_repo_files(set(siblings), repo_id, filename, allow_pickle)
     commit = info.sha or revision or "main"
@@ -269,9 +270,10 @@ def _plan_hub(repo_id: str, filename: str | None, revision: str | None, allow_pi
 def _plan_url(url: str, allow_pickle: bool) -> DownloadPlan:
     """One file from any web server: its name from Content-Disposition or the URL path, its size
     from Content-Length. No hub token is ever sent to another host."""
-    from huggingface_hub import get_session
+    from huggingface_hub import constants, get_session
 
-    response = get_session().head(url, follow_redirects=True, headers={"Accept-Encoding": "identity"})
+    response = get_session().head(url, follow_redirects=True, headers={"Accept-Encoding": "identity"},
+                                  timeout=constants.HF_HUB_ETAG_TIMEOUT)
     _raise_for_status(response.status_code, url)
     disposition = response.headers.get("Content-Disposition", "")
     match = re.search(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', disposition)

@@ -167,5 +167,5 @@ class DownloadDialog(QDialog):
         """Closing the dialog stops a running download (the part is kept for next time)."""
         if self.busy:
             self._cancel.set()
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=2)  # it stops at the next chunk; a stalled connect times out alone
         super().done(result)
