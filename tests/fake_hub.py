@@ -13,7 +13,8 @@ It answers the routes huggingface_hub 2.x calls, with the headers it reads:
 
 Faults for the tests: ``drop_after[path] = n`` sends the first ``n`` bytes of a file and closes the
 connection (once); ``rate`` limits bytes per second; ``corrupt`` serves other bytes than the listing's
-SHA256 says. Every request is logged in ``requests`` as ``(method, path, Range header)``.
+SHA256 says. Every request is logged in ``requests`` as ``(method, path, Range header)``, and its
+``Authorization`` header in ``authorizations``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class FakeHub:
     corrupt: set[str] = field(default_factory=set)
     rate: float | None = None  # bytes per second, None = as fast as possible
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    authorizations: list[str | None] = field(default_factory=list)  # the Authorization header of each request
     url: str = ""
 
     def add_folder(self, repo_id: str, folder: Path, **kw) -> FakeRepo:
@@ -83,6 +85,7 @@ def _handler(hub: FakeHub):
         def _route(self, head: bool) -> None:
             path = unquote(urlsplit(self.path).path)
             hub.requests.append((self.command, path, self.headers.get("Range")))
+            hub.authorizations.append(self.headers.get("Authorization"))
             parts = path.strip("/").split("/")
             if parts[:2] == ["api", "models"] and len(parts) >= 4:
                 return self._model_info("/".join(parts[2:4]))

@@ -168,7 +168,6 @@ def test_failures_are_one_line_with_the_reason(hub, tmp_path, monkeypatch, capsy
     from huggingface_hub import constants
 
     hub.repos["org/gated"] = FakeRepo(dict(hub.repos[REPO].files), gated_token="hf_secret")
-    hub.plain_files["model.ckpt"] = b"a pickle"
 
     def fails(*args) -> str:
         assert main(["download", *args, "--to", str(tmp_path)]) == 1
@@ -179,7 +178,8 @@ def test_failures_are_one_line_with_the_reason(hub, tmp_path, monkeypatch, capsy
     assert "not found" in fails("org/missing") and "(404)" in fails("org/missing")
     assert "404" in fails(REPO, "--file", "nope.safetensors")
     assert "gated (401)" in fails("org/gated") and "hf auth login" in fails("org/gated")
-    assert "pickle" in fails(f"{hub.url}/files/model.ckpt")
+    with running(FakeHub(plain_files={"model.ckpt": b"a pickle"})) as web:  # another host than the hub
+        assert "pickle" in fails(f"{web}/files/model.ckpt")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert "HF_HUB_OFFLINE" in fails(REPO)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
@@ -194,10 +194,13 @@ def test_failures_are_one_line_with_the_reason(hub, tmp_path, monkeypatch, capsy
     assert (tmp_path / "gated" / UNET).is_file()
 
 
-def test_a_direct_url_of_one_safetensors_file(hub, tiny_single_file, tmp_path, monkeypatch):
+def test_a_direct_url_of_one_safetensors_file_gets_no_hub_token(hub, tiny_single_file, tmp_path, monkeypatch):
     monkeypatch.setenv("INPAINT_STUDIO_MODELS", str(tmp_path))
-    hub.plain_files["tiny-sd.safetensors"] = tiny_single_file.read_bytes()
-    result = downloads.get_model(f"{hub.url}/files/tiny-sd.safetensors", tmp_path)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    web = FakeHub(plain_files={"tiny-sd.safetensors": tiny_single_file.read_bytes()})
+    with running(web) as url:
+        result = downloads.get_model(f"{url}/files/tiny-sd.safetensors", tmp_path)
+    assert len(web.requests) == 2 and web.authorizations == [None, None]
     assert result.path == tmp_path / "tiny-sd.safetensors"
     assert result.path.read_bytes() == tiny_single_file.read_bytes()
     info = next(m for m in catalog.discover_models() if m.ref == str(result.path))
