@@ -31,8 +31,8 @@ class ClassicalMethod:
 
 #: The one table of built-in classical methods; any other model reference names a diffusion model.
 CLASSICAL_METHODS: dict[str, ClassicalMethod] = {
-    "builtin:telea": ClassicalMethod("Telea (classical, built in)", "INPAINT_TELEA"),
-    "builtin:ns": ClassicalMethod("Navier–Stokes (classical, built in)", "INPAINT_NS"),
+    "builtin:telea": ClassicalMethod("Classical — Telea (fast)", "INPAINT_TELEA"),
+    "builtin:ns": ClassicalMethod("Classical — Navier–Stokes", "INPAINT_NS"),
 }
 CLASSICAL_MODELS = tuple(CLASSICAL_METHODS)
 DEFAULT_MODEL = "builtin:telea"
