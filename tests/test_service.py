@@ -160,8 +160,8 @@ def test_classical_params_are_stripped_and_its_record_carries_no_seed(photo, tmp
 def test_candidate_k_is_seed_s_plus_k_batch_1(photo):
     image, mask = photo
     service = GenerationService(counting_loader(FakeBackend())[0])
-    record = service.run(GenerationRequest(GenerationParams(model="m", seed=2**32 - 2, batch_size=3), image, mask))
-    assert record.params.batch_size == 3 and record.seeds == [2**32 - 2, 2**32 - 1, 0]
+    record = service.run(GenerationRequest(GenerationParams(model="m", seed=2**64 - 2, batch_size=3), image, mask))
+    assert record.params.batch_size == 3 and record.seeds == [2**64 - 2, 2**64 - 1, 0]  # 64-bit, wraps past 2**64 - 1
     for k, seed in enumerate(record.seeds):
         alone = candidate_params(record, k)
         assert (alone.seed, alone.batch_size) == (seed, 1) and alone.replace(seed=0, batch_size=3) == record.params.replace(seed=0)

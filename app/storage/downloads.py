@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from app.storage.atomic import atomic_write_bytes, fsync_dir
+from app.core.atomic import atomic_write_bytes, fsync_dir
 from app.storage.paths import models_dir
 
 STAGING = ".downloads"
