@@ -14,12 +14,18 @@ import numpy as np
 from app.core.geometry import Bounds
 
 
+def to_8bit(pixels: np.ndarray) -> np.ndarray:
+    """The one 16→8-bit rule: round to the nearest 8-bit value (v·255/65535, i.e. (v + 128) // 257);
+    8-bit arrays are returned as they are."""
+    if pixels.dtype == np.uint16:
+        return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    return pixels
+
+
 def to_rgb8(pixels: np.ndarray) -> np.ndarray:
     """Any supported pixel array → H×W×3 uint8 RGB (what the models see)."""
-    arr = pixels
-    if arr.dtype == np.uint16:
-        arr = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    elif arr.dtype != np.uint8:
+    arr = to_8bit(pixels)
+    if arr.dtype != np.uint8:
         raise TypeError(f"unsupported pixel type {arr.dtype}: use 8- or 16-bit images")
     if arr.ndim == 2:
         return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_GRAY2RGB)

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from app.core.errors import UserError
-from app.core import metadata
+from app.core import compositing, metadata
 from app.core.atomic import atomic_write_bytes
 from app.core.sdmeta import recall
 
@@ -414,7 +414,7 @@ def encode_image(
         return out.getvalue()
     # JPEG / WebP: 8 bit, no alpha for JPEG.
     if high:
-        arr = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        arr = compositing.to_8bit(arr)
     if fmt == "JPEG" and colour and arr.shape[2] == 4:
         arr = np.ascontiguousarray(arr[:, :, :3])
     pil = Image.fromarray(arr)

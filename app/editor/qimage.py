@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 from PySide6.QtGui import QImage
 
+from app.core.compositing import to_8bit
+
 _FORMATS = {1: QImage.Format.Format_Grayscale8, 3: QImage.Format.Format_RGB888, 4: QImage.Format.Format_RGBA8888}
 
 
@@ -20,7 +22,7 @@ def channels(pixels: np.ndarray) -> int:
 def display_rgb8(pixels: np.ndarray) -> np.ndarray:
     """Native pixels (gray/RGB/RGBA, 8 or 16 bit) → 8-bit with the same channels, for display."""
     if pixels.dtype == np.uint16:
-        return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        return to_8bit(pixels)
     if pixels.dtype != np.uint8:
         raise TypeError(f"unsupported pixel type {pixels.dtype}")
     return pixels

@@ -42,6 +42,7 @@ import numpy as np
 
 from app import __version__
 from app.core.atomic import atomic_write_with, describe_write_error
+from app.core.compositing import to_8bit
 from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
 from app.core.imageio import MAX_PIXELS, png_header
@@ -179,9 +180,7 @@ def _layout(arr: np.ndarray) -> dict[str, Any]:
 
 
 def _thumbnail(arr: np.ndarray, size: int = 256) -> bytes:
-    rgb = arr
-    if rgb.dtype == np.uint16:
-        rgb = ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    rgb = to_8bit(arr)
     if rgb.ndim == 3 and rgb.shape[2] == 4:
         rgb = rgb[:, :, :3]
     h, w = rgb.shape[:2]
