@@ -15,13 +15,11 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.core.errors import UserError
-from app.core.records import GenerationRecord
-from app.inference.engine import Cancelled, Candidate, Job, Progress, Result
+from app.inference.engine import Cancelled, Progress
 from app.inference.errors import GpuOutOfMemory
 from app.inference.registry import LoadOptions
 from app.service.generation import GenerationRequest, GenerationService, Loader
@@ -46,7 +44,7 @@ class GenerationWorker(QObject):
 
     #: step, total, eta seconds (−1 unknown), preview RGB8 ndarray or None, region Bounds or None
     progress = Signal(int, int, float, object, object)
-    finished = Signal(object)  # GenerationRecord (an engine Result for a transitional WorkRequest)
+    finished = Signal(object)  # GenerationRecord
     failed = Signal(str, str)  # title, message (one line for the user)
     out_of_memory = Signal()  # emitted just before `failed` when low-memory mode may help
     cancelled = Signal()
@@ -78,7 +76,7 @@ class GenerationWorker(QObject):
     def busy(self) -> bool:
         return self._busy.is_set()
 
-    def submit(self, request: GenerationRequest | WorkRequest) -> bool:
+    def submit(self, request: GenerationRequest) -> bool:
         """Queue a run; False if one is already running (one at a time, by design)."""
         if self._thread is None:
             self.start()
@@ -89,10 +87,8 @@ class GenerationWorker(QObject):
         self._submit.emit(request)
         return True
 
-    def preload(self, model_ref: str, options: LoadOptions | str | None = None, *legacy: bool) -> None:
+    def preload(self, model_ref: str, options: LoadOptions = LoadOptions()) -> None:
         """Load a backend ahead of the first run (e.g. after the window shows)."""
-        if not isinstance(options, LoadOptions):
-            options = _legacy_options(options, *legacy)
         if self._thread is None:
             self.start()
         self._preload.emit((model_ref, options))
@@ -136,8 +132,7 @@ class GenerationWorker(QObject):
             self.status.emit(f"Model not loaded: {error_text(exc)[1]}")
 
     @Slot(object)
-    def _run(self, submitted: GenerationRequest | WorkRequest) -> None:
-        request = submitted.as_request() if isinstance(submitted, WorkRequest) else submitted
+    def _run(self, request: GenerationRequest) -> None:
         try:
             self.service.check(request)
             self._load(request.params.model, request.options)
@@ -156,7 +151,7 @@ class GenerationWorker(QObject):
             self.failed.emit(title, message)
             return
         self._busy.clear()
-        self.finished.emit(submitted.result_of(record) if isinstance(submitted, WorkRequest) else record)
+        self.finished.emit(record)
 
     def _throttled_progress(self):
         t0 = time.perf_counter()
@@ -174,32 +169,3 @@ class GenerationWorker(QObject):
             self.progress.emit(int(p.step), int(p.total), float(eta), preview, p.region)
 
         return on_progress
-
-
-# -- transitional: the window's submission before it builds GenerationRequests -----------------
-# MainWindow still submits a WorkRequest and reads an engine Result; remove this block (and the
-# legacy arguments of `preload`) once it submits `GenerationRequest` and reads the record.
-@dataclass(frozen=True)
-class WorkRequest:
-    """Transitional: an engine `Job` plus loose load options, as MainWindow submits them."""
-
-    job: Job
-    model: str
-    device: str | None = None
-    low_memory: bool = False
-    allow_pickle: bool = False
-    safety_checker: bool = False
-
-    def as_request(self) -> GenerationRequest:
-        options = _legacy_options(self.device, self.low_memory, self.allow_pickle, self.safety_checker)
-        job = self.job
-        return GenerationRequest(job.params.replace(model=self.model), job.image, job.mask, job.context, options)
-
-    def result_of(self, record: GenerationRecord) -> Result:
-        candidates = tuple(Candidate(image, seed) for image, seed in zip(record.candidates, record.seeds))
-        return Result(self.job, record.params, candidates, tuple(record.regions), record.backend, record.elapsed_s)
-
-
-def _legacy_options(device: str | None = None, low_memory: bool = False, allow_pickle: bool = False,
-                    safety_checker: bool = False) -> LoadOptions:
-    return LoadOptions(device=device, low_memory=low_memory, allow_pickle=allow_pickle, safety_checker=safety_checker)
