@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from app.core.errors import UserError
 from app.core import metadata
 from app.core.atomic import atomic_write_bytes
 
@@ -40,8 +41,10 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 SAVE_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(UserError, ValueError):
     """The file cannot be used as an image; ``str(error)`` is one line for the user."""
+
+    title = "Cannot read the image"
 
 
 @dataclass

@@ -14,13 +14,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from app.core.errors import UserError
 from app.core.geometry import Bounds
 
 THRESHOLD = 128
 
 
-class MaskError(ValueError):
+class MaskError(UserError, ValueError):
     """The mask cannot be used as given; the message says what to do."""
+
+    title = "Mask problem"
 
 
 def validate_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

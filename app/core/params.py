@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from app.core.errors import UserError
+
 MODES = ("inpaint", "img2img")
 INPAINT_AREAS = ("masked", "whole")
 MASKED_CONTENT = ("original", "fill", "latent_noise")
@@ -19,8 +21,20 @@ MASKED_CONTENT = ("original", "fill", "latent_noise")
 #: models (whose output drifts), off for the classical methods (built from the surround itself).
 COLOR_MATCH = ("auto", "on", "off")
 
-#: The built-in classical backends; any other model reference names a diffusion model.
-CLASSICAL_MODELS = ("builtin:telea", "builtin:ns")
+@dataclass(frozen=True)
+class ClassicalMethod:
+    """One built-in classical inpainting method: its display name and OpenCV's flag name."""
+
+    label: str
+    cv2_flag: str
+
+
+#: The one table of built-in classical methods; any other model reference names a diffusion model.
+CLASSICAL_METHODS: dict[str, ClassicalMethod] = {
+    "builtin:telea": ClassicalMethod("Telea (classical, built in)", "INPAINT_TELEA"),
+    "builtin:ns": ClassicalMethod("Navier–Stokes (classical, built in)", "INPAINT_NS"),
+}
+CLASSICAL_MODELS = tuple(CLASSICAL_METHODS)
 DEFAULT_MODEL = "builtin:telea"
 DEFAULT_SCHEDULER = "DPM++ 2M Karras"
 
@@ -32,8 +46,11 @@ def default_strength(mode: str) -> float:
     return 1.0 if mode == "inpaint" else 0.75
 
 
-class ParamError(ValueError):
-    """A parameter is out of range or of the wrong kind. ``field`` names the offending field."""
+class ParamError(UserError, ValueError):
+    """A parameter is out of range or of the wrong kind. ``field`` names the offending field,
+    ``value`` what was given and ``allowed`` what would be accepted."""
+
+    title = "Invalid parameter"
 
     def __init__(self, field_name: str, value: Any, allowed: str):
         self.field = field_name

@@ -18,19 +18,13 @@ from typing import Protocol
 import numpy as np
 
 from app.core import compositing, maskops, regions, seams
+from app.core.errors import EmptyMaskError
 from app.core.geometry import Bounds
 from app.core.params import GenerationParams
 
 
 class Cancelled(Exception):
     """The user cancelled the run; the engine stays usable."""
-
-
-class EmptyMaskError(ValueError):
-    """Inpainting needs at least one masked pixel."""
-
-    def __init__(self) -> None:
-        super().__init__("The mask is empty: paint the area to repaint (white in a mask file) and try again.")
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,15 @@
-"""User-facing errors of the diffusion side. Each message says what went wrong and what to do,
-because the editor and the CLI show it to the user as is."""
+"""User-facing errors of the inference side, in the one `app.core.errors.UserError` hierarchy.
+Each message says what went wrong and what to do, because every front end shows it as is."""
 
 from __future__ import annotations
 
+from app.core.errors import UserError
 
-class ModelLoadError(Exception):
+
+class ModelLoadError(UserError):
     """A model could not be found or loaded (missing file, unreadable checkpoint, ...)."""
+
+    title = "Cannot load the model"
 
 
 class UnsupportedModelError(ModelLoadError):
@@ -16,21 +20,43 @@ class PickleRefusedError(ModelLoadError):
     """A pickle checkpoint (.ckpt/.pt/.bin) was refused: unpickling runs arbitrary code."""
 
 
-class DeviceError(RuntimeError):
+class MissingDependencyError(ModelLoadError):
+    """torch/diffusers are not installed: diffusion models cannot run, the classical methods can."""
+
+    title = "Diffusion support is not installed"
+
+    def __init__(self, detail: str):
+        super().__init__(f"Diffusion models need torch and diffusers, which this installation lacks ({detail}). "
+                         "Install the 'diffusion' extra (python -m pip install -e \".[diffusion]\"), "
+                         "or use a classical method (builtin:telea).")
+
+
+class DeviceError(UserError, RuntimeError):
     """The requested device does not exist or is not usable with this torch build."""
 
+    title = "Device not available"
 
-class GpuOutOfMemory(RuntimeError):
+
+class GpuOutOfMemory(UserError, RuntimeError):
     """The accelerator ran out of memory. The document is untouched; the backend stays usable.
     ``low_memory_active`` tells the UI whether offering the low-memory mode can still help."""
+
+    title = "Out of memory"
+    bad_input = False
 
     def __init__(self, device: str, low_memory_active: bool, detail: str = ""):
         self.device = device
         self.low_memory_active = low_memory_active
         hint = (
-            "Try a smaller resolution or batch size."
+            "Nothing in your image was changed. Try a smaller resolution or batch size."
             if low_memory_active
-            else "Turn on the low-memory mode (attention slicing, VAE tiling, CPU offload), "
-            "or try a smaller resolution or batch size."
+            else "Nothing in your image was changed. Turn on the low-memory mode (attention slicing, VAE tiling, "
+            "CPU offload), or try a smaller resolution or batch size."
         )
         super().__init__(f"The {device} device ran out of memory. {hint}" + (f" ({detail})" if detail else ""))
+
+
+class GenerationFailed(UserError, RuntimeError):
+    """A run failed for a reason that is not the user's input (a backend or library error)."""
+
+    bad_input = False

@@ -7,6 +7,9 @@ backend runs each batch item as its own call, so this reproduces its pixels bit 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from app.core.params import GenerationParams
 from app.core.records import GenerationRecord
 
@@ -29,3 +32,12 @@ def candidate_params(record: GenerationRecord, index: int) -> GenerationParams:
     if not 0 <= index < len(record.seeds):
         raise IndexError(f"candidate {index} of a generation with {len(record.seeds)} candidates")
     return record.params.replace(seed=record.seeds[index], batch_size=1)
+
+
+def save_candidate(path: str | os.PathLike[str], record: GenerationRecord, index: int,
+                   icc_profile: bytes | None = None) -> Path:
+    """Write candidate ``index`` atomically with the metadata that regenerates it alone
+    (`candidate_params`); the format follows the extension (PNG: A1111 text + our JSON chunk)."""
+    from app.core.imageio import save_image
+
+    return save_image(path, record.candidates[index], params=candidate_params(record, index), icc_profile=icc_profile)

@@ -10,10 +10,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.core.params import CLASSICAL_MODELS
 from app.inference.diffusers.catalog import PICKLE_SUFFIXES, SD1, ModelInfo, _read_json, inspect_checkpoint, resolve_model, safetensors_header
 from app.inference.diffusers.checkpoint import derive_single_file_config, load_clip_tokenizer
-from app.inference.errors import ModelLoadError, PickleRefusedError, UnsupportedModelError
+from app.inference.errors import MissingDependencyError, ModelLoadError, PickleRefusedError, UnsupportedModelError
+from app.inference.registry import LoadOptions
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +94,9 @@ def _load_single_file(path: Path, allow_pickle: bool, common: dict):
             str(path), config=str(config), tokenizer=load_clip_tokenizer(), local_files_only=True, **common)
 
 
-def load_backend(model_ref: str, device: str | None = None, *, low_memory: bool = False, allow_pickle: bool = False,
-                 fast: bool | None = None, safety_checker: bool = False):
-    """A ready backend for ``model_ref``: `ClassicalBackend` for builtin:*, else a
-    `DiffusionBackend` with the model loaded on ``device`` (auto when None). Offline only.
-    ``fast``: CUDA fast path (channels_last, fused QKV); None = on for CUDA."""
-    if model_ref in CLASSICAL_MODELS:
-        from app.inference.classical import ClassicalBackend
-
-        return ClassicalBackend(model_ref)
+def preflight(model_ref: str, allow_pickle: bool = True) -> ModelInfo:
+    """Resolve a diffusion model reference and refuse what cannot load (missing files, SDXL/SD 2,
+    a pickle file without ``allow_pickle``), all without torch, so refusing is instant."""
     info = resolve_model(model_ref)
     is_pickle = info.path is not None and info.path.is_file() and info.path.suffix.lower() in PICKLE_SUFFIXES
     if is_pickle and not allow_pickle:
@@ -111,17 +105,25 @@ def load_backend(model_ref: str, device: str | None = None, *, low_memory: bool 
         raise UnsupportedModelError(f"{info.ref}: {info.note}")
     if info.note and not is_pickle:
         raise ModelLoadError(f"{info.ref}: {info.note}")
-    # torch and diffusers only now: refusing a model must be instant and run nothing.
-    from app.inference.diffusers.device import choose_device
-    from app.inference.diffusers.backend import DiffusionBackend
+    return info
 
-    choice = choose_device(device)
+
+def load_diffusion_backend(model_ref: str, options: LoadOptions):
+    """A `DiffusionBackend` with ``model_ref`` loaded as ``options`` say, offline only."""
+    info = preflight(model_ref, options.allow_pickle)
+    # torch and diffusers only now: refusing a model must be instant and run nothing.
+    try:
+        from app.inference.diffusers.device import choose_device
+        from app.inference.diffusers.backend import DiffusionBackend
+    except ImportError as exc:
+        raise MissingDependencyError(str(exc)) from None
+
+    choice = choose_device(options.device, options.dtype)
     t0 = time.perf_counter()
-    pipe = load_pipeline(info, choice, allow_pickle=allow_pickle)
+    pipe = load_pipeline(info, choice, allow_pickle=options.allow_pickle)
     if info.inpainting is None:  # a pickle file: known only now
         info = ModelInfo(info.name, info.ref, info.kind, info.path, pipe.unet.config.in_channels == 9, SD1)
     load_s = time.perf_counter() - t0
     log.info("loaded %s on %s in %.2f s", info.ref, choice.description, load_s)
-    return DiffusionBackend(pipe, info=info, device=choice, load_seconds=load_s, low_memory=low_memory,
-                            fast=fast, safety_checker=safety_checker)
-
+    return DiffusionBackend(pipe, info=info, device=choice, load_seconds=load_s, low_memory=options.low_memory,
+                            fast=options.fast, safety_checker=options.safety_checker)

@@ -1,0 +1,82 @@
+"""The backend registry: what each kind of backend can do, and how to load one.
+
+Qt-free and torch-free at import: `capabilities` answers from the classical table or from the
+model catalog (JSON configs and safetensors headers), so a front end and the generation service
+can check a request before any weights load. `load_backend` imports torch only for a diffusion
+model, inside the diffusers loader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.core.params import CLASSICAL_METHODS
+from app.core.schedulers import SCHEDULER_NAMES
+
+CLASSICAL = "classical"
+DIFFUSION = "diffusion"
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a backend; part of the service's cache key, so equal options reuse weights."""
+
+    device: str | None = None  # None or "auto" = the best available; "cpu", "cuda", "cuda:N", "mps"
+    dtype: str | None = None  # None = the device's default (fp16 on GPUs, fp32 on CPU); "fp16", "fp32", "bf16"
+    allow_pickle: bool = False  # pickle checkpoints run arbitrary code when loaded: only on request
+    low_memory: bool = False  # attention slicing, VAE slicing/tiling, model CPU offload
+    safety_checker: bool = False  # off for local use (DESIGN.md); a preference turns it on
+    fast: bool | None = None  # CUDA fast path (channels_last, fused QKV, TF32); None = on for CUDA
+
+    def normalised(self) -> LoadOptions:
+        """"auto" and None name the same device; one spelling keeps the cache key stable."""
+        device = None if self.device in (None, "", "auto") else self.device
+        return LoadOptions(device, self.dtype or None, self.allow_pickle, self.low_memory, self.safety_checker, self.fast)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; the service refuses or strips what a request asks beyond it."""
+
+    kind: str  # CLASSICAL or DIFFUSION
+    img2img: bool
+    max_batch: int  # 1 = one candidate per run (a deterministic method gives one answer)
+    seeds: bool  # the seed changes the pixels
+    schedulers: tuple[str, ...]  # canonical names accepted; () = no sampler, steps, CFG or strength
+    prompts: bool  # the prompt guides the result
+    native_resolution: bool  # works at the image's own size (no model width/height)
+    input_channels: int | None = None  # UNet input channels: 9 inpainting, 4 base; None = unknown or n/a
+
+
+CLASSICAL_CAPABILITIES = Capabilities(CLASSICAL, img2img=False, max_batch=1, seeds=False, schedulers=(),
+                                      prompts=False, native_resolution=True)
+
+
+def is_classical(model_ref: str) -> bool:
+    return model_ref in CLASSICAL_METHODS
+
+
+def capabilities(model_ref: str, options: LoadOptions | None = None) -> Capabilities:
+    """What ``model_ref`` can do, without loading weights. Raises a `ModelLoadError` subclass when
+    the model cannot be found or is of an unsupported family, and, given ``options``, when they
+    forbid loading it (a pickle file without ``allow_pickle``)."""
+    if is_classical(model_ref):
+        return CLASSICAL_CAPABILITIES
+    from app.inference.diffusers.loader import preflight
+
+    info = preflight(model_ref, allow_pickle=True if options is None else options.allow_pickle)
+    channels = None if info.inpainting is None else (9 if info.inpainting else 4)
+    return Capabilities(DIFFUSION, img2img=True, max_batch=8, seeds=True, schedulers=SCHEDULER_NAMES,
+                        prompts=True, native_resolution=False, input_channels=channels)
+
+
+def load_backend(model_ref: str, options: LoadOptions = LoadOptions()):
+    """A ready backend (`app.inference.engine.Backend`) for ``model_ref``: the classical one, or a
+    diffusion model through the offline loader (torch imported only then)."""
+    if is_classical(model_ref):
+        from app.inference.classical import ClassicalBackend
+
+        return ClassicalBackend(model_ref)
+    from app.inference.diffusers.loader import load_diffusion_backend
+
+    return load_diffusion_backend(model_ref, options.normalised())

@@ -1,0 +1,172 @@
+"""`GenerationService`: from a request to a `GenerationRecord`, the same way for every front end.
+
+It checks a request against the chosen backend's `Capabilities` before anything loads (refusing
+what the backend cannot do, resetting what it ignores, so a classical record carries no seed,
+steps, sampler or batch), loads and caches one backend per (model, options), runs the engine
+with progress and cancel, and turns the result into a record. Runs are serialised by a lock, so
+the window's worker thread, the CLI and the HTTP server can share one service.
+
+Importing this module loads no torch and no Qt: torch comes with the first diffusion model load.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.core import compositing, maskops
+from app.core.errors import EmptyMaskError
+from app.core.geometry import Bounds
+from app.core.imageio import MAX_PIXELS
+from app.core.params import GenerationParams, ParamError
+from app.core.records import GenerationRecord
+from app.core.schedulers import canonical_name
+from app.inference import registry
+from app.inference.engine import Backend, CancelFn, Engine, Job, Progress, ProgressFn
+from app.inference.errors import GpuOutOfMemory, MissingDependencyError
+from app.inference.registry import Capabilities, LoadOptions
+from app.service.records import record_from_result
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Loader = Callable[[str, LoadOptions], Backend]
+
+_DEFAULTS = GenerationParams()
+
+
+@dataclass(frozen=True, eq=False)
+class GenerationRequest:
+    """One generation: parameters, the document's pixels (uint8/uint16, gray/RGB/RGBA), the mask
+    (H×W, 255 = repaint; None only for img2img of the whole image), an optional context box the
+    model sees, and how to load the model."""
+
+    params: GenerationParams
+    image: np.ndarray
+    mask: np.ndarray | None = None
+    context: Bounds | None = None
+    options: LoadOptions = LoadOptions()
+
+
+class GenerationService:
+    """The one path from Generate to pixels. ``loader(model_ref, options)`` makes a backend
+    (default: `app.inference.registry.load_backend`; tests pass fakes)."""
+
+    def __init__(self, loader: Loader | None = None):
+        self._loader = loader or registry.load_backend
+        self._lock = threading.RLock()
+        self._backend: Backend | None = None
+        self._key: tuple[str, LoadOptions] | None = None
+
+    # -- before running -----------------------------------------------------------------------
+    def capabilities(self, model_ref: str) -> Capabilities:
+        """What ``model_ref`` can do, from the registry, without loading weights."""
+        return registry.capabilities(model_ref)
+
+    def check(self, request: GenerationRequest) -> GenerationParams:
+        """The request's params validated against the backend's capabilities and normalised
+        (canonical scheduler name; fields the backend ignores reset), or a typed `UserError`:
+        `ParamError` (with .field/.value/.allowed), `EmptyMaskError`, `MaskError`, a
+        `ModelLoadError` subclass. Loads no weights."""
+        params = request.params.validate()
+        caps = registry.capabilities(params.model, request.options)
+        params = _fit_to(params, caps)
+        _check_pixels(request)
+        return params
+
+    def is_loaded(self, model_ref: str, options: LoadOptions = LoadOptions()) -> bool:
+        """True when the next run on ``model_ref`` with ``options`` reuses the cached backend."""
+        return self._key == (model_ref, options.normalised())
+
+    def preload(self, model_ref: str, options: LoadOptions = LoadOptions()) -> None:
+        """Load (and cache) the backend for ``model_ref`` ahead of the first run."""
+        with self._lock:
+            self._backend_for(model_ref, options)
+
+    def release(self) -> None:
+        """Forget the cached backend so its memory can be freed; the next run loads again."""
+        with self._lock:
+            self._backend, self._key = None, None
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self, request: GenerationRequest, progress: ProgressFn | None = None,
+            cancelled: CancelFn | None = None) -> GenerationRecord:
+        """Check, load (or reuse) the backend, run, and return the record. Raises `Cancelled`
+        when ``cancelled()`` turns true, a `UserError` for anything the user should read, and
+        lets programming errors through unchanged."""
+        params = self.check(request)
+        with self._lock:
+            backend = self._backend_for(params.model, request.options)
+            job = Job(params, request.image, request.mask, request.context)
+            try:
+                result = Engine(backend).run(job, progress, cancelled)
+            except MemoryError as exc:
+                self.release()
+                raise GpuOutOfMemory("cpu", request.options.low_memory, str(exc)) from exc
+            except GpuOutOfMemory:
+                self.release()  # free what can be freed before a retry
+                raise
+        return record_from_result(result)
+
+    def _backend_for(self, model_ref: str, options: LoadOptions) -> Backend:
+        key = (model_ref, options.normalised())
+        if self._key != key:
+            self._backend, self._key = None, None  # drop the old weights before loading new ones
+            try:
+                self._backend = self._loader(model_ref, key[1])
+            except ImportError as exc:
+                raise MissingDependencyError(str(exc)) from None
+            except MemoryError as exc:
+                raise GpuOutOfMemory(key[1].device or "auto", key[1].low_memory, str(exc)) from exc
+            self._key = key
+        assert self._backend is not None
+        return self._backend
+
+
+def _fit_to(params: GenerationParams, caps: Capabilities) -> GenerationParams:
+    """Refuse what the backend cannot do; reset what it ignores, so records hold only what
+    decided the pixels (a classical record has seed 0, batch 1 and default sampler fields)."""
+    changes: dict[str, object] = {}
+    if params.mode == "img2img" and not caps.img2img:
+        raise ParamError("mode", params.mode, f"{params.model} only inpaints; img2img needs a diffusion model")
+    if caps.schedulers:
+        scheduler = canonical_name(params.scheduler)
+        if scheduler not in caps.schedulers:
+            raise ParamError("scheduler", params.scheduler, "one of " + ", ".join(caps.schedulers))
+        changes["scheduler"] = scheduler
+    else:
+        changes.update(scheduler=_DEFAULTS.scheduler, steps=_DEFAULTS.steps, guidance=_DEFAULTS.guidance,
+                       strength=1.0)
+    if not caps.seeds:
+        changes.update(seed=0, batch_size=1)  # every seed gives the same pixels: one candidate
+    elif params.batch_size > caps.max_batch:
+        raise ParamError("batch_size", params.batch_size, f"at most {caps.max_batch} with {params.model}")
+    if not caps.prompts:
+        changes.update(prompt="", negative_prompt="")
+    if caps.native_resolution:
+        changes.update(width=None, height=None)
+    return params.replace(**changes)
+
+
+def _check_pixels(request: GenerationRequest) -> None:
+    """Image layout, the one pixel limit, and a mask that has something to repaint."""
+    image = request.image
+    try:
+        compositing.check_pixels(image)
+    except ValueError as exc:
+        raise ParamError("image", getattr(image, "shape", None), str(exc)) from None
+    height, width = image.shape[:2]
+    if height * width > MAX_PIXELS:
+        raise ParamError("image", f"{width}×{height}", f"at most {MAX_PIXELS:,} pixels")
+    if request.mask is None:
+        if request.params.mode == "inpaint":
+            raise EmptyMaskError()
+        return
+    mask = maskops.validate_mask(request.mask, (height, width))
+    if request.params.mode == "inpaint" and not mask.any():
+        raise EmptyMaskError()
+
+
+__all__ = ["GenerationRequest", "GenerationService", "Loader", "Progress"]
