@@ -42,7 +42,7 @@ from typing import Any, NoReturn
 from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL, GenerationParams, ParamError, default_strength
 
 PROG = "inpaint-studio"
-COMMANDS = ("inpaint", "img2img", "models")
+COMMANDS = ("inpaint", "img2img", "models", "serve")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -125,6 +125,7 @@ def _top_level(args: list[str]) -> int:
         "  inpaint   inpaint the masked part of an image (headless)\n"
         "  img2img   re-generate an image, or its masked part, from a prompt (headless)\n"
         "  models    list the models found and where they were looked for\n"
+        "  serve     serve the hosted inpainting APIs over HTTP (docs/API.md)\n"
         f"run '{PROG} COMMAND --help' for the options of a command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -209,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.set_defaults(func=run_models)
+
+    from app.cli import serve
+
+    serve.add_parser(sub)
     return parser
 
 
