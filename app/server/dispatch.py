@@ -19,6 +19,7 @@ from app.core.errors import EmptyMaskError, UserError
 from app.core.imageio import ImageLoadError, LoadedImage, load_mask
 from app.core.params import GenerationParams, ParamError
 from app.core.records import GenerationRecord
+from app.core.schedulers import canonical_name
 from app.inference.engine import Cancelled
 from app.inference.registry import LoadOptions
 from app.server.errors import ApiError, bad_field
@@ -38,9 +39,12 @@ class Names(dict):
 
 
 def make_params(names: Names, **fields: Any) -> GenerationParams:
-    """Validated params from the fields given (None = the dataclass default)."""
+    """Validated params from the fields given (None = the dataclass default); the scheduler by
+    the scheduler table's names, so an unknown one is refused whatever the model."""
     given = {k: v for k, v in fields.items() if v is not None}
     try:
+        if "scheduler" in given:  # checked by name even where the backend ignores it (classical)
+            given["scheduler"] = canonical_name(given["scheduler"])
         return GenerationParams(**given).validate()
     except ParamError as exc:
         raise bad_field(names.of(exc.field), exc.value, exc.allowed) from None
