@@ -2,7 +2,8 @@
 → ``{"imageUrl": ..., "job_set_id": ...}``, and ``POST /getGenerationResults {job_set_id}`` →
 ``{status, results: [{imageUrl, job_id}], job_set_id}``. Errors are ``{"error": "..."}`` as in
 that document's table (plus ``field``/``value``/``allowed``). ``imageUrl``/``maskUrl`` may also
-be data URIs or base64; without ``imageUrl`` the whole canvas of width × height is painted."""
+be data URIs or base64; without ``imageUrl`` the whole canvas of width × height is painted.
+Our extra fields (not in that document): ``scheduler``, ``strength``, ``model``, ``safety_checker``."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ async def get_image(request: Request) -> dict[str, Any]:
     params = dispatch.make_params(
         NAMES, prompt=optional_str(body, "prompt"), negative_prompt=optional_str(body, "negative_prompt"),
         model=served.ref, steps=optional_int(body, "num_steps"), guidance=optional_float(body, "guidance"),
-        seed=optional_int(body, "seed"), width=optional_int(body, "width"), height=optional_int(body, "height"))
+        seed=optional_int(body, "seed"), width=optional_int(body, "width"), height=optional_int(body, "height"),
+        scheduler=optional_str(body, "scheduler"), strength=optional_float(body, "strength"))
     required(body, "prompt")
     policy = request.app.state.fetch_policy
     if body.get("imageUrl") in (None, ""):
