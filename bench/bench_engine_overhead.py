@@ -35,7 +35,7 @@ def main() -> None:
     from PIL import Image
 
     from app.inference.engine import Engine, Job
-    from app.inference.diffusers.loader import load_backend
+    from app.inference.registry import LoadOptions, load_backend
     from app.inference.diffusers.backend import make_scheduler
     from app.core.params import GenerationParams
 
@@ -46,7 +46,7 @@ def main() -> None:
 
         tmp = tempfile.TemporaryDirectory()
         model = str(build_tiny_sd(Path(tmp.name) / "tiny", inpainting=True))
-    backend = load_backend(model, args.device)
+    backend = load_backend(model, LoadOptions(device=args.device))
     engine = Engine(backend)
     pipe = backend.pipeline_for("inpaint")  # the same loaded weights for the direct call
 

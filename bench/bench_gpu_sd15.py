@@ -70,7 +70,7 @@ def main() -> None:
 
     from app.inference.diffusers.backend import DiffusionBackend
     from app.inference.engine import BackendRequest
-    from app.inference.diffusers.loader import load_backend
+    from app.inference.registry import LoadOptions, load_backend
     from app.inference.diffusers.catalog import resolve_model
     from app.inference.diffusers.backend import make_scheduler
     from app.core.params import GenerationParams
@@ -151,7 +151,7 @@ def main() -> None:
     # -- ours: the app's loader + DiffusionBackend fast path ----------------------------------
     sync()
     t0 = time.perf_counter()
-    ours = load_backend(str(folder), device, fast=True)
+    ours = load_backend(str(folder), LoadOptions(device=device, fast=True))
     sync()
     ours_load = time.perf_counter() - t0
     compile_cost = None
@@ -203,7 +203,7 @@ def main() -> None:
     ours = None
     if cuda:
         torch.cuda.empty_cache()
-    ours_low = load_backend(str(folder), device, low_memory=True, fast=False)
+    ours_low = load_backend(str(folder), LoadOptions(device=device, low_memory=True, fast=False))
     peak_reset()
     params = GenerationParams(prompt=prompt, steps=steps, seed=1, scheduler="Euler")
     t0 = time.perf_counter()

@@ -28,7 +28,8 @@ from app.inference.errors import GpuOutOfMemory, ModelLoadError, PickleRefusedEr
 from app.core.maskops import MaskError
 from app.core.params import GenerationParams, ParamError
 from app.storage.project import ProjectError, load_project, save_project
-from app.editor.worker import GenerationWorker, WorkRequest
+from app.editor.worker import GenerationWorker
+from app.service import GenerationRequest
 from worker_recorder import Recorder
 
 
@@ -289,29 +290,29 @@ class _Evil:
 
 
 def test_model_problems_are_refused_with_clear_messages(tmp_path):
-    from app.inference.diffusers.loader import load_backend
+    from app.inference.registry import LoadOptions, load_backend
 
     # wrong family: SDXL (folder and checkpoint header)
     sdxl = tmp_path / "sdxl"
     _write_json(sdxl / "model_index.json", {"_class_name": "StableDiffusionXLPipeline", "text_encoder_2": ["x", "y"]})
     with pytest.raises(UnsupportedModelError, match="XL is not supported"):
-        load_backend(str(sdxl), "cpu")
+        load_backend(str(sdxl), LoadOptions(device="cpu"))
     header = json.dumps({"conditioner.embedders.0.transformer.x": {"dtype": "F16", "shape": [1], "data_offsets": [0, 2]}}).encode()
     xl_file = tmp_path / "xl.safetensors"
     xl_file.write_bytes(struct.pack("<Q", len(header)) + header + b"\x00\x00")
     with pytest.raises(UnsupportedModelError, match="XL"):
-        load_backend(str(xl_file), "cpu")
+        load_backend(str(xl_file), LoadOptions(device="cpu"))
     # pickle checkpoint: refused, and nothing in it runs
     marker = tmp_path / "pwned"
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(pickle.dumps({"state_dict": _Evil(str(marker))}))
     with pytest.raises(PickleRefusedError, match="pickle"):
-        load_backend(str(ckpt), "cpu")
+        load_backend(str(ckpt), LoadOptions(device="cpu"))
     assert not marker.exists()
     # a model folder with missing files
     folder = _sd15_folder(tmp_path)
     with pytest.raises(ModelLoadError, match=r"missing folder (vae|text_encoder|tokenizer)/"):
-        load_backend(str(folder), "cpu")
+        load_backend(str(folder), LoadOptions(device="cpu"))
     # a folder whose weights are only pickles: refused without opening them
     for part in ("vae", "text_encoder", "tokenizer"):
         (folder / part).mkdir()
@@ -320,10 +321,10 @@ def test_model_problems_are_refused_with_clear_messages(tmp_path):
     (folder / "tokenizer" / "tokenizer.json").write_text("{}")
     (folder / "unet" / "diffusion_pytorch_model.bin").write_bytes(pickle.dumps(_Evil(str(marker))))
     with pytest.raises(PickleRefusedError, match="pickle"):
-        load_backend(str(folder), "cpu")
+        load_backend(str(folder), LoadOptions(device="cpu"))
     assert not marker.exists()
     with pytest.raises(ModelLoadError, match="model not found"):
-        load_backend(str(tmp_path / "no-such-model"), "cpu")
+        load_backend(str(tmp_path / "no-such-model"), LoadOptions(device="cpu"))
 
 
 # -- GPU out of memory and cancel, through the real worker ------------------------------------------------
@@ -366,21 +367,21 @@ def test_gpu_oom_mid_run_is_reported_and_the_document_is_untouched(qtbot):
     doc = _doc_with_mask()
     before, mask_before, undo_before = doc.pixels.copy(), doc.mask.copy(), doc.undo_stack.count()
     backends = {"fake": _OomBackend()}
-    worker = GenerationWorker(backend_factory=lambda model, *a: backends[model] if model in backends else ClassicalBackend(model))
+    worker = GenerationWorker(lambda model, options: backends[model] if model in backends else ClassicalBackend(model))
     worker.start()
     try:
-        job = Job(GenerationParams(seed=3), doc.pixels.copy(), doc.mask.copy())
+        params = GenerationParams(seed=3)
         rec = Recorder(worker)
-        assert worker.submit(WorkRequest(job, "fake"))
+        assert worker.submit(GenerationRequest(params.replace(model="fake"), doc.pixels.copy(), doc.mask.copy()))
         qtbot.waitUntil(lambda: bool(rec.oom) and bool(rec.failed), timeout=10000)
         title, message = rec.failed[0]
         assert title == "Out of memory" and "Nothing in your image was changed" in message and "low-memory" in message
         assert np.array_equal(doc.pixels, before) and np.array_equal(doc.mask, mask_before)
         assert doc.undo_stack.count() == undo_before and not worker.busy
         # the worker stays usable: the next run (classical) succeeds
-        assert worker.submit(WorkRequest(job, "builtin:telea"))
+        assert worker.submit(GenerationRequest(params, doc.pixels.copy(), doc.mask.copy()))
         qtbot.waitUntil(lambda: bool(rec.finished), timeout=10000)
-        assert rec.finished[0].candidates[0].image.shape == before.shape
+        assert rec.finished[0].candidates[0].shape == before.shape
     finally:
         worker.shutdown()
 
@@ -388,17 +389,17 @@ def test_gpu_oom_mid_run_is_reported_and_the_document_is_untouched(qtbot):
 def test_cancelled_run_changes_nothing_and_worker_stays_usable(qtbot):
     doc = _doc_with_mask()
     before, undo_before = doc.pixels.copy(), doc.undo_stack.count()
-    worker = GenerationWorker(backend_factory=lambda model, *a: _SlowBackend() if model == "slow" else ClassicalBackend(model))
+    worker = GenerationWorker(lambda model, options: _SlowBackend() if model == "slow" else ClassicalBackend(model))
     worker.start()
     try:
-        job = Job(GenerationParams(seed=3), doc.pixels.copy(), doc.mask.copy())
+        params = GenerationParams(seed=3)
         rec = Recorder(worker)
-        assert worker.submit(WorkRequest(job, "slow"))
+        assert worker.submit(GenerationRequest(params.replace(model="slow"), doc.pixels.copy(), doc.mask.copy()))
         qtbot.waitUntil(lambda: bool(rec.progress), timeout=10000)
         worker.cancel()
         qtbot.waitUntil(lambda: bool(rec.cancelled), timeout=10000)
         assert np.array_equal(doc.pixels, before) and doc.undo_stack.count() == undo_before and not worker.busy
-        assert worker.submit(WorkRequest(job, "builtin:telea"))
+        assert worker.submit(GenerationRequest(params, doc.pixels.copy(), doc.mask.copy()))
         qtbot.waitUntil(lambda: bool(rec.finished), timeout=10000)
         assert not rec.failed
     finally:

@@ -21,7 +21,7 @@ from skimage import data
 
 from app.core import maskops
 from app.cli.main import main
-from app.core.metadata import A1111_KEY, JSON_KEY, read_params
+from app.core.metadata import A1111_KEY, JSON_KEY, parse_a1111_fields, read_params
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,12 +68,13 @@ def test_classical_inpaint_subprocess_writes_png_with_metadata_and_never_imports
     out = tmp_path / "restored.png"
     proc = run_cli(["inpaint", "--image", str(image_path), "--mask", str(mask_path), "-o", str(out), "--seed", "42"])
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == f"wrote {out} (seed 42)"
+    assert proc.stdout.strip() == f"wrote {out}"  # a classical method has no seed to report
     assert "LOADED torch=False qt=False" in proc.stderr
 
     result = Image.open(out)
     assert A1111_KEY in result.info and JSON_KEY in result.info
-    assert "Seed: 42" in result.info[A1111_KEY] and "builtin:telea" in result.info[A1111_KEY]
+    assert "Seed:" not in result.info[A1111_KEY] and "Steps:" not in result.info[A1111_KEY]
+    assert "Sampler:" not in result.info[A1111_KEY] and "builtin:telea" in result.info[A1111_KEY]
     assert json.loads(result.info[JSON_KEY])["model"] == "builtin:telea"
     pixels = np.asarray(result)
     keep = outside(mask)
@@ -82,33 +83,50 @@ def test_classical_inpaint_subprocess_writes_png_with_metadata_and_never_imports
     # the scratch is repainted from its surroundings, not left as it was (a grey line would be "unchanged")
     assert np.any(pixels[scratch] != image[scratch])
     recalled = read_params(out)
-    assert (recalled.seed, recalled.mode, recalled.batch_size) == (42, "inpaint", 1)
+    assert (recalled.seed, recalled.mode, recalled.batch_size) == (0, "inpaint", 1)  # the service's "no seed"
 
 
-def test_samples_get_suffixes_and_consecutive_seeds(photo_files, tmp_path, capsys):
-    image_path, mask_path, image, mask = photo_files
+def test_samples_get_suffixes_and_consecutive_seeds(tiny_inpaint_model, tmp_path, capsys):
+    image_path, mask_path, image, mask = small_photo(tmp_path)
     rc = main(["inpaint", "-i", str(image_path), "-m", str(mask_path), "-o", str(tmp_path / "out.png"),
-               "--samples", "3", "--seed", "4294967294", "--model", "builtin:ns", "--mask-blur", "0"])
-    assert rc == 0
+               "--samples", "3", "--seed", "4294967294", "--model", str(tiny_inpaint_model), "--prompt", "a cup",
+               "--steps", "1", "--width", "256", "--height", "256", "--mask-blur", "0", "--device", "cpu"])
+    assert rc == 0, capsys.readouterr().err
     lines = capsys.readouterr().out.strip().splitlines()
     seeds = [4294967294, 4294967295, 0]  # s, s+1, … wrapping at 2**32
     assert lines == [f"wrote {tmp_path / f'out-{i}.png'} (seed {s})" for i, s in enumerate(seeds)]
-    assert files_in(tmp_path) == {"out-0.png", "out-1.png", "out-2.png"}
+    assert {"out-0.png", "out-1.png", "out-2.png"} <= files_in(tmp_path)
     for i, s in enumerate(seeds):
         params = read_params(tmp_path / f"out-{i}.png")
-        assert (params.seed, params.model, params.mask_blur) == (s, "builtin:ns", 0)
+        assert (params.seed, params.batch_size, params.model, params.mask_blur) == (s, 1, str(tiny_inpaint_model), 0)
         assert np.array_equal(np.asarray(Image.open(tmp_path / f"out-{i}.png"))[mask == 0], image[mask == 0])
 
 
-def test_a_batch_is_written_whole_or_not_at_all(photo_files, tmp_path, capsys):
+def test_classical_samples_make_one_image_without_a_seed(photo_files, tmp_path, capsys):
+    """A classical method gives the same pixels for every seed: one file, no seed, batch 1."""
     image_path, mask_path, _, _ = photo_files
+    rc = main(["inpaint", "-i", str(image_path), "-m", str(mask_path), "-o", str(tmp_path / "out.png"),
+               "--samples", "3", "--seed", "7", "--steps", "40", "--model", "builtin:ns"])
+    assert rc == 0
+    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'out.png'}"
+    assert files_in(tmp_path) == {"out.png"}
+    text = Image.open(tmp_path / "out.png").info[A1111_KEY]
+    assert not {"Seed", "Steps", "Sampler", "CFG scale"} & set(parse_a1111_fields(text))
+    assert read_params(tmp_path / "out.png").batch_size == 1
+
+
+def test_a_batch_is_written_whole_or_not_at_all(tiny_inpaint_model, tmp_path, capsys):
+    image_path, mask_path, _, _ = small_photo(tmp_path)
     (tmp_path / "out-1.png").mkdir()  # the second file cannot be written
-    rc = main(["inpaint", "-i", str(image_path), "-m", str(mask_path), "-o", str(tmp_path / "out.png"), "--samples", "3"])
+    before = files_in(tmp_path)
+    rc = main(["inpaint", "-i", str(image_path), "-m", str(mask_path), "-o", str(tmp_path / "out.png"), "--samples", "3",
+               "--model", str(tiny_inpaint_model), "--prompt", "a cup", "--steps", "1", "--width", "256", "--height", "256",
+               "--device", "cpu"])
     captured = capsys.readouterr()
     assert rc == 1 and captured.out == ""
     lines = captured.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"inpaint-studio: error: cannot write {tmp_path / 'out-1.png'}")
-    assert files_in(tmp_path) == {"out-1.png"}  # out-0.png removed again, no temp files left
+    assert files_in(tmp_path) == before  # out-0.png removed again, no temp files left
 
 
 def test_progress_lines_on_stderr_when_asked(photo_files, tmp_path, capsys):
@@ -136,7 +154,7 @@ BAD_CASES = {
     "output folder missing": (["-o", "{dir}/no/such/out.png"], "does not exist"),
     "model not found": (["--model", "{dir}/no-model", "--prompt", "a cat"], "model not found"),
     "not a model file": (["--model", "{dir}/text.png", "--prompt", "a cat"], "not a model file"),
-    "diffusion without prompt": (["--model", "{dir}/no-model"], "--prompt is required with a diffusion model"),
+    "diffusion without prompt": (["--model", "{dir}/sd15"], "--prompt is required with a diffusion model"),
     "unknown option": (["--colour", "red"], "unrecognized arguments: --colour red"),
 }
 
@@ -147,6 +165,10 @@ def bad_inputs(photo_files, tmp_path) -> Path:
     (tmp_path / "text.png").write_text("this is not a PNG")
     Image.fromarray(np.full((64, 64), 255, np.uint8)).save(tmp_path / "small_mask.png")
     Image.fromarray(np.zeros((512, 512), np.uint8)).save(tmp_path / "empty_mask.png")
+    # an SD 1.5 folder as far as its configs tell (its weights are never reached)
+    (tmp_path / "sd15" / "unet").mkdir(parents=True)
+    (tmp_path / "sd15" / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionInpaintPipeline"}))
+    (tmp_path / "sd15" / "unet" / "config.json").write_text(json.dumps({"in_channels": 9, "cross_attention_dim": 768}))
     return tmp_path
 
 

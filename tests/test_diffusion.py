@@ -8,7 +8,7 @@ from PIL import Image
 
 from app.inference.engine import BackendRequest, Cancelled, Engine, Job
 from app.inference.errors import GpuOutOfMemory, ModelLoadError
-from app.inference.diffusers.loader import load_backend
+from app.inference.registry import LoadOptions, load_backend
 from app.inference.diffusers.backend import make_scheduler
 from app.core.params import GenerationParams
 from tinymodels import VAE_SCALE
@@ -18,12 +18,12 @@ SIZE = 64  # model input; the tiny VAE downsamples ×8 (VAE_SCALE), so latents a
 
 @pytest.fixture(scope="module")
 def inpaint(tiny_inpaint_model):
-    return load_backend(str(tiny_inpaint_model), "cpu")
+    return load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu"))
 
 
 @pytest.fixture(scope="module")
 def base(tiny_base_model):
-    return load_backend(str(tiny_base_model), "cpu")
+    return load_backend(str(tiny_base_model), LoadOptions(device="cpu"))
 
 
 def make_request(seeds=(11,), size=SIZE, **kw):
@@ -153,7 +153,7 @@ def test_latent_noise_masked_content(base):
 def test_fp16_style_nan_decode_is_retried_in_fp32(tiny_inpaint_model):
     """A reduced-precision VAE that decodes NaN is retried in fp32, gives the fp32 pixels, stays
     in its own dtype for encoding, and later decodes go straight to fp32."""
-    backend = load_backend(str(tiny_inpaint_model), "cpu")
+    backend = load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu"))
     pipe = backend.pipeline_for("inpaint")
     latents = torch.randn(1, 4, SIZE // VAE_SCALE, SIZE // VAE_SCALE, generator=torch.Generator().manual_seed(0))
     vae = pipe.vae
@@ -184,7 +184,7 @@ def test_fp16_style_nan_decode_is_retried_in_fp32(tiny_inpaint_model):
 
 
 def test_out_of_memory_becomes_a_clear_error_and_backend_recovers(tiny_inpaint_model):
-    backend = load_backend(str(tiny_inpaint_model), "cpu")
+    backend = load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu"))
     unet = backend.components["unet"]
     real_forward = unet.forward
 
@@ -201,9 +201,9 @@ def test_out_of_memory_becomes_a_clear_error_and_backend_recovers(tiny_inpaint_m
 def test_low_memory_and_fast_path_keep_the_image(tiny_inpaint_model, inpaint):
     req = make_request()
     plain = run(inpaint, req)[0].astype(int)
-    low = load_backend(str(tiny_inpaint_model), "cpu", low_memory=True)
+    low = load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu", low_memory=True))
     assert low.low_memory and low.components["vae"].use_tiling
-    fast = load_backend(str(tiny_inpaint_model), "cpu", fast=True)
+    fast = load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu", fast=True))
     assert fast.components["unet"].conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     for other in (low, fast):
         assert np.abs(run(other, req)[0].astype(int) - plain).max() <= 2  # same image up to float rounding
@@ -211,7 +211,7 @@ def test_low_memory_and_fast_path_keep_the_image(tiny_inpaint_model, inpaint):
 
 def test_safety_checker_without_weights_is_a_clear_error(tiny_base_model):
     with pytest.raises(ModelLoadError, match="safety checker"):
-        load_backend(str(tiny_base_model), "cpu", safety_checker=True)
+        load_backend(str(tiny_base_model), LoadOptions(device="cpu", safety_checker=True))
 
 
 def test_model_input_must_be_multiple_of_8(inpaint):
@@ -245,7 +245,7 @@ def test_engine_end_to_end_keeps_outside_pixels(inpaint, tiny_inpaint_model):
 
 
 def test_batched_mode_is_reproducible_per_seed_list(tiny_inpaint_model):
-    backend = load_backend(str(tiny_inpaint_model), "cpu")
+    backend = load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu"))
     backend.exact_batches = False
     calls = []
     first = run(backend, make_request(seeds=(8, 9), scheduler="DDIM"), lambda s, t, p: calls.append((s, t)))

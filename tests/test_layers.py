@@ -22,8 +22,9 @@ import json, sys
 import numpy as np
 import app.inference, app.inference.diffusers.loader, app.inference.diffusers.backend, app.inference.engine
 from app.inference.engine import BackendRequest
+from app.inference.registry import LoadOptions, load_backend
 from app.core.params import GenerationParams
-backend = app.inference.diffusers.loader.load_backend(sys.argv[1], "cpu")
+backend = load_backend(sys.argv[1], LoadOptions(device="cpu"))
 mask = np.zeros((64, 64), np.uint8); mask[16:48, 16:48] = 255
 req = BackendRequest(np.zeros((64, 64, 3), np.uint8), mask, GenerationParams(prompt="x", steps=1, guidance=1.0, seed=1), (1,))
 out = backend.generate(req, lambda *a: None, lambda: False)
@@ -75,7 +76,7 @@ def test_refusing_a_model_imports_no_torch(tmp_path):
     code = """
 import json, sys
 from app.inference.errors import ModelLoadError
-from app.inference.diffusers.loader import load_backend
+from app.inference.registry import load_backend
 errors = []
 for ref in sys.argv[1:]:
     try:

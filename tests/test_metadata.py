@@ -30,7 +30,7 @@ def test_format_is_exactly_a1111s():
 
 
 def test_no_negative_line_when_empty_and_img2img_has_no_mask_fields():
-    text = metadata.format_a1111(GenerationParams(prompt="x", mode="img2img", strength=0.75, seed=1), 640, 480)
+    text = metadata.format_a1111(GenerationParams(prompt="x", mode="img2img", strength=0.75, seed=1, model="sd15.safetensors"), 640, 480)
     assert "Negative prompt" not in text
     assert text.splitlines()[1].endswith("Denoising strength: 0.75")
     assert "Size: 640x480" in text
@@ -40,6 +40,14 @@ def test_values_with_commas_and_colons_are_quoted_like_a1111():
     text = metadata.format_a1111(GenerationParams(model="builtin:ns", seed=3), 64, 64)
     assert 'Model: "builtin:ns"' in text
     assert metadata.parse_a1111(text).model == "builtin:ns"
+
+
+def test_classical_text_carries_no_sampling_fields():
+    """A classical method has no seed, steps, sampler, CFG or strength: its infotext names none."""
+    text = metadata.format_a1111(GenerationParams(model="builtin:telea", seed=3, steps=40), 64, 64)
+    fields = metadata.parse_a1111_fields(text)
+    assert not {"Seed", "Steps", "Sampler", "CFG scale", "Denoising strength"} & set(fields)
+    assert fields["Model"] == "builtin:telea" and fields["Mask blur"] == "4"
 
 
 def test_parse_real_a1111_output_with_quoted_values_and_extra_keys():
@@ -89,7 +97,7 @@ def test_sampler_mapping_covers_a1111_and_invokeai_names():
     assert metadata.map_sampler("dpmpp_2m_k") == "DPM++ 2M Karras"
     assert metadata.map_sampler("LMS", "Karras") == "LMS Karras"
     assert metadata.map_sampler("Restart") is None
-    assert "Sampler: PLMS" in metadata.format_a1111(GenerationParams(scheduler="PNDM"), 8, 8)
+    assert "Sampler: PLMS" in metadata.format_a1111(GenerationParams(scheduler="PNDM", model="sd15.safetensors"), 8, 8)
 
 
 def _png_with(**texts: str) -> Image.Image:
@@ -154,7 +162,7 @@ def test_a1111_round_trip_property(prompt, negative, seed, steps, guidance, stre
     if prompt.startswith("Negative prompt:") or "\nNegative prompt:" in prompt:
         prompt = prompt.replace("Negative prompt:", "neg")
     params = GenerationParams(prompt=prompt, negative_prompt=negative, seed=seed, steps=steps, guidance=guidance,
-                              strength=strength, mask_blur=blur, scheduler="Euler a")
+                              strength=strength, mask_blur=blur, scheduler="Euler a", model="sd15.safetensors")
     back = metadata.parse_a1111(metadata.format_a1111(params, 512, 512))
     assert (back.seed, back.steps, back.guidance, back.strength, back.mask_blur, back.scheduler) == (
         seed, steps, guidance, strength, blur, "Euler a")

@@ -14,7 +14,7 @@ from app.inference.diffusers.device import choose_device
 from app.inference.engine import BackendRequest
 from app.inference.errors import DeviceError, ModelLoadError, PickleRefusedError, UnsupportedModelError
 from app.inference.diffusers.catalog import discover_models, resolve_model
-from app.inference.diffusers.loader import load_backend
+from app.inference.registry import LoadOptions, load_backend
 from app.core.params import GenerationParams
 from tinymodels import make_fake_hf_cache, unet_to_ldm, vae_to_ldm
 
@@ -99,18 +99,18 @@ def test_hf_cache_discovery_and_offline_load(isolated, monkeypatch, tiny_inpaint
     make_fake_hf_cache(isolated / "hf-home" / "hub", "other/tiny", tiny_base_model)
     assert [m.ref for m in discover_models() if m.kind == "hf_cache"] == ["other/tiny"]
 
-    backend = load_backend("other/tiny", "cpu")
+    backend = load_backend("other/tiny", LoadOptions(device="cpu"))
     assert backend.info.kind == "hf_cache" and backend.inpainting is False
     assert _run(backend, _request())[0].shape == (32, 32, 3)
     with pytest.raises(ModelLoadError, match="not in the Hugging Face cache"):
-        load_backend("nobody/missing", "cpu")
+        load_backend("nobody/missing", LoadOptions(device="cpu"))
 
 
 # -- single file ---------------------------------------------------------------------------------
 def test_single_file_loads_offline_through_shipped_configs(tiny_single_file, no_network):
     source = tiny_single_file.parent / "diffusers"
-    single = load_backend(str(tiny_single_file), "cpu")
-    folder = load_backend(str(source), "cpu")
+    single = load_backend(str(tiny_single_file), LoadOptions(device="cpu"))
+    folder = load_backend(str(source), LoadOptions(device="cpu"))
     assert single.info.kind == "single_file" and single.inpainting and single.load_seconds > 0
     for part in ("unet", "vae", "text_encoder"):
         a, b = single.components[part].state_dict(), folder.components[part].state_dict()
@@ -163,8 +163,8 @@ def test_pickle_checkpoint_refused_unless_allowed(tmp_path, tiny_single_file, no
     ckpt = tmp_path / "model.ckpt"
     torch.save({"state_dict": load_file(tiny_single_file)}, ckpt)
     with pytest.raises(PickleRefusedError, match="arbitrary code|any code"):
-        load_backend(str(ckpt), "cpu")
-    allowed = load_backend(str(ckpt), "cpu", allow_pickle=True)
+        load_backend(str(ckpt), LoadOptions(device="cpu"))
+    allowed = load_backend(str(ckpt), LoadOptions(device="cpu", allow_pickle=True))
     assert allowed.inpainting is True
     assert allowed.components["unet"].config.in_channels == 9
 
@@ -175,7 +175,7 @@ def test_folder_with_only_pickle_weights_refused(tmp_path, tiny_base_model):
     torch.save(load_file(weights), folder / "unet" / "diffusion_pytorch_model.bin")
     weights.unlink()
     with pytest.raises(PickleRefusedError, match="pickle"):
-        load_backend(str(folder), "cpu")
+        load_backend(str(folder), LoadOptions(device="cpu"))
 
 
 @pytest.mark.parametrize("missing", ["unet/diffusion_pytorch_model.safetensors", "vae/config.json",
@@ -185,13 +185,13 @@ def test_missing_file_is_named(tmp_path, tiny_inpaint_model, missing):
     target = folder / missing
     shutil.rmtree(target) if target.is_dir() else target.unlink()
     with pytest.raises(ModelLoadError) as info:
-        load_backend(str(folder), "cpu")
+        load_backend(str(folder), LoadOptions(device="cpu"))
     assert missing.split("/")[-1] in str(info.value)
 
 
 def test_nonexistent_model_path(tmp_path):
     with pytest.raises(ModelLoadError, match="model not found"):
-        load_backend(str(tmp_path / "nothing-here"), "cpu")
+        load_backend(str(tmp_path / "nothing-here"), LoadOptions(device="cpu"))
 
 
 def _edit_json(path, **changes):
@@ -205,12 +205,12 @@ def test_wrong_family_folders_refused(tmp_path, tiny_base_model):
     _edit_json(sd2 / "unet" / "config.json", cross_attention_dim=1024)
     _edit_json(sd2 / "scheduler" / "scheduler_config.json", prediction_type="v_prediction")
     with pytest.raises(UnsupportedModelError, match="2.x.*v-prediction"):
-        load_backend(str(sd2), "cpu")
+        load_backend(str(sd2), LoadOptions(device="cpu"))
     sdxl = shutil.copytree(tiny_base_model, tmp_path / "sdxl")
     _edit_json(sdxl / "model_index.json", _class_name="StableDiffusionXLPipeline",
                text_encoder_2=["transformers", "CLIPTextModelWithProjection"])
     with pytest.raises(UnsupportedModelError, match="XL"):
-        load_backend(str(sdxl), "cpu")
+        load_backend(str(sdxl), LoadOptions(device="cpu"))
 
 
 def test_wrong_family_single_files_refused(tmp_path, tiny_single_file):
@@ -219,20 +219,20 @@ def test_wrong_family_single_files_refused(tmp_path, tiny_single_file):
     sdxl["conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight"] = torch.zeros(4, 4)
     save_file(sdxl, tmp_path / "xl.safetensors")
     with pytest.raises(UnsupportedModelError, match="XL"):
-        load_backend(str(tmp_path / "xl.safetensors"), "cpu")
+        load_backend(str(tmp_path / "xl.safetensors"), LoadOptions(device="cpu"))
     sd2 = {k: v for k, v in state.items() if not k.startswith("cond_stage_model.")}
     sd2["cond_stage_model.model.token_embedding.weight"] = torch.zeros(4, 4)
     save_file(sd2, tmp_path / "v2.safetensors")
     with pytest.raises(UnsupportedModelError, match="2.x"):
-        load_backend(str(tmp_path / "v2.safetensors"), "cpu")
+        load_backend(str(tmp_path / "v2.safetensors"), LoadOptions(device="cpu"))
     five = dict(state)
     five["model.diffusion_model.input_blocks.0.0.weight"] = torch.zeros(32, 5, 3, 3)
     save_file(five, tmp_path / "depth.safetensors")
     with pytest.raises(UnsupportedModelError, match="5 input channels"):
-        load_backend(str(tmp_path / "depth.safetensors"), "cpu")
+        load_backend(str(tmp_path / "depth.safetensors"), LoadOptions(device="cpu"))
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 3)
     with pytest.raises(ModelLoadError, match="not a readable"):
-        load_backend(str(tmp_path / "junk.safetensors"), "cpu")
+        load_backend(str(tmp_path / "junk.safetensors"), LoadOptions(device="cpu"))
 
 
 def test_classical_refs_give_the_classical_backend():

@@ -26,9 +26,9 @@ def base_config(tiny_inpaint_model):
 
 @pytest.fixture(scope="module")
 def backend(tiny_inpaint_model):
-    from app.inference.diffusers.loader import load_backend
+    from app.inference.registry import LoadOptions, load_backend
 
-    return load_backend(str(tiny_inpaint_model), "cpu")
+    return load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu"))
 
 
 def test_table_covers_design_names_and_default():

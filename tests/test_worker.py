@@ -8,10 +8,12 @@ import time
 import numpy as np
 import pytest
 
-from app.inference.engine import Cancelled, Job
+from app.inference.engine import Cancelled
 from app.inference.errors import GpuOutOfMemory, ModelLoadError
+from app.inference.registry import LoadOptions
 from app.core.params import GenerationParams, ParamError
-from app.editor.worker import PROGRESS_INTERVAL_S, GenerationWorker, WorkRequest, describe_error
+from app.editor.worker import PROGRESS_INTERVAL_S, GenerationWorker, error_text
+from app.service import GenerationRequest
 from worker_recorder import Recorder
 
 
@@ -51,8 +53,8 @@ def image_and_mask():
 def start(qtbot, backend):
     calls = []
 
-    def factory(model, device, low_memory, allow_pickle):
-        calls.append((model, device, low_memory, allow_pickle))
+    def factory(model, options):
+        calls.append((model, options))
         return backend
 
     worker = GenerationWorker(factory)
@@ -62,8 +64,7 @@ def start(qtbot, backend):
 
 
 def request(image, mask, **params):
-    p = GenerationParams(**params)
-    return WorkRequest(Job(p, image, mask), p.model)
+    return GenerationRequest(GenerationParams(**params), image, mask)
 
 
 def test_runs_on_the_worker_thread_and_caches_the_backend(qtbot, image_and_mask):
@@ -74,9 +75,9 @@ def test_runs_on_the_worker_thread_and_caches_the_backend(qtbot, image_and_mask)
         for seed in (1, 2):
             assert worker.submit(request(image, mask, seed=seed, batch_size=2))
             qtbot.waitUntil(lambda n=seed: len(rec.finished) == n, timeout=5000)
-        result = rec.finished[-1]
-        assert [c.seed for c in result.candidates] == [2, 3]
-        assert np.all(result.candidates[0].image[40, 50] == 128) and np.array_equal(result.candidates[0].image[0], image[0])
+        record = rec.finished[-1]
+        assert record.seeds == [2, 3] and record.params.batch_size == 2
+        assert np.all(record.candidates[0][40, 50] == 128) and np.array_equal(record.candidates[0][0], image[0])
         assert backend.threads and threading.main_thread().ident not in backend.threads  # ran off the GUI thread
         assert len(calls) == 1, "the same model must not be loaded twice"
         assert not worker.busy
@@ -190,35 +191,60 @@ def test_factory_failure_is_reported_and_retried_next_time(qtbot, image_and_mask
         worker.shutdown()
 
 
-def test_describe_error_covers_user_errors():
-    assert describe_error(ParamError("steps", 0, "from 1 to 150"))[0] == "Invalid parameter"
-    assert describe_error(MemoryError())[2] is True
-    from app.inference.errors import DeviceError, PickleRefusedError
+def test_error_text_comes_from_the_typed_errors():
+    assert error_text(ParamError("steps", 0, "from 1 to 150"))[0] == "Invalid parameter"
+    from app.inference.errors import DeviceError, MissingDependencyError, PickleRefusedError
 
-    assert describe_error(DeviceError("cuda is not available"))[0] == "Device not available"
-    assert describe_error(PickleRefusedError("model.ckpt: pickle refused"))[0] == "Cannot load the model"
-    title, message, _ = describe_error(ImportError("No module named 'diffusers'"))
+    assert error_text(DeviceError("cuda is not available")) == ("Device not available", "cuda is not available")
+    assert error_text(PickleRefusedError("model.ckpt: pickle refused"))[0] == "Cannot load the model"
+    title, message = error_text(MissingDependencyError("No module named 'diffusers'"))
     assert "diffusion" in title.lower() and "classical" in message
+    assert error_text(RuntimeError("boom")) == ("Generation failed", "RuntimeError: boom")
+
+
+def test_memory_and_import_errors_become_typed_errors(qtbot, image_and_mask):
+    """A MemoryError while running and an ImportError while loading reach the window typed."""
+    image, mask = image_and_mask
+    worker, rec, _ = start(qtbot, FakeBackend(error=MemoryError("no room")))
+    try:
+        worker.submit(request(image, mask, seed=1))
+        qtbot.waitUntil(lambda: bool(rec.failed), timeout=5000)
+        assert rec.failed[0][0] == "Out of memory" and "no room" in rec.failed[0][1] and rec.oom
+    finally:
+        worker.shutdown()
+
+    def missing(model, options):
+        raise ImportError("No module named 'diffusers'")
+
+    worker = GenerationWorker(missing)
+    rec = Recorder(worker)
+    worker.start()
+    try:
+        worker.submit(request(image, mask, seed=1))
+        qtbot.waitUntil(lambda: bool(rec.failed), timeout=5000)
+        assert rec.failed[0][0] == "Diffusion support is not installed" and "builtin:telea" in rec.failed[0][1]
+    finally:
+        worker.shutdown()
 
 
 def test_options_reach_the_factory_and_change_the_cache_key(qtbot, image_and_mask):
     image, mask = image_and_mask
     calls = []
 
-    def factory(model, device, low_memory, allow_pickle, **options):
-        calls.append((model, device, low_memory, allow_pickle, options))
+    def factory(model, options):
+        calls.append((model, options))
         return FakeBackend()
 
     worker = GenerationWorker(factory)
     rec = Recorder(worker)
     worker.start()
     try:
-        p = GenerationParams(seed=1)
-        for n, req in enumerate([WorkRequest(Job(p, image, mask), "m", "cpu", True, False, True),
-                                 WorkRequest(Job(p, image, mask), "m", "cpu", True, False, True),
-                                 WorkRequest(Job(p, image, mask), "m", "cpu", False, False, False)], 1):
-            worker.submit(req)
+        p = GenerationParams(seed=1, model="m")
+        safe = LoadOptions(device="cpu", low_memory=True, safety_checker=True)
+        plain = LoadOptions(device="cpu")
+        for n, options in enumerate([safe, safe, plain], 1):
+            worker.submit(GenerationRequest(p, image, mask, options=options))
             qtbot.waitUntil(lambda n=n: len(rec.finished) == n, timeout=5000)
-        assert calls == [("m", "cpu", True, False, {"safety_checker": True}), ("m", "cpu", False, False, {})]
+        assert calls == [("m", safe), ("m", plain)]
     finally:
         worker.shutdown()

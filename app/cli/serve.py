@@ -32,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(ns: argparse.Namespace) -> int:
-    from app.cli.main import CliError
+    from app.cli.errors import CliError
     from app.server.auth import TokenFileError, load_tokens
     from app.server.config import ConfigError, ServerConfig
     from app.server.launch import serve

@@ -9,19 +9,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from app.core.params import CLASSICAL_METHODS
 from app.inference.engine import BackendRequest, Cancelled, CancelFn
-
-METHODS = {"builtin:telea": cv2.INPAINT_TELEA, "builtin:ns": cv2.INPAINT_NS}
 
 
 class ClassicalBackend:
     native_resolution = True
 
     def __init__(self, model: str = "builtin:telea", radius: int = 5):
-        if model not in METHODS:
-            raise ValueError(f"unknown classical method {model!r}: use one of {', '.join(METHODS)}")
+        if model not in CLASSICAL_METHODS:
+            raise ValueError(f"unknown classical method {model!r}: use one of {', '.join(CLASSICAL_METHODS)}")
         self.name = model
-        self.method = METHODS[model]
+        self.method = getattr(cv2, CLASSICAL_METHODS[model].cv2_flag)
         self.radius = radius
 
     def generate(self, request: BackendRequest, progress, cancelled: CancelFn) -> list[np.ndarray]:

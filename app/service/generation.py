@@ -22,7 +22,7 @@ from app.core.geometry import Bounds
 from app.core.imageio import MAX_PIXELS
 from app.core.params import GenerationParams, ParamError
 from app.core.records import GenerationRecord
-from app.core.schedulers import canonical_name
+from app.core.schedulers import SCHEDULER_NAMES, canonical_name
 from app.inference import registry
 from app.inference.engine import Backend, CancelFn, Engine, Job, Progress, ProgressFn
 from app.inference.errors import GpuOutOfMemory, MissingDependencyError
@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 Loader = Callable[[str, LoadOptions], Backend]
 
 _DEFAULTS = GenerationParams()
+
+#: What a backend that accepts every field can do (test doubles behind a custom loader).
+UNRESTRICTED = Capabilities(registry.DIFFUSION, img2img=True, max_batch=8, seeds=True, schedulers=SCHEDULER_NAMES,
+                            prompts=True, native_resolution=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,19 +55,27 @@ class GenerationRequest:
 
 
 class GenerationService:
-    """The one path from Generate to pixels. ``loader(model_ref, options)`` makes a backend
-    (default: `app.inference.registry.load_backend`; tests pass fakes)."""
+    """The one path from Generate to pixels.
 
-    def __init__(self, loader: Loader | None = None):
+    ``loader(model_ref, options)`` makes a backend (default: `app.inference.registry.load_backend`).
+    ``capabilities(model_ref, options)`` says what it can do without loading (default: the
+    registry's; with a custom loader and none given, its backends are taken to accept every
+    field, as test doubles do)."""
+
+    def __init__(self, loader: Loader | None = None,
+                 capabilities: Callable[[str, LoadOptions | None], Capabilities] | None = None):
         self._loader = loader or registry.load_backend
+        if capabilities is None:
+            capabilities = registry.capabilities if loader is None else (lambda ref, options=None: UNRESTRICTED)
+        self._capabilities = capabilities
         self._lock = threading.RLock()
         self._backend: Backend | None = None
         self._key: tuple[str, LoadOptions] | None = None
 
     # -- before running -----------------------------------------------------------------------
     def capabilities(self, model_ref: str) -> Capabilities:
-        """What ``model_ref`` can do, from the registry, without loading weights."""
-        return registry.capabilities(model_ref)
+        """What ``model_ref`` can do, without loading weights."""
+        return self._capabilities(model_ref, None)
 
     def check(self, request: GenerationRequest) -> GenerationParams:
         """The request's params validated against the backend's capabilities and normalised
@@ -71,7 +83,7 @@ class GenerationService:
         `ParamError` (with .field/.value/.allowed), `EmptyMaskError`, `MaskError`, a
         `ModelLoadError` subclass. Loads no weights."""
         params = request.params.validate()
-        caps = registry.capabilities(params.model, request.options)
+        caps = self._capabilities(params.model, request.options)
         params = _fit_to(params, caps)
         _check_pixels(request)
         return params

@@ -93,11 +93,10 @@ def _run_steps(out_path: Path) -> str:
         window_report = _open_window(sample, Path(settings_dir) / "settings.ini")
 
     from app.core import maskops
-    from app.core.imageio import ImageLoadError, load_image, save_image
-    from app.inference.classical import ClassicalBackend
-    from app.inference.engine import Engine, Job
-    from app.core.metadata import read_params
+    from app.core.imageio import ImageLoadError, load_image
+    from app.core.metadata import A1111_KEY, read_params
     from app.core.params import GenerationParams
+    from app.service import GenerationRequest, GenerationService, candidate_params, save_candidate
 
     try:
         loaded = load_image(sample)
@@ -105,11 +104,11 @@ def _run_steps(out_path: Path) -> str:
         raise SelfTestError(f"loading the sample: {exc}") from None
     original = loaded.pixels
     mask = builtin_mask(loaded.height, loaded.width)
-    params = GenerationParams(mode="inpaint", model="builtin:telea", seed=1234).validate()
+    params = GenerationParams(mode="inpaint", model="builtin:telea")
     t0 = time.perf_counter()
-    result = Engine(ClassicalBackend(params.model)).run(Job(params, original, mask))
+    record = GenerationService().run(GenerationRequest(params, original, mask))
     elapsed = time.perf_counter() - t0
-    out = result.candidates[0].image
+    out = record.candidates[0]
     if out.shape != original.shape or out.dtype != original.dtype:
         raise SelfTestError(f"inpaint: result is {out.shape} {out.dtype}, expected {original.shape} {original.dtype}")
     outside = maskops.feather_full(maskops.grow(mask, params.mask_grow), params.mask_blur) == 0
@@ -120,16 +119,16 @@ def _run_steps(out_path: Path) -> str:
         raise SelfTestError("inpaint: nothing changed inside the mask")
 
     try:
-        save_image(out_path, out, params=result.params)
+        save_candidate(out_path, record, 0)
     except (OSError, ValueError) as exc:
         raise SelfTestError(f"writing {out_path}: {exc}") from None
     back = load_image(out_path)
     if not np.array_equal(back.pixels, out):
         raise SelfTestError(f"{out_path.name}: pixels read back differ from those written")
-    if not str(back.info.get("parameters", "")).strip():
+    if not str(back.info.get(A1111_KEY, "")).strip():
         raise SelfTestError(f"{out_path.name}: the AUTOMATIC1111 'parameters' chunk is missing")
     recalled = read_params(out_path)
-    if recalled is None or recalled.seed != result.params.seed or recalled.model != params.model:
+    if recalled != candidate_params(record, 0):
         raise SelfTestError(f"{out_path.name}: generation parameters could not be recalled from the PNG ({recalled!r})")
 
     from app.core import versions
@@ -142,7 +141,7 @@ def _run_steps(out_path: Path) -> str:
     qt = versions.qt_version() or versions.package_version("PySide6") or "?"
     return (
         f"{window_report}; classical inpaint of {sample.name} {loaded.width}×{loaded.height} in {elapsed:.2f} s, "
-        f"0 pixels changed outside the mask; PNG metadata recalled (seed {recalled.seed}); "
+        f"0 pixels changed outside the mask; PNG metadata recalled ({recalled.model}); "
         f"Python {sys.version.split()[0]}, Qt {qt}, {torch_text}"
     )
 
@@ -205,7 +204,7 @@ def _check_diffusion_wanted() -> bool:
 
 def _check_diffusion_stack() -> str:
     """Import what the first generation imports and pick the device, as the worker would."""
-    from app.cli.main import quiet_libraries
+    from app.inference.diffusers.loader import quiet_libraries
 
     try:
         quiet_libraries()

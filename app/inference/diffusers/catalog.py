@@ -13,13 +13,12 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.params import CLASSICAL_MODELS
+from app.core.params import CLASSICAL_METHODS
 from app.inference.errors import ModelLoadError
 from app.storage.paths import models_dir
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 SD_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionInpaintPipeline", "StableDiffusionImg2ImgPipeline")
-CLASSICAL_NAMES = {"builtin:telea": "Telea (classical, built in)", "builtin:ns": "Navier–Stokes (classical, built in)"}
 SD1 = "sd1"
 
 
@@ -190,7 +189,7 @@ def discover_models(extra_paths=()) -> list[ModelInfo]:
     """Everything the app can offer: classical methods first, then models in the models
     directories (diffusers folders, .safetensors, listed pickle files with a note), then SD 1.x
     repos in the Hugging Face cache. Unsupported models are listed with a ``note`` saying why."""
-    found = [ModelInfo(CLASSICAL_NAMES[r], r, "classical", None, True, "classical") for r in CLASSICAL_MODELS]
+    found = [ModelInfo(m.label, r, "classical", None, True, "classical") for r, m in CLASSICAL_METHODS.items()]
     seen: set[Path] = set()
     for base in models_dirs(extra_paths):
         if base.is_file():

@@ -6,6 +6,7 @@ before torch is imported, so refusing is instant and runs nothing. Everything lo
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -108,11 +109,28 @@ def preflight(model_ref: str, allow_pickle: bool = True) -> ModelInfo:
     return info
 
 
+def quiet_libraries() -> None:
+    """Keep diffusers/transformers from printing advisory warnings and loading bars on stderr
+    (the CLI's stderr is for progress lines and one-line errors). Set before they are imported;
+    explicit user settings of these variables win."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:  # already imported (in-process callers): turn their bars off directly
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        return
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
 def load_diffusion_backend(model_ref: str, options: LoadOptions):
     """A `DiffusionBackend` with ``model_ref`` loaded as ``options`` say, offline only."""
     info = preflight(model_ref, options.allow_pickle)
     # torch and diffusers only now: refusing a model must be instant and run nothing.
     try:
+        quiet_libraries()
         from app.inference.diffusers.device import choose_device
         from app.inference.diffusers.backend import DiffusionBackend
     except ImportError as exc:

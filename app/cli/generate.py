@@ -1,0 +1,333 @@
+"""``inpaint-studio inpaint`` / ``img2img``: options → `GenerationRequest` → the generation
+service → PNG files, one per candidate, each recording the parameters that regenerate it alone.
+
+Every generation option maps to one `GenerationParams` field and is validated there; what the
+chosen backend can do is checked by the service before any model loads, so the CLI, the editor
+and the PNG metadata agree on names, defaults, ranges and candidate records. Outputs are
+written atomically and only after the whole batch succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from app.cli.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, one_line
+from app.core.errors import UserError
+from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL, GenerationParams, ParamError, default_strength
+
+_DEFAULTS = GenerationParams()
+
+#: GenerationParams field → the option that sets it, so a validation error names what the user typed.
+OPTION_OF_FIELD = {
+    "prompt": "--prompt",
+    "negative_prompt": "--negative-prompt",
+    "mode": "command",
+    "model": "--model",
+    "scheduler": "--scheduler",
+    "steps": "--steps",
+    "guidance": "--guidance",
+    "strength": "--strength",
+    "seed": "--seed",
+    "batch_size": "--samples",
+    "width": "--width",
+    "height": "--height",
+    "mask_blur": "--mask-blur",
+    "mask_grow": "--mask-grow",
+    "inpaint_area": "--inpaint-area",
+    "padding": "--padding",
+    "masked_content": "--masked-content",
+    "color_match": "--color-match",
+    "image": "-i",
+}
+
+_EPILOG = (
+    "output: OUT.png gets the AUTOMATIC1111 'parameters' text chunk and the 'inpaint-studio' JSON chunk.\n"
+    "With --samples N > 1 the files are OUT-0.png … OUT-{N-1}.png; seeds are S, S+1, …; each written file\n"
+    "is printed on stdout with its seed (a classical method has no seed and makes one image).\n"
+    "exit codes: 0 ok, 1 run failed, 2 bad usage or input, 130 cancelled (Ctrl+C)."
+)
+
+
+def add_commands(sub: Any) -> None:
+    inpaint = sub.add_parser(
+        "inpaint",
+        help="inpaint the masked part of an image",
+        description="Repaint the white part of MASK in IN and write OUT.png (pixels outside the mask are kept "
+        "exactly). Without --model the built-in classical method (OpenCV Telea) is used and the prompt is ignored.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_generation_args(inpaint, "inpaint")
+    inpaint.set_defaults(func=lambda ns: run_generation(ns, "inpaint"))
+
+    img2img = sub.add_parser(
+        "img2img",
+        help="re-generate an image (or its masked part) from a prompt",
+        description="Re-generate IN (or only the white part of MASK) guided by the prompt; --strength decides how "
+        "much changes. Needs a diffusion model (--model).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_generation_args(img2img, "img2img")
+    img2img.set_defaults(func=lambda ns: run_generation(ns, "img2img"))
+
+
+def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
+    d = _DEFAULTS
+    io_group = p.add_argument_group("input and output")
+    io_group.add_argument("-i", "--image", required=True, metavar="IN", help="the image (PNG, JPEG, TIFF, WebP)")
+    io_group.add_argument(
+        "-m",
+        "--mask",
+        required=mode == "inpaint",
+        metavar="MASK",
+        help="mask image of the same size: white = repaint, black = keep"
+        + ("" if mode == "inpaint" else " (optional: without it the whole image is re-generated)"),
+    )
+    io_group.add_argument("-o", "--output", required=True, metavar="OUT.png", help="where to write the result (PNG)")
+
+    g = p.add_argument_group("generation (defaults as in the editor)")
+    g.add_argument("-p", "--prompt", metavar="TEXT", help="what to paint (required with a diffusion model)")
+    g.add_argument("-n", "--negative-prompt", metavar="TEXT", help="what to avoid")
+    g.add_argument(
+        "--model",
+        metavar="REF",
+        help="a diffusers folder, a .safetensors/.ckpt file, a Hugging Face id in the local cache, or "
+        + " / ".join(CLASSICAL_MODELS)
+        + (f" (default: {DEFAULT_MODEL})" if mode == "inpaint" else " (required)"),
+    )
+    g.add_argument("--scheduler", metavar="NAME", help=f"sampler name, e.g. 'Euler a', 'DDIM', 'UniPC' (default: {d.scheduler})")
+    g.add_argument("--steps", type=int, metavar="N", help=f"denoising steps, 1–150 (default: {d.steps})")
+    g.add_argument("--guidance", type=float, metavar="CFG", help=f"CFG scale, 0–30 (default: {d.guidance:g})")
+    g.add_argument(
+        "--strength", type=float, metavar="X", help=f"denoising strength, 0.01–1 (default: {default_strength(mode):g})"
+    )
+    g.add_argument("--seed", type=int, metavar="S", help="0 … 4294967295, or -1 for random (default: -1); the seed used is printed")
+    g.add_argument("--samples", type=int, metavar="N", help=f"how many images, 1–8, seeds S, S+1, … (default: {d.batch_size})")
+    g.add_argument("--width", type=int, metavar="PX", help="model width, multiple of 8 in 256–2048 (default: from the region)")
+    g.add_argument("--height", type=int, metavar="PX", help="model height, multiple of 8 in 256–2048 (default: from the region)")
+
+    m = p.add_argument_group("mask and region")
+    m.add_argument("--mask-blur", type=int, metavar="PX", help=f"feather of the mask edge in px, 0–64 (default: {d.mask_blur})")
+    m.add_argument("--mask-grow", type=int, metavar="PX", help=f"grow the mask by px, 0–64 (default: {d.mask_grow})")
+    m.add_argument("--inpaint-area", metavar="AREA", help=f"'masked' (crop around the mask) or 'whole' (default: {d.inpaint_area})")
+    m.add_argument("--padding", type=int, metavar="PX", help=f"context around the mask with --inpaint-area masked, 0–256 px (default: {d.padding})")
+    m.add_argument("--masked-content", metavar="MODE", help=f"'original', 'fill' or 'latent_noise' (default: {d.masked_content})")
+    m.add_argument("--color-match", metavar="MODE", help=f"match the generated area's colour to its surround: 'auto' (diffusion models), 'on' or 'off' (default: {d.color_match})")
+
+    r = p.add_argument_group("runtime")
+    r.add_argument("--device", metavar="DEVICE", help="cuda, cuda:N, mps or cpu (default: the best available)")
+    r.add_argument("--low-memory", action="store_true", help="attention slicing, VAE tiling and CPU offload for small GPUs")
+    r.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="allow loading a pickle .ckpt file (it can run arbitrary code: only for files you trust)",
+    )
+    r.add_argument("--progress", action="store_true", help="print 'step N/M' on stderr even when it is not a terminal")
+
+
+# --------------------------------------------------------------------------------------------
+def params_from_args(ns: argparse.Namespace, mode: str) -> GenerationParams:
+    """Options → validated `GenerationParams`; options not given keep the dataclass defaults."""
+    given = {field: getattr(ns, option.lstrip("-").replace("-", "_"), None)
+             for field, option in OPTION_OF_FIELD.items() if option.startswith("--")}
+    given["batch_size"] = ns.samples
+    kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    kwargs["mode"] = mode
+    kwargs.setdefault("strength", default_strength(mode))
+    if mode == "img2img" and "model" not in kwargs:
+        raise CliError("img2img needs a diffusion model: give --model (see 'inpaint-studio models')")
+    try:
+        params = GenerationParams(**kwargs).validate()
+        from app.core import schedulers  # data only, no torch: a typo fails before any work
+
+        schedulers.canonical_name(params.scheduler)
+    except ParamError as exc:
+        raise _param_error(exc) from None
+    return params
+
+
+def _param_error(exc: ParamError) -> CliError:
+    option = OPTION_OF_FIELD.get(exc.field, exc.field)
+    return CliError(f"{option} {exc.value!r} is not valid: {exc.allowed}")
+
+
+def output_paths(output: str, samples: int) -> list[Path]:
+    """OUT.png for one sample; OUT-0.png, OUT-1.png, … for a batch."""
+    out = Path(output)
+    if samples == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(samples)]
+
+
+def _check_output(output: str) -> None:
+    """Fail before any work when the output could not be written (a diffusion run takes minutes)."""
+    out = Path(output)
+    if out.suffix.lower() != ".png":
+        raise CliError(f"-o {output}: the output is a PNG file; give a name ending in .png")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise CliError(f"-o {output}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"-o {output}: the folder {folder} is not writable")
+    if out.is_dir():
+        raise CliError(f"-o {output} is a folder; give a file name ending in .png")
+
+
+def _user_error(exc: UserError, ns: argparse.Namespace) -> CliError:
+    """A typed error as the CLI says it: option names for parameters, exit 2 for bad input."""
+    from app.inference.errors import DeviceError, GpuOutOfMemory
+
+    if isinstance(exc, ParamError):
+        return _param_error(exc)
+    text = one_line(exc)
+    if isinstance(exc, DeviceError):
+        return CliError(f"--device {ns.device}: {text}")
+    if isinstance(exc, GpuOutOfMemory) and "low-memory" not in text:
+        text += " (try --low-memory, fewer --samples or a smaller --width/--height)"
+    return CliError(text, EXIT_USAGE if exc.bad_input else EXIT_FAILED)
+
+
+def run_generation(ns: argparse.Namespace, mode: str) -> int:
+    """Read, check, run and save; every failure becomes a `CliError` with one line."""
+    params = params_from_args(ns, mode)
+    _check_output(ns.output)
+
+    from app.core.imageio import load_image, load_mask  # numpy/cv2 only now
+    from app.inference.engine import Cancelled
+    from app.inference.registry import LoadOptions
+    from app.service import GenerationRequest, GenerationService
+
+    try:
+        loaded = load_image(ns.image)
+        mask = None
+        if ns.mask:
+            mask = load_mask(ns.mask, (loaded.height, loaded.width))
+            if mode == "inpaint" and not mask.any():
+                raise CliError(f"the mask {Path(ns.mask).name} is empty (all black): paint the area to repaint in white")
+        service = GenerationService()
+        options = LoadOptions(device=ns.device, low_memory=ns.low_memory, allow_pickle=ns.allow_pickle)
+        request = GenerationRequest(params, loaded.pixels, mask, options=options)
+        checked = service.check(request)  # refusals before any model loads
+        caps = service.capabilities(checked.model)
+        if caps.prompts and not checked.prompt.strip():
+            raise CliError("--prompt is required with a diffusion model")
+        show_progress = ns.progress or _isatty(sys.stderr)
+        if show_progress and not service.is_loaded(checked.model, options) and caps.kind != "classical":
+            print(f"loading {checked.model} …", file=sys.stderr, flush=True)
+        service.preload(checked.model, options)
+        reporter = _ProgressPrinter(enabled=show_progress)
+        with _CancelOnSigint() as interrupt:
+            try:
+                record = service.run(request, reporter, interrupt.is_set)
+            finally:
+                reporter.finish()
+            outputs = output_paths(ns.output, len(record.candidates))
+            _save_all(outputs, record, loaded.icc_profile)
+    except UserError as exc:
+        raise _user_error(exc, ns) from None
+    except Cancelled:
+        raise CliError("cancelled; nothing was written", EXIT_CANCELLED) from None
+    except (CliError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if os.environ.get("INPAINT_STUDIO_DEBUG"):
+            traceback.print_exception(exc)
+        raise CliError(f"generation failed: {type(exc).__name__}: {one_line(exc)}", EXIT_FAILED) from None
+    for path, seed in zip(outputs, record.seeds):
+        print(f"wrote {path} (seed {seed})" if caps.seeds else f"wrote {path}")
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def _save_all(outputs: list[Path], record: Any, icc_profile: bytes | None) -> None:
+    """Write every candidate atomically (each records its own seed, batch 1, so recalling any one
+    reproduces exactly it); if one fails, remove those this run already wrote."""
+    from app.service import save_candidate
+
+    written: list[Path] = []
+    try:
+        for index, path in enumerate(outputs):
+            save_candidate(path, record, index, icc_profile)
+            written.append(path)
+    except BaseException as exc:  # incl. a second Ctrl+C: a batch is written whole or not at all
+        for done in written:
+            try:
+                done.unlink()
+            except OSError:
+                pass
+        if isinstance(exc, (OSError, ValueError)):
+            raise CliError(f"cannot write {path}: {one_line(exc)}", EXIT_FAILED) from None
+        raise
+
+
+class _ProgressPrinter:
+    """``step N/M`` on stderr: rewritten in place on a terminal, one line per step otherwise."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.tty = _isatty(sys.stderr)
+        self.last: tuple[int, int] | None = None
+
+    def __call__(self, progress: Any) -> None:
+        if not self.enabled:
+            return
+        key = (int(progress.step), int(progress.total))
+        if key == self.last or key[0] == 0:
+            return
+        self.last = key
+        text = f"step {key[0]}/{key[1]}"
+        if self.tty:
+            sys.stderr.write("\r" + text)
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled and self.tty and self.last is not None:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+        self.last = None
+
+
+class _CancelOnSigint:
+    """First Ctrl+C asks the engine to stop at the next step (it raises `Cancelled`); a second
+    one interrupts at once. Only the main thread can own signal handlers; elsewhere this is inert."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._previous: Any = None
+        self._installed = False
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self._event.is_set():
+            raise KeyboardInterrupt
+        self._event.set()
+
+    def __enter__(self) -> _CancelOnSigint:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

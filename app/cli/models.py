@@ -1,0 +1,79 @@
+"""``inpaint-studio models``: what models exist and where we looked, without loading any (and
+without importing torch)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from app.cli.errors import EXIT_OK
+
+
+def add_command(sub: Any) -> None:
+    models = sub.add_parser(
+        "models",
+        help="list the models found and where they were looked for",
+        description="List the built-in methods and the diffusion models found in the models folder "
+        "(INPAINT_STUDIO_MODELS) and the Hugging Face cache (HF_HUB_CACHE / HF_HOME), offline.",
+    )
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.set_defaults(func=run_models)
+
+
+def run_models(ns: argparse.Namespace) -> int:
+    from app.inference.diffusers import catalog
+
+    dirs = [str(d) for d in catalog.models_dirs()]
+    cache = str(catalog.hf_cache_dir())
+    rows = [_model_row(m) for m in catalog.discover_models()]
+    if ns.json:
+        print(json.dumps({"models_dirs": dirs, "hf_cache": cache, "models": rows}, indent=2))
+        return EXIT_OK
+    print("Looked in:")
+    for d in dirs:
+        print(f"  models folder       {d}{'' if Path(d).is_dir() else '  (does not exist)'}")
+    print(f"  Hugging Face cache  {cache}{'' if Path(cache).is_dir() else '  (does not exist)'}  (offline: only what is already downloaded)")
+    print("  (add folders with INPAINT_STUDIO_MODELS, separated by " + repr(os.pathsep) + "; the cache follows HF_HUB_CACHE / HF_HOME)")
+    usable = [r for r in rows if r["usable"]]
+    unusable = [r for r in rows if not r["usable"]]
+    print(f"Usable models ({len(usable)}):")
+    for r in usable:
+        print(f"  {r['name']}  [{_describe(r)}]")
+        print(f"      --model {_quote(r['ref'])}")
+    if not any(r["kind"] != "classical" for r in usable):
+        print("  No diffusion model found: put a diffusers folder or an SD 1.5 .safetensors file in a models folder,")
+        print("  or download one into the Hugging Face cache (huggingface-cli download ...).")
+    if unusable:
+        print(f"Found but not usable ({len(unusable)}):")
+        for r in unusable:
+            print(f"  {r['name']}  [{_describe(r)}]  {r['path']}")
+            print(f"      {r['note']}")
+    return EXIT_OK
+
+
+def _model_row(info: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for key in ("name", "ref", "kind", "path", "inpainting", "family", "note"):
+        value = getattr(info, key, None)
+        row[key] = str(value) if isinstance(value, os.PathLike) else value
+    row["usable"] = bool(getattr(info, "usable", True))
+    return row
+
+
+def _describe(row: dict[str, Any]) -> str:
+    kinds = {"classical": "built in", "diffusers": "diffusers folder", "single_file": "single file", "hf_cache": "Hugging Face cache"}
+    families = {"sd1": "SD 1.x", "classical": "classical"}
+    if row["inpainting"] is None:
+        use = "inpainting unknown until loaded"
+    elif row["kind"] == "classical":
+        use = "inpainting"
+    else:
+        use = "inpainting model (9-channel UNet)" if row["inpainting"] else "base model (img2img; inpaints by latent blending)"
+    return ", ".join([kinds.get(row["kind"], row["kind"]), families.get(row["family"], row["family"] or "?"), use])
+
+
+def _quote(text: str) -> str:
+    return f"'{text}'" if any(c.isspace() for c in text) else text
