@@ -33,10 +33,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(ns: argparse.Namespace) -> int:
     from app.cli.errors import CliError
-    from app.server.auth import TokenFileError, load_tokens
-    from app.server.config import ConfigError, ServerConfig
-    from app.server.launch import serve
     from app.storage.paths import data_dir
+
+    try:
+        from app.server.auth import TokenFileError, load_tokens
+        from app.server.config import ConfigError, ServerConfig
+        from app.server.launch import serve
+    except ImportError as exc:
+        raise CliError(f"the server needs FastAPI and uvicorn, which this installation lacks ({exc}); "
+                       "install the 'serve' extra: python -m pip install -e \".[serve]\"") from None
 
     try:
         config = ServerConfig(
