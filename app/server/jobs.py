@@ -91,11 +91,14 @@ class JobStore:
             self._write(job)
         return job
 
-    def update(self, job: JobRecord, **changes: Any) -> JobRecord:
+    def update(self, job: JobRecord, *, persist: bool = True, **changes: Any) -> JobRecord:
+        """Change a record; ``persist=False`` keeps a transient change (queued → running) in memory
+        only: a restart fails unfinished jobs either way, and each write costs two fsyncs."""
         with self._lock:
             for key, value in changes.items():
                 setattr(job, key, value)
-            self._write(job)
+            if persist:
+                self._write(job)
         return job
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -107,13 +110,14 @@ class JobStore:
             return sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)
 
     def save_outputs(self, job: JobRecord, record: GenerationRecord) -> None:
-        """Write every candidate (PNG with metadata) before the job says ``succeeded``."""
+        """Write every candidate (PNG with metadata); the record names them when the job is
+        finished (one write), so a record never names a file that is not complete on disk."""
         names = []
         for k in range(len(record.candidates)):
             name = f"{job.id}-{k}.png"
             save_candidate(self.outputs_dir / name, record, k)
             names.append(name)
-        self.update(job, outputs=names, seeds=list(record.seeds),
+        self.update(job, persist=False, outputs=names, seeds=list(record.seeds),
                     candidate_params=[_jsonable(candidate_params(record, k).to_dict()) for k in range(len(names))])
 
     def output_path(self, name: str) -> Path | None:

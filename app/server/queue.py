@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from app.core.errors import UserError
@@ -52,6 +52,7 @@ class JobQueue:
         self.current: Ticket | None = None
         self._stopping = False
         self._mean_s = 1.0
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="inpaint-job-writer")
         self._worker = threading.Thread(target=self._work, name="inpaint-job-worker", daemon=True)
         self._worker.start()
 
@@ -96,6 +97,7 @@ class JobQueue:
                 ticket.cancel.set()
             self._cond.notify_all()
         self._worker.join(timeout)
+        self._writer.shutdown(wait=True)  # finished jobs get their files and records
 
     # -- the worker ---------------------------------------------------------------------------
     def _work(self) -> None:
@@ -113,30 +115,42 @@ class JobQueue:
             finally:
                 with self._cond:
                     self.current = None
-                    self._tickets.pop(ticket.job.id, None)
 
     def _run(self, ticket: Ticket) -> None:
+        """Run one job; its outputs are written by the writer thread, so the next job starts
+        while this one's PNGs are encoded (on a GPU the model never waits for the CPU)."""
         job = ticket.job
         if ticket.cancel.is_set():
             self._finish(ticket, CANCELED, error=None, result=Cancelled())
             return
         t0 = time.time()
-        self.store.update(job, status=PROCESSING, started_at=t0, logs=job.logs + "started\n")
+        self.store.update(job, persist=False, status=PROCESSING, started_at=t0, logs=job.logs + "started\n")
         self.metrics.running.set(1)
         try:
             record = self.service.run(ticket.request, lambda p: self._progress(ticket, p), ticket.cancel.is_set)
-            self.store.save_outputs(job, record)
-        except Cancelled as exc:
-            self._finish(ticket, CANCELED, None, exc, t0)
-        except UserError as exc:
-            self._finish(ticket, FAILED, exc.message, exc, t0)
-        except Exception as exc:  # a bug or a library failure: the job fails, the server goes on
-            log.exception("job %s failed", job.id)
-            self._finish(ticket, FAILED, f"internal error: {type(exc).__name__}: {exc}", exc, t0)
+        except Exception as exc:
+            self._fail(ticket, exc, t0)
         else:
-            self._finish(ticket, SUCCEEDED, None, record, t0)
+            self._writer.submit(self._save, ticket, record, t0)
         finally:
             self.metrics.running.set(0)
+
+    def _save(self, ticket: Ticket, record: GenerationRecord, t0: float) -> None:
+        try:
+            self.store.save_outputs(ticket.job, record)
+        except Exception as exc:
+            self._fail(ticket, exc, t0)
+        else:
+            self._finish(ticket, SUCCEEDED, None, record, t0)
+
+    def _fail(self, ticket: Ticket, exc: Exception, t0: float) -> None:
+        if isinstance(exc, Cancelled):
+            self._finish(ticket, CANCELED, None, exc, t0)
+        elif isinstance(exc, UserError):
+            self._finish(ticket, FAILED, exc.message, exc, t0)
+        else:  # a bug, a library failure or a full disk: the job fails, the server goes on
+            log.error("job %s failed", ticket.job.id, exc_info=exc)
+            self._finish(ticket, FAILED, f"internal error: {type(exc).__name__}: {exc}", exc, t0)
 
     def _progress(self, ticket: Ticket, progress: Progress) -> None:
         step, total = int(progress.step), int(progress.total)
@@ -158,6 +172,8 @@ class JobQueue:
             self.metrics.job_seconds.observe(elapsed)
             if status == SUCCEEDED:
                 self._mean_s = 0.8 * self._mean_s + 0.2 * elapsed
+        with self._cond:
+            self._tickets.pop(ticket.job.id, None)
         if isinstance(result, BaseException):
             ticket.future.set_exception(result)
         else:
