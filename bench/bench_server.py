@@ -3,7 +3,7 @@
 
     python bench/bench_server.py                              # classical method, 512×512 image
     python bench/bench_server.py --model PATH --steps 4       # an SD 1.x diffusers folder
-    python bench/bench_server.py --tiny --steps 4             # the tiny random-weight test model
+    python bench/bench_server.py --tiny --steps 2 --work 256  # the tiny random-weight test model
 
 1. One client: the same A1111 img2img request (what most scripts send) N times in a row through the server, and
    `GenerationService.run` N times directly (interleaved, so machine noise hits both). The server
@@ -85,6 +85,7 @@ def main() -> None:
     ap.add_argument("--model", default="builtin:telea", help="model reference (default: builtin:telea)")
     ap.add_argument("--tiny", action="store_true", help="build and use the tiny random-weight test model")
     ap.add_argument("--size", type=int, default=512, help="image size in pixels (default 512)")
+    ap.add_argument("--work", type=int, default=512, help="model work size (diffusion), multiple of 8 in 256–2048")
     ap.add_argument("--steps", type=int, default=20, help="steps (diffusion models)")
     ap.add_argument("--repeat", type=int, default=10, help="requests for the one-client figure")
     ap.add_argument("--deadline", type=float, default=1800, help="give up after this many seconds")
@@ -102,10 +103,10 @@ def main() -> None:
         model = str(build_tiny_sd(tmp / "tiny-sd-inpainting", inpainting=True))
     image, mask = scene(args.size)
     body = {"prompt": "a stone wall", "init_images": [_png_b64(image)], "mask": _png_b64(mask), "seed": 7,
-            "steps": args.steps, "sampler_name": "DDIM", "width": 512, "height": 512, "denoising_strength": 1.0,
+            "steps": args.steps, "sampler_name": "DDIM", "width": args.work, "height": args.work, "denoising_strength": 1.0,
             "cfg_scale": 7.5, "inpainting_fill": 1, "inpaint_full_res_padding": 32}
     params = GenerationParams(prompt="a stone wall", model=model, seed=7, steps=args.steps, scheduler="DDIM",
-                              width=512, height=512)
+                              width=args.work, height=args.work)
     service = GenerationService()
     direct_request = GenerationRequest(params, image, mask)
 

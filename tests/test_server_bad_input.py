@@ -199,3 +199,15 @@ def test_safety_checker_asked_where_none_is_installed(server):
     body = assert_refused(segmind(server, safety_checker=True), 400, "safety_checker", "has none")
     assert "builtin:telea" in body["error"]
     assert segmind(server, safety_checker=False).status_code == 200
+
+
+def test_segmind_seed_above_two_to_the_32(server):
+    """Segmind's own example seed is 17123564234 (> 2³²): accepted exactly when GenerationParams
+    takes 64-bit seeds (SEED_MAX); otherwise refused with the range, never wrapped silently."""
+    from app.core.params import SEED_MAX
+
+    r = segmind(server, seed=17123564234)
+    if SEED_MAX >= 17123564234:
+        assert r.status_code == 200, r.text
+    else:
+        assert_refused(r, 400, "seed", str(SEED_MAX))
