@@ -7,6 +7,7 @@ import asyncio
 import base64
 import http.server
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import requests
 
 from app.server.config import ServerConfig
 from app.server.errors import ApiError
-from app.server.fetch import FetchPolicy, check_url
+from app.server.fetch import FetchPolicy, check_url, fetch_url
 from serverutil import b64, centre_mask, decode_png, png_bytes, running_server, scene
 
 TOKEN = "s3cret"
@@ -28,6 +29,14 @@ def image_host():
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            if self.path == "/slow":
+                time.sleep(2)
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "http://169.254.169.254/latest")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = files.get(self.path)
             self.send_response(200 if body is not None else 404)
             self.send_header("Content-Length", str(len(body or b"")))
@@ -37,7 +46,11 @@ def image_host():
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Quiet(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            pass  # a client that gave up (the timeout test) is expected
+
+    httpd = Quiet(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd.server_address[1]
@@ -211,3 +224,15 @@ def test_segmind_seed_above_two_to_the_32(server):
         assert r.status_code == 200, r.text
     else:
         assert_refused(r, 400, "seed", str(SEED_MAX))
+
+
+def test_fetch_has_a_timeout_and_follows_no_redirect(image_host):
+    policy = FetchPolicy(frozenset({"127.0.0.1"}), timeout_s=0.3)
+    with pytest.raises(ApiError, match="did not answer within 0.3 s"):
+        asyncio.run(fetch_url(f"http://127.0.0.1:{image_host}/slow", "image", policy))
+    with pytest.raises(ApiError, match="answered HTTP 302"):
+        asyncio.run(fetch_url(f"http://127.0.0.1:{image_host}/redirect", "image", policy))
+    tight = FetchPolicy(frozenset({"127.0.0.1"}), max_bytes=100)
+    with pytest.raises(ApiError, match="limit") as info:
+        asyncio.run(fetch_url(f"http://127.0.0.1:{image_host}/scene.png", "maskUrl", tight))
+    assert info.value.status == 413 and info.value.field == "maskUrl"

@@ -170,3 +170,18 @@ def test_tokens_from_file_and_environment(tmp_path):
     with pytest.raises(ValueError, match="holds no token"):
         load_tokens(tmp_path / "empty.txt", {})
     assert token_matches("beta", ("alpha", "beta")) and not token_matches("bet", ("alpha", "beta"))
+
+
+def test_a1111_interrupt_cancels_the_running_job(tmp_path):
+    backend, server_cm = gated_server(tmp_path)
+    with server_cm as server, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        body = {"init_images": [b64(scene())], "mask": b64(centre_mask()), "prompt": "x"}
+        pending = pool.submit(server.post, "/sdapi/v1/img2img", json=body)
+        assert backend.started.wait(WAIT_S)
+        progress = server.get("/sdapi/v1/progress").json()
+        assert progress["state"]["job_count"] == 1 and progress["state"]["job"]
+        assert server.post("/sdapi/v1/interrupt").status_code == 200
+        answer = pending.result(WAIT_S)
+        assert answer.status_code == 409 and "canceled" in answer.json()["error"]
+        backend.gate.set()
+        assert server.post("/sdapi/v1/img2img", json=body).status_code == 200
