@@ -164,6 +164,38 @@ def test_stale_temp_files_of_dead_sessions_are_removed(data_dir):
     a.mark_clean_exit()
 
 
+def test_orphan_lock_of_a_killed_session_is_cleaned(data_dir):
+    """A session killed (kill -9) before its first save leaves only its lock: nobody needs it."""
+    code = textwrap.dedent(
+        f"""
+        import os
+        from app.storage.autosave import Autosaver
+        a = Autosaver({str(data_dir)!r})
+        a._claim_slot()
+        os.kill(os.getpid(), 9)
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60)
+    assert len(list(data_dir.glob("session-*.lock"))) == 1
+    a = Autosaver()
+    assert a.pending_recoveries() == []
+    assert list(data_dir.glob("session-*.lock")) == []
+
+
+def test_unwritable_recovery_folder_is_one_clear_message_reported_once(data_dir):
+    data_dir.parent.mkdir(parents=True)
+    data_dir.write_text("a file where the folder should be")  # fails for root too, unlike chmod
+    errors = []
+    a = Autosaver(on_error=errors.append)
+    for seed in (1, 2, 3):
+        a.save_async(make_state(seed=seed))
+        assert a.flush(60)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("Autosave is off: the recovery folder") and "INPAINT_STUDIO_DATA" in errors[0]
+    assert "Errno" not in errors[0]
+    a.close(clean=False)
+
+
 # -- RecoveryController on the real Document ------------------------------------------------------
 def _document(qtbot) -> Document:
     doc = Document()
@@ -335,11 +367,11 @@ def test_install_on_the_real_main_window(qtbot, data_dir, tmp_path):
     results, clean exit on shutdown, and a damaged project that leaves the document alone."""
     from app.editor.settings import Settings
     from app.widgets.main_window import MainWindow
-    from app.widgets.recovery_dialog import install, open_project, save_project_to
+    from app.widgets.recovery_dialog import install
 
     window = MainWindow(Settings(tmp_path / "settings.ini"), discover=lambda: [])
     qtbot.addWidget(window)
-    ctl = window.recovery if hasattr(window, "recovery") else install(window, offer=False)
+    ctl = window.recovery or install(window, offer=False)
     assert {"Open &Project…", "Save Pro&ject", "Save Project &As…"} <= {a.text() for a in window.file_menu.actions()}
     rng = np.random.default_rng(1)
     window.open_image_array(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
@@ -352,16 +384,16 @@ def test_install_on_the_real_main_window(qtbot, data_dir, tmp_path):
     assert load_project(saved.args[0]).params.steps == 9
 
     path = tmp_path / "session.inpaint"
-    assert save_project_to(window, path) and not window.document.modified
+    assert window.files.save_project_to(path) and not window.document.modified
     before = window.document.pixels.copy()
     bad = tmp_path / "bad.inpaint"
     bad.write_bytes(b"PK\x03\x04 not really")
-    assert not open_project(window, bad)
+    assert not window.files.open_project(bad)
     assert window.message_bar.title == "Cannot open the project" and "damaged" in window.message_bar.text
     assert np.array_equal(window.document.pixels, before)
 
     window.open_image_array(np.zeros((10, 10, 3), np.uint8))
-    assert open_project(window, path)
+    assert window.files.open_project(path)
     assert np.array_equal(window.document.pixels, result) and window.current_params().steps == 9
     assert window.document.mask[7, 7] == 255
     ctl.shutdown(clean=True)

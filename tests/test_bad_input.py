@@ -23,6 +23,7 @@ from app.cli import main as cli
 from app.editor.document import Document
 from app.core.imageio import ImageLoadError, load_image, load_mask, save_image
 from app.inference.classical import ClassicalBackend
+from app.core.errors import NothingToInpaintFromError
 from app.inference.engine import Cancelled, EmptyMaskError, Engine, Job
 from app.inference.errors import GpuOutOfMemory, ModelLoadError, PickleRefusedError, UnsupportedModelError
 from app.core.maskops import MaskError
@@ -134,15 +135,14 @@ def test_mask_of_another_size_is_refused_everywhere(files):
         Engine(ClassicalBackend()).run(Job(GenerationParams(seed=1), _photo(), np.zeros((20, 20), np.uint8)))
 
 
-def test_empty_mask_is_explained_and_all_white_mask_works(files):
+def test_empty_and_all_white_masks_are_explained(files):
     image = _photo()
     with pytest.raises(EmptyMaskError, match="mask is empty"):
         Engine(ClassicalBackend()).run(Job(GenerationParams(seed=1), image, load_mask(files / "empty_mask.png", (48, 64))))
     white = load_mask(files / "white_mask.png", (48, 64))
-    result = Engine(ClassicalBackend()).run(Job(GenerationParams(seed=1, mask_blur=0), image, white))
-    (cand,) = result.candidates
-    assert cand.image.shape == image.shape and cand.image.dtype == image.dtype
-    assert result.regions[0].area == 48 * 64  # the whole image is the region
+    assert Engine(ClassicalBackend()).plan(Job(GenerationParams(mask_blur=0), image, white))[2][0].crop.area == 48 * 64
+    with pytest.raises(NothingToInpaintFromError, match="Nothing left to inpaint from"):  # not the input, called a result
+        Engine(ClassicalBackend()).run(Job(GenerationParams(seed=1, mask_blur=0), image, white))
 
 
 # -- parameters -------------------------------------------------------------------------------------

@@ -104,9 +104,15 @@ def test_context_box_tool(qtbot, view):
     with qtbot.waitSignal(canvas.context_box_changed) as blocker:
         drag(qtbot, canvas, [w(10, 10), w(90, 60)])
     assert blocker.args == [Bounds(10, 10, 80, 50)] and canvas.context_box == Bounds(10, 10, 80, 50)
-    assert not doc.mask.any() and doc.undo_stack.count() == 0
+    # The box is the document's: no mask change, one undo step, and undo takes it away again.
+    assert not doc.mask.any() and doc.undo_stack.count() == 1 and doc.context_box == Bounds(10, 10, 80, 50)
+    with qtbot.waitSignal(canvas.context_box_changed) as blocker:
+        doc.undo_stack.undo()
+    assert blocker.args == [None] and canvas.context_box is None and not doc.mask.any()
+    doc.undo_stack.redo()
+    assert canvas.context_box == Bounds(10, 10, 80, 50)
     canvas.set_context_box(Bounds(-10, -10, 1000, 50))
-    assert canvas.context_box == Bounds(0, 0, 300, 40)
+    assert canvas.context_box == Bounds(0, 0, 300, 40) == doc.context_box
 
 
 def test_wheel_zooms_around_the_cursor(qtbot, view):

@@ -9,7 +9,8 @@ import pytest
 from PySide6.QtCore import QObject, QRect, Signal
 
 from app.core import maskops
-from app.editor.document import Document, brush_coverage
+from app.editor.brush import brush_coverage
+from app.editor.document import Document
 from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
 from app.core.params import GenerationParams

@@ -102,10 +102,8 @@ def test_bad_masks_give_clear_errors():
         engine.run(Job(GenerationParams(), photo.astype(np.float32), np.full(photo.shape[:2], 255, np.uint8)))
 
 
-def test_all_white_mask_and_grow_and_context():
+def test_grow_and_context():
     photo = data.rocket()[:120, :200]
-    full = Engine(ClassicalBackend()).run(Job(GenerationParams(), photo, np.full(photo.shape[:2], 255, np.uint8)))
-    assert full.candidates[0].image.shape == photo.shape  # nothing to fill from: still a valid image
     scratched, mask = scratch(photo)
     ctx = Bounds(0, 0, 200, 120)
     grown = Engine(ClassicalBackend()).run(Job(GenerationParams(mask_grow=3), scratched, mask, context=ctx))
@@ -126,3 +124,14 @@ def test_backend_returning_wrong_shape_fails_loudly():
     _, mask = scratch(photo)
     with pytest.raises(RuntimeError, match="broken returned an image of shape"):
         Engine(Broken()).run(Job(GenerationParams(), photo, mask))
+
+
+def test_all_white_mask_says_there_is_nothing_to_inpaint_from():
+    from app.core.errors import NothingToInpaintFromError
+
+    image = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    for mask, params in ((np.full((40, 30), 255, np.uint8), GenerationParams()),
+                         (np.full((40, 1), 255, np.uint8), GenerationParams(padding=0))):
+        img = image[:, : mask.shape[1]]
+        with pytest.raises(NothingToInpaintFromError, match="Nothing left to inpaint from"):
+            Engine(ClassicalBackend()).run(Job(params, np.ascontiguousarray(img), mask))

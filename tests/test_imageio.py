@@ -57,7 +57,7 @@ def test_lossless_round_trip_keeps_pixels_depth_and_icc(tmp_path, pixels, ext):
 @pytest.mark.parametrize("ext", [".jpg", ".webp"])
 def test_lossy_formats_save_8bit_and_carry_a1111_text(tmp_path, ext):
     pixels = data.chelsea()
-    params = GenerationParams(prompt="a cat, on a mat", seed=7)
+    params = GenerationParams(prompt="a cat, on a mat", seed=7, model="sd15.safetensors")
     save_image(tmp_path / f"x{ext}", pixels, params=params)
     loaded = load_image(tmp_path / f"x{ext}")
     assert loaded.pixels.shape == pixels.shape and loaded.pixels.dtype == np.uint8
@@ -66,7 +66,8 @@ def test_lossy_formats_save_8bit_and_carry_a1111_text(tmp_path, ext):
 
 
 def test_png_params_recalled_on_load(tmp_path):
-    params = GenerationParams(prompt="restore: the sky", negative_prompt="noise", seed=123, steps=30, mask_grow=3)
+    params = GenerationParams(prompt="restore: the sky", negative_prompt="noise", seed=123, steps=30, mask_grow=3,
+                              model="/models/sd15-inpainting")
     save_image(tmp_path / "r.png", _rgb16(), params=params)
     loaded = load_image(tmp_path / "r.png")
     assert loaded.params == params  # 16-bit path writes the chunks itself

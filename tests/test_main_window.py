@@ -24,7 +24,8 @@ from app.core import imageio, maskops, metadata
 from app.inference.engine import Cancelled
 from app.core.params import GenerationParams
 from app.editor.settings import Settings
-from app.widgets.main_window import MainWindow, qimage_to_array
+from app.editor.qimage import qimage_to_array
+from app.widgets.main_window import MainWindow
 from app.editor.worker import GenerationWorker
 from app.inference.registry import load_backend
 
@@ -177,7 +178,7 @@ def test_cancel_mid_run_leaves_document_untouched(qtbot, slow_window, photo):
     assert not w.generating and not w.progress.isVisible()
     assert np.array_equal(w.document.pixels, before) and not w.document.generations
     assert "cancelled" in w.status_message.text().lower()
-    w.worker.set_service(lambda *a: SlowBackend(steps=5, delay=0.001))
+    w.session.worker.set_service(lambda *a: SlowBackend(steps=5, delay=0.001))
     record = generate_and_wait(qtbot, w, w.current_params().replace(batch_size=3, seed=10))  # usable after a cancel
     assert record.backend == "test:slow" and record.seeds == [10, 11, 12]
     assert w.candidates_panel.count() == 3
@@ -298,7 +299,7 @@ def test_save_result_carries_applied_parameters(qtbot, window, photo, tmp_path):
 
 def test_history_recall_rerun_and_new_seed(qtbot, slow_window, photo):
     w = slow_window
-    w.worker.set_service(lambda *a: SlowBackend(steps=3, delay=0.001))
+    w.session.worker.set_service(lambda *a: SlowBackend(steps=3, delay=0.001))
     w.open_path(str(photo))
     w.document.fill_rect((50, 50, 40, 40))
     first = generate_and_wait(qtbot, w, w.current_params().replace(seed=42))

@@ -218,14 +218,22 @@ def test_total_uncompressed_size_is_capped(monkeypatch):
 
 
 def test_decompression_bomb_dimensions_are_refused_before_decoding(monkeypatch):
-    _bad(lambda m: m["image"].update(width=100000, height=100000), r"larger than the 900 MP limit")
+    _bad(lambda m: m["image"].update(width=100000, height=100000), r"larger than the 268 MP limit")
     # one small PNG referenced 6000 times would decode to 6000 images: refused up front
     data = project_bytes(make_state())
     m = manifest_of(data)
     m["generations"][0]["candidates"] = ["current.png"] * 60
     m["generations"] = m["generations"] * 100
-    monkeypatch.setattr(project, "MAX_DECODED_BYTES", 1024 * 1024)
-    with pytest.raises(ProjectError, match="GiB of memory"):
+    with pytest.raises(ProjectError, match="more than 4096 images"):
+        load_project_bytes(rewrite(data, manifest=m))
+
+
+def test_an_image_named_twice_is_refused_before_decoding():
+    """640,000 references to one tiny PNG took 112 s and 1.6 GB to load; two are already refused."""
+    data = project_bytes(make_state())
+    m = manifest_of(data)
+    m["generations"][0]["candidates"] = [m["files"]["current"]]
+    with pytest.raises(ProjectError, match="same image more than once"):
         load_project_bytes(rewrite(data, manifest=m))
 
 

@@ -25,6 +25,7 @@ from app.inference.engine import Cancelled
 from app.inference.errors import GpuOutOfMemory, ModelLoadError, PickleRefusedError
 from app.inference.registry import CLASSICAL, DIFFUSION, Capabilities, LoadOptions
 from app.service import GenerationRequest, GenerationService, candidate_params, save_candidate
+from test_cli import small_photo
 from worker_recorder import Recorder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,17 +244,6 @@ print(json.dumps({"channels": caps.input_channels,
 
 
 # -- the "done when" of the issue: saved candidates re-run to the same pixels ----------------------------
-def _small_photo(folder: Path):
-    from skimage import data
-
-    image = np.asarray(Image.fromarray(data.coffee()).resize((96, 64), Image.Resampling.LANCZOS))
-    mask = np.zeros(image.shape[:2], np.uint8)
-    mask[20:44, 30:70] = 255
-    Image.fromarray(image).save(folder / "coffee.png")
-    Image.fromarray(mask).save(folder / "coffee_mask.png")
-    return folder / "coffee.png", folder / "coffee_mask.png", image, mask
-
-
 def _rerun_from_png(service: GenerationService, path: Path, image, mask) -> np.ndarray:
     recalled = read_params(path)
     assert recalled is not None and recalled.batch_size == 1
@@ -262,7 +252,7 @@ def _rerun_from_png(service: GenerationService, path: Path, image, mask) -> np.n
 
 
 def test_window_and_cli_saved_candidates_rerun_to_identical_pixels(qtbot, tiny_inpaint_model, tmp_path):
-    image_path, mask_path, image, mask = _small_photo(tmp_path)
+    image_path, mask_path, image, mask = small_photo(tmp_path)
     params = GenerationParams(prompt="a red cup", model=str(tiny_inpaint_model), scheduler="Euler", steps=2,
                               seed=7, batch_size=2, width=256, height=256)
     k = 1

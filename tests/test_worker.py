@@ -50,12 +50,13 @@ def image_and_mask():
     return image, mask
 
 
-def start(qtbot, backend):
+def start(qtbot, backend=None, loader=None):
+    """A started worker whose service loads ``backend`` (or calls ``loader``), with its recorder."""
     calls = []
 
     def factory(model, options):
         calls.append((model, options))
-        return backend
+        return backend if loader is None else loader(model, options)
 
     worker = GenerationWorker(factory)
     worker.start()
@@ -178,9 +179,7 @@ def test_factory_failure_is_reported_and_retried_next_time(qtbot, image_and_mask
             raise ModelLoadError("weights missing")
         return FakeBackend()
 
-    worker = GenerationWorker(factory)
-    rec = Recorder(worker)
-    worker.start()
+    worker, rec, _ = start(qtbot, loader=factory)
     try:
         worker.submit(request(image, mask, seed=1))
         qtbot.waitUntil(lambda: bool(rec.failed), timeout=5000)
@@ -216,9 +215,7 @@ def test_memory_and_import_errors_become_typed_errors(qtbot, image_and_mask):
     def missing(model, options):
         raise ImportError("No module named 'diffusers'")
 
-    worker = GenerationWorker(missing)
-    rec = Recorder(worker)
-    worker.start()
+    worker, rec, _ = start(qtbot, loader=missing)
     try:
         worker.submit(request(image, mask, seed=1))
         qtbot.waitUntil(lambda: bool(rec.failed), timeout=5000)

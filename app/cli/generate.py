@@ -55,28 +55,23 @@ _EPILOG = (
 )
 
 
-def add_commands(sub: Any) -> None:
-    inpaint = sub.add_parser(
-        "inpaint",
-        help="inpaint the masked part of an image",
-        description="Repaint the white part of MASK in IN and write OUT.png (pixels outside the mask are kept "
-        "exactly). Without --model the built-in classical method (OpenCV Telea) is used and the prompt is ignored.",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_generation_args(inpaint, "inpaint")
-    inpaint.set_defaults(func=lambda ns: run_generation(ns, "inpaint"))
+#: command → (help, description) of the two generation commands.
+_COMMANDS = {
+    "inpaint": ("inpaint the masked part of an image",
+                "Repaint the white part of MASK in IN and write OUT.png (pixels outside the mask are kept exactly). "
+                "Without --model the built-in classical method (OpenCV Telea) is used and the prompt is ignored."),
+    "img2img": ("re-generate an image (or its masked part) from a prompt",
+                "Re-generate IN (or only the white part of MASK) guided by the prompt; --strength decides how "
+                "much changes. Needs a diffusion model (--model)."),
+}
 
-    img2img = sub.add_parser(
-        "img2img",
-        help="re-generate an image (or its masked part) from a prompt",
-        description="Re-generate IN (or only the white part of MASK) guided by the prompt; --strength decides how "
-        "much changes. Needs a diffusion model (--model).",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_generation_args(img2img, "img2img")
-    img2img.set_defaults(func=lambda ns: run_generation(ns, "img2img"))
+
+def add_commands(sub: Any) -> None:
+    for mode, (summary, description) in _COMMANDS.items():
+        parser = sub.add_parser(mode, help=summary, description=description, epilog=_EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_generation_args(parser, mode)
+        parser.set_defaults(func=lambda ns, _mode=mode: run_generation(ns, _mode))
 
 
 def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
@@ -92,6 +87,8 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
         + ("" if mode == "inpaint" else " (optional: without it the whole image is re-generated)"),
     )
     io_group.add_argument("-o", "--output", required=True, metavar="OUT.png", help="where to write the result (PNG)")
+    io_group.add_argument("--force", action="store_true",
+                          help="replace OUT.png even if it is read-only, a link, or one of the inputs")
 
     g = p.add_argument_group("generation (defaults as in the editor)")
     g.add_argument("-p", "--prompt", metavar="TEXT", help="what to paint (required with a diffusion model)")
@@ -199,7 +196,19 @@ def run_generation(ns: argparse.Namespace, mode: str) -> int:
     """Read, check, run and save; every failure becomes a `CliError` with one line."""
     params = params_from_args(ns, mode)
     _check_output(ns.output)
+    from app.cli.outputs import OutputRefused, check_outputs, output_lock
 
+    # Before any work: what could be written (one file, or one per sample) must not destroy anything.
+    maybe = {*output_paths(ns.output, 1), *output_paths(ns.output, params.batch_size)}
+    try:
+        check_outputs(sorted(maybe), [Path(p) for p in (ns.image, ns.mask) if p], force=ns.force)
+        with output_lock(Path(ns.output)):
+            return _run(ns, mode, params)
+    except OutputRefused as exc:
+        raise CliError(str(exc)) from None
+
+
+def _run(ns: argparse.Namespace, mode: str, params: GenerationParams) -> int:
     from app.core.imageio import load_image, load_mask  # numpy/cv2 only now
     from app.inference.engine import Cancelled
     from app.inference.registry import LoadOptions

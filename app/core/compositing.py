@@ -79,6 +79,21 @@ def rgb8_to_native(rgb: np.ndarray, like: np.ndarray) -> np.ndarray:
     return out
 
 
+def native_like(generated_rgb8: np.ndarray, original: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Generated RGB8 in the layout and dtype of ``original`` (same shape, no alpha). In the
+    feathered ring (0 < weight < 1) a 16-bit value keeps the original's detail below 8 bits: it
+    becomes gen·257 plus the original's residual against its 8-bit rounding, so where the model
+    returned the original's 8-bit value the blend gives back the original exactly, instead of
+    pulling it towards an 8-bit copy of itself. Fully repainted pixels are gen·257."""
+    gen = rgb8_to_native(generated_rgb8, original)
+    if original.dtype != np.uint16:
+        return gen
+    orig = original.astype(np.int32)
+    residual = orig - (orig + 128) // 257 * 257
+    ring = (weights < 1).reshape(weights.shape + (1,) * (orig.ndim - weights.ndim))
+    return np.clip(gen.astype(np.int32) + residual * ring, 0, 65535).astype(np.uint16)
+
+
 #: Above this fraction of weighted pixels a dense blend of the box beats gathering pixels.
 DENSE_FRACTION = 0.35
 
@@ -101,7 +116,7 @@ def composite_into(target: np.ndarray, generated_rgb8: np.ndarray, crop: Bounds,
     maximum = 65535 if colour.dtype == np.uint16 else 255
     if idx.size > DENSE_FRACTION * weights.size:
         # Mostly weighted (a blob): blend the whole box, write back only weighted pixels.
-        gen = rgb8_to_native(np.ascontiguousarray(generated_rgb8), colour)
+        gen = native_like(np.ascontiguousarray(generated_rgb8), colour, weights)
         wb = weights if colour.ndim == 2 else weights[:, :, None]
         blended = colour.astype(np.float32) + (gen.astype(np.float32) - colour.astype(np.float32)) * wb
         colour[touched] = np.clip(np.rint(blended), 0, maximum).astype(colour.dtype)[touched]
@@ -113,9 +128,8 @@ def composite_into(target: np.ndarray, generated_rgb8: np.ndarray, crop: Bounds,
     dst = colour[ys, xs].reshape(idx.size, channels)
     w = weights.reshape(-1)[idx][:, None]
     gen = np.ascontiguousarray(generated_rgb8).reshape(height * width, 3)[idx][:, None, :]  # N×1×3: an image for OpenCV
-    gen = rgb8_to_native(gen, colour).reshape(idx.size, channels)
+    like = dst.reshape(idx.size, 1, channels) if channels > 1 else dst.reshape(idx.size, 1)
+    gen = native_like(gen, like, w).reshape(idx.size, channels)
     blended = dst.astype(np.float32) + (gen.astype(np.float32) - dst.astype(np.float32)) * w
     result = np.clip(np.rint(blended), 0, maximum).astype(dst.dtype)
     colour[ys, xs] = result if colour.ndim == 3 else result[:, 0]
-
-_rgb8_to_native = rgb8_to_native  # former private name, kept for callers written against it

@@ -24,3 +24,16 @@ class EmptyMaskError(UserError, ValueError):
 
     def __init__(self) -> None:
         super().__init__("The mask is empty: paint the area to repaint (white in a mask file) and try again.")
+
+
+class NothingToInpaintFromError(UserError, ValueError):
+    """A classical method fills the mask from the pixels around it; with none left unmasked it
+    would return the input unchanged and call that a result."""
+
+    title = "Nothing to inpaint from"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Nothing left to inpaint from: the mask covers every pixel the classical method could copy from. "
+            "Leave some of the image unmasked (or raise the padding), or use a diffusion model."
+        )

@@ -28,15 +28,20 @@ from app.core.errors import UserError
 from app.core import metadata
 from app.core.atomic import atomic_write_bytes
 
-#: Largest image accepted (30000×30000 ≈ 900 MP, 2.7 GB as RGB8). Checked from the header,
-#: before any pixel is decoded, so a decompression bomb costs nothing.
-MAX_PIXELS = 30000 * 30000
+#: Largest image accepted (16384² ≈ 268 MP, 0.8 GB as RGB8: eleven 24 MP photos; the engine
+#: holds a few copies). Checked from the header, before any pixel is decoded, so a
+#: decompression bomb costs nothing (a 631-byte JPEG claiming 30000×29000 took 20 s and 8.3 GB).
+MAX_PIXELS = 16384 * 16384
+#: A JPEG spends at least a few bits on every 8×8 block even when flat; one that claims more than
+#: this many pixels per byte of file is truncated or crafted, and decoding it would only allocate.
+JPEG_MAX_PIXELS_PER_BYTE = 256
 MAX_ICC_BYTES = 8 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-# Pillow's own bomb guard warns above MAX_IMAGE_PIXELS and fails above twice that; we check
-# first and explicitly, so raise its threshold to ours (its error still backs ours up).
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Pillow's own bomb guard warns above MAX_IMAGE_PIXELS and fails (at open, without saying the
+# size) above twice that. We check right after open, from the header, with a message naming the
+# size; Pillow's guard stays as a backstop well above ours.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS * 8
 
 SAVE_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
@@ -143,7 +148,7 @@ def load_image_bytes(data: bytes, name: str = "image") -> LoadedImage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check the size ourselves
             pil = Image.open(io.BytesIO(data))
-            _check_size(pil, name)
+            _check_size(pil, name, len(data))
             return _decode(pil, data, name)
     except ImageLoadError:
         raise
@@ -170,12 +175,17 @@ def _too_large(name: str, w: int | None = None, h: int | None = None) -> str:
     )
 
 
-def _check_size(pil: Image.Image, name: str) -> None:
+def _check_size(pil: Image.Image, name: str, nbytes: int) -> None:
     w, h = pil.size
     if w <= 0 or h <= 0:
         raise ImageLoadError(f"{name} has no pixels ({w}×{h}); use another image.")
     if w * h > MAX_PIXELS:
         raise ImageLoadError(_too_large(name, w, h))
+    if pil.format == "JPEG" and w * h > JPEG_MAX_PIXELS_PER_BYTE * nbytes:
+        raise ImageLoadError(
+            f"{name} claims {w}×{h} pixels but holds only {nbytes} bytes: it is truncated or not a real photo; "
+            "use a complete copy of the image."
+        )
 
 
 def _decode(pil: Image.Image, data: bytes, name: str) -> LoadedImage:

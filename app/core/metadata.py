@@ -144,7 +144,7 @@ def format_a1111(params: GenerationParams, width: int, height: int) -> str:
     if params.is_classical:  # no sampling: seed, steps, sampler, CFG and strength decided nothing
         for key in ("Steps", "Sampler", "CFG scale", "Seed", "Denoising strength"):
             del fields[key]
-    if params.mode == "inpaint":
+    if params.mode == "inpaint" or params.is_classical:  # a classical method only inpaints
         fields["Mask blur"] = params.mask_blur
         # Written for both values: A1111 omits "Whole picture", but our default is "Only masked",
         # so an omitted field would read back as the other setting.

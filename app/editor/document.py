@@ -1,4 +1,4 @@
-"""The document: the image being edited, its mask, the undo history and the generation history.
+"""The document: the image being edited, its mask, context box, undo history and generation history.
 
 Model layer (QtCore/QtGui only). Widgets observe it through signals and never edit arrays
 directly: every change goes through a method here and becomes one undo command that stores only
@@ -20,9 +20,9 @@ from PySide6.QtGui import QImage, QUndoStack
 from app.core import maskops, regions
 from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
-from app.editor.undo import DEFAULT_BUDGET_BYTES, HistoryBudget, TileDelta, TileSnapshot, diff_tiles, qrect, tile_bounds
-
-Point = tuple[float, float]
+from app.editor.brush import Point, brush_coverage, segment_bounds
+from app.editor.qimage import display_rgb8, qimage_from_array, rgba8
+from app.editor.undo import DEFAULT_BUDGET_BYTES, BoxDelta, HistoryBudget, TileDelta, TileSnapshot, diff_tiles, qrect, tile_bounds
 
 
 def _to_bounds(region: Bounds | QRect | Sequence[int] | None) -> Bounds | None:
@@ -34,58 +34,6 @@ def _to_bounds(region: Bounds | QRect | Sequence[int] | None) -> Bounds | None:
     return Bounds(int(x), int(y), int(w), int(h))
 
 
-def segment_bounds(p0: Point, p1: Point, radius: float, width: int, height: int) -> Bounds:
-    """Pixels a brush segment can touch: the segment's box grown by the radius, clamped."""
-    r = radius + 1.0
-    x0, x1 = int(np.floor(min(p0[0], p1[0]) - r)), int(np.ceil(max(p0[0], p1[0]) + r))
-    y0, y1 = int(np.floor(min(p0[1], p1[1]) - r)), int(np.ceil(max(p0[1], p1[1]) + r))
-    return Bounds(x0, y0, x1 - x0, y1 - y0).clamp(width, height)
-
-
-def brush_coverage(bounds: Bounds, p0: Point, p1: Point, radius: float, hardness: float) -> np.ndarray:
-    """uint8 coverage (0–255) of a round brush swept from p0 to p1, over ``bounds`` only.
-
-    Coordinates are continuous image coordinates (pixel i spans [i, i+1)). The footprint is the
-    distance to the segment, so a fast mouse move is a solid capsule, never a row of dots.
-    ``hardness`` 1 gives a hard edge with one pixel of anti-aliasing; lower values fall off with a
-    smoothstep from ``radius * hardness`` to ``radius``.
-    """
-    ys = np.arange(bounds.y, bounds.bottom, dtype=np.float32)[:, None] + 0.5
-    xs = np.arange(bounds.x, bounds.right, dtype=np.float32)[None, :] + 0.5
-    ax, ay = np.float32(p0[0]), np.float32(p0[1])
-    abx, aby = np.float32(p1[0] - p0[0]), np.float32(p1[1] - p0[1])
-    length2 = abx * abx + aby * aby
-    px, py = xs - ax, ys - ay
-    if length2 < 1e-6:
-        d = np.sqrt(px * px + py * py)
-    else:
-        t = np.clip((px * abx + py * aby) / length2, 0.0, 1.0)
-        dx, dy = px - t * abx, py - t * aby
-        d = np.sqrt(dx * dx + dy * dy)
-    radius = max(0.5, float(radius))
-    hardness = float(np.clip(hardness, 0.0, 1.0))
-    if hardness >= 0.999:
-        cov = np.clip(radius - d + 0.5, 0.0, 1.0)
-    else:
-        inner = radius * hardness
-        t = np.clip((radius - d) / (radius - inner), 0.0, 1.0)
-        cov = t * t * (3.0 - 2.0 * t)
-    return (cov * 255.0 + 0.5).astype(np.uint8)
-
-
-def display_rgb8(pixels: np.ndarray) -> np.ndarray:
-    """Native pixels (gray/RGB/RGBA, 8 or 16 bit) → 8-bit with the same channels, for display."""
-    if pixels.dtype == np.uint16:
-        return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    if pixels.dtype != np.uint8:
-        raise TypeError(f"unsupported pixel type {pixels.dtype}")
-    return pixels
-
-
-def _channels(pixels: np.ndarray) -> int:
-    return 1 if pixels.ndim == 2 else pixels.shape[2]
-
-
 class Document(QObject):
     """Image + mask + undo stack + generations. See docs/API_EDITOR_CORE.md for the contract."""
 
@@ -93,6 +41,8 @@ class Document(QObject):
     mask_changed = Signal(QRect)  # mask changed in this rect
     reset = Signal()  # new image / restored state: everything may have changed, arrays replaced
     generations_changed = Signal()
+    #: The context box (`Bounds` or None), changed by an edit or undo; ``reset`` covers opening.
+    context_box_changed = Signal(object)
     #: ``modified`` may have changed (read ``doc.modified``). No bool argument on purpose: PySide6
     #: 6.12 on Python 3.11 loses a reference to True/False on every Python-side ``emit(bool)`` and
     #: the interpreter aborts after a few hundred emits.
@@ -108,6 +58,7 @@ class Document(QObject):
         #: Parameters recalled from the opened file's metadata (GenerationParams) or None.
         self.source_params: Any = None
         self.generations: list[GenerationRecord] = []
+        self._context_box: Bounds | None = None
         self.undo_stack = QUndoStack(self)
         self._budget = HistoryBudget(self.undo_stack, self._apply_delta, history_budget)
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
@@ -136,15 +87,42 @@ class Document(QObject):
         self.source_params = getattr(loaded, "params", None)
         self.path = str(path) if path is not None else getattr(loaded, "path", None)
         self.generations = []
-        self._after_replace()
+        self._after_replace(None)
         self.generations_changed.emit()
 
-    def _after_replace(self) -> None:
+    def _after_replace(self, context_box: Bounds | None) -> None:
         self._stroke = None
         self.undo_stack.clear()
         self.undo_stack.setClean()
         self._rebuild_display()
-        self.reset.emit()
+        self._context_box = self._clamped_box(context_box)
+        self.reset.emit()  # covers the box too: observers re-read everything
+
+    # -- context box --------------------------------------------------------------------------
+    @property
+    def context_box(self) -> Bounds | None:
+        """What the model sees around the mask (None: the engine picks the region itself)."""
+        return self._context_box
+
+    def _clamped_box(self, box: Bounds | QRect | Sequence[int] | None) -> Bounds | None:
+        box = _to_bounds(box)
+        if box is None or self.is_empty:
+            return None
+        box = box.clamp(self.width, self.height)
+        return None if box.is_empty else box
+
+    def set_context_box(self, box: Bounds | QRect | Sequence[int] | None, label: str | None = None) -> bool:
+        """Set (clamped to the image; empty clears) or clear the box, undoably. False if unchanged."""
+        self._require_image()
+        delta = BoxDelta(self._context_box, self._clamped_box(box))
+        if delta.is_empty:
+            return False
+        self._set_box(delta.after)
+        return self._push(label or ("Clear context box" if delta.after is None else "Set context box"), [delta], already_applied=True)
+
+    def _set_box(self, box: Bounds | None) -> None:
+        self._context_box = box
+        self.context_box_changed.emit(box)
 
     @property
     def width(self) -> int:
@@ -209,12 +187,7 @@ class Document(QObject):
 
     def display_rgba8(self) -> np.ndarray:
         """H×W×4 uint8 RGBA of the current pixels (a copy; for thumbnails, export, tests)."""
-        rgb = display_rgb8(self.pixels)
-        if rgb.ndim == 2:
-            return cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGBA)
-        if rgb.shape[2] == 3:
-            return cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
-        return rgb.copy()
+        return rgba8(self.pixels)
 
     # -- undo plumbing ----------------------------------------------------------------------
     @property
@@ -237,11 +210,14 @@ class Document(QObject):
     def _array(self, target: str) -> np.ndarray:
         return self.mask if target == "mask" else self.pixels
 
-    def _apply_delta(self, delta: TileDelta, which: str) -> None:
+    def _apply_delta(self, delta: TileDelta | BoxDelta, which: str) -> None:
         if self._stroke is not None:
             # Undo/redo pressed mid-stroke: the stroke's saved tiles would no longer match the mask.
             # Drop the unfinished stroke (it was never a command) before the history moves.
             self.cancel_stroke()
+        if isinstance(delta, BoxDelta):
+            self._set_box(delta.value(which))
+            return
         b = delta.write(self._array(delta.target), which)
         if b is not None:
             self._emit(delta.target, b)
@@ -253,7 +229,7 @@ class Document(QObject):
             self._update_display(b)
             self.image_changed.emit(qrect(b))
 
-    def _push(self, label: str, deltas: list[TileDelta], *, already_applied: bool) -> bool:
+    def _push(self, label: str, deltas: list[TileDelta | BoxDelta], *, already_applied: bool) -> bool:
         deltas = [d for d in deltas if not d.is_empty]
         if not deltas:
             return False
@@ -474,10 +450,11 @@ class Document(QObject):
             generations=list(self.generations),
             icc_profile=self.icc_profile,
             source_path=self.path,
+            context_box=self._context_box,
         )
 
     def load_state(self, state: Any) -> None:
-        """Restore a ``ProjectState``: image, original, mask, generations. Clears undo."""
+        """Restore a ``ProjectState``: image, original, mask, context box, generations. Clears undo."""
         current = np.ascontiguousarray(state.current)
         if current.ndim == 3 and current.shape[2] == 1:
             current = current[:, :, 0]
@@ -489,22 +466,6 @@ class Document(QObject):
         self.path = state.source_path
         self.source_params = None
         self.generations = list(state.generations)
-        self._after_replace()
+        self._after_replace(getattr(state, "context_box", None))
         self.generations_changed.emit()
 
-
-def qimage_from_array(arr: np.ndarray) -> QImage:
-    """Wrap a C-contiguous uint8 gray/RGB/RGBA array as a QImage sharing its memory.
-
-    The caller keeps ``arr`` alive as long as the QImage is used (the Document does).
-    """
-    if arr.size == 0:
-        return QImage()
-    arr = np.ascontiguousarray(arr)
-    h, w = arr.shape[:2]
-    fmt = {1: QImage.Format.Format_Grayscale8, 3: QImage.Format.Format_RGB888, 4: QImage.Format.Format_RGBA8888}[
-        _channels(arr)
-    ]
-    img = QImage(arr.data, w, h, arr.strides[0], fmt)
-    img._keep = arr  # type: ignore[attr-defined]  # ties the buffer's life to the image wrapper
-    return img

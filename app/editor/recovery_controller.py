@@ -3,7 +3,7 @@
 When it saves, and why:
 * after every applied result or new generation (``image_changed`` / ``generations_changed``), a
   short moment later so a burst of signals costs one save: a result can be minutes of GPU time;
-* after mask work, at most ``mask_interval_s`` (default 120 s) after the first unsaved change:
+* after mask or context-box work, at most ``mask_interval_s`` (default 120 s) after the first unsaved change:
   the timer is *not* restarted by later strokes, so steady painting is still saved every interval;
 * when asked (`autosave_now`), e.g. right after a restore.
 
@@ -33,7 +33,7 @@ RESULT_DELAY_MS = 300
 class RecoveryController(QObject):
     """Autosave + recovery for one `app.editor.document.Document`.
 
-    ``params_getter`` returns the current `GenerationParams` (``MainWindow.current_params``); if it
+    ``params_getter`` returns the current `GenerationParams` (the window's panel); if it
     raises (a half-typed value in the UI), the last good params are saved instead.
     """
 
@@ -74,9 +74,10 @@ class RecoveryController(QObject):
         self._result_timer.timeout.connect(self.autosave_now)
 
         self._generation_ids = self._current_generation_ids()
-        document.image_changed.connect(self._on_result)
+        document.image_changed.connect(self.notify_result)
         document.generations_changed.connect(self._on_generations)
         document.mask_changed.connect(self._on_mask_work)
+        document.context_box_changed.connect(self._on_mask_work)
         document.reset.connect(self._on_reset)
 
     # -- configuration -------------------------------------------------------------------------
@@ -88,20 +89,16 @@ class RecoveryController(QObject):
     def mask_interval_s(self, seconds: float) -> None:
         self._mask_timer.setInterval(int(seconds * 1000))
 
-    def attach(self, window: Any = None) -> RecoveryController:
-        """Wire into the application: a normal quit is a clean exit, and a restored session's
-        params go to ``window.set_params`` when the window has one."""
+    def attach(self) -> RecoveryController:
+        """Wire into the application: a normal quit is a clean exit."""
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
-        if window is not None and hasattr(window, "set_params"):
-            self.restored.connect(window.set_params)
-        if window is not None and hasattr(window, "result_applied"):
-            window.result_applied.connect(self._on_result)  # ``applied`` index is set after the pixels
         return self
 
     # -- triggers --------------------------------------------------------------------------------
-    def _on_result(self, *_: Any) -> None:
+    def notify_result(self, *_: Any) -> None:
+        """A result was applied (or its ``applied`` index set): save soon."""
         self._image_version += 1
         self._dirty = True
         if not self._closed:
@@ -116,7 +113,7 @@ class RecoveryController(QObject):
         if ids != self._generation_ids:
             self._generation_ids = ids
             if ids:
-                self._on_result()
+                self.notify_result()
 
     def _on_reset(self) -> None:
         """A freshly opened image or project is already on disk: nothing to save until work starts."""
@@ -215,8 +212,9 @@ class RecoveryController(QObject):
         self._mask_timer.stop()
         self._result_timer.stop()
         with contextlib.suppress(Exception):
-            self.document.image_changed.disconnect(self._on_result)
+            self.document.image_changed.disconnect(self.notify_result)
             self.document.generations_changed.disconnect(self._on_generations)
             self.document.mask_changed.disconnect(self._on_mask_work)
+            self.document.context_box_changed.disconnect(self._on_mask_work)
             self.document.reset.disconnect(self._on_reset)
         self.autosaver.close(clean=clean)

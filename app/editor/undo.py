@@ -166,6 +166,24 @@ class TileSnapshot:
         return delta
 
 
+@dataclass(frozen=True)
+class BoxDelta:
+    """A context-box change. It rides in a `TileCommand` like a tile delta, so box edits share the
+    history (and its eviction) with mask and image edits; it holds no pixels (``nbytes`` 0)."""
+
+    before: Bounds | None
+    after: Bounds | None
+    target: str = "context"
+    nbytes: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return self.before == self.after
+
+    def value(self, which: str) -> Bounds | None:
+        return self.after if which == "after" else self.before
+
+
 class TileCommand(QUndoCommand):
     """One undoable edit made of :class:`TileDelta` s (mask and/or image).
 
@@ -178,7 +196,7 @@ class TileCommand(QUndoCommand):
     cycle; collecting such cycles in bulk let shiboken free a command twice (a segfault).
     """
 
-    def __init__(self, label: str, deltas: list[TileDelta], owner: HistoryBudget, *, already_applied: bool = False) -> None:
+    def __init__(self, label: str, deltas: list[TileDelta | BoxDelta], owner: HistoryBudget, *, already_applied: bool = False) -> None:
         super().__init__(label)
         self.deltas = deltas
         self._owner = weakref.ref(owner)

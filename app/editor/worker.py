@@ -104,10 +104,6 @@ class GenerationWorker(QObject):
         self.service.release()
         self.service = service if isinstance(service, GenerationService) else GenerationService(service)
 
-    def release_backend(self) -> None:
-        """Forget the cached backend so its memory can be freed (the next run loads again)."""
-        self.service.release()
-
     def cancel(self) -> None:
         self._cancel.set()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from app.core.errors import NothingToInpaintFromError
 from app.core.params import CLASSICAL_METHODS
 from app.inference.engine import BackendRequest, Cancelled, CancelFn
 
@@ -26,6 +27,8 @@ class ClassicalBackend:
     def generate(self, request: BackendRequest, progress, cancelled: CancelFn) -> list[np.ndarray]:
         if cancelled():
             raise Cancelled()
+        if not (request.mask == 0).any():
+            raise NothingToInpaintFromError()
         progress(0, 1, None)
         out = cv2.inpaint(request.image, (request.mask > 0).astype(np.uint8), self.radius, self.method)
         progress(1, 1, out)

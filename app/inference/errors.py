@@ -55,8 +55,3 @@ class GpuOutOfMemory(UserError, RuntimeError):
         )
         super().__init__(f"The {device} device ran out of memory. {hint}" + (f" ({detail})" if detail else ""))
 
-
-class GenerationFailed(UserError, RuntimeError):
-    """A run failed for a reason that is not the user's input (a backend or library error)."""
-
-    bad_input = False

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app import __version__
-from app.storage.paths import data_dir
+from app.storage.paths import ENV_DATA, data_dir
 from app.storage.project import (
     PROJECT_SUFFIX,
     PngCache,
@@ -166,15 +166,21 @@ def discard(recovery: Recovery) -> None:
             p.unlink()
 
 
-def _remove_stale_temps(folder: Path, max_age_s: float = 0.0) -> None:
-    """Temp files of saves interrupted by a session's death (``.session-…inpaint.*.tmp``): the
-    session's lock is free, so no one will finish them; the complete previous file is kept."""
+def _remove_stale_files(folder: Path, max_age_s: float = 0.0) -> None:
+    """What dead sessions leave besides their recovery file: temp files of interrupted saves
+    (``.session-…inpaint.*.tmp``; the complete previous file is kept) and locks with no recovery
+    file beside them (a session killed before its first save). Their lock is free, so no one
+    will finish or need them."""
     now = time.time()
     for tmp in folder.glob(".session-*.tmp"):
         stem = tmp.name[1:].split(PROJECT_SUFFIX)[0]
         with contextlib.suppress(OSError):
             if not _lock_is_held(folder / (stem + LOCK_SUFFIX)) and now - tmp.stat().st_mtime >= max_age_s:
                 tmp.unlink()
+    for lock in folder.glob(f"session-*{LOCK_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if not lock.with_suffix(PROJECT_SUFFIX).exists() and not _lock_is_held(lock):
+                lock.unlink()
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,6 +224,16 @@ class Autosaver:
         """Claim this session's slot on first use, so a window that never saves leaves nothing."""
         if self.path is not None:
             return self.path
+        try:
+            return self._claim_slot()
+        except OSError as exc:
+            raise ProjectError(
+                f"Autosave is off: the recovery folder {self.folder} cannot be written "
+                f"({exc.strerror or exc}). Work is not protected against a crash until you save it; "
+                f"make the folder writable, or set {ENV_DATA} to a folder you can write to."
+            ) from exc
+
+    def _claim_slot(self) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         stem = f"session-{os.getpid()}-{secrets.token_hex(4)}"
         lock_path = self.folder / (stem + LOCK_SUFFIX)
@@ -229,7 +245,7 @@ class Autosaver:
         os.fsync(fd)
         self._lock_fd, self.lock_path = fd, lock_path
         self.path = self.folder / (stem + PROJECT_SUFFIX)
-        _remove_stale_temps(self.folder)
+        _remove_stale_files(self.folder)
         return self.path
 
     def _ensure_thread(self) -> None:
@@ -241,7 +257,7 @@ class Autosaver:
     def pending_recoveries(self) -> list[Recovery]:
         """Recoveries of other, dead sessions (never this session's own slot)."""
         with contextlib.suppress(OSError):
-            _remove_stale_temps(self.folder)
+            _remove_stale_files(self.folder)
         return [r for r in pending_recoveries(self.folder, exclude=self.path) if r not in self._adopted]
 
     def adopt(self, recovery: Recovery) -> ProjectState:
@@ -308,9 +324,11 @@ class Autosaver:
             try:
                 path = self.save(state)
             except Exception as exc:  # the worker must outlive any one failed save
-                self.last_error = str(exc) if isinstance(exc, (ProjectError, OSError)) else f"Autosave failed: {exc!r}"
-                if self.on_error:
-                    self.on_error(self.last_error)
+                message = str(exc) if isinstance(exc, (ProjectError, OSError)) else f"Autosave failed: {exc!r}"
+                repeated = message == self.last_error
+                self.last_error = message
+                if self.on_error and not repeated:  # the same failure is reported once, not on every save
+                    self.on_error(message)
             else:
                 if self.on_saved:
                     self.on_saved(path)

@@ -2,7 +2,8 @@
 
 Layout (format version 2)::
 
-    manifest.json        format tag + version, app version, image layout, params, generation records
+    manifest.json        format tag + version, app version, image layout, params, context box
+                         ([x, y, w, h] or null; absent in older files), generation records
     original.png         pixels as first opened   (8/16 bit, gray/RGB/RGBA kept, ICC embedded)
     current.png          pixels now                (same layout)
     mask.png             H×W 8-bit gray, 255 = repaint
@@ -58,6 +59,9 @@ MAX_RATIO = 200  # uncompressed/compressed above this (for members > 1 MiB) = zi
 MAX_DECODED_BYTES = 16 * 1024**3  # all decoded pixel arrays together
 MAX_GENERATIONS = 10000
 MAX_CANDIDATES = 64
+#: Images one project may hold in all. Each is its own member: our writer never names a member
+#: twice, and a file that does (640,000 references to one tiny PNG took 112 s and 1.6 GB) is refused.
+MAX_IMAGES = 4096
 
 _COLOUR_TYPE = {1: 0, 3: 2, 4: 6}  # channels → PNG colour type (gray, RGB, RGBA)
 _CHANNELS = {v: k for k, v in _COLOUR_TYPE.items()}
@@ -82,6 +86,7 @@ class ProjectState:
     generations: list[GenerationRecord] = field(default_factory=list)
     icc_profile: bytes | None = None
     source_path: str | None = None
+    context_box: Bounds | None = None  # the area the model sees; older files have none
 
 
 @dataclass(frozen=True)
@@ -262,6 +267,7 @@ def save_project(
         "files": {"original": "original.png", "current": "current.png", "mask": "mask.png", "thumbnail": "thumbnail.png"},
         "icc_profile": icc is not None,
         "source_path": state.source_path,
+        "context_box": None if state.context_box is None else [state.context_box.x, state.context_box.y, state.context_box.width, state.context_box.height],
         "params": state.params.to_dict(),
         "generations": records,
     }
@@ -557,6 +563,21 @@ def _load_from(p: Path, data: bytes | None) -> ProjectState:
         raise error from exc
 
 
+def _referenced_members(files: dict, raw_gens: list, name: str) -> list:
+    """Every image member the manifest names, checked before any is decoded: at most
+    `MAX_IMAGES`, and none named twice."""
+    members = [files.get(k) for k in ("current", "original", "mask") if files.get(k) is not None]
+    for g in raw_gens:
+        if isinstance(g, dict) and isinstance(g.get("candidates"), list):
+            members += g["candidates"][: MAX_CANDIDATES + 1]
+        if len(members) > MAX_IMAGES:
+            raise ProjectError(f"{name} names more than {MAX_IMAGES} images; it is not a project Inpaint Studio wrote. Not opened.")
+    hashable = [m for m in members if isinstance(m, str)]
+    if len(set(hashable)) != len(hashable):
+        raise ProjectError(f"{name} names the same image more than once; the file is damaged or crafted. Not opened.")
+    return members
+
+
 def _load(archive: _Archive) -> ProjectState:
     name = archive.name
     manifest = migrate_manifest(_parse_manifest(archive), name)
@@ -572,7 +593,8 @@ def _load(archive: _Archive) -> ProjectState:
     raw_gens = manifest.get("generations", [])
     if not isinstance(raw_gens, list) or len(raw_gens) > MAX_GENERATIONS:
         raise ProjectError(f"{name}: the generation history is not valid; the file is damaged.")
-    n_images = 2 + sum(len(g.get("candidates", [])) if isinstance(g, dict) and isinstance(g.get("candidates"), list) else 0 for g in raw_gens)
+    referenced = _referenced_members(files, raw_gens, name)
+    n_images = len(referenced)
     itemsize = 2 if layout["dtype"] == "uint16" else 1
     decoded = n_images * layout["width"] * layout["height"] * layout["channels"] * itemsize
     if decoded > MAX_DECODED_BYTES:
@@ -595,7 +617,19 @@ def _load(archive: _Archive) -> ProjectState:
         generations=generations,
         icc_profile=icc if manifest.get("icc_profile") else None,
         source_path=source,
+        context_box=_context_box(manifest.get("context_box"), layout, name),
     )
+
+
+def _context_box(raw: Any, layout: dict[str, Any], name: str) -> Bounds | None:
+    """The saved context box, checked against the image; older files have none."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) != 4:
+        raise ProjectError(f"{name}: the context box {str(raw)[:40]!r} is not [x, y, width, height]; the file is damaged.")
+    w, h = layout["width"], layout["height"]
+    x, y = _int(raw[0], "context box x", 0, w - 1, name), _int(raw[1], "context box y", 0, h - 1, name)
+    return Bounds(x, y, _int(raw[2], "context box width", 1, w - x, name), _int(raw[3], "context box height", 1, h - y, name))
 
 
 def _load_record(archive: _Archive, raw: Any, index: int, layout: dict[str, Any]) -> GenerationRecord:

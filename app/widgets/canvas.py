@@ -9,135 +9,31 @@ Speed on 24 MP photos comes from three choices:
 - document signals carry dirty rectangles, turned into ``update(rect)`` calls in widget space.
 
 The view transform is ``widget = offset + image * zoom``; image coordinates are continuous
-(pixel i spans [i, i+1)).
+(pixel i spans [i, i+1)). What a left-button drag does is up to the current tool object
+(`app.widgets.canvas_tools`); the canvas itself only pans, zooms and draws.
 """
 
 from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
-from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import (
-    QBrush,
-    QColor,
-    QImage,
-    QKeySequence,
-    QMouseEvent,
-    QPainter,
-    QPainterPath,
-    QPaintEvent,
-    QPen,
-    QPixmap,
-    QPolygonF,
-    qRgba,
-)
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QKeySequence, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen, qRgba
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from app.editor.document import Document, display_rgb8, qimage_from_array
 from app.core.geometry import Bounds
+from app.editor.document import Document
+from app.editor.qimage import display_rgb8, qimage_from_array
 from app.widgets import tools
+from app.widgets.canvas_tools import Tool, make_tools
+from app.widgets.level_cache import LevelCache, checker_brush
 from app.widgets.tools import BrushOptions, clamp_size
-
-MIN_ZOOM, MAX_ZOOM = 1 / 64, 64.0
-ZOOM_STEP = 1.25
+from app.widgets.zoom_pan import ZOOM_STEP, ZoomPan
 
 
-class LevelCache:
-    """Half-size copies (levels 1, 2, ... = 1/2, 1/4, ...) of an 8-bit array, for zoomed-out views.
 
-    At "fit" a 24 MP photo is drawn at ~1/4 scale; sampling the full image for every frame costs
-    ~60 ms, drawing the 1/4 level costs a few ms and looks better (area-averaged, not bilinear
-    aliasing). Levels are built lazily, each from the previous one by an exact factor of 2, so a
-    dirty rectangle can be re-averaged in place and stays identical to a full rebuild. Image
-    levels are stored as 32-bit BGRA (Qt's fastest format to draw); mask levels as Indexed8 that
-    share the overlay colour table.
-    """
-
-    def __init__(self, base: np.ndarray, kind: str) -> None:
-        self.base = base  # level 0, not copied
-        self.kind = kind  # "image" or "mask"
-        self._arrays: list[np.ndarray] = [base]  # level k array (mask: uint8; image: same layout as base)
-        self._images: dict[int, QImage] = {}
-        self._color_table: list[int] | None = None
-
-    def max_level(self) -> int:
-        h, w = self.base.shape[:2]
-        return max(0, int(math.floor(math.log2(max(1, min(h, w))))) - 1)
-
-    def level_for(self, zoom: float) -> int:
-        if zoom >= 1.0:
-            return 0
-        return min(self.max_level(), int(math.floor(math.log2(1.0 / zoom) + 1e-9)))
-
-    def image(self, level: int) -> QImage:
-        while len(self._arrays) <= level:
-            prev = self._arrays[-1]
-            h, w = prev.shape[0] // 2, prev.shape[1] // 2
-            self._arrays.append(cv2.resize(prev[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA))
-        img = self._images.get(level)
-        if img is None:
-            img = self._wrap(level)
-            self._images[level] = img
-        return img
-
-    def _wrap(self, level: int) -> QImage:
-        arr = self._arrays[level]
-        h, w = arr.shape[:2]
-        if self.kind == "mask":
-            img = QImage(arr.data, w, h, arr.strides[0], QImage.Format.Format_Indexed8)
-            img._keep = arr  # type: ignore[attr-defined]
-            if self._color_table is not None:
-                img.setColorTable(self._color_table)
-            return img
-        bgra = self._to_bgra(arr)
-        fmt = QImage.Format.Format_ARGB32 if arr.ndim == 3 and arr.shape[2] == 4 else QImage.Format.Format_RGB32
-        img = QImage(bgra.data, w, h, bgra.strides[0], fmt)
-        img._keep = bgra  # type: ignore[attr-defined]
-        return img
-
-    @staticmethod
-    def _to_bgra(arr: np.ndarray) -> np.ndarray:
-        if arr.ndim == 2:
-            return cv2.cvtColor(arr, cv2.COLOR_GRAY2BGRA)
-        if arr.shape[2] == 3:
-            return cv2.cvtColor(arr, cv2.COLOR_RGB2BGRA)
-        return cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA)
-
-    def set_color_table(self, table: list[int]) -> None:
-        self._color_table = table
-        for level, img in self._images.items():
-            if level > 0:
-                img.setColorTable(table)
-
-    def invalidate(self, x: int, y: int, width: int, height: int) -> None:
-        """Re-average the built levels over a changed rectangle of level 0."""
-        x0, y0, x1, y1 = x, y, x + width, y + height
-        for level in range(1, len(self._arrays)):
-            prev, cur = self._arrays[level - 1], self._arrays[level]
-            x0, y0 = x0 // 2, y0 // 2
-            x1, y1 = min(cur.shape[1], (x1 + 1) // 2), min(cur.shape[0], (y1 + 1) // 2)
-            if x1 <= x0 or y1 <= y0:
-                return
-            src = prev[2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
-            cur[y0:y1, x0:x1] = cv2.resize(src, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
-            img = self._images.get(level)
-            if img is not None and self.kind == "image":
-                img._keep[y0:y1, x0:x1] = self._to_bgra(np.ascontiguousarray(cur[y0:y1, x0:x1]))  # type: ignore[attr-defined]
-
-
-def _checker_brush() -> QBrush:
-    pm = QPixmap(16, 16)
-    pm.fill(QColor(204, 204, 204))
-    p = QPainter(pm)
-    p.fillRect(0, 0, 8, 8, QColor(153, 153, 153))
-    p.fillRect(8, 8, 8, 8, QColor(153, 153, 153))
-    p.end()
-    return QBrush(pm)
-
-
-class CanvasView(QWidget):
+class CanvasView(ZoomPan, QWidget):
     """Zoomable, pannable view of a :class:`Document` with mask tools. API: docs/API_EDITOR_CORE.md."""
 
     zoom_changed = Signal(float)
@@ -157,6 +53,7 @@ class CanvasView(QWidget):
         self._zoom = 1.0
         self._offset = QPointF(0.0, 0.0)
         self._fit_mode = True
+        self.tools: dict[str, Tool] = make_tools()
         self._tool = tools.BRUSH
         self._brush = BrushOptions()
         self._mask_color = QColor(255, 40, 40)
@@ -170,17 +67,13 @@ class CanvasView(QWidget):
         self._preview_img: QImage | None = None
         self._preview_region: Bounds | None = None
         self._candidate_img: QImage | None = None
-        self._context_box: Bounds | None = None
         self._background = QColor(48, 48, 48)
-        self._checker = _checker_brush()
-        # interaction state
-        self._drag: str | None = None  # "pan", "stroke", "rect", "lasso", "context"
-        self._drag_erase = False
+        self._checker = checker_brush()
+        # interaction state: a pan drag here, every other drag in the current tool object
+        self._panning = False
         self._space = False
         self._last_widget_pos: QPointF | None = None
-        self._last_image_pos: QPointF | None = None
-        self._drag_start: QPointF | None = None  # image coords
-        self._lasso: list[QPointF] = []
+        self._shown_box: Bounds | None = None  # last box announced through context_box_changed
         self._hover: QPointF | None = None  # widget position of the brush outline
         self._update_cursor()
         if document is not None:
@@ -202,7 +95,8 @@ class CanvasView(QWidget):
 
     def _connections(self):
         d = self._doc
-        return [(d.image_changed, self._on_image_changed), (d.mask_changed, self._on_mask_changed), (d.reset, self._on_reset)]
+        return [(d.image_changed, self._on_image_changed), (d.mask_changed, self._on_mask_changed), (d.reset, self._on_reset),
+                (d.context_box_changed, self._on_context_box)]
 
     def _on_reset(self) -> None:
         self._cancel_drag()
@@ -210,9 +104,7 @@ class CanvasView(QWidget):
         self._preview_img, self._preview_region = None, None
         self._candidate_img = self._candidate_levels = None
         self._image_levels = LevelCache(self._doc.display_array(), "image") if self._has_image() else None
-        if self._context_box is not None:
-            self._context_box = None
-            self.context_box_changed.emit(None)
+        self._on_context_box(self._doc.context_box)
         self._rebuild_mask_qimage()
         self._fit_mode = True
         self._apply_fit()
@@ -241,121 +133,28 @@ class CanvasView(QWidget):
     def _has_image(self) -> bool:
         return self._doc is not None and not self._doc.is_empty
 
-    # -- geometry -----------------------------------------------------------------------------
-    @property
-    def zoom(self) -> float:
-        return self._zoom
-
-    @property
-    def offset(self) -> QPointF:
-        """Widget position of the image's top-left corner."""
-        return QPointF(self._offset)
-
-    def map_to_image(self, pos: QPointF) -> QPointF:
-        return QPointF((pos.x() - self._offset.x()) / self._zoom, (pos.y() - self._offset.y()) / self._zoom)
-
-    def map_from_image(self, pos: QPointF) -> QPointF:
-        return QPointF(self._offset.x() + pos.x() * self._zoom, self._offset.y() + pos.y() * self._zoom)
-
-    def image_rect_to_widget(self, rect: QRectF | QRect) -> QRectF:
-        r = QRectF(rect)
-        tl = self.map_from_image(r.topLeft())
-        return QRectF(tl.x(), tl.y(), r.width() * self._zoom, r.height() * self._zoom)
-
-    def _widget_dirty(self, rect: QRect, pad: float = 2.0) -> QRect:
-        return self.image_rect_to_widget(rect).adjusted(-pad, -pad, pad, pad).toAlignedRect()
-
-    def _update_image_rect(self, rect: QRect) -> None:
-        if rect.isEmpty():
-            self.update()
-        else:
-            self.update(self._widget_dirty(rect))
-
-    def set_zoom(self, zoom: float, anchor: QPointF | None = None) -> None:
-        """Zoom keeping the image point under ``anchor`` (widget coords; default centre) fixed."""
-        zoom = float(min(MAX_ZOOM, max(MIN_ZOOM, zoom)))
-        anchor = anchor if anchor is not None else QPointF(self.width() / 2, self.height() / 2)
-        img = self.map_to_image(anchor)
-        self._fit_mode = False
-        changed = not math.isclose(zoom, self._zoom)
-        self._zoom = zoom
-        self._offset = QPointF(anchor.x() - img.x() * zoom, anchor.y() - img.y() * zoom)
-        self._view_moved(changed)
-
-    def zoom_in(self) -> None:
-        self.set_zoom(self._zoom * ZOOM_STEP)
-
-    def zoom_out(self) -> None:
-        self.set_zoom(self._zoom / ZOOM_STEP)
-
-    def zoom_actual(self) -> None:
-        """100 %: one image pixel per device-independent pixel, around the centre."""
-        self.set_zoom(1.0)
-
-    def zoom_fit(self) -> None:
-        """Fit the whole image and keep fitting when the widget is resized, until the user zooms."""
-        self._fit_mode = True
-        self._apply_fit()
-
-    def _apply_fit(self) -> None:
-        if not self._has_image():
-            return
-        w, h = self._doc.size
-        vw, vh = max(1, self.width()), max(1, self.height())
-        zoom = min(MAX_ZOOM, max(MIN_ZOOM, min(vw / w, vh / h)))
-        changed = not math.isclose(zoom, self._zoom)
-        self._zoom = zoom
-        self._offset = QPointF((vw - w * zoom) / 2, (vh - h * zoom) / 2)
-        self._view_moved(changed)
-
-    def set_view(self, zoom: float, offset: QPointF) -> None:
-        """Set zoom and the widget position of the image origin at once (restoring a view, tests)."""
-        zoom = float(min(MAX_ZOOM, max(MIN_ZOOM, zoom)))
-        changed = not math.isclose(zoom, self._zoom)
-        self._fit_mode = False
-        self._zoom, self._offset = zoom, QPointF(offset)
-        self._view_moved(changed)
-
-    def pan_by(self, dx: float, dy: float) -> None:
-        self._fit_mode = False
-        self._offset += QPointF(dx, dy)
-        self._view_moved(False)
-        # QWidget.scroll would blit, but overlays (outline, box) would smear; a full repaint of the
-        # visible part is cheap because only the exposed source rectangle is drawn.
-
-    def center_on(self, image_point: QPointF) -> None:
-        self._fit_mode = False
-        self._offset = QPointF(self.width() / 2 - image_point.x() * self._zoom, self.height() / 2 - image_point.y() * self._zoom)
-        self._view_moved(False)
-
-    def _view_moved(self, zoom_changed: bool) -> None:
-        self.update()
-        if zoom_changed:
-            self.zoom_changed.emit(self._zoom)
-        self.view_changed.emit()
-
-    def resizeEvent(self, event) -> None:  # noqa: N802
-        if self._fit_mode:
-            self._apply_fit()
-        super().resizeEvent(event)
-
-    def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(800, 600)
-
     # -- tools --------------------------------------------------------------------------------
     @property
     def tool(self) -> str:
         return self._tool
 
     def set_tool(self, tool: str) -> None:
-        if tool not in tools.TOOLS:
-            raise ValueError(f"unknown tool {tool!r}; expected one of {tools.TOOLS}")
+        if tool not in self.tools:
+            raise ValueError(f"unknown tool {tool!r}; expected one of {tuple(self.tools)}")
         if tool != self._tool:
             self._cancel_drag()
             self._tool = tool
             self._update_cursor()
             self.update()
             self.tool_changed.emit(tool)
+
+    @property
+    def current_tool(self) -> Tool:
+        return self.tools[self._tool]
+
+    @property
+    def brush(self) -> BrushOptions:
+        return self._brush
 
     @property
     def brush_size(self) -> int:
@@ -479,15 +278,17 @@ class CanvasView(QWidget):
 
     @property
     def context_box(self) -> Bounds | None:
-        return self._context_box
+        """The Document's context box (drawn as a dashed frame)."""
+        return self._doc.context_box if self._doc is not None else None
 
     def set_context_box(self, box: Bounds | None) -> None:
-        if box is not None and self._has_image():
-            box = box.clamp(self._doc.width, self._doc.height)
-            if box.is_empty:
-                box = None
-        if box != self._context_box:
-            self._context_box = box
+        """Set the Document's box (clamped, undoable); ignored while no image is open."""
+        if self._has_image():
+            self._doc.set_context_box(box)
+
+    def _on_context_box(self, box: Bounds | None) -> None:
+        if box != self._shown_box:
+            self._shown_box = box
             self.update()
             self.context_box_changed.emit(box)
 
@@ -549,25 +350,15 @@ class CanvasView(QWidget):
 
     def _paint_tool_overlays(self, p: QPainter) -> None:
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        dark, light = QPen(QColor(0, 0, 0, 200), 1.0), QPen(QColor(255, 255, 255, 220), 1.0, Qt.PenStyle.DashLine)
-        if self._context_box is not None:
-            b = self._context_box
+        b = self.context_box
+        if b is not None:
             r = self.image_rect_to_widget(QRect(b.x, b.y, b.width, b.height))
             p.setPen(QPen(QColor(0, 0, 0, 200), 2.0))
             p.drawRect(r)
             p.setPen(QPen(QColor(80, 200, 255), 1.5, Qt.PenStyle.DashLine))
             p.drawRect(r)
-        if self._drag in ("rect", "context") and self._drag_start is not None and self._last_image_pos is not None:
-            r = self.image_rect_to_widget(QRectF(self._drag_start, self._last_image_pos).normalized())
-            for pen in (dark, light):
-                p.setPen(pen)
-                p.drawRect(r)
-        if self._drag == "lasso" and len(self._lasso) > 1:
-            poly = QPolygonF([self.map_from_image(pt) for pt in self._lasso])
-            for pen in (dark, light):
-                p.setPen(pen)
-                p.drawPolygon(poly)
-        if self._hover is not None and self._tool in (tools.BRUSH, tools.ERASER) and self._drag != "pan":
+        self.current_tool.paint(self, p)
+        if self._hover is not None and self.current_tool.shows_brush and not self._panning:
             radius = self._brush.size / 2 * self._zoom
             path = QPainterPath()
             path.addEllipse(self._hover, radius, radius)
@@ -589,41 +380,27 @@ class CanvasView(QWidget):
 
     # -- input --------------------------------------------------------------------------------
     def _update_cursor(self) -> None:
-        if self._drag == "pan":
+        if self._panning:
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
         elif self._space:
             self.setCursor(Qt.CursorShape.OpenHandCursor)
         else:
             self.setCursor(Qt.CursorShape.CrossCursor)
 
+    @property
+    def _dragging(self) -> bool:
+        return self._panning or self.current_tool.active
+
     def mousePressEvent(self, e: QMouseEvent) -> None:  # noqa: N802
-        pos = e.position()
-        button = e.button()
-        alt = bool(e.modifiers() & Qt.KeyboardModifier.AltModifier)
-        if self._drag is not None:
+        pos, button = e.position(), e.button()
+        if self._dragging:
             return
         if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space):
-            self._drag = "pan"
+            self._panning = True
             self._last_widget_pos = pos
             self._update_cursor()
-            return
-        if button != Qt.MouseButton.LeftButton or not self._has_image():
-            return
-        img = self.map_to_image(pos)
-        self._last_image_pos = img
-        self._drag_start = img
-        if self._tool in (tools.BRUSH, tools.ERASER):
-            erase = (self._tool == tools.ERASER) != alt
-            self._drag = "stroke"
-            self._doc.begin_stroke("erase" if erase else "paint")
-            self._doc.stroke_segment((img.x(), img.y()), (img.x(), img.y()), self._brush.size / 2, self._brush.hardness)
-        elif self._tool in (tools.RECT, tools.CONTEXT):
-            self._drag = "rect" if self._tool == tools.RECT else "context"
-            self._drag_erase = alt
-        elif self._tool == tools.LASSO:
-            self._drag = "lasso"
-            self._drag_erase = alt
-            self._lasso = [img]
+        elif button == Qt.MouseButton.LeftButton and self._has_image():
+            self.current_tool.press(self, self.map_to_image(pos), bool(e.modifiers() & Qt.KeyboardModifier.AltModifier))
 
     def mouseMoveEvent(self, e: QMouseEvent) -> None:  # noqa: N802
         pos = e.position()
@@ -631,88 +408,34 @@ class CanvasView(QWidget):
         self.cursor_moved.emit(math.floor(img.x()), math.floor(img.y()))
         old_outline = self._outline_rect()
         self._hover = pos
-        if self._drag == "pan":
+        if self._panning:
             last = self._last_widget_pos or pos
             self._last_widget_pos = pos
             self.pan_by(pos.x() - last.x(), pos.y() - last.y())
             return
-        if self._drag == "stroke" and not self._doc.in_stroke:
-            self._drag = None  # the stroke was cancelled under us (undo pressed mid-stroke)
-        if self._drag == "stroke":
-            last = self._last_image_pos or img
-            self._doc.stroke_segment((last.x(), last.y()), (img.x(), img.y()), self._brush.size / 2, self._brush.hardness)
-            self._last_image_pos = img
-        elif self._drag in ("rect", "context"):
-            self._update_band(self._last_image_pos, img)
-            self._last_image_pos = img
-        elif self._drag == "lasso":
-            if not self._lasso or (self.map_from_image(self._lasso[-1]) - pos).manhattanLength() >= 2:
-                self._lasso.append(img)
-                self._update_lasso()
-            self._last_image_pos = img
-        if self._tool in (tools.BRUSH, tools.ERASER):
+        tool = self.current_tool
+        if tool.active:
+            tool.move(self, img)
+        if tool.shows_brush:
             self.update(old_outline)
             self.update(self._outline_rect())
 
-    def _update_band(self, old: QPointF | None, new: QPointF) -> None:
-        for corner in (old, new):
-            if corner is not None and self._drag_start is not None:
-                self.update(self.image_rect_to_widget(QRectF(self._drag_start, corner).normalized()).adjusted(-3, -3, 3, 3).toAlignedRect())
-
-    def _update_lasso(self) -> None:
-        if self._lasso:
-            self.update(QPolygonF([self.map_from_image(pt) for pt in self._lasso]).boundingRect().adjusted(-3, -3, 3, 3).toAlignedRect())
-
     def mouseReleaseEvent(self, e: QMouseEvent) -> None:  # noqa: N802
-        drag, self._drag = self._drag, None
-        if drag == "pan":
-            if e.button() not in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
-                self._drag = drag
-                return
-            self._update_cursor()
+        if self._panning:
+            if e.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
+                self._panning = False
+                self._update_cursor()
             return
-        if e.button() != Qt.MouseButton.LeftButton or drag is None:
-            self._drag = drag
-            return
-        img = self.map_to_image(e.position())
-        if drag == "stroke" and self._doc.in_stroke:
-            last = self._last_image_pos or img
-            if (last.x(), last.y()) != (img.x(), img.y()):
-                self._doc.stroke_segment((last.x(), last.y()), (img.x(), img.y()), self._brush.size / 2, self._brush.hardness)
-            self._doc.end_stroke()
-        elif drag in ("rect", "context"):
-            start = self._drag_start or img
-            self._update_band(self._last_image_pos, img)
-            box = self._pixel_box(start, img)
-            if drag == "rect":
-                if not box.is_empty:
-                    self._doc.fill_rect(box, erase=self._drag_erase)
-            else:
-                self.set_context_box(None if box.is_empty else box)
-        elif drag == "lasso":
-            self._lasso.append(img)
-            self._update_lasso()
-            points = [(pt.x(), pt.y()) for pt in self._lasso]
-            self._lasso = []
-            self._doc.fill_polygon(points, erase=self._drag_erase)
-        self._drag_start = None
-        self._last_image_pos = None
-
-    def _pixel_box(self, a: QPointF, b: QPointF) -> Bounds:
-        """Pixels whose centres lie inside the dragged rectangle, clamped to the image."""
-        x0, x1 = sorted((a.x(), b.x()))
-        y0, y1 = sorted((a.y(), b.y()))
-        ix0, iy0 = math.ceil(x0 - 0.5), math.ceil(y0 - 0.5)
-        ix1, iy1 = math.floor(x1 - 0.5) + 1, math.floor(y1 - 0.5) + 1
-        return Bounds(ix0, iy0, ix1 - ix0, iy1 - iy0).clamp(self._doc.width, self._doc.height)
+        tool = self.current_tool
+        if e.button() == Qt.MouseButton.LeftButton and tool.active:
+            tool.release(self, self.map_to_image(e.position()))
+            self.update()
 
     def _cancel_drag(self) -> None:
-        if self._drag == "stroke" and self._doc is not None and self._doc.in_stroke:
-            self._doc.end_stroke()  # keep what was painted: it is undoable
-        self._drag = None
-        self._lasso = []
-        self._drag_start = None
-        self._last_image_pos = None
+        self._panning = False
+        for tool in self.tools.values():
+            if tool.active:
+                tool.cancel(self)
 
     def wheelEvent(self, e) -> None:  # noqa: N802
         delta = e.angleDelta().y()
@@ -750,13 +473,16 @@ class CanvasView(QWidget):
             self.zoom_fit()
         elif key == Qt.Key.Key_1 and e.modifiers() & Qt.KeyboardModifier.ControlModifier:
             self.zoom_actual()
-        elif key == Qt.Key.Key_Escape and self._drag in ("rect", "lasso", "context"):
+        elif key == Qt.Key.Key_Escape and self.current_tool.active and not self.current_tool.shows_brush:
             self._cancel_drag()
             self.update()
-        elif not e.modifiers() & ~Qt.KeyboardModifier.KeypadModifier and e.text().upper() in tools.TOOL_KEYS:
-            self.set_tool(tools.TOOL_KEYS[e.text().upper()])
+        elif not e.modifiers() & ~Qt.KeyboardModifier.KeypadModifier and self._tool_for_key(e.text()):
+            self.set_tool(self._tool_for_key(e.text()))
         else:
             super().keyPressEvent(e)
+
+    def _tool_for_key(self, text: str) -> str | None:
+        return next((t.name for t in self.tools.values() if text and t.key == text.upper()), None)
 
     def keyReleaseEvent(self, e) -> None:  # noqa: N802
         if e.key() == Qt.Key.Key_Space and not e.isAutoRepeat():

@@ -1,14 +1,13 @@
-"""Never-lose-work UI: the "restore your work?" dialog, project file actions, and `install`.
+"""Never-lose-work UI: the "restore your work?" dialog and `install`.
 
 The default button is Restore: after a crash, keeping the work is what almost everyone wants, and
 "Later" keeps the file for the next start so nothing is deleted without an explicit Discard.
 The dialog is shown non-modally from `install` (``open()``, not ``exec()``) so that a window
 built in a test never blocks on it.
 
-`install(window)` is the one hook the main window needs: it creates the `RecoveryController` for
-``window.document`` (as ``window.recovery``), adds Open Project… / Save Project / Save Project As…
-to the File menu through ``window.add_file_actions`` and offers pending recoveries once the event
-loop runs.
+`install(window)` turns autosave on for the window's `EditorSession` (which owns the
+`RecoveryController`), adds the session's project actions (app/widgets/file_actions.py) to the File
+menu and offers pending recoveries once the event loop runs. It sets nothing on the window.
 """
 
 from __future__ import annotations
@@ -19,10 +18,9 @@ from typing import Any
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence, QPixmap
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QDialog,
-    QFileDialog,
     QDialogButtonBox,
     QHBoxLayout,
     QLabel,
@@ -35,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.storage.autosave import Recovery
-from app.storage.project import PROJECT_SUFFIX, ProjectError, load_project, save_project
+from app.storage.project import ProjectError
 from app.editor.recovery_controller import RecoveryController
 
 RESTORE, DISCARD, LATER = "restore", "discard", "later"
@@ -160,100 +158,21 @@ def offer_recovery_later(parent: QWidget | None, controller: Any) -> RecoveryDia
     return dialog
 
 
-# --------------------------------------------------------------------------------------------
-# project files in the main window
-# --------------------------------------------------------------------------------------------
-PROJECT_FILTER = f"Inpaint Studio project (*{PROJECT_SUFFIX})"
-
-
-def _message(window: Any, level: str, title: str, text: str) -> None:
-    if hasattr(window, "show_message"):
-        window.show_message(level, title, text)
-    else:
-        QMessageBox.warning(window, title, text)
-
-
-def open_project(window: Any, path: str | Path) -> bool:
-    """Open a project into ``window``; on failure say why and leave the document as it was."""
-    try:
-        state = load_project(path)
-    except ProjectError as exc:
-        _message(window, "error", "Cannot open the project", str(exc))
-        return False
-    if hasattr(window, "discard_candidates"):
-        window.discard_candidates()
-    window.document.load_state(state)
-    if hasattr(window, "set_params"):
-        window.set_params(state.params)
-    window.project_path = str(path)
-    return True
-
-
-def save_project_to(window: Any, path: str | Path) -> bool:
-    """Save the whole session (image, mask, history, params) as a project, atomically."""
-    if window.document.is_empty:
-        return False
-    recovery = getattr(window, "recovery", None)
-    params = recovery.last_good_params() if recovery is not None else window.current_params()
-    try:
-        save_project(path, window.document.to_state(params))
-    except ProjectError as exc:
-        _message(window, "error", "Cannot save the project", str(exc))
-        return False
-    window.document.mark_saved()
-    window.project_path = str(path)
-    return True
-
-
-def _open_dialog(window: Any) -> None:
-    path, _ = QFileDialog.getOpenFileName(window, "Open project", "", PROJECT_FILTER)
-    if path:
-        open_project(window, path)
-
-
-def _save_as_dialog(window: Any) -> bool:
-    if window.document.is_empty:
-        return False
-    start = getattr(window, "project_path", None) or (
-        str(Path(window.document.path).with_suffix(PROJECT_SUFFIX)) if window.document.path else "untitled" + PROJECT_SUFFIX
-    )
-    path, _ = QFileDialog.getSaveFileName(window, "Save project as", start, PROJECT_FILTER)
-    if not path:
-        return False
-    if not path.endswith(PROJECT_SUFFIX):
-        path += PROJECT_SUFFIX
-    return save_project_to(window, path)
-
-
-def _save(window: Any) -> bool:
-    path = getattr(window, "project_path", None)
-    return save_project_to(window, path) if path else _save_as_dialog(window)
-
-
-def project_actions(window: Any) -> list[QAction]:
-    """Open Project…, Save Project, Save Project As… for ``window``'s File menu."""
-    open_action = QAction("Open &Project…", window)
-    open_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
-    open_action.triggered.connect(lambda: _open_dialog(window))
-    save_action = QAction("Save Pro&ject", window)
-    save_action.setShortcut(QKeySequence("Ctrl+Alt+S"))
-    save_action.setToolTip("Save image, mask, history and parameters in one file")
-    save_action.triggered.connect(lambda: _save(window))
-    save_as_action = QAction("Save Project &As…", window)
-    save_as_action.triggered.connect(lambda: _save_as_dialog(window))
-    return [open_action, save_action, save_as_action]
-
-
 def install(window: Any, *, offer: bool = True, mask_interval_s: float | None = None) -> RecoveryController:
-    """Autosave, crash recovery and project files for a main window (the one hook it needs)."""
+    """Autosave, crash recovery and project files for a main window (idempotent).
+
+    The session owns the controller (``window.session.recovery``); this adds the project actions
+    to the File menu, routes restored params and save failures to the window, and offers pending
+    recoveries once the event loop runs.
+    """
+    session = window.session
+    if session.recovery is not None:
+        return session.recovery
     kwargs = {} if mask_interval_s is None else {"mask_interval_s": mask_interval_s}
-    controller = RecoveryController(window.document, window.current_params, parent=window, **kwargs).attach(window)
-    window.recovery = controller
-    window.project_path = None
-    if hasattr(window, "add_file_actions"):
-        window.project_actions = project_actions(window)
-        window.add_file_actions(window.project_actions)
-    controller.save_failed.connect(lambda text: _message(window, "warning", "Autosave failed", text))
+    controller = session.install_recovery(window.current_params, **kwargs)
+    controller.restored.connect(window.set_params)
+    window.add_file_actions(window.files.project_actions())
+    controller.save_failed.connect(lambda text: window.show_message("warning", "Autosave failed", text))
     if offer:
         QTimer.singleShot(0, lambda: offer_recovery_later(window, controller))
     return controller

@@ -1,4 +1,5 @@
-"""Canvas tool names and brush options: plain values, shared by the canvas and the tool panel."""
+"""Canvas tool names and brush options: plain values, shared by the canvas and the tool panel.
+Labels, keys and behaviour live in the tool objects (`app.widgets.canvas_tools`)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,6 @@ RECT = "rect"
 LASSO = "lasso"
 CONTEXT = "context"
 TOOLS = (BRUSH, ERASER, RECT, LASSO, CONTEXT)
-TOOL_LABELS = {
-    BRUSH: "Brush",
-    ERASER: "Eraser",
-    RECT: "Rectangle fill",
-    LASSO: "Lasso fill",
-    CONTEXT: "Context box",
-}
-#: Single-key shortcuts the canvas handles while it has focus.
-TOOL_KEYS = {"B": BRUSH, "E": ERASER, "R": RECT, "L": LASSO, "C": CONTEXT}
 
 MIN_BRUSH, MAX_BRUSH = 1, 2000
 

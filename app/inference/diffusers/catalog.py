@@ -62,12 +62,16 @@ def hf_cache_dir() -> Path:
 
 # -- inspection (no torch) -----------------------------------------------------------------------
 def _read_json(path: Path) -> dict:
+    """A model's JSON config or index; `ModelLoadError` unless it is a readable JSON object."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelLoadError(f"{path.parent}: missing file {path.name}") from None
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path}: holds a JSON {type(data).__name__}, not the object a config must be; the file is damaged")
+    return data
 
 
 def inspect_diffusers_folder(folder: Path) -> tuple[str, bool, str]:
@@ -95,20 +99,37 @@ def inspect_diffusers_folder(folder: Path) -> tuple[str, bool, str]:
 
 def safetensors_header(path: Path) -> dict:
     """The JSON header of a .safetensors file (tensor names, dtypes, shapes) without reading
-    the tensors: fast even for a 4 GB checkpoint."""
+    the tensors: fast even for a 4 GB checkpoint. Every entry is checked to be a tensor with a
+    list of whole-number dimensions, so later inspection can index it without surprises."""
     try:
         with open(path, "rb") as fh:
             (size,) = struct.unpack("<Q", fh.read(8))
             if size > 100_000_000:
                 raise ValueError("header too large")
-            return json.loads(fh.read(size))
+            header = json.loads(fh.read(size))
     except (OSError, ValueError, struct.error) as exc:
         raise ModelLoadError(f"{path}: not a readable .safetensors file ({exc})") from None
+    if not isinstance(header, dict):
+        raise ModelLoadError(f"{path}: not a readable .safetensors file (the header is not a JSON object)")
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise ModelLoadError(f"{path}: not a readable .safetensors file (tensor {name[:80]!r} has no valid shape)")
+    return header
 
 
 UNET = "model.diffusion_model."
 VAE = "first_stage_model."
 CLIP = "cond_stage_model.transformer."
+
+
+def _dim(entry: dict, axis: int, name: str) -> int:
+    shape = entry["shape"]
+    if len(shape) <= axis:
+        raise ModelLoadError(f"tensor {name} has shape {shape}, not that of a Stable Diffusion 1.x checkpoint")
+    return shape[axis]
 
 
 def inspect_checkpoint(header: dict) -> tuple[str, bool, str]:
@@ -123,14 +144,14 @@ def inspect_checkpoint(header: dict) -> tuple[str, bool, str]:
         if any("joint_blocks" in k or "double_blocks" in k for k in keys):
             return "other", False, "this is not a Stable Diffusion 1.x checkpoint (SD3/Flux-style transformer)"
         return "other", False, "no Stable Diffusion UNet weights (model.diffusion_model.*) in this file"
-    in_ch = first["shape"][1]
+    in_ch = _dim(first, 1, f"{UNET}input_blocks.0.0.weight")
     if not any(k.startswith(CLIP) for k in keys):
         return "other", in_ch == 9, "no CLIP text encoder weights (cond_stage_model.transformer.*) in this file"
     if not any(k.startswith(VAE) for k in keys):
         return "other", in_ch == 9, "no VAE weights (first_stage_model.*) in this file"
     for k in keys:
         if k.startswith(UNET) and k.endswith("attn2.to_k.weight"):
-            if header[k]["shape"][1] == 1024:
+            if _dim(header[k], 1, k) == 1024:
                 return "sd2", in_ch == 9, "Stable Diffusion 2.x (1024-dim text encoder) is not supported; use an SD 1.x model"
             break
     if in_ch not in (4, 9):

@@ -32,6 +32,9 @@ def _check_folder_files(folder: Path, allow_pickle: bool) -> str | None:
     for part, stem in (("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")):
         _read_json(folder / part / "config.json")
         files = {p.name for p in (folder / part).iterdir()}
+        for index in (f"{stem}.safetensors.index.json", f"{stem}.safetensors.index.fp16.json"):
+            if index in files:
+                _check_index(folder / part / index, allow_pickle)
         if f"{stem}.safetensors" in files or f"{stem}.safetensors.index.json" in files:
             continue
         if f"{stem}.fp16.safetensors" in files or f"{stem}.safetensors.index.fp16.json" in files:
@@ -45,6 +48,22 @@ def _check_folder_files(folder: Path, allow_pickle: bool) -> str | None:
             continue
         raise ModelLoadError(f"{folder}: missing file {part}/{stem}.safetensors")
     return variant
+
+
+def _check_index(index: Path, allow_pickle: bool) -> None:
+    """A sharded checkpoint's index names the files diffusers will load: each must be in the
+    folder (no path tricks) and, unless pickles are allowed, a .safetensors file. (An index whose
+    name says safetensors but which points at a .bin would otherwise be unpickled.)"""
+    weight_map = _read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ModelLoadError(f"{index}: no weight_map in this index file; the model folder is damaged.")
+    for shard in sorted({str(v) for v in weight_map.values()}):
+        if Path(shard).name != shard or not (index.parent / shard).is_file():
+            raise ModelLoadError(f"{index}: names {shard!r}, which is not a file in {index.parent.name}/.")
+        if not shard.endswith(".safetensors") and not allow_pickle:
+            raise PickleRefusedError(
+                f"{index.parent}: the index names {shard}, a pickle file; loading a pickle runs arbitrary code. "
+                "Convert the model to .safetensors, or allow pickle files if you trust the source.")
 
 
 def load_pipeline(info: ModelInfo, device, *, allow_pickle: bool = False):
@@ -62,7 +81,7 @@ def load_pipeline(info: ModelInfo, device, *, allow_pickle: bool = False):
             pipe = _load_single_file(info.path, allow_pickle, common)
     except ModelLoadError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, EnvironmentError) as exc:
+    except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
         raise ModelLoadError(f"{info.ref}: could not be loaded ({type(exc).__name__}: {exc})") from exc
     pipe.to(device.device)
     pipe.set_progress_bar_config(disable=True)

@@ -1,0 +1,264 @@
+"""The editor session: everything about the open work that outlives any one widget.
+
+It holds the `Document` (image, mask, context box, undo, generations), where the work lives on
+disk (image, result and project paths, display name, modified state), the autosave/recovery
+controller, and the generation in flight on the `GenerationWorker`. Widgets read it and call its
+methods; it never touches a widget (QtCore only), so a test or another front end drives an editing
+session without a window. Requests are checked by the generation service itself (`check`), and
+its records come back whole; a saved result carries `candidate_params` of the applied candidate
+(seed s+k, batch 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from app.core import imageio
+from app.core.errors import EmptyMaskError, UserError
+from app.core.params import GenerationParams
+from app.core.records import GenerationRecord
+from app.editor.document import Document
+from app.editor.recovery_controller import RecoveryController
+from app.editor.worker import GenerationWorker
+from app.inference.registry import LoadOptions
+from app.service.generation import GenerationRequest
+from app.service.records import candidate_params
+from app.storage.project import ProjectState, load_project, save_project
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why something could not be done, for the message bar: level (info/warning/error), title, text."""
+
+    level: str
+    title: str
+    text: str
+
+
+class EditorSession(QObject):
+    """One open piece of work. Signals carry what the window shows; state is read from attributes."""
+
+    generation_started = Signal(object)  # GenerationParams
+    progress = Signal(int, int, float, object, object)  # step, total, eta s, preview or None, region
+    generation_finished = Signal(object)  # GenerationRecord (already in document.generations)
+    generation_failed = Signal(str, str)  # title, message
+    generation_cancelled = Signal()
+    generation_dropped = Signal()  # finished for an image that is no longer open
+    worker_status = Signal(str)
+    candidates_changed = Signal()  # ``candidates`` set or cleared
+    result_applied = Signal(object)  # GenerationRecord whose ``applied`` candidate is now in the image
+    title_changed = Signal()  # display name or modified state
+
+    def __init__(self, worker: GenerationWorker | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.document = Document(self)
+        self.display_name: str | None = None
+        self.save_path: str | None = None  # where Save writes the result image
+        self.project_path: str | None = None  # where Save Project writes
+        self.recovery: RecoveryController | None = None
+        self.candidates: GenerationRecord | None = None  # the generation under review
+        self.generating = False
+        self.out_of_memory = False
+        self.run_params: GenerationParams | None = None
+        self._run_token = self._doc_token = 0
+        self._shut_down = False
+        self.document.reset.connect(self._on_reset)
+        self.document.modified_changed.connect(self.title_changed)
+        self.worker = worker or GenerationWorker()
+        self.worker.start()
+        self.worker.progress.connect(self._on_progress)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.cancelled.connect(self._on_cancelled)
+        self.worker.out_of_memory.connect(self._on_out_of_memory)
+        self.worker.status.connect(self.worker_status)
+
+    # -- the open work -----------------------------------------------------------------------------
+    @property
+    def modified(self) -> bool:
+        return self.document.modified
+
+    def _on_reset(self) -> None:
+        """New image or restored project: stale candidates no longer apply, a late result is dropped."""
+        self._doc_token += 1
+        if self.candidates is not None:
+            self.discard_candidates()
+        if self.document.path:
+            self.display_name = Path(self.document.path).name
+        self.title_changed.emit()
+
+    def _before_replace(self) -> None:
+        if self.generating:
+            self.cancel()
+        self.discard_candidates()
+
+    def open_image(self, loaded: imageio.LoadedImage, path: str | None = None, name: str | None = None) -> None:
+        """Make ``loaded`` the document (no file for pasted data: give ``name``)."""
+        self._before_replace()
+        self.document.set_image(loaded, path)
+        self.save_path = self.project_path = None
+        self.display_name = name or (Path(path).name if path else "Untitled")
+        self.title_changed.emit()
+
+    def open_project(self, path: str | Path) -> ProjectState:
+        """Load a project (raises `ProjectError`, leaving the document as it was); returns its state,
+        whose ``params`` the caller shows."""
+        state = load_project(path)
+        self._before_replace()
+        self.document.load_state(state)
+        self.save_path = None
+        self.project_path = str(path)
+        self.display_name = Path(path).name
+        self.title_changed.emit()
+        return state
+
+    def save_project(self, path: str | Path, params: GenerationParams) -> None:
+        """Save the whole session atomically (raises `ProjectError`); with autosave on, its last
+        valid params are used when ``params`` do not validate (a project must reopen)."""
+        if self.recovery is not None:
+            try:
+                params = params.validate()
+            except UserError:  # a half-typed field: keep the last params that validated
+                params = self.recovery.last_good_params()
+        save_project(path, self.document.to_state(params))
+        self.document.mark_saved()
+        self.project_path = str(path)
+
+    def applied_params(self) -> GenerationParams | None:
+        """What a saved result carries: the parameters that regenerate the last applied candidate."""
+        applied = [g for g in self.document.generations if g.applied is not None]
+        return candidate_params(applied[-1], applied[-1].applied) if applied else None
+
+    def save_result(self, path: str | Path) -> None:
+        """Write the current image with `applied_params` atomically (raises OSError/ValueError)."""
+        imageio.save_image(path, self.document.pixels, params=self.applied_params(), icc_profile=self.document.icc_profile)
+        self.save_path = str(path)
+        self.document.mark_saved()
+
+    def install_recovery(self, params_getter: Callable[[], GenerationParams], **kwargs) -> RecoveryController:
+        """Turn on autosave and crash recovery for this session (once); restored params go to
+        whoever listens to ``recovery.restored``."""
+        if self.recovery is None:
+            self.recovery = RecoveryController(self.document, params_getter, parent=self, **kwargs).attach()
+            self.result_applied.connect(self.recovery.notify_result)  # ``applied`` is set after the pixels
+        return self.recovery
+
+    # -- generation --------------------------------------------------------------------------------
+    def request(self, params: GenerationParams, options: LoadOptions = LoadOptions()) -> GenerationRequest:
+        """A run on copies of the document's arrays (painting edits them in place meanwhile)."""
+        doc = self.document
+        mask = doc.mask.copy() if params.mode == "inpaint" or doc.mask.any() else None
+        return GenerationRequest(params, doc.pixels.copy(), mask, doc.context_box, options)
+
+    def check(self, params: GenerationParams) -> Problem | None:
+        """Why ``params`` cannot run on the open document, found without touching the model (the
+        GUI thread never reads model files); the service checks everything again on the worker
+        and its typed errors arrive through ``generation_failed``."""
+        doc = self.document
+        if doc.is_empty:
+            return Problem("warning", "No image", "Open an image first (Ctrl+O, drag and drop, or paste).")
+        try:
+            params.validate()
+        except UserError as exc:
+            return Problem("error", exc.title, exc.message)
+        if params.mode == "inpaint" and not doc.mask.any():
+            return Problem("warning", EmptyMaskError.title, EmptyMaskError().message)
+        if not params.is_classical and not params.prompt:
+            return Problem("warning", "Prompt needed", "A diffusion model needs a prompt describing what to paint.")
+        return None
+
+    def generate(self, params: GenerationParams, options: LoadOptions = LoadOptions()) -> Problem | None:
+        """Start a run; None when it started. The document changes only when a candidate is applied."""
+        if self.generating:
+            return Problem("info", "Busy", "A generation is running; cancel it (Esc) or wait.")
+        problem = self.check(params)
+        if problem is not None:
+            return problem
+        self.discard_candidates()
+        if not self.worker.submit(self.request(params, options)):
+            return Problem("info", "Busy", "The generation thread is busy; try again in a moment.")
+        self.generating, self.out_of_memory, self.run_params = True, False, params
+        self._run_token = self._doc_token
+        self.generation_started.emit(params)
+        return None
+
+    def preload(self, model: str, options: LoadOptions = LoadOptions()) -> None:
+        """Load a diffusion model in the background so the first Generate is quick."""
+        if not self.generating:
+            self.worker.preload(model, options)
+
+    def cancel(self) -> None:
+        if self.generating:
+            self.worker.cancel()
+
+    @property
+    def run_is_current(self) -> bool:
+        """The running (or last) generation was made from the image that is open now."""
+        return self._run_token == self._doc_token
+
+    def _on_progress(self, step: int, total: int, eta: float, preview, region) -> None:
+        if self.generating:
+            self.progress.emit(step, total, eta, preview if self.run_is_current else None, region)
+
+    def _on_finished(self, record: GenerationRecord) -> None:
+        self.generating = False
+        if not self.run_is_current:
+            self.generation_dropped.emit()
+            return
+        self.document.add_generation(record)
+        self.show_record(record)
+        self.generation_finished.emit(record)
+
+    def _on_failed(self, title: str, message: str) -> None:
+        self.generating = False
+        self.generation_failed.emit(title, message)
+
+    def _on_out_of_memory(self) -> None:
+        self.out_of_memory = True
+
+    def _on_cancelled(self) -> None:
+        self.generating = False
+        self.generation_cancelled.emit()
+
+    # -- candidates --------------------------------------------------------------------------------
+    def show_record(self, record: GenerationRecord) -> bool:
+        """Put a generation's candidates under review (only if they fit the open image)."""
+        if not record.candidates or record.candidates[0].shape != self.document.pixels.shape:
+            return False
+        self.candidates = record
+        self.candidates_changed.emit()
+        return True
+
+    def apply_candidate(self, index: int) -> bool | None:
+        """Apply candidate ``index`` as one undo command and end the review. None if there is no
+        such candidate; else whether any pixel changed."""
+        rec = self.candidates
+        if rec is None or not 0 <= index < len(rec.candidates):
+            return None
+        region = None
+        for r in rec.regions:
+            region = r if region is None else region.union(r)
+        changed = self.document.apply_result(rec.candidates[index], label=f"Apply result (seed {rec.seeds[index]})", region=region)
+        rec.applied = index
+        self.discard_candidates()
+        self.document.generations_changed.emit()
+        self.result_applied.emit(rec)
+        return changed
+
+    def discard_candidates(self) -> None:
+        if self.candidates is not None:
+            self.candidates = None
+            self.candidates_changed.emit()
+
+    # -- end ------------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop the worker thread (idempotent). Autosave ends on the application's aboutToQuit."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self.worker.shutdown()
+

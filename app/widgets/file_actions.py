@@ -1,0 +1,253 @@
+"""File actions of the window: open (dialog, recent, drop, paste), save the result, masks, projects.
+
+Each action asks its question (a file dialog), calls the `EditorSession`, and reports failure in
+the window's message bar; the document is never left half-changed. The window passes itself for
+its dialogs' parent, message bar and status line, and for the parameter panel a project restores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QMimeData, QObject, QUrl
+from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMenu
+
+from app.core import imageio
+from app.editor.qimage import qimage_to_array
+from app.storage.project import PROJECT_SUFFIX, ProjectError, is_project_file
+
+if TYPE_CHECKING:
+    from app.widgets.main_window import MainWindow
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp);;All files (*)"
+OPEN_FILTER = "Images and projects (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.inpaint);;" + IMAGE_FILTER
+SAVE_FILTER = "PNG with parameters (*.png);;TIFF (*.tif *.tiff);;JPEG (*.jpg *.jpeg);;WebP (*.webp)"
+PROJECT_FILTER = f"Inpaint Studio project (*{PROJECT_SUFFIX})"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+
+
+def dropped_paths(mime: QMimeData) -> list[str]:
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
+
+
+def accepts_drop(mime: QMimeData) -> bool:
+    return mime.hasImage() or any(Path(p).suffix.lower() in IMAGE_SUFFIXES or Path(p).is_file() for p in dropped_paths(mime))
+
+
+class FileActions(QObject):
+    """Opening and saving for one window and its session."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.session = window.session
+        self.settings = window.settings
+        self.recent_menu: QMenu | None = None
+
+    @property
+    def document(self):
+        return self.session.document
+
+    def _status(self, text: str) -> None:
+        self.window.status_message.setText(text)
+
+    # -- opening -----------------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open image", self.settings.last_dir(), OPEN_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | Path) -> bool:
+        """Open an image or a project file; on failure the message bar says why and the document
+        is unchanged."""
+        path = str(path)
+        if is_project_file(path):
+            if not self.open_project(path):
+                return False
+        else:
+            try:
+                loaded = imageio.load_image(path)
+            except imageio.ImageLoadError as exc:
+                self.window.show_message("error", "Cannot open the image", str(exc))
+                return False
+            self._opened(loaded, path)
+        recent = self.settings.add_recent_file(path)
+        self.settings.set_last_dir(str(Path(path).resolve().parent))
+        self.fill_recent_menu(recent)
+        return True
+
+    def open_image_array(self, pixels: np.ndarray, name: str = "Pasted image") -> bool:
+        """Open pixels that have no file (clipboard, dropped image data)."""
+        self._opened(imageio.LoadedImage(np.ascontiguousarray(pixels)), None, name)
+        return True
+
+    def _opened(self, loaded: imageio.LoadedImage, path: str | None, name: str | None = None) -> None:
+        self.window.message_bar.dismiss()
+        self.session.open_image(loaded, path, name)
+        info = loaded.info.get("converted") if isinstance(getattr(loaded, "info", None), dict) else None
+        self._status(f"Opened {self.session.display_name}" + (f" ({info})" if info else "") + " — paint the area to repaint.")
+        if loaded.params is not None:
+            self.window.offer_recall(loaded.params)
+        self.window.document_opened.emit(path or "")
+
+    def fill_recent_menu(self, files: list[str] | None = None) -> None:
+        menu = self.recent_menu
+        if menu is None:
+            return
+        files = self.settings.recent_files() if files is None else files
+        menu.clear()
+        for i, f in enumerate(files):
+            a = menu.addAction(f"&{i + 1}  {Path(f).name}")
+            a.setToolTip(f)
+            a.setStatusTip(f)
+            a.triggered.connect(lambda _c=False, p=f: self.open_path(p))
+        menu.setEnabled(bool(files))
+        if files:
+            menu.addSeparator()
+            menu.addAction("Clear List", lambda: (self.settings.clear_recent_files(), self.fill_recent_menu([])))
+
+    def open_mime(self, mime: QMimeData) -> bool:
+        """Open what a drop or the clipboard carries: a file URL first, else image data."""
+        paths = dropped_paths(mime)
+        if paths:
+            return self.open_path(paths[0])
+        if mime.hasImage():
+            image = QImage(mime.imageData())
+            if not image.isNull():
+                return self.open_image_array(qimage_to_array(image))
+        text = mime.text().strip() if mime.hasText() else ""
+        if text.startswith("file://"):
+            return self.open_path(QUrl(text.splitlines()[0]).toLocalFile())
+        if text and Path(text).is_file():
+            return self.open_path(text)
+        self.window.show_message("warning", "Nothing to paste", "The clipboard holds no image or image file.")
+        return False
+
+    def paste(self) -> bool:
+        return self.open_mime(QGuiApplication.clipboard().mimeData())
+
+    def copy_image(self) -> bool:
+        if self.document.is_empty:
+            return False
+        rgba = self.document.display_rgba8()
+        image = QImage(rgba.data, rgba.shape[1], rgba.shape[0], rgba.strides[0], QImage.Format.Format_RGBA8888).copy()
+        QGuiApplication.clipboard().setImage(image)
+        self._status("Image copied to the clipboard.")
+        return True
+
+    # -- the result image --------------------------------------------------------------------------
+    def save(self) -> bool:
+        if self.session.save_path:
+            return self.save_result(self.session.save_path)
+        self.save_as_dialog()
+        return self.session.save_path is not None
+
+    def save_as_dialog(self) -> None:
+        doc = self.document
+        if doc.is_empty:
+            return
+        base = Path(doc.path).with_name(Path(doc.path).stem + "-inpainted.png") if doc.path else Path(self.settings.last_dir()) / "result.png"
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save result as", str(base), SAVE_FILTER)
+        if path:
+            self.save_result(path if Path(path).suffix else path + ".png")
+
+    def save_result(self, path: str | Path) -> bool:
+        """Write the current image (with the applied candidate's parameters) atomically."""
+        if self.document.is_empty:
+            return False
+        try:
+            self.session.save_result(path)
+        except (OSError, ValueError) as exc:
+            self.window.show_message("error", "Cannot save", f"{Path(path).name}: {exc}")
+            return False
+        self._status(f"Saved {Path(path).name}")
+        return True
+
+    # -- masks -------------------------------------------------------------------------------------
+    def export_mask_dialog(self) -> None:
+        if self.document.is_empty:
+            return
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export mask", str(Path(self.settings.last_dir()) / "mask.png"), "PNG (*.png)")
+        if path:
+            self.export_mask(path)
+
+    def export_mask(self, path: str | Path) -> bool:
+        try:
+            imageio.save_image(path, self.document.mask)
+        except (OSError, ValueError) as exc:
+            self.window.show_message("error", "Cannot export the mask", str(exc))
+            return False
+        self._status(f"Mask exported to {Path(path).name}")
+        return True
+
+    def import_mask_dialog(self) -> None:
+        if self.document.is_empty:
+            return
+        path, _ = QFileDialog.getOpenFileName(self.window, "Import mask", self.settings.last_dir(), IMAGE_FILTER)
+        if path:
+            self.import_mask(path)
+
+    def import_mask(self, path: str | Path) -> bool:
+        try:
+            self.document.set_mask(imageio.load_mask(path, self.document.mask.shape), "Import mask")
+        except ValueError as exc:  # ImageLoadError and MaskError are ValueErrors
+            self.window.show_message("error", "Cannot import the mask", str(exc))
+            return False
+        return True
+
+    # -- projects ----------------------------------------------------------------------------------
+    def open_project(self, path: str | Path) -> bool:
+        """Open a project; on failure say why and leave the document as it was."""
+        try:
+            state = self.session.open_project(path)
+        except ProjectError as exc:
+            self.window.show_message("error", "Cannot open the project", str(exc))
+            return False
+        self.window.set_params(state.params)
+        return True
+
+    def save_project_to(self, path: str | Path) -> bool:
+        """Save the whole session (image, mask, context box, history, params) atomically."""
+        if self.document.is_empty:
+            return False
+        try:
+            self.session.save_project(path, self.window.current_params())
+        except ProjectError as exc:
+            self.window.show_message("error", "Cannot save the project", str(exc))
+            return False
+        return True
+
+    def open_project_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open project", "", PROJECT_FILTER)
+        if path:
+            self.open_path(path)
+
+    def save_project_as_dialog(self) -> bool:
+        doc = self.document
+        if doc.is_empty:
+            return False
+        start = self.session.project_path or (str(Path(doc.path).with_suffix(PROJECT_SUFFIX)) if doc.path else "untitled" + PROJECT_SUFFIX)
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save project as", start, PROJECT_FILTER)
+        if not path:
+            return False
+        return self.save_project_to(path if path.endswith(PROJECT_SUFFIX) else path + PROJECT_SUFFIX)
+
+    def save_project(self) -> bool:
+        path = self.session.project_path
+        return self.save_project_to(path) if path else self.save_project_as_dialog()
+
+    def project_actions(self) -> list[QAction]:
+        """Open Project…, Save Project, Save Project As… for the File menu."""
+        open_action = QAction("Open &Project…", self.window)
+        open_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        open_action.triggered.connect(self.open_project_dialog)
+        save_action = QAction("Save Pro&ject", self.window)
+        save_action.setShortcut(QKeySequence("Ctrl+Alt+S"))
+        save_action.setToolTip("Save image, mask, history and parameters in one file")
+        save_action.triggered.connect(self.save_project)
+        save_as_action = QAction("Save Project &As…", self.window)
+        save_as_action.triggered.connect(self.save_project_as_dialog)
+        return [open_action, save_action, save_as_action]
