@@ -21,7 +21,8 @@ from skimage import data
 
 from app.core import maskops
 from app.cli.main import main
-from app.core.metadata import A1111_KEY, JSON_KEY, parse_a1111_fields, read_params
+from app.core.metadata import A1111_KEY, JSON_KEY, read_params
+from app.core.sdmeta.a1111 import parse_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,11 +90,11 @@ def test_classical_inpaint_subprocess_writes_png_with_metadata_and_never_imports
 def test_samples_get_suffixes_and_consecutive_seeds(tiny_inpaint_model, tmp_path, capsys):
     image_path, mask_path, image, mask = small_photo(tmp_path)
     rc = main(["inpaint", "-i", str(image_path), "-m", str(mask_path), "-o", str(tmp_path / "out.png"),
-               "--samples", "3", "--seed", "4294967294", "--model", str(tiny_inpaint_model), "--prompt", "a cup",
+               "--samples", "3", "--seed", "18446744073709551614", "--model", str(tiny_inpaint_model), "--prompt", "a cup",
                "--steps", "1", "--width", "256", "--height", "256", "--mask-blur", "0", "--device", "cpu"])
     assert rc == 0, capsys.readouterr().err
     lines = capsys.readouterr().out.strip().splitlines()
-    seeds = [4294967294, 4294967295, 0]  # s, s+1, … wrapping at 2**32
+    seeds = [2**64 - 2, 2**64 - 1, 0]  # s, s+1, … 64-bit seeds, wrapping only past 2**64 - 1
     assert lines == [f"wrote {tmp_path / f'out-{i}.png'} (seed {s})" for i, s in enumerate(seeds)]
     assert {"out-0.png", "out-1.png", "out-2.png"} <= files_in(tmp_path)
     for i, s in enumerate(seeds):
@@ -111,7 +112,7 @@ def test_classical_samples_make_one_image_without_a_seed(photo_files, tmp_path, 
     assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'out.png'}"
     assert files_in(tmp_path) == {"out.png"}
     text = Image.open(tmp_path / "out.png").info[A1111_KEY]
-    assert not {"Seed", "Steps", "Sampler", "CFG scale"} & set(parse_a1111_fields(text))
+    assert not {"Seed", "Steps", "Sampler", "CFG scale"} & set(parse_fields(text))
     assert read_params(tmp_path / "out.png").batch_size == 1
 
 

@@ -76,6 +76,17 @@ def test_same_seed_same_pixels_and_batch_items_equal_single_runs(inpaint):
 
 
 # -- progress and preview ----------------------------------------------------------------------------
+def test_64_bit_seeds_reach_the_generator_whole(inpaint):
+    """A seed up to 2**64 - 1 goes to torch.Generator.manual_seed as it is. torch's CPU generator
+    (mt19937) draws from the seed's low 32 bits — exactly as ComfyUI's CPU noise
+    (``torch.manual_seed(seed)`` in comfy.sample.prepare_noise), so its 64-bit seeds reproduce."""
+    top = run(inpaint, make_request(seeds=(2**64 - 1,), steps=2))[0]
+    assert np.array_equal(top, run(inpaint, make_request(seeds=(2**64 - 1,), steps=2))[0])
+    f = lambda s: torch.randn(8, generator=torch.Generator("cpu").manual_seed(s))  # noqa: E731
+    assert torch.equal(f(2**64 - 1), f(2**32 - 1)) and torch.equal(f(17123564234), f(17123564234 % 2**32))
+    assert np.array_equal(top, run(inpaint, make_request(seeds=(2**32 - 1,), steps=2))[0])
+
+
 def test_progress_every_step_with_latent_preview(inpaint):
     calls = []
     run(inpaint, make_request(seeds=(1, 2), steps=3, scheduler="DDIM"), lambda s, t, p: calls.append((s, t, p)))
@@ -147,6 +158,27 @@ def test_latent_noise_masked_content(base):
     noise = run(base, make_request(strength=0.5, masked_content="latent_noise"))[0]
     again = run(base, make_request(strength=0.5, masked_content="latent_noise"))[0]
     assert np.array_equal(noise, again) and not np.array_equal(plain, noise)
+
+
+@pytest.mark.parametrize("kind", ["base", "inpaint"])
+def test_latent_nothing_masked_content(kind, request):
+    """A1111's "latent nothing": the starting latents are zero under the mask, the rest is the
+    encoded image; reproducible, and another picture than "original" or "latent noise"."""
+    from app.inference.diffusers.backend import latent_nothing_inputs
+
+    backend = request.getfixturevalue(kind)
+    req = make_request(strength=0.5)
+    pipe = backend.pipeline_for("inpaint")
+    inputs = latent_nothing_inputs(pipe, req.image, req.mask, torch.Generator().manual_seed(1))
+    lat = inputs["image"]
+    quarter = SIZE // VAE_SCALE // 4
+    assert lat.shape == (1, 4, SIZE // VAE_SCALE, SIZE // VAE_SCALE)
+    assert not lat[..., quarter:3 * quarter, quarter:3 * quarter].any() and lat[..., :quarter, :].abs().min() > 0
+    assert torch.equal(inputs["masked_image_latents"], lat) == (kind == "base")
+    runs = {c: run(backend, make_request(strength=0.5, masked_content=c))[0] for c in ("original", "latent_noise", "latent_nothing")}
+    assert np.array_equal(runs["latent_nothing"], run(backend, make_request(strength=0.5, masked_content="latent_nothing"))[0])
+    assert not np.array_equal(runs["latent_nothing"], runs["original"])
+    assert not np.array_equal(runs["latent_nothing"], runs["latent_noise"])
 
 
 # -- robustness ---------------------------------------------------------------------------------------

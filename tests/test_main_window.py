@@ -280,6 +280,32 @@ def test_png_with_parameters_offers_recall(qtbot, window, tmp_path):
     assert window.message_bar.buttons() == [] and not button.isVisible()
 
 
+def test_recall_changes_only_what_the_file_holds_and_nothing_for_a_screenshot(qtbot, window, tmp_path):
+    """A file holding only prompt and seed leaves the other fields as the user set them; a
+    screenshot whose EXIF comment is "Screenshot" is not a prompt and offers nothing."""
+    from PIL import Image
+
+    window.set_params(window.current_params().replace(negative_prompt="my negative", steps=41))
+    sparse = tmp_path / "sparse.png"
+    info = __import__("PIL.PngImagePlugin", fromlist=["PngInfo"]).PngInfo()
+    info.add_text("parameters", "a red barn\nSteps: 12, Sampler: Euler a, Seed: 17123564234, CFG scale: 7, Size: 64x64")
+    Image.fromarray(skimage.data.chelsea()[:64, :64]).save(sparse, pnginfo=info)
+    assert window.open_path(str(sparse))
+    qtbot.mouseClick(window.message_bar.button("Recall parameters"), Qt.MouseButton.LeftButton)
+    got = window.current_params()
+    assert (got.prompt, got.seed, got.steps, got.scheduler) == ("a red barn", 17123564234, 12, "Euler a")
+    assert got.negative_prompt == "my negative"  # the file has none: the user's stays
+
+    shot = tmp_path / "shot.jpg"
+    exif = Image.Exif()
+    exif[0x9286] = b"ASCII\x00\x00\x00Screenshot"
+    Image.fromarray(skimage.data.chelsea()[:64, :64]).save(shot, exif=exif)
+    window.message_bar.dismiss()
+    assert window.open_path(str(shot))
+    assert window.message_bar.button("Recall parameters") is None
+    assert window.current_params().prompt == "a red barn"
+
+
 def test_save_result_carries_applied_parameters(qtbot, window, photo, tmp_path):
     window.open_path(str(photo))
     window.document.fill_rect((50, 50, 40, 40))

@@ -10,7 +10,7 @@ def test_defaults_are_valid():
 
 @pytest.mark.parametrize(
     "field,value",
-    [("steps", 0), ("steps", 151), ("guidance", 31.0), ("strength", 0.0), ("seed", -2), ("seed", 2**32),
+    [("steps", 0), ("steps", 151), ("guidance", 31.0), ("strength", 0.0), ("seed", -2), ("seed", 2**64),
      ("batch_size", 9), ("width", 500), ("height", 4096), ("mask_blur", 65), ("padding", 300), ("mode", "x"), ("color_match", "sometimes")],
 )
 def test_invalid_value_names_field_value_and_range(field, value):
@@ -24,7 +24,8 @@ def test_seed_resolution_and_batch_seeds():
     p = GenerationParams(seed=-1, batch_size=3).with_resolved_seed()
     assert 0 <= p.seed < 2**32
     assert p.batch_seeds() == [p.seed + i for i in range(3)] or p.seed > 2**32 - 3
-    assert GenerationParams(seed=2**32 - 1, batch_size=2).batch_seeds() == [2**32 - 1, 0]
+    assert GenerationParams(seed=2**32 - 1, batch_size=2).batch_seeds() == [2**32 - 1, 2**32]  # 64-bit: no wrap
+    assert GenerationParams(seed=2**64 - 1, batch_size=2).batch_seeds() == [2**64 - 1, 0]
 
 
 def test_dict_round_trip_and_coercion():

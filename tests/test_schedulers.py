@@ -16,7 +16,10 @@ from app.core.params import DEFAULT_SCHEDULER, GenerationParams, ParamError
 # The names DESIGN.md promises users (the hosted-services vocabulary).
 DESIGN_NAMES = ["DDIM", "PNDM", "LMS", "LMS Karras", "Euler", "Euler a", "Heun", "DPM2", "DPM2 a", "DPM2 Karras",
                 "DPM2 a Karras", "DPM++ 2M", "DPM Multi", "DPMSolverMultistep", "DPM++ 2M Karras", "DPM++ SDE",
-                "DPM Single", "UniPC", "LCM", "K_EULER", "K_EULER_ANCESTRAL", "KLMS"]
+                "DPM Single", "UniPC", "LCM", "K_EULER", "K_EULER_ANCESTRAL", "KLMS",
+                # issue 13: the Karras/SDE entries other tools' files name
+                "Euler Karras", "Heun Karras", "DPM++ SDE Karras", "DPM++ 2M SDE", "DPM++ 2M SDE Karras",
+                "DPM++ 2M SDE Exponential"]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from PIL import Image
 from app.cli.main import main as cli_main
 from app.core.errors import EmptyMaskError, UserError
 from app.core.maskops import MaskError
-from app.core.metadata import A1111_KEY, parse_a1111_fields, read_params
+from app.core.metadata import A1111_KEY, read_params
+from app.core.sdmeta.a1111 import parse_fields
 from app.core.params import GenerationParams, ParamError
 from app.editor.worker import GenerationWorker
 from app.inference.engine import Cancelled
@@ -152,15 +153,15 @@ def test_classical_params_are_stripped_and_its_record_carries_no_seed(photo, tmp
     assert record.params == checked and record.seeds == [0] and len(record.candidates) == 1
     path = save_candidate(tmp_path / "telea.png", record, 0)
     text = Image.open(path).info[A1111_KEY]
-    assert not SAMPLING & set(parse_a1111_fields(text)), text
+    assert not SAMPLING & set(parse_fields(text)), text
     assert read_params(path) == candidate_params(record, 0)
 
 
 def test_candidate_k_is_seed_s_plus_k_batch_1(photo):
     image, mask = photo
     service = GenerationService(counting_loader(FakeBackend())[0])
-    record = service.run(GenerationRequest(GenerationParams(model="m", seed=2**32 - 2, batch_size=3), image, mask))
-    assert record.params.batch_size == 3 and record.seeds == [2**32 - 2, 2**32 - 1, 0]
+    record = service.run(GenerationRequest(GenerationParams(model="m", seed=2**64 - 2, batch_size=3), image, mask))
+    assert record.params.batch_size == 3 and record.seeds == [2**64 - 2, 2**64 - 1, 0]  # 64-bit, wraps past 2**64 - 1
     for k, seed in enumerate(record.seeds):
         alone = candidate_params(record, k)
         assert (alone.seed, alone.batch_size) == (seed, 1) and alone.replace(seed=0, batch_size=3) == record.params.replace(seed=0)

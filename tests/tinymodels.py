@@ -110,6 +110,10 @@ def build_components(*, inpainting: bool, clip_vocab: bool = False) -> dict:
             layer_norm_eps=1e-5,
         )
     )
+    with torch.no_grad():
+        # A fresh LayerNorm has bias 0, so every token's output would average to ~0 and A1111's
+        # emphasis (rescale to the original mean) would divide by ~0; trained CLIP's bias is not 0.
+        getattr(text_encoder, "text_model", text_encoder).final_layer_norm.bias.normal_(0.0, 0.5)
     scheduler = PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG)
     return {
         "unet": unet.eval(),
@@ -134,6 +138,51 @@ def build_tiny_sd(path, *, inpainting: bool, clip_vocab: bool = False) -> Path:
     pipe = cls(**build_components(inpainting=inpainting, clip_vocab=clip_vocab), requires_safety_checker=False)
     pipe.save_pretrained(path, safe_serialization=True)
     return path
+
+
+# -- LoRAs for the tiny model -------------------------------------------------------------------
+LORA_RANK = 4
+
+
+def make_lora_state(seed: int) -> tuple[dict, dict]:
+    """peft LoRA layers on the tiny UNet and text encoder with random (non-zero) weights:
+    (unet state, text-encoder state) in peft's names."""
+    import torch
+    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
+
+    parts = build_components(inpainting=True)
+    torch.manual_seed(seed)
+    unet = inject_adapter_in_model(LoraConfig(r=LORA_RANK, lora_alpha=LORA_RANK, init_lora_weights=False,
+                                              target_modules=["to_q", "to_k", "to_v", "to_out.0"]), parts["unet"])
+    te = inject_adapter_in_model(LoraConfig(r=LORA_RANK, lora_alpha=LORA_RANK, init_lora_weights=False,
+                                            target_modules=["q_proj", "k_proj", "v_proj", "out_proj"]), parts["text_encoder"])
+    return get_peft_model_state_dict(unet), get_peft_model_state_dict(te)
+
+
+def save_diffusers_lora(folder, seed) -> Path:
+    """A LoRA in diffusers' format: ``folder/pytorch_lora_weights.safetensors``."""
+    from diffusers import StableDiffusionPipeline
+
+    unet_sd, te_sd = make_lora_state(seed)
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=unet_sd, text_encoder_lora_layers=te_sd,
+                                              safe_serialization=True)
+    return folder / "pytorch_lora_weights.safetensors"
+
+
+def to_kohya(unet_sd: dict, te_sd: dict) -> dict:
+    """The same weights under kohya-ss/A1111 names: lora_unet_<module_path_with_underscores>
+    .lora_down/.lora_up.weight (+ .alpha), text encoder as lora_te_text_model_…"""
+    import torch
+
+    out = {}
+    for prefix, state, extra in (("lora_unet_", unet_sd, ""), ("lora_te_", te_sd, "text_model_")):
+        for key, value in state.items():
+            module, kind = re.match(r"(.*)\.lora_([AB])\.weight", key).groups()
+            module = module.removeprefix("text_model.")
+            name = prefix + extra + module.replace(".", "_")
+            out[f"{name}.lora_{'down' if kind == 'A' else 'up'}.weight"] = value.contiguous()
+            out[f"{name}.alpha"] = torch.tensor(float(LORA_RANK))
+    return out
 
 
 # -- diffusers → original SD (LDM) key layout --------------------------------------------------

@@ -100,7 +100,7 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
         + " / ".join(CLASSICAL_MODELS)
         + (f" (default: {DEFAULT_MODEL})" if mode == "inpaint" else " (required)"),
     )
-    g.add_argument("--scheduler", metavar="NAME", help=f"sampler name, e.g. 'Euler a', 'DDIM', 'UniPC' (default: {d.scheduler})")
+    g.add_argument("--scheduler", metavar="NAME", help=f"sampler name as any SD tool writes it, e.g. 'Euler a', 'DDIM', 'DPM++ 2M Karras', 'dpmpp_2m_sde_karras' (default: {d.scheduler})")
     g.add_argument("--steps", type=int, metavar="N", help=f"denoising steps, 1–150 (default: {d.steps})")
     g.add_argument("--guidance", type=float, metavar="CFG", help=f"CFG scale, 0–30 (default: {d.guidance:g})")
     g.add_argument(
@@ -145,7 +145,7 @@ def params_from_args(ns: argparse.Namespace, mode: str) -> GenerationParams:
         params = GenerationParams(**kwargs).validate()
         from app.core import schedulers  # data only, no torch: a typo fails before any work
 
-        schedulers.canonical_name(params.scheduler)
+        params = params.replace(scheduler=schedulers.canonical_name(params.scheduler))
     except ParamError as exc:
         raise _param_error(exc) from None
     return params

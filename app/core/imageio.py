@@ -27,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from app.core.errors import UserError
 from app.core import metadata
 from app.core.atomic import atomic_write_bytes
+from app.core.sdmeta import recall
 
 #: Largest image accepted (16384² ≈ 268 MP, 0.8 GB as RGB8: eleven 24 MP photos; the engine
 #: holds a few copies). Checked from the header, before any pixel is decoded, so a
@@ -61,7 +62,8 @@ class LoadedImage:
     source_format: str = ""  # Pillow's format name: PNG, JPEG, TIFF, WEBP, ...
     params: Any = None  # GenerationParams recalled from the file's metadata, or None
     #: Facts about the decode a user may want to know: original mode, bit depth, conversions
-    #: made ("converted": "CMYK → RGB"), EXIF orientation applied, frame count, A1111 text.
+    #: made ("converted": "CMYK → RGB"), EXIF orientation applied, frame count, A1111 text,
+    #: "recall": the `app.core.sdmeta.RecallResult` the window's recall applies.
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -200,7 +202,10 @@ def _decode(pil: Image.Image, data: bytes, name: str) -> LoadedImage:
     pil.load()
     icc = pil.info.get("icc_profile") or None
     orientation = _orientation(pil)
-    params, a1111_text = _recall(pil)
+    recalled, a1111_text = _recall(pil)
+    params = recalled.params if recalled is not None else None
+    if recalled is not None:
+        info["recall"] = recalled
     if a1111_text:
         info["parameters"] = a1111_text
 
@@ -220,9 +225,10 @@ def _decode(pil: Image.Image, data: bytes, name: str) -> LoadedImage:
 
 
 def _recall(pil: Image.Image) -> tuple[Any, str | None]:
-    """Generation parameters from the file's metadata; never fails the load."""
+    """What "recall parameters" offers for the file (`app.core.sdmeta.RecallResult`: params or
+    None, the fields the file sets, a one-line message) and its A1111 text; never fails the load."""
     try:
-        return metadata.read_params(pil), metadata.read_a1111_text(pil)
+        return recall(pil), metadata.read_a1111_text(pil)
     except Exception:  # metadata is a bonus: a bad chunk must not make the image unreadable
         return None, None
 

@@ -16,7 +16,7 @@ from app.core.errors import UserError
 
 MODES = ("inpaint", "img2img")
 INPAINT_AREAS = ("masked", "whole")
-MASKED_CONTENT = ("original", "fill", "latent_noise")
+MASKED_CONTENT = ("original", "fill", "latent_noise", "latent_nothing")
 #: Match tone and colour of the generated region to its surround. "auto" = on for diffusion
 #: models (whose output drifts), off for the classical methods (built from the surround itself).
 COLOR_MATCH = ("auto", "on", "off")
@@ -31,14 +31,17 @@ class ClassicalMethod:
 
 #: The one table of built-in classical methods; any other model reference names a diffusion model.
 CLASSICAL_METHODS: dict[str, ClassicalMethod] = {
-    "builtin:telea": ClassicalMethod("Telea (classical, built in)", "INPAINT_TELEA"),
-    "builtin:ns": ClassicalMethod("Navier–Stokes (classical, built in)", "INPAINT_NS"),
+    "builtin:telea": ClassicalMethod("Classical — Telea (fast)", "INPAINT_TELEA"),
+    "builtin:ns": ClassicalMethod("Classical — Navier–Stokes", "INPAINT_NS"),
 }
 CLASSICAL_MODELS = tuple(CLASSICAL_METHODS)
 DEFAULT_MODEL = "builtin:telea"
 DEFAULT_SCHEDULER = "DPM++ 2M Karras"
 
-SEED_MAX = 2**32 - 1
+#: Seeds are 64-bit: ComfyUI, Fooocus and torch.Generator.manual_seed use the full unsigned range.
+SEED_MAX = 2**64 - 1
+#: Random seeds are drawn as A1111 draws them (32-bit): short to read and to type.
+RANDOM_SEED_MAX = 2**32 - 1
 
 
 def default_strength(mode: str) -> float:
@@ -125,7 +128,7 @@ class GenerationParams:
         """Replace seed −1 by a concrete random seed, so the seed actually used is recorded."""
         if self.seed != -1:
             return self
-        return dataclasses.replace(self, seed=(rng or random.SystemRandom()).randint(0, SEED_MAX))
+        return dataclasses.replace(self, seed=(rng or random.SystemRandom()).randint(0, RANDOM_SEED_MAX))
 
     def batch_seeds(self) -> list[int]:
         """Seeds of the batch items: s, s+1, … (wrapping at 2³²), as A1111 does."""

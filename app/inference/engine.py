@@ -230,6 +230,9 @@ class Engine:
                 _add(timings, "composite", tick)
         elapsed = time.perf_counter() - t0
         timings["overhead"] = elapsed - timings.get("model", 0.0)
+        infotext_fields = getattr(self.backend, "infotext_fields", None)  # optional: LoRA/TI hashes
+        if infotext_fields is not None:
+            params = params.replace(extra={**params.extra, **infotext_fields(params)})
         return Result(
             job=job,
             params=params,

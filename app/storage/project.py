@@ -45,7 +45,7 @@ from app.core.atomic import atomic_write_with, describe_write_error
 from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
 from app.core.imageio import MAX_PIXELS, png_header
-from app.core.params import GenerationParams, ParamError
+from app.core.params import SEED_MAX, GenerationParams, ParamError
 
 FORMAT_TAG = "inpaint-studio-project"
 FORMAT_VERSION = 2
@@ -641,7 +641,7 @@ def _load_record(archive: _Archive, raw: Any, index: int, layout: dict[str, Any]
     seeds = raw.get("seeds", [])
     if not isinstance(seeds, list):
         raise ProjectError(f"{name}: {where} seeds are not a list.")
-    seeds = [_int(s, f"{where} seed", 0, 2**32 - 1, name) for s in seeds]
+    seeds = [_int(s, f"{where} seed", 0, SEED_MAX, name) for s in seeds]
     regions = raw.get("regions", [])
     if not isinstance(regions, list):
         raise ProjectError(f"{name}: {where} regions are not a list.")

@@ -89,8 +89,9 @@ class FileActions(QObject):
         self.session.open_image(loaded, path, name)
         info = loaded.info.get("converted") if isinstance(getattr(loaded, "info", None), dict) else None
         self._status(f"Opened {self.session.display_name}" + (f" ({info})" if info else "") + " — paint the area to repaint.")
-        if loaded.params is not None:
-            self.window.offer_recall(loaded.params)
+        recalled = loaded.info.get("recall") if isinstance(getattr(loaded, "info", None), dict) else None
+        if recalled is not None:
+            self.window.offer_recall(recalled, path)
         self.window.document_opened.emit(path or "")
 
     def fill_recent_menu(self, files: list[str] | None = None) -> None:

@@ -12,17 +12,17 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
+from app.core.params import CLASSICAL_METHODS
 from app.core.records import GenerationRecord
 from app.widgets.candidates import region_around, thumbnail_pixmap
 
 THUMB = 64
-CLASSICAL_NAMES = {"builtin:telea": "Telea (classical)", "builtin:ns": "Navier–Stokes (classical)"}
 
 
 def describe(record: GenerationRecord) -> tuple[str, str]:
     """(two-line list text, full tooltip) of a record."""
     p = record.params
-    model = CLASSICAL_NAMES.get(p.model) or p.model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    model = CLASSICAL_METHODS[p.model].label if p.model in CLASSICAL_METHODS else p.model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
     stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
     first = (p.prompt[:48] + "…") if len(p.prompt) > 48 else (p.prompt or "(no prompt)")
     applied = "  ✓ applied" if record.applied is not None else ""

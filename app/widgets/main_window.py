@@ -182,16 +182,32 @@ class MainWindow(GenerationControls, QMainWindow):
         self.model_picker.set_current_model(params.model)
         self.params_panel.set_model(self.model_picker.current_model(), self.model_picker.is_classical())
 
-    def recall_params(self, params: GenerationParams) -> None:
+    def recall_params(self, params: GenerationParams, fields: frozenset[str] | None = None) -> None:
+        """Show recalled ``params``; with ``fields``, only those (what the file held) replace the
+        form's values, so a file that lacks a setting never wipes what the user typed."""
+        if fields is not None:
+            current = self.current_params()
+            params = current.replace(**{f: getattr(params, f) for f in fields if hasattr(current, f)})
         self.set_params(params)
-        self.status_message.setText(f"Parameters recalled (seed {params.seed}).")
+        self.status_message.setText(f"Parameters recalled (seed {params.seed})." if params.seed >= 0 else "Parameters recalled.")
 
-    def offer_recall(self, params: GenerationParams) -> None:
-        """An opened image carries generation parameters: offer them without blocking."""
+    def offer_recall(self, recalled, path: str | None = None) -> None:
+        """An opened image carries generation parameters (an `app.core.sdmeta.RecallResult`):
+        offer them without blocking. A ComfyUI graph with several samplers offers each one."""
+        from app.core.sdmeta import recall
+
+        if recalled.params is None:
+            if recalled.choices and path:
+                actions = [(c.label[:48], lambda n=c.node_id: self.offer_recall(recall(path, choice=n), path))
+                           for c in recalled.choices[:4]]
+                self.show_message("info", "Choose the sampler to recall", recalled.message, actions)
+            return
+        params = recalled.params
         summary = params.prompt[:80] + ("…" if len(params.prompt) > 80 else "")
         self.show_message("info", "This image carries generation parameters",
-                          f"“{summary or 'no prompt'}”, {params.scheduler}, {params.steps} steps, seed {params.seed}.",
-                          [("Recall parameters", lambda p=params: self.recall_params(p))])
+                          f"“{summary or 'no prompt'}”, {params.scheduler}, {params.steps} steps, seed {params.seed}. "
+                          f"({recalled.message})",
+                          [("Recall parameters", lambda r=recalled: self.recall_params(r.params, r.fields_set))])
 
     def show_message(self, level: str, title: str, text: str, actions: list[tuple[str, Callable[[], None]]] | None = None) -> None:
         """Show a message in the bar above the canvas (level: info, warning, error)."""

@@ -51,11 +51,7 @@ class MessageBar(QFrame):
         self, level: str, title: str, text: str, actions: list[tuple[str, Callable[[], None]]] | None = None
     ) -> None:
         """Show ``title: text``; each action is (button text, callback) and dismisses the bar."""
-        for b in self._buttons:
-            self._layout.removeWidget(b)
-            b.hide()  # deleteLater runs later: without hiding, the old button overlaps the new text
-            b.deleteLater()
-        self._buttons = []
+        self._clear_buttons()
         self.level, self.title = level, title
         bg, fg = LEVEL_STYLES.get(level, LEVEL_STYLES["info"])
         self.setStyleSheet(f"#messageBar {{ background: {bg}; border-radius: 4px; }} #messageBar QLabel {{ color: {fg}; }}")
@@ -80,9 +76,18 @@ class MessageBar(QFrame):
     def button(self, caption: str) -> QPushButton | None:
         return next((b for b in self._buttons if b.text() == caption), None)
 
+    def _clear_buttons(self) -> None:
+        for b in self._buttons:
+            self._layout.removeWidget(b)
+            b.hide()  # deleteLater runs later: without hiding, the old button overlaps the new text
+            b.deleteLater()
+        self._buttons = []
+
     def dismiss(self) -> None:
+        """Hide the bar; its actions go with it, so a stale offer can never be clicked later."""
         self.hide()
         self.level = ""
+        self._clear_buttons()
         self.closed.emit()
 
 

@@ -30,17 +30,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL
+from app.core.params import CLASSICAL_METHODS, CLASSICAL_MODELS, DEFAULT_MODEL
 from app.storage.paths import models_dir, resources_dir
 from app.editor.settings import DEVICES
 
-CLASSICAL_LABELS = {"builtin:telea": "Classical — Telea (fast)", "builtin:ns": "Classical — Navier–Stokes"}
 DEVICE_LABELS = {"auto": "Auto (best available)", "cuda": "NVIDIA GPU (CUDA)", "mps": "Apple GPU (MPS)", "cpu": "CPU"}
 
 NO_MODEL_HINT = (
     "<b>No diffusion model installed</b> — the classical methods work without one. For Stable "
     "Diffusion 1.5, click <b>Add model…</b> and pick a diffusers folder or a <tt>.safetensors</tt> "
-    "file (an inpainting model works best)."
+    "file (an inpainting model works best), or choose <b>Download a model…</b> in its menu."
 )
 NO_MODEL_TIP = "Or copy the model into {folder} and press the refresh button."
 
@@ -121,6 +120,8 @@ class ModelPicker(QWidget):
         menu = QMenu(self.add_button)
         menu.addAction("Checkpoint file (.safetensors)…", self.add_model_file)
         menu.addAction("Diffusers folder…", self.add_model_folder)
+        menu.addSeparator()
+        menu.addAction("Download a model…", self.get_models)
         self.add_button.setMenu(menu)
         self.add_button.clicked.connect(self.add_model_file)
         self.refresh_button = QToolButton()
@@ -208,6 +209,17 @@ class ModelPicker(QWidget):
         self._rebuild()
 
     # -- discovery ----------------------------------------------------------------------------
+    def get_models(self):
+        """The download dialog (nothing is fetched until the user presses Download); the list
+        refreshes when a model arrives."""
+        from app.widgets.download_dialog import DownloadDialog
+
+        dialog = DownloadDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.model_downloaded.connect(lambda _path: self.refresh())
+        dialog.open()
+        return dialog
+
     def refresh(self) -> None:
         """Discover models on a background thread; the list updates when it reports."""
         if self.discovering:
@@ -272,7 +284,7 @@ class ModelPicker(QWidget):
         self.combo.blockSignals(True)
         self.combo.clear()
         for ref in CLASSICAL_MODELS:
-            self.combo.addItem(CLASSICAL_LABELS.get(ref, ref), ref)
+            self.combo.addItem(CLASSICAL_METHODS[ref].label if ref in CLASSICAL_METHODS else ref, ref)
             self.combo.setItemData(self.combo.count() - 1, "Built in, no model needed: fills the mask from its surroundings", Qt.ItemDataRole.ToolTipRole)
         diffusion = self._discovered + [u for u in self._user if all(u.ref != d.ref for d in self._discovered)]
         usable = [e for e in diffusion if e.usable]

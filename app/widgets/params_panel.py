@@ -8,8 +8,8 @@ nor diffusers (`tests/test_params_panel.py` checks the panel import stays torch-
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QIcon
+from PySide6.QtCore import QRegularExpression, Qt, Signal
+from PySide6.QtGui import QIcon, QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -56,20 +57,30 @@ def _set_combo(box: QComboBox, value: str) -> None:
     box.setCurrentIndex(index)
 
 
-class SeedBox(QDoubleSpinBox):
-    """A whole-number box for 0…2³²−1 (QSpinBox stops at 2³¹−1) showing −1 as "Random"."""
+class SeedBox(QLineEdit):
+    """A whole-number field for 0…2⁶⁴−1 (spin boxes hold 32-bit ints or doubles, which round
+    seeds above 2⁵³) showing −1 as "Random". ``valueChanged`` mirrors the spin boxes' signal."""
+
+    valueChanged = Signal(object)  # a Python int: Qt's int is 32-bit
 
     def __init__(self) -> None:
         super().__init__()
-        self.setDecimals(0)
-        self.setRange(-1, SEED_MAX)
-        self.setSingleStep(1)
-        self.setSpecialValueText("Random")
-        self.setValue(-1)
-        self.setToolTip("Seed of the first image (batch items use seed+1, seed+2, …); Random picks one and records it")
+        self.setValidator(QRegularExpressionValidator(QRegularExpression(r"-1|\d{0,20}|[Rr]andom"), self))
+        self.setPlaceholderText("Random")
+        self.setToolTip("Seed of the first image (batch items use seed+1, seed+2, …); empty or Random picks one and records it")
+        self.textChanged.connect(lambda _t: self.valueChanged.emit(self.seed()))
 
     def seed(self) -> int:
-        return int(self.value())
+        text = self.text().strip()
+        if not text.isdigit():
+            return -1
+        return min(int(text), SEED_MAX)
+
+    def value(self) -> int:
+        return self.seed()
+
+    def setValue(self, seed: int) -> None:  # noqa: N802 - the spin boxes' name
+        self.setText("Random" if seed < 0 else str(int(seed)))
 
 
 class ParamsPanel(QWidget):

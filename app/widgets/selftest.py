@@ -204,22 +204,12 @@ def _check_diffusion_wanted() -> bool:
 
 def _check_diffusion_stack() -> str:
     """Import what the first generation imports and pick the device, as the worker would."""
-    from app.inference.diffusers.loader import quiet_libraries
+    from app.inference.diffusers.loader import check_stack
 
     try:
-        quiet_libraries()
-        import app.inference.diffusers.backend  # noqa: F401 - torch, diffusers, transformers
-        from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline  # noqa: F401
-        from transformers import CLIPTextModel, CLIPTokenizer  # noqa: F401
-
-        from app.inference.diffusers.device import choose_device
-
-        choice = choose_device(None)
+        return check_stack()
     except Exception as exc:  # ImportError, a missing metadata record, a broken CUDA library
         raise SelfTestError(f"diffusion stack: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
-    import torch
-
-    return f"diffusion stack importable (torch {torch.__version__}, device {choice.description})"
 
 
 def _print_failure(message: str) -> None:

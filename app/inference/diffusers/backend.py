@@ -11,7 +11,8 @@ Batch item k is run as its own call with ``torch.Generator().manual_seed(s + k)`
 bit-identical to a single run with that seed on the same device (a batched call would not be:
 diffusers draws the masked-image latents of every item from the first generator, and batched
 kernels round differently). Generators live on the CPU, so a seed gives the same starting noise
-on CUDA, MPS and CPU.
+on CUDA, MPS and CPU. Seeds are 64-bit and passed whole; torch's CPU generator draws from their
+low 32 bits, as ComfyUI's CPU noise does, so a ComfyUI seed above 2**32 starts from its noise.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ from PIL import Image
 from app.inference.diffusers.device import DeviceChoice
 from app.inference.engine import BackendRequest, Cancelled, CancelFn
 from app.inference.errors import GpuOutOfMemory, ModelLoadError
-from app.inference.diffusers.catalog import ModelInfo
+from app.inference.diffusers.catalog import ModelInfo, network_hashes
 from app.inference.diffusers.preview import latents_to_rgb
+from app.inference.diffusers.networks import ExtraNetworks
+from app.inference.diffusers.prompts import encode_prompt_pair, needs_chunked_encoding
+from app.core.prompt_syntax import extract_loras
 from app.core.schedulers import scheduler_spec
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,8 @@ class DiffusionBackend:
         self.decode_fp32 = False  # set once an fp16 decode gave NaN/black: later decodes skip straight to fp32
         self.timings: dict[str, float] = {"load": load_seconds}
         self._pipes = {"inpaint": pipe}
+        #: LoRA adapters and embeddings; on the shared modules, so every pipeline of ours sees them.
+        self.networks = ExtraNetworks(pipe)
         self._base_scheduler_config = pipe.scheduler.config
         self.fast = device.type == "cuda" if fast is None else fast
         if self.fast:
@@ -192,6 +198,8 @@ class DiffusionBackend:
             raise Cancelled()
         params = request.params
         pipe = self.pipeline_for(params.mode)
+        self.networks.apply_loras(params.prompt)
+        self.networks.load_embeddings_for(params.prompt, params.negative_prompt)
         try:
             return self._generate(pipe, request, progress, cancelled)
         except Cancelled:
@@ -201,6 +209,10 @@ class DiffusionBackend:
                 self._free_memory()
                 raise GpuOutOfMemory(self.device.device, self.low_memory, str(exc).splitlines()[0][:200]) from exc
             raise
+
+    def infotext_fields(self, params) -> dict[str, str]:
+        """Extra A1111 infotext fields of a run: the short hashes of its LoRAs and embeddings."""
+        return network_hashes(params.prompt, params.negative_prompt)
 
     def _free_memory(self) -> None:
         gc.collect()
@@ -217,8 +229,7 @@ class DiffusionBackend:
         if params.masked_content == "latent_noise" and params.mode == "inpaint":
             image = noise_fill(image, request.mask, seed)
         kwargs = dict(
-            prompt=params.prompt,
-            negative_prompt=params.negative_prompt or None,
+            **prompt_kwargs(pipe, params.prompt, params.negative_prompt),
             image=Image.fromarray(image),
             strength=params.strength,
             # diffusers runs int(steps × strength) steps and fails at 0: run at least one.
@@ -229,6 +240,8 @@ class DiffusionBackend:
         )
         if _takes_mask(pipe):
             kwargs.update(mask_image=Image.fromarray(request.mask), height=height, width=width)
+            if params.masked_content == "latent_nothing" and params.mode == "inpaint":
+                kwargs.update(latent_nothing_inputs(pipe, image, request.mask, kwargs["generator"]))
         return kwargs
 
     def _generate(self, pipe, request, progress, cancelled) -> list[np.ndarray]:
@@ -313,6 +326,38 @@ class DiffusionBackend:
         denormalize = [True] * image.shape[0] if nsfw is None else [not flagged for flagged in nsfw]
         arr = pipe.image_processor.postprocess(image, output_type="np", do_denormalize=denormalize)
         return (arr[0] * 255).round().astype(np.uint8)
+
+
+def prompt_kwargs(pipe, prompt: str, negative: str) -> dict:
+    """The prompt arguments of a pipeline call, ``<lora:…>`` tags taken out: plain text when
+    CLIP can take both prompts as they are (exactly what a direct diffusers call does), else
+    A1111-style weighted, chunked embeddings (`app.inference.diffusers.prompts`)."""
+    prompt, _ = extract_loras(prompt)
+    negative, _ = extract_loras(negative)
+    convert = getattr(pipe, "maybe_convert_prompt", lambda text, _tokenizer: text)  # multi-vector embeddings
+    if not any(needs_chunked_encoding(pipe.tokenizer, convert(text, pipe.tokenizer)) for text in (prompt, negative)):
+        return dict(prompt=prompt, negative_prompt=negative or None)
+    prompt_embeds, negative_embeds = encode_prompt_pair(pipe, prompt, negative)
+    return dict(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds)
+
+
+@torch.no_grad()
+def latent_nothing_inputs(pipe, image: np.ndarray, mask: np.ndarray, generator) -> dict:
+    """A1111's "latent nothing" masked content: the starting latents are zero under the mask, so
+    at strength < 1 nothing of the old content survives there (at strength 1 the start is pure
+    noise anyway). Given to the inpaint pipeline as ``image`` in latent form, which it takes as
+    is, with masked-image latents to match (a 9-channel UNet's usual ones, computed here the same way)."""
+    height, width = image.shape[:2]
+    vae = pipe.vae
+    device = pipe._execution_device
+    pixels = pipe.image_processor.preprocess(Image.fromarray(image), height=height, width=width).to(device, vae.dtype)
+    masked = pipe.mask_processor.preprocess(Image.fromarray(mask), height=height, width=width).to(device, vae.dtype)
+    latents = pipe._encode_vae_image(pixels, generator=generator)
+    keep = torch.nn.functional.interpolate(masked, size=latents.shape[-2:]) < 0.5
+    start = latents * keep
+    if pipe.unet.config.in_channels == 9:
+        return {"image": start, "masked_image_latents": pipe._encode_vae_image(pixels * (masked < 0.5), generator=generator)}
+    return {"image": start, "masked_image_latents": start}  # a 4-channel UNet never reads it; diffusers needs a latent one
 
 
 def _takes_mask(pipe) -> bool:

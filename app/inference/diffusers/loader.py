@@ -164,3 +164,17 @@ def load_diffusion_backend(model_ref: str, options: LoadOptions):
     log.info("loaded %s on %s in %.2f s", info.ref, choice.description, load_s)
     return DiffusionBackend(pipe, info=info, device=choice, load_seconds=load_s, low_memory=options.low_memory,
                             fast=options.fast, safety_checker=options.safety_checker)
+
+
+def check_stack() -> str:
+    """Import everything the first generation imports and pick the device, as loading would:
+    what a packaged build most often breaks. Returns one line for the self-test."""
+    quiet_libraries()
+    import torch
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline  # noqa: F401
+    from transformers import CLIPTextModel, CLIPTokenizer  # noqa: F401
+
+    import app.inference.diffusers.backend  # noqa: F401
+    from app.inference.diffusers.device import choose_device
+
+    return f"diffusion stack importable (torch {torch.__version__}, device {choose_device(None).description})"

@@ -1,0 +1,71 @@
+"""``inpaint-studio info``: format, parameters, model, and whether a file can be re-run here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+from test_cli import run_cli
+
+from app.cli.generate import params_from_args
+from app.cli.main import build_parser, main
+from app.core.imageio import save_image
+from app.core.params import GenerationParams
+
+DATA = Path(__file__).parent / "data" / "metadata"
+
+
+def test_info_json_finds_the_local_model_and_never_imports_torch(tiny_inpaint_model, tmp_path):
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    (models_dir / "realistic_realisticVisionV20_v20").symlink_to(tiny_inpaint_model, target_is_directory=True)
+    ours = save_image(tmp_path / "ours.png", np.zeros((8, 8, 3), np.uint8),
+                      params=GenerationParams(prompt="p", seed=2**64 - 1, model="builtin:ns"))
+    env = {"INPAINT_STUDIO_MODELS": str(models_dir), "HF_HUB_CACHE": str(tmp_path / "hf"), "XDG_DATA_HOME": str(tmp_path)}
+    proc = run_cli(["info", "--json", str(DATA / "automatic1111_cropped.jpg"), str(ours),
+                    str(DATA / "fooocus1_cropped.png")], env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED torch=False qt=False" in proc.stderr
+    a1111, mine, fooocus = json.loads(proc.stdout)
+    assert a1111["format"] == "AUTOMATIC1111" and a1111["parameters"]["Seed"] == "235284042"
+    assert a1111["model"] == {"name": "realistic_realisticVisionV20_v20", "hash": "c0d1994c73",
+                              "local": str(models_dir / "realistic_realisticVisionV20_v20")}
+    assert a1111["can_rerun"] is True and a1111["recall"]["scheduler"] == "UniPC"
+    assert (mine["format"], mine["recall"]["seed"], mine["can_rerun"]) == ("Inpaint Studio", 2**64 - 1, True)
+    assert fooocus["can_rerun"] is False
+    assert fooocus["missing"] == ["model 'juggernautXL_v8Rundiffusion' is not among the local models (see 'inpaint-studio models')"]
+
+
+def test_info_text_offers_comfyui_samplers_and_reads_the_chosen_one(tmp_path, capsys):
+    graph = {"1": {"class_type": "CLIPTextEncode", "inputs": {"text": "a boat"}},
+             "2": {"class_type": "KSampler", "inputs": {"seed": 7, "steps": 9, "cfg": 3.0, "sampler_name": "euler",
+                                                        "scheduler": "karras", "positive": ["1", 0], "negative": ["1", 0]}},
+             "3": {"class_type": "KSampler", "inputs": {"seed": 8, "steps": 9, "cfg": 3.0, "sampler_name": "euler",
+                                                        "scheduler": "normal", "positive": ["1", 0], "negative": ["1", 0]}}}
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", json.dumps(graph))
+    Image.new("RGB", (8, 8)).save(tmp_path / "two.png", pnginfo=info)
+    assert main(["info", str(tmp_path / "two.png")]) == 0
+    out = capsys.readouterr().out
+    assert "ComfyUI workflow with 2 samplers: choose one" in out
+    assert "(--sampler 3): KSampler #3: seed 8" in out
+    assert main(["info", "--sampler", "2", str(tmp_path / "two.png")]) == 0
+    out = capsys.readouterr().out
+    assert "recall sets:" in out and "scheduler=Euler Karras" in out and "seed=7" in out
+
+
+def test_info_on_a_missing_file_fails_with_one_line(tmp_path, capsys):
+    shutil.copy(DATA / "novelai1_cropped.png", tmp_path / "n.png")
+    assert main(["info", str(tmp_path / "n.png"), str(tmp_path / "missing.png")]) == 1
+    out = capsys.readouterr().out
+    assert "n.png: NovelAI" in out and "missing.png: none" in out and "cannot read" in out
+
+
+def test_scheduler_option_accepts_every_name_recall_accepts():
+    for name, canonical in (("euler_ancestral_karras", "Euler a"), ("dpmpp_2m_sde_karras", "DPM++ 2M SDE Karras"),
+                            ("Euler Karras", "Euler Karras"), ("k_dpmpp_2m", "DPM++ 2M")):
+        ns = build_parser().parse_args(["inpaint", "-i", "x.png", "-m", "m.png", "-o", "o.png", "--scheduler", name])
+        assert params_from_args(ns, "inpaint").scheduler == canonical
