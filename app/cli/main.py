@@ -35,7 +35,7 @@ from typing import NoReturn
 
 from app.cli.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, CliError, one_line
 
-COMMANDS = ("inpaint", "img2img", "models", "info", "download")
+COMMANDS = ("inpaint", "img2img", "models", "info", "download", "serve")
 
 #: How `app.__main__` opens the editor with paths, and runs the self-test with an output path.
 Launcher = Callable[[list[str]], int]
@@ -86,6 +86,7 @@ def _top_level(args: list[str], editor: Launcher | None, self_test: SelfTest | N
         "  models    list the models found and where they were looked for\n"
         "  info      show the generation parameters stored in images (any SD tool's format)\n"
         "  download  download a model into the models folder (only when you run it)\n"
+        "  serve     serve the hosted inpainting APIs over HTTP (docs/API.md)\n"
         f"run '{PROG} COMMAND --help' for the options of a command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -126,7 +127,7 @@ def _launch(launcher: Callable | None, argument: object, what: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the headless commands (also what ``COMMAND --help`` prints)."""
-    from app.cli import download, generate, info, models
+    from app.cli import download, generate, info, models, serve
 
     parser = _Parser(prog=PROG, description="Inpaint Studio headless commands.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_command(sub)
     info.add_parser(sub)
     download.add_parser(sub)
+    serve.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,54 @@
+"""``inpaint-studio serve``: the HTTP server's options (parsed here, like every command) and its
+start. The server itself is `app.server`; this module only turns options into a `ServerConfig`
+and reports a refused setting as the CLI's one-line error."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+HELP = "serve the hosted inpainting APIs (OpenAI, Segmind, Replicate-style, Appypie, A1111) over HTTP"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "serve", help=HELP,
+        description="Start a local HTTP server that speaks the OpenAI images API, Segmind's sd1.5-inpainting, "
+        "Replicate-style predictions, Appypie's getImage and AUTOMATIC1111's /sdapi/v1 (see docs/API.md). "
+        "Off loopback it needs API tokens.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; anything else needs --tokens)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: 7860; 0 = any free port)")
+    p.add_argument("--model", metavar="REF", help="the model the hosted ids resolve to (default: the first installed "
+                   "SD 1.5 inpainting model, else builtin:telea)")
+    p.add_argument("--tokens", metavar="FILE", help="API tokens, one per line (also INPAINT_STUDIO_TOKENS, comma-separated)")
+    p.add_argument("--data", metavar="DIR", help="where job records and outputs live (default: <data folder>/server)")
+    p.add_argument("--allow-fetch", nargs="+", default=[], metavar="HOST",
+                   help="hosts image URLs may be fetched from ('*' = any public host); none by default")
+    p.add_argument("--queue-depth", type=int, default=16, metavar="N", help="jobs that may wait (default: 16); more get 429")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.set_defaults(func=run)
+    return p
+
+
+def run(ns: argparse.Namespace) -> int:
+    from app.cli.errors import CliError
+    from app.storage.paths import data_dir
+
+    try:
+        from app.server.auth import TokenFileError, load_tokens
+        from app.server.config import ConfigError, ServerConfig
+        from app.server.launch import serve
+    except ImportError as exc:
+        raise CliError(f"the server needs FastAPI and uvicorn, which this installation lacks ({exc}); "
+                       "install the 'serve' extra: python -m pip install -e \".[serve]\"") from None
+
+    try:
+        config = ServerConfig(
+            data_dir=Path(ns.data).expanduser() if ns.data else data_dir() / "server", host=ns.host, port=ns.port,
+            model=ns.model, tokens=load_tokens(ns.tokens, dict(os.environ)), allow_fetch=frozenset(h.lower() for h in ns.allow_fetch),
+            queue_depth=ns.queue_depth).check()
+    except (TokenFileError, ConfigError) as exc:
+        raise CliError(str(exc)) from None
+    serve(config, ns.log_level)
+    return 0

@@ -1,0 +1,142 @@
+"""The AUTOMATIC1111 web UI API (``/sdapi/v1/*``), which Open WebUI, Krita/Photoshop-era plugins,
+the ``webuiapi`` package and many scripts speak: ``img2img`` (with mask: inpainting) →
+``{images, parameters, info}``; ``progress``, ``interrupt``, ``png-info``, ``sd-models`` and
+``samplers``. A1111's own names map onto `GenerationParams`: ``cfg_scale`` → guidance,
+``denoising_strength`` → strength, ``inpainting_fill`` 0/1/2/3 → fill/original/latent noise/latent nothing,
+``inpaint_full_res`` → only-masked area with ``inpaint_full_res_padding``, ``batch_size`` ×
+``n_iter`` → batch size."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from PIL import Image
+
+from app.core import metadata
+from app.core.schedulers import ALIASES, SCHEDULER_NAMES, resolve_sampler
+from app.core.sdmeta.a1111 import parse_fields
+from app.server import dispatch
+from app.server.auth import require_token
+from app.server.dispatch import Names
+from app.server.errors import bad_field
+from app.server.fetch import decode_base64, decode_image, image_from_value
+from app.server.shapes import json_object, optional_float, optional_int, optional_str
+from app.service.generation import GenerationRequest
+
+router = APIRouter(prefix="/sdapi/v1", tags=["AUTOMATIC1111"], dependencies=[Depends(require_token)])
+NAMES = Names(guidance="cfg_scale", strength="denoising_strength", scheduler="sampler_name", image="init_images",
+              masked_content="inpainting_fill", padding="inpaint_full_res_padding", model="sd_model_checkpoint")
+FILL = {0: "fill", 1: "original", 2: "latent_noise", 3: "latent_nothing"}
+
+
+def _sampler(body: dict[str, Any]) -> str | None:
+    name = optional_str(body, "sampler_name") or optional_str(body, "sampler_index")
+    if not name:
+        return None
+    schedule = body.get("scheduler") if isinstance(body.get("scheduler"), str) else None
+    found = resolve_sampler(name, schedule)
+    return found[0] if found else name  # unknown: the scheduler table's error names the valid ones
+
+
+def _batch(body: dict[str, Any]) -> int:
+    return (optional_int(body, "batch_size", 1) or 1) * (optional_int(body, "n_iter", 1) or 1)
+
+
+def _fill(body: dict[str, Any]) -> str | None:
+    value = optional_int(body, "inpainting_fill")
+    if value is not None and value not in FILL:
+        raise bad_field("inpainting_fill", value, "0 (fill), 1 (original), 2 (latent noise) or 3 (latent nothing)")
+    return None if value is None else FILL[value]
+
+
+@router.post("/img2img")
+async def img2img(request: Request) -> dict[str, Any]:
+    body = await json_object(request)
+    images = body.get("init_images")
+    if not isinstance(images, list) or not images:
+        raise bad_field("init_images", images, "a list with one base64 image")
+    settings = body.get("override_settings") if isinstance(body.get("override_settings"), dict) else {}
+    served = request.app.state.models.resolve(settings.get("sd_model_checkpoint"), "sd_model_checkpoint")
+    has_mask = body.get("mask") not in (None, "")
+    full_res = body.get("inpaint_full_res", True)
+    params = dispatch.make_params(
+        NAMES, prompt=optional_str(body, "prompt"), negative_prompt=optional_str(body, "negative_prompt"),
+        model=served.ref, mode="inpaint" if has_mask else "img2img", scheduler=_sampler(body),
+        steps=optional_int(body, "steps"), guidance=optional_float(body, "cfg_scale"),
+        strength=optional_float(body, "denoising_strength"), seed=optional_int(body, "seed"), batch_size=_batch(body),
+        width=optional_int(body, "width"), height=optional_int(body, "height"),
+        mask_blur=optional_int(body, "mask_blur"), masked_content=_fill(body),
+        inpaint_area="masked" if full_res in (True, 1) else "whole",
+        padding=optional_int(body, "inpaint_full_res_padding"))
+    policy = request.app.state.fetch_policy
+    image = await image_from_value(images[0], "init_images", policy)
+    mask = None
+    if has_mask:
+        mask = dispatch.mask_for(image, await image_from_value(body["mask"], "mask", policy), "mask")
+        if body.get("inpainting_mask_invert") in (1, True):
+            mask = np.where(mask > 0, 0, 255).astype(np.uint8)
+    job, record = await dispatch.run(request, "a1111", GenerationRequest(params, image.pixels, mask), NAMES)
+    store = request.app.state.store
+    encoded = [base64.b64encode(store.output_path(n).read_bytes()).decode() for n in job.outputs]
+    infotexts = [metadata.format_a1111(dispatch.candidate(record, k), *reversed(record.candidates[k].shape[:2]))
+                 for k in range(len(job.outputs))]
+    info = {"prompt": record.params.prompt, "negative_prompt": record.params.negative_prompt,
+            "seed": job.seeds[0] if job.seeds else None, "all_seeds": job.seeds, "sampler_name": record.params.scheduler,
+            "steps": record.params.steps, "cfg_scale": record.params.guidance, "sd_model_name": served.id,
+            "infotexts": infotexts, "job_id": job.id}
+    echo = {k: v for k, v in body.items() if k not in ("init_images", "mask")}
+    return {"images": encoded, "parameters": echo, "info": json.dumps(info)}
+
+
+@router.get("/progress")
+async def progress(request: Request) -> dict[str, Any]:
+    queue = request.app.state.queue
+    ticket = queue.current
+    fraction = ticket.step / ticket.total if ticket and ticket.total else 0.0
+    return {"progress": fraction, "eta_relative": 0.0,
+            "state": {"skipped": False, "interrupted": bool(ticket and ticket.cancel.is_set()),
+                      "job": ticket.job.id if ticket else "", "job_count": queue.waiting() + (1 if ticket else 0),
+                      "sampling_step": ticket.step if ticket else 0, "sampling_steps": ticket.total if ticket else 0},
+            "current_image": None, "textinfo": None}
+
+
+@router.post("/interrupt")
+async def interrupt(request: Request) -> dict[str, Any]:
+    ticket = request.app.state.queue.current
+    if ticket is not None:
+        request.app.state.queue.cancel(ticket.job.id)
+    return {}
+
+
+@router.post("/png-info")
+async def png_info(request: Request) -> dict[str, Any]:
+    body = await json_object(request)
+    value = body.get("image")
+    if not isinstance(value, str) or not value:
+        raise bad_field("image", value, "a base64 PNG")
+    limit = request.app.state.config.max_input_bytes
+    decode_image(decode_base64(value, "image", limit), "image", limit)  # the same content checks as inputs
+    data = decode_base64(value, "image", limit)
+    with Image.open(io.BytesIO(data)) as pil:
+        text = metadata.read_a1111_text(pil) or ""
+        items = {k: v for k, v in pil.info.items() if isinstance(v, str)}
+    return {"info": text, "items": items, "parameters": parse_fields(text) if text else {}}
+
+
+@router.get("/sd-models")
+async def sd_models(request: Request) -> list[dict[str, Any]]:
+    return [{"title": i, "model_name": i, "hash": None, "sha256": None, "filename": i, "config": None}
+            for i in request.app.state.models.ids()]
+
+
+@router.get("/samplers")
+async def samplers() -> list[dict[str, Any]]:
+    aliases: dict[str, list[str]] = {n: [] for n in SCHEDULER_NAMES}
+    for alias, name in ALIASES.items():
+        aliases[name].append(alias)
+    return [{"name": n, "aliases": aliases[n], "options": {}} for n in SCHEDULER_NAMES]

@@ -1,0 +1,119 @@
+"""`create_app`: the FastAPI app of ``inpaint-studio serve`` — one generation service, one job
+queue, one job store, and a router per API shape. ``/healthz``, ``/metrics`` (Prometheus text),
+``/files/{name}`` (the outputs behind every returned URL: names carry the job's unguessable id)
+and the OpenAPI page at ``/docs``."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from app.server import a1111, appypie, openai, predictions, segmind
+from app.server.config import ServerConfig
+from app.server.errors import ApiError, api_error_handler, render, style_of, validation_error_handler
+from app.server.fetch import FetchPolicy
+from app.server.jobs import JobStore
+from app.server.metrics import Metrics
+from app.server.models import ModelTable
+from app.server.queue import JobQueue
+from app.service.generation import GenerationService
+
+#: Request bodies above this are refused before they are read: two images at the 50 MB cap,
+#: base64-encoded (4/3), plus room for the other fields.
+def body_limit(max_input_bytes: int) -> int:
+    return 2 * (max_input_bytes * 4 // 3) + 1024 * 1024
+
+
+class BodyLimit:
+    """Pure ASGI middleware (a BaseHTTPMiddleware would hide client disconnects from the routes):
+    a declared Content-Length over the limit gets 413 before any byte of the body is read; a
+    chunked body is cut off at the limit."""
+
+    def __init__(self, app: Any, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(scope, receive, send, int(declared))
+        seen = 0
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise ApiError(413, self._message(seen), "body", f"{seen} bytes", f"at most {self.limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _message(self, size: int) -> str:
+        return (f"the request body is {size / 2**20:.0f} MB; the limit is {self.limit / 2**20:.0f} MB "
+                f"(each image at most 50 MB)")
+
+    async def _refuse(self, scope: dict, receive: Any, send: Any, size: int) -> None:
+        error = ApiError(413, self._message(size), "body", f"{size} bytes", f"at most {self.limit} bytes")
+        await render(error, style_of(scope["path"]))(scope, receive, send)
+
+
+def create_app(config: ServerConfig, service: GenerationService | None = None) -> FastAPI:
+    config.check()
+    service = service or GenerationService()
+    metrics = Metrics()
+    store = JobStore(config.data_dir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        app.state.queue.stop()
+
+    app = FastAPI(title="Inpaint Studio server", version=_version(), lifespan=lifespan,
+                  description="Stable Diffusion 1.5 inpainting behind the hosted APIs' request shapes. See docs/API.md.")
+    app.state.config = config
+    app.state.service = service
+    app.state.store = store
+    app.state.metrics = metrics
+    app.state.queue = JobQueue(service, store, metrics, config.queue_depth)
+    app.state.models = ModelTable(config.model)
+    app.state.fetch_policy = FetchPolicy(config.allow_fetch, config.fetch_timeout_s, config.max_input_bytes)
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_middleware(BodyLimit, limit=body_limit(config.max_input_bytes))
+    for module in (openai, segmind, predictions, appypie, a1111):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["server"])
+    async def healthz(request: Request) -> dict[str, Any]:
+        queue = request.app.state.queue
+        return {"status": "ok", "model": request.app.state.models.default.id, "queue_waiting": queue.waiting(),
+                "running": queue.current is not None}
+
+    @app.get("/metrics", tags=["server"])
+    async def metrics_text(request: Request) -> Response:
+        return Response(request.app.state.metrics.text(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/files/{name}", name="output_file", tags=["server"])
+    async def output_file(name: str, request: Request) -> FileResponse:
+        path = request.app.state.store.output_path(name)
+        if path is None:
+            raise ApiError(404, f"no output named {name}", "name", name, "a URL returned by this server")
+        return FileResponse(path, media_type="image/png")
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+        return render(ApiError(404, f"no route {request.method} {request.url.path}; see /docs"), style_of(request.url.path))
+
+    return app
+
+
+def _version() -> str:
+    from app import __version__
+
+    return __version__

@@ -1,0 +1,39 @@
+"""The server's settings, as `inpaint-studio serve` options give them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.server.auth import is_loopback
+from app.server.fetch import MAX_INPUT_BYTES
+
+
+class ConfigError(ValueError):
+    """A setting that makes the server unsafe or unable to start; one line for the user."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 7860
+    model: str | None = None  # None = first installed inpainting model, else builtin:telea
+    tokens: tuple[str, ...] = ()
+    allow_fetch: frozenset[str] = field(default_factory=frozenset)
+    queue_depth: int = 16
+    max_input_bytes: int = MAX_INPUT_BYTES
+    fetch_timeout_s: float = 10.0
+    #: A synchronous request waits at most this long for its job, then answers 504 (the job goes on).
+    sync_timeout_s: float = 600.0
+
+    def check(self) -> ServerConfig:
+        if not is_loopback(self.host) and not self.tokens:
+            raise ConfigError(
+                f"refusing to listen on {self.host} without API tokens: anyone on the network could use this "
+                "machine; give --tokens FILE (or set INPAINT_STUDIO_TOKENS), or listen on 127.0.0.1")
+        if not 1 <= self.queue_depth <= 10_000:
+            raise ConfigError(f"--queue-depth {self.queue_depth}: give 1–10000")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port {self.port}: give 0–65535")
+        return self

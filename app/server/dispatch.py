@@ -1,0 +1,160 @@
+"""The path every route shares: request fields → `GenerationRequest` → service check → queue →
+(for synchronous routes) wait for the record while watching the client.
+
+Each API names the same parameter differently (``num_inference_steps``, ``steps``, ``num_steps``);
+a route passes its own names, so an error says ``num_inference_steps = 500 is not valid: must
+be from 1 to 150`` in the words the client used. Checks themselves are the service's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from fastapi import Request
+
+from app.core.errors import EmptyMaskError, UserError
+from app.core.imageio import ImageLoadError, LoadedImage, load_mask
+from app.core.params import GenerationParams, ParamError
+from app.core.records import GenerationRecord
+from app.core.schedulers import canonical_name
+from app.inference.engine import Cancelled
+from app.inference.registry import LoadOptions
+from app.server.errors import ApiError, bad_field
+from app.server.jobs import JobRecord
+from app.server.queue import JobQueue, QueueFull, Ticket
+from app.service.generation import GenerationRequest
+
+#: How often a waiting synchronous route checks whether its client went away.
+DISCONNECT_POLL_S = 0.1
+
+
+class Names(dict):
+    """GenerationParams field → the request's name for it (missing = same name)."""
+
+    def of(self, field: str) -> str:
+        return self.get(field, field)
+
+
+def make_params(names: Names, **fields: Any) -> GenerationParams:
+    """Validated params from the fields given (None = the dataclass default); the scheduler by
+    the scheduler table's names, so an unknown one is refused whatever the model."""
+    given = {k: v for k, v in fields.items() if v is not None}
+    try:
+        if "scheduler" in given:  # checked by name even where the backend ignores it (classical)
+            given["scheduler"] = canonical_name(given["scheduler"])
+        return GenerationParams(**given).validate()
+    except ParamError as exc:
+        raise bad_field(names.of(exc.field), exc.value, exc.allowed) from None
+    except TypeError as exc:  # a wrongly typed value the dataclass could not take
+        raise ApiError(400, str(exc)) from None
+
+
+def mask_for(image: LoadedImage, mask: LoadedImage | np.ndarray, field: str) -> np.ndarray:
+    """A mask image (white = repaint) checked against the image's size."""
+    pixels = mask.pixels if isinstance(mask, LoadedImage) else mask
+    try:
+        return load_mask(pixels, image.pixels.shape[:2])
+    except ImageLoadError as exc:
+        raise ApiError(400, f"{field}: {exc}", field, f"{pixels.shape[1]}×{pixels.shape[0]}",
+                       f"{image.width}×{image.height}, the image's size") from None
+
+
+def blank_canvas(width: int | None, height: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """No image given: a mid-gray canvas, all of it masked (text-to-image as full-canvas inpainting)."""
+    w, h = width or 512, height or 512
+    return np.full((h, w, 3), 127, np.uint8), np.full((h, w), 255, np.uint8)
+
+
+def load_options(safety_checker: object, model_ref: str, field: str) -> LoadOptions:
+    """Off unless asked (the local default, as in the editor); asking for it on a method that has
+    none is a 400, never a silent pass. A diffusion model without an installed checker fails
+    its load with a message saying so (the loader checks the folder)."""
+    if safety_checker in (None, False):
+        return LoadOptions()
+    if safety_checker is not True:
+        raise bad_field(field, safety_checker, "true or false")
+    from app.inference.registry import is_classical
+
+    if is_classical(model_ref):
+        raise ApiError(400, f"{field}: the safety checker was asked for, but {model_ref} has none (it is a "
+                            "classical method, not a diffusion model); turn it off or choose a diffusion model",
+                       field, True, "false with " + model_ref)
+    return LoadOptions(safety_checker=True)
+
+
+def user_error(exc: UserError, names: Names) -> ApiError:
+    """A service error as an HTTP error in the route's own field names."""
+    if isinstance(exc, ParamError):
+        return bad_field(names.of(exc.field), exc.value, exc.allowed)
+    if isinstance(exc, EmptyMaskError):
+        return ApiError(400, exc.message, names.of("mask"), "empty", "a mask with at least one pixel to repaint")
+    if exc.bad_input:
+        return ApiError(400, exc.message, names.of(_field_of(exc)))
+    return ApiError(503 if "memory" in exc.message else 500, exc.message)
+
+
+def _field_of(exc: UserError) -> str:
+    name = type(exc).__name__
+    if "Mask" in name:
+        return "mask"
+    if "Model" in name or "Pickle" in name or "Dependency" in name:
+        return "model"
+    return "image"
+
+
+async def start(request: Request, api: str, generation: GenerationRequest, names: Names,
+                extra: Mapping[str, Any] | None = None) -> Ticket:
+    """Check with the service (400 on bad input), then queue (429 with Retry-After when full)."""
+    state = request.app.state
+    try:
+        params = await asyncio.to_thread(state.service.check, generation)
+    except UserError as exc:
+        raise user_error(exc, names) from None
+    queue: JobQueue = state.queue
+    try:
+        return queue.submit(lambda: state.store.create(api, params.to_dict(), dict(extra or {})), generation)
+    except QueueFull as exc:
+        raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+
+
+async def wait(request: Request, ticket: Ticket, names: Names) -> GenerationRecord:
+    """The record of a synchronous job. A client that disconnects cancels its job."""
+    future = asyncio.wrap_future(ticket.future)
+    deadline = asyncio.get_running_loop().time() + request.app.state.config.sync_timeout_s
+    while not future.done():
+        await asyncio.wait({future}, timeout=DISCONNECT_POLL_S)
+        if not future.done() and await request.is_disconnected():
+            request.app.state.queue.cancel(ticket.job.id)
+            raise ApiError(499, "client closed the request; the job was canceled")
+        if asyncio.get_running_loop().time() > deadline:
+            raise ApiError(504, f"the job did not finish in {request.app.state.config.sync_timeout_s:g} s; "
+                                f"it goes on as job {ticket.job.id}")
+    try:
+        return future.result()
+    except Cancelled:
+        raise ApiError(409, "the job was canceled") from None
+    except UserError as exc:
+        raise user_error(exc, names) from None
+    except Exception as exc:
+        raise ApiError(500, f"the job failed: {type(exc).__name__}: {exc}") from None
+
+
+async def run(request: Request, api: str, generation: GenerationRequest, names: Names,
+              extra: Mapping[str, Any] | None = None) -> tuple[JobRecord, GenerationRecord]:
+    """`start` then `wait`: what the synchronous routes do."""
+    ticket = await start(request, api, generation, names, extra)
+    return ticket.job, await wait(request, ticket, names)
+
+
+def candidate(record: GenerationRecord, index: int) -> GenerationParams:
+    """The parameters that regenerate one output (the service's rule: seed s+k, batch 1)."""
+    from app.service.records import candidate_params
+
+    return candidate_params(record, index)
+
+
+def output_url(request: Request, name: str) -> str:
+    return str(request.url_for("output_file", name=name))

@@ -1,0 +1,136 @@
+"""Job records and outputs on disk, so a restart loses no finished job.
+
+Layout under ``--data``: ``jobs/<id>.json`` (one record per job, rewritten atomically on every
+change) and ``outputs/<id>-<k>.png`` (each candidate with the editor's PNG metadata, written by
+the service's `save_candidate`). On start every record is read back; a job that was queued or
+running when the server stopped is marked ``failed`` with "server restarted" — never dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.core.atomic import atomic_write_bytes
+from app.core.records import GenerationRecord
+from app.service.records import candidate_params, save_candidate
+
+log = logging.getLogger(__name__)
+
+STARTING, PROCESSING, SUCCEEDED, FAILED, CANCELED = "starting", "processing", "succeeded", "failed", "canceled"
+FINISHED = (SUCCEEDED, FAILED, CANCELED)
+RESTARTED = "server restarted"
+
+
+@dataclass
+class JobRecord:
+    """What a client can ask about a job; JSON-safe so it is stored as is."""
+
+    id: str
+    api: str  # which route made it: openai, segmind, predictions, appypie, a1111
+    status: str = STARTING
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    completed_at: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # GenerationParams as asked (validated)
+    outputs: list[str] = field(default_factory=list)  # file names under outputs/
+    seeds: list[int] = field(default_factory=list)
+    candidate_params: list[dict[str, Any]] = field(default_factory=list)  # what regenerates each output
+    error: str | None = None
+    logs: str = ""
+    predict_time: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # shape-specific: the input echo, the model slug
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+def new_id() -> str:
+    """Unguessable (served output URLs carry it), URL-safe, lower-case like Replicate's ids."""
+    return secrets.token_hex(13)
+
+
+class JobStore:
+    """Thread-safe store of `JobRecord` s backed by one JSON file per job."""
+
+    def __init__(self, root: Path):
+        self.jobs_dir = root / "jobs"
+        self.outputs_dir = root / "outputs"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.outputs_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._jobs: dict[str, JobRecord] = {}
+        self._load()
+
+    def _load(self) -> None:
+        known = {f.name for f in dataclasses.fields(JobRecord)}
+        for path in sorted(self.jobs_dir.glob("*.json")):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                job = JobRecord(**{k: v for k, v in data.items() if k in known})
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("skipping unreadable job record %s: %s", path.name, exc)
+                continue
+            self._jobs[job.id] = job
+            if not job.finished:
+                self.update(job, status=FAILED, error=RESTARTED, completed_at=time.time(),
+                            logs=job.logs + f"{RESTARTED}: the job was {job.status} when the server stopped\n")
+
+    def create(self, api: str, params: dict[str, Any], extra: dict[str, Any] | None = None) -> JobRecord:
+        job = JobRecord(id=new_id(), api=api, params=params, extra=dict(extra or {}))
+        with self._lock:
+            self._jobs[job.id] = job
+            self._write(job)
+        return job
+
+    def update(self, job: JobRecord, *, persist: bool = True, **changes: Any) -> JobRecord:
+        """Change a record; ``persist=False`` keeps a transient change (queued → running) in memory
+        only: a restart fails unfinished jobs either way, and each write costs two fsyncs."""
+        with self._lock:
+            for key, value in changes.items():
+                setattr(job, key, value)
+            if persist:
+                self._write(job)
+        return job
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def all(self) -> list[JobRecord]:
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)
+
+    def save_outputs(self, job: JobRecord, record: GenerationRecord) -> None:
+        """Write every candidate (PNG with metadata); the record names them when the job is
+        finished (one write), so a record never names a file that is not complete on disk."""
+        names = []
+        for k in range(len(record.candidates)):
+            name = f"{job.id}-{k}.png"
+            save_candidate(self.outputs_dir / name, record, k)
+            names.append(name)
+        self.update(job, persist=False, outputs=names, seeds=list(record.seeds),
+                    candidate_params=[_jsonable(candidate_params(record, k).to_dict()) for k in range(len(names))])
+
+    def output_path(self, name: str) -> Path | None:
+        """The file of a served output, or None (names are checked: no path tricks)."""
+        if "/" in name or "\\" in name or name.startswith("."):
+            return None
+        path = self.outputs_dir / name
+        return path if path.is_file() else None
+
+    def _write(self, job: JobRecord) -> None:
+        data = json.dumps(_jsonable(dataclasses.asdict(job)), indent=1).encode()
+        atomic_write_bytes(self.jobs_dir / f"{job.id}.json", data)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))

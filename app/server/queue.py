@@ -1,0 +1,180 @@
+"""One bounded FIFO job queue in front of the generation service.
+
+Routes put tickets in; one worker thread takes them in order and calls `GenerationService.run`
+(which serialises runs anyway: one GPU, one job at a time). A full queue refuses at once with a
+`QueueFull` carrying a Retry-After estimate, instead of letting clients pile up. Cancelling a
+ticket stops a waiting job before it starts, or a running one at the engine's next step.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from app.core.errors import UserError
+from app.core.records import GenerationRecord
+from app.inference.engine import Cancelled, Progress
+from app.server.jobs import CANCELED, FAILED, PROCESSING, SUCCEEDED, JobRecord, JobStore
+from app.server.metrics import Metrics
+from app.service.generation import GenerationRequest, GenerationService
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(Exception):
+    def __init__(self, depth: int, retry_after: int):
+        super().__init__(f"the job queue is full ({depth} waiting); retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass(eq=False)
+class Ticket:
+    job: JobRecord
+    request: GenerationRequest
+    cancel: threading.Event = field(default_factory=threading.Event)
+    #: Resolves to the `GenerationRecord`, or to the exception the run raised.
+    future: Future = field(default_factory=Future)
+    step: int = 0
+    total: int = 0
+
+
+class JobQueue:
+    def __init__(self, service: GenerationService, store: JobStore, metrics: Metrics, depth: int = 16):
+        self.service, self.store, self.metrics, self.depth = service, store, metrics, depth
+        self._waiting: collections.deque[Ticket] = collections.deque()
+        self._cond = threading.Condition()
+        self._tickets: dict[str, Ticket] = {}
+        self.current: Ticket | None = None
+        self._stopping = False
+        self._mean_s = 1.0
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="inpaint-job-writer")
+        self._worker = threading.Thread(target=self._work, name="inpaint-job-worker", daemon=True)
+        self._worker.start()
+
+    # -- routes' side -------------------------------------------------------------------------
+    def submit(self, make_job: Callable[[], JobRecord], request: GenerationRequest) -> Ticket:
+        """Queue a job (``make_job`` creates its record only once there is room)."""
+        with self._cond:
+            if len(self._waiting) >= self.depth:
+                self.metrics.rejected.inc()
+                raise QueueFull(len(self._waiting), self.retry_after())
+            job = make_job()
+            ticket = Ticket(job, request)
+            self._waiting.append(ticket)
+            self._tickets[job.id] = ticket
+            self.metrics.queue_depth.set(len(self._waiting))
+            self._cond.notify()
+        return ticket
+
+    def retry_after(self) -> int:
+        """Seconds until a slot is likely free: the queue ahead times the mean job time."""
+        return max(1, round(self._mean_s * (len(self._waiting) + 1)))
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask a waiting or running job to stop; False when it is unknown or already finished."""
+        ticket = self._tickets.get(job_id)
+        if ticket is None or ticket.future.done():
+            return False
+        ticket.cancel.set()
+        return True
+
+    def ticket(self, job_id: str) -> Ticket | None:
+        return self._tickets.get(job_id)
+
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Cancel what waits and runs, and end the worker (server shutdown)."""
+        with self._cond:
+            self._stopping = True
+            for ticket in list(self._waiting) + ([self.current] if self.current else []):
+                ticket.cancel.set()
+            self._cond.notify_all()
+        self._worker.join(timeout)
+        self._writer.shutdown(wait=True)  # finished jobs get their files and records
+
+    # -- the worker ---------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._stopping:
+                    self._cond.wait()
+                if not self._waiting:
+                    return
+                ticket = self._waiting.popleft()
+                self.metrics.queue_depth.set(len(self._waiting))
+                self.current = ticket
+            try:
+                self._run(ticket)
+            finally:
+                with self._cond:
+                    self.current = None
+
+    def _run(self, ticket: Ticket) -> None:
+        """Run one job; its outputs are written by the writer thread, so the next job starts
+        while this one's PNGs are encoded (on a GPU the model never waits for the CPU)."""
+        job = ticket.job
+        if ticket.cancel.is_set():
+            self._finish(ticket, CANCELED, error=None, result=Cancelled())
+            return
+        t0 = time.time()
+        self.store.update(job, persist=False, status=PROCESSING, started_at=t0, logs=job.logs + "started\n")
+        self.metrics.running.set(1)
+        try:
+            record = self.service.run(ticket.request, lambda p: self._progress(ticket, p), ticket.cancel.is_set)
+        except Exception as exc:
+            self._fail(ticket, exc, t0)
+        else:
+            self._writer.submit(self._save, ticket, record, t0)
+        finally:
+            self.metrics.running.set(0)
+
+    def _save(self, ticket: Ticket, record: GenerationRecord, t0: float) -> None:
+        try:
+            self.store.save_outputs(ticket.job, record)
+        except Exception as exc:
+            self._fail(ticket, exc, t0)
+        else:
+            self._finish(ticket, SUCCEEDED, None, record, t0)
+
+    def _fail(self, ticket: Ticket, exc: Exception, t0: float) -> None:
+        if isinstance(exc, Cancelled):
+            self._finish(ticket, CANCELED, None, exc, t0)
+        elif isinstance(exc, UserError):
+            self._finish(ticket, FAILED, exc.message, exc, t0)
+        else:  # a bug, a library failure or a full disk: the job fails, the server goes on
+            log.error("job %s failed", ticket.job.id, exc_info=exc)
+            self._finish(ticket, FAILED, f"internal error: {type(exc).__name__}: {exc}", exc, t0)
+
+    def _progress(self, ticket: Ticket, progress: Progress) -> None:
+        step, total = int(progress.step), int(progress.total)
+        if (step, total) == (ticket.step, ticket.total) or total <= 0:
+            return
+        ticket.step, ticket.total = step, total
+        pct = round(100 * step / total)
+        bar = "█" * (pct // 10) + " " * (10 - pct // 10)
+        ticket.job.logs += f"{pct:3d}%|{bar}| {step}/{total}\n"  # tqdm's format: replicate parses it
+
+    def _finish(self, ticket: Ticket, status: str, error: str | None, result: GenerationRecord | BaseException,
+                t0: float | None = None) -> None:
+        now = time.time()
+        elapsed = None if t0 is None else now - t0
+        logs = ticket.job.logs + (f"{status}" + (f": {error}" if error else "") + "\n")
+        self.store.update(ticket.job, status=status, error=error, completed_at=now, predict_time=elapsed, logs=logs)
+        self.metrics.finished.labels(status).inc()
+        if elapsed is not None:
+            self.metrics.job_seconds.observe(elapsed)
+            if status == SUCCEEDED:
+                self._mean_s = 0.8 * self._mean_s + 0.2 * elapsed
+        with self._cond:
+            self._tickets.pop(ticket.job.id, None)
+        if isinstance(result, BaseException):
+            ticket.future.set_exception(result)
+        else:
+            ticket.future.set_result(result)
