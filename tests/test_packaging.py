@@ -196,3 +196,14 @@ def test_wheel_ships_the_resources(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {p.relative_to(root / "resources").as_posix() for p in (root / "resources").rglob("*") if p.is_file()}
     assert shipped and {f"app/resources/{n}" for n in shipped} <= names
+
+
+def test_every_package_ships_in_the_wheel():
+    """pyproject lists packages by hand (resources/ is mapped in as app.resources); a new
+    subpackage missing there would work from a checkout and vanish from the wheel."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "app").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
