@@ -87,6 +87,7 @@ class ProjectState:
     icc_profile: bytes | None = None
     source_path: str | None = None
     context_box: Bounds | None = None  # the area the model sees; older files have none
+    original_offset: tuple[int, int] = (0, 0)  # where `original` sits in `current` (expanded canvas)
 
 
 @dataclass(frozen=True)
