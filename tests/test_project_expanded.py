@@ -65,7 +65,7 @@ def test_version_1_project_opens():
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"original_offset": [102, 0]}, "original offset x")  # 133 wide, original 32,
+        ({"original_offset": [102, 0]}, "original offset x"),  # 133 wide, original 32
         ({"original_offset": "left"}, "not \\[x, y\\]"),
         ({"original_size": [200, 24]}, "original image width"),
         ({"original_size": [32, 24, 1]}, "not \\[width, height\\]"),
