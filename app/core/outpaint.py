@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from app.core.errors import UserError
 from app.core.geometry import Bounds
 from app.core.imageio import MAX_PIXELS
 
@@ -25,8 +26,10 @@ CONTEXT_BORDER = 64
 _INPAINT_WORK_SIDE = 512  # cv2.inpaint runs at most at this size: a pre-fill needs no detail
 
 
-class ExpandError(ValueError):
+class ExpandError(UserError, ValueError):
     """A bad expansion request; ``str(error)`` is one line for the user."""
+
+    title = "Cannot expand the canvas"
 
 
 @dataclass(frozen=True)
@@ -200,3 +203,22 @@ def context_box_for(width: int, height: int, exp: Expansion, border: int = CONTE
 def shift_box(box: Bounds | None, exp: Expansion) -> Bounds | None:
     """A box of the old image moved to its place in the new one."""
     return None if box is None else Bounds(box.x + exp.left, box.y + exp.top, box.width, box.height)
+
+
+@dataclass(frozen=True)
+class OutpaintInput:
+    """What a generation request needs after expanding: pixels, mask, context box."""
+
+    pixels: np.ndarray
+    mask: np.ndarray
+    context: Bounds
+
+
+def prepare_outpaint(
+    pixels: np.ndarray, mask: np.ndarray | None, exp: Expansion, fill: str = "stretch", colour: tuple[int, ...] | None = None
+) -> OutpaintInput:
+    """Expand an image (and its mask, if any: the old mask is kept, the new area added) for a
+    generation request. The one function every front end calls (CLI, server)."""
+    h, w = pixels.shape[:2]
+    old_mask = np.zeros((h, w), np.uint8) if mask is None else mask
+    return OutpaintInput(expand_pixels(pixels, exp, fill, colour), expand_mask(old_mask, exp), context_box_for(w, h, exp))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from app.core.errors import UserError
 from app.core.geometry import Bounds
 
 MODES = ("add", "subtract", "replace")
@@ -17,8 +18,10 @@ GRABCUT_WORK_SIDE = 640
 GRABCUT_ITERATIONS = 5
 
 
-class SelectionError(ValueError):
+class SelectionError(UserError, ValueError):
     """A selection cannot be made; ``str(error)`` is one line for the user."""
+
+    title = "Cannot select"
 
 
 def combine(mask: np.ndarray, selected: np.ndarray, mode: str) -> np.ndarray:
