@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF
 
+from app.core import selection
 from app.core.geometry import Bounds
-from app.widgets.tools import BRUSH, CONTEXT, ERASER, LASSO, RECT
+from app.widgets.tools import BRUSH, CONTEXT, ERASER, GRABCUT, LASSO, RECT, SAM, WAND
 
 if TYPE_CHECKING:
     from app.widgets.canvas import CanvasView
@@ -218,6 +219,96 @@ class LassoTool(Tool):
             _outlined(p, lambda: p.drawPolygon(poly))
 
 
+class SelectionMode:
+    """What a selection does to the mask: the tool's ``mode`` (add / subtract / replace); Alt
+    turns add into subtract and subtract into add for one click."""
+
+    mode = "add"
+
+    def effective_mode(self, alt: bool) -> str:
+        if alt and self.mode != "replace":
+            return "subtract" if self.mode == "add" else "add"
+        return self.mode
+
+
+def _inside(canvas: CanvasView, img: QPointF) -> tuple[int, int] | None:
+    x, y = math.floor(img.x()), math.floor(img.y())
+    doc = canvas.document
+    return (x, y) if 0 <= x < doc.width and 0 <= y < doc.height else None
+
+
+class MagicWandTool(SelectionMode, Tool):
+    """Click: select similar colours of the visible image (``tolerance`` 0–255, ``contiguous``)."""
+
+    name, label, key, hint = WAND, "Magic wand", "W", "click a colour; Alt subtracts"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tolerance = 32
+        self.contiguous = True
+
+    def press(self, canvas: CanvasView, img: QPointF, alt: bool) -> None:
+        super().press(canvas, img, alt)
+        self.erase = alt
+
+    def release(self, canvas: CanvasView, img: QPointF) -> None:
+        super().release(canvas, img)
+        point = _inside(canvas, img)
+        if point is not None:
+            doc = canvas.document
+            selected = selection.magic_wand(doc.display_array(), *point, self.tolerance, self.contiguous)
+            doc.apply_selection(selected, self.effective_mode(self.erase), "Magic wand")
+
+
+class GrabCutTool(SelectionMode, BoxTool):
+    """Drag a rectangle around an object: OpenCV GrabCut selects it."""
+
+    name, label, key, hint = GRABCUT, "GrabCut rectangle", "G", "drag around an object; Alt subtracts"
+
+    def commit(self, canvas: CanvasView, box: Bounds) -> None:
+        if box.width >= 3 and box.height >= 3:  # a click without a drag selects nothing
+            doc = canvas.document
+            doc.apply_selection(selection.grabcut(doc.display_array(), box), self.effective_mode(self.erase), "GrabCut")
+
+
+class SamClickTool(SelectionMode, Tool):
+    """Click an object: Segment Anything selects it (computed off the GUI thread by ``bridge``,
+    an `app.editor.click_segmentation.ClickSegmentation`; the window shows its messages)."""
+
+    name, label, key, hint = SAM, "Select by click (SAM)", "S", "click an object; Alt subtracts"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bridge = None
+
+    @property
+    def bridge(self):
+        if self._bridge is None:
+            from app.editor.click_segmentation import ClickSegmentation
+
+            self._bridge = ClickSegmentation()
+            self._bridge.mask_ready.connect(self._on_mask)
+        return self._bridge
+
+    def press(self, canvas: CanvasView, img: QPointF, alt: bool) -> None:
+        super().press(canvas, img, alt)
+        self.erase = alt
+
+    def release(self, canvas: CanvasView, img: QPointF) -> None:
+        super().release(canvas, img)
+        point = _inside(canvas, img)
+        if point is not None:
+            doc = canvas.document
+            token = (doc, doc.mask.shape, self.effective_mode(self.erase))
+            self.bridge.click(doc.display_array(), [(point[0] + 0.5, point[1] + 0.5, 1)], token)
+
+    @staticmethod
+    def _on_mask(mask, token) -> None:
+        doc, shape, mode = token
+        if not doc.is_empty and doc.mask.shape == shape == mask.shape:  # the canvas was not resized meanwhile
+            doc.apply_selection(mask, mode, "Select by click")
+
+
 def make_tools() -> dict[str, Tool]:
     """A fresh table (tools hold drag state, so each canvas gets its own), in toolbar order."""
     table = [
@@ -226,5 +317,8 @@ def make_tools() -> dict[str, Tool]:
         RectFillTool(),
         LassoTool(),
         ContextBoxTool(),
+        MagicWandTool(),
+        GrabCutTool(),
+        SamClickTool(),
     ]
     return {t.name: t for t in table}
