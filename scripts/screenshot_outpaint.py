@@ -11,15 +11,13 @@ new area; pass --model PATH to use one installed locally.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from screenshot import run, wait  # noqa: E402  (the same event-loop helpers as the main screenshot)
+from screenshot import open_astronaut, run, wait  # noqa: E402  (the same helpers as the main screenshot)
 
 
 def main() -> int:
@@ -28,24 +26,9 @@ def main() -> int:
     ap.add_argument("--model", default="builtin:telea", help="model for the new area (default: builtin:telea)")
     args = ap.parse_args()
     out = Path(args.out)
-    tmp = Path(tempfile.mkdtemp(prefix="inpaint-shot-"))
-    os.environ["INPAINT_STUDIO_SETTINGS"] = str(tmp / "settings.ini")
-    import skimage.data
-
-    from app.core import imageio
     from app.core.outpaint import expansion_for_aspect
-    from app.widgets.application import create_app
-    from app.widgets.main_window import MainWindow
 
-    app = create_app()
-    window = MainWindow()
-    window.resize(1600, 1000)
-    window.show()
-    wait(app, 0.3)
-    photo = tmp / "astronaut.png"
-    imageio.save_image(photo, skimage.data.astronaut())
-    assert window.open_path(str(photo))
-    wait(app, 0.2)
+    app, window = open_astronaut()
     doc = window.document
     doc.expand_canvas(expansion_for_aspect(doc.width, doc.height, (16, 9)), "blur")
     window.model_picker.set_current_model(args.model)

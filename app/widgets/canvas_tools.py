@@ -237,15 +237,8 @@ def _inside(canvas: CanvasView, img: QPointF) -> tuple[int, int] | None:
     return (x, y) if 0 <= x < doc.width and 0 <= y < doc.height else None
 
 
-class MagicWandTool(SelectionMode, Tool):
-    """Click: select similar colours of the visible image (``tolerance`` 0–255, ``contiguous``)."""
-
-    name, label, key, hint = WAND, "Magic wand", "W", "click a colour; Alt subtracts"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tolerance = 32
-        self.contiguous = True
+class ClickSelectTool(SelectionMode, Tool):
+    """A selection made by one click on the image: `click` gets the pixel released on."""
 
     def press(self, canvas: CanvasView, img: QPointF, alt: bool) -> None:
         super().press(canvas, img, alt)
@@ -255,9 +248,25 @@ class MagicWandTool(SelectionMode, Tool):
         super().release(canvas, img)
         point = _inside(canvas, img)
         if point is not None:
-            doc = canvas.document
-            selected = selection.magic_wand(doc.display_array(), *point, self.tolerance, self.contiguous)
-            doc.apply_selection(selected, self.effective_mode(self.erase), "Magic wand")
+            self.click(canvas, *point, self.effective_mode(self.erase))
+
+    def click(self, canvas: CanvasView, x: int, y: int, mode: str) -> None:
+        raise NotImplementedError
+
+
+class MagicWandTool(ClickSelectTool):
+    """Click: select similar colours of the visible image (``tolerance`` 0–255, ``contiguous``)."""
+
+    name, label, key, hint = WAND, "Magic wand", "W", "click a colour; Alt subtracts"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tolerance = 32
+        self.contiguous = True
+
+    def click(self, canvas: CanvasView, x: int, y: int, mode: str) -> None:
+        doc = canvas.document
+        doc.apply_selection(selection.magic_wand(doc.display_array(), x, y, self.tolerance, self.contiguous), mode, "Magic wand")
 
 
 class GrabCutTool(SelectionMode, BoxTool):
@@ -271,7 +280,7 @@ class GrabCutTool(SelectionMode, BoxTool):
             doc.apply_selection(selection.grabcut(doc.display_array(), box), self.effective_mode(self.erase), "GrabCut")
 
 
-class SamClickTool(SelectionMode, Tool):
+class SamClickTool(ClickSelectTool):
     """Click an object: Segment Anything selects it (computed off the GUI thread by ``bridge``,
     an `app.editor.click_segmentation.ClickSegmentation`; the window shows its messages)."""
 
@@ -290,17 +299,9 @@ class SamClickTool(SelectionMode, Tool):
             self._bridge.mask_ready.connect(self._on_mask)
         return self._bridge
 
-    def press(self, canvas: CanvasView, img: QPointF, alt: bool) -> None:
-        super().press(canvas, img, alt)
-        self.erase = alt
-
-    def release(self, canvas: CanvasView, img: QPointF) -> None:
-        super().release(canvas, img)
-        point = _inside(canvas, img)
-        if point is not None:
-            doc = canvas.document
-            token = (doc, doc.mask.shape, self.effective_mode(self.erase))
-            self.bridge.click(doc.display_array(), [(point[0] + 0.5, point[1] + 0.5, 1)], token)
+    def click(self, canvas: CanvasView, x: int, y: int, mode: str) -> None:
+        doc = canvas.document
+        self.bridge.click(doc.display_array(), [(x + 0.5, y + 0.5, 1)], (doc, doc.mask.shape, mode))
 
     @staticmethod
     def _on_mask(mask, token) -> None:
