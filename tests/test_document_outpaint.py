@@ -89,3 +89,14 @@ def test_selection_modes_are_undoable_mask_edits(qapp):
         doc.undo_stack.undo()
     assert not doc.mask.any()
     assert not doc.apply_selection(np.zeros((20, 20), bool), "add")
+
+
+def test_expand_and_its_undo_announce_an_image_change(qapp):
+    """Unlike opening a file, an expansion is work: the recovery autosave listens to image_changed."""
+    doc = Document()
+    doc.set_image(_image("gray8"))
+    changed = []
+    doc.image_changed.connect(lambda rect: changed.append((rect.width(), rect.height())))
+    doc.expand_canvas(Expansion(0, 0, 10, 0))
+    doc.undo_stack.undo()
+    assert changed == [(90, 60), (80, 60)]

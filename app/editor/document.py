@@ -470,6 +470,7 @@ class Document(QObject):
         self._rebuild_display()
         self.reset.emit()
         self.context_box_changed.emit(state.box)
+        self.image_changed.emit(qrect(self.bounds))  # unlike opening a file, this is work: autosave it
 
     # -- mask: selections (magic wand, GrabCut, click segmentation) -------------------------------
     def apply_selection(self, selected: np.ndarray, mode: str = "replace", label: str = "Selection") -> bool:
