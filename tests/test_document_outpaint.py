@@ -100,3 +100,17 @@ def test_expand_and_its_undo_announce_an_image_change(qapp):
     doc.expand_canvas(Expansion(0, 0, 10, 0))
     doc.undo_stack.undo()
     assert changed == [(90, 60), (80, 60)]
+
+
+def test_image_version_moves_with_pixels_not_with_the_mask(qapp):
+    doc = Document()
+    doc.set_image(_image("rgb8"))
+    v = doc.image_version
+    doc.fill_rect(Bounds(0, 0, 5, 5))
+    assert doc.image_version == v
+    doc.apply_result(np.zeros_like(doc.pixels))
+    assert doc.image_version == v + 1
+    doc.undo_stack.undo()
+    assert doc.image_version == v + 2
+    doc.expand_canvas(Expansion(1, 0, 0, 0))
+    assert doc.image_version == v + 3

@@ -102,3 +102,15 @@ def test_bad_input(models_env):
         seg.prepare(np.zeros((4, 4, 3), np.uint16))
     with pytest.raises(ValueError, match="at least one click"):
         seg.segment([], np.zeros((8, 8, 3), np.uint8))
+
+
+def test_a_matching_key_needs_no_image_and_a_stale_key_is_refused(models_env):
+    seg = segment.ClickSegmenter()
+    image = np.random.default_rng(4).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    assert seg.prepare(image, key="doc:1")
+    assert seg.segment([(10, 10, 1)], key="doc:1").shape == (40, 60)
+    assert seg.segment([(10, 10, 1)], image, key="doc:1").shape == (40, 60) and seg.embeddings_computed == 1
+    with pytest.raises(RuntimeError, match="image changed"):
+        seg.segment([(10, 10, 1)], key="doc:2")
+    seg.segment([(10, 10, 1)], image, key="doc:2")
+    assert seg.embeddings_computed == 2

@@ -28,6 +28,7 @@ class ClickSegmentation(QObject):
         super().__init__(parent)
         self._factory = factory
         self._segmenter = None
+        self._key: str | None = None  # the image key last handed to `prepare`
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam")
 
     def _get(self):
@@ -50,21 +51,29 @@ class ClickSegmentation(QObject):
 
         return self._pool.submit(run)
 
-    def prepare(self, image: np.ndarray) -> Future:
-        """Compute the embedding of ``image`` (the visible 8-bit image) in the background."""
+    def prepare(self, image: np.ndarray, key: str | None = None) -> Future:
+        """Compute the embedding of ``image`` (the visible 8-bit image) in the background.
+        ``key`` names the image's content (see `Document.image_version`); None hashes the pixels."""
         image = image.copy()
+        self._key = key
 
         def job() -> None:
             self.status.emit("Preparing select by click…")
-            self._get().prepare(image)
+            try:
+                self._get().prepare(image, key)
+            except BaseException:
+                self._key = None  # the next click prepares again
+                raise
             self.status.emit("Select by click ready: click an object")
 
         return self._guarded(job)
 
-    def click(self, image: np.ndarray, points: list[tuple[float, float, int]], token: object = None) -> Future:
-        """Segment at ``points`` ((x, y, 1=object/0=background)); answers with `mask_ready`."""
-        image = image.copy()
-        return self._guarded(lambda: self.mask_ready.emit(self._get().segment(points, image), token))
+    def click(self, image: np.ndarray, points: list[tuple[float, float, int]], token: object = None, key: str | None = None) -> Future:
+        """Segment at ``points`` ((x, y, 1=object/0=background)); answers with `mask_ready`. With
+        the ``key`` last prepared, the image is not copied again: the click only runs the decoder."""
+        if key is None or key != self._key:
+            self.prepare(image, key)
+        return self._guarded(lambda: self.mask_ready.emit(self._get().segment(points, key=key), token))
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

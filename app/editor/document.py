@@ -62,6 +62,9 @@ class Document(QObject):
         self._context_box: Bounds | None = None
         #: (x, y) where ``original`` sits in ``pixels`` (moves when the canvas is expanded).
         self.original_offset: tuple[int, int] = (0, 0)
+        #: Goes up whenever pixels change (edit, undo, open, resize): a cheap cache key for work
+        #: derived from the image, such as the select-by-click embedding.
+        self.image_version = 0
         self.undo_stack = QUndoStack(self)
         self._budget = HistoryBudget(self.undo_stack, self._apply_delta, history_budget)
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
@@ -96,6 +99,7 @@ class Document(QObject):
 
     def _after_replace(self, context_box: Bounds | None) -> None:
         self._stroke = None
+        self.image_version += 1
         self.undo_stack.clear()
         self.undo_stack.setClean()
         self._rebuild_display()
@@ -233,6 +237,7 @@ class Document(QObject):
         if target == "mask":
             self.mask_changed.emit(qrect(b))
         else:
+            self.image_version += 1
             self._update_display(b)
             self.image_changed.emit(qrect(b))
 
@@ -467,6 +472,7 @@ class Document(QObject):
         self.mask = mask if mask is not None else state.mask.unpack()
         self.original_offset = state.original_offset
         self._context_box = state.box
+        self.image_version += 1
         self._rebuild_display()
         self.reset.emit()
         self.context_box_changed.emit(state.box)

@@ -150,9 +150,13 @@ class ClickSegmenter:
     # -- the decoder (fast, per click) ------------------------------------------------------------
     def segment(self, points: list[tuple[float, float, int]], image: np.ndarray | None = None, key: str | None = None) -> np.ndarray:
         """H×W bool mask for clicks ``(x, y, label)`` in image pixels (label 1 = object, 0 =
-        background). ``image``/``key`` prepare first when the held embedding is not theirs."""
-        if image is not None:
+        background). ``image``/``key`` prepare first when the held embedding is not theirs; with a
+        ``key`` that matches the held embedding the image is neither needed nor hashed."""
+        held = self._embedding
+        if image is not None and (key is None or held is None or held.key != key):
             self.prepare(image, key)
+        elif key is not None and (held is None or held.key != key):
+            raise RuntimeError("the image changed since it was prepared; pass the image again")
         if not points:
             raise ValueError("select by click needs at least one click on the image.")
         with self._lock:

@@ -299,9 +299,18 @@ class SamClickTool(ClickSelectTool):
             self._bridge.mask_ready.connect(self._on_mask)
         return self._bridge
 
+    @staticmethod
+    def image_key(doc) -> str:
+        """The embedding cache key: this document's pixels at this version (no hashing)."""
+        return f"{id(doc)}:{doc.image_version}"
+
+    def prepare(self, doc) -> None:
+        if not doc.is_empty:
+            self.bridge.prepare(doc.display_array(), self.image_key(doc))
+
     def click(self, canvas: CanvasView, x: int, y: int, mode: str) -> None:
         doc = canvas.document
-        self.bridge.click(doc.display_array(), [(x + 0.5, y + 0.5, 1)], (doc, doc.mask.shape, mode))
+        self.bridge.click(doc.display_array(), [(x + 0.5, y + 0.5, 1)], (doc, doc.mask.shape, mode), self.image_key(doc))
 
     @staticmethod
     def _on_mask(mask, token) -> None:

@@ -89,8 +89,7 @@ def _on_tool(w: MainWindow, name: str) -> None:
         sam.bridge.failed.connect(lambda text: w.show_message("warning", "Select by click", text))
         sam.bridge.status.connect(w.status_message.setText)
         w._sam_connected = True
-    if not w.document.is_empty:
-        sam.bridge.prepare(w.document.display_array())
+    sam.prepare(w.document)
 
 
 def open_expand_dialog(w: MainWindow) -> ExpandCanvasDialog | None:
