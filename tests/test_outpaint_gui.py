@@ -80,7 +80,9 @@ def test_wand_and_grabcut_by_key_and_mouse(window, qtbot):
     assert canvas.tool == tools.GRABCUT
     qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _point(canvas, 30, 20))
     qtbot.mouseMove(canvas, _point(canvas, 80, 60))
-    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _point(canvas, 120, 100))
+    with qtbot.waitSignal(canvas.tools[tools.GRABCUT].bridge.mask_ready, timeout=20000):  # off the GUI thread
+        qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _point(canvas, 120, 100))
+    qtbot.waitUntil(lambda: doc.mask.any(), timeout=5000)
     sel = doc.mask > 0
     assert (sel & block).sum() / (sel | block).sum() >= 0.9 and doc.undo_stack.undoText() == "GrabCut (add)"
     outpaint_actions.set_selection_mode(window, "replace")

@@ -2,7 +2,7 @@
 
 Both work on the *visible* 8-bit image (what the user clicks on), numpy/cv2 only. GrabCut runs
 on the rectangle's neighbourhood scaled to at most `GRABCUT_WORK_SIDE`, so a 24 MP image answers
-in about a second instead of a minute; the result is scaled back.
+in under a second (bench/bench_select.py) instead of minutes; the result is scaled back.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from app.core.errors import UserError
 from app.core.geometry import Bounds
 
 MODES = ("add", "subtract", "replace")
-GRABCUT_WORK_SIDE = 640
+GRABCUT_WORK_SIDE = 400
 GRABCUT_ITERATIONS = 5
 
 

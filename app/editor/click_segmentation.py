@@ -75,5 +75,9 @@ class ClickSegmentation(QObject):
             self.prepare(image, key)
         return self._guarded(lambda: self.mask_ready.emit(self._get().segment(points, key=key), token))
 
+    def run(self, job: Callable[[], np.ndarray], token: object = None) -> Future:
+        """Any other slow selection (GrabCut) on the same worker: answers with `mask_ready`."""
+        return self._guarded(lambda: self.mask_ready.emit(job(), token))
+
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

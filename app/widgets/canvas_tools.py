@@ -269,26 +269,13 @@ class MagicWandTool(ClickSelectTool):
         doc.apply_selection(selection.magic_wand(doc.display_array(), x, y, self.tolerance, self.contiguous), mode, "Magic wand")
 
 
-class GrabCutTool(SelectionMode, BoxTool):
-    """Drag a rectangle around an object: OpenCV GrabCut selects it."""
+class BackgroundSelect:
+    """Selections computed off the GUI thread by ``bridge`` (an
+    `app.editor.click_segmentation.ClickSegmentation`, made on first use; the window shows its
+    messages). A result is applied only if the canvas was not resized meanwhile."""
 
-    name, label, key, hint = GRABCUT, "GrabCut rectangle", "G", "drag around an object; Alt subtracts"
-
-    def commit(self, canvas: CanvasView, box: Bounds) -> None:
-        if box.width >= 3 and box.height >= 3:  # a click without a drag selects nothing
-            doc = canvas.document
-            doc.apply_selection(selection.grabcut(doc.display_array(), box), self.effective_mode(self.erase), "GrabCut")
-
-
-class SamClickTool(ClickSelectTool):
-    """Click an object: Segment Anything selects it (computed off the GUI thread by ``bridge``,
-    an `app.editor.click_segmentation.ClickSegmentation`; the window shows its messages)."""
-
-    name, label, key, hint = SAM, "Select by click (SAM)", "S", "click an object; Alt subtracts"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._bridge = None
+    selection_label = "Selection"
+    _bridge = None
 
     @property
     def bridge(self):
@@ -298,6 +285,35 @@ class SamClickTool(ClickSelectTool):
             self._bridge = ClickSegmentation()
             self._bridge.mask_ready.connect(self._on_mask)
         return self._bridge
+
+    def _token(self, doc, mode: str) -> tuple:
+        return doc, doc.mask.shape, mode, self.selection_label
+
+    @staticmethod
+    def _on_mask(mask, token) -> None:
+        doc, shape, mode, label = token
+        if not doc.is_empty and doc.mask.shape == shape == mask.shape:
+            doc.apply_selection(mask, mode, label)
+
+
+class GrabCutTool(BackgroundSelect, SelectionMode, BoxTool):
+    """Drag a rectangle around an object: OpenCV GrabCut selects it (on the worker thread)."""
+
+    name, label, key, hint = GRABCUT, "GrabCut rectangle", "G", "drag around an object; Alt subtracts"
+    selection_label = "GrabCut"
+
+    def commit(self, canvas: CanvasView, box: Bounds) -> None:
+        if box.width >= 3 and box.height >= 3:  # a click without a drag selects nothing
+            doc = canvas.document
+            image = doc.display_array().copy()
+            self.bridge.run(lambda: selection.grabcut(image, box), self._token(doc, self.effective_mode(self.erase)))
+
+
+class SamClickTool(BackgroundSelect, ClickSelectTool):
+    """Click an object: Segment Anything selects it (see `app.inference.segment`)."""
+
+    name, label, key, hint = SAM, "Select by click (SAM)", "S", "click an object; Alt subtracts"
+    selection_label = "Select by click"
 
     @staticmethod
     def image_key(doc) -> str:
@@ -310,13 +326,7 @@ class SamClickTool(ClickSelectTool):
 
     def click(self, canvas: CanvasView, x: int, y: int, mode: str) -> None:
         doc = canvas.document
-        self.bridge.click(doc.display_array(), [(x + 0.5, y + 0.5, 1)], (doc, doc.mask.shape, mode), self.image_key(doc))
-
-    @staticmethod
-    def _on_mask(mask, token) -> None:
-        doc, shape, mode = token
-        if not doc.is_empty and doc.mask.shape == shape == mask.shape:  # the canvas was not resized meanwhile
-            doc.apply_selection(mask, mode, "Select by click")
+        self.bridge.click(doc.display_array(), [(x + 0.5, y + 0.5, 1)], self._token(doc, mode), self.image_key(doc))
 
 
 def make_tools() -> dict[str, Tool]:

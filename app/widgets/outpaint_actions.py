@@ -81,15 +81,18 @@ def _ask_tolerance(w: MainWindow) -> None:
 
 
 def _on_tool(w: MainWindow, name: str) -> None:
-    """Choosing select-by-click starts the image embedding at once, so the first click is fast."""
-    if name != tools.SAM:
+    """Background selection tools report through the window; choosing select-by-click starts
+    the image embedding at once, so the first click is fast."""
+    if name not in (tools.GRABCUT, tools.SAM):
         return
-    sam = w.canvas.tools[tools.SAM]
-    if not getattr(w, "_sam_connected", False):
-        sam.bridge.failed.connect(lambda text: w.show_message("warning", "Select by click", text))
-        sam.bridge.status.connect(w.status_message.setText)
-        w._sam_connected = True
-    sam.prepare(w.document)
+    tool = w.canvas.tools[name]
+    if not getattr(tool, "window_connected", False):
+        title = tool.label.split(" (")[0]
+        tool.bridge.failed.connect(lambda text: w.show_message("warning", title, text))
+        tool.bridge.status.connect(w.status_message.setText)
+        tool.window_connected = True
+    if name == tools.SAM:
+        tool.prepare(w.document)
 
 
 def open_expand_dialog(w: MainWindow) -> ExpandCanvasDialog | None:
