@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.core.geometry import Bounds
 from app.core.outpaint import (
@@ -93,3 +95,22 @@ def test_parsing_and_bad_input_messages():
         expand_pixels(np.zeros((2, 2), np.uint8), EXP, "sparkle")
     with pytest.raises(ExpandError, match="MP limit"):
         expand_pixels(np.zeros((2, 2), np.uint8), Expansion(0, 0, 200000, 200000))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sides=st.tuples(*(st.integers(0, 40),) * 4),
+    shape=st.sampled_from([(7, 9), (7, 9, 3), (5, 11, 4), (1, 1), (1, 6, 3)]),
+    dtype=st.sampled_from([np.uint8, np.uint16]),
+    fill=st.sampled_from(list(FILL_MODES)),
+    seed=st.integers(0, 2**16),
+)
+def test_any_expansion_keeps_the_original_exactly(sides, shape, dtype, fill, seed):
+    img = np.random.default_rng(seed).integers(0, np.iinfo(dtype).max + 1, shape, dtype=dtype)
+    exp = Expansion(*sides)
+    out = expand_pixels(img, exp, fill)
+    h, w = shape[:2]
+    assert out.shape == (h + sides[1] + sides[3], w + sides[0] + sides[2]) + shape[2:] and out.dtype == dtype
+    assert np.array_equal(out[sides[1] : sides[1] + h, sides[0] : sides[0] + w], img)
+    box = context_box_for(w, h, exp)
+    assert Bounds.of_image(*exp.new_size(w, h)).contains(box)
