@@ -18,13 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def main(out: Path) -> int:
+def open_astronaut():
+    """The real window (temporary settings) with the astronaut photo open: (app, window)."""
     tmp = Path(tempfile.mkdtemp(prefix="inpaint-shot-"))
     os.environ["INPAINT_STUDIO_SETTINGS"] = str(tmp / "settings.ini")
-    import numpy as np
     import skimage.data
-    from PySide6.QtCore import QPoint, QPointF, Qt
-    from PySide6.QtTest import QTest
 
     from app.core import imageio
     from app.widgets.application import create_app
@@ -35,11 +33,19 @@ def main(out: Path) -> int:
     window.resize(1600, 1000)
     window.show()
     wait(app, 0.3)
-
     photo = tmp / "astronaut.png"
     imageio.save_image(photo, skimage.data.astronaut())
     assert window.open_path(str(photo))
     wait(app, 0.2)
+    return app, window
+
+
+def main(out: Path) -> int:
+    import numpy as np
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtTest import QTest
+
+    app, window = open_astronaut()
     canvas = window.canvas
     canvas.set_tool("brush")
     canvas.set_brush_size(26)

@@ -180,7 +180,7 @@ def test_tools_come_from_one_table(qtbot, tmp_path):
     window = MainWindow(Settings(tmp_path / "s.ini"), discover=lambda: [])
     qtbot.addWidget(window)
     canvas = window.canvas
-    assert list(window.tool_actions) == list(canvas.tools) == ["brush", "eraser", "rect", "lasso", "context"]
+    assert list(window.tool_actions) == list(canvas.tools) == ["brush", "eraser", "rect", "lasso", "context", "wand", "grabcut", "sam"]
     for name, tool in canvas.tools.items():
         assert window.tool_actions[name].text() == tool.label and f"({tool.key})" in window.tool_actions[name].toolTip()
         canvas.set_tool("brush" if name != "brush" else "eraser")

@@ -20,6 +20,7 @@ from typing import Any
 
 from app.cli.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, one_line
 from app.core.errors import UserError
+from app.core.outpaint import FILL_MODES, ExpandError, parse_expansion
 from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL, GenerationParams, ParamError, default_strength
 
 _DEFAULTS = GenerationParams()
@@ -81,10 +82,10 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
     io_group.add_argument(
         "-m",
         "--mask",
-        required=mode == "inpaint",
+        required=False,
         metavar="MASK",
         help="mask image of the same size: white = repaint, black = keep"
-        + ("" if mode == "inpaint" else " (optional: without it the whole image is re-generated)"),
+        + (" (required unless --expand is given)" if mode == "inpaint" else " (optional: without it the whole image is re-generated)"),
     )
     io_group.add_argument("-o", "--output", required=True, metavar="OUT.png", help="where to write the result (PNG)")
     io_group.add_argument("--force", action="store_true",
@@ -117,6 +118,10 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
     m.add_argument("--inpaint-area", metavar="AREA", help=f"'masked' (crop around the mask) or 'whole' (default: {d.inpaint_area})")
     m.add_argument("--padding", type=int, metavar="PX", help=f"context around the mask with --inpaint-area masked, 0–256 px (default: {d.padding})")
     m.add_argument("--masked-content", metavar="MODE", help=f"'original', 'fill' or 'latent_noise' (default: {d.masked_content})")
+    m.add_argument("--expand", metavar="L,T,R,B", help="outpaint: grow the canvas by these pixels on the left, top, right, bottom; "
+                   "the new area is added to the mask (the mask becomes optional) and pre-filled (see --expand-fill)")
+    m.add_argument("--expand-fill", metavar="MODE", default="stretch",
+                   help="how the new area is pre-filled before the model paints it: " + ", ".join(FILL_MODES) + " (default: stretch)")
     m.add_argument("--color-match", metavar="MODE", help=f"match the generated area's colour to its surround: 'auto' (diffusion models), 'on' or 'off' (default: {d.color_match})")
 
     r = p.add_argument_group("runtime")
@@ -196,6 +201,7 @@ def run_generation(ns: argparse.Namespace, mode: str) -> int:
     """Read, check, run and save; every failure becomes a `CliError` with one line."""
     params = params_from_args(ns, mode)
     _check_output(ns.output)
+    expansion = _expansion_from_args(ns, mode)
     from app.cli.outputs import OutputRefused, check_outputs, output_lock
 
     # Before any work: what could be written (one file, or one per sample) must not destroy anything.
@@ -203,12 +209,28 @@ def run_generation(ns: argparse.Namespace, mode: str) -> int:
     try:
         check_outputs(sorted(maybe), [Path(p) for p in (ns.image, ns.mask) if p], force=ns.force)
         with output_lock(Path(ns.output)):
-            return _run(ns, mode, params)
+            return _run(ns, mode, params, expansion)
     except OutputRefused as exc:
         raise CliError(str(exc)) from None
 
 
-def _run(ns: argparse.Namespace, mode: str, params: GenerationParams) -> int:
+def _expansion_from_args(ns: argparse.Namespace, mode: str) -> Any:
+    """--expand/--expand-fill → `Expansion` or None; a missing mask is only fine with --expand."""
+    expand = getattr(ns, "expand", None)
+    fill = getattr(ns, "expand_fill", "stretch")
+    if fill not in FILL_MODES:
+        raise CliError(f"--expand-fill {fill!r} is not valid: use one of {', '.join(FILL_MODES)}")
+    if expand is None:
+        if mode == "inpaint" and not ns.mask:
+            raise CliError("inpaint needs a mask: give -m MASK (or --expand L,T,R,B to outpaint)")
+        return None
+    try:
+        return parse_expansion(expand)
+    except ExpandError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion: Any = None) -> int:
     from app.core.imageio import load_image, load_mask  # numpy/cv2 only now
     from app.inference.engine import Cancelled
     from app.inference.registry import LoadOptions
@@ -219,11 +241,17 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams) -> int:
         mask = None
         if ns.mask:
             mask = load_mask(ns.mask, (loaded.height, loaded.width))
-            if mode == "inpaint" and not mask.any():
+            if mode == "inpaint" and not mask.any() and expansion is None:
                 raise CliError(f"the mask {Path(ns.mask).name} is empty (all black): paint the area to repaint in white")
+        pixels, context = loaded.pixels, None
+        if expansion is not None:
+            from app.core.outpaint import prepare_outpaint
+
+            grown = prepare_outpaint(pixels, mask, expansion, ns.expand_fill)
+            pixels, mask, context = grown.pixels, grown.mask, grown.context
         service = GenerationService()
         options = LoadOptions(device=ns.device, low_memory=ns.low_memory, allow_pickle=ns.allow_pickle)
-        request = GenerationRequest(params, loaded.pixels, mask, options=options)
+        request = GenerationRequest(params, pixels, mask, context, options=options)
         checked = service.check(request)  # refusals before any model loads
         caps = service.capabilities(checked.model)
         if caps.prompts and not checked.prompt.strip():

@@ -17,9 +17,10 @@ import numpy as np
 from PySide6.QtCore import QObject, QRect, Signal
 from PySide6.QtGui import QImage, QUndoStack
 
-from app.core import maskops, regions
+from app.core import maskops, outpaint, regions, selection
 from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
+from app.editor.canvas_delta import CanvasDelta, CanvasState
 from app.editor.brush import Point, brush_coverage, segment_bounds
 from app.editor.qimage import display_rgb8, qimage_from_array, rgba8
 from app.editor.undo import DEFAULT_BUDGET_BYTES, BoxDelta, HistoryBudget, TileDelta, TileSnapshot, diff_tiles, qrect, tile_bounds
@@ -59,6 +60,11 @@ class Document(QObject):
         self.source_params: Any = None
         self.generations: list[GenerationRecord] = []
         self._context_box: Bounds | None = None
+        #: (x, y) where ``original`` sits in ``pixels`` (moves when the canvas is expanded).
+        self.original_offset: tuple[int, int] = (0, 0)
+        #: Goes up whenever pixels change (edit, undo, open, resize): a cheap cache key for work
+        #: derived from the image, such as the select-by-click embedding.
+        self.image_version = 0
         self.undo_stack = QUndoStack(self)
         self._budget = HistoryBudget(self.undo_stack, self._apply_delta, history_budget)
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
@@ -82,6 +88,7 @@ class Document(QObject):
         self.original = np.ascontiguousarray(pixels)
         self.original.flags.writeable = False  # "as first opened" must never change by accident
         self.pixels = self.original.copy()
+        self.original_offset = (0, 0)
         self.mask = np.zeros(self.pixels.shape[:2], np.uint8)
         self.icc_profile = getattr(loaded, "icc_profile", None)
         self.source_params = getattr(loaded, "params", None)
@@ -92,6 +99,7 @@ class Document(QObject):
 
     def _after_replace(self, context_box: Bounds | None) -> None:
         self._stroke = None
+        self.image_version += 1
         self.undo_stack.clear()
         self.undo_stack.setClean()
         self._rebuild_display()
@@ -218,6 +226,9 @@ class Document(QObject):
         if isinstance(delta, BoxDelta):
             self._set_box(delta.value(which))
             return
+        if isinstance(delta, CanvasDelta):
+            self._set_canvas(delta.state(which))
+            return
         b = delta.write(self._array(delta.target), which)
         if b is not None:
             self._emit(delta.target, b)
@@ -226,6 +237,7 @@ class Document(QObject):
         if target == "mask":
             self.mask_changed.emit(qrect(b))
         else:
+            self.image_version += 1
             self._update_display(b)
             self.image_changed.emit(qrect(b))
 
@@ -435,6 +447,45 @@ class Document(QObject):
         if not delta.is_empty:
             self._apply_delta(delta, "before")
 
+    # -- canvas size: expand for outpainting -----------------------------------------------------
+    def expand_canvas(self, exp: outpaint.Expansion, fill: str = "stretch", colour: tuple[int, ...] | None = None) -> bool:
+        """Grow the canvas by ``exp`` as one undo step: the new area pre-filled (`outpaint.FILL_MODES`)
+        and masked, the context box set to the new area plus the old border. Original pixels keep
+        their exact values, moved by ``exp.offset``. False if ``exp`` adds nothing."""
+        self._require_image()
+        if exp.is_empty:
+            return False
+        pixels = outpaint.expand_pixels(self.pixels, exp, fill, colour)
+        mask = outpaint.expand_mask(self.mask, exp)
+        box = outpaint.context_box_for(self.width, self.height, exp)
+        ox, oy = self.original_offset
+        before = CanvasState.of(self.pixels, self.mask, self._context_box, self.original_offset)
+        after = CanvasState.of(pixels, mask, box, (ox + exp.left, oy + exp.top))
+        self._set_canvas(after, pixels, mask)
+        w, h = exp.new_size(before.pixels.shape[1], before.pixels.shape[0])
+        return self._push(f"Expand canvas to {w}×{h}", [CanvasDelta(before, after)], already_applied=True)
+
+    def _set_canvas(self, state: CanvasState, pixels: np.ndarray | None = None, mask: np.ndarray | None = None) -> None:
+        """Swap in a whole canvas state (new array identities, so observers get ``reset``)."""
+        self._stroke = None
+        self.pixels = pixels if pixels is not None else state.pixels.unpack()
+        self.mask = mask if mask is not None else state.mask.unpack()
+        self.original_offset = state.original_offset
+        self._context_box = state.box
+        self.image_version += 1
+        self._rebuild_display()
+        self.reset.emit()
+        self.context_box_changed.emit(state.box)
+        self.image_changed.emit(qrect(self.bounds))  # unlike opening a file, this is work: autosave it
+
+    # -- mask: selections (magic wand, GrabCut, click segmentation) -------------------------------
+    def apply_selection(self, selected: np.ndarray, mode: str = "replace", label: str = "Selection") -> bool:
+        """Combine a selection (H×W bool or uint8) with the mask by ``mode`` (add / subtract /
+        replace), as one undoable mask edit. False if the mask did not change."""
+        self._require_image()
+        new = selection.combine(self.mask, selected, mode)
+        return self._replace("mask", new, f"{label} ({mode})")
+
     # -- project state ----------------------------------------------------------------------
     def to_state(self, params: Any = None, *, copy: bool = True):
         """Snapshot as ``app.storage.project.ProjectState`` (copies by default: painting edits in place)."""
@@ -451,6 +502,7 @@ class Document(QObject):
             icc_profile=self.icc_profile,
             source_path=self.path,
             context_box=self._context_box,
+            original_offset=self.original_offset,
         )
 
     def load_state(self, state: Any) -> None:
@@ -461,6 +513,7 @@ class Document(QObject):
         self.original = np.ascontiguousarray(state.original)
         self.original.flags.writeable = False
         self.pixels = current.copy()
+        self.original_offset = tuple(getattr(state, "original_offset", (0, 0)))
         self.mask = np.ascontiguousarray(maskops.validate_mask(state.mask, current.shape[:2])).copy()
         self.icc_profile = state.icc_profile
         self.path = state.source_path

@@ -1,13 +1,15 @@
 """Project files (``.inpaint``): a whole session in one versioned zip, written atomically.
 
-Layout (format version 2)::
+Layout (format version 3)::
 
     manifest.json        format tag + version, app version, image layout, params, context box
-                         ([x, y, w, h] or null; absent in older files), generation records
+                         ([x, y, w, h] or null; absent in older files), generation records,
+                         original_offset [x, y] and original_size [w, h] (v3: the canvas may have
+                         been expanded since opening; each record's ``size`` is its candidates')
     original.png         pixels as first opened   (8/16 bit, gray/RGB/RGBA kept, ICC embedded)
-    current.png          pixels now                (same layout)
+    current.png          pixels now                (same depth and channels; may be larger)
     mask.png             H×W 8-bit gray, 255 = repaint
-    candidates/gN_K.png  every candidate of generation N (same layout as current)
+    candidates/gN_K.png  every candidate of generation N (same depth and channels as current)
     thumbnail.png        small RGB preview for the recovery dialog (optional; never trusted)
 
 Why this shape: PNG is lossless for every pixel layout the editor holds, a zip of PNGs + JSON can
@@ -49,7 +51,7 @@ from app.core.imageio import MAX_PIXELS, png_header
 from app.core.params import SEED_MAX, GenerationParams, ParamError
 
 FORMAT_TAG = "inpaint-studio-project"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 PROJECT_SUFFIX = ".inpaint"
 
 #: Limits for hostile files. A real project never comes near them; tests lower them.
@@ -88,6 +90,7 @@ class ProjectState:
     icc_profile: bytes | None = None
     source_path: str | None = None
     context_box: Bounds | None = None  # the area the model sees; older files have none
+    original_offset: tuple[int, int] = (0, 0)  # where `original` sits in `current` (expanded canvas)
 
 
 @dataclass(frozen=True)
@@ -225,8 +228,11 @@ def save_project(
     dest = Path(path)
     current = _normalise_pixels(state.current, "current image")
     original = _normalise_pixels(state.original, "original image")
-    if original.shape != current.shape or original.dtype != current.dtype:
-        raise ValueError(f"original {original.shape} {original.dtype} and current {current.shape} {current.dtype} differ")
+    ox, oy = (int(v) for v in state.original_offset)
+    if original.shape[2:] != current.shape[2:] or original.dtype != current.dtype or not Bounds.of_image(
+        current.shape[1], current.shape[0]
+    ).contains(Bounds(ox, oy, original.shape[1], original.shape[0])):
+        raise ValueError(f"original {original.shape} {original.dtype} at {(ox, oy)} does not fit current {current.shape} {current.dtype}")
     mask = np.asarray(state.mask)
     if mask.shape != current.shape[:2] or mask.dtype != np.uint8:
         raise ValueError(f"mask {mask.shape} {mask.dtype} does not match the image {current.shape[:2]}")
@@ -249,13 +255,15 @@ def save_project(
         names = []
         for c_index, cand in enumerate(record.candidates):
             cand = _normalise_pixels(cand, "candidate")
-            if cand.shape != current.shape or cand.dtype != current.dtype:
+            if cand.shape[2:] != current.shape[2:] or cand.dtype != current.dtype or cand.shape[0] > current.shape[0] or cand.shape[1] > current.shape[1]:
                 raise ValueError(f"candidate {cand.shape} {cand.dtype} does not match the image {current.shape}")
             name = f"candidates/g{g_index}_{c_index}.png"
             names.append(name)
             members.append((name, cand))
             cached_arrays.append(cand)
         records.append(_record_to_json(record, names))
+        if record.candidates:  # made before an expansion: smaller than the current image
+            records[-1]["size"] = [int(record.candidates[0].shape[1]), int(record.candidates[0].shape[0])]
 
     manifest = {
         "format": FORMAT_TAG,
@@ -266,6 +274,8 @@ def save_project(
         "files": {"original": "original.png", "current": "current.png", "mask": "mask.png", "thumbnail": "thumbnail.png"},
         "icc_profile": icc is not None,
         "source_path": state.source_path,
+        "original_offset": [ox, oy],
+        "original_size": [int(original.shape[1]), int(original.shape[0])],
         "context_box": None if state.context_box is None else [state.context_box.x, state.context_box.y, state.context_box.width, state.context_box.height],
         "params": state.params.to_dict(),
         "generations": records,
@@ -446,8 +456,14 @@ def _migrate_v1(m: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _migrate_v2(m: dict[str, Any]) -> dict[str, Any]:
+    """Version 2: the canvas never changed size, so the original sits at (0, 0) and has the
+    image's size, and every candidate too (no ``original_offset``/``original_size``/``size``)."""
+    return {**m, "format_version": 3, "original_offset": [0, 0], "original_size": None}
+
+
 #: version → function turning a manifest of that version into the next one.
-_MIGRATIONS = {1: _migrate_v1}
+_MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2}
 
 
 def migrate_manifest(manifest: dict[str, Any], name: str = "project") -> dict[str, Any]:
@@ -603,7 +619,8 @@ def _load(archive: _Archive) -> ProjectState:
 
     current, icc = _decode_png(archive, current_member, layout, "current image")
     original_member = _member_name(files, "original", name, required=False)
-    original = _decode_png(archive, original_member, layout, "original image")[0] if original_member else current.copy()
+    original_offset, original_layout = _original_place(manifest, layout, name)
+    original = _decode_png(archive, original_member, original_layout, "original image")[0] if original_member else current.copy()
     mask_layout = {"width": layout["width"], "height": layout["height"], "channels": 1, "dtype": "uint8"}
     mask = _decode_png(archive, _member_name(files, "mask", name), mask_layout, "mask")[0]
 
@@ -617,7 +634,30 @@ def _load(archive: _Archive) -> ProjectState:
         icc_profile=icc if manifest.get("icc_profile") else None,
         source_path=source,
         context_box=_context_box(manifest.get("context_box"), layout, name),
+        original_offset=original_offset,
     )
+
+
+def _sized(layout: dict[str, Any], raw: Any, what: str, name: str) -> dict[str, Any]:
+    """``layout`` with the [w, h] of ``raw`` (None: unchanged); never larger than the image, so the
+    memory estimate made from the image size before decoding stays an upper bound."""
+    if raw is None:
+        return layout
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise ProjectError(f"{name}: the {what} size {str(raw)[:40]!r} is not [width, height]; the file is damaged.")
+    w = _int(raw[0], f"{what} width", 1, layout["width"], name)
+    return {**layout, "width": w, "height": _int(raw[1], f"{what} height", 1, layout["height"], name)}
+
+
+def _original_place(manifest: dict[str, Any], layout: dict[str, Any], name: str) -> tuple[tuple[int, int], dict[str, Any]]:
+    """Where the original sits in the (possibly expanded) current image, and its layout."""
+    original_layout = _sized(layout, manifest.get("original_size"), "original image", name)
+    raw = manifest.get("original_offset", [0, 0])
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise ProjectError(f"{name}: the original offset {str(raw)[:40]!r} is not [x, y]; the file is damaged.")
+    x = _int(raw[0], "original offset x", 0, layout["width"] - original_layout["width"], name)
+    y = _int(raw[1], "original offset y", 0, layout["height"] - original_layout["height"], name)
+    return (x, y), original_layout
 
 
 def _context_box(raw: Any, layout: dict[str, Any], name: str) -> Bounds | None:
@@ -653,7 +693,8 @@ def _load_record(archive: _Archive, raw: Any, index: int, layout: dict[str, Any]
     members = raw.get("candidates", [])
     if not isinstance(members, list) or len(members) > MAX_CANDIDATES:
         raise ProjectError(f"{name}: the candidates of {where} are not valid.")
-    candidates = [_decode_png(archive, m, layout, f"candidate {k + 1} of {where}")[0] for k, m in enumerate(members)]
+    cand_layout = _sized(layout, raw.get("size"), f"{where} candidate", name)
+    candidates = [_decode_png(archive, m, cand_layout, f"candidate {k + 1} of {where}")[0] for k, m in enumerate(members)]
     applied = raw.get("applied")
     if applied is not None:
         applied = _int(applied, f"{where} applied candidate", 0, max(0, len(candidates) - 1), name)

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF
 
+from app.core import selection
 from app.core.geometry import Bounds
-from app.widgets.tools import BRUSH, CONTEXT, ERASER, LASSO, RECT
+from app.widgets.tools import BRUSH, CONTEXT, ERASER, GRABCUT, LASSO, RECT, SAM, WAND
 
 if TYPE_CHECKING:
     from app.widgets.canvas import CanvasView
@@ -218,6 +219,116 @@ class LassoTool(Tool):
             _outlined(p, lambda: p.drawPolygon(poly))
 
 
+class SelectionMode:
+    """What a selection does to the mask: the tool's ``mode`` (add / subtract / replace); Alt
+    turns add into subtract and subtract into add for one click."""
+
+    mode = "add"
+
+    def effective_mode(self, alt: bool) -> str:
+        if alt and self.mode != "replace":
+            return "subtract" if self.mode == "add" else "add"
+        return self.mode
+
+
+def _inside(canvas: CanvasView, img: QPointF) -> tuple[int, int] | None:
+    x, y = math.floor(img.x()), math.floor(img.y())
+    doc = canvas.document
+    return (x, y) if 0 <= x < doc.width and 0 <= y < doc.height else None
+
+
+class ClickSelectTool(SelectionMode, Tool):
+    """A selection made by one click on the image: `click` gets the pixel released on."""
+
+    def press(self, canvas: CanvasView, img: QPointF, alt: bool) -> None:
+        super().press(canvas, img, alt)
+        self.erase = alt
+
+    def release(self, canvas: CanvasView, img: QPointF) -> None:
+        super().release(canvas, img)
+        point = _inside(canvas, img)
+        if point is not None:
+            self.click(canvas, *point, self.effective_mode(self.erase))
+
+    def click(self, canvas: CanvasView, x: int, y: int, mode: str) -> None:
+        raise NotImplementedError
+
+
+class MagicWandTool(ClickSelectTool):
+    """Click: select similar colours of the visible image (``tolerance`` 0–255, ``contiguous``)."""
+
+    name, label, key, hint = WAND, "Magic wand", "W", "click a colour; Alt subtracts"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tolerance = 32
+        self.contiguous = True
+
+    def click(self, canvas: CanvasView, x: int, y: int, mode: str) -> None:
+        doc = canvas.document
+        doc.apply_selection(selection.magic_wand(doc.display_array(), x, y, self.tolerance, self.contiguous), mode, "Magic wand")
+
+
+class BackgroundSelect:
+    """Selections computed off the GUI thread by ``bridge`` (an
+    `app.editor.click_segmentation.ClickSegmentation`, made on first use; the window shows its
+    messages). A result is applied only if the canvas was not resized meanwhile."""
+
+    selection_label = "Selection"
+    _bridge = None
+
+    @property
+    def bridge(self):
+        if self._bridge is None:
+            from app.editor.click_segmentation import ClickSegmentation
+
+            self._bridge = ClickSegmentation()
+            self._bridge.mask_ready.connect(self._on_mask)
+        return self._bridge
+
+    def _token(self, doc, mode: str) -> tuple:
+        return doc, doc.mask.shape, mode, self.selection_label
+
+    @staticmethod
+    def _on_mask(mask, token) -> None:
+        doc, shape, mode, label = token
+        if not doc.is_empty and doc.mask.shape == shape == mask.shape:
+            doc.apply_selection(mask, mode, label)
+
+
+class GrabCutTool(BackgroundSelect, SelectionMode, BoxTool):
+    """Drag a rectangle around an object: OpenCV GrabCut selects it (on the worker thread)."""
+
+    name, label, key, hint = GRABCUT, "GrabCut rectangle", "G", "drag around an object; Alt subtracts"
+    selection_label = "GrabCut"
+
+    def commit(self, canvas: CanvasView, box: Bounds) -> None:
+        if box.width >= 3 and box.height >= 3:  # a click without a drag selects nothing
+            doc = canvas.document
+            image = doc.display_array().copy()
+            self.bridge.run(lambda: selection.grabcut(image, box), self._token(doc, self.effective_mode(self.erase)))
+
+
+class SamClickTool(BackgroundSelect, ClickSelectTool):
+    """Click an object: Segment Anything selects it (see `app.inference.segment`)."""
+
+    name, label, key, hint = SAM, "Select by click (SAM)", "S", "click an object; Alt subtracts"
+    selection_label = "Select by click"
+
+    @staticmethod
+    def image_key(doc) -> str:
+        """The embedding cache key: this document's pixels at this version (no hashing)."""
+        return f"{id(doc)}:{doc.image_version}"
+
+    def prepare(self, doc) -> None:
+        if not doc.is_empty:
+            self.bridge.prepare(doc.display_array(), self.image_key(doc))
+
+    def click(self, canvas: CanvasView, x: int, y: int, mode: str) -> None:
+        doc = canvas.document
+        self.bridge.click(doc.display_array(), [(x + 0.5, y + 0.5, 1)], self._token(doc, mode), self.image_key(doc))
+
+
 def make_tools() -> dict[str, Tool]:
     """A fresh table (tools hold drag state, so each canvas gets its own), in toolbar order."""
     table = [
@@ -226,5 +337,8 @@ def make_tools() -> dict[str, Tool]:
         RectFillTool(),
         LassoTool(),
         ContextBoxTool(),
+        MagicWandTool(),
+        GrabCutTool(),
+        SamClickTool(),
     ]
     return {t.name: t for t in table}

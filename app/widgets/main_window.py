@@ -26,6 +26,7 @@ from app.core.params import CLASSICAL_MODELS, GenerationParams
 from app.editor.session import EditorSession
 from app.editor.settings import Settings
 from app.editor.worker import GenerationWorker
+from app.widgets import outpaint_actions
 from app.widgets import window_layout as layout
 from app.widgets.candidates import CandidatesPanel
 from app.widgets.canvas import CanvasView
@@ -84,6 +85,7 @@ class MainWindow(GenerationControls, QMainWindow):
         layout.build_menus(self)
         layout.build_toolbar(self)
         layout.build_status_bar(self)
+        outpaint_actions.install(self)
         self._connect()
         self._restore_settings()
         self._update_actions()

@@ -10,7 +10,10 @@ ERASER = "eraser"
 RECT = "rect"
 LASSO = "lasso"
 CONTEXT = "context"
-TOOLS = (BRUSH, ERASER, RECT, LASSO, CONTEXT)
+WAND = "wand"
+GRABCUT = "grabcut"
+SAM = "sam"
+TOOLS = (BRUSH, ERASER, RECT, LASSO, CONTEXT, WAND, GRABCUT, SAM)
 
 MIN_BRUSH, MAX_BRUSH = 1, 2000
 
