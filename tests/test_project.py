@@ -17,6 +17,7 @@ from reliability_fixtures import assert_states_equal, make_state, manifest_of, r
 
 import app.core.atomic
 import app.storage.project as project
+import app.storage.project_archive as project_archive
 from app.storage.project import (
     FORMAT_VERSION,
     PngCache,
@@ -212,7 +213,7 @@ def test_zip_bomb_member_is_refused_before_decompressing():
 
 def test_total_uncompressed_size_is_capped(monkeypatch):
     data = project_bytes(make_state())
-    monkeypatch.setattr(project, "MAX_TOTAL_BYTES", 3000)
+    monkeypatch.setattr(project_archive, "MAX_TOTAL_BYTES", 3000)
     with pytest.raises(ProjectError, match="too large to open"):
         load_project_bytes(data)
 

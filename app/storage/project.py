@@ -20,17 +20,15 @@ Loading treats the file as hostile: members are read into memory only (never ext
 anything is decompressed (zip bombs), every PNG header is checked against the manifest's image
 layout *before* its pixels are decoded (decompression bombs), parameters go through
 `GenerationParams.from_dict`, and unknown members are ignored. Older format versions are migrated
-to the current one step by step (`_MIGRATIONS`). Every failure is a `ProjectError` whose message is
+to the current one step by step (`app.storage.project_format`). Every failure is a `ProjectError` whose message is
 one line for the user. Qt-free and torch-free.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
-import stat
 import struct
 import time
 import zipfile
@@ -49,16 +47,10 @@ from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
 from app.core.imageio import MAX_PIXELS, png_header
 from app.core.params import SEED_MAX, GenerationParams, ParamError
-
-FORMAT_TAG = "inpaint-studio-project"
-FORMAT_VERSION = 3
-PROJECT_SUFFIX = ".inpaint"
+from app.storage.project_archive import CHANNELS, Archive, decode_png, open_zip, parse_manifest
+from app.storage.project_format import FORMAT_TAG, FORMAT_VERSION, PROJECT_SUFFIX, ProjectError, migrate_manifest
 
 #: Limits for hostile files. A real project never comes near them; tests lower them.
-MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-MAX_MEMBER_BYTES = 4 * 1024**3
-MAX_TOTAL_BYTES = 32 * 1024**3  # sum of declared uncompressed sizes of the members we read
-MAX_RATIO = 200  # uncompressed/compressed above this (for members > 1 MiB) = zip bomb
 MAX_DECODED_BYTES = 16 * 1024**3  # all decoded pixel arrays together
 MAX_GENERATIONS = 10000
 MAX_CANDIDATES = 64
@@ -66,18 +58,6 @@ MAX_CANDIDATES = 64
 #: twice, and a file that does (640,000 references to one tiny PNG took 112 s and 1.6 GB) is refused.
 MAX_IMAGES = 4096
 
-_COLOUR_TYPE = {1: 0, 3: 2, 4: 6}  # channels → PNG colour type (gray, RGB, RGBA)
-_CHANNELS = {v: k for k, v in _COLOUR_TYPE.items()}
-
-
-class ProjectError(ValueError):
-    """The project cannot be read or written; ``str(error)`` is one line for the user.
-
-    ``unexpected`` is True when the loader's last-resort net caught an error it has no specific
-    check for: the user still gets a message instead of a crash, and the fuzzer counts it as a bug.
-    """
-
-    unexpected = False
 
 
 @dataclass
@@ -304,177 +284,6 @@ def save_project(
 # ============================================================================================
 # loading
 # ============================================================================================
-def _safe_member_name(name: str) -> bool:
-    """Relative, forward-slash, no ``..``/empty parts, no drive letter, no control characters."""
-    if not name or name.startswith(("/", "\\")) or "\\" in name or "\x00" in name:
-        return False
-    if len(name) > 1 and name[1] == ":":
-        return False
-    parts = name.rstrip("/").split("/")
-    return all(p not in ("", ".", "..") for p in parts) and not any(ord(ch) < 32 for ch in name)
-
-
-def _is_symlink(info: zipfile.ZipInfo) -> bool:
-    return stat.S_ISLNK(info.external_attr >> 16)
-
-
-class _Archive:
-    """Read-only, in-memory access to the members of a project zip, with every cap enforced."""
-
-    def __init__(self, zf: zipfile.ZipFile, name: str):
-        self.zf = zf
-        self.name = name
-        self.read_total = 0
-        seen: set[str] = set()
-        for info in zf.infolist():
-            if not _safe_member_name(info.filename):
-                raise ProjectError(
-                    f"{name} contains an unsafe entry {info.filename[:80]!r} (absolute path or '..'): "
-                    "it was not made by Inpaint Studio and is not opened."
-                )
-            if info.flag_bits & 0x1:
-                raise ProjectError(f"{name} contains an encrypted entry {info.filename[:80]!r}: projects are never encrypted.")
-            if _is_symlink(info):
-                raise ProjectError(f"{name} contains a symbolic link {info.filename[:80]!r}: it is not opened.")
-            if info.filename in seen:
-                raise ProjectError(f"{name} contains {info.filename[:80]!r} twice: the file is damaged.")
-            seen.add(info.filename)
-        self.names = seen
-
-    def read(self, member: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
-        if not isinstance(member, str) or not _safe_member_name(member):
-            raise ProjectError(f"{self.name} refers to an unsafe file name {str(member)[:80]!r}: the file is damaged.")
-        try:
-            info = self.zf.getinfo(member)
-        except KeyError:
-            raise ProjectError(f"{self.name} is incomplete: {member} is missing.") from None
-        if info.file_size > limit:
-            raise ProjectError(f"{self.name}: {member} is too large ({info.file_size} bytes); the file is damaged or hostile.")
-        if info.file_size > 1024 * 1024 and info.file_size > MAX_RATIO * max(1, info.compress_size):
-            raise ProjectError(f"{self.name}: {member} is compressed suspiciously well (a zip bomb?); not opened.")
-        self.read_total += info.file_size
-        if self.read_total > MAX_TOTAL_BYTES:
-            raise ProjectError(f"{self.name} is too large to open (more than {MAX_TOTAL_BYTES >> 30} GiB uncompressed).")
-        with self.zf.open(info) as fh:
-            data = fh.read(limit + 1)  # zipfile stops at the declared size and checks the CRC
-        if len(data) > limit:
-            raise ProjectError(f"{self.name}: {member} is larger than it claims; the file is damaged.")
-        return data
-
-
-def _decode_png(archive: _Archive, member: str, layout: dict[str, Any], what: str) -> tuple[np.ndarray, bytes | None]:
-    """Decode a member whose header must match ``layout`` (checked before any pixel is decoded)."""
-    data = archive.read(member)
-    try:
-        width, height, depth, colour, icc = png_header(data)
-    except (ValueError, struct.error, zlib.error):
-        raise ProjectError(f"{archive.name}: the {what} ({member}) is not a valid PNG; the file is damaged.") from None
-    want_depth = 16 if layout["dtype"] == "uint16" else 8
-    if (width, height) != (layout["width"], layout["height"]) or depth != want_depth or colour != _COLOUR_TYPE[layout["channels"]]:
-        raise ProjectError(
-            f"{archive.name}: the {what} is {width}×{height} ({depth}-bit, type {colour}) but the project says "
-            f"{layout['width']}×{layout['height']} ({want_depth}-bit, {layout['channels']} channels); the file is damaged."
-        )
-    try:
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        arr = None
-    except MemoryError:
-        raise ProjectError(f"{archive.name} is too large to fit in memory; close other programs and try again.") from None
-    expected_shape = (height, width) if layout["channels"] == 1 else (height, width, layout["channels"])
-    if arr is None or arr.shape != expected_shape or arr.dtype.name != layout["dtype"]:
-        raise ProjectError(f"{archive.name}: the {what} ({member}) cannot be decoded; the file is damaged.")
-    if arr.ndim == 3:
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(arr), icc
-
-
-def _parse_manifest(archive: _Archive) -> dict[str, Any]:
-    if "manifest.json" not in archive.names:
-        raise ProjectError(f"{archive.name} is not an Inpaint Studio project (it has no manifest.json).")
-    raw = archive.read("manifest.json", MAX_MANIFEST_BYTES)
-    try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise ProjectError(f"{archive.name}: manifest.json is not valid JSON; the file is damaged.") from None
-    if not isinstance(manifest, dict):
-        raise ProjectError(f"{archive.name}: manifest.json is not a JSON object; the file is damaged.")
-    return manifest
-
-
-def _version_of(manifest: dict[str, Any], name: str) -> int:
-    version = manifest.get("format_version", manifest.get("version"))
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise ProjectError(f"{name}: the project format version is missing or not a number; the file is damaged.")
-    if version > FORMAT_VERSION:
-        raise ProjectError(
-            f"{name} was saved by a newer Inpaint Studio (project format {version}, this version reads up to "
-            f"{FORMAT_VERSION}); update Inpaint Studio to open it."
-        )
-    if version < 1 or version not in _MIGRATIONS and version != FORMAT_VERSION:
-        raise ProjectError(f"{name}: unknown project format version {version}.")
-    if version >= 2 and manifest.get("format") != FORMAT_TAG:
-        raise ProjectError(f"{name} is not an Inpaint Studio project (wrong format tag).")
-    return version
-
-
-def _migrate_v1(m: dict[str, Any]) -> dict[str, Any]:
-    """Version 1 (the pre-release draft): flat width/height, ``parameters``, ``history``,
-    ``image.png`` for the current pixels, ``original.png`` only if ``has_original`` (else = current),
-    no layout (read from the PNG), no regions/backend/elapsed in the history."""
-    files = {"current": "image.png", "mask": "mask.png", "original": "original.png" if m.get("has_original") is True else None}
-    gens = []
-    history = m.get("history", [])
-    if not isinstance(history, list):
-        raise ProjectError("the project history is not a list; the file is damaged.")
-    for entry in history:
-        if not isinstance(entry, dict):
-            raise ProjectError("a history entry is not an object; the file is damaged.")
-        gens.append(
-            {
-                "params": entry.get("params", {}),
-                "seeds": entry.get("seeds", []),
-                "regions": [],
-                "backend": entry.get("backend", ""),
-                "elapsed_s": 0.0,
-                "created": entry.get("time", 0.0),
-                "applied": entry.get("applied"),
-                "candidates": entry.get("candidates", []),
-            }
-        )
-    return {
-        "format": FORMAT_TAG,
-        "format_version": 2,
-        "app_version": str(m.get("app_version", "0")),
-        "saved": m.get("saved"),
-        "image": {"width": m.get("width"), "height": m.get("height"), "channels": None, "dtype": None},
-        "files": files,
-        "icc_profile": True,  # v1 embedded it in image.png when there was one
-        "source_path": m.get("source_path"),
-        "params": m.get("parameters", {}),
-        "generations": gens,
-    }
-
-
-def _migrate_v2(m: dict[str, Any]) -> dict[str, Any]:
-    """Version 2: the canvas never changed size, so the original sits at (0, 0) and has the
-    image's size, and every candidate too (no ``original_offset``/``original_size``/``size``)."""
-    return {**m, "format_version": 3, "original_offset": [0, 0], "original_size": None}
-
-
-#: version → function turning a manifest of that version into the next one.
-_MIGRATIONS = {1: _migrate_v1, 2: _migrate_v2}
-
-
-def migrate_manifest(manifest: dict[str, Any], name: str = "project") -> dict[str, Any]:
-    """Bring a manifest of any supported older version up to `FORMAT_VERSION`."""
-    version = _version_of(manifest, name)
-    while version < FORMAT_VERSION:
-        manifest = _MIGRATIONS[version](manifest)
-        version = _version_of(manifest, name)
-    return manifest
-
-
 def _int(value: Any, what: str, lo: int, hi: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ProjectError(f"{name}: {what} = {str(value)[:40]!r} is not valid (must be a whole number from {lo} to {hi}).")
@@ -500,7 +309,7 @@ def _params(data: Any, where: str, name: str) -> GenerationParams:
         raise ProjectError(f"{name}: {where} parameters are not valid ({str(exc)[:80]}).") from None
 
 
-def _layout_from(manifest: dict[str, Any], archive: _Archive, current_member: str) -> dict[str, Any]:
+def _layout_from(manifest: dict[str, Any], archive: Archive, current_member: str) -> dict[str, Any]:
     layout = manifest.get("image")
     if not isinstance(layout, dict):
         raise ProjectError(f"{archive.name}: the image description is missing; the file is damaged.")
@@ -515,9 +324,9 @@ def _layout_from(manifest: dict[str, Any], archive: _Archive, current_member: st
             _, _, depth, colour, _ = png_header(archive.read(current_member))
         except (ValueError, struct.error, zlib.error):
             raise ProjectError(f"{name}: the current image is not a valid PNG; the file is damaged.") from None
-        if colour not in _CHANNELS or depth not in (8, 16):
+        if colour not in CHANNELS or depth not in (8, 16):
             raise ProjectError(f"{name}: the current image uses an unsupported PNG layout (type {colour}, {depth}-bit).")
-        channels, dtype = _CHANNELS[colour], "uint16" if depth == 16 else "uint8"
+        channels, dtype = CHANNELS[colour], "uint16" if depth == 16 else "uint8"
     if channels not in (1, 3, 4) or isinstance(channels, bool) or dtype not in ("uint8", "uint16"):
         raise ProjectError(f"{name}: unsupported pixel layout ({str(channels)[:10]} channels, {str(dtype)[:10]}).")
     return {"width": width, "height": height, "channels": channels, "dtype": dtype}
@@ -532,25 +341,6 @@ def _member_name(files: dict[str, Any], key: str, name: str, required: bool = Tr
     return member
 
 
-def _open_zip(path: Path, data: bytes | None = None) -> zipfile.ZipFile:
-    name = path.name
-    try:
-        return zipfile.ZipFile(io.BytesIO(data) if data is not None else path, "r")
-    except FileNotFoundError:
-        raise ProjectError(f"{name}: file not found ({path}).") from None
-    except IsADirectoryError:
-        raise ProjectError(f"{name} is a folder, not a project file.") from None
-    except PermissionError:
-        raise ProjectError(f"{name}: permission denied; make the file readable.") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, struct.error):
-        raise ProjectError(
-            f"{name} is not an Inpaint Studio project or is damaged (not a readable zip file); "
-            "try the recovery copy or a backup."
-        ) from None
-    except OSError as exc:
-        raise ProjectError(f"{name}: cannot be read ({exc.strerror or exc}).") from None
-
-
 def load_project(path: str | os.PathLike[str]) -> ProjectState:
     """Open a project file of this or any older format version; raise `ProjectError` on any problem."""
     return _load_from(Path(path), None)
@@ -563,8 +353,8 @@ def load_project_bytes(data: bytes, name: str = "project.inpaint") -> ProjectSta
 
 def _load_from(p: Path, data: bytes | None) -> ProjectState:
     try:
-        with _open_zip(p, data) as zf:
-            return _load(_Archive(zf, p.name))
+        with open_zip(p, data) as zf:
+            return _load(Archive(zf, p.name))
     except ProjectError:
         raise
     except MemoryError:
@@ -593,9 +383,9 @@ def _referenced_members(files: dict, raw_gens: list, name: str) -> list:
     return members
 
 
-def _load(archive: _Archive) -> ProjectState:
+def _load(archive: Archive) -> ProjectState:
     name = archive.name
-    manifest = migrate_manifest(_parse_manifest(archive), name)
+    manifest = migrate_manifest(parse_manifest(archive), name)
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise ProjectError(f"{name}: the list of images is missing; the file is damaged.")
@@ -617,12 +407,12 @@ def _load(archive: _Archive) -> ProjectState:
             f"{name} needs {decoded / 2**30:.1f} GiB of memory to open, more than the {MAX_DECODED_BYTES / 2**30:.0f} GiB limit."
         )
 
-    current, icc = _decode_png(archive, current_member, layout, "current image")
+    current, icc = decode_png(archive, current_member, layout, "current image")
     original_member = _member_name(files, "original", name, required=False)
     original_offset, original_layout = _original_place(manifest, layout, name)
-    original = _decode_png(archive, original_member, original_layout, "original image")[0] if original_member else current.copy()
+    original = decode_png(archive, original_member, original_layout, "original image")[0] if original_member else current.copy()
     mask_layout = {"width": layout["width"], "height": layout["height"], "channels": 1, "dtype": "uint8"}
-    mask = _decode_png(archive, _member_name(files, "mask", name), mask_layout, "mask")[0]
+    mask = decode_png(archive, _member_name(files, "mask", name), mask_layout, "mask")[0]
 
     generations = [_load_record(archive, raw, index, layout) for index, raw in enumerate(raw_gens)]
     return ProjectState(
@@ -671,7 +461,7 @@ def _context_box(raw: Any, layout: dict[str, Any], name: str) -> Bounds | None:
     return Bounds(x, y, _int(raw[2], "context box width", 1, w - x, name), _int(raw[3], "context box height", 1, h - y, name))
 
 
-def _load_record(archive: _Archive, raw: Any, index: int, layout: dict[str, Any]) -> GenerationRecord:
+def _load_record(archive: Archive, raw: Any, index: int, layout: dict[str, Any]) -> GenerationRecord:
     name = archive.name
     where = f"generation {index + 1}"
     if not isinstance(raw, dict):
@@ -694,7 +484,7 @@ def _load_record(archive: _Archive, raw: Any, index: int, layout: dict[str, Any]
     if not isinstance(members, list) or len(members) > MAX_CANDIDATES:
         raise ProjectError(f"{name}: the candidates of {where} are not valid.")
     cand_layout = _sized(layout, raw.get("size"), f"{where} candidate", name)
-    candidates = [_decode_png(archive, m, cand_layout, f"candidate {k + 1} of {where}")[0] for k, m in enumerate(members)]
+    candidates = [decode_png(archive, m, cand_layout, f"candidate {k + 1} of {where}")[0] for k, m in enumerate(members)]
     applied = raw.get("applied")
     if applied is not None:
         applied = _int(applied, f"{where} applied candidate", 0, max(0, len(candidates) - 1), name)
@@ -716,9 +506,9 @@ def project_info(path: str | os.PathLike[str]) -> ProjectInfo:
     """Summary from the manifest and thumbnail only (for the recovery dialog); `ProjectError` if unreadable."""
     p = Path(path)
     try:
-        with _open_zip(p) as zf:
-            archive = _Archive(zf, p.name)
-            manifest = migrate_manifest(_parse_manifest(archive), p.name)
+        with open_zip(p) as zf:
+            archive = Archive(zf, p.name)
+            manifest = migrate_manifest(parse_manifest(archive), p.name)
             files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
             layout = _layout_from(manifest, archive, _member_name(files, "current", p.name))
             thumb = None
