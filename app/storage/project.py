@@ -33,6 +33,7 @@ import struct
 import time
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -312,10 +313,12 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
 class _Archive:
     """Read-only, in-memory access to the members of a project zip, with every cap enforced."""
 
-    def __init__(self, zf: zipfile.ZipFile, name: str):
+    def __init__(self, zf: zipfile.ZipFile, name: str, progress: Progress | None = None):
         self.zf = zf
         self.name = name
         self.read_total = 0
+        self.progress = progress  # called with (images decoded, images named) after each image
+        self.images_total = self.images_done = 0
         seen: set[str] = set()
         for info in zf.infolist():
             if not _safe_member_name(info.filename):
@@ -356,6 +359,9 @@ class _Archive:
 def _decode_png(archive: _Archive, member: str, layout: dict[str, Any], what: str) -> tuple[np.ndarray, bytes | None]:
     """Decode a member whose header must match ``layout`` (checked before any pixel is decoded)."""
     data = archive.read(member)
+    archive.images_done += 1
+    if archive.progress is not None:
+        archive.progress(archive.images_done, max(archive.images_total, archive.images_done))
     try:
         width, height, depth, colour, icc = png_header(data)
     except (ValueError, struct.error, zlib.error):
@@ -536,9 +542,18 @@ def _open_zip(path: Path, data: bytes | None = None) -> zipfile.ZipFile:
         raise ProjectError(f"{name}: cannot be read ({exc.strerror or exc}).") from None
 
 
-def load_project(path: str | os.PathLike[str]) -> ProjectState:
-    """Open a project file of this or any older format version; raise `ProjectError` on any problem."""
-    return _load_from(Path(path), None)
+class LoadCancelled(Exception):
+    """Raised by a ``progress`` callback to stop `load_project` (the user pressed Cancel)."""
+
+
+#: ``progress(done, total)`` of the images in a project; it may raise `LoadCancelled`.
+Progress = Callable[[int, int], None]
+
+
+def load_project(path: str | os.PathLike[str], progress: Progress | None = None) -> ProjectState:
+    """Open a project file of this or any older format version; raise `ProjectError` on any problem.
+    ``progress`` is called before each image is decoded (for a progress bar and Cancel)."""
+    return _load_from(Path(path), None, progress)
 
 
 def load_project_bytes(data: bytes, name: str = "project.inpaint") -> ProjectState:
@@ -546,11 +561,11 @@ def load_project_bytes(data: bytes, name: str = "project.inpaint") -> ProjectSta
     return _load_from(Path(name), bytes(data))
 
 
-def _load_from(p: Path, data: bytes | None) -> ProjectState:
+def _load_from(p: Path, data: bytes | None, progress: Progress | None = None) -> ProjectState:
     try:
         with _open_zip(p, data) as zf:
-            return _load(_Archive(zf, p.name))
-    except ProjectError:
+            return _load(_Archive(zf, p.name, progress))
+    except (ProjectError, LoadCancelled):
         raise
     except MemoryError:
         raise ProjectError(f"{p.name} is too large to fit in memory; close other programs and try again.") from None
@@ -594,7 +609,7 @@ def _load(archive: _Archive) -> ProjectState:
     if not isinstance(raw_gens, list) or len(raw_gens) > MAX_GENERATIONS:
         raise ProjectError(f"{name}: the generation history is not valid; the file is damaged.")
     referenced = _referenced_members(files, raw_gens, name)
-    n_images = len(referenced)
+    n_images = archive.images_total = len(referenced)
     itemsize = 2 if layout["dtype"] == "uint16" else 1
     decoded = n_images * layout["width"] * layout["height"] * layout["channels"] * itemsize
     if decoded > MAX_DECODED_BYTES:
