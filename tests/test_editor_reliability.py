@@ -15,7 +15,6 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QMessageBox
 
-from app.core.params import GenerationParams
 from app.editor import worker as worker_module
 from app.editor.background_load import BackgroundLoad, project_load
 from app.storage.project import load_project, save_project
