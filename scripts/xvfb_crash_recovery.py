@@ -93,6 +93,47 @@ def recovery_masks(folder: Path) -> list[int]:
     return out
 
 
+def quit_during_a_run(env: dict, photo: Path) -> None:
+    """3. The real window with a slow fake backend (scripts/slow_backend_app.py): paint, save
+    (Ctrl+S, Return: the work is saved), Generate, Ctrl+Q: asked; Return = Stop and Quit; the
+    process exits 0 within seconds and never says "QThread: Destroyed while thread is still running"."""
+    app = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "slow_backend_app.py"), str(photo)], cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        win = find_window("photo.png")
+        time.sleep(1.0)
+        focus(win)
+        paint_stroke(win)
+        xdo("key", "--clearmodifiers", "ctrl+s")
+        chooser = find_window("Save result as")
+        time.sleep(1.0)
+        focus(chooser)
+        xdo("key", "Return")
+        wait_for("the result is saved", lambda: not xdo("search", "--onlyvisible", "--name", r"photo\.png\*|Save result as")
+                 and (photo.parent / "photo-inpainted.png").exists())
+        focus(find_window("Inpaint Studio"))
+        xdo("key", "--clearmodifiers", "ctrl+Return")
+        time.sleep(2.0)  # a few 50 ms steps
+        focus(find_window("Inpaint Studio"))
+        xdo("key", "--clearmodifiers", "ctrl+q")
+        box = find_window("Generation running")
+        ok("Ctrl+Q during a run asks")
+        time.sleep(0.5)
+        focus(box)
+        t0 = time.monotonic()
+        xdo("key", "Return")
+        code = app.wait(STEP_TIMEOUT_S)
+        took = time.monotonic() - t0
+        err = app.stderr.read()
+        if code != 0 or "Destroyed while thread" in err:
+            raise SystemExit(f"FAIL: exit {code} after Stop and Quit: {err[-800:]}")
+        ok(f"Stop and Quit: the run was cancelled and the app exited 0 in {took:.1f} s, no QThread warning")
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait(10)
+
+
 def main() -> int:
     if not os.environ.get("DISPLAY"):
         raise SystemExit("run under xvfb-run (no DISPLAY)")
@@ -172,6 +213,7 @@ def main() -> int:
         ok("after Cancel the restored, unsaved work is still open")
         app.send_signal(signal.SIGKILL)
         app.wait(10)
+        quit_during_a_run(dict(env, INPAINT_STUDIO_DATA=str(tmp / "data-run")), photo)  # no recovery offered
         return 0
     finally:
         for p in procs:
