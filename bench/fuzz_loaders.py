@@ -27,6 +27,7 @@ import tempfile
 import time
 import traceback
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +75,48 @@ def project_corpus() -> list[tuple[str, bytes]]:
         ("rgba16.inpaint", project_bytes(make_state(h=12, w=14, channels=4, dtype=np.uint16, generations=2))),
         ("gray.inpaint", project_bytes(make_state(h=11, w=13, channels=1, generations=0, icc=False))),
     ]
+
+
+# hostile seeds (issue 12): small files that once cost seconds and gigabytes; each must be refused
+# from its header, and mutations of them must be too
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A ~630-byte baseline JPEG whose SOF0 header claims ``width`` × ``height``."""
+    buf = io.BytesIO()
+    Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(buf, "JPEG", quality=50)
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + kind + body + (zlib.crc32(kind + body) & 0xFFFFFFFF).to_bytes(4, "big")
+
+
+def png_claiming(width: int, height: int, idat_bytes: int = 100_000) -> bytes:
+    """A valid-looking RGB PNG of ``width`` × ``height`` with a tiny, highly compressed IDAT."""
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    body = _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * idat_bytes, 9))
+    return b"\x89PNG\r\n\x1a\n" + body + _png_chunk(b"IEND", b"")
+
+
+def project_with_references(count: int = 640_000) -> bytes:
+    """A project whose generation names the current image ``count`` times (640,000: once 112 s, 1.6 GB)."""
+    members = _zip_members(project_corpus()[0][1])
+    manifest = json.loads(members["manifest.json"])
+    manifest["generations"][0]["candidates"] = [manifest["files"]["current"]] * count
+    members["manifest.json"] = json.dumps(manifest).encode()
+    return _zip(members)
+
+
+def hostile_image_corpus() -> list[tuple[str, bytes]]:
+    return [("bomb-30000x29000.jpg", jpeg_claiming(30000, 29000)), ("bomb-29000x29000.png", png_claiming(29000, 29000))]
+
+
+def hostile_project_corpus(references: int = 5000) -> list[tuple[str, bytes]]:
+    """As fuzz seeds, 5000 references (over the 4096-image cap, cheap to mutate); the tests also
+    load the full 640,000."""
+    return [(f"refs-{references}.inpaint", project_with_references(references))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,7 +333,7 @@ def run_case(kind: str, seed: int, index: int, corpus: list[tuple[str, bytes]]) 
 def fuzz(image_cases: int, project_cases: int, seed: int = 0, *, keep_failures: Path | None = None,
          log: Callable[[str], None] | None = None) -> Report:
     report = Report()
-    corpora = {"image": image_corpus(), "project": project_corpus()}
+    corpora = {"image": image_corpus() + hostile_image_corpus(), "project": project_corpus() + hostile_project_corpus()}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         # "nothing lost": a real project on disk, re-saved atomically after accepted cases
@@ -353,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet()
     if args.replay:
         kind, seed, index = args.replay.split(":")
-        corpus = image_corpus() if kind == "image" else project_corpus()
+        corpus = image_corpus() + hostile_image_corpus() if kind == "image" else project_corpus() + hostile_project_corpus()
         recipe, _name, data, outcome = run_case(kind, int(seed), int(index), corpus)
         print(f"{recipe}: {outcome} ({len(data)} bytes)")
         return 0

@@ -388,12 +388,14 @@ def test_install_on_the_real_main_window(qtbot, data_dir, tmp_path):
     before = window.document.pixels.copy()
     bad = tmp_path / "bad.inpaint"
     bad.write_bytes(b"PK\x03\x04 not really")
-    assert not window.files.open_project(bad)
+    assert window.files.open_project(bad)  # the load starts; its failure arrives from the pool thread
+    qtbot.waitUntil(lambda: not window.files.loading.running, timeout=10000)
     assert window.message_bar.title == "Cannot open the project" and "damaged" in window.message_bar.text
     assert np.array_equal(window.document.pixels, before)
 
     window.open_image_array(np.zeros((10, 10, 3), np.uint8))
     assert window.files.open_project(path)
+    qtbot.waitUntil(lambda: not window.files.loading.running, timeout=10000)
     assert np.array_equal(window.document.pixels, result) and window.current_params().steps == 9
     assert window.document.mask[7, 7] == 255
     ctl.shutdown(clean=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import time
 import warnings
 from pathlib import Path
 
@@ -67,3 +68,14 @@ def test_unexpected_errors_are_caught_for_the_user_but_flagged_for_the_fuzzer(mo
     assert info.value.unexpected
     with pytest.raises(KeyError):
         fuzz_loaders.check_project(data, "p.inpaint")
+
+
+@pytest.mark.parametrize("name, data", fuzz_loaders.hostile_image_corpus() + [
+    ("refs-640000.inpaint", fuzz_loaders.project_with_references(640_000))] + fuzz_loaders.hostile_project_corpus())
+def test_hostile_seeds_of_issue_12_are_refused_at_once(name, data):
+    """The header bombs and the 640,000-reference project are fuzz seeds; unmutated, each is refused
+    with its own error in well under a second."""
+    check = fuzz_loaders.check_project if name.endswith(".inpaint") else fuzz_loaders.check_image
+    t0 = time.perf_counter()
+    assert check(data, name) == "rejected"
+    assert time.perf_counter() - t0 < 1.0

@@ -535,7 +535,8 @@ def test_open_path_opens_a_project_file(qtbot, window, photo, settings, tmp_path
 
     other = make_window(qtbot, settings)
     try:
-        assert other.open_path(str(project))
+        assert other.open_path(str(project))  # loads on a pool thread
+        qtbot.waitUntil(lambda: not other.files.loading.running, timeout=10000)
         assert np.array_equal(other.document.pixels, window.document.pixels)
         assert np.array_equal(other.document.mask, window.document.mask)
         got = other.current_params()
@@ -544,7 +545,8 @@ def test_open_path_opens_a_project_file(qtbot, window, photo, settings, tmp_path
 
         damaged = tmp_path / "damaged.inpaint"
         damaged.write_bytes(project.read_bytes()[:200])
-        assert not other.open_path(str(damaged))
+        assert other.open_path(str(damaged))
+        qtbot.waitUntil(lambda: not other.files.loading.running, timeout=10000)
         assert other.message_bar.level == "error"
         assert np.array_equal(other.document.mask, window.document.mask)
     finally:

@@ -3,7 +3,9 @@
 When it saves, and why:
 * after every applied result or new generation (``image_changed`` / ``generations_changed``), a
   short moment later so a burst of signals costs one save: a result can be minutes of GPU time;
-* after mask or context-box work, at most ``mask_interval_s`` (default 120 s) after the first unsaved change:
+* the first change to a freshly opened image ``first_delay_ms`` (default 2.5 s) later, so a crash
+  a minute into the work loses at most the last seconds (measured cost: docs/RELIABILITY.md);
+* after that, mask or context-box work at most ``mask_interval_s`` (default 120 s) after the first unsaved change:
   the timer is *not* restarted by later strokes, so steady painting is still saved every interval;
 * when asked (`autosave_now`), e.g. right after a restore.
 
@@ -11,7 +13,9 @@ The GUI thread only takes the snapshot (a memcpy of the mask, plus one of the pi
 changed them since the last snapshot; the original is read-only and candidates are never edited,
 so they are shared); encoding and writing run on the
 `Autosaver`'s worker thread. A normal quit (``QCoreApplication.aboutToQuit``) marks a clean exit
-and removes the recovery file; any other end of the process leaves it for the next start.
+and removes the recovery file only when the work is saved (the document is not modified) or the user
+chose to discard it (`discard_on_exit`); any other end of the process leaves it for the next start.
+Restored work is marked modified: it is on disk only as a recovery file until the user saves it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from app.storage.project import ProjectState
 
 DEFAULT_MASK_INTERVAL_S = 120.0
 RESULT_DELAY_MS = 300
+FIRST_DELAY_MS = 2500
 
 
 class RecoveryController(QObject):
@@ -49,6 +54,7 @@ class RecoveryController(QObject):
         autosaver: Autosaver | None = None,
         mask_interval_s: float = DEFAULT_MASK_INTERVAL_S,
         result_delay_ms: int = RESULT_DELAY_MS,
+        first_delay_ms: int = FIRST_DELAY_MS,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -63,7 +69,14 @@ class RecoveryController(QObject):
         self._image_version = 0  # bumped on every pixel change, so an unchanged image is not re-copied
         self._pixels_copy: tuple[int, object] | None = None
         self._closed = False
+        self._saved_since_reset = False  # the first change after opening is saved within seconds
+        self._discard_on_exit = False
+        self.restoring: Any = None  # the background load of a recovery being restored (widgets set it)
 
+        self._first_timer = QTimer(self)
+        self._first_timer.setSingleShot(True)
+        self._first_timer.setInterval(int(first_delay_ms))
+        self._first_timer.timeout.connect(self.autosave_now)
         self._mask_timer = QTimer(self)
         self._mask_timer.setSingleShot(True)
         self._mask_timer.setInterval(int(mask_interval_s * 1000))
@@ -93,8 +106,16 @@ class RecoveryController(QObject):
         """Wire into the application: a normal quit is a clean exit."""
         app = QCoreApplication.instance()
         if app is not None:
-            app.aboutToQuit.connect(self.shutdown)
+            app.aboutToQuit.connect(self._on_quit)
         return self
+
+    def discard_on_exit(self) -> None:
+        """The user chose to quit without saving: the recovery file goes with the session."""
+        self._discard_on_exit = True
+
+    def _on_quit(self) -> None:
+        """A normal quit deletes the recovery file only if nothing would be lost by it."""
+        self.shutdown(clean=self._discard_on_exit or self.document.is_empty or not self.document.modified)
 
     # -- triggers --------------------------------------------------------------------------------
     def notify_result(self, *_: Any) -> None:
@@ -120,10 +141,16 @@ class RecoveryController(QObject):
         self._image_version += 1
         self._pixels_copy = None
         self._generation_ids = self._current_generation_ids()
+        self._saved_since_reset = False
+        self._first_timer.stop()
 
     def _on_mask_work(self, *_: Any) -> None:
         self._dirty = True
-        if not self._closed and not self._mask_timer.isActive():
+        if self._closed:
+            return
+        if not self._saved_since_reset and not self._first_timer.isActive():
+            self._first_timer.start()
+        if not self._mask_timer.isActive():
             self._mask_timer.start()
 
     @property
@@ -162,14 +189,15 @@ class RecoveryController(QObject):
 
     def autosave_now(self, *, wait: bool = False) -> bool:
         """Queue a snapshot for writing (``wait`` blocks until it is on disk). False if nothing to save."""
-        self._mask_timer.stop()
-        self._result_timer.stop()
+        for timer in (self._first_timer, self._mask_timer, self._result_timer):
+            timer.stop()
         if self._closed:
             return False
         state = self.snapshot()
         if state is None:
             return False
         self._dirty = False
+        self._saved_since_reset = True
         self.autosaver.save_async(state)
         if wait:
             self.autosaver.flush()
@@ -186,12 +214,14 @@ class RecoveryController(QObject):
         """Recovery files of sessions that did not exit cleanly, newest first."""
         return self.autosaver.pending_recoveries()
 
-    def restore(self, recovery: Recovery) -> ProjectState:
+    def restore(self, recovery: Recovery, state: ProjectState | None = None) -> ProjectState:
         """Load ``recovery`` into the document (raises `ProjectError` if it is damaged, leaving the
-        document and the file untouched), emit `restored` with its params and save it to this
-        session's slot at once; the old file is deleted only after that save succeeded."""
-        state = self.autosaver.adopt(recovery)
+        document and the file untouched; ``state``: already loaded off the GUI thread), emit `restored` with its params and save it to this
+        session's slot at once; the old file is deleted only after that save succeeded. The
+        document stays modified until the user saves it, so quitting asks first."""
+        state = self.autosaver.adopt(recovery, state)
         self.document.load_state(state)
+        self.document.undo_stack.resetClean()  # no state of the stack is on disk as a real file
         self._last_params = state.params
         self.restored.emit(state.params)
         self.autosave_now()
@@ -209,8 +239,8 @@ class RecoveryController(QObject):
         if not clean and self._dirty:
             self.autosave_now()
         self._closed = True
-        self._mask_timer.stop()
-        self._result_timer.stop()
+        for timer in (self._first_timer, self._mask_timer, self._result_timer):
+            timer.stop()
         with contextlib.suppress(Exception):
             self.document.image_changed.disconnect(self.notify_result)
             self.document.generations_changed.disconnect(self._on_generations)

@@ -104,10 +104,11 @@ class EditorSession(QObject):
         self.display_name = name or (Path(path).name if path else "Untitled")
         self.title_changed.emit()
 
-    def open_project(self, path: str | Path) -> ProjectState:
-        """Load a project (raises `ProjectError`, leaving the document as it was); returns its state,
-        whose ``params`` the caller shows."""
-        state = load_project(path)
+    def open_project(self, path: str | Path, state: ProjectState | None = None) -> ProjectState:
+        """Make a project the document: ``state`` as loaded off the GUI thread (`app.editor.
+        background_load.project_load`), or loaded here (raises `ProjectError`, leaving the document
+        as it was). Returns the state, whose ``params`` the caller shows."""
+        state = load_project(path) if state is None else state
         self._before_replace()
         self.document.load_state(state)
         self.save_path = None
@@ -127,6 +128,8 @@ class EditorSession(QObject):
         save_project(path, self.document.to_state(params))
         self.document.mark_saved()
         self.project_path = str(path)
+        self.display_name = Path(path).name
+        self.title_changed.emit()
 
     def applied_params(self) -> GenerationParams | None:
         """What a saved result carries: the parameters that regenerate the last applied candidate."""

@@ -260,10 +260,11 @@ class Autosaver:
             _remove_stale_files(self.folder)
         return [r for r in pending_recoveries(self.folder, exclude=self.path) if r not in self._adopted]
 
-    def adopt(self, recovery: Recovery) -> ProjectState:
-        """Load a recovery to continue from it; its file is deleted only after this session's
-        next successful autosave, so the work is on disk at every moment."""
-        state = recovery.load()
+    def adopt(self, recovery: Recovery, state: ProjectState | None = None) -> ProjectState:
+        """Continue from a recovery (``state``: already loaded, e.g. off the GUI thread); its file
+        is deleted only after this session's next successful autosave, so the work is on disk at
+        every moment."""
+        state = recovery.load() if state is None else state
         self._adopted.append(recovery)
         return state
 

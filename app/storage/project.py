@@ -47,7 +47,7 @@ from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
 from app.core.imageio import MAX_PIXELS, png_header
 from app.core.params import SEED_MAX, GenerationParams, ParamError
-from app.storage.project_archive import CHANNELS, Archive, decode_png, open_zip, parse_manifest
+from app.storage.project_archive import CHANNELS, Archive, LoadCancelled, Progress, decode_png, open_zip, parse_manifest
 from app.storage.project_format import FORMAT_TAG, FORMAT_VERSION, PROJECT_SUFFIX, ProjectError, migrate_manifest
 
 #: Limits for hostile files. A real project never comes near them; tests lower them.
@@ -341,9 +341,10 @@ def _member_name(files: dict[str, Any], key: str, name: str, required: bool = Tr
     return member
 
 
-def load_project(path: str | os.PathLike[str]) -> ProjectState:
-    """Open a project file of this or any older format version; raise `ProjectError` on any problem."""
-    return _load_from(Path(path), None)
+def load_project(path: str | os.PathLike[str], progress: Progress | None = None) -> ProjectState:
+    """Open a project file of this or any older format version; raise `ProjectError` on any problem.
+    ``progress`` is called before each image is decoded (for a progress bar and Cancel)."""
+    return _load_from(Path(path), None, progress)
 
 
 def load_project_bytes(data: bytes, name: str = "project.inpaint") -> ProjectState:
@@ -351,11 +352,11 @@ def load_project_bytes(data: bytes, name: str = "project.inpaint") -> ProjectSta
     return _load_from(Path(name), bytes(data))
 
 
-def _load_from(p: Path, data: bytes | None) -> ProjectState:
+def _load_from(p: Path, data: bytes | None, progress: Progress | None = None) -> ProjectState:
     try:
         with open_zip(p, data) as zf:
-            return _load(Archive(zf, p.name))
-    except ProjectError:
+            return _load(Archive(zf, p.name, progress))
+    except (ProjectError, LoadCancelled):
         raise
     except MemoryError:
         raise ProjectError(f"{p.name} is too large to fit in memory; close other programs and try again.") from None
@@ -399,7 +400,7 @@ def _load(archive: Archive) -> ProjectState:
     if not isinstance(raw_gens, list) or len(raw_gens) > MAX_GENERATIONS:
         raise ProjectError(f"{name}: the generation history is not valid; the file is damaged.")
     referenced = _referenced_members(files, raw_gens, name)
-    n_images = len(referenced)
+    n_images = archive.images_total = len(referenced)
     itemsize = 2 if layout["dtype"] == "uint16" else 1
     decoded = n_images * layout["width"] * layout["height"] * layout["channels"] * itemsize
     if decoded > MAX_DECODED_BYTES:

@@ -11,6 +11,7 @@ import stat
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,14 @@ MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 MAX_MEMBER_BYTES = 4 * 1024**3
 MAX_TOTAL_BYTES = 32 * 1024**3  # sum of declared uncompressed sizes of the members we read
 MAX_RATIO = 200  # uncompressed/compressed above this (for members > 1 MiB) = zip bomb
+
+#: ``progress(done, total)`` of the images in a project; it may raise `LoadCancelled`.
+Progress = Callable[[int, int], None]
+
+
+class LoadCancelled(Exception):
+    """Raised by a ``progress`` callback to stop loading a project (the user pressed Cancel)."""
+
 
 COLOUR_TYPE = {1: 0, 3: 2, 4: 6}  # channels → PNG colour type (gray, RGB, RGBA)
 CHANNELS = {v: k for k, v in COLOUR_TYPE.items()}
@@ -47,10 +56,12 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
 class Archive:
     """Read-only, in-memory access to the members of a project zip, with every cap enforced."""
 
-    def __init__(self, zf: zipfile.ZipFile, name: str):
+    def __init__(self, zf: zipfile.ZipFile, name: str, progress: Progress | None = None):
         self.zf = zf
         self.name = name
         self.read_total = 0
+        self.progress = progress  # called with (images decoded, images named) after each image
+        self.images_total = self.images_done = 0
         seen: set[str] = set()
         for info in zf.infolist():
             if not safe_member_name(info.filename):
@@ -91,6 +102,9 @@ class Archive:
 def decode_png(archive: Archive, member: str, layout: dict[str, Any], what: str) -> tuple[np.ndarray, bytes | None]:
     """Decode a member whose header must match ``layout`` (checked before any pixel is decoded)."""
     data = archive.read(member)
+    archive.images_done += 1
+    if archive.progress is not None:
+        archive.progress(archive.images_done, max(archive.images_total, archive.images_done))
     try:
         width, height, depth, colour, icc = png_header(data)
     except (ValueError, struct.error, zlib.error):

@@ -1,22 +1,28 @@
 """File actions of the window: open (dialog, recent, drop, paste), save the result, masks, projects.
 
 Each action asks its question (a file dialog), calls the `EditorSession`, and reports failure in
-the window's message bar; the document is never left half-changed. The window passes itself for
+the window's message bar; the document is never left half-changed. Opening over unsaved work asks
+Save / Discard / Cancel first (`ask_unsaved`); projects load off the GUI thread with a progress
+dialog and Cancel (`app.editor.background_load`). Save (Ctrl+S) saves an open project as the
+project, otherwise the result image. The window passes itself for
 its dialogs' parent, message bar and status line, and for the parameter panel a project restores.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QObject, QUrl
+from PySide6.QtCore import QMimeData, QObject, Qt, QUrl
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMenu
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
 from app.core import imageio
+from app.editor.background_load import BackgroundLoad, project_load
 from app.editor.qimage import qimage_to_array
+from app.widgets.load_progress import LoadProgressDialog
 from app.storage.project import PROJECT_SUFFIX, ProjectError, is_project_file
 
 if TYPE_CHECKING:
@@ -46,6 +52,38 @@ class FileActions(QObject):
         self.session = window.session
         self.settings = window.settings
         self.recent_menu: QMenu | None = None
+        self.loading: BackgroundLoad | None = None  # the project load in progress
+        self.question: QMessageBox | None = None  # the open "unsaved changes" question
+
+    def ask_unsaved(self, text: str, proceed: Callable[[], None], *, quitting: bool = False) -> bool:
+        """Run ``proceed`` now if nothing is unsaved (returns True); else ask Save / Discard /
+        Cancel without blocking and run it after Save succeeded or Discard (returns False).
+        ``quitting``: Discard also deletes this session's recovery file."""
+        if self.document.is_empty or not self.document.modified:
+            proceed()
+            return True
+        if self.question is not None:
+            self.question.raise_()
+            return False
+        buttons = QMessageBox.StandardButton
+        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved changes", text, buttons.Save | buttons.Discard | buttons.Cancel, self.window)
+        box.setDefaultButton(buttons.Save)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(_code: int) -> None:
+            self.question = None
+            button = box.standardButton(box.clickedButton()) if box.clickedButton() else buttons.Cancel
+            if button == buttons.Save and not self.save():
+                return
+            if button == buttons.Discard and quitting and self.session.recovery is not None:
+                self.session.recovery.discard_on_exit()
+            if button in (buttons.Save, buttons.Discard):
+                proceed()
+
+        box.finished.connect(answered)
+        self.question = box
+        box.open()
+        return False
 
     @property
     def document(self):
@@ -61,28 +99,38 @@ class FileActions(QObject):
             self.open_path(path)
 
     def open_path(self, path: str | Path) -> bool:
-        """Open an image or a project file; on failure the message bar says why and the document
-        is unchanged."""
+        """Open an image or a project file (after asking, if the open work is unsaved: then False
+        until answered). A project loads in the background: True means the load started. On
+        failure the message bar says why and the document is unchanged."""
         path = str(path)
+        opened: list[bool] = []
+        name = self.session.display_name or "The image"
+        self.ask_unsaved(f"{name} has changes that are not saved. Save them before opening {Path(path).name}?",
+                         lambda: opened.append(self._open_now(path)))
+        return bool(opened and opened[0])
+
+    def _open_now(self, path: str) -> bool:
         if is_project_file(path):
-            if not self.open_project(path):
-                return False
-        else:
-            try:
-                loaded = imageio.load_image(path)
-            except imageio.ImageLoadError as exc:
-                self.window.show_message("error", "Cannot open the image", str(exc))
-                return False
-            self._opened(loaded, path)
+            return self.open_project(path)
+        try:
+            loaded = imageio.load_image(path)
+        except imageio.ImageLoadError as exc:
+            self.window.show_message("error", "Cannot open the image", str(exc))
+            return False
+        self._opened(loaded, path)
+        self._remember(path)
+        return True
+
+    def _remember(self, path: str) -> None:
+        """Add an opened file to the recent list and the start folder of the next dialog."""
         recent = self.settings.add_recent_file(path)
         self.settings.set_last_dir(str(Path(path).resolve().parent))
         self.fill_recent_menu(recent)
-        return True
 
     def open_image_array(self, pixels: np.ndarray, name: str = "Pasted image") -> bool:
-        """Open pixels that have no file (clipboard, dropped image data)."""
-        self._opened(imageio.LoadedImage(np.ascontiguousarray(pixels)), None, name)
-        return True
+        """Open pixels that have no file (clipboard, dropped image data), after asking if unsaved."""
+        return self.ask_unsaved("The image has changes that are not saved. Save them before opening the pasted image?",
+                                lambda: self._opened(imageio.LoadedImage(np.ascontiguousarray(pixels)), None, name))
 
     def _opened(self, loaded: imageio.LoadedImage, path: str | None, name: str | None = None) -> None:
         self.window.message_bar.dismiss()
@@ -141,6 +189,10 @@ class FileActions(QObject):
 
     # -- the result image --------------------------------------------------------------------------
     def save(self) -> bool:
+        """Save the work where it came from: an open project as the project, else the result image
+        (asking where the first time)."""
+        if self.session.project_path:
+            return self.save_project_to(self.session.project_path)
         if self.session.save_path:
             return self.save_result(self.session.save_path)
         self.save_as_dialog()
@@ -201,14 +253,33 @@ class FileActions(QObject):
 
     # -- projects ----------------------------------------------------------------------------------
     def open_project(self, path: str | Path) -> bool:
-        """Open a project; on failure say why and leave the document as it was."""
-        try:
-            state = self.session.open_project(path)
-        except ProjectError as exc:
-            self.window.show_message("error", "Cannot open the project", str(exc))
-            return False
-        self.window.set_params(state.params)
+        """Start loading a project off the GUI thread (progress dialog after a moment, Cancel); it
+        replaces the document when loaded. On failure say why and leave the document as it was."""
+        self.cancel_loading()
+        path = str(path)
+        load = project_load(path, self)
+        load.finished.connect(lambda state: self._project_loaded(path, state))
+        load.failed.connect(lambda text: self.window.show_message("error", "Cannot open the project", text))
+        load.cancelled.connect(lambda: self._status(f"Opening {Path(path).name} was cancelled; the open image is unchanged."))
+        self.loading = load
+        LoadProgressDialog(load, self.window)
+        load.start()
         return True
+
+    def _project_loaded(self, path: str, state) -> None:
+        self.window.message_bar.dismiss()
+        self.session.open_project(path, state)
+        self.window.set_params(state.params)
+        self._remember(path)
+        self._status(f"Opened project {Path(path).name}: {len(state.generations)} generation(s); Ctrl+S saves the project.")
+        self.window.document_opened.emit(path)
+
+    def cancel_loading(self, wait_s: float = 0.0) -> None:
+        """Cancel a project load in progress (``wait_s``: and wait for its thread, when quitting)."""
+        if self.loading is not None and self.loading.running:
+            self.loading.cancel()
+            if wait_s:
+                self.loading.wait(wait_s)
 
     def save_project_to(self, path: str | Path) -> bool:
         """Save the whole session (image, mask, context box, history, params) atomically."""
@@ -219,6 +290,7 @@ class FileActions(QObject):
         except ProjectError as exc:
             self.window.show_message("error", "Cannot save the project", str(exc))
             return False
+        self._status(f"Saved project {Path(path).name}")
         return True
 
     def open_project_dialog(self) -> None:

@@ -75,6 +75,8 @@ class MainWindow(GenerationControls, QMainWindow):
         self.files = FileActions(self)
         layout.build_docks(self)
         self._close_confirmed = False
+        self._close_when_idle_armed = False
+        self._stop_box: QMessageBox | None = None
         self._shown_once = False
         self._preload_timer = QTimer(self)
         self._preload_timer.setSingleShot(True)
@@ -360,22 +362,52 @@ class MainWindow(GenerationControls, QMainWindow):
         return dialog
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        if self.document.modified and not self._close_confirmed:
+        """Quit asks about unsaved work or a running generation; once confirmed, a running
+        generation is cancelled (it stops within one step) and the window closes when the worker
+        has let go, so the thread is never destroyed while it runs and the GUI never blocks."""
+        if not self._close_confirmed and (self.document.modified or self.session.generating):
             event.ignore()
-            box = QMessageBox(QMessageBox.Icon.Question, "Unsaved changes", "The image has changes that are not saved. Quit anyway?",
-                              QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel, self)
-            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            box.finished.connect(lambda code, b=box: self._after_close_question(b.standardButton(b.clickedButton()) if b.clickedButton() else code))
-            box.open()
+            self._ask_before_close()
+            return
+        if self.session.generating:
+            event.ignore()
+            self._close_when_idle()
             return
         self.shutdown()
         super().closeEvent(event)
 
-    def _after_close_question(self, button) -> None:
-        if button == QMessageBox.StandardButton.Save and not self.files.save():
+    def _ask_before_close(self) -> None:
+        running = " A generation is running; it will be stopped." if self.session.generating else ""
+        if self.document.modified:
+            name = self.session.display_name or "The image"
+            self.files.ask_unsaved(f"{name} has changes that are not saved.{running} Save them before quitting?",
+                                   self.force_close, quitting=True)
             return
-        if button in (QMessageBox.StandardButton.Save, QMessageBox.StandardButton.Discard):
+        if self._stop_box is not None:
+            return
+        buttons = QMessageBox.StandardButton
+        box = QMessageBox(QMessageBox.Icon.Question, "Generation running", "A generation is running. Stop it and quit?",
+                          buttons.Yes | buttons.Cancel, self)
+        box.button(buttons.Yes).setText("Stop and Quit")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda _c, b=box: self._after_stop_question(b.clickedButton() is b.button(buttons.Yes)))
+        self._stop_box = box
+        box.open()
+
+    def _after_stop_question(self, stop: bool) -> None:
+        self._stop_box = None
+        if stop:
             self.force_close()
+
+    def _close_when_idle(self) -> None:
+        """Cancel the run and close once the worker reports its end (within one step)."""
+        self.status_message.setText("Stopping the generation before quitting…")
+        self.session.cancel()
+        if not self._close_when_idle_armed:
+            self._close_when_idle_armed = True
+            s = self.session
+            for ended in (s.generation_cancelled, s.generation_finished, s.generation_failed, s.generation_dropped):
+                ended.connect(lambda *_: QTimer.singleShot(0, self.close))
 
     def force_close(self) -> None:
         """Close without asking about unsaved changes (after the user chose, or in tests)."""
@@ -383,11 +415,12 @@ class MainWindow(GenerationControls, QMainWindow):
         self.close()
 
     def shutdown(self) -> None:
-        """Save settings and stop the worker thread (idempotent)."""
+        """Save settings, stop a project load and the worker thread (idempotent)."""
         if getattr(self, "_shut_down", False):
             return
         self._shut_down = True
         self._preload_timer.stop()
+        self.files.cancel_loading(wait_s=10.0)
         try:
             self.save_settings()
         finally:

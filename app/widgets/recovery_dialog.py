@@ -32,9 +32,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.editor.background_load import BackgroundLoad, project_load
+from app.editor.recovery_controller import RecoveryController
 from app.storage.autosave import Recovery
 from app.storage.project import ProjectError
-from app.editor.recovery_controller import RecoveryController
+from app.widgets.load_progress import LoadProgressDialog
 
 RESTORE, DISCARD, LATER = "restore", "discard", "later"
 
@@ -130,9 +132,31 @@ def _act(parent: QWidget | None, controller: Any, dialog: RecoveryDialog) -> boo
     try:
         controller.restore(rec)
     except ProjectError as exc:
-        QMessageBox.warning(parent, "Cannot restore", f"{exc}\n\nThe file was kept: {rec.path}")
+        _cannot_restore(parent, rec, str(exc))
         return False
     return True
+
+
+def _cannot_restore(parent: QWidget | None, rec: Recovery, text: str) -> None:
+    message = f"{text} The file was kept: {rec.path}"
+    if hasattr(parent, "show_message"):
+        parent.show_message("error", "Cannot restore", message)
+    else:
+        QMessageBox.warning(parent, "Cannot restore", message)
+
+
+def _act_in_background(parent: QWidget | None, controller: Any, dialog: RecoveryDialog) -> BackgroundLoad | None:
+    """`_act`, with the recovery file loaded off the GUI thread (progress dialog, Cancel keeps it)."""
+    rec = dialog.selected
+    if rec is None or dialog.choice != RESTORE:
+        _act(parent, controller, dialog)
+        return None
+    load = project_load(rec.path, parent)
+    load.finished.connect(lambda state: controller.restore(rec, state))
+    load.failed.connect(lambda text: _cannot_restore(parent, rec, text))
+    LoadProgressDialog(load, parent)
+    controller.restoring = load  # kept alive until it ends; tests wait on it
+    return load.start()
 
 
 def offer_recovery(parent: QWidget | None, controller: Any) -> bool:
@@ -147,13 +171,14 @@ def offer_recovery(parent: QWidget | None, controller: Any) -> bool:
 
 
 def offer_recovery_later(parent: QWidget | None, controller: Any) -> RecoveryDialog | None:
-    """Non-blocking `offer_recovery`: opens the dialog and acts when it closes."""
+    """Non-blocking `offer_recovery`: opens the dialog and acts when it closes (a restore loads
+    off the GUI thread: a recovery can be a big project)."""
     pending = controller.offer_recovery()
     if not pending:
         return None
     dialog = RecoveryDialog(pending, parent)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    dialog.finished.connect(lambda _code: _act(parent, controller, dialog))
+    dialog.finished.connect(lambda _code: _act_in_background(parent, controller, dialog))
     dialog.open()
     return dialog
 
@@ -172,6 +197,7 @@ def install(window: Any, *, offer: bool = True, mask_interval_s: float | None = 
     controller = session.install_recovery(window.current_params, **kwargs)
     controller.restored.connect(window.set_params)
     window.add_file_actions(window.files.project_actions())
+    # The autosaver reports one failure once (not per attempt): one message in the bar, no dialog.
     controller.save_failed.connect(lambda text: window.show_message("warning", "Autosave failed", text))
     if offer:
         QTimer.singleShot(0, lambda: offer_recovery_later(window, controller))

@@ -1,0 +1,96 @@
+"""Loading that can take seconds (big projects, recoveries) on a pool thread, with progress and Cancel.
+
+A project with many generations, or a hostile one at the caps, decodes for seconds: on the GUI
+thread the window would freeze with no way out. `BackgroundLoad` runs a load function on
+`QThreadPool.globalInstance()` and reports through queued signals, so the window keeps answering
+input; the dialog that shows it lives in `app.widgets.load_progress`. Cancel is cooperative: the
+function's ``progress`` callback raises `LoadCancelled` at the next image, and a result that
+arrives after Cancel is dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from app.storage.project import LoadCancelled, ProjectError, load_project
+
+LoadFunction = Callable[[Callable[[int, int], None]], Any]
+
+
+class _Task(QRunnable):
+    def __init__(self, job: Callable[[], None]) -> None:
+        super().__init__()
+        self.job = job
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        self.job()
+
+
+class BackgroundLoad(QObject):
+    """One load: call `start`; exactly one of ``finished``, ``failed``, ``cancelled`` follows."""
+
+    progress = Signal(int, int)  # done, total
+    finished = Signal(object)  # what the function returned
+    failed = Signal(str)  # one line for the user
+    cancelled = Signal()
+    ended = Signal()  # after any of the three, once its receivers ran (``running`` is then False)
+
+    def __init__(self, function: LoadFunction, description: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.function = function
+        self.description = description  # "Opening photo.inpaint", for the progress dialog
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+        self._result_sent = False
+        self.running = False
+        self.ended.connect(self._on_ended)
+
+    def _on_ended(self) -> None:
+        self.running = False
+
+    def start(self) -> BackgroundLoad:
+        self.running = True
+        QThreadPool.globalInstance().start(_Task(self._run))
+        return self
+
+    def cancel(self) -> None:
+        """Stop at the next image; ``cancelled`` is emitted once the thread has let go."""
+        self._cancel.set()
+
+    def wait(self, timeout_s: float = 30.0) -> bool:
+        """Block until the pool thread is done (tests, quitting); False on timeout."""
+        return self._done.wait(timeout_s)
+
+    def _report(self, done: int, total: int) -> None:
+        if self._cancel.is_set():
+            raise LoadCancelled
+        self.progress.emit(done, total)
+
+    def _run(self) -> None:  # pool thread: signals are queued to the GUI thread
+        try:
+            result = self.function(self._report)
+        except LoadCancelled:
+            self._emit(self.cancelled)
+        except ProjectError as exc:
+            self._emit(self.failed, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bad file must never take the app down
+            self._emit(self.failed, f"{self.description} failed ({type(exc).__name__}: {exc}).")
+        else:
+            self._emit(self.cancelled) if self._cancel.is_set() else self._emit(self.finished, result)
+        finally:
+            self._done.set()
+
+    def _emit(self, signal, *args: Any) -> None:
+        signal.emit(*args)
+        self.ended.emit()  # queued after the result: receivers of both run in this order
+
+
+def project_load(path: str | Path, parent: QObject | None = None) -> BackgroundLoad:
+    """A `BackgroundLoad` of the project at ``path`` (not started)."""
+    return BackgroundLoad(lambda progress: load_project(path, progress), f"Opening {Path(path).name}", parent)
