@@ -215,7 +215,7 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams) -> int:
     from app.service import GenerationRequest, GenerationService
 
     try:
-        loaded = load_image(ns.image)
+        loaded = load_image(ns.image, read_metadata=False)  # the CLI never recalls parameters
         mask = None
         if ns.mask:
             mask = load_mask(ns.mask, (loaded.height, loaded.width))
