@@ -445,7 +445,7 @@ def _encode_png(arr: np.ndarray, params: Any, icc_profile: bytes | None) -> byte
     if icc_profile:
         chunks.append(_png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
     chunks += [_png_text_chunk(k, v) for k, v in metadata.png_text_chunks(params, arr.shape[1], arr.shape[0])]
-    return _png_insert_chunks(buf.tobytes(), chunks)
+    return _png_insert_chunks(memoryview(buf.reshape(-1)), chunks)
 
 
 def _rgb_to_bgr(arr: np.ndarray) -> np.ndarray:
@@ -464,12 +464,12 @@ def _png_text_chunk(key: str, value: str) -> bytes:
         return _png_chunk(b"iTXt", key.encode("latin-1") + b"\x00\x00\x00\x00\x00" + value.encode("utf-8"))
 
 
-def _png_insert_chunks(png: bytes, chunks: list[bytes]) -> bytes:
-    """Insert ancillary chunks right after IHDR (before IDAT, where iCCP must be)."""
-    if not chunks:
-        return png
-    ihdr_end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4
-    return png[:ihdr_end] + b"".join(chunks) + png[ihdr_end:]
+def _png_insert_chunks(png: bytes | memoryview, chunks: list[bytes]) -> bytes:
+    """Insert ancillary chunks right after IHDR (before IDAT, where iCCP must be); one copy of
+    the encoded file, however large (slices of a memoryview are views)."""
+    view = memoryview(png)
+    ihdr_end = 8 + 8 + struct.unpack(">I", view[8:12])[0] + 4
+    return b"".join([view[:ihdr_end], *chunks, view[ihdr_end:]])
 
 
 def _tiff_add_tag(data: bytes, tag: int, value: bytes) -> bytes:
