@@ -151,3 +151,17 @@ def test_cli_output_is_what_the_previous_pipeline_wrote(tmp_path, capsys):
     assert written.icc_profile == ICC
     iccp = dict(_chunks(new))[b"iCCP"]
     assert zlib.decompress(iccp.split(b"\x00", 1)[1][1:]) == ICC
+
+
+def test_sixteen_bit_tiff_loads_the_same_without_pillows_decode():
+    """Pillow no longer decodes a 16-bit colour TIFF first; OpenCV's pixels, the ICC profile
+    and the failure on a damaged file are what they were."""
+    arr = _photo(3, np.uint16)
+    tiff = imageio.encode_image(arr, "TIFF", icc_profile=ICC)
+    loaded = imageio.load_image_bytes(tiff)
+    reference = cv2.cvtColor(cv2.imdecode(np.frombuffer(tiff, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(loaded.pixels, reference) and np.array_equal(loaded.pixels, arr)
+    assert loaded.icc_profile == ICC and loaded.info["bit_depth"] == 16
+    with pytest.raises(imageio.ImageLoadError) as err:
+        imageio.load_image_bytes(tiff[: len(tiff) // 2], "half.tif")
+    assert "half.tif" in str(err.value) and "\n" not in str(err.value)

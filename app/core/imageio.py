@@ -209,8 +209,12 @@ def _decode(pil: Image.Image, data: bytes, name: str, read_metadata: bool) -> Lo
         info["frames"] = n_frames
         info["note"] = f"only the first of {n_frames} frames/pages is used"
     # Decode fully first: it raises on truncated/corrupt data, and reading EXIF or late text
-    # chunks would otherwise trigger (and a blanket except would hide) that same decode.
-    pil.load()
+    # chunks would otherwise trigger (and a blanket except would hide) that same decode. A 16-bit
+    # colour TIFF is the exception: its metadata is all in the header's tags, its pixels come
+    # from OpenCV (which fails on bad data), and Pillow's 8-bit decode would be thrown away
+    # (0.8 s at 24 MP).
+    if not (fmt == "TIFF" and _is_16bit_colour(pil, data, fmt)):
+        pil.load()
     icc = pil.info.get("icc_profile") or None
     orientation = _orientation(pil)
     recalled, a1111_text = _recall(pil) if read_metadata else (None, None)
@@ -290,9 +294,8 @@ def _decode_high_depth(pil: Image.Image, data: bytes, fmt: str) -> np.ndarray | 
         return None
     if arr.ndim == 2:
         return arr
-    if arr.shape[2] == 4:
-        return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
-    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    # In place: a second 24 MP 16-bit buffer would cost 144 MB and its page faults.
+    return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB, dst=arr)
 
 
 def _to_array(pil: Image.Image, name: str) -> tuple[np.ndarray, str | None]:
