@@ -237,7 +237,7 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion:
     from app.service import GenerationRequest, GenerationService
 
     try:
-        loaded = load_image(ns.image)
+        loaded = load_image(ns.image, read_metadata=False)  # the CLI never recalls parameters
         mask = None
         if ns.mask:
             mask = load_mask(ns.mask, (loaded.height, loaded.width))
@@ -267,7 +267,9 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion:
             finally:
                 reporter.finish()
             outputs = output_paths(ns.output, len(record.candidates))
-            _save_all(outputs, record, loaded.icc_profile)
+            icc_profile = loaded.icc_profile
+            del loaded, request, mask  # the input's pixels (72 MB at 24 MP) go before the encoder's buffers
+            _save_all(outputs, record, icc_profile)
     except UserError as exc:
         raise _user_error(exc, ns) from None
     except Cancelled:
