@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
+from png_reference import pillow_pnginfo
 from app.core.sdmeta.a1111 import parse_fields
 from app.core import metadata
 from app.core.imageio import save_image
@@ -176,6 +177,6 @@ def test_a1111_round_trip_property(prompt, negative, seed, steps, guidance, stre
 def test_png_json_round_trip_is_exact(prompt, seed, grow):
     params = GenerationParams(prompt=prompt, seed=seed, mask_grow=grow)
     buf = io.BytesIO()
-    Image.new("L", (4, 4)).save(buf, "PNG", pnginfo=metadata.pnginfo(params, 4, 4))
+    Image.new("L", (4, 4)).save(buf, "PNG", pnginfo=pillow_pnginfo(params, 4, 4))
     buf.seek(0)
     assert metadata.read_params(Image.open(buf)) == params

@@ -18,9 +18,10 @@ from PIL import Image
 from PIL.ImageCms import ImageCmsProfile, createProfile
 from skimage import data
 
+from png_reference import pillow_pnginfo
 from app.cli.generate import params_from_args
 from app.cli.main import build_parser, main
-from app.core import imageio, metadata
+from app.core import imageio
 from app.core.metadata import A1111_KEY, JSON_KEY
 from app.core.params import GenerationParams
 from app.service import GenerationRequest, GenerationService
@@ -34,7 +35,7 @@ def _old_png(arr: np.ndarray, params, icc) -> bytes:
     """The encoder before issue 21: Pillow at level 3 (16-bit colour went through OpenCV with
     the same inserted chunks as now, so Pillow is the reference for every layout it keeps)."""
     out = io.BytesIO()
-    Image.fromarray(arr).save(out, "PNG", pnginfo=metadata.pnginfo(params, arr.shape[1], arr.shape[0]),
+    Image.fromarray(arr).save(out, "PNG", pnginfo=pillow_pnginfo(params, arr.shape[1], arr.shape[0]),
                               icc_profile=icc, compress_level=3)
     return out.getvalue()
 
@@ -107,7 +108,7 @@ def test_sixteen_bit_colour_png_matches_the_previous_encoder():
 def test_loading_without_metadata_gives_the_same_pixels_and_profile(fmt):
     arr = _photo(3, np.uint8)
     out = io.BytesIO()
-    Image.fromarray(arr).save(out, fmt, icc_profile=ICC, pnginfo=metadata.pnginfo(PARAMS, 1, 1) if fmt == "PNG" else None)
+    Image.fromarray(arr).save(out, fmt, icc_profile=ICC, pnginfo=pillow_pnginfo(PARAMS, 1, 1) if fmt == "PNG" else None)
     full = imageio.load_image_bytes(out.getvalue())
     bare = imageio.load_image_bytes(out.getvalue(), read_metadata=False)
     assert np.array_equal(full.pixels, bare.pixels) and full.icc_profile == bare.icc_profile == ICC

@@ -47,7 +47,7 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS * 8
 #: zlib level of every PNG we write: 3 is within ~2 % of level 6's size at about half the time on
 #: 24 MP photos (noise does not compress further), and it is the level the CLI floor bench uses.
 PNG_LEVEL = 3
-#: Row filter of every PNG we write (see `_encode_png`).
+#: Row filter of every PNG we write (see `encode_png`).
 PNG_FILTER = cv2.IMWRITE_PNG_FILTER_UP
 
 SAVE_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -401,7 +401,7 @@ def encode_image(
     high = arr.dtype == np.uint16
     colour = arr.ndim == 3
     if fmt == "PNG":
-        return _encode_png(arr, params, icc_profile)
+        return encode_png(arr, params=params, icc_profile=icc_profile)
     if fmt == "TIFF":
         if high and colour:
             ok, buf = cv2.imencode(".tiff", _rgb_to_bgr(arr))
@@ -432,15 +432,15 @@ def encode_image(
     return out.getvalue()
 
 
-def _encode_png(arr: np.ndarray, params: Any, icc_profile: bytes | None) -> bytes:
-    """PNG through OpenCV (8/16 bit, gray/RGB/RGBA) with our chunks inserted after IHDR: iCCP,
-    then the A1111 ``parameters`` text and our JSON, as Pillow wrote them before.
+def encode_png(arr: np.ndarray, *, params: Any = None, icc_profile: bytes | None = None, level: int = PNG_LEVEL) -> bytes:
+    """The one PNG writer (results, masks, project members): OpenCV (8/16 bit, gray/RGB/RGBA) with
+    our chunks inserted after IHDR: iCCP, then the A1111 ``parameters`` text and our JSON.
 
     The "up" filter on every row instead of libpng's adaptive choice: on 24 MP photos it encodes
     20–40 % faster at `PNG_LEVEL` and the file is within ±5 % of the size (bench/bench_cli_floor.py).
     """
     source = _rgb_to_bgr(arr) if arr.ndim == 3 else arr
-    ok, buf = cv2.imencode(".png", source, [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL, cv2.IMWRITE_PNG_FILTER, PNG_FILTER])
+    ok, buf = cv2.imencode(".png", source, [cv2.IMWRITE_PNG_COMPRESSION, int(level), cv2.IMWRITE_PNG_FILTER, PNG_FILTER])
     if not ok:
         raise OSError("PNG encoding failed")
     del source

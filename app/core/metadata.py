@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 from app.core.schedulers import canonical_name
 from app.core.params import CLASSICAL_MODELS, GenerationParams, ParamError
@@ -127,21 +127,6 @@ def png_text_chunks(params: GenerationParams | None, width: int, height: int) ->
     if params is None:
         return []
     return [(A1111_KEY, format_a1111(params, width, height)), (JSON_KEY, to_json(params))]
-
-
-def pnginfo(params: GenerationParams | None, width: int, height: int) -> PngImagePlugin.PngInfo | None:
-    """Pillow's PngInfo with our chunks: tEXt when Latin-1, else UTF-8 iTXt (as A1111 writes)."""
-    pairs = png_text_chunks(params, width, height)
-    if not pairs:
-        return None
-    info = PngImagePlugin.PngInfo()
-    for key, text in pairs:
-        try:
-            text.encode("latin-1")
-            info.add_text(key, text)
-        except UnicodeEncodeError:
-            info.add_itxt(key, text)
-    return info
 
 
 def exif_with_params(params: GenerationParams | None, width: int, height: int) -> Image.Exif | None:

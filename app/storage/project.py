@@ -45,6 +45,7 @@ from app.core.atomic import atomic_write_with, describe_write_error
 from app.core.compositing import to_8bit
 from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
+from app.core import imageio
 from app.core.imageio import MAX_PIXELS, png_header
 from app.core.params import SEED_MAX, GenerationParams, ParamError
 from app.storage.project_archive import CHANNELS, Archive, LoadCancelled, Progress, decode_png, open_zip, parse_manifest
@@ -125,23 +126,13 @@ class PngCache:
 
 
 def encode_png(arr: np.ndarray, *, icc_profile: bytes | None = None, compress_level: int = 3) -> bytes:
-    """Lossless PNG of gray/RGB/RGBA, 8 or 16 bit, with an optional embedded ICC profile."""
+    """Lossless PNG of a project member (gray/RGB/RGBA, 8 or 16 bit, optional ICC) through the
+    one PNG writer, `app.core.imageio.encode_png`."""
     arr = _normalise_pixels(arr, "image")
-    if arr.ndim == 3:
-        arr = cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA if arr.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, int(compress_level)])
-    if not ok:
-        raise ProjectError("Could not encode the image as PNG.")
-    data = buf.tobytes()
-    if icc_profile:
-        chunk = _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile))
-        ihdr_end = 8 + 8 + 13 + 4
-        data = data[:ihdr_end] + chunk + data[ihdr_end:]
-    return data
-
-
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    try:
+        return imageio.encode_png(arr, icc_profile=icc_profile, level=compress_level)
+    except OSError:
+        raise ProjectError("Could not encode the image as PNG.") from None
 
 
 def _normalise_pixels(arr: np.ndarray, what: str) -> np.ndarray:
