@@ -116,7 +116,7 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
     m.add_argument("--mask-grow", type=int, metavar="PX", help=f"grow the mask by px, 0–64 (default: {d.mask_grow})")
     m.add_argument("--inpaint-area", metavar="AREA", help=f"'masked' (crop around the mask) or 'whole' (default: {d.inpaint_area})")
     m.add_argument("--padding", type=int, metavar="PX", help=f"context around the mask with --inpaint-area masked, 0–256 px (default: {d.padding})")
-    m.add_argument("--masked-content", metavar="MODE", help=f"'original', 'fill' or 'latent_noise' (default: {d.masked_content})")
+    m.add_argument("--masked-content", metavar="MODE", help=f"'original', 'fill', 'latent_noise' or 'latent_nothing' (default: {d.masked_content})")
     m.add_argument("--color-match", metavar="MODE", help=f"match the generated area's colour to its surround: 'auto' (diffusion models), 'on' or 'off' (default: {d.color_match})")
 
     r = p.add_argument_group("runtime")

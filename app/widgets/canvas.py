@@ -28,7 +28,7 @@ from app.editor.qimage import display_rgb8, qimage_from_array
 from app.widgets import tools
 from app.widgets.canvas_tools import Tool, make_tools
 from app.widgets.level_cache import LevelCache, checker_brush
-from app.widgets.tools import BrushOptions, clamp_size
+from app.widgets.tools import BRUSH, ERASER, BrushOptions, clamp_size
 from app.widgets.zoom_pan import ZOOM_STEP, ZoomPan
 
 
@@ -147,6 +147,10 @@ class CanvasView(ZoomPan, QWidget):
             self._update_cursor()
             self.update()
             self.tool_changed.emit(tool)
+
+    def swap_brush_eraser(self) -> None:
+        """X: the eraser from any tool, the brush from the eraser."""
+        self.set_tool(BRUSH if self._tool == ERASER else ERASER)
 
     @property
     def current_tool(self) -> Tool:

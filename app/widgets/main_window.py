@@ -36,6 +36,7 @@ from app.widgets.mask_dialog import MaskAdjustDialog
 from app.widgets.messages import MessageBar
 from app.widgets.model_picker import ModelPicker
 from app.widgets.params_panel import ParamsPanel
+from app.widgets.undo_keys import UndoKeysFilter
 
 COMPARE_KEY = Qt.Key.Key_Backslash
 
@@ -84,6 +85,7 @@ class MainWindow(GenerationControls, QMainWindow):
         layout.build_menus(self)
         layout.build_toolbar(self)
         layout.build_status_bar(self)
+        self._undo_keys = UndoKeysFilter(self)
         self._connect()
         self._restore_settings()
         self._update_actions()
@@ -356,6 +358,24 @@ class MainWindow(GenerationControls, QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         return dialog
+
+    def show_shortcuts(self):
+        from app.widgets.shortcuts_dialog import ShortcutsDialog
+
+        menus = [a.menu() for a in self.menuBar().actions() if a.menu() is not None]
+        dialog = ShortcutsDialog([a for m in menus for a in m.actions()] + self.actions(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def open_docs(self) -> bool:
+        from PySide6.QtGui import QDesktopServices
+
+        url = layout.docs_url()
+        if url is None:
+            self.show_message("info", "No documentation installed", "The user guide is README.md in the source of Inpaint Studio.")
+            return False
+        return QDesktopServices.openUrl(url)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self.document.modified and not self._close_confirmed:

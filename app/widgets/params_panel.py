@@ -34,7 +34,8 @@ from app.core.params import DEFAULT_MODEL, SEED_MAX, GenerationParams, ParamErro
 
 MODE_LABELS = {"inpaint": "Inpaint (repaint the mask)", "img2img": "Image to image"}
 AREA_LABELS = {"masked": "Only masked (crop + padding)", "whole": "Whole image"}
-CONTENT_LABELS = {"original": "Original", "fill": "Fill (classical infill)", "latent_noise": "Latent noise"}
+CONTENT_LABELS = {"original": "Original", "fill": "Fill (classical infill)", "latent_noise": "Latent noise",
+                  "latent_nothing": "Latent nothing"}
 COLOR_MATCH_LABELS = {"auto": "Auto (diffusion models)", "on": "On", "off": "Off"}
 
 

@@ -1,0 +1,100 @@
+"""Issue 14 (first hour with the product) and issue 18's window wiring, driven offscreen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import skimage.data
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+
+from app.core import imageio
+from app.core.geometry import Bounds
+from app.editor.settings import Settings
+from app.widgets.main_window import MainWindow
+from app.widgets.params_panel import CONTENT_LABELS
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = MainWindow(Settings(tmp_path / "settings" / "s.ini"), discover=lambda: [])
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.force_close()
+
+
+@pytest.fixture
+def opened(window, tmp_path):
+    path = tmp_path / "astronaut.png"
+    imageio.save_image(path, skimage.data.astronaut())
+    assert window.open_path(path)
+    return window
+
+
+# -- issue 18: UI wiring ----------------------------------------------------------------------------
+def test_latent_nothing_is_offered_in_panel_and_cli_help(capsys):
+    from app.cli.main import build_parser
+
+    assert CONTENT_LABELS["latent_nothing"] == "Latent nothing"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["inpaint", "--help"])
+    assert "latent_nothing" in capsys.readouterr().out
+
+
+# -- item 2: undo wherever focus is ---------------------------------------------------------------
+def test_ctrl_z_undoes_with_focus_in_the_brush_size_box_but_not_in_the_prompt(qtbot, opened):
+    w = opened
+    w.document.fill_rect(Bounds(10, 10, 50, 50))
+    assert w.document.mask.any()
+    w.brush_size.setFocus()
+    qtbot.waitUntil(lambda: w.brush_size.hasFocus())
+    qtbot.keyClick(w.brush_size, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not w.document.mask.any()
+    qtbot.keyClick(w.brush_size, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert w.document.mask.any()
+    w.params_panel.prompt.setFocus()
+    qtbot.waitUntil(lambda: w.params_panel.prompt.hasFocus())
+    qtbot.keyClicks(w.params_panel.prompt, "abc")
+    qtbot.keyClick(w.params_panel.prompt, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert w.document.mask.any()  # typing is undone, not the mask
+    assert w.params_panel.prompt.toPlainText() != "abc"
+
+
+# -- item 8: keyboard ---------------------------------------------------------------------------------
+def test_x_swaps_brush_and_eraser_and_tools_menu_shows_keys(qtbot, opened):
+    w = opened
+    w.canvas.setFocus()
+    qtbot.waitUntil(lambda: w.canvas.hasFocus())
+    w.canvas.set_tool("brush")
+    qtbot.keyClick(w.canvas, Qt.Key.Key_X)
+    assert w.canvas.tool == "eraser" and w.tool_actions["eraser"].isChecked()
+    qtbot.keyClick(w.canvas, Qt.Key.Key_X)
+    assert w.canvas.tool == "brush"
+    for a in w.tools_menu.actions():
+        if not a.isSeparator():
+            assert not a.shortcut().isEmpty(), a.text()
+    assert w.swap_tool_action.shortcut() == QKeySequence("X")
+
+
+def test_typing_x_in_the_prompt_types_it(qtbot, opened):
+    w = opened
+    w.params_panel.prompt.setFocus()
+    qtbot.waitUntil(lambda: w.params_panel.prompt.hasFocus())
+    tool = w.canvas.tool
+    qtbot.keyClicks(w.params_panel.prompt, "xb")
+    assert w.params_panel.prompt.toPlainText() == "xb" and w.canvas.tool == tool
+
+
+def test_help_lists_every_shortcut_from_the_actions(window):
+    texts = [a.text() for a in window.help_menu.actions()]
+    assert "&Keyboard Shortcuts" in texts and "&Documentation" in texts
+    dialog = window.show_shortcuts()
+    keys = {name: k for k, name in dialog.rows}
+    assert keys["Undo"] == QKeySequence(QKeySequence.StandardKey.Undo).toString(QKeySequence.SequenceFormat.NativeText)
+    assert keys["Swap Brush and Eraser"] == "X"
+    assert keys["Eraser"] == "E"
+    assert dialog.table.rowCount() == len(dialog.rows) > 15
