@@ -98,3 +98,49 @@ def test_help_lists_every_shortcut_from_the_actions(window):
     assert keys["Swap Brush and Eraser"] == "X"
     assert keys["Eraser"] == "E"
     assert dialog.table.rowCount() == len(dialog.rows) > 15
+
+
+# -- item 6: a recalled seed is used once unless locked -------------------------------------------
+class InstantBackend:
+    name = "test:instant"
+    native_resolution = True
+
+    def generate(self, request, progress, cancelled):
+        progress(1, 1, None)
+        return [request.image.copy() for _ in request.seeds]
+
+
+@pytest.fixture
+def fast_window(qtbot, tmp_path):
+    from app.editor.worker import GenerationWorker
+
+    w = MainWindow(Settings(tmp_path / "s.ini"), worker=GenerationWorker(lambda model, options: InstantBackend()),
+                   discover=lambda: [])
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    path = tmp_path / "a.png"
+    imageio.save_image(path, skimage.data.astronaut())
+    assert w.open_path(path)
+    w.document.fill_rect(Bounds(50, 50, 40, 40))
+    yield w
+    w.force_close()
+
+
+def run(qtbot, w):
+    with qtbot.waitSignal(w.generation_finished, timeout=20000) as blocker:
+        assert w.generate(w.current_params().replace(model="/models/fake-sd15"))
+    return blocker.args[0]
+
+
+def test_recalled_seed_is_used_once_then_random_unless_locked(qtbot, fast_window):
+    w = fast_window
+    w.params_panel.prompt.setPlainText("a bench")
+    w.recall_params(w.current_params().replace(seed=42))
+    assert run(qtbot, w).params.seed == 42
+    assert w.params_panel.seed.seed() == -1  # back to Random
+    assert run(qtbot, w).params.seed != 42
+    w.params_panel.seed.setValue(7)
+    w.params_panel.lock_seed.setChecked(True)
+    assert [run(qtbot, w).params.seed for _ in range(2)] == [7, 7]
+    assert w.params_panel.seed.seed() == 7

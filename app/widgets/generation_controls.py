@@ -46,6 +46,7 @@ class GenerationControls:
     def _on_started(self, params: GenerationParams) -> None:
         self.message_bar.dismiss()
         self.settings.set_last_params(params)
+        self.params_panel.seed_used()
         self.progress.setRange(0, 0)  # busy until the first step reports
         self.progress.setFormat("Starting…")
         self.progress.show()

@@ -135,6 +135,11 @@ class ParamsPanel(QWidget):
         self.reuse_seed.setIcon(_icon("reuse"))
         self.reuse_seed.setToolTip("Reuse the seed of the last generation")
         self.reuse_seed.setEnabled(False)
+        self.lock_seed = QToolButton()
+        self.lock_seed.setText("🔒")
+        self.lock_seed.setCheckable(True)
+        self.lock_seed.setToolTip("Lock the seed: keep it for every run. Unlocked, a typed or recalled seed is used "
+                                  "for the next run only, then the seed returns to Random")
         self.batch = QSpinBox()
         self.batch.setRange(1, 8)
         self.batch.setToolTip("Images per run: each becomes a candidate to compare")
@@ -222,6 +227,7 @@ class ParamsPanel(QWidget):
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.random_seed)
         seed_row.addWidget(self.reuse_seed)
+        seed_row.addWidget(self.lock_seed)
         sl.addRow("Seed", seed_row)
         sl.addRow("Batch size", self.batch)
         size_row = QHBoxLayout()
@@ -326,7 +332,7 @@ class ParamsPanel(QWidget):
         self._model = model
         self._classical = classical
         for w in (self.scheduler, self.steps, self.guidance, self.strength, self.seed,
-                  self.random_seed, self.batch, self.masked_content):
+                  self.random_seed, self.lock_seed, self.batch, self.masked_content):
             w.setEnabled(not classical)
         self.reuse_seed.setEnabled(not classical and self._last_seed is not None)
         self.auto_size.setEnabled(not classical)
@@ -348,6 +354,12 @@ class ParamsPanel(QWidget):
     def reuse_last_seed(self) -> None:
         if self._last_seed is not None:
             self.seed.setValue(self._last_seed)
+
+    def seed_used(self) -> None:
+        """A run started with the form's seed: unless locked, the next run picks a new one, so a
+        recalled seed does not silently pin every later run."""
+        if not self.lock_seed.isChecked() and self.seed.seed() >= 0:
+            self.seed.setValue(-1)
 
     def validation_message(self) -> str:
         """Why the current values cannot run, or "" when they can."""
