@@ -144,3 +144,20 @@ def test_recalled_seed_is_used_once_then_random_unless_locked(qtbot, fast_window
     w.params_panel.lock_seed.setChecked(True)
     assert [run(qtbot, w).params.seed for _ in range(2)] == [7, 7]
     assert w.params_panel.seed.seed() == 7
+
+
+# -- item 5: classical methods ignore batch, seed, steps and scheduler ------------------------------
+def test_classical_run_gives_one_candidate_and_records_no_sampler_fields(qtbot, opened):
+    from app.core.params import GenerationParams
+
+    w, d = opened, GenerationParams()
+    w.document.fill_rect(Bounds(100, 100, 30, 30))
+    w.set_params(w.current_params().replace(model="builtin:telea", batch_size=3, seed=99, steps=40, scheduler="Euler a"))
+    panel = w.params_panel
+    assert not any(x.isEnabled() for x in (panel.batch, panel.seed, panel.steps, panel.scheduler, panel.lock_seed))
+    with qtbot.waitSignal(w.generation_finished, timeout=20000) as blocker:
+        assert w.generate()
+    record = blocker.args[0]
+    assert len(record.candidates) == 1 and w.candidates_panel.count() == 1
+    p = record.params
+    assert (p.batch_size, p.seed, p.steps, p.scheduler) == (1, 0, d.steps, d.scheduler)
