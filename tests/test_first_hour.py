@@ -161,3 +161,36 @@ def test_classical_run_gives_one_candidate_and_records_no_sampler_fields(qtbot, 
     assert len(record.candidates) == 1 and w.candidates_panel.count() == 1
     p = record.params
     assert (p.batch_size, p.seed, p.steps, p.scheduler) == (1, 0, d.steps, d.scheduler)
+
+
+# -- item 1: missing xcb libraries become one apt-get line --------------------------------------------
+FAKE_LDD = """\tlinux-vdso.so.1 (0x00007ffc)
+\tlibxcb-cursor.so.0 => not found
+\tlibxcb-icccm.so.4 => not found
+\tlibxkbcommon-x11.so.0 => not found
+\tlibxcb.so.1 => /lib/x86_64-linux-gnu/libxcb.so.1 (0x00007f19)
+\tlibxcb-cursor.so.0 => not found
+"""
+
+
+def test_missing_xcb_libraries_print_the_apt_get_line(monkeypatch, capsys):
+    from app.widgets import application, xcb_check
+
+    monkeypatch.setattr(xcb_check, "_ldd", lambda path: FAKE_LDD)
+    x11 = {"DISPLAY": ":0"}
+    message = xcb_check.xcb_problem(x11)
+    assert "sudo apt-get install -y libxcb-cursor0 libxcb-icccm4 libxkbcommon-x11-0\n" in message
+    assert xcb_check.xcb_problem({"DISPLAY": ":0", "QT_QPA_PLATFORM": "wayland"}) is None
+    assert xcb_check.xcb_problem({}) is None  # no X display: not xcb's problem
+    monkeypatch.setattr(xcb_check.os, "environ", x11)
+    assert application.run_gui([]) == 1  # before any QApplication is made
+    assert "apt-get install -y libxcb-cursor0" in capsys.readouterr().err
+    monkeypatch.setattr(xcb_check, "_ldd", lambda path: FAKE_LDD.replace("not found", "/lib/x.so (0x1)"))
+    assert xcb_check.xcb_problem(x11) is None
+
+
+def test_readme_names_every_package_the_check_knows():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    from app.widgets.xcb_check import XCB_PACKAGES
+
+    assert f"apt-get install -y {' '.join(XCB_PACKAGES)}" in readme
