@@ -194,3 +194,45 @@ def test_readme_names_every_package_the_check_knows():
     from app.widgets.xcb_check import XCB_PACKAGES
 
     assert f"apt-get install -y {' '.join(XCB_PACKAGES)}" in readme
+
+
+# -- item 4: `inpaint-studio models` lists only what loads --------------------------------------------
+def write_safetensors(path: Path, names: dict[str, list[int]]) -> None:
+    import json
+    import struct
+
+    header = {n: {"dtype": "F16", "shape": shape, "data_offsets": [0, 0]} for n, shape in names.items()}
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+
+
+def test_models_skips_partial_folders_other_families_loras_and_pix2pix(tiny_base_model, tmp_path, monkeypatch, capsys):
+    import json
+    import shutil
+
+    from app.cli.main import main
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copytree(tiny_base_model, models / "complete")
+    shutil.copytree(tiny_base_model, models / "partial", ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    pix = shutil.copytree(tiny_base_model, models / "pix2pix")
+    unet_cfg = json.loads((pix / "unet" / "config.json").read_text())
+    (pix / "unet" / "config.json").write_text(json.dumps({**unet_cfg, "in_channels": 8}))
+    write_safetensors(models / "xl.safetensors", {"conditioner.embedders.0.transformer.x": [1]})
+    write_safetensors(models / "sd2.safetensors", {"cond_stage_model.model.x": [1]})
+    write_safetensors(models / "detail.safetensors", {"lora_unet_down_blocks_0_attn2_to_k.lora_down.weight": [4, 768]})
+    monkeypatch.setenv("INPAINT_STUDIO_MODELS", str(models))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-cache"))
+    monkeypatch.setenv("INPAINT_STUDIO_DATA", str(tmp_path / "data"))
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    usable, _, skipped = out.partition("Skipped: found but will not load (5):")
+    assert "complete  [diffusers folder, SD 1.x, base model" in usable
+    for name in ("partial", "pix2pix", "xl", "sd2", "detail"):
+        assert f"  {name}  [" not in usable and f"  {name}  [" in skipped
+    assert "base model" not in skipped
+    assert "incomplete folder" in skipped and "no weights in unet, vae, text_encoder" in skipped
+    assert "InstructPix2Pix" in skipped and "Stable Diffusion XL" in skipped and "2.x" in skipped
+    assert "a LoRA, not a model" in skipped
