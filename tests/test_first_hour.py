@@ -236,3 +236,24 @@ def test_models_skips_partial_folders_other_families_loras_and_pix2pix(tiny_base
     assert "incomplete folder" in skipped and "no weights in unet, vae, text_encoder" in skipped
     assert "InstructPix2Pix" in skipped and "Stable Diffusion XL" in skipped and "2.x" in skipped
     assert "a LoRA, not a model" in skipped
+
+
+# -- item 9: the ETA ignores the warm-up step ---------------------------------------------------------
+def test_eta_ignores_the_warm_up_step():
+    from app.editor.worker import StepClock
+
+    clock = StepClock()
+    # step 1 took 30 s (warm-up), later steps 1 s each; 20 steps
+    assert clock.eta(1, 20, 30.0) == -1.0  # unknown until a second step is timed
+    assert clock.eta(2, 20, 31.0) == pytest.approx(18.0)
+    assert clock.eta(10, 20, 39.0) == pytest.approx(10.0)
+    assert clock.eta(20, 20, 49.0) == 0.0
+    assert clock.eta(1, 20, 60.0) == -1.0  # the next region's pass starts over
+
+
+def test_status_shows_how_long_the_result_took(qtbot, opened):
+    w = opened
+    w.document.fill_rect(Bounds(100, 100, 30, 30))
+    with qtbot.waitSignal(w.generation_finished, timeout=20000) as blocker:
+        assert w.generate()
+    assert f"in {blocker.args[0].elapsed_s:.2f} s" in w.status_message.text()
