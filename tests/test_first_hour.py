@@ -257,3 +257,72 @@ def test_status_shows_how_long_the_result_took(qtbot, opened):
     with qtbot.waitSignal(w.generation_finished, timeout=20000) as blocker:
         assert w.generate()
     assert f"in {blocker.args[0].elapsed_s:.2f} s" in w.status_message.text()
+
+
+# -- item 10: small things ----------------------------------------------------------------------------
+def test_torchvision_warnings_do_not_reach_the_terminal(monkeypatch, capfd):
+    import warnings
+
+    from app.inference.diffusers.loader import quiet_libraries
+
+    monkeypatch.delenv("TRANSFORMERS_VERBOSITY", raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_libraries()
+        warnings.warn_explicit("Failed to load image Python extension", UserWarning, "io.py", 1, module="torchvision.io.image")
+        from transformers.utils import logging as tlog
+
+        tlog.get_logger("transformers.utils.import_utils").warning("`CLIPImageProcessor` requires torchvision (not installed)")
+    assert caught == []
+    assert "torchvision" not in capfd.readouterr().err
+
+
+def test_wheel_over_the_canvas_behind_a_dialog_does_not_zoom(qtbot, opened):
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication, QDialog
+
+    w = opened
+
+    def wheel() -> None:
+        centre = QPointF(w.canvas.width() / 2, w.canvas.height() / 2)
+        QApplication.sendEvent(w.canvas, QWheelEvent(centre, w.canvas.mapToGlobal(centre), QPoint(), QPoint(0, 120),
+                                                     Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                                                     Qt.ScrollPhase.NoScrollPhase, False))
+
+    dialog = QDialog(w)
+    dialog.setModal(True)
+    dialog.show()
+    qtbot.waitUntil(lambda: QApplication.activeModalWidget() is dialog)
+    zoom = w.canvas.zoom
+    wheel()
+    assert w.canvas.zoom == zoom
+    dialog.close()
+    qtbot.waitUntil(lambda: QApplication.activeModalWidget() is None)
+    wheel()
+    assert w.canvas.zoom > zoom
+
+
+def test_model_ready_does_not_replace_the_running_status(qtbot, opened):
+    w = opened
+    w.document.fill_rect(Bounds(100, 100, 30, 30))
+    with qtbot.waitSignal(w.generation_finished, timeout=20000):
+        assert w.generate()
+        w.session.worker_status.emit("Model ready")
+        assert w.status_message.text().startswith("Generating")
+    w.session.worker_status.emit("Model ready")
+    assert w.status_message.text() == "Model ready"
+
+
+def test_hold_to_compare_goes_with_the_candidates(qtbot, opened):
+    w = opened
+    w.document.fill_rect(Bounds(100, 100, 30, 30))
+    with qtbot.waitSignal(w.generation_finished, timeout=20000):
+        assert w.generate()
+    button = w.candidates_panel.compare_button
+    assert button.isVisible()
+    qtbot.mousePress(button, Qt.MouseButton.LeftButton)
+    assert "before this generation" in w.status_message.text()
+    w.discard_candidates()
+    assert not button.isVisible() and not w._compare
+    assert "before this generation" not in w.status_message.text()

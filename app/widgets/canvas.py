@@ -20,7 +20,7 @@ import math
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QKeySequence, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen, qRgba
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtWidgets import QApplication, QSizePolicy, QWidget
 
 from app.core.geometry import Bounds
 from app.editor.document import Document
@@ -443,8 +443,8 @@ class CanvasView(ZoomPan, QWidget):
 
     def wheelEvent(self, e) -> None:  # noqa: N802
         delta = e.angleDelta().y()
-        if delta == 0 or not self._has_image():
-            return
+        if delta == 0 or not self._has_image() or QApplication.activeModalWidget() is not None:
+            return  # a wheel over the canvas behind an open dialog must not zoom it
         if e.modifiers() & Qt.KeyboardModifier.ShiftModifier:
             self.pan_by(0, delta / 2)  # shift+wheel pans vertically, like most editors
             return

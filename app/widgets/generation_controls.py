@@ -87,14 +87,20 @@ class GenerationControls:
             self.generate(self.session.run_params)
 
     def _on_worker_status(self, text: str) -> None:
+        """Model loading news: in the progress bar while a job runs (a preload finishing
+        mid-run must not say "Model ready" over "Generating…"), else in the status line."""
         if self.session.generating:
-            self.progress.setFormat(text[:40])
+            if text != "Model ready":
+                self.progress.setFormat(text[:40])
+            return
         self.status_message.setText(text)
 
     # -- candidates --------------------------------------------------------------------------------
     def _on_candidates_changed(self) -> None:
         rec = self.session.candidates
         if rec is None:
+            if self._compare:
+                self.status_message.setText("")  # the "release to see the candidate" hint is stale now
             self._compare = False
             self.canvas.show_candidate(None)
             self.candidates_panel.set_candidates([], [])
