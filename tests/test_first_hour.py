@@ -326,3 +326,46 @@ def test_hold_to_compare_goes_with_the_candidates(qtbot, opened):
     w.discard_candidates()
     assert not button.isVisible() and not w._compare
     assert "before this generation" not in w.status_message.text()
+
+
+# -- item 3: one Add button for files and folders; the CLI sees what the window added ----------------
+def test_add_model_picks_a_folder_and_the_cli_lists_it(qtbot, tiny_base_model, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from PySide6.QtWidgets import QFileDialog
+
+    from app.cli.main import main
+    from app.storage import shared_settings
+
+    folder = shutil.copytree(tiny_base_model, tmp_path / "elsewhere" / "my-sd15")
+    data = tmp_path / "data"
+    monkeypatch.setenv("INPAINT_STUDIO_DATA", str(data))
+    monkeypatch.setenv("INPAINT_STUDIO_MODELS", "")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-cache"))
+    w = MainWindow(Settings(data / "window.ini"), discover=lambda: [])  # shared file: data_dir()/settings.json
+    qtbot.addWidget(w)
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (asked.append(a), (str(folder / "model_index.json"), ""))[1]))
+    w.model_picker.add_button.click()
+    assert asked and "model_index.json" in asked[0][3]
+    assert w.model_picker.current_model() == str(folder)
+    assert shared_settings.SharedSettings().user_models() == [str(folder)]
+    assert shared_settings.default_path().parent == data
+    w.force_close()
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "my-sd15  [diffusers folder, SD 1.x, base model" in out
+
+
+def test_a1111_folder_from_the_shared_settings_is_searched(tmp_path, monkeypatch):
+    from app.inference.diffusers import catalog
+    from app.storage.shared_settings import SharedSettings
+
+    monkeypatch.setenv("INPAINT_STUDIO_DATA", str(tmp_path))
+    monkeypatch.delenv("INPAINT_STUDIO_A1111", raising=False)
+    SharedSettings().set_a1111_folder(str(tmp_path / "forge"))
+    assert tmp_path / "forge" / "models" / "Stable-diffusion" in catalog.models_dirs()
+    (tmp_path / "settings.json").write_text("{damaged")
+    assert catalog.a1111_root() is None and SharedSettings().user_models() == []

@@ -44,6 +44,9 @@ NO_MODEL_HINT = (
 NO_MODEL_TIP = "Or copy the model into {folder} and press the refresh button."
 
 
+MODEL_INDEX = "model_index.json"
+
+
 def models_folder() -> str:
     """The user models folder that discovery scans."""
     return str(models_dir())
@@ -123,7 +126,9 @@ class ModelPicker(QWidget):
         menu.addSeparator()
         menu.addAction("Download a model…", self.get_models)
         self.add_button.setMenu(menu)
-        self.add_button.clicked.connect(self.add_model_file)
+        self.add_button.clicked.connect(self.add_model)
+        self.add_button.setToolTip("Pick a checkpoint file, or the model_index.json inside a diffusers folder "
+                                   "(the ▾ menu has both separately and downloads)")
         self.refresh_button = QToolButton()
         self.refresh_button.setIcon(QIcon(str(resources_dir() / "icons" / "refresh.svg")))
         self.refresh_button.setToolTip("Search for installed models again")
@@ -251,6 +256,16 @@ class ModelPicker(QWidget):
         self.discovery_finished.emit()
 
     # -- adding -------------------------------------------------------------------------------
+    def add_model(self) -> None:
+        """The Add button: one dialog for both kinds — a checkpoint file, or a diffusers folder by
+        its model_index.json (file dialogs cannot offer files and folders at once)."""
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Add a model: a checkpoint file, or the model_index.json of a diffusers folder", models_folder(),
+            f"Models (*.safetensors *.ckpt {MODEL_INDEX});;Checkpoints (*.safetensors *.ckpt);;Diffusers folders ({MODEL_INDEX});;All files (*)",
+        )
+        if path:
+            self.add_model_path(path)
+
     def add_model_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Add a Stable Diffusion 1.5 checkpoint", "", "Checkpoints (*.safetensors *.ckpt);;All files (*)"
@@ -267,6 +282,8 @@ class ModelPicker(QWidget):
         """Add and select a model file or folder; whether it loads is checked when it is used
         (loading means reading gigabytes, which is the worker's job)."""
         p = Path(path)
+        if p.name == MODEL_INDEX and p.is_file():  # picked inside a diffusers folder: the folder is the model
+            p = p.parent
         if not p.exists():
             self.detail.setText(f"Not found: {path}")
             return False

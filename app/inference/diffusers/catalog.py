@@ -21,6 +21,7 @@ from app.core.params import CLASSICAL_METHODS
 from app.core.prompt_syntax import extract_loras
 from app.inference.errors import ModelLoadError
 from app.storage.paths import models_dir
+from app.storage.shared_settings import SharedSettings
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 SD_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionInpaintPipeline", "StableDiffusionImg2ImgPipeline")
@@ -46,7 +47,7 @@ class ModelInfo:
 def a1111_root() -> Path | None:
     """An AUTOMATIC1111 or Forge install to borrow models from: env INPAINT_STUDIO_A1111 (the
     folder holding models/Stable-diffusion), or None."""
-    env = os.environ.get("INPAINT_STUDIO_A1111", "").strip()
+    env = os.environ.get("INPAINT_STUDIO_A1111", "").strip() or SharedSettings().a1111_folder()
     return Path(env).expanduser() if env else None
 
 
@@ -270,7 +271,9 @@ def hf_cache_models(cache: Path | None = None) -> list[ModelInfo]:
 def discover_models(extra_paths=()) -> list[ModelInfo]:
     """Everything the app can offer: classical methods first, then models in the models
     directories (diffusers folders, .safetensors, listed pickle files with a note), then SD 1.x
-    repos in the Hugging Face cache. Unsupported models are listed with a ``note`` saying why."""
+    repos in the Hugging Face cache. Unsupported models are listed with a ``note`` saying why.
+    Models added in the window (`SharedSettings.user_models`) are listed too."""
+    extra_paths = (*SharedSettings().user_models(), *extra_paths)
     found = [ModelInfo(m.label, r, "classical", None, True, "classical") for r, m in CLASSICAL_METHODS.items()]
     seen: set[Path] = set()
     for base in models_dirs(extra_paths):
