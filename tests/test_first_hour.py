@@ -369,3 +369,66 @@ def test_a1111_folder_from_the_shared_settings_is_searched(tmp_path, monkeypatch
     assert tmp_path / "forge" / "models" / "Stable-diffusion" in catalog.models_dirs()
     (tmp_path / "settings.json").write_text("{damaged")
     assert catalog.a1111_root() is None and SharedSettings().user_models() == []
+
+
+# -- issue 18: LoRA and embedding pickers, A1111 folder, recall names what is missing ----------------
+def test_lora_picker_inserts_a_weighted_tag_and_lists_unusable_files_greyed(qtbot, tmp_path, monkeypatch):
+    from app.widgets.params_panel import ParamsPanel
+
+    lora_dir = tmp_path / "data" / "models" / "Lora"
+    emb_dir = tmp_path / "data" / "models" / "embeddings"
+    lora_dir.mkdir(parents=True)
+    emb_dir.mkdir(parents=True)
+    monkeypatch.setenv("INPAINT_STUDIO_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("INPAINT_STUDIO_A1111", raising=False)
+    write_safetensors(lora_dir / "detail.safetensors", {"lora_unet_down_blocks_0_attn2_to_k.lora_down.weight": [4, 768]})
+    write_safetensors(lora_dir / "xl-style.safetensors", {"lora_unet_down_blocks_0_attn2_to_k.lora_down.weight": [4, 2048]})
+    write_safetensors(emb_dir / "badhands.safetensors", {"emb_params": [2, 768]})
+    panel = ParamsPanel()
+    qtbot.addWidget(panel)
+    panel.set_model("some/model", classical=False)
+    panel.show()
+    net = panel.networks
+    items = {net.lora.itemData(i): net.lora.model().item(i) for i in range(net.lora.count())}
+    assert items["detail"].isEnabled() and not items["xl-style"].isEnabled()
+    assert "SDXL" in items["xl-style"].text()
+    panel.prompt.setPlainText("a cat")
+    panel.prompt.moveCursor(panel.prompt.textCursor().MoveOperation.End)
+    net.lora.setCurrentIndex(net.lora.findData("detail"))
+    net.weight.setValue(70)
+    net.add_lora.click()
+    assert panel.params().prompt == "a cat <lora:detail:0.7>"
+    net.add_embedding.click()
+    assert panel.params().prompt == "a cat <lora:detail:0.7> badhands"
+    panel.set_model("builtin:telea", classical=True)
+    assert not net.isEnabled()
+
+
+def test_a1111_folder_field_lists_its_models_and_recall_names_missing_networks(qtbot, tmp_path, monkeypatch, tiny_base_model):
+    import os
+    import shutil
+
+    from app.core.params import GenerationParams
+
+    forge = tmp_path / "forge"
+    shutil.copytree(tiny_base_model, forge / "models" / "Stable-diffusion" / "forge-model")
+    (forge / "models" / "Lora").mkdir()
+    write_safetensors(forge / "models" / "Lora" / "here.safetensors", {"lora_unet_x_attn2_to_k.lora_down.weight": [4, 768]})
+    data = tmp_path / "data"
+    monkeypatch.setenv("INPAINT_STUDIO_DATA", str(data))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-cache"))
+    monkeypatch.delenv("INPAINT_STUDIO_A1111", raising=False)
+    w = MainWindow(Settings(data / "w.ini"))
+    qtbot.addWidget(w)
+    w.show()
+    w.model_picker.a1111.setText(str(forge))
+    w.model_picker.a1111.editingFinished.emit()
+    assert os.environ["INPAINT_STUDIO_A1111"] == str(forge)
+    forge_model = str(forge / "models" / "Stable-diffusion" / "forge-model")
+    qtbot.waitUntil(lambda: forge_model in w.model_picker.model_refs(), timeout=20000)
+    assert w.params_panel.networks.lora.findData("here") >= 0
+    w.recall_params(GenerationParams(prompt="x <lora:here:0.5> <lora:gone:1>", extra={"TI hashes": "nohands: abc123"}))
+    text = w.message_bar.findChildren(type(w.status_message))
+    shown = " ".join(label.text() for label in text)
+    assert "LoRA 'gone'" in shown and "embedding 'nohands'" in shown and "'here'" not in shown
+    w.force_close()

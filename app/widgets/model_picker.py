@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
+    QLineEdit,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -97,6 +98,7 @@ class ModelPicker(QWidget):
     device_changed = Signal(str)
     low_memory_changed = Signal()  # read `low_memory` (no bool argument: PySide6 6.12 emit bug)
     model_added = Signal(str)  # a path the user added, to remember in the settings
+    a1111_changed = Signal(str)  # the A1111/Forge folder typed in (may be "")
     discovery_finished = Signal()
 
     def __init__(self, parent: QWidget | None = None, *, discover: Callable[[], list[Any]] | None = None) -> None:
@@ -111,6 +113,7 @@ class ModelPicker(QWidget):
         self._thread: threading.Thread | None = None
         self.discovery_error = ""
         self.discovering = False
+        self._a1111 = ""
 
         self.combo = QComboBox()
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -162,7 +165,13 @@ class ModelPicker(QWidget):
         layout.addWidget(self.add_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.detail)
         layout.addWidget(self.hint)
+        self.a1111 = QLineEdit()
+        self.a1111.setPlaceholderText("e.g. ~/stable-diffusion-webui")
+        self.a1111.setToolTip("An AUTOMATIC1111 or Forge folder: its models/Stable-diffusion, Lora and embeddings "
+                              "are listed here and in the CLI (INPAINT_STUDIO_A1111 overrides it)")
+        self.a1111.editingFinished.connect(self._on_a1111_edited)
         form = QFormLayout()
+        form.addRow("A1111/Forge", self.a1111)
         form.addRow("Device", self.device)
         form.addRow("", self.low_memory_box)
         layout.addLayout(form)
@@ -208,6 +217,16 @@ class ModelPicker(QWidget):
 
     def set_low_memory(self, on: bool) -> None:
         self.low_memory_box.setChecked(on)
+
+    def set_a1111_folder(self, folder: str) -> None:
+        self.a1111.setText(folder)
+        self._a1111 = folder
+
+    def _on_a1111_edited(self) -> None:
+        folder = self.a1111.text().strip()
+        if folder != self._a1111:
+            self._a1111 = folder
+            self.a1111_changed.emit(folder)
 
     def set_user_models(self, paths: list[str]) -> None:
         self._user = [ModelEntry(Path(p).name or p, p, p) for p in paths]
