@@ -95,6 +95,7 @@ def test_help_lists_every_shortcut_from_the_actions(window):
     dialog = window.show_shortcuts()
     keys = {name: k for k, name in dialog.rows}
     assert keys["Undo"] == QKeySequence(QKeySequence.StandardKey.Undo).toString(QKeySequence.SequenceFormat.NativeText)
+    assert "Redo" not in keys["Redo"] and "Ctrl+Y" in keys["Redo"]
     assert keys["Swap Brush and Eraser"] == "X"
     assert keys["Eraser"] == "E"
     assert dialog.table.rowCount() == len(dialog.rows) > 15

@@ -98,8 +98,10 @@ class NetworksPanel(QGroupBox):
         except Exception as exc:  # noqa: BLE001 - a broken folder must not break the panel; say so
             loras, embeddings = [], []
             self.setToolTip(f"Could not list LoRAs and embeddings: {exc}")
-        _fill(self.lora, loras, "No LoRA found (put .safetensors in models/Lora)")
-        _fill(self.embedding, embeddings, "No embedding found (models/embeddings)")
+        _fill(self.lora, loras, "None found")
+        _fill(self.embedding, embeddings, "None found")
+        self.lora.setToolTip("" if loras else "Put LoRA .safetensors files in models/Lora of the data folder or the A1111/Forge folder")
+        self.embedding.setToolTip("" if embeddings else "Put embeddings in models/embeddings of the data folder or the A1111/Forge folder")
         self.add_lora.setEnabled(self.lora.currentData() is not None)
         self.add_embedding.setEnabled(self.embedding.currentData() is not None)
 

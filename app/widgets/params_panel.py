@@ -139,7 +139,7 @@ class ParamsPanel(QWidget):
         self.reuse_seed.setToolTip("Reuse the seed of the last generation")
         self.reuse_seed.setEnabled(False)
         self.lock_seed = QToolButton()
-        self.lock_seed.setText("🔒")
+        self.lock_seed.setText("Lock")
         self.lock_seed.setCheckable(True)
         self.lock_seed.setToolTip("Lock the seed: keep it for every run. Unlocked, a typed or recalled seed is used "
                                   "for the next run only, then the seed returns to Random")

@@ -23,8 +23,10 @@ def action_rows(actions: Iterable[QAction]) -> list[tuple[str, str]]:
     """(keys, action name) for every action that has a shortcut, in the order given, once each."""
     rows, seen = [], set()
     for a in actions:
-        keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts() if not k.isEmpty())
-        name = a.text().replace("&", "").rstrip("…").strip()
+        texts = (k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts() if not k.isEmpty())
+        keys = ", ".join(t for t in texts if not (t.isalpha() and len(t) > 2))  # media keys ("Redo"): not on keyboards
+        name = a.data() if isinstance(a.data(), str) and a.data() else a.text()  # data: a stable name ("Undo")
+        name = name.replace("&", "").rstrip("…").strip()
         if keys and (keys, name) not in seen:
             seen.add((keys, name))
             rows.append((keys, name))

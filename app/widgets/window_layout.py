@@ -97,12 +97,14 @@ def build_actions(w: MainWindow) -> None:
     w.undo_action = w.document.undo_stack.createUndoAction(w, "&Undo")
     w.undo_action.setShortcut(QKeySequence(SK.Undo))
     w.undo_action.setIcon(icon("undo"))
+    w.undo_action.setData("Undo")  # its text names the last step; the shortcuts page wants the plain name
     w.redo_action = w.document.undo_stack.createRedoAction(w, "&Redo")
     redo_keys = QKeySequence.keyBindings(SK.Redo)
     if QKeySequence("Ctrl+Y") not in redo_keys:
         redo_keys.append(QKeySequence("Ctrl+Y"))
     w.redo_action.setShortcuts(redo_keys)
     w.redo_action.setIcon(icon("redo"))
+    w.redo_action.setData("Redo")
     w.invert_action = action(w, "&Invert Mask", document_op(w, "invert_mask"), "Ctrl+Shift+I", "Swap masked and unmasked areas", "invert")
     w.clear_action = action(w, "&Clear Mask", document_op(w, "clear_mask"), "Ctrl+D", "Remove the whole mask", "clear")
     w.fill_action = action(w, "&Fill Mask", document_op(w, "fill_mask"), tip="Mask the whole image")
