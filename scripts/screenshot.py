@@ -18,13 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def main(out: Path) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="inpaint-shot-"))
+def open_window(prefix: str):
+    """(app, window) at 1600×1000 with the astronaut photo open; settings in a temporary folder."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     os.environ["INPAINT_STUDIO_SETTINGS"] = str(tmp / "settings.ini")
-    import numpy as np
+    os.environ.setdefault("INPAINT_STUDIO_DATA", str(tmp / "data"))
     import skimage.data
-    from PySide6.QtCore import QPoint, QPointF, Qt
-    from PySide6.QtTest import QTest
 
     from app.core import imageio
     from app.widgets.application import create_app
@@ -35,11 +34,19 @@ def main(out: Path) -> int:
     window.resize(1600, 1000)
     window.show()
     wait(app, 0.3)
-
     photo = tmp / "astronaut.png"
     imageio.save_image(photo, skimage.data.astronaut())
     assert window.open_path(str(photo))
     wait(app, 0.2)
+    return app, window
+
+
+def main(out: Path) -> int:
+    import numpy as np
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtTest import QTest
+
+    app, window = open_window("inpaint-shot-")
     canvas = window.canvas
     canvas.set_tool("brush")
     canvas.set_brush_size(26)

@@ -7,42 +7,18 @@ Settings and data go to a temporary folder, never the user's.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-def wait(app, seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        app.processEvents()
-        time.sleep(0.01)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from screenshot import open_window, wait  # noqa: E402 - the same window set-up as docs/screenshot.png
 
 
 def main(out: Path) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="inpaint-dialogs-"))
-    os.environ["INPAINT_STUDIO_SETTINGS"] = str(tmp / "settings.ini")
-    os.environ["INPAINT_STUDIO_DATA"] = str(tmp / "data")
-    import skimage.data
     from PySide6.QtWidgets import QMessageBox
 
-    from app.core import imageio
-    from app.widgets.application import create_app
-    from app.widgets.main_window import MainWindow
-
-    app = create_app()
-    window = MainWindow()
-    window.resize(1600, 1000)
-    window.show()
-    wait(app, 0.3)
-    photo = tmp / "astronaut.png"
-    imageio.save_image(photo, skimage.data.astronaut())
-    assert window.open_path(str(photo))
+    app, window = open_window("inpaint-dialogs-")
     window.document.fill_rect((200, 200, 80, 60))
     out.mkdir(parents=True, exist_ok=True)
     shots: list[tuple[str, object]] = []
