@@ -433,3 +433,15 @@ def test_a1111_folder_field_lists_its_models_and_recall_names_missing_networks(q
     shown = " ".join(label.text() for label in text)
     assert "LoRA 'gone'" in shown and "embedding 'nohands'" in shown and "'here'" not in shown
     w.force_close()
+
+
+def test_classical_history_and_status_show_no_seed_but_the_time(qtbot, opened):
+    from app.widgets.history_panel import describe
+
+    w = opened
+    w.document.fill_rect(Bounds(100, 100, 30, 30))
+    with qtbot.waitSignal(w.generation_finished, timeout=20000) as blocker:
+        assert w.generate()
+    text, tip = describe(blocker.args[0])
+    assert "seed" not in text.lower() and "Seed" not in tip and f"{blocker.args[0].elapsed_s:.1f} s" in text
+    assert w.seed_label.text() == ""

@@ -70,7 +70,7 @@ class GenerationControls:
     def _on_finished(self, record: GenerationRecord) -> None:
         self._end_run()
         self.params_panel.set_last_seed(record.params.seed)
-        self.seed_label.setText(f"Seed {record.params.seed}")
+        self.seed_label.setText("" if record.params.is_classical else f"Seed {record.params.seed}")
         n = len(record.candidates)
         self.status_message.setText(f"{n} candidate{'s' if n > 1 else ''} in {record.elapsed_s:.2f} s — preview, then Apply (or double-click) or Discard.")
 
@@ -121,7 +121,7 @@ class GenerationControls:
             return
         if not self._compare:
             self.canvas.show_candidate(rec.candidates[index])
-        self.seed_label.setText(f"Seed {rec.seeds[index]}")
+        self.seed_label.setText("" if rec.params.is_classical else f"Seed {rec.seeds[index]}")
 
     def set_compare(self, on: bool) -> None:
         """Before/after: while on, the canvas shows the image as it is (before the candidate)."""

@@ -26,15 +26,16 @@ def describe(record: GenerationRecord) -> tuple[str, str]:
     stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
     first = (p.prompt[:48] + "…") if len(p.prompt) > 48 else (p.prompt or "(no prompt)")
     applied = "  ✓ applied" if record.applied is not None else ""
-    text = f"{first}\n{model} · seed {p.seed}\n{p.mode} · ×{len(record.candidates)} · {stamp}{applied}"
+    sampled = "" if p.is_classical else f" · seed {p.seed}"  # a classical method has no seed to show
+    text = f"{first}\n{model}{sampled}\n{p.mode} · ×{len(record.candidates)} · {record.elapsed_s:.1f} s · {stamp}{applied}"
     size = f"{p.width}×{p.height}" if p.width else "auto"
     tip = "\n".join(
         [
             f"Prompt: {p.prompt or '—'}",
             f"Negative: {p.negative_prompt or '—'}",
             f"Model: {p.model}   Mode: {p.mode}",
-            f"Scheduler: {p.scheduler}   Steps: {p.steps}   CFG: {p.guidance:g}   Strength: {p.strength:g}",
-            f"Seed: {p.seed}   Batch: {p.batch_size}   Size: {size}",
+            *([] if p.is_classical else [f"Scheduler: {p.scheduler}   Steps: {p.steps}   CFG: {p.guidance:g}   Strength: {p.strength:g}",
+                                          f"Seed: {p.seed}   Batch: {p.batch_size}   Size: {size}"]),
             f"Mask blur: {p.mask_blur}   Grow: {p.mask_grow}   Area: {p.inpaint_area} (+{p.padding}px)   Content: {p.masked_content}",
             f"Backend: {record.backend or '?'}   Time: {record.elapsed_s:.2f} s",
         ]
