@@ -445,3 +445,24 @@ def test_classical_history_and_status_show_no_seed_but_the_time(qtbot, opened):
     text, tip = describe(blocker.args[0])
     assert "seed" not in text.lower() and "Seed" not in tip and f"{blocker.args[0].elapsed_s:.1f} s" in text
     assert w.seed_label.text() == ""
+
+
+def test_model_panel_leaves_no_gap_once_models_are_found(qtbot, tmp_path):
+    from types import SimpleNamespace
+
+    info = SimpleNamespace(name="sd", ref="/m/sd", kind="diffusers", path="/m/sd", inpainting=True, family="sd1", note="",
+                           usable=True)
+    w = MainWindow(Settings(tmp_path / "s.ini"), discover=lambda: [info])
+    qtbot.addWidget(w)
+    w.resize(1200, 1000)
+    w.show()
+    qtbot.waitExposed(w)
+    picker = w.model_picker
+    qtbot.waitUntil(lambda: not picker.discovering)
+    assert picker.hint.isVisible()  # nothing discovered yet: the "no model" hint takes room
+    w.resizeDocks([w.model_dock], [picker.sizeHint().height() + 20], Qt.Orientation.Vertical)
+    picker.refresh()
+    qtbot.waitUntil(lambda: "/m/sd" in picker.model_refs())
+    assert not picker.hint.isVisible()
+    qtbot.waitUntil(lambda: picker.height() - picker.sizeHint().height() < 30)
+    w.force_close()

@@ -142,6 +142,7 @@ class MainWindow(GenerationControls, QMainWindow):
         self.model_picker.model_changed.connect(self._on_model_changed)
         self.model_picker.model_added.connect(self.settings.add_user_model)
         self.model_picker.a1111_changed.connect(self.set_a1111_folder)
+        self.model_picker.discovery_finished.connect(lambda: QTimer.singleShot(0, self._fit_model_dock))
         self.model_picker.device_changed.connect(self.settings.set_device)
         self.model_picker.low_memory_changed.connect(lambda: self.settings.set_low_memory(self.model_picker.low_memory))
         self.allow_pickle_action.toggled.connect(self.settings.set_allow_pickle)
@@ -199,6 +200,14 @@ class MainWindow(GenerationControls, QMainWindow):
         self.params_panel.set_params(params)
         self.model_picker.set_current_model(params.model)
         self.params_panel.set_model(self.model_picker.current_model(), self.model_picker.is_classical())
+
+    def _fit_model_dock(self) -> None:
+        """Once the "no model" hint hides, the model dock would keep its height as an empty gap:
+        give that height to the parameters below (never grow it: the user may have sized it).
+        After the layout has taken the hidden hint into account (a queued call)."""
+        need = self.model_picker.sizeHint().height()
+        if not self.model_dock.isFloating() and self.model_picker.height() > need:
+            self.resizeDocks([self.model_dock], [need], Qt.Orientation.Vertical)
 
     def set_a1111_folder(self, folder: str) -> None:
         """Remember the A1111/Forge folder for window and CLI, and list its models and networks."""
