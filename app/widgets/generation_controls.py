@@ -13,6 +13,7 @@ from pathlib import Path
 from app.core.params import GenerationParams
 from app.core.records import GenerationRecord
 from app.inference.registry import LoadOptions
+from app.widgets.history_panel import has_seed
 
 
 class GenerationControls:
@@ -70,7 +71,7 @@ class GenerationControls:
     def _on_finished(self, record: GenerationRecord) -> None:
         self._end_run()
         self.params_panel.set_last_seed(record.params.seed)
-        self.seed_label.setText("" if record.params.is_classical else f"Seed {record.params.seed}")
+        self.seed_label.setText(f"Seed {record.params.seed}" if has_seed(record.params) else "")
         n = len(record.candidates)
         self.status_message.setText(f"{n} candidate{'s' if n > 1 else ''} in {record.elapsed_s:.2f} s — preview, then Apply (or double-click) or Discard.")
 
@@ -121,7 +122,7 @@ class GenerationControls:
             return
         if not self._compare:
             self.canvas.show_candidate(rec.candidates[index])
-        self.seed_label.setText("" if rec.params.is_classical else f"Seed {rec.seeds[index]}")
+        self.seed_label.setText(f"Seed {rec.seeds[index]}" if has_seed(rec.params) else "")
 
     def set_compare(self, on: bool) -> None:
         """Before/after: while on, the canvas shows the image as it is (before the candidate)."""
