@@ -18,10 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def open_astronaut():
-    """The real window (temporary settings) with the astronaut photo open: (app, window)."""
-    tmp = Path(tempfile.mkdtemp(prefix="inpaint-shot-"))
+def open_astronaut(prefix: str = "inpaint-shot-"):
+    """(app, window) at 1600×1000 with the astronaut photo open; settings in a temporary folder."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     os.environ["INPAINT_STUDIO_SETTINGS"] = str(tmp / "settings.ini")
+    os.environ.setdefault("INPAINT_STUDIO_DATA", str(tmp / "data"))
     import skimage.data
 
     from app.core import imageio

@@ -369,7 +369,7 @@ def test_models_lists_folders_cache_and_kinds_without_torch(tiny_inpaint_model, 
     assert f"Hugging Face cache  {cache}" in text.stdout
     assert "my-inpainting  [diffusers folder, SD 1.x, inpainting model (9-channel UNet)]" in text.stdout
     assert "someone/tiny-base  [Hugging Face cache, SD 1.x, base model" in text.stdout
-    assert "Found but not usable (1):" in text.stdout and "pickle" in text.stdout
+    assert "Skipped: found but will not load (1):" in text.stdout and "pickle" in text.stdout
 
 
 def test_versions_name_the_device_once_torch_is_loaded(tiny_inpaint_model):

@@ -117,7 +117,7 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
     m.add_argument("--mask-grow", type=int, metavar="PX", help=f"grow the mask by px, 0–64 (default: {d.mask_grow})")
     m.add_argument("--inpaint-area", metavar="AREA", help=f"'masked' (crop around the mask) or 'whole' (default: {d.inpaint_area})")
     m.add_argument("--padding", type=int, metavar="PX", help=f"context around the mask with --inpaint-area masked, 0–256 px (default: {d.padding})")
-    m.add_argument("--masked-content", metavar="MODE", help=f"'original', 'fill' or 'latent_noise' (default: {d.masked_content})")
+    m.add_argument("--masked-content", metavar="MODE", help=f"'original', 'fill', 'latent_noise' or 'latent_nothing' (default: {d.masked_content})")
     m.add_argument("--expand", metavar="L,T,R,B", help="outpaint: grow the canvas by these pixels on the left, top, right, bottom; "
                    "the new area is added to the mask (the mask becomes optional) and pre-filled (see --expand-fill)")
     m.add_argument("--expand-fill", metavar="MODE", default="stretch",

@@ -47,10 +47,10 @@ def run_models(ns: argparse.Namespace) -> int:
         print("  No diffusion model found: put a diffusers folder or an SD 1.5 .safetensors file in a models folder,")
         print("  or download one into the Hugging Face cache (huggingface-cli download ...).")
     if unusable:
-        print(f"Found but not usable ({len(unusable)}):")
+        print(f"Skipped: found but will not load ({len(unusable)}):")
         for r in unusable:
             print(f"  {r['name']}  [{_describe(r)}]  {r['path']}")
-            print(f"      {r['note']}")
+            print(f"      skipped: {r['note']}")
     return EXIT_OK
 
 
@@ -65,7 +65,10 @@ def _model_row(info: Any) -> dict[str, Any]:
 
 def _describe(row: dict[str, Any]) -> str:
     kinds = {"classical": "built in", "diffusers": "diffusers folder", "single_file": "single file", "hf_cache": "Hugging Face cache"}
-    families = {"sd1": "SD 1.x", "classical": "classical"}
+    families = {"sd1": "SD 1.x", "classical": "classical", "sd2": "SD 2.x", "sdxl": "SDXL", "lora": "LoRA",
+                "pix2pix": "InstructPix2Pix", "other": "not Stable Diffusion 1.x", "unknown": "unreadable"}
+    if not row["usable"]:  # what it would be used as is meaningless: it does not load
+        return ", ".join([kinds.get(row["kind"], row["kind"]), families.get(row["family"], row["family"] or "?")])
     if row["inpainting"] is None:
         use = "inpainting unknown until loaded"
     elif row["kind"] == "classical":

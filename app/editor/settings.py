@@ -17,6 +17,7 @@ from PySide6.QtCore import QByteArray, QSettings
 
 from app.core.params import GenerationParams
 from app.storage.paths import APP_NAME
+from app.storage.shared_settings import SharedSettings
 
 ORG_NAME = "InpaintStudio"
 ENV_SETTINGS = "INPAINT_STUDIO_SETTINGS"
@@ -32,8 +33,11 @@ class Settings:
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.qsettings = QSettings(str(path), QSettings.Format.IniFormat)
+            #: what the CLI shares (`app.storage.shared_settings`); beside an explicit INI file
+            self.shared = SharedSettings(Path(path).parent / "settings.json")
         else:
             self.qsettings = QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG_NAME, APP_NAME)
+            self.shared = SharedSettings()
 
     @property
     def path(self) -> str:
@@ -105,12 +109,11 @@ class Settings:
 
     # -- models and device ------------------------------------------------------------------
     def user_models(self) -> list[str]:
-        """Model files/folders added by hand ("Add model…")."""
-        return self._list("models/user")
+        """Model files/folders added by hand ("Add model…"): the list the CLI reads too."""
+        return self.shared.user_models()
 
     def add_user_model(self, path: str) -> None:
-        models = [m for m in self.user_models() if m != path] + [str(path)]
-        self._set_list("models/user", models)
+        self.shared.add_user_model(path)
 
     def device(self) -> str:
         value = str(self._get("models/device", "auto"))

@@ -154,18 +154,36 @@ class GenerationWorker(QObject):
         self.finished.emit(record)
 
     def _throttled_progress(self):
-        t0 = time.perf_counter()
         last = [0.0]
+        clock = StepClock()
 
         def on_progress(p: Progress) -> None:
             now = time.perf_counter()
+            eta = clock.eta(p.step, p.total, now)
             final = p.step >= p.total
             if not final and p.step > 0 and now - last[0] < PROGRESS_INTERVAL_S:
                 return
             last[0] = now
-            elapsed = now - t0
-            eta = elapsed / p.step * (p.total - p.step) if p.step > 0 else -1.0
             preview = None if p.preview is None else p.preview.copy()  # the backend may reuse its buffer
             self.progress.emit(int(p.step), int(p.total), float(eta), preview, p.region)
 
         return on_progress
+
+
+class StepClock:
+    """Seconds left from the pace of the steps after the first: the first step carries the
+    warm-up (kernel compilation, memory allocation, offload transfers) and would make the first
+    estimates wildly long. Unknown (−1) until a second step has been timed."""
+
+    def __init__(self) -> None:
+        self._first: tuple[int, float] | None = None  # (step, time) of the first step seen
+
+    def eta(self, step: int, total: int, now: float) -> float:
+        if step <= 0:
+            return -1.0
+        if self._first is None or step < self._first[0]:  # a new pass (e.g. the next region) restarts
+            self._first = (step, now)
+        first_step, first_time = self._first
+        if step == first_step:
+            return -1.0
+        return (now - first_time) / (step - first_step) * (total - step)

@@ -70,6 +70,12 @@ def create_app(argv: list[str] | None = None):
 def run_gui(paths: list[str] | None = None) -> int:
     """Start the editor, open ``paths`` (the first image; others are ignored with a note) and run
     the event loop. Returns the exit code."""
+    from app.widgets.xcb_check import xcb_problem
+
+    problem = xcb_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     from PySide6.QtCore import QTimer
 
     app = create_app()

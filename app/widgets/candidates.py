@@ -119,6 +119,10 @@ class CandidatesPanel(QWidget):
         self.empty.setVisible(not has)
         for b in (self.apply_button, self.discard_button, self.compare_button):
             b.setEnabled(has)
+        self.compare_button.setVisible(has)  # nothing to compare: no "Hold to compare" left behind
+        if not has and self.compare_button.isDown():
+            self.compare_button.setDown(False)
+            self.compare_released.emit()
 
     def count(self) -> int:
         return self.list.count()

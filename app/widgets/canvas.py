@@ -20,7 +20,7 @@ import math
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QKeySequence, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen, qRgba
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtWidgets import QApplication, QSizePolicy, QWidget
 
 from app.core.geometry import Bounds
 from app.editor.document import Document
@@ -28,7 +28,7 @@ from app.editor.qimage import display_rgb8, qimage_from_array
 from app.widgets import tools
 from app.widgets.canvas_tools import Tool, make_tools
 from app.widgets.level_cache import LevelCache, checker_brush
-from app.widgets.tools import BrushOptions, clamp_size
+from app.widgets.tools import BRUSH, ERASER, BrushOptions, clamp_size
 from app.widgets.zoom_pan import ZOOM_STEP, ZoomPan
 
 
@@ -147,6 +147,10 @@ class CanvasView(ZoomPan, QWidget):
             self._update_cursor()
             self.update()
             self.tool_changed.emit(tool)
+
+    def swap_brush_eraser(self) -> None:
+        """X: the eraser from any tool, the brush from the eraser."""
+        self.set_tool(BRUSH if self._tool == ERASER else ERASER)
 
     @property
     def current_tool(self) -> Tool:
@@ -439,8 +443,8 @@ class CanvasView(ZoomPan, QWidget):
 
     def wheelEvent(self, e) -> None:  # noqa: N802
         delta = e.angleDelta().y()
-        if delta == 0 or not self._has_image():
-            return
+        if delta == 0 or not self._has_image() or QApplication.activeModalWidget() is not None:
+            return  # a wheel over the canvas behind an open dialog must not zoom it
         if e.modifiers() & Qt.KeyboardModifier.ShiftModifier:
             self.pan_by(0, delta / 2)  # shift+wheel pans vertically, like most editors
             return

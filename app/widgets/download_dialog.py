@@ -55,6 +55,9 @@ class DownloadDialog(QDialog):
         self._relay.failed.connect(self._on_failed)
 
         self.catalogue = QListWidget()
+        self.catalogue.setWordWrap(True)  # long descriptions wrap instead of running off the right edge
+        self.catalogue.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.catalogue.setSpacing(2)
         for entry in downloads.CATALOGUE:
             item = QListWidgetItem(downloads.describe_entry(entry))
             item.setData(Qt.ItemDataRole.UserRole, entry.key)

@@ -13,6 +13,7 @@ from pathlib import Path
 from app.core.params import GenerationParams
 from app.core.records import GenerationRecord
 from app.inference.registry import LoadOptions
+from app.widgets.history_panel import has_seed
 
 
 class GenerationControls:
@@ -46,6 +47,7 @@ class GenerationControls:
     def _on_started(self, params: GenerationParams) -> None:
         self.message_bar.dismiss()
         self.settings.set_last_params(params)
+        self.params_panel.seed_used()
         self.progress.setRange(0, 0)  # busy until the first step reports
         self.progress.setFormat("Starting…")
         self.progress.show()
@@ -69,7 +71,7 @@ class GenerationControls:
     def _on_finished(self, record: GenerationRecord) -> None:
         self._end_run()
         self.params_panel.set_last_seed(record.params.seed)
-        self.seed_label.setText(f"Seed {record.params.seed}")
+        self.seed_label.setText(f"Seed {record.params.seed}" if has_seed(record.params) else "")
         n = len(record.candidates)
         self.status_message.setText(f"{n} candidate{'s' if n > 1 else ''} in {record.elapsed_s:.2f} s — preview, then Apply (or double-click) or Discard.")
 
@@ -86,14 +88,20 @@ class GenerationControls:
             self.generate(self.session.run_params)
 
     def _on_worker_status(self, text: str) -> None:
+        """Model loading news: in the progress bar while a job runs (a preload finishing
+        mid-run must not say "Model ready" over "Generating…"), else in the status line."""
         if self.session.generating:
-            self.progress.setFormat(text[:40])
+            if text != "Model ready":
+                self.progress.setFormat(text[:40])
+            return
         self.status_message.setText(text)
 
     # -- candidates --------------------------------------------------------------------------------
     def _on_candidates_changed(self) -> None:
         rec = self.session.candidates
         if rec is None:
+            if self._compare:
+                self.status_message.setText("")  # the "release to see the candidate" hint is stale now
             self._compare = False
             self.canvas.show_candidate(None)
             self.candidates_panel.set_candidates([], [])
@@ -114,7 +122,7 @@ class GenerationControls:
             return
         if not self._compare:
             self.canvas.show_candidate(rec.candidates[index])
-        self.seed_label.setText(f"Seed {rec.seeds[index]}")
+        self.seed_label.setText(f"Seed {rec.seeds[index]}" if has_seed(rec.params) else "")
 
     def set_compare(self, on: bool) -> None:
         """Before/after: while on, the canvas shows the image as it is (before the candidate)."""

@@ -19,6 +19,12 @@ from app.widgets.candidates import region_around, thumbnail_pixmap
 THUMB = 64
 
 
+def has_seed(params) -> bool:
+    """Whether a run's seed meant anything: the service records seed 0 for a method without
+    seeds (a classical one), which would only mislead if shown."""
+    return not (params.is_classical and params.seed == 0)
+
+
 def describe(record: GenerationRecord) -> tuple[str, str]:
     """(two-line list text, full tooltip) of a record."""
     p = record.params
@@ -26,15 +32,16 @@ def describe(record: GenerationRecord) -> tuple[str, str]:
     stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
     first = (p.prompt[:48] + "…") if len(p.prompt) > 48 else (p.prompt or "(no prompt)")
     applied = "  ✓ applied" if record.applied is not None else ""
-    text = f"{first}\n{model} · seed {p.seed}\n{p.mode} · ×{len(record.candidates)} · {stamp}{applied}"
+    sampled = f" · seed {p.seed}" if has_seed(p) else ""
+    text = f"{first}\n{model}{sampled}\n{p.mode} · ×{len(record.candidates)} · {record.elapsed_s:.1f} s · {stamp}{applied}"
     size = f"{p.width}×{p.height}" if p.width else "auto"
     tip = "\n".join(
         [
             f"Prompt: {p.prompt or '—'}",
             f"Negative: {p.negative_prompt or '—'}",
             f"Model: {p.model}   Mode: {p.mode}",
-            f"Scheduler: {p.scheduler}   Steps: {p.steps}   CFG: {p.guidance:g}   Strength: {p.strength:g}",
-            f"Seed: {p.seed}   Batch: {p.batch_size}   Size: {size}",
+            *([] if not has_seed(p) else [f"Scheduler: {p.scheduler}   Steps: {p.steps}   CFG: {p.guidance:g}   Strength: {p.strength:g}",
+                                          f"Seed: {p.seed}   Batch: {p.batch_size}   Size: {size}"]),
             f"Mask blur: {p.mask_blur}   Grow: {p.mask_grow}   Area: {p.inpaint_area} (+{p.padding}px)   Content: {p.masked_content}",
             f"Backend: {record.backend or '?'}   Time: {record.elapsed_s:.2f} s",
         ]

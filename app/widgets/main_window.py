@@ -14,6 +14,7 @@ Hooks for other features: ``file_menu`` + `add_file_actions`, ``session``, ``doc
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -37,8 +38,22 @@ from app.widgets.mask_dialog import MaskAdjustDialog
 from app.widgets.messages import MessageBar
 from app.widgets.model_picker import ModelPicker
 from app.widgets.params_panel import ParamsPanel
+from app.widgets.undo_keys import UndoKeysFilter
 
 COMPARE_KEY = Qt.Key.Key_Backslash
+A1111_ENV = "INPAINT_STUDIO_A1111"
+
+
+def missing_networks_for(params: GenerationParams) -> list[str]:
+    """The LoRAs tagged in a recalled prompt and embeddings in its "TI hashes" not usable here."""
+    from app.inference.diffusers.catalog import missing_networks  # folder scans: only on recall
+
+    hashes = str(params.extra.get("TI hashes", ""))
+    names = [part.split(":")[0].strip() for part in hashes.split(",") if part.strip()]
+    try:
+        return missing_networks(params.prompt, names)
+    except ValueError as exc:  # an unreadable <lora:…> weight
+        return [str(exc)]
 
 
 class MainWindow(GenerationControls, QMainWindow):
@@ -88,6 +103,7 @@ class MainWindow(GenerationControls, QMainWindow):
         layout.build_toolbar(self)
         layout.build_status_bar(self)
         outpaint_actions.install(self)
+        self._undo_keys = UndoKeysFilter(self)
         self._connect()
         self._restore_settings()
         self._update_actions()
@@ -129,6 +145,8 @@ class MainWindow(GenerationControls, QMainWindow):
         self.params_panel.changed.connect(self._update_actions)
         self.model_picker.model_changed.connect(self._on_model_changed)
         self.model_picker.model_added.connect(self.settings.add_user_model)
+        self.model_picker.a1111_changed.connect(self.set_a1111_folder)
+        self.model_picker.discovery_finished.connect(lambda: QTimer.singleShot(0, self._fit_model_dock))
         self.model_picker.device_changed.connect(self.settings.set_device)
         self.model_picker.low_memory_changed.connect(lambda: self.settings.set_low_memory(self.model_picker.low_memory))
         self.allow_pickle_action.toggled.connect(self.settings.set_allow_pickle)
@@ -146,6 +164,7 @@ class MainWindow(GenerationControls, QMainWindow):
     def _restore_settings(self) -> None:
         s = self.settings
         self.model_picker.set_user_models(s.user_models())
+        self.model_picker.set_a1111_folder(s.shared.a1111_folder())
         self.model_picker.set_device_choice(s.device())
         self.model_picker.set_low_memory(s.low_memory())
         self.allow_pickle_action.setChecked(s.allow_pickle())
@@ -186,6 +205,24 @@ class MainWindow(GenerationControls, QMainWindow):
         self.model_picker.set_current_model(params.model)
         self.params_panel.set_model(self.model_picker.current_model(), self.model_picker.is_classical())
 
+    def _fit_model_dock(self) -> None:
+        """Once the "no model" hint hides, the model dock would keep its height as an empty gap:
+        give that height to the parameters below (never grow it: the user may have sized it).
+        After the layout has taken the hidden hint into account (a queued call)."""
+        need = self.model_picker.sizeHint().height()
+        if not self.model_dock.isFloating() and self.model_picker.height() > need:
+            self.resizeDocks([self.model_dock], [need], Qt.Orientation.Vertical)
+
+    def set_a1111_folder(self, folder: str) -> None:
+        """Remember the A1111/Forge folder for window and CLI, and list its models and networks."""
+        self.settings.shared.set_a1111_folder(folder)
+        if folder:
+            os.environ[A1111_ENV] = folder  # this process's discovery, worker included
+        else:
+            os.environ.pop(A1111_ENV, None)
+        self.model_picker.refresh()
+        self.params_panel.networks.refresh()
+
     def recall_params(self, params: GenerationParams, fields: frozenset[str] | None = None) -> None:
         """Show recalled ``params``; with ``fields``, only those (what the file held) replace the
         form's values, so a file that lacks a setting never wipes what the user typed."""
@@ -194,6 +231,10 @@ class MainWindow(GenerationControls, QMainWindow):
             params = current.replace(**{f: getattr(params, f) for f in fields if hasattr(current, f)})
         self.set_params(params)
         self.status_message.setText(f"Parameters recalled (seed {params.seed})." if params.seed >= 0 else "Parameters recalled.")
+        missing = missing_networks_for(params)
+        if missing:
+            self.show_message("warning", "Not installed here", "; ".join(missing) + ". The run works without them, "
+                              "but will look different.")
 
     def offer_recall(self, recalled, path: str | None = None) -> None:
         """An opened image carries generation parameters (an `app.core.sdmeta.RecallResult`):
@@ -360,6 +401,24 @@ class MainWindow(GenerationControls, QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         return dialog
+
+    def show_shortcuts(self):
+        from app.widgets.shortcuts_dialog import ShortcutsDialog
+
+        menus = [a.menu() for a in self.menuBar().actions() if a.menu() is not None]
+        dialog = ShortcutsDialog([a for m in menus for a in m.actions()] + self.actions(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def open_docs(self) -> bool:
+        from PySide6.QtGui import QDesktopServices
+
+        url = layout.docs_url()
+        if url is None:
+            self.show_message("info", "No documentation installed", "The user guide is README.md in the source of Inpaint Studio.")
+            return False
+        return QDesktopServices.openUrl(url)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         """Quit asks about unsaved work or a running generation; once confirmed, a running

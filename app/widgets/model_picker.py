@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
+    QLineEdit,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -42,6 +43,9 @@ NO_MODEL_HINT = (
     "file (an inpainting model works best), or choose <b>Download a model…</b> in its menu."
 )
 NO_MODEL_TIP = "Or copy the model into {folder} and press the refresh button."
+
+
+MODEL_INDEX = "model_index.json"
 
 
 def models_folder() -> str:
@@ -94,6 +98,7 @@ class ModelPicker(QWidget):
     device_changed = Signal(str)
     low_memory_changed = Signal()  # read `low_memory` (no bool argument: PySide6 6.12 emit bug)
     model_added = Signal(str)  # a path the user added, to remember in the settings
+    a1111_changed = Signal(str)  # the A1111/Forge folder typed in (may be "")
     discovery_finished = Signal()
 
     def __init__(self, parent: QWidget | None = None, *, discover: Callable[[], list[Any]] | None = None) -> None:
@@ -108,6 +113,7 @@ class ModelPicker(QWidget):
         self._thread: threading.Thread | None = None
         self.discovery_error = ""
         self.discovering = False
+        self._a1111 = ""
 
         self.combo = QComboBox()
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -123,7 +129,9 @@ class ModelPicker(QWidget):
         menu.addSeparator()
         menu.addAction("Download a model…", self.get_models)
         self.add_button.setMenu(menu)
-        self.add_button.clicked.connect(self.add_model_file)
+        self.add_button.clicked.connect(self.add_model)
+        self.add_button.setToolTip("Pick a checkpoint file, or the model_index.json inside a diffusers folder "
+                                   "(the ▾ menu has both separately and downloads)")
         self.refresh_button = QToolButton()
         self.refresh_button.setIcon(QIcon(str(resources_dir() / "icons" / "refresh.svg")))
         self.refresh_button.setToolTip("Search for installed models again")
@@ -157,7 +165,13 @@ class ModelPicker(QWidget):
         layout.addWidget(self.add_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.detail)
         layout.addWidget(self.hint)
+        self.a1111 = QLineEdit()
+        self.a1111.setPlaceholderText("e.g. ~/stable-diffusion-webui")
+        self.a1111.setToolTip("An AUTOMATIC1111 or Forge folder: its models/Stable-diffusion, Lora and embeddings "
+                              "are listed here and in the CLI (INPAINT_STUDIO_A1111 overrides it)")
+        self.a1111.editingFinished.connect(self._on_a1111_edited)
         form = QFormLayout()
+        form.addRow("A1111/Forge", self.a1111)
         form.addRow("Device", self.device)
         form.addRow("", self.low_memory_box)
         layout.addLayout(form)
@@ -203,6 +217,16 @@ class ModelPicker(QWidget):
 
     def set_low_memory(self, on: bool) -> None:
         self.low_memory_box.setChecked(on)
+
+    def set_a1111_folder(self, folder: str) -> None:
+        self.a1111.setText(folder)
+        self._a1111 = folder
+
+    def _on_a1111_edited(self) -> None:
+        folder = self.a1111.text().strip()
+        if folder != self._a1111:
+            self._a1111 = folder
+            self.a1111_changed.emit(folder)
 
     def set_user_models(self, paths: list[str]) -> None:
         self._user = [ModelEntry(Path(p).name or p, p, p) for p in paths]
@@ -251,6 +275,16 @@ class ModelPicker(QWidget):
         self.discovery_finished.emit()
 
     # -- adding -------------------------------------------------------------------------------
+    def add_model(self) -> None:
+        """The Add button: one dialog for both kinds — a checkpoint file, or a diffusers folder by
+        its model_index.json (file dialogs cannot offer files and folders at once)."""
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Add a model: a checkpoint file, or the model_index.json of a diffusers folder", models_folder(),
+            f"Models (*.safetensors *.ckpt {MODEL_INDEX});;Checkpoints (*.safetensors *.ckpt);;Diffusers folders ({MODEL_INDEX});;All files (*)",
+        )
+        if path:
+            self.add_model_path(path)
+
     def add_model_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Add a Stable Diffusion 1.5 checkpoint", "", "Checkpoints (*.safetensors *.ckpt);;All files (*)"
@@ -267,6 +301,8 @@ class ModelPicker(QWidget):
         """Add and select a model file or folder; whether it loads is checked when it is used
         (loading means reading gigabytes, which is the worker's job)."""
         p = Path(path)
+        if p.name == MODEL_INDEX and p.is_file():  # picked inside a diffusers folder: the folder is the model
+            p = p.parent
         if not p.exists():
             self.detail.setText(f"Not found: {path}")
             return False

@@ -29,12 +29,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.schedulers import SCHEDULER_NAMES  # a plain table: no torch
+from app.widgets.networks_panel import NetworksPanel
 from app.storage.paths import resources_dir
 from app.core.params import DEFAULT_MODEL, SEED_MAX, GenerationParams, ParamError, default_strength
 
 MODE_LABELS = {"inpaint": "Inpaint (repaint the mask)", "img2img": "Image to image"}
 AREA_LABELS = {"masked": "Only masked (crop + padding)", "whole": "Whole image"}
-CONTENT_LABELS = {"original": "Original", "fill": "Fill (classical infill)", "latent_noise": "Latent noise"}
+CONTENT_LABELS = {"original": "Original", "fill": "Fill (classical infill)", "latent_noise": "Latent noise",
+                  "latent_nothing": "Latent nothing"}
 COLOR_MATCH_LABELS = {"auto": "Auto (diffusion models)", "on": "On", "off": "Off"}
 
 
@@ -89,7 +91,7 @@ class ParamsPanel(QWidget):
     changed = Signal()
     generate_requested = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, networks_discover=None) -> None:
         super().__init__(parent)
         self._model = DEFAULT_MODEL
         self._extra: dict = {}
@@ -107,6 +109,8 @@ class ParamsPanel(QWidget):
         self.negative.setTabChangesFocus(True)
         self.negative.setFixedHeight(56)
         self.mode = _combo(MODE_LABELS)
+        self.networks = NetworksPanel(discover=networks_discover)
+        self.networks.insert_text.connect(self.insert_in_prompt)
 
         # sampling ------------------------------------------------------------------------------
         self.scheduler = QComboBox()
@@ -134,6 +138,11 @@ class ParamsPanel(QWidget):
         self.reuse_seed.setIcon(_icon("reuse"))
         self.reuse_seed.setToolTip("Reuse the seed of the last generation")
         self.reuse_seed.setEnabled(False)
+        self.lock_seed = QToolButton()
+        self.lock_seed.setText("Lock")
+        self.lock_seed.setCheckable(True)
+        self.lock_seed.setToolTip("Lock the seed: keep it for every run. Unlocked, a typed or recalled seed is used "
+                                  "for the next run only, then the seed returns to Random")
         self.batch = QSpinBox()
         self.batch.setRange(1, 8)
         self.batch.setToolTip("Images per run: each becomes a candidate to compare")
@@ -221,6 +230,7 @@ class ParamsPanel(QWidget):
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.random_seed)
         seed_row.addWidget(self.reuse_seed)
+        seed_row.addWidget(self.lock_seed)
         sl.addRow("Seed", seed_row)
         sl.addRow("Batch size", self.batch)
         size_row = QHBoxLayout()
@@ -242,7 +252,7 @@ class ParamsPanel(QWidget):
         inner = QWidget()
         col = QVBoxLayout(inner)
         col.setContentsMargins(4, 4, 4, 4)
-        for w in (prompt_box, sampling, mask):
+        for w in (prompt_box, self.networks, sampling, mask):
             col.addWidget(w)
         col.addStretch(1)
         scroll = QScrollArea()
@@ -325,7 +335,7 @@ class ParamsPanel(QWidget):
         self._model = model
         self._classical = classical
         for w in (self.scheduler, self.steps, self.guidance, self.strength, self.seed,
-                  self.random_seed, self.batch, self.masked_content):
+                  self.random_seed, self.lock_seed, self.batch, self.masked_content, self.networks):
             w.setEnabled(not classical)
         self.reuse_seed.setEnabled(not classical and self._last_seed is not None)
         self.auto_size.setEnabled(not classical)
@@ -347,6 +357,19 @@ class ParamsPanel(QWidget):
     def reuse_last_seed(self) -> None:
         if self._last_seed is not None:
             self.seed.setValue(self._last_seed)
+
+    def insert_in_prompt(self, text: str) -> None:
+        """Insert ``text`` at the prompt's cursor, spaced from its neighbours."""
+        cursor = self.prompt.textCursor()
+        before = self.prompt.toPlainText()[:cursor.position()]
+        cursor.insertText((" " if before and not before[-1].isspace() else "") + text + " ")
+        self.prompt.setTextCursor(cursor)
+
+    def seed_used(self) -> None:
+        """A run started with the form's seed: unless locked, the next run picks a new one, so a
+        recalled seed does not silently pin every later run."""
+        if not self.lock_seed.isChecked() and self.seed.seed() >= 0:
+            self.seed.setValue(-1)
 
     def validation_message(self) -> str:
         """Why the current values cannot run, or "" when they can."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QSizePolicy, QSlider, QSpinBox, QToolBar, QToolButton, QWidget
 
@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 def icon(name: str) -> QIcon:
     path = resources_dir() / "icons" / f"{name}.svg"
     return QIcon(str(path)) if path.exists() else QIcon()
+
+
+def docs_url() -> QUrl | None:
+    """The user guide (README.md next to the code, in a checkout), or None when not installed."""
+    readme = resources_dir().parent / "README.md"
+    return QUrl.fromLocalFile(str(readme)) if readme.is_file() else None
 
 
 def dock(w: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -91,12 +97,14 @@ def build_actions(w: MainWindow) -> None:
     w.undo_action = w.document.undo_stack.createUndoAction(w, "&Undo")
     w.undo_action.setShortcut(QKeySequence(SK.Undo))
     w.undo_action.setIcon(icon("undo"))
+    w.undo_action.setData("Undo")  # its text names the last step; the shortcuts page wants the plain name
     w.redo_action = w.document.undo_stack.createRedoAction(w, "&Redo")
     redo_keys = QKeySequence.keyBindings(SK.Redo)
     if QKeySequence("Ctrl+Y") not in redo_keys:
         redo_keys.append(QKeySequence("Ctrl+Y"))
     w.redo_action.setShortcuts(redo_keys)
     w.redo_action.setIcon(icon("redo"))
+    w.redo_action.setData("Redo")
     w.invert_action = action(w, "&Invert Mask", document_op(w, "invert_mask"), "Ctrl+Shift+I", "Swap masked and unmasked areas", "invert")
     w.clear_action = action(w, "&Clear Mask", document_op(w, "clear_mask"), "Ctrl+D", "Remove the whole mask", "clear")
     w.fill_action = action(w, "&Fill Mask", document_op(w, "fill_mask"), tip="Mask the whole image")
@@ -129,10 +137,16 @@ def build_actions(w: MainWindow) -> None:
         a = QAction(icon(name), tool.label, w)
         a.setCheckable(True)
         a.setToolTip(tool.tooltip)
+        a.setShortcut(QKeySequence(tool.key))  # shown in the Tools menu; text fields keep typed letters
         a.triggered.connect(lambda _c=False, n=name: w.canvas.set_tool(n))
+        w.addAction(a)
         w.tool_group.addAction(a)
         w.tool_actions[name] = a
     w.tool_actions[w.canvas.tool].setChecked(True)
+    w.swap_tool_action = action(w, "S&wap Brush and Eraser", w.canvas.swap_brush_eraser, "X",
+                                "Switch between brush and eraser (X)")
+    w.shortcuts_action = action(w, "&Keyboard Shortcuts", w.show_shortcuts, "F1", "Every shortcut in one list")
+    w.docs_action = action(w, "&Documentation", w.open_docs, tip="Open the user guide (README)")
 
 
 def build_menus(w: MainWindow) -> None:
@@ -186,6 +200,8 @@ def build_menus(w: MainWindow) -> None:
     w.tools_menu = mb.addMenu("&Tools")
     for a in w.tool_group.actions():
         w.tools_menu.addAction(a)
+    w.tools_menu.addSeparator()
+    w.tools_menu.addAction(w.swap_tool_action)
 
     w.generate_menu = mb.addMenu("&Generate")
     for a in (w.generate_action, w.cancel_action):
@@ -198,6 +214,9 @@ def build_menus(w: MainWindow) -> None:
     w.generate_menu.addAction(w.safety_action)
 
     w.help_menu = mb.addMenu("&Help")
+    w.help_menu.addAction(w.shortcuts_action)
+    w.help_menu.addAction(w.docs_action)
+    w.help_menu.addSeparator()
     w.help_menu.addAction(w.about_action)
 
 

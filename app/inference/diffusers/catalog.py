@@ -7,6 +7,8 @@ Sources: diffusers folders and single `.safetensors` checkpoints in the models f
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 import os
@@ -19,6 +21,7 @@ from app.core.params import CLASSICAL_METHODS
 from app.core.prompt_syntax import extract_loras
 from app.inference.errors import ModelLoadError
 from app.storage.paths import models_dir
+from app.storage.shared_settings import SharedSettings
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 SD_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionInpaintPipeline", "StableDiffusionImg2ImgPipeline")
@@ -44,7 +47,7 @@ class ModelInfo:
 def a1111_root() -> Path | None:
     """An AUTOMATIC1111 or Forge install to borrow models from: env INPAINT_STUDIO_A1111 (the
     folder holding models/Stable-diffusion), or None."""
-    env = os.environ.get("INPAINT_STUDIO_A1111", "").strip()
+    env = os.environ.get("INPAINT_STUDIO_A1111", "").strip() or SharedSettings().a1111_folder()
     return Path(env).expanduser() if env else None
 
 
@@ -109,6 +112,8 @@ def inspect_diffusers_folder(folder: Path) -> tuple[str, bool, str]:
     cls = index.get("_class_name", "")
     if "text_encoder_2" in index or "XL" in cls:
         return "sdxl", False, "Stable Diffusion XL is not supported (this editor runs SD 1.x models)"
+    if "Pix2Pix" in cls:
+        return "pix2pix", False, PIX2PIX_NOTE
     if cls not in SD_PIPELINES:
         return "other", False, f"{cls or 'this pipeline'} is not a Stable Diffusion 1.x pipeline"
     unet = _read_json(folder / "unet" / "config.json")
@@ -121,9 +126,33 @@ def inspect_diffusers_folder(folder: Path) -> tuple[str, bool, str]:
     if cross == 1024 or v_pred:
         what = "v-prediction, " if v_pred else ""
         return "sd2", inpainting, f"Stable Diffusion 2.x ({what}1024-dim OpenCLIP text encoder) is not supported; use an SD 1.x model"
+    if unet.get("in_channels") == 8:
+        return "pix2pix", False, PIX2PIX_NOTE
     if unet.get("in_channels") not in (4, 9):
         return "other", inpainting, f"a UNet with {unet.get('in_channels')} input channels is not an SD 1.x base (4) or inpainting (9) model"
     return SD1, inpainting, ""
+
+
+#: The parts of a diffusers folder that must hold a weights file for the pipeline to load.
+WEIGHT_PARTS = ("unet", "vae", "text_encoder")
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+PIX2PIX_NOTE = "an InstructPix2Pix model (8-channel UNet, edits by instruction) is not supported; use an SD 1.x model"
+LORA_NOTE = "a LoRA, not a model: put it in a Lora folder and add <lora:NAME:0.8> to the prompt"
+
+
+def _has_weights(part: Path) -> bool:
+    return part.is_dir() and any(f.suffix in WEIGHT_SUFFIXES and f.is_file() for f in part.iterdir())
+
+
+def _complete(info: ModelInfo) -> ModelInfo:
+    """A listed diffusers folder whose configs look right but whose weights are missing (an
+    unfinished download) is skipped with that reason rather than offered and failing on load."""
+    if not info.usable or info.path is None or not info.path.is_dir():
+        return info
+    missing = [part for part in WEIGHT_PARTS if not _has_weights(info.path / part)]
+    if not missing:
+        return info
+    return dataclasses.replace(info, note=f"incomplete folder (an unfinished download?): no weights in {', '.join(missing)}")
 
 
 def safetensors_header(path: Path) -> dict:
@@ -169,6 +198,8 @@ def inspect_checkpoint(header: dict) -> tuple[str, bool, str]:
     if any(k.startswith("cond_stage_model.model.") for k in keys):
         return "sd2", False, "Stable Diffusion 2.x (1024-dim OpenCLIP text encoder) is not supported; use an SD 1.x model"
     first = header.get(f"{UNET}input_blocks.0.0.weight")
+    if first is None and any("lora" in k.lower() for k in keys):
+        return "lora", False, LORA_NOTE
     if first is None:
         if any("joint_blocks" in k or "double_blocks" in k for k in keys):
             return "other", False, "this is not a Stable Diffusion 1.x checkpoint (SD3/Flux-style transformer)"
@@ -183,6 +214,8 @@ def inspect_checkpoint(header: dict) -> tuple[str, bool, str]:
             if _dim(header[k], 1, k) == 1024:
                 return "sd2", in_ch == 9, "Stable Diffusion 2.x (1024-dim text encoder) is not supported; use an SD 1.x model"
             break
+    if in_ch == 8:
+        return "pix2pix", False, PIX2PIX_NOTE
     if in_ch not in (4, 9):
         return "other", False, f"a UNet with {in_ch} input channels is not an SD 1.x base (4) or inpainting (9) model"
     return SD1, in_ch == 9, ""
@@ -231,14 +264,16 @@ def hf_cache_models(cache: Path | None = None) -> list[ModelInfo]:
         repo_id = repo_dir.name[len("models--"):].replace("--", "/", 1)
         info = _info_for_folder(snap, "hf_cache", repo_id, repo_id)
         if info.family == SD1:
-            found.append(info)
+            found.append(_complete(info))
     return found
 
 
 def discover_models(extra_paths=()) -> list[ModelInfo]:
     """Everything the app can offer: classical methods first, then models in the models
     directories (diffusers folders, .safetensors, listed pickle files with a note), then SD 1.x
-    repos in the Hugging Face cache. Unsupported models are listed with a ``note`` saying why."""
+    repos in the Hugging Face cache. Unsupported models are listed with a ``note`` saying why.
+    Models added in the window (`SharedSettings.user_models`) are listed too."""
+    extra_paths = (*SharedSettings().user_models(), *extra_paths)
     found = [ModelInfo(m.label, r, "classical", None, True, "classical") for r, m in CLASSICAL_METHODS.items()]
     seen: set[Path] = set()
     for base in models_dirs(extra_paths):
@@ -256,7 +291,7 @@ def discover_models(extra_paths=()) -> list[ModelInfo]:
                 continue
             if path.is_dir() and (path / "model_index.json").is_file():
                 seen.add(real)
-                found.append(_info_for_folder(path, "diffusers", str(path), path.name))
+                found.append(_complete(_info_for_folder(path, "diffusers", str(path), path.name)))
             elif path.is_file() and path.suffix.lower() in (".safetensors", *PICKLE_SUFFIXES):
                 seen.add(real)
                 found.append(_info_for_file(path))

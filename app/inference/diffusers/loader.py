@@ -9,6 +9,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from app.inference.diffusers.catalog import PICKLE_SUFFIXES, SD1, ModelInfo, _read_json, inspect_checkpoint, resolve_model, safetensors_header
@@ -135,13 +136,19 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    try:  # already imported (in-process callers): turn their bars off directly
+    # torchvision's own warnings (missing image extension, deprecations) say nothing a user can act on
+    warnings.filterwarnings("ignore", module=r"torchvision(\.|$)")
+    warnings.filterwarnings("ignore", message=r".*torchvision.*")
+    try:  # already imported (in-process callers): apply the same settings directly
         from diffusers.utils import logging as diffusers_logging
         from transformers.utils import logging as transformers_logging
     except ImportError:
         return
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
+    for env, lib in (("TRANSFORMERS_VERBOSITY", transformers_logging), ("DIFFUSERS_VERBOSITY", diffusers_logging)):
+        if os.environ[env] == "error":
+            lib.set_verbosity_error()
 
 
 def load_diffusion_backend(model_ref: str, options: LoadOptions):
