@@ -466,3 +466,30 @@ def test_model_panel_leaves_no_gap_once_models_are_found(qtbot, tmp_path):
     assert not picker.hint.isVisible()
     qtbot.waitUntil(lambda: picker.height() - picker.sizeHint().height() < 30)
     w.force_close()
+
+
+def test_multi_frame_file_says_only_its_first_frame_was_opened(qtbot, tmp_path):
+    from PIL import Image
+
+    from app.widgets.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    frames = [Image.new("RGB", (32, 24), c) for c in ("red", "green", "blue")]
+    path = tmp_path / "pages.tif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    assert window.open_path(str(path))
+    assert "only the first of 3 frames/pages is used" in window.status_message.text()
+    window.force_close()
+
+
+def test_recovery_entries_are_not_cut_off(qtbot, tmp_path):
+    from app.storage.autosave import Recovery
+    from app.widgets.recovery_dialog import RecoveryDialog
+
+    rec = Recovery(tmp_path / "session-1-abc.inpaint", tmp_path / "session-1-abc.lock", 1, 1.7e9, 10_000_000)
+    dialog = RecoveryDialog([rec])
+    qtbot.addWidget(dialog)
+    item = dialog.list.item(0)
+    assert dialog.list.wordWrap() and dialog.list.textElideMode() == Qt.TextElideMode.ElideNone
+    assert str(rec.path) in item.toolTip()

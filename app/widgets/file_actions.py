@@ -135,8 +135,9 @@ class FileActions(QObject):
     def _opened(self, loaded: imageio.LoadedImage, path: str | None, name: str | None = None) -> None:
         self.window.message_bar.dismiss()
         self.session.open_image(loaded, path, name)
-        info = loaded.info.get("converted") if isinstance(getattr(loaded, "info", None), dict) else None
-        self._status(f"Opened {self.session.display_name}" + (f" ({info})" if info else "") + " — paint the area to repaint.")
+        info = loaded.info if isinstance(getattr(loaded, "info", None), dict) else {}
+        notes = "; ".join(str(info[k]) for k in ("converted", "note") if info.get(k))  # e.g. "only the first of 3 frames/pages is used"
+        self._status(f"Opened {self.session.display_name}" + (f" ({notes})" if notes else "") + " — paint the area to repaint.")
         recalled = loaded.info.get("recall") if isinstance(getattr(loaded, "info", None), dict) else None
         if recalled is not None:
             self.window.offer_recall(recalled, path)

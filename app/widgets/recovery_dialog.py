@@ -68,11 +68,15 @@ class RecoveryDialog(QDialog):
         )
         text.setWordWrap(True)
         self.list = QListWidget()
+        self.list.setWordWrap(True)  # an entry is a sentence (name, size, time): never cut it off
+        self.list.setTextElideMode(Qt.TextElideMode.ElideNone)
         for rec in self.recoveries:
             line, _ = describe(rec)
             item = QListWidgetItem(line)
+            item.setToolTip(f"{line}\n{rec.path}")
             item.setData(Qt.ItemDataRole.UserRole, str(rec.path))
             self.list.addItem(item)
+        self.list.setMinimumWidth(min(520, max(280, self.list.sizeHintForColumn(0) + 24)))
         self.list.setCurrentRow(0)
         self.list.currentRowChanged.connect(self._on_row)
         self.preview = QLabel()
