@@ -103,14 +103,15 @@ class CandidatesPanel(QWidget):
         layout.addLayout(buttons)
         self.set_candidates([], [])
 
-    def set_candidates(self, images: list[np.ndarray], seeds: list[int], regions=None) -> None:
-        """Show one thumbnail per candidate (cropped around ``regions``); selects none."""
+    def set_candidates(self, images: list[np.ndarray], seeds: list[int | None], regions=None) -> None:
+        """Show one thumbnail per candidate (cropped around ``regions``); selects none. A seed of
+        None (a classical method has none) is not shown."""
         self.list.blockSignals(True)
         self.list.clear()
         crop = region_around(regions, images[0].shape) if images and regions else None
         for i, (img, seed) in enumerate(zip(images, seeds)):
-            item = QListWidgetItem(QIcon(thumbnail_pixmap(img, THUMB, crop)), f"#{i + 1} · {seed}")
-            item.setToolTip(f"Candidate {i + 1} — seed {seed}\nClick to preview, double-click to apply")
+            item = QListWidgetItem(QIcon(thumbnail_pixmap(img, THUMB, crop)), f"#{i + 1}" + ("" if seed is None else f" · {seed}"))
+            item.setToolTip(f"Candidate {i + 1}" + ("" if seed is None else f" — seed {seed}") + "\nClick to preview, double-click to apply")
             self.list.addItem(item)
         self.list.setCurrentRow(-1)
         self.list.blockSignals(False)

@@ -106,7 +106,8 @@ class GenerationControls:
             self.canvas.show_candidate(None)
             self.candidates_panel.set_candidates([], [])
         else:
-            self.candidates_panel.set_candidates(rec.candidates, rec.seeds, rec.regions)
+            seeds = rec.seeds if has_seed(rec.params) else [None] * len(rec.seeds)
+            self.candidates_panel.set_candidates(rec.candidates, seeds, rec.regions)
             self.candidates_dock.show()
             self.candidates_dock.raise_()
             self.candidates_panel.select(0)
