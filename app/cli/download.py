@@ -24,7 +24,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "download",
         help="download a model (catalogue name, Hugging Face repo id or URL) into the models folder",
         description="Download an SD 1.5 model into the models folder (or --to DIR), verified and resumable. "
-        "Nothing is ever downloaded unless you run this command (or use Get models… in the editor).",
+        "Nothing is ever downloaded unless you run this command (or use Add model… ▸ Download a model… in the editor).",
         epilog="MODEL: a name from --list, a Hugging Face repo id (org/name) or an http(s) URL of a .safetensors file.\n"
         "Hugging Face: HF_ENDPOINT, HF_HOME and the token of 'hf auth login' (or HF_TOKEN) are honoured.\n"
         "exit codes: 0 ok, 1 download failed, 2 bad usage, 130 cancelled (run again to resume).",
