@@ -80,7 +80,7 @@ def create_app(config: ServerConfig, service: GenerationService | None = None) -
     app.state.service = service
     app.state.store = store
     app.state.metrics = metrics
-    app.state.queue = JobQueue(service, store, metrics, config.queue_depth)
+    app.state.queue = JobQueue(service, store, metrics, config.queue_depth, config.concurrency)
     app.state.models = ModelTable(config.model)
     app.state.fetch_policy = FetchPolicy(config.allow_fetch, config.fetch_timeout_s, config.max_input_bytes)
     app.add_exception_handler(ApiError, api_error_handler)
