@@ -114,11 +114,12 @@ def test_a_replica_killed_under_20_requests_loses_none(cluster, tmp_path, tiny_i
 
 def test_autoscaling_goes_from_one_replica_to_two_under_load_and_back(cluster, tmp_path, tiny_inpaint_model):
     deploy(tmp_path, tiny_inpaint_model, RayOptions(min_replicas=1, max_replicas=2, target_ongoing_requests=1,
-                                                    upscale_delay_s=0.5, downscale_delay_s=2, look_back_period_s=1))
+                                                    upscale_delay_s=0.5, downscale_delay_s=2, look_back_period_s=1,
+                                                    metrics_interval_s=0.25))
     assert running_replicas() == 1
     seen = [running_replicas()]
-    with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(openai_request, cluster, seed, 6) for seed in range(8)]
+    with ThreadPoolExecutor(6) as pool:  # ~10 s of work for one replica
+        futures = [pool.submit(openai_request, cluster, seed, 25) for seed in range(6)]
         deadline = time.monotonic() + DEADLINE_S
         while not all(f.done() for f in futures) and time.monotonic() < deadline:
             seen.append(running_replicas())

@@ -64,7 +64,8 @@ class RayOptions:
     cpus_per_replica: float = 1.0
     upscale_delay_s: float = 5.0
     downscale_delay_s: float = 60.0
-    look_back_period_s: float = 10.0
+    look_back_period_s: float = 30.0
+    metrics_interval_s: float = 10.0  # how often replicas and handles report their load
 
     def check(self) -> RayOptions:
         if not 1 <= self.min_replicas <= self.max_replicas:
@@ -78,7 +79,7 @@ class RayOptions:
         return {"min_replicas": self.min_replicas, "max_replicas": self.max_replicas,
                 "initial_replicas": self.min_replicas, "target_ongoing_requests": self.target_ongoing_requests,
                 "upscale_delay_s": self.upscale_delay_s, "downscale_delay_s": self.downscale_delay_s,
-                "look_back_period_s": self.look_back_period_s}
+                "look_back_period_s": self.look_back_period_s, "metrics_interval_s": self.metrics_interval_s}
 
 
 # -- the generator replicas ---------------------------------------------------------------------
