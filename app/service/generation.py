@@ -73,9 +73,9 @@ class GenerationService:
         self._key: tuple[str, LoadOptions] | None = None
 
     # -- before running -----------------------------------------------------------------------
-    def capabilities(self, model_ref: str) -> Capabilities:
-        """What ``model_ref`` can do, without loading weights."""
-        return self._capabilities(model_ref, None)
+    def capabilities(self, model_ref: str, options: LoadOptions | None = None) -> Capabilities:
+        """What ``model_ref`` can do, without loading weights (``options`` carry a remote server's token)."""
+        return self._capabilities(model_ref, options)
 
     def check(self, request: GenerationRequest) -> GenerationParams:
         """The request's params validated against the backend's capabilities and normalised
