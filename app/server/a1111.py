@@ -2,7 +2,7 @@
 the ``webuiapi`` package and many scripts speak: ``img2img`` (with mask: inpainting) →
 ``{images, parameters, info}``; ``progress``, ``interrupt``, ``png-info``, ``sd-models`` and
 ``samplers``. A1111's own names map onto `GenerationParams`: ``cfg_scale`` → guidance,
-``denoising_strength`` → strength, ``inpainting_fill`` 0/1/2 → fill/original/latent noise,
+``denoising_strength`` → strength, ``inpainting_fill`` 0/1/2/3 → fill/original/latent noise/latent nothing,
 ``inpaint_full_res`` → only-masked area with ``inpaint_full_res_padding``, ``batch_size`` ×
 ``n_iter`` → batch size."""
 
@@ -18,7 +18,8 @@ from fastapi import APIRouter, Depends, Request
 from PIL import Image
 
 from app.core import metadata
-from app.core.schedulers import ALIASES, SCHEDULER_NAMES
+from app.core.schedulers import ALIASES, SCHEDULER_NAMES, resolve_sampler
+from app.core.sdmeta.a1111 import parse_fields
 from app.server import dispatch
 from app.server.auth import require_token
 from app.server.dispatch import Names
@@ -30,7 +31,7 @@ from app.service.generation import GenerationRequest
 router = APIRouter(prefix="/sdapi/v1", tags=["AUTOMATIC1111"], dependencies=[Depends(require_token)])
 NAMES = Names(guidance="cfg_scale", strength="denoising_strength", scheduler="sampler_name", image="init_images",
               masked_content="inpainting_fill", padding="inpaint_full_res_padding", model="sd_model_checkpoint")
-FILL = {0: "fill", 1: "original", 2: "latent_noise"}
+FILL = {0: "fill", 1: "original", 2: "latent_noise", 3: "latent_nothing"}
 
 
 def _sampler(body: dict[str, Any]) -> str | None:
@@ -38,7 +39,8 @@ def _sampler(body: dict[str, Any]) -> str | None:
     if not name:
         return None
     schedule = body.get("scheduler") if isinstance(body.get("scheduler"), str) else None
-    return metadata.map_sampler(name, schedule) or name  # unknown: the service names the valid ones
+    found = resolve_sampler(name, schedule)
+    return found[0] if found else name  # unknown: the scheduler table's error names the valid ones
 
 
 def _batch(body: dict[str, Any]) -> int:
@@ -48,7 +50,7 @@ def _batch(body: dict[str, Any]) -> int:
 def _fill(body: dict[str, Any]) -> str | None:
     value = optional_int(body, "inpainting_fill")
     if value is not None and value not in FILL:
-        raise bad_field("inpainting_fill", value, "0 (fill), 1 (original) or 2 (latent noise); 3 (latent nothing) is not supported")
+        raise bad_field("inpainting_fill", value, "0 (fill), 1 (original), 2 (latent noise) or 3 (latent nothing)")
     return None if value is None else FILL[value]
 
 
@@ -123,7 +125,7 @@ async def png_info(request: Request) -> dict[str, Any]:
     with Image.open(io.BytesIO(data)) as pil:
         text = metadata.read_a1111_text(pil) or ""
         items = {k: v for k, v in pil.info.items() if isinstance(v, str)}
-    return {"info": text, "items": items, "parameters": metadata.parse_a1111_fields(text) if text else {}}
+    return {"info": text, "items": items, "parameters": parse_fields(text) if text else {}}
 
 
 @router.get("/sd-models")
