@@ -54,3 +54,12 @@ def test_rayservice_carries_the_same_app_on_gpu_workers(tmp_path):
         assert pod["containers"][0]["volumeMounts"][0]["mountPath"] == "/mnt/shared"
         assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "inpaint-shared"
     assert spec["rayClusterConfig"]["rayVersion"] == __import__("ray").__version__
+
+
+def test_serve_ray_flags_are_checked_before_anything_starts(tmp_path, capsys):
+    from app.cli.main import main as cli_main
+
+    code = cli_main(["serve", "--ray", "--data", str(tmp_path), "--model", "builtin:telea",
+                     "--min-replicas", "3", "--max-replicas", "2"])
+    assert code == 2
+    assert "--min-replicas 3 / --max-replicas 2: give 1 ≤ min ≤ max" in capsys.readouterr().err
