@@ -37,9 +37,9 @@ class Running:
 
 
 @contextlib.contextmanager
-def running_server(config: ServerConfig, service=None) -> Iterator[Running]:
+def running_server(config: ServerConfig, service=None, port: int = 0) -> Iterator[Running]:
     app = create_app(config, service)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_S

@@ -27,6 +27,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="hosts image URLs may be fetched from ('*' = any public host); none by default")
     p.add_argument("--queue-depth", type=int, default=16, metavar="N", help="jobs that may wait (default: 16); more get 429")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    ray = p.add_argument_group("Ray Serve (the 'cluster' extra; docs/DEPLOY.md)")
+    ray.add_argument("--ray", action="store_true", help="serve as a Ray Serve application: generator replicas that each "
+                     "hold one model, autoscaled; --data must be a path every node can read")
+    ray.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (default: start a local one)")
+    ray.add_argument("--min-replicas", type=int, default=1, metavar="N", help="generator replicas at least (default: 1)")
+    ray.add_argument("--max-replicas", type=int, default=1, metavar="N", help="generator replicas at most (default: 1)")
+    ray.add_argument("--target-ongoing-requests", type=float, default=1.0, metavar="N",
+                     help="jobs per replica Serve's autoscaler aims at (default: 1)")
+    ray.add_argument("--gpus-per-replica", type=float, default=0.0, metavar="N",
+                     help="GPUs each replica reserves: 1 on GPU nodes (default: 0, CPU replicas)")
     p.set_defaults(func=run)
     return p
 
@@ -50,5 +60,31 @@ def run(ns: argparse.Namespace) -> int:
             queue_depth=ns.queue_depth).check()
     except (TokenFileError, ConfigError) as exc:
         raise CliError(str(exc)) from None
+    if ns.ray:
+        return serve_on_ray(ns, config)
     serve(config, ns.log_level)
+    return 0
+
+
+def serve_on_ray(ns: argparse.Namespace, config) -> int:
+    """Deploy the Ray Serve application and block until Ctrl+C."""
+    from app.cli.errors import CliError
+
+    try:
+        import ray
+        from ray import serve
+
+        from app.server.ray_app import APP_NAME, RayOptions, build_application
+    except ImportError as exc:
+        raise CliError(f"--ray needs Ray Serve, which this installation lacks ({exc}); "
+                       "install the 'cluster' extra: python -m pip install -e \".[cluster]\"") from None
+    try:
+        options = RayOptions(min_replicas=ns.min_replicas, max_replicas=ns.max_replicas,
+                             target_ongoing_requests=ns.target_ongoing_requests,
+                             gpus_per_replica=ns.gpus_per_replica).check()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    ray.init(address=ns.ray_address, include_dashboard=False)
+    serve.start(http_options={"host": config.host, "port": config.port})
+    serve.run(build_application(config, options), name=APP_NAME, route_prefix="/", blocking=True)
     return 0

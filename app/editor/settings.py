@@ -115,6 +115,19 @@ class Settings:
     def add_user_model(self, path: str) -> None:
         self.shared.add_user_model(path)
 
+    def generation_server(self) -> tuple[str, str]:
+        """(URL, token) of the ``inpaint-studio serve`` machine for remote models; ("", "") = none."""
+        return str(self._get("server/url", "")), str(self._get("server/token", ""))
+
+    def set_generation_server(self, url: str, token: str, model_refs: list[str]) -> None:
+        """Remember the server and the ``remote:`` refs of its models (listed without asking it)."""
+        self.qsettings.setValue("server/url", url)
+        self.qsettings.setValue("server/token", token)
+        self._set_list("server/models", model_refs)
+
+    def remote_models(self) -> list[str]:
+        return self._list("server/models")
+
     def device(self) -> str:
         value = str(self._get("models/device", "auto"))
         return value if value in DEVICES else "auto"

@@ -117,7 +117,7 @@ class GenerationWorker(QObject):
     # -- worker thread ----------------------------------------------------------------------
     def _load(self, model_ref: str, options: LoadOptions) -> None:
         if not self.service.is_loaded(model_ref, options):
-            if self.service.capabilities(model_ref).kind != "classical":
+            if self.service.capabilities(model_ref, options).kind != "classical":
                 self.status.emit(f"Loading model {model_ref}…")
             self.service.preload(model_ref, options)
 

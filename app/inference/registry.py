@@ -8,10 +8,11 @@ model, inside the diffusers loader.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.core.params import CLASSICAL_METHODS
 from app.core.schedulers import SCHEDULER_NAMES
+from app.inference import remote
 
 CLASSICAL = "classical"
 DIFFUSION = "diffusion"
@@ -27,11 +28,12 @@ class LoadOptions:
     low_memory: bool = False  # attention slicing, VAE slicing/tiling, model CPU offload
     safety_checker: bool = False  # off for local use (DESIGN.md); a preference turns it on
     fast: bool | None = None  # CUDA fast path (channels_last, fused QKV, TF32); None = on for CUDA
+    server_token: str | None = None  # API token of a ``remote:`` model's server (`app.inference.remote`)
 
     def normalised(self) -> LoadOptions:
         """"auto" and None name the same device; one spelling keeps the cache key stable."""
         device = None if self.device in (None, "", "auto") else self.device
-        return LoadOptions(device, self.dtype or None, self.allow_pickle, self.low_memory, self.safety_checker, self.fast)
+        return replace(self, device=device, dtype=self.dtype or None, server_token=self.server_token or None)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ def capabilities(model_ref: str, options: LoadOptions | None = None) -> Capabili
     forbid loading it (a pickle file without ``allow_pickle``)."""
     if is_classical(model_ref):
         return CLASSICAL_CAPABILITIES
+    if remote.is_remote(model_ref):
+        return remote.remote_capabilities(model_ref, None if options is None else options.server_token)
     from app.inference.diffusers.loader import preflight
 
     info = preflight(model_ref, allow_pickle=True if options is None else options.allow_pickle)
@@ -72,11 +76,14 @@ def capabilities(model_ref: str, options: LoadOptions | None = None) -> Capabili
 
 def load_backend(model_ref: str, options: LoadOptions = LoadOptions()):
     """A ready backend (`app.inference.engine.Backend`) for ``model_ref``: the classical one, or a
-    diffusion model through the offline loader (torch imported only then)."""
+    diffusion model through the offline loader (torch imported only then), or a `remote:` model
+    on an ``inpaint-studio serve`` machine (no torch here at all)."""
     if is_classical(model_ref):
         from app.inference.classical import ClassicalBackend
 
         return ClassicalBackend(model_ref)
+    if remote.is_remote(model_ref):
+        return remote.RemoteBackend(model_ref, options.server_token)
     from app.inference.diffusers.loader import load_diffusion_backend
 
     return load_diffusion_backend(model_ref, options.normalised())

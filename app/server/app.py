@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from app.server import a1111, appypie, openai, predictions, segmind
+from app.server import a1111, appypie, backend_route, openai, predictions, segmind
 from app.server.config import ServerConfig
 from app.server.errors import ApiError, api_error_handler, render, style_of, validation_error_handler
 from app.server.fetch import FetchPolicy
@@ -80,13 +80,13 @@ def create_app(config: ServerConfig, service: GenerationService | None = None) -
     app.state.service = service
     app.state.store = store
     app.state.metrics = metrics
-    app.state.queue = JobQueue(service, store, metrics, config.queue_depth)
+    app.state.queue = JobQueue(service, store, metrics, config.queue_depth, config.concurrency)
     app.state.models = ModelTable(config.model)
     app.state.fetch_policy = FetchPolicy(config.allow_fetch, config.fetch_timeout_s, config.max_input_bytes)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(BodyLimit, limit=body_limit(config.max_input_bytes))
-    for module in (openai, segmind, predictions, appypie, a1111):
+    for module in (openai, segmind, predictions, appypie, a1111, backend_route):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["server"])

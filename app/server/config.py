@@ -26,6 +26,8 @@ class ServerConfig:
     fetch_timeout_s: float = 10.0
     #: A synchronous request waits at most this long for its job, then answers 504 (the job goes on).
     sync_timeout_s: float = 600.0
+    #: Jobs run at once: 1 for the one local model; ``serve --ray`` sets it from its replicas.
+    concurrency: int = 1
 
     def check(self) -> ServerConfig:
         if not is_loopback(self.host) and not self.tokens:

@@ -44,17 +44,27 @@ class Ticket:
 
 
 class JobQueue:
-    def __init__(self, service: GenerationService, store: JobStore, metrics: Metrics, depth: int = 16):
+    def __init__(self, service: GenerationService, store: JobStore, metrics: Metrics, depth: int = 16,
+                 workers: int = 1):
+        """``workers`` jobs run at once: 1 for one local model; a Ray cluster's replicas take more."""
         self.service, self.store, self.metrics, self.depth = service, store, metrics, depth
         self._waiting: collections.deque[Ticket] = collections.deque()
         self._cond = threading.Condition()
         self._tickets: dict[str, Ticket] = {}
-        self.current: Ticket | None = None
+        self._running: list[Ticket] = []
         self._stopping = False
         self._mean_s = 1.0
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="inpaint-job-writer")
-        self._worker = threading.Thread(target=self._work, name="inpaint-job-worker", daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._work, name=f"inpaint-job-worker-{i}", daemon=True)
+                         for i in range(workers)]
+        for worker in self._workers:
+            worker.start()
+
+    @property
+    def current(self) -> Ticket | None:
+        """The running job that started first, or None when none runs."""
+        running = self._running
+        return running[0] if running else None
 
     # -- routes' side -------------------------------------------------------------------------
     def submit(self, make_job: Callable[[], JobRecord], request: GenerationRequest) -> Ticket:
@@ -93,10 +103,12 @@ class JobQueue:
         """Cancel what waits and runs, and end the worker (server shutdown)."""
         with self._cond:
             self._stopping = True
-            for ticket in list(self._waiting) + ([self.current] if self.current else []):
+            for ticket in list(self._waiting) + self._running:
                 ticket.cancel.set()
             self._cond.notify_all()
-        self._worker.join(timeout)
+        deadline = time.monotonic() + timeout
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
         self._writer.shutdown(wait=True)  # finished jobs get their files and records
 
     # -- the worker ---------------------------------------------------------------------------
@@ -109,12 +121,12 @@ class JobQueue:
                     return
                 ticket = self._waiting.popleft()
                 self.metrics.queue_depth.set(len(self._waiting))
-                self.current = ticket
+                self._running.append(ticket)
             try:
                 self._run(ticket)
             finally:
                 with self._cond:
-                    self.current = None
+                    self._running.remove(ticket)
 
     def _run(self, ticket: Ticket) -> None:
         """Run one job; its outputs are written by the writer thread, so the next job starts
@@ -125,7 +137,7 @@ class JobQueue:
             return
         t0 = time.time()
         self.store.update(job, persist=False, status=PROCESSING, started_at=t0, logs=job.logs + "started\n")
-        self.metrics.running.set(1)
+        self.metrics.running.inc()
         try:
             record = self.service.run(ticket.request, lambda p: self._progress(ticket, p), ticket.cancel.is_set)
         except Exception as exc:
@@ -133,7 +145,7 @@ class JobQueue:
         else:
             self._writer.submit(self._save, ticket, record, t0)
         finally:
-            self.metrics.running.set(0)
+            self.metrics.running.dec()
 
     def _save(self, ticket: Ticket, record: GenerationRecord, t0: float) -> None:
         try:

@@ -24,7 +24,7 @@ from app.core.params import GenerationParams, ParamError
 from app.core.records import GenerationRecord
 from app.core.schedulers import SCHEDULER_NAMES, canonical_name
 from app.inference import registry
-from app.inference.engine import Backend, CancelFn, Engine, Job, Progress, ProgressFn
+from app.inference.engine import Backend, BackendRequest, CancelFn, Engine, Job, Progress, ProgressFn
 from app.inference.errors import GpuOutOfMemory, MissingDependencyError
 from app.inference.registry import Capabilities, LoadOptions
 from app.service.records import record_from_result
@@ -73,9 +73,9 @@ class GenerationService:
         self._key: tuple[str, LoadOptions] | None = None
 
     # -- before running -----------------------------------------------------------------------
-    def capabilities(self, model_ref: str) -> Capabilities:
-        """What ``model_ref`` can do, without loading weights."""
-        return self._capabilities(model_ref, None)
+    def capabilities(self, model_ref: str, options: LoadOptions | None = None) -> Capabilities:
+        """What ``model_ref`` can do, without loading weights (``options`` carry a remote server's token)."""
+        return self._capabilities(model_ref, options)
 
     def check(self, request: GenerationRequest) -> GenerationParams:
         """The request's params validated against the backend's capabilities and normalised
@@ -121,6 +121,13 @@ class GenerationService:
                 self.release()  # free what can be freed before a retry
                 raise
         return record_from_result(result)
+
+    def generate_region(self, model_ref: str, region: BackendRequest, progress: Callable[[int, int, np.ndarray | None], None],
+                        cancelled: CancelFn, options: LoadOptions = LoadOptions()) -> list[np.ndarray]:
+        """One model-sized region straight through the backend (a remote editor's engine planned
+        and will composite it), under the same lock as `run` so runs never overlap."""
+        with self._lock:
+            return self._backend_for(model_ref, options).generate(region, progress, cancelled)
 
     def _backend_for(self, model_ref: str, options: LoadOptions) -> Backend:
         key = (model_ref, options.normalised())

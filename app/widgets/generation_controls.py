@@ -25,7 +25,8 @@ class GenerationControls:
     def run_options(self) -> LoadOptions:
         mp = self.model_picker
         return LoadOptions(device=mp.device_choice(), low_memory=mp.low_memory, allow_pickle=self.allow_pickle_action.isChecked(),
-                           safety_checker=self.safety_action.isChecked())
+                           safety_checker=self.safety_action.isChecked(),
+                           server_token=self.settings.generation_server()[1] or None)
 
     def generate(self, params: GenerationParams | None = None) -> bool:
         """Start a generation with ``params`` (default: the panel's). False, with the reason in

@@ -165,6 +165,7 @@ class MainWindow(GenerationControls, QMainWindow):
         s = self.settings
         self.model_picker.set_user_models(s.user_models())
         self.model_picker.set_a1111_folder(s.shared.a1111_folder())
+        self.model_picker.set_remote_models(s.remote_models())
         self.model_picker.set_device_choice(s.device())
         self.model_picker.set_low_memory(s.low_memory())
         self.allow_pickle_action.setChecked(s.allow_pickle())
@@ -352,6 +353,16 @@ class MainWindow(GenerationControls, QMainWindow):
         self.cancel_action.setEnabled(generating)
         self.apply_action.setEnabled(has_candidates)
         self.discard_action.setEnabled(has_candidates)
+
+    def open_server_dialog(self):
+        """Generate → Generation Server…; on OK the picker lists the server's models."""
+        from app.widgets.server_dialog import ServerDialog
+
+        dialog = ServerDialog(self.settings, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self.model_picker.set_remote_models(self.settings.remote_models()))
+        dialog.open()
+        return dialog
 
     def _update_title(self) -> None:
         name = self.session.display_name

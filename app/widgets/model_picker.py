@@ -106,6 +106,7 @@ class ModelPicker(QWidget):
         self._discover = discover or default_discover
         self._discovered: list[ModelEntry] = []
         self._user: list[ModelEntry] = []
+        self._remote: list[ModelEntry] = []
         self._wanted = DEFAULT_MODEL
         self._emitted = DEFAULT_MODEL
         self._bridge = _Bridge()
@@ -232,6 +233,12 @@ class ModelPicker(QWidget):
         self._user = [ModelEntry(Path(p).name or p, p, p) for p in paths]
         self._rebuild()
 
+    def set_remote_models(self, refs: list[str]) -> None:
+        """The generation server's models (``remote:URL#id``), listed after the local ones."""
+        self._remote = [ModelEntry(f"{ref.partition('#')[2] or 'default'} @ {ref[7:].partition('#')[0]}", ref,
+                                   "Runs on the generation server (Generate → Generation Server…)") for ref in refs]
+        self._rebuild()
+
     # -- discovery ----------------------------------------------------------------------------
     def get_models(self):
         """The download dialog (nothing is fetched until the user presses Download); the list
@@ -323,6 +330,7 @@ class ModelPicker(QWidget):
             self.combo.addItem(CLASSICAL_METHODS[ref].label if ref in CLASSICAL_METHODS else ref, ref)
             self.combo.setItemData(self.combo.count() - 1, "Built in, no model needed: fills the mask from its surroundings", Qt.ItemDataRole.ToolTipRole)
         diffusion = self._discovered + [u for u in self._user if all(u.ref != d.ref for d in self._discovered)]
+        diffusion += self._remote
         usable = [e for e in diffusion if e.usable]
         if diffusion:
             self.combo.insertSeparator(self.combo.count())

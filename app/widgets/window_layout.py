@@ -212,6 +212,7 @@ def build_menus(w: MainWindow) -> None:
     w.generate_menu.addSeparator()
     w.generate_menu.addAction(w.allow_pickle_action)
     w.generate_menu.addAction(w.safety_action)
+    w.generate_menu.addAction("Generation &Server…", w.open_server_dialog)
 
     w.help_menu = mb.addMenu("&Help")
     w.help_menu.addAction(w.shortcuts_action)

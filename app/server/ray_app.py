@@ -1,0 +1,230 @@
+"""``inpaint-studio serve --ray``: the same FastAPI app as a Ray Serve application.
+
+Two deployments. ``generator``: replicas that each hold one loaded model (`Generator`; one GPU
+each where the cluster has GPUs) and that Serve autoscales on ongoing requests. ``ingress``: one
+replica running `create_app` (every route, the job queue and the job store on the shared
+``--data`` path) whose service, `ClusterService`, sends each job to a generator replica. The
+ingress resolves the seed before sending, so a job whose replica dies mid-run is retried once on
+another replica with the same seed (same pixels), and otherwise fails with the reason in its
+record: never lost. A restarted ingress marks what was unfinished as failed ("restarted").
+
+Ray is imported here only; the plain server never needs it (the ``cluster`` extra).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from ray import serve
+from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.serve.handle import DeploymentHandle
+
+from app.core.errors import UserError
+from app.inference.engine import BackendRequest, Cancelled, Progress
+from app.inference.registry import Capabilities
+from app.server.config import ServerConfig
+from app.service.generation import GenerationRequest, GenerationService
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "inpaint"
+GENERATOR, INGRESS = "generator", "ingress"
+#: What a dead or restarting replica looks like to the caller.
+REPLICA_LOST = (RayActorError, ActorUnavailableError)
+
+
+class ReplicaLost(UserError, RuntimeError):
+    """A generator replica died under a job twice in a row (the job was retried once)."""
+
+    title = "Generation server lost the job"
+    bad_input = False
+
+
+class RemoteRunError(UserError):
+    """A `UserError` raised on a replica, carried back by title and message."""
+
+    def __init__(self, title: str, message: str, bad_input: bool):
+        super().__init__(message)
+        self.title, self.bad_input = title, bad_input
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """How the generator deployment scales (flags of ``serve --ray`` or a Serve config file)."""
+
+    min_replicas: int = 1
+    max_replicas: int = 1
+    target_ongoing_requests: float = 1.0
+    gpus_per_replica: float = 0.0  # 1 on GPU nodes; 0 = CPU replicas
+    cpus_per_replica: float = 1.0
+    upscale_delay_s: float = 5.0
+    downscale_delay_s: float = 60.0
+    look_back_period_s: float = 30.0
+    metrics_interval_s: float = 10.0  # how often replicas and handles report their load
+
+    def check(self) -> RayOptions:
+        if not 1 <= self.min_replicas <= self.max_replicas:
+            raise ValueError(f"--min-replicas {self.min_replicas} / --max-replicas {self.max_replicas}: "
+                             "give 1 ≤ min ≤ max")
+        if self.target_ongoing_requests <= 0:
+            raise ValueError("--target-ongoing-requests: give a number above 0")
+        return self
+
+    def autoscaling(self) -> dict[str, Any]:
+        return {"min_replicas": self.min_replicas, "max_replicas": self.max_replicas,
+                "initial_replicas": self.min_replicas, "target_ongoing_requests": self.target_ongoing_requests,
+                "upscale_delay_s": self.upscale_delay_s, "downscale_delay_s": self.downscale_delay_s,
+                "look_back_period_s": self.look_back_period_s, "metrics_interval_s": self.metrics_interval_s}
+
+
+# -- the generator replicas ---------------------------------------------------------------------
+class Generator:
+    """One loaded model. ``run`` streams ("progress", step, total) events, then ("result",
+    record), ("cancelled",) or ("error", title, message, bad_input); closing the stream (the
+    caller cancelled) stops the run at the engine's next step."""
+
+    def __init__(self, model_ref: str):
+        self.service = GenerationService()
+        self.service.preload(model_ref)
+
+    def capabilities(self, model_ref: str) -> Capabilities:
+        return self.service.capabilities(model_ref)
+
+    def region(self, model_ref: str, region: BackendRequest) -> list:
+        return self.service.generate_region(model_ref, region, lambda *a: None, lambda: False)
+
+    def run(self, request: GenerationRequest):
+        events: queue.Queue[tuple] = queue.Queue()
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                record = self.service.run(request, lambda p: events.put(("progress", p.step, p.total)), stop.is_set)
+                events.put(("result", record))
+            except Cancelled:
+                events.put(("cancelled",))
+            except UserError as exc:
+                events.put(("error", exc.title, exc.message, exc.bad_input))
+            except Exception as exc:  # a replica bug fails the job, with its reason
+                events.put(("error", "Generation failed", f"internal error: {type(exc).__name__}: {exc}", False))
+
+        threading.Thread(target=work, name="inpaint-replica-run", daemon=True).start()
+        try:
+            while True:
+                event = events.get()
+                yield event
+                if event[0] != "progress":
+                    return
+        finally:
+            stop.set()
+
+
+# -- the ingress --------------------------------------------------------------------------------
+class ClusterService(GenerationService):
+    """The ingress's service: checks here, runs on a generator replica, retries a lost one once."""
+
+    def __init__(self, generator: DeploymentHandle):
+        super().__init__(loader=_no_local_model, capabilities=self._remote_capabilities)
+        self.generator = generator
+        self._caps: dict[str, Capabilities] = {}
+
+    def _remote_capabilities(self, model_ref: str, options=None) -> Capabilities:
+        if model_ref not in self._caps:
+            self._caps[model_ref] = self._with_retry(lambda: self.generator.capabilities.remote(model_ref).result())
+        return self._caps[model_ref]
+
+    def run(self, request: GenerationRequest, progress=None, cancelled=None):
+        params = self.check(request).with_resolved_seed()  # a retry must draw the same seed
+        request = dataclasses.replace(request, params=params)
+        return self._with_retry(lambda: self._stream(request, progress or (lambda p: None), cancelled or (lambda: False)))
+
+    def generate_region(self, model_ref, region, progress, cancelled, options=None) -> list:
+        return self._with_retry(lambda: self.generator.region.remote(model_ref, region).result())
+
+    def _stream(self, request: GenerationRequest, progress, cancelled):
+        stream = self.generator.options(stream=True).run.remote(request)
+        for event in stream:
+            if cancelled():
+                stream.cancel()
+                raise Cancelled()
+            kind = event[0]
+            if kind == "progress":
+                progress(Progress(event[1], event[2]))
+            elif kind == "result":
+                return event[1]
+            elif kind == "cancelled":
+                raise Cancelled()
+            else:
+                raise RemoteRunError(*event[1:])
+        raise ReplicaLost("The generator replica ended the job without a result; it was not retried.")
+
+    @staticmethod
+    def _with_retry(call):
+        try:
+            return call()
+        except REPLICA_LOST as exc:
+            log.warning("a generator replica was lost (%s); retrying once on another", type(exc).__name__)
+            try:
+                return call()
+            except REPLICA_LOST as again:
+                raise ReplicaLost(f"Two generator replicas were lost under this job ({type(again).__name__}); "
+                                  "it was not run. Check the cluster's nodes and resubmit.") from None
+
+
+def _no_local_model(model_ref, options):
+    raise AssertionError("the ingress never loads a model: its generator replicas do")
+
+
+class Ingress:
+    """The FastAPI app of `create_app`, built on the replica (its queue has threads: not picklable)."""
+
+    def __init__(self, config: ServerConfig, generator: DeploymentHandle):
+        self.config, self.generator = config, generator
+
+    def __serve_build_asgi_app__(self):
+        from app.server.app import create_app
+
+        return create_app(self.config, ClusterService(self.generator))
+
+
+# -- building the application -------------------------------------------------------------------
+def build_application(config: ServerConfig, options: RayOptions = RayOptions()):
+    """The Serve application: ``serve.run(build_application(...))``."""
+    options.check()
+    model = _default_model(config)
+    generator = serve.deployment(
+        Generator, name=GENERATOR, max_ongoing_requests=1, autoscaling_config=options.autoscaling(),
+        ray_actor_options={"num_gpus": options.gpus_per_replica, "num_cpus": options.cpus_per_replica},
+    ).bind(model)
+    # The ingress queues what the replicas cannot take yet; it may send as many as they can run.
+    config = dataclasses.replace(config, model=model, concurrency=max(config.concurrency, options.max_replicas))
+    ingress = serve.deployment(serve.ingress()(Ingress), name=INGRESS, num_replicas=1,
+                               ray_actor_options={"num_cpus": 0})
+    return ingress.bind(config, generator)
+
+
+def _default_model(config: ServerConfig) -> str:
+    """The model every replica loads (the ingress's table resolves the same default)."""
+    from app.server.models import ModelTable
+
+    return ModelTable(config.model).default.ref
+
+
+def build(args: dict[str, Any]):
+    """Import path for a Serve config file or ``serve run app.server.ray_app:build data=DIR ...``:
+    ``args`` holds ``data`` (shared job path), ``model``, ``tokens`` (a file), and RayOptions
+    fields; the deployments' own sections of the config file override scaling and resources."""
+    from pathlib import Path
+
+    from app.server.auth import load_tokens
+
+    fields = {f.name for f in dataclasses.fields(RayOptions)}
+    options = RayOptions(**{k: type(getattr(RayOptions, k))(v) for k, v in args.items() if k in fields})
+    config = ServerConfig(data_dir=Path(args["data"]), model=args.get("model"),
+                          tokens=load_tokens(args.get("tokens")), queue_depth=int(args.get("queue_depth", 16)))
+    return build_application(config, options)
