@@ -120,8 +120,8 @@ async def png_info(request: Request) -> dict[str, Any]:
     if not isinstance(value, str) or not value:
         raise bad_field("image", value, "a base64 PNG")
     limit = request.app.state.config.max_input_bytes
-    decode_image(decode_base64(value, "image", limit), "image", limit)  # the same content checks as inputs
     data = decode_base64(value, "image", limit)
+    decode_image(data, "image", limit)  # the same content checks as inputs
     with Image.open(io.BytesIO(data)) as pil:
         text = metadata.read_a1111_text(pil) or ""
         items = {k: v for k, v in pil.info.items() if isinstance(v, str)}
