@@ -3,7 +3,8 @@
 The session (app/editor/session.py) holds the open work: document, history, paths, the running
 generation, autosave. The window turns panel input into session calls and session signals into
 what the panels show; generate/cancel/candidates in `app.widgets.generation_controls`, file
-actions in `app.widgets.file_actions`, the layout (docks, menus, toolbar, status bar) in
+actions in `app.widgets.file_actions`, recall, mask options and dialogs in
+`app.widgets.window_actions`, the layout (docks, menus, toolbar, status bar) in
 `app.widgets.window_layout`, canvas tools in `app.widgets.canvas_tools`.
 Nothing here imports torch: the worker imports it on its own thread.
 
@@ -14,14 +15,13 @@ Hooks for other features: ``file_menu`` + `add_file_actions`, ``session``, ``doc
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QColor
-from PySide6.QtWidgets import QColorDialog, QMainWindow, QMessageBox, QVBoxLayout, QWidget
+from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
 from app.core.params import CLASSICAL_MODELS, GenerationParams
 from app.editor.session import EditorSession
@@ -34,29 +34,16 @@ from app.widgets.canvas import CanvasView
 from app.widgets.file_actions import FileActions, accepts_drop
 from app.widgets.generation_controls import GenerationControls
 from app.widgets.history_panel import HistoryPanel
-from app.widgets.mask_dialog import MaskAdjustDialog
 from app.widgets.messages import MessageBar
 from app.widgets.model_picker import ModelPicker
 from app.widgets.params_panel import ParamsPanel
 from app.widgets.undo_keys import UndoKeysFilter
+from app.widgets.window_actions import WindowActions
 
 COMPARE_KEY = Qt.Key.Key_Backslash
-A1111_ENV = "INPAINT_STUDIO_A1111"
 
 
-def missing_networks_for(params: GenerationParams) -> list[str]:
-    """The LoRAs tagged in a recalled prompt and embeddings in its "TI hashes" not usable here."""
-    from app.inference.diffusers.catalog import missing_networks  # folder scans: only on recall
-
-    hashes = str(params.extra.get("TI hashes", ""))
-    names = [part.split(":")[0].strip() for part in hashes.split(",") if part.strip()]
-    try:
-        return missing_networks(params.prompt, names)
-    except ValueError as exc:  # an unreadable <lora:…> weight
-        return [str(exc)]
-
-
-class MainWindow(GenerationControls, QMainWindow):
+class MainWindow(GenerationControls, WindowActions, QMainWindow):
     """The editor window. See the module docstring for the hooks other features use."""
 
     document_opened = Signal(str)  # path, or "" for pasted data
@@ -214,47 +201,6 @@ class MainWindow(GenerationControls, QMainWindow):
         if not self.model_dock.isFloating() and self.model_picker.height() > need:
             self.resizeDocks([self.model_dock], [need], Qt.Orientation.Vertical)
 
-    def set_a1111_folder(self, folder: str) -> None:
-        """Remember the A1111/Forge folder for window and CLI, and list its models and networks."""
-        self.settings.shared.set_a1111_folder(folder)
-        if folder:
-            os.environ[A1111_ENV] = folder  # this process's discovery, worker included
-        else:
-            os.environ.pop(A1111_ENV, None)
-        self.model_picker.refresh()
-        self.params_panel.networks.refresh()
-
-    def recall_params(self, params: GenerationParams, fields: frozenset[str] | None = None) -> None:
-        """Show recalled ``params``; with ``fields``, only those (what the file held) replace the
-        form's values, so a file that lacks a setting never wipes what the user typed."""
-        if fields is not None:
-            current = self.current_params()
-            params = current.replace(**{f: getattr(params, f) for f in fields if hasattr(current, f)})
-        self.set_params(params)
-        self.status_message.setText(f"Parameters recalled (seed {params.seed})." if params.seed >= 0 else "Parameters recalled.")
-        missing = missing_networks_for(params)
-        if missing:
-            self.show_message("warning", "Not installed here", "; ".join(missing) + ". The run works without them, "
-                              "but will look different.")
-
-    def offer_recall(self, recalled, path: str | None = None) -> None:
-        """An opened image carries generation parameters (an `app.core.sdmeta.RecallResult`):
-        offer them without blocking. A ComfyUI graph with several samplers offers each one."""
-        from app.core.sdmeta import recall
-
-        if recalled.params is None:
-            if recalled.choices and path:
-                actions = [(c.label[:48], lambda n=c.node_id: self.offer_recall(recall(path, choice=n), path))
-                           for c in recalled.choices[:4]]
-                self.show_message("info", "Choose the sampler to recall", recalled.message, actions)
-            return
-        params = recalled.params
-        summary = params.prompt[:80] + ("…" if len(params.prompt) > 80 else "")
-        self.show_message("info", "This image carries generation parameters",
-                          f"“{summary or 'no prompt'}”, {params.scheduler}, {params.steps} steps, seed {params.seed}. "
-                          f"({recalled.message})",
-                          [("Recall parameters", lambda r=recalled: self.recall_params(r.params, r.fields_set))])
-
     def show_message(self, level: str, title: str, text: str, actions: list[tuple[str, Callable[[], None]]] | None = None) -> None:
         """Show a message in the bar above the canvas (level: info, warning, error)."""
         self.message_bar.show_message(level, title, text, actions)
@@ -280,37 +226,6 @@ class MainWindow(GenerationControls, QMainWindow):
 
     def copy_image(self) -> bool:
         return self.files.copy_image()
-
-    # -- mask and view -----------------------------------------------------------------------------
-    def open_mask_dialog(self, op: str) -> MaskAdjustDialog | None:
-        if self.document.is_empty:
-            return None
-        dialog = MaskAdjustDialog(self, op)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.open()
-        return dialog
-
-    def adjust_mask(self, op: str, px: int) -> bool:
-        d = self.document
-        return {"grow": d.grow_mask, "shrink": d.shrink_mask, "feather": d.feather_mask}[op](px)
-
-    def choose_mask_color(self) -> None:
-        dialog = QColorDialog(self.canvas.mask_color, self)
-        dialog.setWindowTitle("Mask overlay colour")
-        dialog.colorSelected.connect(self.set_mask_color)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.open()
-
-    def set_mask_color(self, color: QColor | str) -> None:
-        color = QColor(color)
-        self.canvas.set_mask_color(color)
-        self.settings.set_mask_color(color.name())
-
-    def set_mask_opacity(self, opacity: float) -> None:
-        self.canvas.set_mask_opacity(opacity)
-        self.settings.set_mask_opacity(opacity)
-        for value, a in self.opacity_actions.items():
-            a.setChecked(value == round(opacity * 100))
 
     # -- reactions and state -----------------------------------------------------------------------
     def _on_document_reset(self) -> None:
@@ -354,16 +269,6 @@ class MainWindow(GenerationControls, QMainWindow):
         self.apply_action.setEnabled(has_candidates)
         self.discard_action.setEnabled(has_candidates)
 
-    def open_server_dialog(self):
-        """Generate → Generation Server…; on OK the picker lists the server's models."""
-        from app.widgets.server_dialog import ServerDialog
-
-        dialog = ServerDialog(self.settings, self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.accepted.connect(lambda: self.model_picker.set_remote_models(self.settings.remote_models()))
-        dialog.open()
-        return dialog
-
     def _update_title(self) -> None:
         name = self.session.display_name
         self.setWindowTitle(f"{name}[*] — Inpaint Studio" if name else "Inpaint Studio")
@@ -404,32 +309,6 @@ class MainWindow(GenerationControls, QMainWindow):
 
     def dropEvent(self, event) -> None:  # noqa: N802
         (event.acceptProposedAction if self.files.open_mime(event.mimeData()) else event.ignore)()
-
-    def show_about(self):
-        from app.widgets.about_dialog import AboutDialog  # importlib.metadata: not on the start path
-
-        dialog = AboutDialog(self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.open()
-        return dialog
-
-    def show_shortcuts(self):
-        from app.widgets.shortcuts_dialog import ShortcutsDialog
-
-        menus = [a.menu() for a in self.menuBar().actions() if a.menu() is not None]
-        dialog = ShortcutsDialog([a for m in menus for a in m.actions()] + self.actions(), self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.open()
-        return dialog
-
-    def open_docs(self) -> bool:
-        from PySide6.QtGui import QDesktopServices
-
-        url = layout.docs_url()
-        if url is None:
-            self.show_message("info", "No documentation installed", "The user guide is README.md in the source of Inpaint Studio.")
-            return False
-        return QDesktopServices.openUrl(url)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         """Quit asks about unsaved work or a running generation; once confirmed, a running
