@@ -18,7 +18,7 @@ from PIL import Image
 
 from app.cli.main import main
 from app.inference.diffusers import catalog
-from app.storage import downloads
+from app.storage import download_catalogue, downloads
 from fake_hub import REPO, FakeHub, FakeRepo, hub, hub_env, running  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,8 +124,8 @@ def test_a_wrong_checksum_is_refused_and_nothing_is_installed(hub, tmp_path, mon
         hub.corrupt.add(UNET)
         source = REPO
     else:
-        entry = downloads.CatalogueEntry("tiny", "Tiny", REPO, True, "test", 0, sha256={UNET: "0" * 64})
-        monkeypatch.setattr(downloads, "CATALOGUE", (entry,))
+        entry = download_catalogue.CatalogueEntry("tiny", "Tiny", REPO, True, "test", 0, sha256={UNET: "0" * 64})
+        monkeypatch.setattr(download_catalogue, "CATALOGUE", (entry,))
         source = "tiny"
     with pytest.raises(downloads.DownloadError, match="checksum mismatch for unet/diffusion_pytorch_model.safetensors"):
         downloads.get_model(source, tmp_path)
@@ -234,7 +234,7 @@ def test_only_what_sd15_needs_is_chosen_from_a_real_repo_listing():
 
 
 def test_progress_text_has_bytes_rate_and_time_left():
-    text = downloads.format_progress(downloads.DownloadProgress(312_400_000, 2_130_000_000, 8_200_000, 221.7, "unet/x"))
+    text = download_catalogue.format_progress(downloads.DownloadProgress(312_400_000, 2_130_000_000, 8_200_000, 221.7, "unet/x"))
     assert text == "312.4 MB / 2.1 GB (15%) · 8.2 MB/s · 3m42s left · unet/x"
 
 
@@ -276,7 +276,7 @@ def test_listing_the_catalogue_loads_no_torch_qt_or_network_library():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.splitlines()[-1] == "0 []", done.stderr
-    assert all(e.key in done.stdout and e.repo_id in done.stdout for e in downloads.CATALOGUE)
+    assert all(e.key in done.stdout and e.repo_id in done.stdout for e in download_catalogue.CATALOGUE)
 
 
 def test_hub_page_and_file_links_go_through_the_hub(hub, tmp_path):

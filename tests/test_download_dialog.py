@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from app.inference.diffusers import catalog
-from app.storage import downloads
+from app.storage import download_catalogue, downloads
 from app.widgets.download_dialog import SCALE, DownloadDialog
 from fake_hub import REPO, hub, hub_env  # noqa: F401 (fixtures)
 
@@ -27,9 +27,9 @@ def dialog(qtbot, hub, tmp_path):
 
 
 def test_nothing_is_fetched_until_download_is_pressed_then_the_model_is_listed(qtbot, dialog, hub, tmp_path, monkeypatch):
-    assert dialog.catalogue.count() == len(downloads.CATALOGUE)
+    assert dialog.catalogue.count() == len(download_catalogue.CATALOGUE)
     dialog.catalogue.setCurrentRow(0)
-    assert dialog.selected_source() == downloads.CATALOGUE[0].key
+    assert dialog.selected_source() == download_catalogue.CATALOGUE[0].key
     assert hub.requests == []  # opening and browsing the dialog reaches no server
 
     threads = set()

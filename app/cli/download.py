@@ -43,11 +43,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(ns: argparse.Namespace) -> int:
-    from app.storage import downloads
+    from app.storage import download_catalogue, downloads
 
     if ns.list:
-        for entry in downloads.CATALOGUE:
-            print(f"{entry.key:26} {downloads.describe_entry(entry)}")
+        for entry in download_catalogue.CATALOGUE:
+            print(f"{entry.key:26} {download_catalogue.describe_entry(entry)}")
             print(f"{'':26} https://huggingface.co/{entry.repo_id}")
         return EXIT_OK
     if not ns.model:
@@ -72,7 +72,7 @@ def run(ns: argparse.Namespace) -> int:
     if result.already_present:
         print(f"already there: {result.path}")
     else:
-        print(f"downloaded {result.path} ({downloads.format_bytes(result.fetched)} fetched)")
+        print(f"downloaded {result.path} ({download_catalogue.format_bytes(result.fetched)} fetched)")
     print(f"use it with: --model {result.path}")
     return EXIT_OK
 
@@ -87,7 +87,7 @@ class _ProgressLine:
         self.last = 0.0
 
     def __call__(self, progress) -> None:
-        from app.storage.downloads import format_progress
+        from app.storage.download_catalogue import format_progress
 
         if not self.enabled:
             return

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.storage import downloads
+from app.storage import download_catalogue, downloads
 from app.storage.paths import models_dir
 
 #: QProgressBar holds an int: progress is shown in thousandths.
@@ -58,8 +58,8 @@ class DownloadDialog(QDialog):
         self.catalogue.setWordWrap(True)  # long descriptions wrap instead of running off the right edge
         self.catalogue.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.catalogue.setSpacing(2)
-        for entry in downloads.CATALOGUE:
-            item = QListWidgetItem(downloads.describe_entry(entry))
+        for entry in download_catalogue.CATALOGUE:
+            item = QListWidgetItem(download_catalogue.describe_entry(entry))
             item.setData(Qt.ItemDataRole.UserRole, entry.key)
             item.setToolTip(f"https://huggingface.co/{entry.repo_id}\n{entry.note}")
             self.catalogue.addItem(item)
@@ -151,7 +151,7 @@ class DownloadDialog(QDialog):
     def _on_progress(self, p: downloads.DownloadProgress) -> None:
         if p.total:
             self.progress.setValue(min(SCALE, int(SCALE * p.done / p.total)))
-        self.status.setText(downloads.format_progress(p))
+        self.status.setText(download_catalogue.format_progress(p))
 
     def _on_finished(self, result: downloads.Downloaded) -> None:
         self._set_busy(False)
