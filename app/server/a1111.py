@@ -25,7 +25,7 @@ from app.server.auth import require_token
 from app.server.dispatch import Names
 from app.server.errors import bad_field
 from app.server.fetch import decode_base64, decode_image, image_from_value
-from app.server.shapes import json_object, optional_float, optional_int, optional_str
+from app.server.shapes import json_object, optional_float, optional_int, optional_str, required
 from app.service.generation import GenerationRequest
 
 router = APIRouter(prefix="/sdapi/v1", tags=["AUTOMATIC1111"], dependencies=[Depends(require_token)])
@@ -57,9 +57,7 @@ def _fill(body: dict[str, Any]) -> str | None:
 @router.post("/img2img")
 async def img2img(request: Request) -> dict[str, Any]:
     body = await json_object(request)
-    images = body.get("init_images")
-    if not isinstance(images, list) or not images:
-        raise bad_field("init_images", images, "a list with one base64 image")
+    images = required(body, "init_images", list, "a list with one base64 image")
     settings = body.get("override_settings") if isinstance(body.get("override_settings"), dict) else {}
     served = request.app.state.models.resolve(settings.get("sd_model_checkpoint"), "sd_model_checkpoint")
     has_mask = body.get("mask") not in (None, "")
@@ -116,9 +114,7 @@ async def interrupt(request: Request) -> dict[str, Any]:
 @router.post("/png-info")
 async def png_info(request: Request) -> dict[str, Any]:
     body = await json_object(request)
-    value = body.get("image")
-    if not isinstance(value, str) or not value:
-        raise bad_field("image", value, "a base64 PNG")
+    value = required(body, "image", str, "a base64 PNG")
     limit = request.app.state.config.max_input_bytes
     data = decode_base64(value, "image", limit)
     decode_image(data, "image", limit)  # the same content checks as inputs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -19,31 +20,32 @@ async def json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-def optional_int(body: dict[str, Any], key: str, default: Any = None) -> int | None:
+def _optional(body: dict[str, Any], key: str, default: Any, fits: Callable[[Any], bool], what: str) -> Any:
+    """``body[key]`` if present and ``fits``, ``default`` if absent or null; else a 400 naming it."""
     value = body.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()):
-        raise bad_field(key, value, "a whole number")
-    return int(value)
+    if not fits(value):
+        raise bad_field(key, value, what)
+    return value
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def optional_int(body: dict[str, Any], key: str, default: Any = None) -> int | None:
+    value = _optional(body, key, default, lambda v: _number(v) and float(v).is_integer(), "a whole number")
+    return None if value is None else int(value)
 
 
 def optional_float(body: dict[str, Any], key: str, default: Any = None) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise bad_field(key, value, "a number")
-    return float(value)
+    value = _optional(body, key, default, _number, "a number")
+    return None if value is None else float(value)
 
 
 def optional_str(body: dict[str, Any], key: str, default: Any = None) -> str | None:
-    value = body.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        raise bad_field(key, value, "text")
-    return value
+    return _optional(body, key, default, lambda v: isinstance(v, str), "text")
 
 
 def in_range(key: str, value: float | None, lo: float, hi: float) -> None:
@@ -57,7 +59,9 @@ def one_of(key: str, value: Any, allowed: tuple) -> None:
         raise bad_field(key, value, "one of " + ", ".join(str(a) for a in allowed))
 
 
-def required(body: dict[str, Any], key: str) -> Any:
-    if body.get(key) in (None, ""):
-        raise bad_field(key, body.get(key), "required")
-    return body[key]
+def required(body: dict[str, Any], key: str, kind: type = object, what: str = "required") -> Any:
+    """``body[key]``: present, not empty, and a ``kind``; else a 400 naming the field."""
+    value = body.get(key)
+    if value is None or (isinstance(value, (str, list)) and not value) or not isinstance(value, kind):
+        raise bad_field(key, value, what)
+    return value

@@ -11,9 +11,10 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from app.editor.qimage import display_rgb8
+from app.widgets.buttons import push_button
 
 THUMB = 96
 
@@ -81,14 +82,12 @@ class CandidatesPanel(QWidget):
         self.empty = QLabel("Generate to get candidates here.\nClick one to preview it, then Apply.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setStyleSheet("color: palette(mid);")
-        self.apply_button = QPushButton("Apply")
-        self.apply_button.setToolTip("Apply the selected candidate to the image (undoable; double-click does it too)")
-        self.apply_button.clicked.connect(lambda: self.apply_requested.emit(self.list.currentRow()))
-        self.discard_button = QPushButton("Discard")
-        self.discard_button.setToolTip("Close the candidates without changing the image (they stay in History)")
-        self.discard_button.clicked.connect(self.discard_requested)
-        self.compare_button = QPushButton("Hold to compare")
-        self.compare_button.setToolTip("Hold to see the image before this generation (or hold the \\ key on the canvas)")
+        self.apply_button = push_button("Apply", "Apply the selected candidate to the image (undoable; double-click does it too)",
+                                        lambda: self.apply_requested.emit(self.list.currentRow()))
+        self.discard_button = push_button("Discard", "Close the candidates without changing the image (they stay in History)",
+                                          self.discard_requested.emit)
+        self.compare_button = push_button("Hold to compare",
+                                          "Hold to see the image before this generation (or hold the \\ key on the canvas)")
         self.compare_button.pressed.connect(self.compare_pressed)
         self.compare_button.released.connect(self.compare_released)
         buttons = QHBoxLayout()

@@ -212,13 +212,7 @@ class FileActions(QObject):
         """Write the current image (with the applied candidate's parameters) atomically."""
         if self.document.is_empty:
             return False
-        try:
-            self.session.save_result(path)
-        except (OSError, ValueError) as exc:
-            self.window.show_message("error", "Cannot save", f"{Path(path).name}: {exc}")
-            return False
-        self._status(f"Saved {Path(path).name}")
-        return True
+        return self._write(lambda: self.session.save_result(path), "Cannot save", path, f"Saved {Path(path).name}")
 
     # -- masks -------------------------------------------------------------------------------------
     def export_mask_dialog(self) -> None:
@@ -229,12 +223,18 @@ class FileActions(QObject):
             self.export_mask(path)
 
     def export_mask(self, path: str | Path) -> bool:
+        return self._write(lambda: imageio.save_image(path, self.document.mask), "Cannot export the mask", path,
+                           f"Mask exported to {Path(path).name}")
+
+    def _write(self, write, title: str, path: str | Path, done: str) -> bool:
+        """Run ``write``; a failure (disk full, no permission, bad name) is one message naming the
+        file, and the document stays as it is."""
         try:
-            imageio.save_image(path, self.document.mask)
+            write()
         except (OSError, ValueError) as exc:
-            self.window.show_message("error", "Cannot export the mask", str(exc))
+            self.window.show_message("error", title, f"{Path(path).name}: {exc}")
             return False
-        self._status(f"Mask exported to {Path(path).name}")
+        self._status(done)
         return True
 
     def import_mask_dialog(self) -> None:

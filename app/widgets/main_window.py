@@ -133,7 +133,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         self.model_picker.model_changed.connect(self._on_model_changed)
         self.model_picker.model_added.connect(self.settings.add_user_model)
         self.model_picker.a1111_changed.connect(self.set_a1111_folder)
-        self.model_picker.discovery_finished.connect(lambda: QTimer.singleShot(0, self._fit_model_dock))
+        self.model_picker.discovery_finished.connect(lambda: QTimer.singleShot(0, self, self._fit_model_dock))
         self.model_picker.device_changed.connect(self.settings.set_device)
         self.model_picker.low_memory_changed.connect(lambda: self.settings.set_low_memory(self.model_picker.low_memory))
         self.allow_pickle_action.toggled.connect(self.settings.set_allow_pickle)
@@ -280,7 +280,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         if not self._shown_once:
             self._shown_once = True
             # After the first paint: discovery reads configs on a thread; never before the window is up.
-            QTimer.singleShot(0, self.model_picker.refresh)
+            QTimer.singleShot(0, self.model_picker, self.model_picker.refresh)
             if not self.model_picker.is_classical():
                 self._preload_timer.start()
 
@@ -356,7 +356,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
             self._close_when_idle_armed = True
             s = self.session
             for ended in (s.generation_cancelled, s.generation_finished, s.generation_failed, s.generation_dropped):
-                ended.connect(lambda *_: QTimer.singleShot(0, self.close))
+                ended.connect(lambda *_: QTimer.singleShot(0, self, self.close))
 
     def force_close(self) -> None:
         """Close without asking about unsaved changes (after the user chose, or in tests)."""

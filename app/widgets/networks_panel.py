@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QGridLayout, QGroupBox, QLabel, QPushButton, QSlider, QWidget
+from PySide6.QtWidgets import QComboBox, QGridLayout, QGroupBox, QLabel, QSlider, QWidget
 
 from app.core.prompt_syntax import lora_tag
+from app.widgets.buttons import push_button
 
 DEFAULT_WEIGHT = 70  # hundredths: A1111's usual starting weight for a LoRA
 
@@ -60,18 +61,12 @@ class NetworksPanel(QGroupBox):
         self.weight_label.setMinimumWidth(32)
         self.weight.valueChanged.connect(lambda v: self.weight_label.setText(f"{v / 100:.2f}"))
         self.weight_label.setText(f"{DEFAULT_WEIGHT / 100:.2f}")
-        self.add_lora = QPushButton("Add")
-        self.add_lora.setToolTip("Insert <lora:name:weight> into the prompt")
-        self.add_lora.clicked.connect(self._insert_lora)
+        self.add_lora = push_button("Add", "Insert <lora:name:weight> into the prompt", self._insert_lora)
         self.embedding = QComboBox()
         self.embedding.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.embedding.setMinimumContentsLength(10)
-        self.add_embedding = QPushButton("Add")
-        self.add_embedding.setToolTip("Insert the embedding's word into the prompt")
-        self.add_embedding.clicked.connect(self._insert_embedding)
-        self.refresh_button = QPushButton("Refresh")
-        self.refresh_button.setToolTip("Search the Lora and embeddings folders again")
-        self.refresh_button.clicked.connect(self.refresh)
+        self.add_embedding = push_button("Add", "Insert the embedding's word into the prompt", self._insert_embedding)
+        self.refresh_button = push_button("Refresh", "Search the Lora and embeddings folders again", self.refresh)
         grid = QGridLayout(self)
         grid.addWidget(QLabel("LoRA"), 0, 0)
         grid.addWidget(self.lora, 0, 1, 1, 2)

@@ -204,5 +204,5 @@ def install(window: Any, *, offer: bool = True, mask_interval_s: float | None = 
     # The autosaver reports one failure once (not per attempt): one message in the bar, no dialog.
     controller.save_failed.connect(lambda text: window.show_message("warning", "Autosave failed", text))
     if offer:
-        QTimer.singleShot(0, lambda: offer_recovery_later(window, controller))
+        QTimer.singleShot(0, window, lambda: offer_recovery_later(window, controller))
     return controller

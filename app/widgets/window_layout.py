@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QSizePolicy, QSlider, QSpinBox, QToolBar, QToolButton, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QProgressBar, QSizePolicy, QSlider, QSpinBox, QToolBar, QToolButton, QWidget
 
 from app.storage.paths import resources_dir
 from app.widgets import tools
@@ -157,32 +157,15 @@ def build_menus(w: MainWindow) -> None:
     w.recent_menu.aboutToShow.connect(w.files.fill_recent_menu)
     w.files.recent_menu = w.recent_menu
     w.files.fill_recent_menu()
-    w.file_menu.addSeparator()
-    w.file_menu.addAction(w.save_action)
-    w.file_menu.addAction(w.save_as_action)
+    fill_menu(w.file_menu, [None, w.save_action, w.save_as_action])
     #: Where `add_file_actions` puts other features' actions (project files, …).
     w._file_anchor = w.file_menu.addSeparator()
-    w.file_menu.addAction(w.import_mask_action)
-    w.file_menu.addAction(w.export_mask_action)
-    w.file_menu.addSeparator()
-    w.file_menu.addAction(w.copy_action)
-    w.file_menu.addAction(w.paste_action)
-    w.file_menu.addSeparator()
-    w.file_menu.addAction(w.quit_action)
-
-    w.edit_menu = mb.addMenu("&Edit")
-    for a in (w.undo_action, w.redo_action):
-        w.edit_menu.addAction(a)
-    w.edit_menu.addSeparator()
-    for a in (w.invert_action, w.clear_action, w.fill_action, w.grow_action, w.shrink_action, w.feather_action):
-        w.edit_menu.addAction(a)
-
-    w.view_menu = mb.addMenu("&View")
-    for a in (w.zoom_in_action, w.zoom_out_action, w.zoom_fit_action, w.zoom_actual_action):
-        w.view_menu.addAction(a)
-    w.view_menu.addSeparator()
-    w.view_menu.addAction(w.show_mask_action)
-    w.view_menu.addAction(w.mask_color_action)
+    fill_menu(w.file_menu, [w.import_mask_action, w.export_mask_action, None, w.copy_action, w.paste_action, None,
+                            w.quit_action])
+    w.edit_menu = fill_menu(mb.addMenu("&Edit"), [w.undo_action, w.redo_action, None, w.invert_action, w.clear_action,
+                                                   w.fill_action, w.grow_action, w.shrink_action, w.feather_action])
+    w.view_menu = fill_menu(mb.addMenu("&View"), [w.zoom_in_action, w.zoom_out_action, w.zoom_fit_action,
+                                                   w.zoom_actual_action, None, w.show_mask_action, w.mask_color_action])
     opacity_menu = w.view_menu.addMenu("Mask &Opacity")
     w.opacity_group = QActionGroup(w)
     w.opacity_actions: dict[int, QAction] = {}
@@ -197,28 +180,21 @@ def build_menus(w: MainWindow) -> None:
     for dock in (w.model_dock, w.params_dock, w.candidates_dock, w.history_dock):
         panels.addAction(dock.toggleViewAction())
 
-    w.tools_menu = mb.addMenu("&Tools")
-    for a in w.tool_group.actions():
-        w.tools_menu.addAction(a)
-    w.tools_menu.addSeparator()
-    w.tools_menu.addAction(w.swap_tool_action)
-
-    w.generate_menu = mb.addMenu("&Generate")
-    for a in (w.generate_action, w.cancel_action):
-        w.generate_menu.addAction(a)
-    w.generate_menu.addSeparator()
-    w.generate_menu.addAction(w.apply_action)
-    w.generate_menu.addAction(w.discard_action)
-    w.generate_menu.addSeparator()
-    w.generate_menu.addAction(w.allow_pickle_action)
-    w.generate_menu.addAction(w.safety_action)
+    w.tools_menu = fill_menu(mb.addMenu("&Tools"), [*w.tool_group.actions(), None, w.swap_tool_action])
+    w.generate_menu = fill_menu(mb.addMenu("&Generate"), [w.generate_action, w.cancel_action, None, w.apply_action,
+                                                           w.discard_action, None, w.allow_pickle_action, w.safety_action])
     w.generate_menu.addAction("Generation &Server…", w.open_server_dialog)
+    w.help_menu = fill_menu(mb.addMenu("&Help"), [w.shortcuts_action, w.docs_action, None, w.about_action])
 
-    w.help_menu = mb.addMenu("&Help")
-    w.help_menu.addAction(w.shortcuts_action)
-    w.help_menu.addAction(w.docs_action)
-    w.help_menu.addSeparator()
-    w.help_menu.addAction(w.about_action)
+
+def fill_menu(menu: QMenu, items: list[QAction | None]) -> QMenu:
+    """Add ``items`` in order (None = a separator); returns the menu."""
+    for item in items:
+        if item is None:
+            menu.addSeparator()
+        else:
+            menu.addAction(item)
+    return menu
 
 
 def build_toolbar(w: MainWindow) -> None:
