@@ -260,3 +260,27 @@ def test_unwritable_recovery_folder_is_one_message_in_the_bar(qtbot, settings, d
     level, title, text = shown[0][:3]
     assert (level, title) == ("warning", "Autosave failed") and "Errno" not in text and "INPAINT_STUDIO_DATA" in text
     window.force_close()
+
+
+# -- big images open off the GUI thread (issue 21) ---------------------------------------------------
+def test_a_big_image_decodes_on_a_pool_thread_and_a_bad_one_keeps_the_open_work(qtbot, settings, tmp_path):
+    from app.core import imageio
+    from app.widgets import file_actions
+
+    small = tmp_path / "small.png"
+    imageio.save_image(small, np.full((40, 60, 3), 7, np.uint8))
+    big = tmp_path / "big.jpg"
+    imageio.save_image(big, np.random.default_rng(0).integers(0, 256, (2000, 2100, 3), dtype=np.uint8), quality=80)
+    assert imageio.header_pixels(big) == 4_200_000 >= file_actions.BACKGROUND_OPEN_PIXELS
+    window = make_window(qtbot, settings)
+    assert window.open_path(str(small)) and window.document.size == (60, 40)  # small: at once
+    assert window.open_path(str(big))
+    assert window.files.loading is not None and window.document.size == (60, 40)  # still the old image
+    _wait_loaded(qtbot, window)
+    qtbot.waitUntil(lambda: window.document.size == (2100, 2000), timeout=20000)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(big.read_bytes()[:4000])  # the header claims 4.2 MP; the data ends early
+    assert window.open_path(str(broken))
+    _wait_loaded(qtbot, window)
+    qtbot.waitUntil(lambda: window.message_bar.level == "error", timeout=20000)
+    assert "broken.jpg" in window.message_bar.text and window.document.size == (2100, 2000)

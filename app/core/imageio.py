@@ -146,6 +146,18 @@ def png_header(data: bytes) -> tuple[int, int, int, int, bytes | None]:
         pos = end + 4
 
 
+def header_pixels(path: str | os.PathLike[str]) -> int:
+    """Width × height from the file's header without decoding (0 when unreadable: the real
+    load then says why), so a caller can decide where a load should run."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as pil:
+                return int(pil.size[0]) * int(pil.size[1])
+    except Exception:  # noqa: BLE001 - any unreadable file: let load_image report it
+        return 0
+
+
 def load_image_bytes(data: bytes, name: str = "image", *, read_metadata: bool = True) -> LoadedImage:
     """Decode an image held in memory (drag-and-drop, clipboard, project files); see `load_image`."""
     if not data:
