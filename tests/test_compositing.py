@@ -108,3 +108,13 @@ def test_seam_score_identity_is_one_and_a_step_raises_it():
     assert abs(seams.seam_step(img, img, m)) < 1e-6
     with pytest.raises(ValueError):
         seams.seam_score(img, img, np.zeros_like(m), blur=4)
+
+
+def test_the_one_16_to_8_bit_rule_rounds_every_value_like_integer_arithmetic():
+    values = np.arange(65536, dtype=np.uint16)
+    expected = ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    for shape in ((65536,), (256, 256), (128, 128, 4), (64, 1024)):
+        got = compositing.to_8bit(values[: int(np.prod(shape))].reshape(shape))
+        assert got.dtype == np.uint8 and np.array_equal(got.reshape(-1), expected[: got.size])
+    rgb = np.random.default_rng(2).integers(0, 65536, (17, 23, 3), dtype=np.uint16)
+    assert np.array_equal(compositing.to_8bit(rgb), ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8))

