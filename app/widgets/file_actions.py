@@ -129,9 +129,14 @@ class FileActions(QObject):
         """A big image decodes on a pool thread (the window keeps answering; Cancel keeps the open
         work); True means the load started."""
         self.cancel_loading()
-        load = image_load(path, self)
-        load.finished.connect(lambda loaded: self._image_loaded(path, loaded))
-        load.failed.connect(lambda text: self.window.show_message("error", "Cannot open the image", text))
+        return self._load_in_background(image_load(path, self), path, "Cannot open the image",
+                                        lambda loaded: self._image_loaded(path, loaded))
+
+    def _load_in_background(self, load: BackgroundLoad, path: str, failure_title: str, done) -> bool:
+        """Start ``load`` with the progress dialog (after a moment) and Cancel; ``done(result)`` on
+        success, one message on failure; the open work stays as it is until then."""
+        load.finished.connect(done)
+        load.failed.connect(lambda text: self.window.show_message("error", failure_title, text))
         load.cancelled.connect(lambda: self._status(f"Opening {Path(path).name} was cancelled; the open image is unchanged."))
         self.loading = load
         LoadProgressDialog(load, self.window)
@@ -279,14 +284,8 @@ class FileActions(QObject):
         replaces the document when loaded. On failure say why and leave the document as it was."""
         self.cancel_loading()
         path = str(path)
-        load = project_load(path, self)
-        load.finished.connect(lambda state: self._project_loaded(path, state))
-        load.failed.connect(lambda text: self.window.show_message("error", "Cannot open the project", text))
-        load.cancelled.connect(lambda: self._status(f"Opening {Path(path).name} was cancelled; the open image is unchanged."))
-        self.loading = load
-        LoadProgressDialog(load, self.window)
-        load.start()
-        return True
+        return self._load_in_background(project_load(path, self), path, "Cannot open the project",
+                                        lambda state: self._project_loaded(path, state))
 
     def _project_loaded(self, path: str, state) -> None:
         self.window.message_bar.dismiss()
