@@ -386,3 +386,28 @@ def test_versions_name_the_device_once_torch_is_loaded(tiny_inpaint_model):
     assert versions.device_in_use().startswith(expected)
     assert info["Device"] == versions.device_in_use()
 
+
+
+def test_a_reader_that_leaves_early_is_not_an_internal_error(monkeypatch, capsys):
+    """`inpaint-studio models | head -1`: writing after the reader left raises BrokenPipeError;
+    that ends the command quietly (exit 141, as a shell reports SIGPIPE), never 'internal error'."""
+    import io
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has left
+
+    class ClosedPipe(io.TextIOBase):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            return write_end
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    try:
+        code = main(["models"])
+    finally:
+        os.close(write_end)
+    err = capsys.readouterr().err
+    assert code == 141 and "internal error" not in err and "Traceback" not in err

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from app.cli.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, CliError, one_line
+from app.cli.errors import EXIT_BROKEN_PIPE, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, CliError, one_line
 
 COMMANDS = ("inpaint", "img2img", "models", "info", "download", "serve")
 
@@ -66,6 +66,9 @@ def main(argv: Sequence[str] | None = None, *, editor: Launcher | None = None, s
         return EXIT_CANCELLED
     except SystemExit as exc:  # argparse's --help
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+    except BrokenPipeError:  # `inpaint-studio models | head`: the reader left; say nothing, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # one line, not a traceback, unless asked for
         if os.environ.get("INPAINT_STUDIO_DEBUG"):
             traceback.print_exc()
