@@ -153,6 +153,7 @@ def test_store_skips_unreadable_records(tmp_path):
 
 
 def test_refuses_non_loopback_without_tokens(tmp_path, capsys):
+    # Configuration checks only: nothing here binds a socket (the CLI refuses before listening).
     with pytest.raises(ConfigError, match="without API tokens"):
         ServerConfig(data_dir=tmp_path, host="0.0.0.0").check()
     ServerConfig(data_dir=tmp_path, host="0.0.0.0", tokens=("t",)).check()
