@@ -118,11 +118,15 @@ def test_autoscaling_goes_from_one_replica_to_two_under_load_and_back(cluster, t
                                                     metrics_interval_s=0.25))
     assert running_replicas() == 1
     seen = [running_replicas()]
-    with ThreadPoolExecutor(6) as pool:  # ~10 s of work for one replica
+    # Keep 6 requests in flight until Serve has started the second replica: a fixed batch may end
+    # before autoscaling reacts on a fast machine. Bounded: at most 48 requests and DEADLINE_S.
+    with ThreadPoolExecutor(6) as pool:
         futures = [pool.submit(openai_request, cluster, seed, 25) for seed in range(6)]
         deadline = time.monotonic() + DEADLINE_S
-        while not all(f.done() for f in futures) and time.monotonic() < deadline:
+        while max(seen) < 2 and len(futures) < 48 and time.monotonic() < deadline:
             seen.append(running_replicas("STARTING", "RUNNING"))  # a loaded machine may start it slowly
+            for _ in range(sum(f.done() for f in futures) - (len(futures) - 6)):
+                futures.append(pool.submit(openai_request, cluster, len(futures), 25))
             time.sleep(0.2)
         for f in futures:
             f.result(timeout=DEADLINE_S)
