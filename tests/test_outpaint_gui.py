@@ -8,20 +8,14 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QDialog
 
-from app.core.outpaint import Expansion
-from app.editor.settings import Settings
+from doubles import shown_window
 from app.widgets import outpaint_actions, tools
-from app.widgets.main_window import MainWindow
 from tinysam import build_tiny_sam
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    w = MainWindow(Settings(tmp_path / "s.ini"), discover=lambda: [])
-    qtbot.addWidget(w)
-    w.resize(1000, 700)
-    w.show()
-    qtbot.waitExposed(w)
+    w = shown_window(qtbot, tmp_path / "s.ini")
     image = np.zeros((120, 160, 3), np.uint8)
     image[:, :] = (20, 120, 200)
     image[30:90, 40:110] = (230, 200, 20)  # a flat yellow block

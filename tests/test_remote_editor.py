@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import skimage.data
 
+from doubles import shown_window
 from app.core import imageio
-from app.editor.settings import Settings
 from app.inference.remote import make_ref
 from app.server.config import ServerConfig
-from app.widgets.main_window import MainWindow
 from serverutil import running_server
 
 TOKEN = "t0ken"
@@ -21,11 +20,7 @@ TOKEN = "t0ken"
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    w = MainWindow(Settings(tmp_path / "settings.ini"), discover=lambda: [])
-    qtbot.addWidget(w)
-    w.resize(1000, 700)
-    w.show()
-    qtbot.waitExposed(w)
+    w = shown_window(qtbot, tmp_path / "settings.ini")
     path = tmp_path / "photo.png"
     imageio.save_image(path, skimage.data.astronaut()[:320, :320])
     w.open_path(str(path))

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from doubles import paint_seeds
 from app.cli.main import main as cli_main
 from app.core.errors import EmptyMaskError, UserError
 from app.core.maskops import MaskError
@@ -63,12 +64,7 @@ class FakeBackend:
             if cancelled():
                 raise Cancelled()
             progress(1, 1, None)
-            outs = []
-            for seed in request.seeds:
-                out = request.image.copy()
-                out[request.mask > 0] = seed % 256
-                outs.append(out)
-            return outs
+            return paint_seeds(request)
         finally:
             self.running -= 1
 
