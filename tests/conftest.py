@@ -53,3 +53,25 @@ def tiny_single_file(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("single_file")
     folder = build_tiny_sd(base / "diffusers", inpainting=True, clip_vocab=True)
     return export_ldm_checkpoint(folder, base / "tiny-sd-inpainting.safetensors")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item):
+    """Windows a test leaves open close without asking about unsaved work, and dialogs it left
+    open close too: pytest-qt closes registered widgets before fixtures tear down, and a question
+    left open would stay modal and swallow the next tests' input."""
+    if "PySide6.QtWidgets" in sys.modules:
+        from PySide6.QtWidgets import QApplication
+
+        if QApplication.instance() is not None:
+            from app.widgets.main_window import MainWindow
+
+            for widget in QApplication.topLevelWidgets():
+                if isinstance(widget, MainWindow) and widget.isVisible():
+                    widget.force_close()
+            for _ in range(10):  # bounded: nested dialogs close one by one
+                modal = QApplication.activeModalWidget()
+                if modal is None:
+                    break
+                modal.close()
+    yield

@@ -249,24 +249,31 @@ def test_mask_work_is_saved_after_the_interval_even_while_painting(qtbot, data_d
     ctl.shutdown(clean=True)
 
 
+def _snapshot(doc):
+    taken: list = []
+    doc.snapshots.take(taken.append, now=True)
+    return taken[0]
+
+
 def test_snapshot_is_independent_of_later_edits(qtbot, data_dir):
     doc = _document(qtbot)
-    ctl = RecoveryController(doc, mask_interval_s=3600)
     doc.fill_rect((0, 0, 10, 10))
-    snap = ctl.snapshot()
+    snap = _snapshot(doc)
     doc.fill_rect((20, 20, 10, 10))
     assert snap.mask[25, 25] == 0 and snap.mask[5, 5] == 255
     assert snap.original is doc.original  # read-only, shared: no copy
-    assert ctl.snapshot().current is snap.current  # mask work only: the pixel copy is reused
+    assert snap.current is doc.original  # pixels unchanged since opening: shared too
     result = doc.pixels.copy()
     result[0, 0] = 255 - result[0, 0]
     doc.apply_result(result)
-    after = ctl.snapshot()
+    after = _snapshot(doc)
     assert after.current is not snap.current and np.array_equal(after.current, result)
     assert not np.array_equal(snap.current, result)  # the old snapshot was not touched
-    doc.undo_stack.undo()
-    assert np.array_equal(ctl.snapshot().current, snap.current)
-    ctl.shutdown(clean=True)
+    doc.fill_rect((40, 40, 5, 5))
+    assert _snapshot(doc).current is after.current  # mask work only: the pixel copy is reused
+    doc.undo_stack.undo()  # the mask rect
+    doc.undo_stack.undo()  # the result
+    assert np.array_equal(_snapshot(doc).current, snap.current)
 
 
 def test_ui_params_error_falls_back_to_last_good_params(qtbot, data_dir):

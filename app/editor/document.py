@@ -22,7 +22,10 @@ from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
 from app.editor.canvas_delta import CanvasDelta, CanvasState
 from app.editor.brush import Point, brush_coverage, segment_bounds
-from app.editor.qimage import display_rgb8, qimage_from_array, rgba8
+from app.editor.display_cache import DisplayCache
+from app.editor.opened_image import PreparedImage, prepare_image
+from app.editor.qimage import rgba8
+from app.editor.snapshot import Snapshots
 from app.editor.undo import DEFAULT_BUDGET_BYTES, BoxDelta, HistoryBudget, TileDelta, TileSnapshot, diff_tiles, qrect, tile_bounds
 
 
@@ -71,38 +74,33 @@ class Document(QObject):
         self._stroke: TileSnapshot | None = None
         self._stroke_mode = "paint"
         self._stroke_bounds: Bounds | None = None
-        self._display: np.ndarray | None = None  # 8-bit copy only when pixels are 16-bit
-        self._qimage: QImage | None = None
+        self._display = DisplayCache(self.pixels)
+        #: (read-only array, image_version) equal to ``pixels`` at that version: see `unchanged_pixels`.
+        self._pristine: tuple[np.ndarray, int] | None = None
+        self._snapshots: Snapshots | None = None
 
     # -- image -----------------------------------------------------------------------------
     def set_image(self, loaded: Any, path: str | None = None) -> None:
-        """Open an image (an ``app.core.imageio.LoadedImage`` or an array). Resets mask, undo, generations."""
-        pixels = getattr(loaded, "pixels", loaded)
-        pixels = np.asarray(pixels)
-        if pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim not in (2, 3) or (
-            pixels.ndim == 3 and pixels.shape[2] not in (1, 3, 4)
-        ):
-            raise ValueError(f"unsupported image array {pixels.shape} {pixels.dtype}")
-        if pixels.ndim == 3 and pixels.shape[2] == 1:
-            pixels = pixels[:, :, 0]
-        self.original = np.ascontiguousarray(pixels)
-        self.original.flags.writeable = False  # "as first opened" must never change by accident
-        self.pixels = self.original.copy()
+        """Open an image (an ``app.core.imageio.LoadedImage``, an array, or a `PreparedImage` made
+        off the GUI thread, whose arrays are adopted without a copy). Resets mask, undo, generations."""
+        prepared = loaded if isinstance(loaded, PreparedImage) else prepare_image(loaded)
+        self.original, self.pixels, self.mask = prepared.original, prepared.pixels, prepared.mask
         self.original_offset = (0, 0)
-        self.mask = np.zeros(self.pixels.shape[:2], np.uint8)
-        self.icc_profile = getattr(loaded, "icc_profile", None)
-        self.source_params = getattr(loaded, "params", None)
-        self.path = str(path) if path is not None else getattr(loaded, "path", None)
+        self.icc_profile = prepared.icc_profile
+        self.source_params = prepared.params
+        self.path = str(path) if path is not None else getattr(prepared.loaded, "path", None)
         self.generations = []
-        self._after_replace(None)
+        self._after_replace(None, prepared.display)
+        self._pristine = (self.original, self.image_version)
         self.generations_changed.emit()
 
-    def _after_replace(self, context_box: Bounds | None) -> None:
+    def _after_replace(self, context_box: Bounds | None, display: DisplayCache | None = None) -> None:
         self._stroke = None
         self.image_version += 1
+        self._pristine = None
         self.undo_stack.clear()
         self.undo_stack.setClean()
-        self._rebuild_display()
+        self._display = display if display is not None and display.pixels is self.pixels else DisplayCache(self.pixels)
         self._context_box = self._clamped_box(context_box)
         self.reset.emit()  # covers the box too: observers re-read everything
 
@@ -170,28 +168,27 @@ class Document(QObject):
 
     # -- display cache ----------------------------------------------------------------------
     def display_qimage(self) -> QImage:
-        """A QImage of the current pixels for drawing, kept current by dirty rect.
-
-        8-bit images are wrapped without a copy (the QImage shares ``pixels``' memory); 16-bit
-        ones get an 8-bit cache updated only where ``image_changed`` says. Valid until ``reset``.
-        """
-        if self._qimage is None:
-            self._rebuild_display()
-        return self._qimage  # type: ignore[return-value]
+        """A QImage of the current pixels for drawing, kept current by dirty rect (8-bit pixels
+        are wrapped without a copy; see `DisplayCache`). Valid until ``reset``."""
+        return self._display.qimage
 
     def display_array(self) -> np.ndarray:
         """The 8-bit array behind ``display_qimage()`` (``pixels`` itself for 8-bit images)."""
-        return self._display if self._display is not None else self.pixels
+        return self._display.array
 
-    def _rebuild_display(self) -> None:
-        src = self.pixels
-        self._display = display_rgb8(src).copy() if src.dtype == np.uint16 else None
-        buf = self._display if self._display is not None else src
-        self._qimage = qimage_from_array(buf)
+    @property
+    def snapshots(self) -> Snapshots:
+        """Takes consistent copies of this document for writer threads (autosave, Save)."""
+        if self._snapshots is None:
+            self._snapshots = Snapshots(self)
+        return self._snapshots
 
-    def _update_display(self, b: Bounds) -> None:
-        if self._display is not None and not b.is_empty:
-            self._display[b.slices] = display_rgb8(self.pixels[b.slices])
+    def unchanged_pixels(self) -> np.ndarray | None:
+        """A read-only array equal to ``pixels`` while no edit has changed them since the image
+        was opened (snapshots share it instead of copying 24 MP), else None."""
+        if self._pristine is not None and self._pristine[1] == self.image_version:
+            return self._pristine[0]
+        return None
 
     def display_rgba8(self) -> np.ndarray:
         """H×W×4 uint8 RGBA of the current pixels (a copy; for thumbnails, export, tests)."""
@@ -238,7 +235,7 @@ class Document(QObject):
             self.mask_changed.emit(qrect(b))
         else:
             self.image_version += 1
-            self._update_display(b)
+            self._display.update(b)
             self.image_changed.emit(qrect(b))
 
     def _push(self, label: str, deltas: list[TileDelta | BoxDelta], *, already_applied: bool) -> bool:
@@ -473,7 +470,7 @@ class Document(QObject):
         self.original_offset = state.original_offset
         self._context_box = state.box
         self.image_version += 1
-        self._rebuild_display()
+        self._display = DisplayCache(self.pixels)
         self.reset.emit()
         self.context_box_changed.emit(state.box)
         self.image_changed.emit(qrect(self.bounds))  # unlike opening a file, this is work: autosave it

@@ -9,9 +9,9 @@ When it saves, and why:
   the timer is *not* restarted by later strokes, so steady painting is still saved every interval;
 * when asked (`autosave_now`), e.g. right after a restore.
 
-The GUI thread only takes the snapshot (a memcpy of the mask, plus one of the pixels when a result
-changed them since the last snapshot; the original is read-only and candidates are never edited,
-so they are shared); encoding and writing run on the
+The GUI thread only takes the snapshot, a slice per event-loop turn (`app.editor.snapshot`: the
+mask, plus the pixels when a result changed them since the last snapshot; the original is
+read-only and candidates are never edited, so they are shared); encoding and writing run on the
 `Autosaver`'s worker thread. A normal quit (``QCoreApplication.aboutToQuit``) marks a clean exit
 and removes the recovery file only when the work is saved (the document is not modified) or the user
 chose to discard it (`discard_on_exit`); any other end of the process leaves it for the next start.
@@ -66,8 +66,6 @@ class RecoveryController(QObject):
             autosaver.on_error = self._on_error
         self._last_params = GenerationParams()
         self._dirty = False
-        self._image_version = 0  # bumped on every pixel change, so an unchanged image is not re-copied
-        self._pixels_copy: tuple[int, object] | None = None
         self._closed = False
         self._saved_since_reset = False  # the first change after opening is saved within seconds
         self._discard_on_exit = False
@@ -120,7 +118,6 @@ class RecoveryController(QObject):
     # -- triggers --------------------------------------------------------------------------------
     def notify_result(self, *_: Any) -> None:
         """A result was applied (or its ``applied`` index set): save soon."""
-        self._image_version += 1
         self._dirty = True
         if not self._closed:
             self._result_timer.start()
@@ -138,8 +135,6 @@ class RecoveryController(QObject):
 
     def _on_reset(self) -> None:
         """A freshly opened image or project is already on disk: nothing to save until work starts."""
-        self._image_version += 1
-        self._pixels_copy = None
         self._generation_ids = self._current_generation_ids()
         self._saved_since_reset = False
         self._first_timer.stop()
@@ -172,36 +167,25 @@ class RecoveryController(QObject):
 
     _params = last_good_params
 
-    def snapshot(self) -> ProjectState | None:
-        """A copy of the document safe to hand to the worker; None when no image is open."""
-        doc = self.document
-        if doc.is_empty:
-            return None
-        state = doc.to_state(self._params(), copy=False)
-        if self._pixels_copy is None or self._pixels_copy[0] != self._image_version:
-            # Only results change pixels; during mask work the previous copy (never written to:
-            # the worker only reads snapshots) is reused, so a timed save copies just the mask.
-            self._pixels_copy = (self._image_version, doc.pixels.copy())
-        state.current = self._pixels_copy[1]
-        state.mask = doc.mask.copy()
-        state.generations = list(doc.generations)
-        return state
-
     def autosave_now(self, *, wait: bool = False) -> bool:
-        """Queue a snapshot for writing (``wait`` blocks until it is on disk). False if nothing to save."""
+        """Queue a snapshot for writing (``wait``: copy at once and block until it is on disk).
+        False if nothing to save."""
         for timer in (self._first_timer, self._mask_timer, self._result_timer):
             timer.stop()
-        if self._closed:
-            return False
-        state = self.snapshot()
-        if state is None:
+        if self._closed or self.document.is_empty:
             return False
         self._dirty = False
         self._saved_since_reset = True
-        self.autosaver.save_async(state)
+        self.document.snapshots.take(self._write, now=wait)
         if wait:
             self.autosaver.flush()
         return True
+
+    def _write(self, state: ProjectState) -> None:
+        """The snapshot is complete: hand it to the worker thread."""
+        if not self._closed:
+            state.params = self._params()
+            self.autosaver.save_async(state)
 
     def _on_saved(self, path: Any) -> None:  # worker thread: the signal is queued to the GUI thread
         self.saved.emit(str(path))
@@ -238,6 +222,8 @@ class RecoveryController(QObject):
             return
         if not clean and self._dirty:
             self.autosave_now()
+        if not clean:
+            self.document.snapshots.finish_now()  # a snapshot under way is written before closing
         self._closed = True
         for timer in (self._first_timer, self._mask_timer, self._result_timer):
             timer.stop()

@@ -22,6 +22,7 @@ from app.core.errors import EmptyMaskError, UserError
 from app.core.params import GenerationParams
 from app.core.records import GenerationRecord
 from app.editor.document import Document
+from app.editor.opened_image import PreparedImage
 from app.editor.recovery_controller import RecoveryController
 from app.editor.worker import GenerationWorker
 from app.inference.registry import LoadOptions
@@ -96,8 +97,8 @@ class EditorSession(QObject):
             self.cancel()
         self.discard_candidates()
 
-    def open_image(self, loaded: imageio.LoadedImage, path: str | None = None, name: str | None = None) -> None:
-        """Make ``loaded`` the document (no file for pasted data: give ``name``)."""
+    def open_image(self, loaded: imageio.LoadedImage | PreparedImage, path: str | None = None, name: str | None = None) -> None:
+        """Make ``loaded`` the document (prepared off the GUI thread, or not; no file for pasted data: give ``name``)."""
         self._before_replace()
         self.document.set_image(loaded, path)
         self.save_path = self.project_path = None

@@ -16,6 +16,7 @@ The view transform is ``widget = offset + image * zoom``; image coordinates are 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
@@ -24,12 +25,13 @@ from PySide6.QtWidgets import QApplication, QSizePolicy, QWidget
 
 from app.core.geometry import Bounds
 from app.editor.document import Document
+from app.editor.opened_image import PreparedImage
 from app.editor.qimage import display_rgb8, qimage_from_array
 from app.widgets import tools
 from app.widgets.canvas_tools import Tool, make_tools
-from app.widgets.level_cache import LevelCache, checker_brush
+from app.widgets.level_cache import LevelCache, checker_brush, prebuilt
 from app.widgets.tools import BRUSH, ERASER, BrushOptions, clamp_size
-from app.widgets.zoom_pan import ZOOM_STEP, ZoomPan
+from app.widgets.zoom_pan import ZOOM_STEP, ZoomPan, fit_zoom
 
 
 
@@ -63,6 +65,7 @@ class CanvasView(ZoomPan, QWidget):
         self._mask_levels: LevelCache | None = None
         self._image_levels: LevelCache | None = None
         self._candidate_levels: LevelCache | None = None
+        self._offered: tuple[LevelCache, LevelCache] | None = None  # see `offer_levels`
         self._mask_preview: np.ndarray | None = None
         self._preview_img: QImage | None = None
         self._preview_region: Bounds | None = None
@@ -98,14 +101,32 @@ class CanvasView(ZoomPan, QWidget):
         return [(d.image_changed, self._on_image_changed), (d.mask_changed, self._on_mask_changed), (d.reset, self._on_reset),
                 (d.context_box_changed, self._on_context_box)]
 
+    def prepare_levels(self) -> Callable[[PreparedImage], tuple[LevelCache, LevelCache]]:
+        """A function, safe on a pool thread, that builds the level caches the first paint of a
+        prepared image will draw at this canvas's current fit; give its result to `offer_levels`."""
+        viewport = (self.width(), self.height())
+
+        def build(prepared: PreparedImage) -> tuple[LevelCache, LevelCache]:
+            zoom = fit_zoom(prepared.size, viewport)
+            return prebuilt(prepared.display.array, "image", zoom), prebuilt(prepared.mask, "mask", zoom)
+
+        return build
+
+    def offer_levels(self, levels: tuple[LevelCache, LevelCache] | None) -> None:
+        """Level caches built off the GUI thread for the image about to be opened: the next
+        ``reset`` adopts them if they belong to the document's new arrays."""
+        self._offered = levels
+
     def _on_reset(self) -> None:
         self._cancel_drag()
         self._mask_preview = None
         self._preview_img, self._preview_region = None, None
         self._candidate_img = self._candidate_levels = None
-        self._image_levels = LevelCache(self._doc.display_array(), "image") if self._has_image() else None
+        offered, self._offered = self._offered or (None, None), None
+        display = self._doc.display_array() if self._has_image() else None
+        self._image_levels = None if display is None else offered[0] if getattr(offered[0], "base", None) is display else LevelCache(display, "image")
         self._on_context_box(self._doc.context_box)
-        self._rebuild_mask_qimage()
+        self._rebuild_mask_qimage(offered[1])
         self._fit_mode = True
         self._apply_fit()
         self.update()
@@ -207,7 +228,8 @@ class CanvasView(ZoomPan, QWidget):
         self._mask_visible = bool(visible)
         self.update()
 
-    def _rebuild_mask_qimage(self) -> None:
+    def _rebuild_mask_qimage(self, levels: LevelCache | None = None) -> None:
+        """Wrap the shown mask (``levels``: prebuilt for it by `prepare_levels`, else built here)."""
         src = self._mask_preview if self._mask_preview is not None else (self._doc.mask if self._doc else None)
         if src is None or src.size == 0:
             self._mask_qimage, self._mask_levels = QImage(), None
@@ -216,7 +238,7 @@ class CanvasView(ZoomPan, QWidget):
         img = QImage(src.data, w, h, src.strides[0], QImage.Format.Format_Indexed8)
         img._keep = src  # type: ignore[attr-defined]
         self._mask_qimage = img
-        self._mask_levels = LevelCache(src, "mask")
+        self._mask_levels = levels if levels is not None and levels.base is src else LevelCache(src, "mask")
         self._apply_color_table()
 
     def _apply_color_table(self) -> None:

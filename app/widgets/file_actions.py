@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
 from app.core import imageio
 from app.editor.background_load import BackgroundLoad, image_load, project_load
+from app.editor.opened_image import PreparedImage
 from app.editor.qimage import qimage_to_array
 from app.widgets.load_progress import LoadProgressDialog
 from app.storage.project import PROJECT_SUFFIX, ProjectError, is_project_file
@@ -129,8 +130,15 @@ class FileActions(QObject):
         """A big image decodes on a pool thread (the window keeps answering; Cancel keeps the open
         work); True means the load started."""
         self.cancel_loading()
-        return self._load_in_background(image_load(path, self), path, "Cannot open the image",
-                                        lambda loaded: self._image_loaded(path, loaded))
+        canvas = self.window.canvas
+        load = image_load(path, self, view=canvas.prepare_levels())  # the first paint's levels, built there too
+
+        def loaded(result) -> None:
+            prepared, levels = result
+            canvas.offer_levels(levels)
+            self._image_loaded(path, prepared)
+
+        return self._load_in_background(load, path, "Cannot open the image", loaded)
 
     def _load_in_background(self, load: BackgroundLoad, path: str, failure_title: str, done) -> bool:
         """Start ``load`` with the progress dialog (after a moment) and Cancel; ``done(result)`` on
@@ -143,7 +151,7 @@ class FileActions(QObject):
         load.start()
         return True
 
-    def _image_loaded(self, path: str, loaded: imageio.LoadedImage) -> None:
+    def _image_loaded(self, path: str, loaded: imageio.LoadedImage | PreparedImage) -> None:
         self._opened(loaded, path)
         self._remember(path)
 
@@ -158,7 +166,7 @@ class FileActions(QObject):
         return self.ask_unsaved("The image has changes that are not saved. Save them before opening the pasted image?",
                                 lambda: self._opened(imageio.LoadedImage(np.ascontiguousarray(pixels)), None, name))
 
-    def _opened(self, loaded: imageio.LoadedImage, path: str | None, name: str | None = None) -> None:
+    def _opened(self, loaded: imageio.LoadedImage | PreparedImage, path: str | None, name: str | None = None) -> None:
         self.window.message_bar.dismiss()
         self.session.open_image(loaded, path, name)
         info = loaded.info if isinstance(getattr(loaded, "info", None), dict) else {}

@@ -92,6 +92,15 @@ class LevelCache:
                 img._keep[y0:y1, x0:x1] = self._to_bgra(np.ascontiguousarray(cur[y0:y1, x0:x1]))  # type: ignore[attr-defined]
 
 
+def prebuilt(base: np.ndarray, kind: str, zoom: float) -> LevelCache:
+    """A cache of ``base`` with the level drawn at ``zoom`` already built. Safe on a pool thread
+    (numpy, OpenCV and QImage only): a big image opened in the background builds what its first
+    paint draws there, not on the GUI thread."""
+    cache = LevelCache(base, kind)
+    cache.image(cache.level_for(zoom))
+    return cache
+
+
 def checker_brush() -> QBrush:
     """The grey checkerboard drawn under transparent pixels."""
     pm = QPixmap(16, 16)

@@ -16,6 +16,12 @@ MIN_ZOOM, MAX_ZOOM = 1 / 64, 64.0
 ZOOM_STEP = 1.25
 
 
+def fit_zoom(image_size: tuple[int, int], viewport: tuple[int, int]) -> float:
+    """The zoom at which a ``(w, h)`` image fits a ``(w, h)`` viewport whole."""
+    (w, h), (vw, vh) = image_size, viewport
+    return min(MAX_ZOOM, max(MIN_ZOOM, min(max(1, vw) / max(1, w), max(1, vh) / max(1, h))))
+
+
 class ZoomPan:
     """Zoom, fit, pan and the image↔widget mapping; state lives in ``_zoom``, ``_offset``, ``_fit_mode``."""
 
@@ -79,7 +85,7 @@ class ZoomPan:
             return
         w, h = self._doc.size
         vw, vh = max(1, self.width()), max(1, self.height())
-        zoom = min(MAX_ZOOM, max(MIN_ZOOM, min(vw / w, vh / h)))
+        zoom = fit_zoom((w, h), (vw, vh))
         changed = not math.isclose(zoom, self._zoom)
         self._zoom = zoom
         self._offset = QPointF((vw - w * zoom) / 2, (vh - h * zoom) / 2)
