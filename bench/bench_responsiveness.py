@@ -13,9 +13,11 @@ model (tests/tinymodels.py) through the real loader, engine and worker:
 
 ``--io`` measures the file cases instead, on a 6000×4000 photo (skimage astronaut upscaled with
 grain): the longest stall while the window's public ``open_path`` opens a 24 MP JPEG and a
-16-bit TIFF (until the document holds the image, so a background loader is measured the same
-way), and while the autosave of a document with 200 strokes of history is queued and written
-(``recovery.autosave_now`` — the timer's path — until the file is on disk).
+16-bit TIFF (until the document holds the image, plus 0.3 s for its first paint), while the
+autosave of a document with 200 strokes of history is copied and written (``recovery.autosave_now``
+— the timer's path — until the file is on disk), again after a result changed the pixels, and
+while Save writes the result PNG and the project (until ``saver.saved``). The baseline row is the
+same PNG written on the GUI thread, as saves were before.
 
     QT_QPA_PLATFORM=offscreen python bench/bench_responsiveness.py --io [--repeat 3]
 """
@@ -79,6 +81,17 @@ def _wait(app, done, timeout_s: float = 120.0, settle_s: float = 0.3) -> None:
         time.sleep(0.002)
 
 
+def _autosave(app, meter, recovery) -> tuple[float, float]:
+    """Longest stall and wall time of one autosave, from the timer's call until the file is on disk."""
+    saved: list = []
+    recovery.autosaver.on_saved = saved.append
+    meter.start()
+    t0 = time.perf_counter()
+    recovery.autosave_now()
+    _wait(app, lambda: bool(saved))
+    return meter.stop()["max_ms"], time.perf_counter() - t0
+
+
 def io_cases(tmp: Path, repeat: int) -> int:
     """Open a 24 MP JPEG and 16-bit TIFF through the window, then autosave 200 strokes."""
     import cv2
@@ -121,14 +134,29 @@ def io_cases(tmp: Path, repeat: int) -> int:
                     y = 100 + (i * 19) % 3800
                     window.document.stroke_segment((100, y), (5900, y + 50), 12.0)
                     window.document.end_stroke()
-                saved: list = []
-                recovery.autosaver.on_saved = lambda p: saved.append(p)
+                rows.setdefault("autosave, 200 strokes of history", []).append(_autosave(app, meter, recovery))
+                result = window.document.pixels.copy()
+                result[1000:3000, 2000:4000] //= 2  # a result applied: the pixels must be copied now
+                window.document.apply_result(result, region=(2000, 1000, 2000, 2000))
+                rows.setdefault("autosave after a result (pixels copied too)", []).append(_autosave(app, meter, recovery))
+                for case, start in (("save result, 24 MP PNG", lambda: window.save_result(tmp / "result.png")),
+                                     ("save project, 24 MP + 201 steps", lambda: window.files.save_project_to(tmp / "work.inpaint"))):
+                    done: list = []
+                    window.session.saver.saved.connect(done.append)
+                    meter.start()
+                    t0 = time.perf_counter()
+                    assert start(), window.status_message.text()
+                    _wait(app, lambda: bool(done))
+                    wall = time.perf_counter() - t0
+                    rows.setdefault(case, []).append((meter.stop()["max_ms"], wall))
+                    window.session.saver.saved.disconnect(done.append)
+                # Baseline: the same PNG written on the GUI thread, as saves were before.
                 meter.start()
                 t0 = time.perf_counter()
-                recovery.autosave_now()
-                _wait(app, lambda: bool(saved))
-                wall = time.perf_counter() - t0
-                rows.setdefault("autosave, 200 strokes of history", []).append((meter.stop()["max_ms"], wall))
+                imageio.save_image(tmp / "result-gui.png", window.document.pixels, params=window.session.applied_params())
+                app.processEvents()
+                rows.setdefault("baseline: save result on the GUI thread", []).append(
+                    (max(meter.stop()["max_ms"], (time.perf_counter() - t0) * 1000), time.perf_counter() - t0))
             window.force_close()
             app.processEvents()
     print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f}, {repeat} repeats, median shown")

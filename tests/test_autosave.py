@@ -391,7 +391,9 @@ def test_install_on_the_real_main_window(qtbot, data_dir, tmp_path):
     assert load_project(saved.args[0]).params.steps == 9
 
     path = tmp_path / "session.inpaint"
-    assert window.files.save_project_to(path) and not window.document.modified
+    with qtbot.waitSignal(window.session.saver.saved, timeout=20000):
+        assert window.files.save_project_to(path)
+    assert not window.document.modified
     before = window.document.pixels.copy()
     bad = tmp_path / "bad.inpaint"
     bad.write_bytes(b"PK\x03\x04 not really")

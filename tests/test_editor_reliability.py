@@ -16,7 +16,7 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QMessageBox
 
 from app.editor import worker as worker_module
-from app.editor.background_load import BackgroundLoad, project_load
+from app.editor.background_task import BackgroundTask, project_load
 from app.storage.project import load_project, save_project
 from app.widgets.recovery_dialog import install
 from reliability_fixtures import make_state
@@ -79,7 +79,9 @@ def test_restored_work_is_unsaved_and_quit_asks_and_keeps_the_recovery(qtbot, se
     assert [r.path for r in ctl2.offer_recovery()] == recovered
     ctl2.restore(ctl2.offer_recovery()[0])
     ctl2.autosaver.flush()
-    assert window2.files.save_project_to(tmp_path / "saved.inpaint") and not window2.document.modified
+    with qtbot.waitSignal(window2.session.saver.saved, timeout=20000):
+        assert window2.files.save_project_to(tmp_path / "saved.inpaint")
+    assert not window2.document.modified
     ctl2._on_quit()
     assert list(data_dir.glob("session-*.inpaint")) == []
     window.force_close()
@@ -175,7 +177,9 @@ def test_opening_over_unsaved_work_asks_save_discard_cancel(qtbot, settings, pho
     window.document.fill_rect((1, 1, 3, 3))
     window.session.save_path = str(tmp_path / "result.png")  # Save writes there without a dialog
     assert not window.open_path(other)
-    _answer(qtbot, lambda: window.files.question, Buttons.Save)
+    with qtbot.waitSignal(window.session.saver.saved, timeout=20000):
+        _answer(qtbot, lambda: window.files.question, Buttons.Save)
+    qtbot.waitUntil(lambda: window.document.width == 50, timeout=10000)  # opened once the file was on disk
     assert imageio.load_image(tmp_path / "result.png").pixels.shape[:2] == (8, 8)
     assert window.document.width == 50 and not window.document.modified
     window.force_close()
@@ -191,7 +195,8 @@ def test_ctrl_s_on_an_opened_project_saves_the_project(qtbot, settings, tmp_path
     assert "portrait.inpaint" in window.windowTitle() and "portrait.inpaint" in window.status_message.text()
     window.document.fill_rect((20, 15, 4, 4))
     assert window.isWindowModified()
-    window.save_action.trigger()
+    with qtbot.waitSignal(window.session.saver.saved, timeout=20000):
+        window.save_action.trigger()
     assert QKeySequence(QKeySequence.StandardKey.Save) in window.save_action.shortcuts()
     assert not window.document.modified and "portrait.inpaint" in window.windowTitle()
     assert load_project(project).mask[16, 21] == 255
@@ -216,7 +221,7 @@ def test_project_load_reports_progress_keeps_the_gui_responsive_and_cancels(qtbo
     assert seen[-1] == (63, 63) and len(seen) == 63  # current, original, mask, 2 × 30 candidates
     assert ticks  # the event loop ran while it loaded
 
-    slow = BackgroundLoad(lambda progress: [progress(i, 1000) or time.sleep(0.01) for i in range(1000)], "Opening slow")
+    slow = BackgroundTask(lambda progress: [progress(i, 1000) or time.sleep(0.01) for i in range(1000)], "Opening slow")
     with qtbot.waitSignal(slow.cancelled, timeout=5000):
         slow.start()
         qtbot.waitUntil(lambda: slow.running, timeout=1000)

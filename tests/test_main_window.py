@@ -313,14 +313,16 @@ def test_save_result_carries_applied_parameters(qtbot, window, photo, tmp_path):
     window.apply_candidate(0)
     assert window.document.modified
     out = tmp_path / "result.png"
-    assert window.save_result(out)
+    with qtbot.waitSignal(window.session.saver.saved, timeout=20000):
+        assert window.save_result(out)  # started: written off the GUI thread
     assert not window.document.modified
     assert np.array_equal(imageio.load_image(out).pixels, window.document.pixels)
     assert metadata.read_params(out) == record.params
     assert window.save_action.isEnabled()
     readonly = tmp_path / "no-such-dir" / "x" / "result.bmp"
-    assert not window.save_result(readonly)
-    assert window.message_bar.level == "error"
+    with qtbot.waitSignal(window.session.saver.failed, timeout=20000):
+        assert window.save_result(readonly)
+    assert window.message_bar.level == "error" and "result.bmp" in window.message_bar.text
 
 
 def test_history_recall_rerun_and_new_seed(qtbot, slow_window, photo):
@@ -413,7 +415,8 @@ def test_mask_menu_operations_and_export_import(qtbot, window, photo, tmp_path):
     assert not window.canvas.mask_preview_active
     assert doc.mask[97, 120] == 255 and doc.mask[90, 120] == 0
     out = tmp_path / "mask.png"
-    assert window.export_mask(out)
+    with qtbot.waitSignal(window.session.saver.saved, timeout=20000):
+        assert window.export_mask(out)
     window.clear_action.trigger()
     assert not doc.mask.any()
     assert window.import_mask(out)

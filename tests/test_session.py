@@ -65,7 +65,8 @@ def test_candidate_k_is_saved_as_seed_s_plus_k_batch_1(qtbot, session, tmp_path)
     assert session.apply_candidate(2) is True and record.applied == 2 and session.candidates is None
     assert session.document.pixels[10, 10].tolist() == [42, 42, 42]
     path = tmp_path / "result.png"
-    session.save_result(path)
+    with qtbot.waitSignal(session.saver.saved, timeout=20000):
+        assert session.save_result(path)
     saved = imageio.load_image(path).params
     assert (saved.seed, saved.batch_size, saved.prompt) == (42, 1, "a wall")
     assert session.save_path == str(path) and not session.modified
@@ -112,7 +113,8 @@ def test_context_box_survives_projects_and_autosave(qtbot, session, tmp_path, da
     assert load_project(saved.args[0]).context_box == Bounds(2, 3, 30, 20)
 
     path = tmp_path / "work.inpaint"
-    session.save_project(path, GenerationParams(prompt="kept"))
+    with qtbot.waitSignal(session.saver.saved, timeout=20000):
+        assert session.save_project(path, GenerationParams(prompt="kept"))
     assert session.project_path == str(path) and not session.modified
     opened(session)
     assert session.document.context_box is None and session.project_path is None

@@ -113,5 +113,5 @@ def test_opening_another_image_during_a_take_finishes_it_with_the_old_document(q
 def test_a_small_document_is_copied_at_once(qapp, doc):
     taken: list = []
     doc.fill_rect((0, 0, 8, 8))
-    doc.snapshots.take(taken.append)  # the default 8 MB slice holds it whole
+    doc.snapshots.take(taken.append)  # the default 2 MB slice holds it whole
     assert taken and np.array_equal(taken[0].mask, doc.mask) and taken[0].mask is not doc.mask

@@ -3,7 +3,7 @@
 Installing a 24 MP photo costs work the GUI thread cannot afford inside one event (the issue's
 budget is 50 ms): the editable copy beside the read-only original (~0.1 s for 144 MB), a 16-bit
 image's 8-bit display copy (~0.2 s) and the empty mask. `prepare_image` does all of it where the
-image was decoded (`app.editor.background_load` runs it on a pool thread), so
+image was decoded (`app.editor.background_task` runs it on a pool thread), so
 `Document.set_image` only swaps references.
 """
 

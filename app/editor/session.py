@@ -24,11 +24,17 @@ from app.core.records import GenerationRecord
 from app.editor.document import Document
 from app.editor.opened_image import PreparedImage
 from app.editor.recovery_controller import RecoveryController
+from app.editor.saving import Saver
 from app.editor.worker import GenerationWorker
 from app.inference.registry import LoadOptions
 from app.service.generation import GenerationRequest
 from app.service.records import candidate_params
 from app.storage.project import ProjectState, load_project, save_project
+
+
+def _applied_params(generations: list[GenerationRecord]) -> GenerationParams | None:
+    applied = [g for g in generations if g.applied is not None]
+    return candidate_params(applied[-1], applied[-1].applied) if applied else None
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class EditorSession(QObject):
     def __init__(self, worker: GenerationWorker | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.document = Document(self)
+        self.saver = Saver(self.document, self)
         self.display_name: str | None = None
         self.save_path: str | None = None  # where Save writes the result image
         self.project_path: str | None = None  # where Save Project writes
@@ -107,7 +114,7 @@ class EditorSession(QObject):
 
     def open_project(self, path: str | Path, state: ProjectState | None = None) -> ProjectState:
         """Make a project the document: ``state`` as loaded off the GUI thread (`app.editor.
-        background_load.project_load`), or loaded here (raises `ProjectError`, leaving the document
+        background_task.project_load`), or loaded here (raises `ProjectError`, leaving the document
         as it was). Returns the state, whose ``params`` the caller shows."""
         state = load_project(path) if state is None else state
         self._before_replace()
@@ -118,30 +125,46 @@ class EditorSession(QObject):
         self.title_changed.emit()
         return state
 
-    def save_project(self, path: str | Path, params: GenerationParams) -> None:
-        """Save the whole session atomically (raises `ProjectError`); with autosave on, its last
-        valid params are used when ``params`` do not validate (a project must reopen)."""
+    def applied_params(self) -> GenerationParams | None:
+        """What a saved result carries: the parameters that regenerate the last applied candidate."""
+        return _applied_params(self.document.generations)
+
+    def save_result(self, path: str | Path) -> bool:
+        """Start writing the current image with `applied_params` (atomically, off the GUI thread:
+        ``saver`` reports). False while another save is under way."""
+        def write(state: ProjectState) -> None:
+            imageio.save_image(path, state.current, params=_applied_params(state.generations), icc_profile=state.icc_profile)
+
+        def saved() -> None:
+            self.save_path = str(path)
+            self.title_changed.emit()
+
+        return self.saver.save(path, write, on_saved=saved)
+
+    def save_project(self, path: str | Path, params: GenerationParams) -> bool:
+        """Start saving the whole session as a project (off the GUI thread: ``saver`` reports);
+        with autosave on, its last valid params are used when ``params`` do not validate (a
+        project must reopen). False while another save is under way."""
         if self.recovery is not None:
             try:
                 params = params.validate()
             except UserError:  # a half-typed field: keep the last params that validated
                 params = self.recovery.last_good_params()
-        save_project(path, self.document.to_state(params))
-        self.document.mark_saved()
-        self.project_path = str(path)
-        self.display_name = Path(path).name
-        self.title_changed.emit()
 
-    def applied_params(self) -> GenerationParams | None:
-        """What a saved result carries: the parameters that regenerate the last applied candidate."""
-        applied = [g for g in self.document.generations if g.applied is not None]
-        return candidate_params(applied[-1], applied[-1].applied) if applied else None
+        def write(state: ProjectState) -> None:
+            state.params = params
+            save_project(path, state)
 
-    def save_result(self, path: str | Path) -> None:
-        """Write the current image with `applied_params` atomically (raises OSError/ValueError)."""
-        imageio.save_image(path, self.document.pixels, params=self.applied_params(), icc_profile=self.document.icc_profile)
-        self.save_path = str(path)
-        self.document.mark_saved()
+        def saved() -> None:
+            self.project_path = str(path)
+            self.display_name = Path(path).name
+            self.title_changed.emit()
+
+        return self.saver.save(path, write, on_saved=saved)
+
+    def export_mask(self, path: str | Path) -> bool:
+        """Start writing the mask as a grey PNG (off the GUI thread); the work stays unsaved."""
+        return self.saver.save(path, lambda state: imageio.save_image(path, state.mask), marks_saved=False)
 
     def install_recovery(self, params_getter: Callable[[], GenerationParams], **kwargs) -> RecoveryController:
         """Turn on autosave and crash recovery for this session (once); restored params go to
@@ -260,9 +283,11 @@ class EditorSession(QObject):
 
     # -- end ------------------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Stop the worker thread (idempotent). Autosave ends on the application's aboutToQuit."""
+        """Finish a save under way, stop the worker thread (idempotent). Autosave ends on the
+        application's aboutToQuit."""
         if self._shut_down:
             return
         self._shut_down = True
+        self.saver.wait()  # a save under way lands before the process ends
         self.worker.shutdown()
 

@@ -3,7 +3,7 @@
 Each action asks its question (a file dialog), calls the `EditorSession`, and reports failure in
 the window's message bar; the document is never left half-changed. Opening over unsaved work asks
 Save / Discard / Cancel first (`ask_unsaved`); projects load off the GUI thread with a progress
-dialog and Cancel (`app.editor.background_load`). Save (Ctrl+S) saves an open project as the
+dialog and Cancel (`app.editor.background_task`). Save (Ctrl+S) saves an open project as the
 project, otherwise the result image. The window passes itself for
 its dialogs' parent, message bar and status line, and for the parameter panel a project restores.
 """
@@ -20,11 +20,11 @@ from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
 from app.core import imageio
-from app.editor.background_load import BackgroundLoad, image_load, project_load
+from app.editor.background_task import BackgroundTask, image_load, project_load
 from app.editor.opened_image import PreparedImage
 from app.editor.qimage import qimage_to_array
-from app.widgets.load_progress import LoadProgressDialog
-from app.storage.project import PROJECT_SUFFIX, ProjectError, is_project_file
+from app.widgets.task_progress import TaskProgressDialog
+from app.storage.project import PROJECT_SUFFIX, is_project_file
 
 if TYPE_CHECKING:
     from app.widgets.main_window import MainWindow
@@ -56,8 +56,13 @@ class FileActions(QObject):
         self.session = window.session
         self.settings = window.settings
         self.recent_menu: QMenu | None = None
-        self.loading: BackgroundLoad | None = None  # the image or project load in progress
+        self.loading: BackgroundTask | None = None  # the image or project load in progress
         self.question: QMessageBox | None = None  # the open "unsaved changes" question
+        self._save_report: tuple[str, str, Callable[[], None] | None] = ("Cannot save", "Saved", None)
+        saver = self.session.saver
+        saver.started.connect(lambda task: TaskProgressDialog(task, self.window))
+        saver.saved.connect(self._saved)
+        saver.failed.connect(self._save_failed)
 
     def ask_unsaved(self, text: str, proceed: Callable[[], None], *, quitting: bool = False) -> bool:
         """Run ``proceed`` now if nothing is unsaved (returns True); else ask Save / Discard /
@@ -77,11 +82,12 @@ class FileActions(QObject):
         def answered(_code: int) -> None:
             self.question = None
             button = box.standardButton(box.clickedButton()) if box.clickedButton() else buttons.Cancel
-            if button == buttons.Save and not self.save():
+            if button == buttons.Save:
+                self.save(then=proceed)  # proceeds once the file is on disk; a failure is shown instead
                 return
             if button == buttons.Discard and quitting and self.session.recovery is not None:
                 self.session.recovery.discard_on_exit()
-            if button in (buttons.Save, buttons.Discard):
+            if button == buttons.Discard:
                 proceed()
 
         box.finished.connect(answered)
@@ -140,14 +146,14 @@ class FileActions(QObject):
 
         return self._load_in_background(load, path, "Cannot open the image", loaded)
 
-    def _load_in_background(self, load: BackgroundLoad, path: str, failure_title: str, done) -> bool:
+    def _load_in_background(self, load: BackgroundTask, path: str, failure_title: str, done) -> bool:
         """Start ``load`` with the progress dialog (after a moment) and Cancel; ``done(result)`` on
         success, one message on failure; the open work stays as it is until then."""
         load.finished.connect(done)
         load.failed.connect(lambda text: self.window.show_message("error", failure_title, text))
         load.cancelled.connect(lambda: self._status(f"Opening {Path(path).name} was cancelled; the open image is unchanged."))
         self.loading = load
-        LoadProgressDialog(load, self.window)
+        TaskProgressDialog(load, self.window)
         load.start()
         return True
 
@@ -222,33 +228,45 @@ class FileActions(QObject):
         self._status("Image copied to the clipboard.")
         return True
 
-    # -- the result image --------------------------------------------------------------------------
-    def save(self) -> bool:
+    # -- saving: off the GUI thread (`app.editor.saving`); the result arrives in `_saved` / `_save_failed`
+    def save(self, then: Callable[[], None] | None = None) -> bool:
         """Save the work where it came from: an open project as the project, else the result image
-        (asking where the first time)."""
+        (asking where the first time). ``then`` runs once the file is on disk. True if a save started."""
         if self.session.project_path:
-            return self.save_project_to(self.session.project_path)
+            return self.save_project_to(self.session.project_path, then)
         if self.session.save_path:
-            return self.save_result(self.session.save_path)
-        self.save_as_dialog()
-        return self.session.save_path is not None
+            return self.save_result(self.session.save_path, then)
+        path = self._ask_result_path()
+        return bool(path) and self.save_result(path, then)
 
     def save_as_dialog(self) -> None:
+        path = self._ask_result_path()
+        if path:
+            self.save_result(path)
+
+    def _ask_result_path(self) -> str | None:
         doc = self.document
         if doc.is_empty:
-            return
+            return None
         base = Path(doc.path).with_name(Path(doc.path).stem + "-inpainted.png") if doc.path else Path(self.settings.last_dir()) / "result.png"
         path, _ = QFileDialog.getSaveFileName(self.window, "Save result as", str(base), SAVE_FILTER)
-        if path:
-            self.save_result(path if Path(path).suffix else path + ".png")
+        return (path if Path(path).suffix else path + ".png") if path else None
 
-    def save_result(self, path: str | Path) -> bool:
-        """Write the current image (with the applied candidate's parameters) atomically."""
+    def save_result(self, path: str | Path, then: Callable[[], None] | None = None) -> bool:
+        """Start writing the current image (with the applied candidate's parameters) atomically."""
         if self.document.is_empty:
             return False
-        return self._write(lambda: self.session.save_result(path), "Cannot save", path, f"Saved {Path(path).name}")
+        name = Path(path).name
+        return self._saving(self.session.save_result(path), "Cannot save", f"Saving {name}…", f"Saved {name}", then)
 
-    # -- masks -------------------------------------------------------------------------------------
+    def save_project_to(self, path: str | Path, then: Callable[[], None] | None = None) -> bool:
+        """Start saving the whole session (image, mask, context box, history, params) atomically."""
+        if self.document.is_empty:
+            return False
+        name = Path(path).name
+        return self._saving(self.session.save_project(path, self.window.current_params()), "Cannot save the project",
+                            f"Saving project {name}…", f"Saved project {name}", then)
+
     def export_mask_dialog(self) -> None:
         if self.document.is_empty:
             return
@@ -257,19 +275,30 @@ class FileActions(QObject):
             self.export_mask(path)
 
     def export_mask(self, path: str | Path) -> bool:
-        return self._write(lambda: imageio.save_image(path, self.document.mask), "Cannot export the mask", path,
-                           f"Mask exported to {Path(path).name}")
-
-    def _write(self, write, title: str, path: str | Path, done: str) -> bool:
-        """Run ``write``; a failure (disk full, no permission, bad name) is one message naming the
-        file, and the document stays as it is."""
-        try:
-            write()
-        except (OSError, ValueError) as exc:
-            self.window.show_message("error", title, f"{Path(path).name}: {exc}")
+        if self.document.is_empty:
             return False
-        self._status(done)
+        return self._saving(self.session.export_mask(path), "Cannot export the mask", "Exporting the mask…",
+                            f"Mask exported to {Path(path).name}")
+
+    def _saving(self, started: bool, failure_title: str, busy_text: str, done_text: str,
+                then: Callable[[], None] | None = None) -> bool:
+        """Report a save the session started (``started``), or why none did."""
+        if not started:
+            self._status("A save is under way; try again when it has finished.")
+            return False
+        self._save_report = (failure_title, done_text, then)
+        self._status(busy_text)
         return True
+
+    def _saved(self, _path: str) -> None:
+        _title, done_text, then = self._save_report
+        self._status(done_text)
+        if then is not None:
+            then()
+
+    def _save_failed(self, path: str, message: str) -> None:
+        title, _done, _then = self._save_report  # what was to follow the save does not happen
+        self.window.show_message("error", title, message)
 
     def import_mask_dialog(self) -> None:
         if self.document.is_empty:
@@ -309,18 +338,6 @@ class FileActions(QObject):
             self.loading.cancel()
             if wait_s:
                 self.loading.wait(wait_s)
-
-    def save_project_to(self, path: str | Path) -> bool:
-        """Save the whole session (image, mask, context box, history, params) atomically."""
-        if self.document.is_empty:
-            return False
-        try:
-            self.session.save_project(path, self.window.current_params())
-        except ProjectError as exc:
-            self.window.show_message("error", "Cannot save the project", str(exc))
-            return False
-        self._status(f"Saved project {Path(path).name}")
-        return True
 
     def open_project_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.window, "Open project", "", PROJECT_FILTER)

@@ -32,11 +32,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.editor.background_load import BackgroundLoad, project_load
+from app.editor.background_task import BackgroundTask, project_load
 from app.editor.recovery_controller import RecoveryController
 from app.storage.autosave import Recovery
 from app.storage.project import ProjectError
-from app.widgets.load_progress import LoadProgressDialog
+from app.widgets.task_progress import TaskProgressDialog
 
 RESTORE, DISCARD, LATER = "restore", "discard", "later"
 
@@ -149,7 +149,7 @@ def _cannot_restore(parent: QWidget | None, rec: Recovery, text: str) -> None:
         QMessageBox.warning(parent, "Cannot restore", message)
 
 
-def _act_in_background(parent: QWidget | None, controller: Any, dialog: RecoveryDialog) -> BackgroundLoad | None:
+def _act_in_background(parent: QWidget | None, controller: Any, dialog: RecoveryDialog) -> BackgroundTask | None:
     """`_act`, with the recovery file loaded off the GUI thread (progress dialog, Cancel keeps it)."""
     rec = dialog.selected
     if rec is None or dialog.choice != RESTORE:
@@ -158,7 +158,7 @@ def _act_in_background(parent: QWidget | None, controller: Any, dialog: Recovery
     load = project_load(rec.path, parent)
     load.finished.connect(lambda state: controller.restore(rec, state))
     load.failed.connect(lambda text: _cannot_restore(parent, rec, text))
-    LoadProgressDialog(load, parent)
+    TaskProgressDialog(load, parent)
     controller.restoring = load  # kept alive until it ends; tests wait on it
     return load.start()
 

@@ -1,11 +1,13 @@
-"""Loading that can take seconds (big images, projects, recoveries) on a pool thread, with progress and Cancel.
+"""File work that can take seconds (opening big images, projects, recoveries; saving) on a pool
+thread, with progress and, for loads, Cancel.
 
-A project with many generations, or a hostile one at the caps, decodes for seconds: on the GUI
-thread the window would freeze with no way out. `BackgroundLoad` runs a load function on
-`QThreadPool.globalInstance()` and reports through queued signals, so the window keeps answering
-input; the dialog that shows it lives in `app.widgets.load_progress`. Cancel is cooperative: the
-function's ``progress`` callback raises `LoadCancelled` at the next image, and a result that
-arrives after Cancel is dropped.
+A project with many generations, or a hostile one at the caps, decodes for seconds, and a 24 MP
+PNG takes a second to encode: on the GUI thread the window would freeze with no way out.
+`BackgroundTask` runs a function on `QThreadPool.globalInstance()` and reports through queued
+signals, so the window keeps answering input; the dialog that shows it lives in
+`app.widgets.task_progress`. Cancel is cooperative: the function's ``progress`` callback raises
+`LoadCancelled` at the next image, and a result that arrives after Cancel is dropped. A save
+cannot be cancelled (``cancellable`` False): its atomic write either lands whole or not at all.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from app.core.errors import UserError
 from app.editor.opened_image import PreparedImage, prepare_image
 from app.storage.project import LoadCancelled, ProjectError, load_project
 
-LoadFunction = Callable[[Callable[[int, int], None]], Any]
+TaskFunction = Callable[[Callable[[int, int], None]], Any]
 
 
 class _Task(QRunnable):
@@ -35,8 +37,8 @@ class _Task(QRunnable):
         self.job()
 
 
-class BackgroundLoad(QObject):
-    """One load: call `start`; exactly one of ``finished``, ``failed``, ``cancelled`` follows."""
+class BackgroundTask(QObject):
+    """One task: call `start`; exactly one of ``finished``, ``failed``, ``cancelled`` follows."""
 
     progress = Signal(int, int)  # done, total
     finished = Signal(object)  # what the function returned
@@ -44,10 +46,13 @@ class BackgroundLoad(QObject):
     cancelled = Signal()
     ended = Signal()  # after any of the three, once its receivers ran (``running`` is then False)
 
-    def __init__(self, function: LoadFunction, description: str, parent: QObject | None = None) -> None:
+    def __init__(self, function: TaskFunction, description: str, parent: QObject | None = None, *,
+                 title: str = "Opening", cancellable: bool = True) -> None:
         super().__init__(parent)
         self.function = function
         self.description = description  # "Opening photo.inpaint", for the progress dialog
+        self.title = title  # the dialog's window title
+        self.cancellable = cancellable
         self._cancel = threading.Event()
         self._done = threading.Event()
         self._result_sent = False
@@ -57,14 +62,16 @@ class BackgroundLoad(QObject):
     def _on_ended(self) -> None:
         self.running = False
 
-    def start(self) -> BackgroundLoad:
+    def start(self) -> BackgroundTask:
         self.running = True
         QThreadPool.globalInstance().start(_Task(self._run))
         return self
 
     def cancel(self) -> None:
-        """Stop at the next image; ``cancelled`` is emitted once the thread has let go."""
-        self._cancel.set()
+        """Stop at the next image; ``cancelled`` is emitted once the thread has let go. A task
+        that is not ``cancellable`` (a save) runs on."""
+        if self.cancellable:
+            self._cancel.set()
 
     def wait(self, timeout_s: float = 30.0) -> bool:
         """Block until the pool thread is done (tests, quitting); False on timeout."""
@@ -94,14 +101,14 @@ class BackgroundLoad(QObject):
         self.ended.emit()  # queued after the result: receivers of both run in this order
 
 
-def project_load(path: str | Path, parent: QObject | None = None) -> BackgroundLoad:
-    """A `BackgroundLoad` of the project at ``path`` (not started)."""
-    return BackgroundLoad(lambda progress: load_project(path, progress), f"Opening {Path(path).name}", parent)
+def project_load(path: str | Path, parent: QObject | None = None) -> BackgroundTask:
+    """A `BackgroundTask` of the project at ``path`` (not started)."""
+    return BackgroundTask(lambda progress: load_project(path, progress), f"Opening {Path(path).name}", parent)
 
 
 def image_load(path: str | Path, parent: QObject | None = None,
-               view: Callable[[PreparedImage], Any] | None = None) -> BackgroundLoad:
-    """A `BackgroundLoad` of the image at ``path`` (not started), made ready for the document on
+               view: Callable[[PreparedImage], Any] | None = None) -> BackgroundTask:
+    """A `BackgroundTask` of the image at ``path`` (not started), made ready for the document on
     the pool thread too (`prepare_image`: decoding a 24 MP JPEG takes ~0.5 s, a 16-bit TIFF
     seconds, and the copies another 0.1–0.3 s). ``view(prepared)``, if given, also runs there (the
     canvas builds what its first paint draws). Result: ``(prepared, view's result or None)``. No
@@ -110,4 +117,4 @@ def image_load(path: str | Path, parent: QObject | None = None,
         prepared = prepare_image(imageio.load_image(path))
         return prepared, (view(prepared) if view is not None else None)
 
-    return BackgroundLoad(load, f"Opening {Path(path).name}", parent)
+    return BackgroundTask(load, f"Opening {Path(path).name}", parent)

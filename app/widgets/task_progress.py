@@ -1,23 +1,23 @@
-"""The progress dialog of a `app.editor.background_load.BackgroundLoad`: shown only when loading
-takes longer than a moment, with a Cancel button; window-modal so the document cannot change under
-a load, while the window keeps repainting and answering."""
+"""The progress dialog of a `app.editor.background_task.BackgroundTask`: shown only when the task
+takes longer than a moment, with a Cancel button for loads; window-modal so the document cannot
+change under a load or a save, while the window keeps repainting and answering."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
-from app.editor.background_load import BackgroundLoad
+from app.editor.background_task import BackgroundTask
 
 SHOW_AFTER_MS = 400
 
 
-class LoadProgressDialog(QProgressDialog):
-    """Follows ``load``'s progress; Cancel cancels it; closes itself when the load ends."""
+class TaskProgressDialog(QProgressDialog):
+    """Follows ``load``'s progress; Cancel cancels it; closes itself when the task ends."""
 
-    def __init__(self, load: BackgroundLoad, parent: QWidget | None = None) -> None:
-        super().__init__(load.description + "…", "Cancel", 0, 0, parent)
-        self.setWindowTitle("Opening")
+    def __init__(self, load: BackgroundTask, parent: QWidget | None = None) -> None:
+        super().__init__(load.description + "…", "Cancel" if load.cancellable else "", 0, 0, parent)
+        self.setWindowTitle(load.title)
         self.setWindowModality(Qt.WindowModality.WindowModal)
         self.setMinimumDuration(SHOW_AFTER_MS)
         self.setAutoClose(False)

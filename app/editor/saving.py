@@ -1,0 +1,99 @@
+"""Saving the document without freezing the window: copy, write on a pool thread, mark saved.
+
+A 24 MP PNG takes about a second to encode and a project with its history several; on the GUI
+thread the window would stop answering meanwhile. A save here copies the document with
+`app.editor.snapshot` (a slice per event-loop turn), writes the copy in a `BackgroundTask`
+(the writers are atomic: the file on disk is the old one or the new one, whole), and marks the
+document saved only if nothing was edited since the copy was taken, so an edit made during the
+save stays unsaved, as it should. One save runs at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from app.core.errors import UserError
+from app.editor.background_task import BackgroundTask
+from app.storage.project import ProjectError
+
+Write = Callable[[Any], None]  # writes a `ProjectState` snapshot to disk (pool thread; raises on failure)
+
+
+class Saver(QObject):
+    """Runs the saves of one document; ``started(task)`` lets a window show its progress."""
+
+    started = Signal(object)  # the BackgroundTask writing the file
+    saved = Signal(str)  # path, once the file is on disk
+    failed = Signal(str, str)  # path, one line for the user
+
+    def __init__(self, document: Any, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.task: BackgroundTask | None = None
+        self._copying = False
+
+    @property
+    def busy(self) -> bool:
+        return self._copying or (self.task is not None and self.task.running)
+
+    def save(self, path: str | Path, write: Write, *, marks_saved: bool = True,
+             on_saved: Callable[[], None] | None = None) -> bool:
+        """Start saving to ``path`` with ``write(snapshot)``; ``on_saved`` runs on the GUI thread
+        after success. False (nothing started) while another save is under way."""
+        if self.busy:
+            return False
+        self._copying = True
+        self.document.snapshots.take(lambda state: self._write(str(path), write, state, marks_saved, on_saved))
+        return True
+
+    def wait(self, timeout_s: float = 120.0) -> bool:
+        """Finish the save under way, blocking (quitting): False if it is still writing after
+        ``timeout_s``. Its result signals arrive with the next event-loop turn."""
+        if self._copying:
+            self.document.snapshots.finish_now()
+        return self.task is None or not self.task.running or self.task.wait(timeout_s)
+
+    def _write(self, path: str, write: Write, state: Any, marks_saved: bool, on_saved: Callable[[], None] | None) -> None:
+        self._copying = False
+        doc = self.document
+        edited: list[bool] = []
+
+        def on_edit(*_args: Any) -> None:
+            edited.append(True)
+
+        doc.undo_stack.indexChanged.connect(on_edit)
+        doc.reset.connect(on_edit)
+
+        def finished(_result: Any) -> None:
+            if marks_saved and not edited:
+                doc.mark_saved()
+            if on_saved is not None:
+                on_saved()
+            self.saved.emit(path)
+
+        def ended() -> None:
+            doc.undo_stack.indexChanged.disconnect(on_edit)
+            doc.reset.disconnect(on_edit)
+
+        def run(_progress: Any) -> None:
+            try:
+                write(state)
+            except ProjectError:
+                raise  # already one line for the user
+            except OSError as exc:  # no folder, no permission, disk full: say which file and why
+                raise UserError(f"{Path(path).name}: {exc.strerror or exc}. Check that the folder exists, "
+                                "is writable and has free space, or save somewhere else.") from exc
+            except ValueError as exc:  # e.g. a format that cannot hold this image
+                raise UserError(f"{Path(path).name}: {exc}") from exc
+
+        task = BackgroundTask(run, f"Saving {Path(path).name}", self, title="Saving", cancellable=False)
+        task.finished.connect(finished)
+        task.failed.connect(lambda message: self.failed.emit(path, message))
+        task.ended.connect(ended)
+        self.task = task
+        self.started.emit(task)
+        task.start()
