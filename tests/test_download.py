@@ -18,7 +18,7 @@ from PIL import Image
 
 from app.cli.main import main
 from app.inference.diffusers import catalog
-from app.storage import download_catalogue, downloads
+from app.storage import download_catalogue, download_errors, download_plan, downloads
 from fake_hub import REPO, FakeHub, FakeRepo, hub, hub_env, running  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +81,7 @@ def test_cli_downloads_into_the_models_folder_then_inpaints_with_it(hub, tiny_in
 def test_a_dropped_connection_fails_in_one_line_and_the_next_run_resumes_with_range(hub, tmp_path):
     size = len(hub.repos[REPO].files[UNET])
     hub.drop_after[UNET] = 3 * MB + 1000
-    with pytest.raises(downloads.DownloadError) as failed:
+    with pytest.raises(download_errors.DownloadError) as failed:
         downloads.get_model(REPO, tmp_path)
     assert "run it again to resume" in str(failed.value) and "\n" not in str(failed.value)
     assert not (tmp_path / "tiny-inpaint").exists()
@@ -127,7 +127,7 @@ def test_a_wrong_checksum_is_refused_and_nothing_is_installed(hub, tmp_path, mon
         entry = download_catalogue.CatalogueEntry("tiny", "Tiny", REPO, True, "test", 0, sha256={UNET: "0" * 64})
         monkeypatch.setattr(download_catalogue, "CATALOGUE", (entry,))
         source = "tiny"
-    with pytest.raises(downloads.DownloadError, match="checksum mismatch for unet/diffusion_pytorch_model.safetensors"):
+    with pytest.raises(download_errors.DownloadError, match="checksum mismatch for unet/diffusion_pytorch_model.safetensors"):
         downloads.get_model(source, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [downloads.STAGING]
     assert not (downloads.staging_dir(tmp_path, source) / (UNET + downloads.PART)).exists()
@@ -143,7 +143,7 @@ def test_a_full_disk_is_refused_before_any_byte_is_fetched(hub, tmp_path, monkey
 
 
 def test_disk_full_while_writing_says_so(tmp_path):
-    assert downloads.explain(OSError(errno.ENOSPC, "No space left on device"), "tiny").startswith("disk full while downloading tiny")
+    assert download_errors.explain(OSError(errno.ENOSPC, "No space left on device"), "tiny").startswith("disk full while downloading tiny")
 
 
 def test_cancel_leaves_no_half_model_where_models_are_looked_for(hub, tmp_path, monkeypatch):
@@ -154,7 +154,7 @@ def test_cancel_leaves_no_half_model_where_models_are_looked_for(hub, tmp_path, 
     def cancel_once_past_a_megabyte() -> bool:
         return bool(seen) and seen[-1].done > MB
 
-    with pytest.raises(downloads.DownloadCancelled):
+    with pytest.raises(download_errors.DownloadCancelled):
         downloads.get_model(REPO, tmp_path, progress=seen.append, cancel=cancel_once_past_a_megabyte)
     assert model_refs() == before
     assert [p.name for p in tmp_path.iterdir()] == [downloads.STAGING]
@@ -219,18 +219,18 @@ def test_only_what_sd15_needs_is_chosen_from_a_real_repo_listing():
         "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json", "scheduler/scheduler_config.json",
         "safety_checker/config.json", "safety_checker/model.safetensors", "feature_extractor/preprocessor_config.json",
     }
-    chosen = downloads.select_repo_files(names, "sd", None, allow_pickle=False)
+    chosen = download_plan.select_repo_files(names, "sd", None, allow_pickle=False)
     assert sorted(chosen) == sorted([
         "model_index.json", "unet/config.json", "vae/config.json", "text_encoder/config.json",
         "scheduler/scheduler_config.json", "tokenizer/merges.txt", "tokenizer/special_tokens_map.json",
         "tokenizer/tokenizer_config.json", "tokenizer/vocab.json", "unet/diffusion_pytorch_model.fp16.safetensors",
         "vae/diffusion_pytorch_model.fp16.safetensors", "text_encoder/model.fp16.safetensors"])
     pickle_only = {n for n in names if not n.startswith("unet/") or n.endswith(".json")} | {"unet/diffusion_pytorch_model.bin"}
-    with pytest.raises(downloads.DownloadError, match="unet/ has only pickle .bin weights"):
-        downloads.select_repo_files(pickle_only, "sd", None, allow_pickle=False)
-    assert "unet/diffusion_pytorch_model.bin" in downloads.select_repo_files(pickle_only, "sd", None, allow_pickle=True)
-    with pytest.raises(downloads.DownloadError, match="several checkpoints; choose one with --file"):
-        downloads.select_repo_files({"a.safetensors", "b.safetensors"}, "x/y", None, allow_pickle=False)
+    with pytest.raises(download_errors.DownloadError, match="unet/ has only pickle .bin weights"):
+        download_plan.select_repo_files(pickle_only, "sd", None, allow_pickle=False)
+    assert "unet/diffusion_pytorch_model.bin" in download_plan.select_repo_files(pickle_only, "sd", None, allow_pickle=True)
+    with pytest.raises(download_errors.DownloadError, match="several checkpoints; choose one with --file"):
+        download_plan.select_repo_files({"a.safetensors", "b.safetensors"}, "x/y", None, allow_pickle=False)
 
 
 def test_progress_text_has_bytes_rate_and_time_left():
@@ -248,7 +248,7 @@ def test_the_same_model_is_downloaded_by_one_caller_at_a_time(hub, tmp_path):
     def slow_download():
         try:
             downloads.get_model(REPO, tmp_path, cancel=stop.is_set)
-        except downloads.DownloadError as exc:
+        except download_errors.DownloadError as exc:
             first.append(exc)
 
     worker = threading.Thread(target=slow_download)
@@ -258,12 +258,12 @@ def test_the_same_model_is_downloaded_by_one_caller_at_a_time(hub, tmp_path):
     while time.monotonic() < deadline and not part.exists():
         time.sleep(0.02)
     try:
-        with pytest.raises(downloads.DownloadError, match="already being downloaded"):
+        with pytest.raises(download_errors.DownloadError, match="already being downloaded"):
             downloads.get_model(REPO, tmp_path)
     finally:
         stop.set()
         worker.join(timeout=30)
-    assert isinstance(first[0], downloads.DownloadCancelled)
+    assert isinstance(first[0], download_errors.DownloadCancelled)
     hub.rate = None
     assert downloads.get_model(REPO, tmp_path).path.is_dir()  # the lock went with the first caller
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-inpaint"]
@@ -285,4 +285,4 @@ def test_hub_page_and_file_links_go_through_the_hub(hub, tmp_path):
     link = downloads.get_model(f"{hub.url}/{REPO}/blob/main/{UNET}", tmp_path)
     assert link.path == tmp_path / "diffusion_pytorch_model.safetensors"
     assert link.path.read_bytes() == hub.repos[REPO].files[UNET]
-    assert downloads._hub_reference("https://example.com/org/name") is None
+    assert download_plan._hub_reference("https://example.com/org/name") is None

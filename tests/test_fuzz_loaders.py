@@ -62,7 +62,7 @@ def test_unexpected_errors_are_caught_for_the_user_but_flagged_for_the_fuzzer(mo
     def broken(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(project, "_load_record", broken)
+    monkeypatch.setattr(project, "read_record", broken)
     with pytest.raises(ProjectError, match="could not be read") as info:
         load_project_bytes(data)
     assert info.value.unexpected

@@ -43,7 +43,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(ns: argparse.Namespace) -> int:
-    from app.storage import download_catalogue, downloads
+    from app.storage import download_catalogue, download_errors, download_plan, downloads
 
     if ns.list:
         for entry in download_catalogue.CATALOGUE:
@@ -57,15 +57,15 @@ def run(ns: argparse.Namespace) -> int:
         return _fail(f"--to {ns.to}: no such folder; create it first", EXIT_USAGE)
     printer = _ProgressLine(enabled=ns.progress or _isatty(sys.stderr))
     try:
-        plan = downloads.plan_download(ns.model, filename=ns.file, revision=ns.revision, allow_pickle=ns.allow_pickle)
+        plan = download_plan.plan_download(ns.model, filename=ns.file, revision=ns.revision, allow_pickle=ns.allow_pickle)
         result = downloads.download(plan, dest, progress=printer)
     except KeyboardInterrupt:
         printer.finish()
         return _fail("cancelled; what was fetched is kept, run the same command again to resume", EXIT_CANCELLED)
-    except downloads.DownloadCancelled as exc:
+    except download_errors.DownloadCancelled as exc:
         printer.finish()
         return _fail(str(exc), EXIT_CANCELLED)
-    except downloads.DownloadError as exc:
+    except download_errors.DownloadError as exc:
         printer.finish()
         return _fail(str(exc), EXIT_FAILED)
     printer.finish()

@@ -13,28 +13,28 @@ its error types, its HTTP session) and own only the files and a plain Range-resu
 * when every file is there the staging folder (or the single file) is renamed atomically into the
   models folder, where `app.inference.diffusers.catalog.discover_models` finds it.
 
-Nothing here runs on its own: there is no update check and no background fetch. Qt-free and
-torch-free; huggingface_hub is imported only when a download starts.
+What to fetch is decided first (`app.storage.download_plan`); every failure is a one-line
+`DownloadError` (`app.storage.download_errors`). Nothing here runs on its own: there is no update
+check and no background fetch. Qt-free and torch-free; huggingface_hub is imported only when a
+download starts.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from app.core.atomic import atomic_write_bytes, fsync_dir
-from app.storage import download_catalogue
-from app.storage.download_catalogue import catalogue_entry, format_bytes
+from app.storage.download_catalogue import format_bytes
+from app.storage.download_errors import DownloadCancelled, DownloadError, explain
+from app.storage.download_plan import DownloadPlan, RemoteFile, plan_download
 from app.storage.paths import models_dir
 
 STAGING = ".downloads"
@@ -42,47 +42,6 @@ PART = ".part"
 PLAN_FILE = ".plan.json"
 #: Room left free after a download, so the app can still save projects and autosaves.
 DISK_MARGIN = 64 * 1024 * 1024
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-#: The parts of a diffusers SD 1.x repo the loader reads (safety checker and feature extractor
-#: are never loaded: the pipeline gets None for both).
-WEIGHTS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
-CONFIGS = ("model_index.json", "unet/config.json", "vae/config.json", "text_encoder/config.json",
-           "scheduler/scheduler_config.json")
-
-
-class DownloadError(Exception):
-    """A download that cannot go on; ``str(exc)`` is one line saying why and what to do."""
-
-
-class DownloadCancelled(DownloadError):
-    """The user cancelled; the partial files stay in the staging folder for the next attempt."""
-
-
-# -- what to fetch -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RemoteFile:
-    path: str  # where it goes, relative to the model folder (or the file name of a single file)
-    url: str
-    size: int | None
-    sha256: str | None
-
-
-@dataclass(frozen=True)
-class DownloadPlan:
-    """Everything decided before a byte is fetched: the name in the models folder, whether it is a
-    folder (diffusers layout) or one file, the pinned revision and the files."""
-
-    source: str
-    name: str
-    is_folder: bool
-    files: tuple[RemoteFile, ...]
-    revision: str = ""
-    headers: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def total(self) -> int:
-        return sum(f.size or 0 for f in self.files)
 
 
 @dataclass(frozen=True)
@@ -99,201 +58,6 @@ ProgressCallback = Callable[[DownloadProgress], None]
 CancelCheck = Callable[[], bool]
 
 
-def hub_endpoint() -> str:
-    """``HF_ENDPOINT`` read now (huggingface_hub reads it once, at import)."""
-    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
-
-
-def plan_download(source: str, *, filename: str | None = None, revision: str | None = None,
-                  allow_pickle: bool = False, token: str | None = None) -> DownloadPlan:
-    """Ask the hub (or the web server) what ``source`` is: a catalogue key, a Hugging Face repo
-    id, or an http(s) URL of one file. Reaches the network; raises `DownloadError`."""
-    source = source.strip()
-    entry = catalogue_entry(source)
-    try:
-        if entry is not None:
-            plan = _plan_hub(entry.repo_id, filename or entry.filename, revision, allow_pickle, token, entry.key)
-            return _with_known_hashes(plan, entry.sha256)
-        hub_ref = _hub_reference(source)
-        if hub_ref is not None:  # a hub page, blob or resolve URL: use the hub (and its token)
-            repo_id, in_repo, at = hub_ref
-            return _plan_hub(repo_id, filename or in_repo, revision or at, allow_pickle, token, None)
-        if source.lower().startswith(("http://", "https://")):
-            return _plan_url(source, allow_pickle)
-        if REPO_ID.match(source):
-            return _plan_hub(source, filename, revision, allow_pickle, token, None)
-    except DownloadError:
-        raise
-    except ImportError as exc:
-        raise DownloadError(f"downloading needs huggingface_hub ({exc}); install the 'diffusion' extra") from None
-    except Exception as exc:  # network / hub errors become one line
-        raise DownloadError(explain(exc, source)) from None
-    keys = ", ".join(e.key for e in download_catalogue.CATALOGUE)
-    raise DownloadError(f"{source!r} is not a catalogue name ({keys}), a Hugging Face repo id (org/name) "
-                        "or an http(s) URL")
-
-
-def _hub_reference(url: str) -> tuple[str, str | None, str | None] | None:
-    """(repo id, file, revision) of a URL on the hub (``HF_ENDPOINT`` or huggingface.co): the
-    model's page, or a ``blob``/``resolve`` link to one of its files; None for any other URL."""
-    parts = urlsplit(url)
-    hosts = {urlsplit(hub_endpoint()).netloc, "huggingface.co"}
-    if parts.scheme not in ("http", "https") or parts.netloc not in hosts:
-        return None
-    segments = [unquote(x) for x in parts.path.strip("/").split("/")]
-    if len(segments) == 2:
-        return "/".join(segments), None, None
-    if len(segments) >= 5 and segments[2] in ("blob", "resolve"):
-        return "/".join(segments[:2]), "/".join(segments[4:]), segments[3]
-    return None
-
-
-def _with_known_hashes(plan: DownloadPlan, known: dict[str, str]) -> DownloadPlan:
-    files = tuple(RemoteFile(f.path, f.url, f.size, known.get(f.path, f.sha256)) for f in plan.files)
-    return DownloadPlan(plan.source, plan.name, plan.is_folder, files, plan.revision, plan.headers)
-
-
-def _weight_choice(names: set[str], part: str, allow_pickle: bool) -> str | None:
-    """The weights file of one component: fp16 safetensors (half the download; the loader reads
-    them as the fp16 variant), else full-precision safetensors, else .bin when pickle is allowed."""
-    stem = f"{part}/{WEIGHTS[part]}"
-    for candidate in (f"{stem}.fp16.safetensors", f"{stem}.safetensors"):
-        if candidate in names:
-            return candidate
-    if allow_pickle:
-        return next((c for c in (f"{stem}.fp16.bin", f"{stem}.bin") if c in names), None)
-    return None
-
-
-def select_repo_files(names: set[str], repo_id: str, filename: str | None, allow_pickle: bool) -> list[str]:
-    """The files of the repo an SD 1.5 model needs, and nothing else (no .ckpt, no .bin unless
-    allowed, no duplicate full-precision copies, no safety checker)."""
-    if filename:
-        if filename not in names:
-            raise DownloadError(f"{repo_id} has no file {filename} (404)")
-        _check_suffix(filename, allow_pickle)
-        return [filename]
-    if "model_index.json" in names:
-        wanted = [c for c in CONFIGS if c in names]
-        wanted += sorted(n for n in names if n.startswith("tokenizer/") and n.endswith((".json", ".txt")))
-        for part in WEIGHTS:
-            choice = _weight_choice(names, part, allow_pickle)
-            if choice is None:
-                if any(n.startswith(f"{part}/") and n.endswith(".bin") for n in names):
-                    raise DownloadError(f"{repo_id}: {part}/ has only pickle .bin weights, no .safetensors; "
-                                        "allow pickle files only if you trust the source")
-                raise DownloadError(f"{repo_id}: {part}/ has no weights; this is not a complete SD 1.5 model")
-            wanted.append(choice)
-        return wanted
-    singles = sorted(n for n in names if "/" not in n and n.endswith(".safetensors"))
-    if len(singles) == 1:
-        return singles
-    if not singles:
-        raise DownloadError(f"{repo_id} is neither a diffusers model (no model_index.json) nor has a .safetensors checkpoint")
-    raise DownloadError(f"{repo_id} holds several checkpoints; choose one with --file: {', '.join(singles)}")
-
-
-def _check_suffix(name: str, allow_pickle: bool) -> None:
-    suffix = Path(name).suffix.lower()
-    if suffix == ".safetensors" or (allow_pickle and suffix in PICKLE_SUFFIXES):
-        return
-    if suffix in PICKLE_SUFFIXES:
-        raise DownloadError(f"{name} is a pickle file (loading it can run arbitrary code); "
-                            "allow pickle files only if you trust the source")
-    raise DownloadError(f"{name} is not a model file (expected .safetensors)")
-
-
-def _plan_hub(repo_id: str, filename: str | None, revision: str | None, allow_pickle: bool,
-              token: str | None, key: str | None) -> DownloadPlan:
-    from huggingface_hub import HfApi, constants, hf_hub_url
-    from huggingface_hub.utils import build_hf_headers
-
-    endpoint = hub_endpoint()
-    info = HfApi(endpoint=endpoint, token=token).model_info(repo_id, revision=revision, files_metadata=True,
-                                                            timeout=constants.HF_HUB_ETAG_TIMEOUT)
-    siblings = {s.rfilename: s for s in info.siblings or []}
-    chosen = select_repo_files(set(siblings), repo_id, filename, allow_pickle)
-    commit = info.sha or revision or "main"
-    files = []
-    for name in chosen:
-        s = siblings[name]
-        size = s.lfs.size if s.lfs else s.size
-        sha = s.lfs.sha256 if s.lfs else None
-        url = hf_hub_url(repo_id, name, revision=commit, endpoint=endpoint)
-        files.append(RemoteFile(name, url, size, sha))
-    is_folder = filename is None and len(chosen) > 1
-    name = key or repo_id.split("/")[1]
-    if not is_folder:
-        name = Path(chosen[0]).name
-    headers = build_hf_headers(token=token)
-    return DownloadPlan(f"{repo_id}@{commit}", name, is_folder, tuple(files), commit, headers)
-
-
-def _plan_url(url: str, allow_pickle: bool) -> DownloadPlan:
-    """One file from any web server: its name from Content-Disposition or the URL path, its size
-    from Content-Length. No hub token is ever sent to another host."""
-    from huggingface_hub import constants, get_session
-
-    response = get_session().head(url, follow_redirects=True, headers={"Accept-Encoding": "identity"},
-                                  timeout=constants.HF_HUB_ETAG_TIMEOUT)
-    _raise_for_status(response.status_code, url)
-    disposition = response.headers.get("Content-Disposition", "")
-    match = re.search(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', disposition)
-    name = Path(unquote(match.group(1) if match else urlsplit(url).path)).name
-    if not name:
-        raise DownloadError(f"{url}: the server does not say what the file is called")
-    _check_suffix(name, allow_pickle)
-    length = response.headers.get("Content-Length")
-    size = int(length) if length and length.isdigit() else None
-    return DownloadPlan(url, name, False, (RemoteFile(name, str(response.url), size, None),))
-
-
-def _raise_for_status(status: int, url: str) -> None:
-    if status >= 400:
-        raise DownloadError(_status_text(status, url))
-
-
-def _status_text(status: int, what: str) -> str:
-    if status == 401:
-        return f"{what}: 401 unauthorized: log in (hf auth login) or set HF_TOKEN, and accept the model's licence on its page if it is gated"
-    if status == 403:
-        return f"{what}: 403 forbidden: your token may not access this model; accept its licence on its page"
-    if status == 404:
-        return f"{what}: 404 not found; check the name"
-    return f"{what}: the server answered HTTP {status}; try again later"
-
-
-# -- errors as one line --------------------------------------------------------------------------
-def explain(exc: BaseException, what: str) -> str:
-    """One line for any failure of a download: no network, 401 gated, 404, disk full, ..."""
-    if isinstance(exc, DownloadError):
-        return str(exc)
-    name = type(exc).__name__
-    if name == "OfflineModeIsEnabled":
-        return "HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set, so downloads are off; unset it to download"
-    if name == "GatedRepoError":
-        return (f"{what} is gated (401): accept its licence on its Hugging Face page, then log in "
-                "(hf auth login) or set HF_TOKEN")
-    if name in ("RepositoryNotFoundError", "RevisionNotFoundError", "RemoteEntryNotFoundError", "EntryNotFoundError"):
-        status = getattr(getattr(exc, "response", None), "status_code", 404)
-        if status == 401:
-            return f"{what}: not found or private (401); check the name, or log in (hf auth login) if it is gated"
-        return f"{what}: not found on {hub_endpoint()} (404); check the name"
-    response = getattr(exc, "response", None)
-    if response is not None and getattr(response, "status_code", 0) >= 400:
-        return _status_text(response.status_code, what)
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        return f"disk full while downloading {what}; free some space and run it again to resume"
-    if name in ("ConnectError", "ConnectTimeout", "ReadTimeout", "RemoteProtocolError", "ReadError",
-                "NetworkError", "TimeoutException", "PoolTimeout", "ProxyError", "LocalProtocolError") or \
-            isinstance(exc, (ConnectionError, TimeoutError)):
-        return f"no network: cannot reach the server for {what} ({exc}); check the connection and run it again to resume"
-    if isinstance(exc, OSError):
-        return f"cannot write the download of {what}: {exc.strerror or exc}"
-    return f"download of {what} failed: {name}: {exc}"
-
-
-# -- the transfer --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Downloaded:
     path: Path

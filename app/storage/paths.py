@@ -1,7 +1,8 @@
-"""Where things live: bundled resources, and the user's data folder (models, recovery files).
+"""Where things live: bundled resources, the user's data folder (models, recovery files), and the
+model hub downloads come from.
 
 One rule for every part of the app: ``$INPAINT_STUDIO_DATA`` when set (tests, portable installs),
-else the platform's user data folder for "Inpaint Studio".
+else the platform's user data folder for "Inpaint Studio"; the hub is ``$HF_ENDPOINT`` when set.
 """
 
 from __future__ import annotations
@@ -37,3 +38,8 @@ def data_dir() -> Path:
 def models_dir() -> Path:
     """The user models folder that discovery scans first and "Add model…" suggests."""
     return data_dir() / "models"
+
+
+def hub_endpoint() -> str:
+    """``HF_ENDPOINT`` read now (huggingface_hub reads it once, at import)."""
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")

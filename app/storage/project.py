@@ -15,22 +15,23 @@ Layout (format version 3)::
 Why this shape: PNG is lossless for every pixel layout the editor holds, a zip of PNGs + JSON can
 be inspected with ordinary tools, and nothing in it is ever unpickled or executed.
 
-Loading treats the file as hostile: members are read into memory only (never extracted, so a
-``../`` name cannot write anywhere, and such names are refused outright), sizes are capped before
-anything is decompressed (zip bombs), every PNG header is checked against the manifest's image
-layout *before* its pixels are decoded (decompression bombs), parameters go through
-`GenerationParams.from_dict`, and unknown members are ignored. Older format versions are migrated
-to the current one step by step (`app.storage.project_format`). Every failure is a `ProjectError` whose message is
-one line for the user. Qt-free and torch-free.
+This module turns a session into that file and back: pixel checks, PNG encoding (cached for
+autosave), the atomic write, the memory cap, and decoding the images in order. Its helpers each
+own one concern: loading treats the file as hostile, so members are read into memory only (never
+extracted, so a ``../`` name cannot write anywhere, and such names are refused outright), sizes are
+capped before anything is decompressed (zip bombs) and every PNG header is checked against the
+manifest's image layout *before* its pixels are decoded (decompression bombs:
+`app.storage.project_archive`); every manifest field is written and checked in
+`app.storage.project_manifest` (parameters through `GenerationParams.from_dict`; unknown members
+are ignored); older format versions are migrated to the current one step by step
+(`app.storage.project_format`). Every failure is a `ProjectError` whose message is one line for
+the user. Qt-free and torch-free.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import struct
-import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -40,25 +41,29 @@ from typing import Any
 import cv2
 import numpy as np
 
-from app import __version__
+from app.core import imageio
 from app.core.atomic import atomic_write_with, describe_write_error
 from app.core.compositing import to_8bit
-from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
-from app.core import imageio
-from app.core.imageio import MAX_PIXELS, png_header
-from app.core.params import SEED_MAX, GenerationParams, ParamError
-from app.storage.project_archive import CHANNELS, Archive, LoadCancelled, Progress, decode_png, open_zip, parse_manifest
-from app.storage.project_format import FORMAT_TAG, FORMAT_VERSION, PROJECT_SUFFIX, ProjectError, migrate_manifest
+from app.core.params import GenerationParams, ParamError
+from app.core.records import GenerationRecord
+from app.storage.project_archive import Archive, LoadCancelled, Progress, decode_png, open_zip, parse_manifest
+from app.storage.project_format import FORMAT_VERSION, PROJECT_SUFFIX, ProjectError, migrate_manifest
+from app.storage.project_manifest import (
+    manifest_bytes,
+    read_context_box,
+    read_generations,
+    read_layout,
+    read_member,
+    read_original_place,
+    read_params,
+    read_record,
+    record_json,
+    referenced_members,
+)
 
-#: Limits for hostile files. A real project never comes near them; tests lower them.
-MAX_DECODED_BYTES = 16 * 1024**3  # all decoded pixel arrays together
-MAX_GENERATIONS = 10000
-MAX_CANDIDATES = 64
-#: Images one project may hold in all. Each is its own member: our writer never names a member
-#: twice, and a file that does (640,000 references to one tiny PNG took 112 s and 1.6 GB) is refused.
-MAX_IMAGES = 4096
-
+#: All decoded pixel arrays of one project together (a hostile file's limit; tests lower it).
+MAX_DECODED_BYTES = 16 * 1024**3
 
 
 @dataclass
@@ -144,15 +149,6 @@ def _normalise_pixels(arr: np.ndarray, what: str) -> np.ndarray:
     return arr
 
 
-def _layout(arr: np.ndarray) -> dict[str, Any]:
-    return {
-        "width": int(arr.shape[1]),
-        "height": int(arr.shape[0]),
-        "channels": 1 if arr.ndim == 2 else int(arr.shape[2]),
-        "dtype": arr.dtype.name,
-    }
-
-
 def _thumbnail(arr: np.ndarray, size: int = 256) -> bytes:
     rgb = to_8bit(arr)
     if rgb.ndim == 3 and rgb.shape[2] == 4:
@@ -161,25 +157,6 @@ def _thumbnail(arr: np.ndarray, size: int = 256) -> bytes:
     scale = min(1.0, size / max(h, w))
     small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     return encode_png(small, compress_level=6)
-
-
-def _finite(value: float, default: float = 0.0) -> float:
-    value = float(value)
-    return value if math.isfinite(value) else default
-
-
-def _record_to_json(record: GenerationRecord, names: list[str]) -> dict[str, Any]:
-    return {
-        "id": int(record.id),
-        "params": record.params.to_dict(),
-        "seeds": [int(s) for s in record.seeds],
-        "regions": [[int(b.x), int(b.y), int(b.width), int(b.height)] for b in record.regions],
-        "backend": str(record.backend),
-        "elapsed_s": _finite(record.elapsed_s),
-        "created": _finite(record.created, time.time()),
-        "applied": None if record.applied is None else int(record.applied),
-        "candidates": names,
-    }
 
 
 def save_project(
@@ -232,30 +209,13 @@ def save_project(
             names.append(name)
             members.append((name, cand))
             cached_arrays.append(cand)
-        records.append(_record_to_json(record, names))
-        if record.candidates:  # made before an expansion: smaller than the current image
-            records[-1]["size"] = [int(record.candidates[0].shape[1]), int(record.candidates[0].shape[0])]
+        records.append(record_json(record, names))
 
-    manifest = {
-        "format": FORMAT_TAG,
-        "format_version": FORMAT_VERSION,
-        "app_version": __version__,
-        "saved": time.time(),
-        "image": _layout(current),
-        "files": {"original": "original.png", "current": "current.png", "mask": "mask.png", "thumbnail": "thumbnail.png"},
-        "icc_profile": icc is not None,
-        "source_path": state.source_path,
-        "original_offset": [ox, oy],
-        "original_size": [int(original.shape[1]), int(original.shape[0])],
-        "context_box": None if state.context_box is None else [state.context_box.x, state.context_box.y, state.context_box.width, state.context_box.height],
-        "params": state.params.to_dict(),
-        "generations": records,
-    }
-    manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=1, default=str, allow_nan=False).encode("utf-8")
+    manifest = manifest_bytes(state, current, original, records)
 
     def write(fh) -> None:
         with zipfile.ZipFile(fh, "w", allowZip64=True) as zf:
-            zf.writestr("manifest.json", manifest_bytes, compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr("manifest.json", manifest, compress_type=zipfile.ZIP_DEFLATED)
             zf.writestr("original.png", enc(original, cached=True))
             zf.writestr("current.png", enc(current, cached=False))
             zf.writestr("mask.png", enc(mask, cached=False, with_icc=False))
@@ -275,63 +235,6 @@ def save_project(
 # ============================================================================================
 # loading
 # ============================================================================================
-def _int(value: Any, what: str, lo: int, hi: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ProjectError(f"{name}: {what} = {str(value)[:40]!r} is not valid (must be a whole number from {lo} to {hi}).")
-    return value
-
-
-def _float(value: Any, what: str, name: str) -> float:
-    try:
-        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(float(value))
-    except OverflowError:  # an integer with hundreds of digits
-        ok = False
-    if not ok:
-        raise ProjectError(f"{name}: {what} = {str(value)[:40]!r} is not a number; the file is damaged.")
-    return float(value)
-
-
-def _params(data: Any, where: str, name: str) -> GenerationParams:
-    try:
-        return GenerationParams.from_dict(data)
-    except ParamError as exc:
-        raise ProjectError(f"{name}: {where} parameter {exc.field} = {repr(exc.value)[:60]} is not valid: {exc.allowed}.") from None
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise ProjectError(f"{name}: {where} parameters are not valid ({str(exc)[:80]}).") from None
-
-
-def _layout_from(manifest: dict[str, Any], archive: Archive, current_member: str) -> dict[str, Any]:
-    layout = manifest.get("image")
-    if not isinstance(layout, dict):
-        raise ProjectError(f"{archive.name}: the image description is missing; the file is damaged.")
-    name = archive.name
-    width = _int(layout.get("width"), "image width", 1, MAX_PIXELS, name)
-    height = _int(layout.get("height"), "image height", 1, MAX_PIXELS, name)
-    if width * height > MAX_PIXELS:
-        raise ProjectError(f"{name}: the image is {width}×{height}, larger than the {MAX_PIXELS // 10**6} MP limit; not opened.")
-    channels, dtype = layout.get("channels"), layout.get("dtype")
-    if channels is None or dtype is None:  # older versions: take them from the PNG header
-        try:
-            _, _, depth, colour, _ = png_header(archive.read(current_member))
-        except (ValueError, struct.error, zlib.error):
-            raise ProjectError(f"{name}: the current image is not a valid PNG; the file is damaged.") from None
-        if colour not in CHANNELS or depth not in (8, 16):
-            raise ProjectError(f"{name}: the current image uses an unsupported PNG layout (type {colour}, {depth}-bit).")
-        channels, dtype = CHANNELS[colour], "uint16" if depth == 16 else "uint8"
-    if channels not in (1, 3, 4) or isinstance(channels, bool) or dtype not in ("uint8", "uint16"):
-        raise ProjectError(f"{name}: unsupported pixel layout ({str(channels)[:10]} channels, {str(dtype)[:10]}).")
-    return {"width": width, "height": height, "channels": channels, "dtype": dtype}
-
-
-def _member_name(files: dict[str, Any], key: str, name: str, required: bool = True) -> str | None:
-    member = files.get(key)
-    if member is None and not required:
-        return None
-    if not isinstance(member, str):
-        raise ProjectError(f"{name}: the {key} image is not listed; the file is damaged.")
-    return member
-
-
 def load_project(path: str | os.PathLike[str], progress: Progress | None = None) -> ProjectState:
     """Open a project file of this or any older format version; raise `ProjectError` on any problem.
     ``progress`` is called before each image is decoded (for a progress bar and Cancel)."""
@@ -360,37 +263,20 @@ def _load_from(p: Path, data: bytes | None, progress: Progress | None = None) ->
         raise error from exc
 
 
-def _referenced_members(files: dict, raw_gens: list, name: str) -> list:
-    """Every image member the manifest names, checked before any is decoded: at most
-    `MAX_IMAGES`, and none named twice."""
-    members = [files.get(k) for k in ("current", "original", "mask") if files.get(k) is not None]
-    for g in raw_gens:
-        if isinstance(g, dict) and isinstance(g.get("candidates"), list):
-            members += g["candidates"][: MAX_CANDIDATES + 1]
-        if len(members) > MAX_IMAGES:
-            raise ProjectError(f"{name} names more than {MAX_IMAGES} images; it is not a project Inpaint Studio wrote. Not opened.")
-    hashable = [m for m in members if isinstance(m, str)]
-    if len(set(hashable)) != len(hashable):
-        raise ProjectError(f"{name} names the same image more than once; the file is damaged or crafted. Not opened.")
-    return members
-
-
 def _load(archive: Archive) -> ProjectState:
     name = archive.name
     manifest = migrate_manifest(parse_manifest(archive), name)
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise ProjectError(f"{name}: the list of images is missing; the file is damaged.")
-    current_member = _member_name(files, "current", name)
-    layout = _layout_from(manifest, archive, current_member)
-    params = _params(manifest.get("params", {}), "the project's", name)
+    current_member = read_member(files, "current", name)
+    layout = read_layout(manifest, archive, current_member)
+    params = read_params(manifest.get("params", {}), "the project's", name)
     source = manifest.get("source_path")
     source = source if isinstance(source, str) else None
 
-    raw_gens = manifest.get("generations", [])
-    if not isinstance(raw_gens, list) or len(raw_gens) > MAX_GENERATIONS:
-        raise ProjectError(f"{name}: the generation history is not valid; the file is damaged.")
-    referenced = _referenced_members(files, raw_gens, name)
+    raw_gens = read_generations(manifest, name)
+    referenced = referenced_members(files, raw_gens, name)
     n_images = archive.images_total = len(referenced)
     itemsize = 2 if layout["dtype"] == "uint16" else 1
     decoded = n_images * layout["width"] * layout["height"] * layout["channels"] * itemsize
@@ -400,13 +286,13 @@ def _load(archive: Archive) -> ProjectState:
         )
 
     current, icc = decode_png(archive, current_member, layout, "current image")
-    original_member = _member_name(files, "original", name, required=False)
-    original_offset, original_layout = _original_place(manifest, layout, name)
+    original_member = read_member(files, "original", name, required=False)
+    original_offset, original_layout = read_original_place(manifest, layout, name)
     original = decode_png(archive, original_member, original_layout, "original image")[0] if original_member else current.copy()
     mask_layout = {"width": layout["width"], "height": layout["height"], "channels": 1, "dtype": "uint8"}
-    mask = decode_png(archive, _member_name(files, "mask", name), mask_layout, "mask")[0]
+    mask = decode_png(archive, read_member(files, "mask", name), mask_layout, "mask")[0]
 
-    generations = [_load_record(archive, raw, index, layout) for index, raw in enumerate(raw_gens)]
+    generations = [read_record(archive, raw, index, layout) for index, raw in enumerate(raw_gens)]
     return ProjectState(
         original=original,
         current=current,
@@ -415,83 +301,9 @@ def _load(archive: Archive) -> ProjectState:
         generations=generations,
         icc_profile=icc if manifest.get("icc_profile") else None,
         source_path=source,
-        context_box=_context_box(manifest.get("context_box"), layout, name),
+        context_box=read_context_box(manifest.get("context_box"), layout, name),
         original_offset=original_offset,
     )
-
-
-def _sized(layout: dict[str, Any], raw: Any, what: str, name: str) -> dict[str, Any]:
-    """``layout`` with the [w, h] of ``raw`` (None: unchanged); never larger than the image, so the
-    memory estimate made from the image size before decoding stays an upper bound."""
-    if raw is None:
-        return layout
-    if not isinstance(raw, list) or len(raw) != 2:
-        raise ProjectError(f"{name}: the {what} size {str(raw)[:40]!r} is not [width, height]; the file is damaged.")
-    w = _int(raw[0], f"{what} width", 1, layout["width"], name)
-    return {**layout, "width": w, "height": _int(raw[1], f"{what} height", 1, layout["height"], name)}
-
-
-def _original_place(manifest: dict[str, Any], layout: dict[str, Any], name: str) -> tuple[tuple[int, int], dict[str, Any]]:
-    """Where the original sits in the (possibly expanded) current image, and its layout."""
-    original_layout = _sized(layout, manifest.get("original_size"), "original image", name)
-    raw = manifest.get("original_offset", [0, 0])
-    if not isinstance(raw, list) or len(raw) != 2:
-        raise ProjectError(f"{name}: the original offset {str(raw)[:40]!r} is not [x, y]; the file is damaged.")
-    x = _int(raw[0], "original offset x", 0, layout["width"] - original_layout["width"], name)
-    y = _int(raw[1], "original offset y", 0, layout["height"] - original_layout["height"], name)
-    return (x, y), original_layout
-
-
-def _context_box(raw: Any, layout: dict[str, Any], name: str) -> Bounds | None:
-    """The saved context box, checked against the image; older files have none."""
-    if raw is None:
-        return None
-    if not isinstance(raw, list) or len(raw) != 4:
-        raise ProjectError(f"{name}: the context box {str(raw)[:40]!r} is not [x, y, width, height]; the file is damaged.")
-    w, h = layout["width"], layout["height"]
-    x, y = _int(raw[0], "context box x", 0, w - 1, name), _int(raw[1], "context box y", 0, h - 1, name)
-    return Bounds(x, y, _int(raw[2], "context box width", 1, w - x, name), _int(raw[3], "context box height", 1, h - y, name))
-
-
-def _load_record(archive: Archive, raw: Any, index: int, layout: dict[str, Any]) -> GenerationRecord:
-    name = archive.name
-    where = f"generation {index + 1}"
-    if not isinstance(raw, dict):
-        raise ProjectError(f"{name}: {where} is not valid; the file is damaged.")
-    params = _params(raw.get("params", {}), f"{where}'s", name)
-    seeds = raw.get("seeds", [])
-    if not isinstance(seeds, list):
-        raise ProjectError(f"{name}: {where} seeds are not a list.")
-    seeds = [_int(s, f"{where} seed", 0, SEED_MAX, name) for s in seeds]
-    regions = raw.get("regions", [])
-    if not isinstance(regions, list):
-        raise ProjectError(f"{name}: {where} regions are not a list.")
-    bounds = []
-    for r in regions:
-        if not isinstance(r, list) or len(r) != 4:
-            raise ProjectError(f"{name}: a region of {where} is not [x, y, width, height].")
-        x, y, w, h = (_int(v, f"{where} region", -MAX_PIXELS, MAX_PIXELS, name) for v in r)
-        bounds.append(Bounds(x, y, w, h))
-    members = raw.get("candidates", [])
-    if not isinstance(members, list) or len(members) > MAX_CANDIDATES:
-        raise ProjectError(f"{name}: the candidates of {where} are not valid.")
-    cand_layout = _sized(layout, raw.get("size"), f"{where} candidate", name)
-    candidates = [decode_png(archive, m, cand_layout, f"candidate {k + 1} of {where}")[0] for k, m in enumerate(members)]
-    applied = raw.get("applied")
-    if applied is not None:
-        applied = _int(applied, f"{where} applied candidate", 0, max(0, len(candidates) - 1), name)
-    backend = raw.get("backend", "")
-    kwargs: dict[str, Any] = {
-        "params": params,
-        "candidates": candidates,
-        "seeds": seeds,
-        "regions": bounds,
-        "backend": backend if isinstance(backend, str) else "",
-        "elapsed_s": _float(raw.get("elapsed_s", 0.0), f"{where} time", name),
-        "created": _float(raw.get("created", 0.0) or 0.0, f"{where} date", name),
-        "applied": applied,
-    }
-    return GenerationRecord(**kwargs)
 
 
 def project_info(path: str | os.PathLike[str]) -> ProjectInfo:
@@ -502,7 +314,7 @@ def project_info(path: str | os.PathLike[str]) -> ProjectInfo:
             archive = Archive(zf, p.name)
             manifest = migrate_manifest(parse_manifest(archive), p.name)
             files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
-            layout = _layout_from(manifest, archive, _member_name(files, "current", p.name))
+            layout = read_layout(manifest, archive, read_member(files, "current", p.name))
             thumb = None
             thumb_member = files.get("thumbnail")
             if isinstance(thumb_member, str) and thumb_member in archive.names:
