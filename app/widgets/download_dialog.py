@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.storage import download_catalogue, downloads
+from app.storage import download_catalogue, download_errors, downloads
 from app.storage.paths import models_dir
 
 #: QProgressBar holds an int: progress is shown in thousandths.
@@ -138,12 +138,12 @@ class DownloadDialog(QDialog):
         try:
             result = downloads.get_model(source, self.dest, progress=self._relay.progressed.emit,
                                          cancel=self._cancel.is_set)
-        except downloads.DownloadCancelled as exc:
+        except download_errors.DownloadCancelled as exc:
             self._relay.failed.emit(str(exc), True)
-        except downloads.DownloadError as exc:
+        except download_errors.DownloadError as exc:
             self._relay.failed.emit(str(exc), False)
         except Exception as exc:  # a bug must not kill the thread silently
-            self._relay.failed.emit(downloads.explain(exc, source), False)
+            self._relay.failed.emit(download_errors.explain(exc, source), False)
         else:
             self._relay.finished.emit(result)
 
