@@ -17,7 +17,8 @@ grain): the longest stall while the window's public ``open_path`` opens a 24 MP 
 autosave of a document with 200 strokes of history is copied and written (``recovery.autosave_now``
 — the timer's path — until the file is on disk), again after a result changed the pixels, and
 while Save writes the result PNG and the project (until ``saver.saved``). The baseline row is the
-same PNG written on the GUI thread, as saves were before.
+same PNG written on the GUI thread, as saves were before. Last, the saved project is opened in a
+new window.
 
     QT_QPA_PLATFORM=offscreen python bench/bench_responsiveness.py --io [--repeat 3]
 """
@@ -159,6 +160,18 @@ def io_cases(tmp: Path, repeat: int) -> int:
                     (max(meter.stop()["max_ms"], (time.perf_counter() - t0) * 1000), time.perf_counter() - t0))
             window.force_close()
             app.processEvents()
+            if label == "24 MP JPEG":  # the project just saved, opened in a fresh window
+                window = MainWindow(discover=lambda: [])
+                window.resize(1400, 900)
+                window.show()
+                app.processEvents()
+                meter.start()
+                t0 = time.perf_counter()
+                assert window.open_path(str(tmp / "work.inpaint"))
+                _wait(app, lambda: window.document.pixels.shape[:2] == (4000, 6000))
+                rows.setdefault("open the 24 MP project", []).append((meter.stop()["max_ms"], time.perf_counter() - t0))
+                window.force_close()
+                app.processEvents()
     print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f}, {repeat} repeats, median shown")
     print("| case | longest stall ms (median) | all runs ms | wall s (median) |")
     print("|---|---|---|---|")

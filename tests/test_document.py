@@ -279,3 +279,30 @@ def test_undo_during_a_stroke_drops_the_unfinished_stroke(doc):
     assert not doc.in_stroke and not doc.mask.any()
     doc.undo_stack.redo()
     assert doc.mask[0:50, 0:50].all() and doc.mask.sum() == 50 * 50 * 255
+
+
+def test_prepared_arrays_are_adopted_and_never_alias_the_original(qapp):
+    from app.editor.opened_image import prepare_image, prepare_state
+    from app.storage.project import ProjectState
+
+    doc = Document()
+    pixels = np.full((20, 30, 3), 7, np.uint8)
+    prepared = prepare_image(pixels)  # what the pool thread does for a big image
+    doc.set_image(prepared)
+    assert doc.pixels is prepared.pixels and doc.display_array() is prepared.pixels  # no copy on the GUI thread
+    assert pixels.flags.writeable  # the caller's array is left as it was
+    doc.fill_rect((0, 0, 5, 5))
+    assert doc.unchanged_pixels() is doc.original  # mask work: pixels still as opened
+    doc.apply_result(np.full((20, 30, 3), 9, np.uint8))
+    assert doc.unchanged_pixels() is None and doc.original[0, 0, 0] == 7
+
+    same = np.full((20, 30), 1000, np.uint16)  # a project whose current *is* its original
+    state = ProjectState(original=same, current=same, mask=np.zeros((20, 30), np.uint8))
+    doc.load_state(prepare_state(state, owned=True))
+    assert not np.shares_memory(doc.pixels, doc.original) and doc.display_array().dtype == np.uint8
+    doc.apply_result(np.zeros((20, 30), np.uint16))
+    assert doc.original[0, 0] == 1000 and same[0, 0] == 1000
+
+    plain = ProjectState(original=same, current=same.copy(), mask=np.zeros((20, 30), np.uint8))
+    doc.load_state(plain)  # not prepared: copied, the caller keeps its arrays
+    assert doc.pixels is not plain.current and doc.mask is not plain.mask and same.flags.writeable

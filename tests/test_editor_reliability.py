@@ -217,7 +217,9 @@ def test_project_load_reports_progress_keeps_the_gui_responsive_and_cancels(qtbo
     with qtbot.waitSignal(load.finished, timeout=30000) as done:
         load.start()
     timer.stop()
-    assert len(done.args[0].generations) == 30
+    prepared, levels = done.args[0]
+    assert len(prepared.loaded.generations) == 30 and levels is None  # no view asked for
+    assert not prepared.original.flags.writeable and prepared.pixels is prepared.loaded.current  # adopted, not copied
     assert seen[-1] == (63, 63) and len(seen) == 63  # current, original, mask, 2 × 30 candidates
     assert ticks  # the event loop ran while it loaded
 

@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from app.core import imageio
 from app.core.errors import UserError
-from app.editor.opened_image import PreparedImage, prepare_image
+from app.editor.opened_image import PreparedImage, prepare_image, prepare_state
 from app.storage.project import LoadCancelled, ProjectError, load_project
 
 TaskFunction = Callable[[Callable[[int, int], None]], Any]
@@ -101,9 +101,15 @@ class BackgroundTask(QObject):
         self.ended.emit()  # queued after the result: receivers of both run in this order
 
 
-def project_load(path: str | Path, parent: QObject | None = None) -> BackgroundTask:
-    """A `BackgroundTask` of the project at ``path`` (not started)."""
-    return BackgroundTask(lambda progress: load_project(path, progress), f"Opening {Path(path).name}", parent)
+def project_load(path: str | Path, parent: QObject | None = None,
+                 view: Callable[[PreparedImage], Any] | None = None) -> BackgroundTask:
+    """A `BackgroundTask` of the project at ``path`` (not started), made ready for the document
+    there too (`prepare_state`); ``view`` and the result as for `image_load`."""
+    def load(progress) -> tuple[PreparedImage, Any]:
+        prepared = prepare_state(load_project(path, progress), owned=True)
+        return prepared, (view(prepared) if view is not None else None)
+
+    return BackgroundTask(load, f"Opening {Path(path).name}", parent)
 
 
 def image_load(path: str | Path, parent: QObject | None = None,

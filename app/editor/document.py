@@ -23,7 +23,7 @@ from app.core.geometry import Bounds
 from app.editor.canvas_delta import CanvasDelta, CanvasState
 from app.editor.brush import Point, brush_coverage, segment_bounds
 from app.editor.display_cache import DisplayCache
-from app.editor.opened_image import PreparedImage, prepare_image
+from app.editor.opened_image import PreparedImage, prepare_image, prepare_state
 from app.editor.qimage import rgba8
 from app.editor.snapshot import Snapshots
 from app.editor.undo import DEFAULT_BUDGET_BYTES, BoxDelta, HistoryBudget, TileDelta, TileSnapshot, diff_tiles, qrect, tile_bounds
@@ -503,19 +503,17 @@ class Document(QObject):
         )
 
     def load_state(self, state: Any) -> None:
-        """Restore a ``ProjectState``: image, original, mask, context box, generations. Clears undo."""
-        current = np.ascontiguousarray(state.current)
-        if current.ndim == 3 and current.shape[2] == 1:
-            current = current[:, :, 0]
-        self.original = np.ascontiguousarray(state.original)
-        self.original.flags.writeable = False
-        self.pixels = current.copy()
+        """Restore a ``ProjectState`` (copied) or one made ready off the GUI thread (a `PreparedImage`
+        from `prepare_state`, adopted as it is): image, original, mask, context box, generations.
+        Clears undo."""
+        prepared = state if isinstance(state, PreparedImage) else prepare_state(state, owned=False)
+        state = prepared.loaded
+        self.original, self.pixels, self.mask = prepared.original, prepared.pixels, prepared.mask
         self.original_offset = tuple(getattr(state, "original_offset", (0, 0)))
-        self.mask = np.ascontiguousarray(maskops.validate_mask(state.mask, current.shape[:2])).copy()
         self.icc_profile = state.icc_profile
         self.path = state.source_path
         self.source_params = None
         self.generations = list(state.generations)
-        self._after_replace(getattr(state, "context_box", None))
+        self._after_replace(getattr(state, "context_box", None), prepared.display)
         self.generations_changed.emit()
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from app.core import maskops
 from app.editor.display_cache import DisplayCache
 
 
@@ -21,7 +22,7 @@ from app.editor.display_cache import DisplayCache
 class PreparedImage:
     """The arrays a `Document` adopts as they are, plus the decoded file's facts."""
 
-    loaded: Any  # the `app.core.imageio.LoadedImage` (or bare array) it came from
+    loaded: Any  # the `app.core.imageio.LoadedImage`, bare array or ``ProjectState`` it came from
     original: np.ndarray  # read-only: "as first opened"
     pixels: np.ndarray  # the editable copy
     mask: np.ndarray  # all zeros
@@ -43,6 +44,24 @@ class PreparedImage:
     def info(self) -> dict[str, Any]:
         info = getattr(self.loaded, "info", None)
         return info if isinstance(info, dict) else {}
+
+
+def prepare_state(state: Any, *, owned: bool) -> PreparedImage:
+    """A loaded ``ProjectState`` made ready the same way (``loaded`` is the state). ``owned``: its
+    arrays are fresh from the file and nobody else holds them, so they are adopted without a copy;
+    otherwise the pixels and mask are copied. Safe on any thread; raises `MaskError` (a
+    ValueError) for a mask that does not fit the image."""
+    current = np.ascontiguousarray(state.current)
+    if current.ndim == 3 and current.shape[2] == 1:
+        current = current[:, :, 0]
+    original = np.ascontiguousarray(state.original).view()
+    original.flags.writeable = False
+    if not owned or np.shares_memory(current, original):
+        current = current.copy()
+    mask = np.ascontiguousarray(maskops.validate_mask(state.mask, current.shape[:2]))
+    if not owned or mask is state.mask:
+        mask = mask.copy()
+    return PreparedImage(state, original, current, mask, DisplayCache(current))
 
 
 def prepare_image(loaded: Any) -> PreparedImage:

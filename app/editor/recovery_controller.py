@@ -28,6 +28,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from app.storage.autosave import Autosaver, Recovery
 from app.core.params import GenerationParams
+from app.editor.opened_image import PreparedImage
 from app.storage.project import ProjectState
 
 DEFAULT_MASK_INTERVAL_S = 120.0
@@ -198,13 +199,15 @@ class RecoveryController(QObject):
         """Recovery files of sessions that did not exit cleanly, newest first."""
         return self.autosaver.pending_recoveries()
 
-    def restore(self, recovery: Recovery, state: ProjectState | None = None) -> ProjectState:
+    def restore(self, recovery: Recovery, state: ProjectState | PreparedImage | None = None) -> ProjectState:
         """Load ``recovery`` into the document (raises `ProjectError` if it is damaged, leaving the
-        document and the file untouched; ``state``: already loaded off the GUI thread), emit `restored` with its params and save it to this
-        session's slot at once; the old file is deleted only after that save succeeded. The
-        document stays modified until the user saves it, so quitting asks first."""
-        state = self.autosaver.adopt(recovery, state)
-        self.document.load_state(state)
+        document and the file untouched; ``state``: already loaded, and prepared, off the GUI
+        thread), emit `restored` with its params and save it to this session's slot at once; the
+        old file is deleted only after that save succeeded. The document stays modified until the
+        user saves it, so quitting asks first."""
+        prepared = state if isinstance(state, PreparedImage) else None
+        state = self.autosaver.adopt(recovery, prepared.loaded if prepared is not None else state)
+        self.document.load_state(prepared if prepared is not None else state)
         self.document.undo_stack.resetClean()  # no state of the stack is on disk as a real file
         self._last_params = state.params
         self.restored.emit(state.params)

@@ -112,13 +112,14 @@ class EditorSession(QObject):
         self.display_name = name or (Path(path).name if path else "Untitled")
         self.title_changed.emit()
 
-    def open_project(self, path: str | Path, state: ProjectState | None = None) -> ProjectState:
-        """Make a project the document: ``state`` as loaded off the GUI thread (`app.editor.
-        background_task.project_load`), or loaded here (raises `ProjectError`, leaving the document
-        as it was). Returns the state, whose ``params`` the caller shows."""
+    def open_project(self, path: str | Path, state: ProjectState | PreparedImage | None = None) -> ProjectState:
+        """Make a project the document: ``state`` as loaded and prepared off the GUI thread
+        (`app.editor.background_task.project_load`), or loaded here (raises `ProjectError`, leaving
+        the document as it was). Returns the state, whose ``params`` the caller shows."""
         state = load_project(path) if state is None else state
         self._before_replace()
         self.document.load_state(state)
+        state = state.loaded if isinstance(state, PreparedImage) else state
         self.save_path = None
         self.project_path = str(path)
         self.display_name = Path(path).name

@@ -122,8 +122,8 @@ class FileActions(QObject):
     def _open_now(self, path: str) -> bool:
         if is_project_file(path):
             return self.open_project(path)
-        if imageio.header_pixels(path) >= BACKGROUND_OPEN_PIXELS:
-            return self._open_image_in_background(path)
+        if imageio.header_pixels(path) >= BACKGROUND_OPEN_PIXELS:  # decoded and prepared on a pool thread
+            return self._load_in_background(image_load, path, "Cannot open the image", self._image_loaded)
         try:
             loaded = imageio.load_image(path)
         except imageio.ImageLoadError as exc:
@@ -132,24 +132,21 @@ class FileActions(QObject):
         self._image_loaded(path, loaded)
         return True
 
-    def _open_image_in_background(self, path: str) -> bool:
-        """A big image decodes on a pool thread (the window keeps answering; Cancel keeps the open
-        work); True means the load started."""
+    def _load_in_background(self, task, path: str, failure_title: str, done: Callable[[str, PreparedImage], None]) -> bool:
+        """Start ``task(path, parent, view)`` (`image_load`, `project_load`) with the progress
+        dialog (after a moment) and Cancel. The canvas's first-paint levels are built on the pool
+        thread too; ``done(path, prepared)`` on success, one message on failure; the open work
+        stays as it is until then."""
         self.cancel_loading()
         canvas = self.window.canvas
-        load = image_load(path, self, view=canvas.prepare_levels())  # the first paint's levels, built there too
+        load = task(path, self, view=canvas.prepare_levels())
 
         def loaded(result) -> None:
             prepared, levels = result
             canvas.offer_levels(levels)
-            self._image_loaded(path, prepared)
+            done(path, prepared)
 
-        return self._load_in_background(load, path, "Cannot open the image", loaded)
-
-    def _load_in_background(self, load: BackgroundTask, path: str, failure_title: str, done) -> bool:
-        """Start ``load`` with the progress dialog (after a moment) and Cancel; ``done(result)`` on
-        success, one message on failure; the open work stays as it is until then."""
-        load.finished.connect(done)
+        load.finished.connect(loaded)
         load.failed.connect(lambda text: self.window.show_message("error", failure_title, text))
         load.cancelled.connect(lambda: self._status(f"Opening {Path(path).name} was cancelled; the open image is unchanged."))
         self.loading = load
@@ -319,14 +316,11 @@ class FileActions(QObject):
     def open_project(self, path: str | Path) -> bool:
         """Start loading a project off the GUI thread (progress dialog after a moment, Cancel); it
         replaces the document when loaded. On failure say why and leave the document as it was."""
-        self.cancel_loading()
-        path = str(path)
-        return self._load_in_background(project_load(path, self), path, "Cannot open the project",
-                                        lambda state: self._project_loaded(path, state))
+        return self._load_in_background(project_load, str(path), "Cannot open the project", self._project_loaded)
 
-    def _project_loaded(self, path: str, state) -> None:
+    def _project_loaded(self, path: str, prepared: PreparedImage) -> None:
         self.window.message_bar.dismiss()
-        self.session.open_project(path, state)
+        state = self.session.open_project(path, prepared)
         self.window.set_params(state.params)
         self._remember(path)
         self._status(f"Opened project {Path(path).name}: {len(state.generations)} generation(s); Ctrl+S saves the project.")

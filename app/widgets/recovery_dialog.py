@@ -156,7 +156,7 @@ def _act_in_background(parent: QWidget | None, controller: Any, dialog: Recovery
         _act(parent, controller, dialog)
         return None
     load = project_load(rec.path, parent)
-    load.finished.connect(lambda state: controller.restore(rec, state))
+    load.finished.connect(lambda result: controller.restore(rec, result[0]))
     load.failed.connect(lambda text: _cannot_restore(parent, rec, text))
     TaskProgressDialog(load, parent)
     controller.restoring = load  # kept alive until it ends; tests wait on it
