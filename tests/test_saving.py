@@ -82,3 +82,19 @@ def test_a_failed_save_says_which_file_and_why(qtbot, session, tmp_path):
     path, message = failed.args
     assert path == str(target) and "out.png" in message and "folder" in message
     assert session.modified and session.save_path is None  # nothing was recorded as saved
+
+
+def test_the_saving_dialog_has_no_cancel_button(qtbot):
+    from PySide6.QtWidgets import QPushButton
+
+    from app.editor.background_task import BackgroundTask
+    from app.widgets.task_progress import TaskProgressDialog
+
+    save = BackgroundTask(lambda _p: None, "Saving x.png", title="Saving", cancellable=False)
+    load = BackgroundTask(lambda _p: None, "Opening x.png")
+    saving, opening = TaskProgressDialog(save), TaskProgressDialog(load)
+    assert saving.windowTitle() == "Saving" and not saving.findChildren(QPushButton)
+    assert [b.text() for b in opening.findChildren(QPushButton)] == ["Cancel"]
+    save.cancel()
+    assert not save._cancel.is_set()  # a save runs on: its atomic write lands whole or not at all
+    saving.close(), opening.close()

@@ -16,8 +16,10 @@ class TaskProgressDialog(QProgressDialog):
     """Follows ``load``'s progress; Cancel cancels it; closes itself when the task ends."""
 
     def __init__(self, load: BackgroundTask, parent: QWidget | None = None) -> None:
-        super().__init__(load.description + "…", "Cancel" if load.cancellable else "", 0, 0, parent)
+        super().__init__(load.description + "…", "Cancel", 0, 0, parent)
         self.setWindowTitle(load.title)
+        if not load.cancellable:
+            self.setCancelButton(None)  # an empty label would still show an empty button
         self.setWindowModality(Qt.WindowModality.WindowModal)
         self.setMinimumDuration(SHOW_AFTER_MS)
         self.setAutoClose(False)
