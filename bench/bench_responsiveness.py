@@ -82,6 +82,19 @@ def _wait(app, done, timeout_s: float = 120.0, settle_s: float = 0.3) -> None:
         time.sleep(0.002)
 
 
+def _open(app, meter, window, path: Path) -> tuple[float, float]:
+    """Show ``window``, open ``path`` through its public ``open_path``: longest stall and wall time
+    until the document holds the 6000×4000 image and its first paint ran."""
+    window.resize(1400, 900)
+    window.show()
+    app.processEvents()
+    meter.start()
+    t0 = time.perf_counter()
+    assert window.open_path(str(path)) is not False, window.message_bar.text
+    _wait(app, lambda: window.document.pixels.shape[:2] == (4000, 6000))
+    return meter.stop()["max_ms"], time.perf_counter() - t0
+
+
 def _autosave(app, meter, recovery) -> tuple[float, float]:
     """Longest stall and wall time of one autosave, from the timer's call until the file is on disk."""
     saved: list = []
@@ -118,15 +131,7 @@ def io_cases(tmp: Path, repeat: int) -> int:
     for _ in range(repeat):
         for label, path in files.items():
             window = MainWindow(discover=lambda: [])
-            window.resize(1400, 900)
-            window.show()
-            app.processEvents()
-            meter.start()
-            t0 = time.perf_counter()
-            assert window.open_path(str(path)) is not False, window.message_bar.text
-            _wait(app, lambda: window.document.pixels.shape[:2] == (4000, 6000))
-            wall = time.perf_counter() - t0
-            rows.setdefault(f"open {label}", []).append((meter.stop()["max_ms"], wall))
+            rows.setdefault(f"open {label}", []).append(_open(app, meter, window, path))
             if label == "24 MP JPEG":
                 window.session.install_recovery(window.current_params, autosaver=Autosaver(tmp / "recovery"))
                 recovery = window.recovery
@@ -162,14 +167,7 @@ def io_cases(tmp: Path, repeat: int) -> int:
             app.processEvents()
             if label == "24 MP JPEG":  # the project just saved, opened in a fresh window
                 window = MainWindow(discover=lambda: [])
-                window.resize(1400, 900)
-                window.show()
-                app.processEvents()
-                meter.start()
-                t0 = time.perf_counter()
-                assert window.open_path(str(tmp / "work.inpaint"))
-                _wait(app, lambda: window.document.pixels.shape[:2] == (4000, 6000))
-                rows.setdefault("open the 24 MP project", []).append((meter.stop()["max_ms"], time.perf_counter() - t0))
+                rows.setdefault("open the 24 MP project", []).append(_open(app, meter, window, tmp / "work.inpaint"))
                 window.force_close()
                 app.processEvents()
     print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f}, {repeat} repeats, median shown")
