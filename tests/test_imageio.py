@@ -314,3 +314,12 @@ def test_png_with_a_lying_chunk_length_is_refused_before_decoding():
     with pytest.raises(imageio.ImageLoadError, match="truncated|damaged"):
         imageio.load_image_bytes(bytes(data), "lying.png")
     assert time.perf_counter() - start < 1.0
+
+
+def test_mask_threshold_is_half_for_every_value():
+    """A mask value v marks the pixel for repainting exactly when v >= 128 (gray, RGB and 16 bit)."""
+    values = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    expected = np.where(values >= 128, 255, 0).astype(np.uint8)
+    assert np.array_equal(imageio.load_mask(values, (16, 16)), expected)
+    assert np.array_equal(imageio.load_mask(np.dstack([values] * 3), (16, 16)), expected)
+    assert np.array_equal(imageio.load_mask(values.astype(np.uint16) * 257, (16, 16)), expected)

