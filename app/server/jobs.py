@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -53,9 +54,14 @@ class JobRecord:
         return self.status in FINISHED
 
 
+ID_BYTES = 13  # 104 random bits: guessing one live id among a million takes ~2**84 tries
+#: The only names ``/files/`` serves: ``<job id>-<k>.png`` exactly as `save_outputs` writes them.
+OUTPUT_NAME = re.compile(rf"[0-9a-f]{{{2 * ID_BYTES}}}-[0-9]{{1,2}}\.png")
+
+
 def new_id() -> str:
     """Unguessable (served output URLs carry it), URL-safe, lower-case like Replicate's ids."""
-    return secrets.token_hex(13)
+    return secrets.token_hex(ID_BYTES)
 
 
 class JobStore:
@@ -121,8 +127,9 @@ class JobStore:
                     candidate_params=[_jsonable(candidate_params(record, k).to_dict()) for k in range(len(names))])
 
     def output_path(self, name: str) -> Path | None:
-        """The file of a served output, or None (names are checked: no path tricks)."""
-        if "/" in name or "\\" in name or name.startswith("."):
+        """The file of a served output, or None. Only names of the `OUTPUT_NAME` pattern are
+        looked up, so no separator, dot-dot, temp file or record name ever reaches the disk."""
+        if not OUTPUT_NAME.fullmatch(name):
             return None
         path = self.outputs_dir / name
         return path if path.is_file() else None
