@@ -2,8 +2,10 @@
 
 Layout under ``--data``: ``jobs/<id>.json`` (one record per job, rewritten atomically on every
 change) and ``outputs/<id>-<k>.png`` (each candidate with the editor's PNG metadata, written by
-the service's `save_candidate`). On start every record is read back; a job that was queued or
-running when the server stopped is marked ``failed`` with "server restarted" — never dropped.
+the service's `save_candidate` with fast PNG compression: a client waits for it). On start every
+record is read back; a job that was queued or running when the server stopped is marked
+``failed`` with "server restarted" — never dropped. (A job's first record is written while it
+runs, `JobQueue.submit`; routes that hand out an unfinished job's id wait for it first.)
 """
 
 from __future__ import annotations
@@ -90,12 +92,21 @@ class JobStore:
                 self.update(job, status=FAILED, error=RESTARTED, completed_at=time.time(),
                             logs=job.logs + f"{RESTARTED}: the job was {job.status} when the server stopped\n")
 
-    def create(self, api: str, params: dict[str, Any], extra: dict[str, Any] | None = None) -> JobRecord:
+    def create(self, api: str, params: dict[str, Any], extra: dict[str, Any] | None = None, *,
+               persist: bool = True) -> JobRecord:
+        """A new record; ``persist=False`` leaves writing it to the caller (`persist`)."""
         job = JobRecord(id=new_id(), api=api, params=params, extra=dict(extra or {}))
         with self._lock:
             self._jobs[job.id] = job
-            self._write(job)
+            if persist:
+                self._write(job)
         return job
+
+    def persist(self, job: JobRecord) -> None:
+        """Write the record as it is now. Every write holds the lock and writes the current state,
+        so a late write never brings back an older one."""
+        with self._lock:
+            self._write(job)
 
     def update(self, job: JobRecord, *, persist: bool = True, **changes: Any) -> JobRecord:
         """Change a record; ``persist=False`` keeps a transient change (queued → running) in memory
@@ -121,7 +132,7 @@ class JobStore:
         names = []
         for k in range(len(record.candidates)):
             name = f"{job.id}-{k}.png"
-            save_candidate(self.outputs_dir / name, record, k)
+            save_candidate(self.outputs_dir / name, record, k, fast_png=True)
             names.append(name)
         self.update(job, persist=False, outputs=names, seeds=list(record.seeds),
                     candidate_params=[_jsonable(candidate_params(record, k).to_dict()) for k in range(len(names))])
