@@ -17,7 +17,9 @@
    settings and the fast ones server outputs use.
 With ``--baseline DIR`` a second server runs from the checkout at DIR (e.g. ``git worktree add
 /tmp/main-tree main``) and its requests are interleaved with the others, so a change is measured
-against what it replaces under the same machine load. Everything is bounded (timeouts on every
+against what it replaces under the same machine load (for classical methods: with a torch model,
+three processes' thread pools contend on a small machine and the comparison means little).
+Everything is bounded (timeouts on every
 request, a deadline for the whole run).
 """
 
