@@ -78,6 +78,7 @@ class HostGuard:
     def __init__(self, app: Any, allowed: Iterable[str] = ()):
         self.app = app
         self.allowed = frozenset(a.lower() for a in allowed)
+        self.described = LOOPBACK_HINT + "".join(f", {a}" for a in sorted(self.allowed))  # for the messages
 
     def trusted(self, name: str) -> bool:
         return bool(name) and (name in self.allowed or is_loopback(name))
@@ -92,7 +93,7 @@ class HostGuard:
         await self.app(scope, receive, send)
 
     def _refusal(self, headers: dict[bytes, bytes]) -> ApiError | None:
-        allowed = LOOPBACK_HINT + "".join(f", {a}" for a in sorted(self.allowed))
+        allowed = self.described
         host = headers.get(b"host", b"").decode("latin-1")
         if not self.trusted(host_name(host)):
             return ApiError(400, f"Host {host!r} refused: this server answers only requests addressed to {allowed} "
