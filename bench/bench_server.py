@@ -4,6 +4,7 @@
     python bench/bench_server.py                              # classical method, 512×512 image
     python bench/bench_server.py --model PATH --steps 4       # an SD 1.x diffusers folder
     python bench/bench_server.py --tiny --steps 2 --work 256  # the tiny random-weight test model
+    python bench/bench_server.py --baseline /tmp/main-tree    # also a server from another checkout (before/after)
 
 1. One client: the same A1111 img2img request (what most scripts send) N times in a row through the server, and
    `GenerationService.run` N times directly (interleaved, so machine noise hits both). The server
@@ -12,7 +13,14 @@
 2. Throughput: 8 concurrent clients × 5 jobs each through the server, against 40 direct runs in
    a row (one GPU/CPU runs one job at a time either way). Goal: the same jobs/s; every job
    answered once (distinct job ids, as many job records on disk as requests).
-Everything is bounded (timeouts on every request, a deadline for the whole run).
+3. PNG: encode time and size of the job's output (and scikit-image's photos) at the default PNG
+   settings and the fast ones server outputs use.
+With ``--baseline DIR`` a second server runs from the checkout at DIR (e.g. ``git worktree add
+/tmp/main-tree main``) and its requests are interleaved with the others, so a change is measured
+against what it replaces under the same machine load (for classical methods: with a torch model,
+three processes' thread pools contend on a small machine and the comparison means little).
+Everything is bounded (timeouts on every
+request, a deadline for the whole run).
 """
 
 from __future__ import annotations
@@ -63,11 +71,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, data: Path, deadline: float) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, data: Path, deadline: float, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """``inpaint-studio serve`` from the checkout at ``root`` (``python -m app`` imports it from there)."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port),
                              "--model", model, "--data", str(data), "--queue-depth", "64", "--log-level", "warning"],
-                            cwd=ROOT)
+                            cwd=root)
     url = f"http://127.0.0.1:{port}"
     while True:
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -89,6 +98,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="steps (diffusion models)")
     ap.add_argument("--repeat", type=int, default=10, help="requests for the one-client figure")
     ap.add_argument("--deadline", type=float, default=1800, help="give up after this many seconds")
+    ap.add_argument("--baseline", metavar="DIR", help="also run a server from the checkout at DIR, interleaved")
     args = ap.parse_args()
     deadline = time.monotonic() + args.deadline
 
@@ -110,66 +120,103 @@ def main() -> None:
     service = GenerationService()
     direct_request = GenerationRequest(params, image, mask)
 
-    proc, url = start_server(model, tmp / "data", deadline)
+    roots = {"server": ROOT} | ({"baseline": Path(args.baseline).resolve()} if args.baseline else {})
+    data_dirs = {name: tmp / f"data-{name}" for name in roots}
+    servers = {name: start_server(model, data_dirs[name], deadline, root) for name, root in roots.items()}
     try:
-        def via_server() -> requests.Response:
+        def post(url: str) -> requests.Response:
             r = requests.post(url + "/sdapi/v1/img2img", json=body, timeout=REQUEST_TIMEOUT_S)
             if r.status_code != 200:
                 raise SystemExit(f"server answered {r.status_code}: {r.text[:300]}")
             return r
 
-        service.run(direct_request)  # load and warm both sides
-        via_server()
-        direct_s, server_s, inside_s = [], [], []
+        def job_id(r: requests.Response) -> str:
+            return json.loads(r.json()["info"])["job_id"]
+
+        record = service.run(direct_request)  # load and warm every side
+        for _, url in servers.values():
+            post(url)
+        direct_s: list[float] = []
+        server_s: dict[str, list[float]] = {name: [] for name in servers}
+        inside_s: dict[str, list[float]] = {name: [] for name in servers}
         for _ in range(args.repeat):
             if time.monotonic() > deadline:
                 raise SystemExit("deadline reached")
             t0 = time.perf_counter()
             service.run(direct_request)
             direct_s.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            job_id = json.loads(via_server().json()["info"])["job_id"]
-            server_s.append(time.perf_counter() - t0)
-            record = json.loads((tmp / "data" / "jobs" / f"{job_id}.json").read_text())
-            inside_s.append(record["predict_time"])
-        d, s = statistics.median(direct_s), statistics.median(server_s)
-        overhead = s - d
+            for name, (_, url) in servers.items():
+                t0 = time.perf_counter()
+                job = job_id(post(url))
+                server_s[name].append(time.perf_counter() - t0)
+                inside_s[name].append(json.loads((data_dirs[name] / "jobs" / f"{job}.json").read_text())["predict_time"])
+        d = statistics.median(direct_s)
         goal = 0.05 * d + 0.010
         print(f"model {model if not args.tiny else 'tiny test model'}, image {args.size}×{args.size}, "
               f"steps {args.steps} (classical ignores steps)")
-        print(f"one client, {args.repeat} requests: service direct {d * 1000:.1f} ms, through the server "
-              f"{s * 1000:.1f} ms (medians); overhead {overhead * 1000:.1f} ms = {100 * overhead / d:.1f} % "
-              f"(goal ≤ {goal * 1000:.1f} ms: {'met' if overhead <= goal else 'NOT met'})")
-        around = statistics.median(w - i for w, i in zip(server_s, inside_s))
-        print(f"  of which outside the job (HTTP, base64, queue hand-off): {around * 1000:.1f} ms; the job itself in the "
-              f"server (service run + PNG with metadata + record) {statistics.median(inside_s) * 1000:.1f} ms")
+        print(f"one client, {args.repeat} requests each, interleaved: service direct {d * 1000:.1f} ms (median)")
+        for name in servers:
+            s = statistics.median(server_s[name])
+            overhead = s - d
+            around = statistics.median(w - i for w, i in zip(server_s[name], inside_s[name]))
+            print(f"  {name:8s} {s * 1000:6.1f} ms; overhead {overhead * 1000:.1f} ms = {100 * overhead / d:.1f} % "
+                  f"(goal ≤ {goal * 1000:.1f} ms: {'met' if overhead <= goal else 'NOT met'}); outside the job (HTTP, "
+                  f"base64, decoding inputs, queue hand-off) {around * 1000:.1f} ms, the job itself (run + PNG + record) "
+                  f"{statistics.median(inside_s[name]) * 1000:.1f} ms")
 
         total = CLIENTS * JOBS_PER_CLIENT
         t0 = time.perf_counter()
         for _ in range(total):
             service.run(direct_request)
         direct_rate = total / (time.perf_counter() - t0)
-        records_before = len(list((tmp / "data" / "jobs").glob("*.json")))
+        print(f"throughput, {CLIENTS} clients × {JOBS_PER_CLIENT} jobs: service direct {direct_rate:.2f} jobs/s")
+        for name, (_, url) in servers.items():
+            jobs_dir = data_dirs[name] / "jobs"
+            records_before = len(list(jobs_dir.glob("*.json")))
 
-        def client(_: int) -> list[str]:
-            return [json.loads(via_server().json()["info"])["job_id"] for _ in range(JOBS_PER_CLIENT)]
+            def client(_: int, url: str = url) -> list[str]:
+                return [job_id(post(url)) for _ in range(JOBS_PER_CLIENT)]
 
-        t0 = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
-            ids = [i for batch in pool.map(client, range(CLIENTS)) for i in batch]
-        server_rate = total / (time.perf_counter() - t0)
-        records = len(list((tmp / "data" / "jobs").glob("*.json"))) - records_before
-        print(f"throughput, {CLIENTS} clients × {JOBS_PER_CLIENT} jobs: service direct {direct_rate:.2f} jobs/s, "
-              f"server {server_rate:.2f} jobs/s ({100 * server_rate / direct_rate:.0f} %); answers {len(ids)}, "
-              f"distinct job ids {len(set(ids))}, new job records {records} "
-              f"({'none lost or duplicated' if len(set(ids)) == len(ids) == records == total else 'MISMATCH'})")
+            t0 = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
+                ids = [i for batch in pool.map(client, range(CLIENTS)) for i in batch]
+            server_rate = total / (time.perf_counter() - t0)
+            records = len(list(jobs_dir.glob("*.json"))) - records_before
+            print(f"  {name:8s} {server_rate:.2f} jobs/s ({100 * server_rate / direct_rate:.0f} %); answers {len(ids)}, "
+                  f"distinct job ids {len(set(ids))}, new job records {records} "
+                  f"({'none lost or duplicated' if len(set(ids)) == len(ids) == records == total else 'MISMATCH'})")
+        png_figures(record.candidates[0])
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for proc, _ in servers.values():
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
+
+def png_figures(output: np.ndarray) -> None:
+    """Encode time (median of 9) and size at the default PNG settings and the fast ones."""
+    from app.core.imageio import encode_png
+
+    images = {"this job's output": output}
+    try:
+        import skimage.data
+
+        images |= {name: getattr(skimage.data, name)() for name in ("astronaut", "coffee", "chelsea", "rocket")}
+    except ImportError:
+        pass
+    print("PNG encode, default (level 3) vs fast (server outputs):")
+    for name, pixels in images.items():
+        figures = []
+        for fast in (False, True):
+            times = []
+            for _ in range(9):
+                t0 = time.perf_counter()
+                size = len(encode_png(pixels, fast=fast))
+                times.append(time.perf_counter() - t0)
+            figures.append(f"{statistics.median(times) * 1000:.1f} ms {size / 1024:.0f} KB")
+        print(f"  {name} {pixels.shape[1]}×{pixels.shape[0]}: {figures[0]} vs {figures[1]}")
 
 if __name__ == "__main__":
     main()

@@ -74,6 +74,20 @@ def test_png_params_recalled_on_load(tmp_path):
     assert "Steps: 30" in loaded.info["parameters"]
 
 
+@pytest.mark.parametrize("pixels", [data.astronaut(), _rgb16(), np.dstack([data.camera()] * 3 + [data.camera()[::-1]])],
+                         ids=["rgb8", "rgb16", "rgba8"])
+def test_fast_png_is_lossless_and_keeps_metadata(tmp_path, pixels):
+    params = GenerationParams(prompt="a server output", seed=99)
+    default = imageio.encode_png(pixels, params=params)
+    fast = imageio.encode_png(pixels, params=params, fast=True)
+    assert fast != default  # another zlib strategy, the same pixels and chunks
+    save_image(tmp_path / "f.png", pixels, params=params, fast_png=True)
+    assert (tmp_path / "f.png").read_bytes() == fast
+    for encoded in (default, fast):
+        loaded = load_image_bytes(encoded)
+        assert np.array_equal(loaded.pixels, pixels) and loaded.params == params
+
+
 def test_jpeg_16bit_is_rounded_and_alpha_dropped(tmp_path):
     save_image(tmp_path / "a.jpg", _rgb16(channels=4))
     assert load_image(tmp_path / "a.jpg").pixels.shape == (37, 53, 3)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from app.server import ray_app
+from app.server.config import ConfigError
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
@@ -63,3 +65,12 @@ def test_serve_ray_flags_are_checked_before_anything_starts(tmp_path, capsys):
                      "--min-replicas", "3", "--max-replicas", "2"])
     assert code == 2
     assert "--min-replicas 3 / --max-replicas 2: give 1 ≤ min ≤ max" in capsys.readouterr().err
+
+
+def test_serve_config_without_tokens_is_refused(tmp_path):
+    # The file's proxy listens on 0.0.0.0 (its http_options): build() takes that as its default host.
+    with pytest.raises(ConfigError, match="refusing to listen on 0.0.0.0 without API tokens"):
+        ray_app.build({"data": str(tmp_path / "jobs"), "model": "builtin:telea"})
+    built = ray_app.build({"data": str(tmp_path / "jobs"), "model": "builtin:telea", "host": "127.0.0.1",
+                           "allowed_hosts": ["inpaint.example.com"]})
+    assert built._bound_deployment.init_args[0].allowed_hosts == {"inpaint.example.com"}

@@ -161,7 +161,8 @@ def test_appypie_get_image_and_results(server):
 
 def test_healthz_metrics_and_docs(server):
     assert server.get("/healthz").json()["status"] == "ok"  # no token needed
-    text = server.get("/metrics").text
+    assert server.get("/metrics").status_code == 401  # this server has tokens: Prometheus sends one
+    text = server.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
     for name in ("inpaint_queue_depth", "inpaint_jobs_running", 'inpaint_jobs_total{status="succeeded"}',
                  "inpaint_job_seconds_count"):
         assert name in text

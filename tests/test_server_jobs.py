@@ -8,6 +8,7 @@ test needs; it goes through the real `GenerationService`."""
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import shutil
 import threading
 import time
@@ -186,3 +187,19 @@ def test_a1111_interrupt_cancels_the_running_job(tmp_path):
         assert answer.status_code == 409 and "canceled" in answer.json()["error"]
         backend.gate.set()
         assert server.post("/sdapi/v1/img2img", json=body).status_code == 200
+
+
+def test_a_disk_that_cannot_take_records_fails_requests_at_once(tmp_path, monkeypatch):
+    def full_disk(path, data, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with running_server(ServerConfig(data_dir=tmp_path, model="builtin:telea")) as server:
+        monkeypatch.setattr("app.server.jobs.atomic_write_bytes", full_disk)
+        started = time.monotonic()
+        r = server.post("/v1/sd1.5-inpainting", json=segmind_body())
+        assert r.status_code == 500 and "No space left on device" in r.json()["error"]
+        r = server.post("/v1/predictions", json={"input": segmind_body()})
+        assert r.status_code == 500 and "could not be recorded" in r.json()["detail"]
+        assert time.monotonic() - started < WAIT_S  # answered, not left waiting for the sync timeout
+        monkeypatch.undo()
+        assert server.post("/v1/sd1.5-inpainting", json=segmind_body()).status_code == 200

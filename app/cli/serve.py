@@ -25,6 +25,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", help="where job records and outputs live (default: <data folder>/server)")
     p.add_argument("--allow-fetch", nargs="+", default=[], metavar="HOST",
                    help="hosts image URLs may be fetched from ('*' = any public host); none by default")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a host name requests may be addressed to besides localhost/127.0.0.1/[::1], e.g. a reverse "
+                   "proxy's public name (repeatable; '*' = any). On loopback other names are refused (DNS rebinding)")
     p.add_argument("--queue-depth", type=int, default=16, metavar="N", help="jobs that may wait (default: 16); more get 429")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     ray = p.add_argument_group("Ray Serve (the 'cluster' extra; docs/DEPLOY.md)")
@@ -57,7 +60,7 @@ def run(ns: argparse.Namespace) -> int:
         config = ServerConfig(
             data_dir=Path(ns.data).expanduser() if ns.data else data_dir() / "server", host=ns.host, port=ns.port,
             model=ns.model, tokens=load_tokens(ns.tokens, dict(os.environ)), allow_fetch=frozenset(h.lower() for h in ns.allow_fetch),
-            queue_depth=ns.queue_depth).check()
+            allowed_hosts=frozenset(h.lower() for h in ns.allowed_host), queue_depth=ns.queue_depth).check()
     except (TokenFileError, ConfigError) as exc:
         raise CliError(str(exc)) from None
     if ns.ray:

@@ -49,6 +49,11 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS * 8
 PNG_LEVEL = 3
 #: Row filter of every PNG we write (see `encode_png`).
 PNG_FILTER = cv2.IMWRITE_PNG_FILTER_UP
+#: zlib strategy of a *fast* PNG (`encode_png(fast=True)`): run-length matches only. On photos and
+#: generated images after the "up" filter it encodes in about half the time of `PNG_LEVEL` at a
+#: size within a few % (often smaller); flat graphics with repeated patterns (masks, screenshots)
+#: compress worse, so only outputs a client is waiting for use it (bench/bench_server.py prints both).
+PNG_FAST_STRATEGY = cv2.IMWRITE_PNG_STRATEGY_RLE
 
 SAVE_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
@@ -384,12 +389,14 @@ def save_image(
     params: Any = None,
     icc_profile: bytes | None = None,
     quality: int = 95,
+    fast_png: bool = False,
 ) -> Path:
     """Write ``pixels`` atomically; the format comes from the extension.
 
     PNG keeps 8/16 bit, gray/RGB/RGBA and the ICC profile and, with ``params``, carries the
     AUTOMATIC1111 ``parameters`` chunk plus our JSON chunk. TIFF keeps 16 bit and ICC. JPEG/WebP
     are 8-bit only (16-bit data is rounded) and carry the A1111 text in EXIF UserComment.
+    ``fast_png`` trades flat-graphics compression for encode time (`PNG_FAST_STRATEGY`).
     Raises OSError (with the reason) when the destination cannot be written; nothing is left half.
     """
     dest = Path(path)
@@ -402,19 +409,20 @@ def save_image(
         arr = np.ascontiguousarray(arr[:, :, 0])
     if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ValueError(f"cannot save pixels of shape {arr.shape} and type {arr.dtype}")
-    data = encode_image(arr, fmt, params=params, icc_profile=icc_profile, quality=quality)
+    data = encode_image(arr, fmt, params=params, icc_profile=icc_profile, quality=quality, fast_png=fast_png)
     atomic_write_bytes(dest, data)
     return dest
 
 
 def encode_image(
-    arr: np.ndarray, fmt: str, *, params: Any = None, icc_profile: bytes | None = None, quality: int = 95
+    arr: np.ndarray, fmt: str, *, params: Any = None, icc_profile: bytes | None = None, quality: int = 95,
+    fast_png: bool = False,
 ) -> bytes:
     """Encode to bytes in ``fmt`` (PNG, TIFF, JPEG, WEBP); see `save_image`."""
     high = arr.dtype == np.uint16
     colour = arr.ndim == 3
     if fmt == "PNG":
-        return encode_png(arr, params=params, icc_profile=icc_profile)
+        return encode_png(arr, params=params, icc_profile=icc_profile, fast=fast_png)
     if fmt == "TIFF":
         if high and colour:
             ok, buf = cv2.imencode(".tiff", _rgb_to_bgr(arr))
@@ -445,15 +453,21 @@ def encode_image(
     return out.getvalue()
 
 
-def encode_png(arr: np.ndarray, *, params: Any = None, icc_profile: bytes | None = None, level: int = PNG_LEVEL) -> bytes:
+def encode_png(arr: np.ndarray, *, params: Any = None, icc_profile: bytes | None = None, level: int = PNG_LEVEL,
+               fast: bool = False) -> bytes:
     """The one PNG writer (results, masks, project members): OpenCV (8/16 bit, gray/RGB/RGBA) with
     our chunks inserted after IHDR: iCCP, then the A1111 ``parameters`` text and our JSON.
 
     The "up" filter on every row instead of libpng's adaptive choice: on 24 MP photos it encodes
     20–40 % faster at `PNG_LEVEL` and the file is within ±5 % of the size (bench/bench_cli_floor.py).
+    ``fast``: `PNG_FAST_STRATEGY` instead of zlib's default matching (``level`` then only tells
+    stored, 0, from compressed).
     """
     source = _rgb_to_bgr(arr) if arr.ndim == 3 else arr
-    ok, buf = cv2.imencode(".png", source, [cv2.IMWRITE_PNG_COMPRESSION, int(level), cv2.IMWRITE_PNG_FILTER, PNG_FILTER])
+    options = [cv2.IMWRITE_PNG_COMPRESSION, int(level), cv2.IMWRITE_PNG_FILTER, PNG_FILTER]
+    if fast:
+        options += [cv2.IMWRITE_PNG_STRATEGY, PNG_FAST_STRATEGY]
+    ok, buf = cv2.imencode(".png", source, options)
     if not ok:
         raise OSError("PNG encoding failed")
     del source

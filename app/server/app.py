@@ -1,21 +1,24 @@
 """`create_app`: the FastAPI app of ``inpaint-studio serve`` — one generation service, one job
-queue, one job store, and a router per API shape. ``/healthz``, ``/metrics`` (Prometheus text),
-``/files/{name}`` (the outputs behind every returned URL: names carry the job's unguessable id)
-and the OpenAPI page at ``/docs``."""
+queue, one job store, and a router per API shape. ``/healthz``, ``/metrics`` (Prometheus text;
+needs a token when the server has tokens), ``/files/{name}`` (the outputs behind every returned
+URL: capability URLs, see `JobStore.output_path`) and the OpenAPI page at ``/docs``. On loopback
+`HostGuard` refuses requests addressed to other host names (DNS rebinding) or sent by web pages."""
 
 from __future__ import annotations
 
 import contextlib
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from app.server import a1111, appypie, backend_route, openai, predictions, segmind
+from app.server.auth import require_token
 from app.server.config import ServerConfig
 from app.server.errors import ApiError, api_error_handler, render, style_of, validation_error_handler
 from app.server.fetch import FetchPolicy
+from app.server.hostguard import HostGuard, checks_hosts
 from app.server.jobs import JobStore
 from app.server.metrics import Metrics
 from app.server.models import ModelTable
@@ -63,6 +66,11 @@ class BodyLimit:
         await render(error, style_of(scope["path"]))(scope, receive, send)
 
 
+#: Outputs are private to whoever holds the URL: no shared cache keeps them, no browser sniffs them.
+OUTPUT_HEADERS = {"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff",
+                  "Referrer-Policy": "no-referrer"}
+
+
 def create_app(config: ServerConfig, service: GenerationService | None = None) -> FastAPI:
     config.check()
     service = service or GenerationService()
@@ -86,6 +94,8 @@ def create_app(config: ServerConfig, service: GenerationService | None = None) -
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(BodyLimit, limit=body_limit(config.max_input_bytes))
+    if checks_hosts(config.host, config.allowed_hosts):
+        app.add_middleware(HostGuard, allowed=config.allowed_hosts)  # outermost: before any body is read
     for module in (openai, segmind, predictions, appypie, a1111, backend_route):
         app.include_router(module.router)
 
@@ -95,16 +105,17 @@ def create_app(config: ServerConfig, service: GenerationService | None = None) -
         return {"status": "ok", "model": request.app.state.models.default.id, "queue_waiting": queue.waiting(),
                 "running": queue.current is not None}
 
-    @app.get("/metrics", tags=["server"])
+    @app.get("/metrics", tags=["server"], dependencies=[Depends(require_token)])
     async def metrics_text(request: Request) -> Response:
         return Response(request.app.state.metrics.text(), media_type="text/plain; version=0.0.4")
 
     @app.get("/files/{name}", name="output_file", tags=["server"])
     async def output_file(name: str, request: Request) -> FileResponse:
+        """No token: clients fetch returned URLs without one; the name is the secret."""
         path = request.app.state.store.output_path(name)
         if path is None:
-            raise ApiError(404, f"no output named {name}", "name", name, "a URL returned by this server")
-        return FileResponse(path, media_type="image/png")
+            raise ApiError(404, "no such output", "name", None, "a URL returned by this server")
+        return FileResponse(path, media_type="image/png", headers=OUTPUT_HEADERS)
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> JSONResponse:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from app.server.auth import is_loopback
 from app.server.fetch import MAX_INPUT_BYTES
+from app.server.hostguard import check_allowed_host
 
 
 class ConfigError(ValueError):
@@ -21,6 +22,9 @@ class ServerConfig:
     model: str | None = None  # None = first installed inpainting model, else builtin:telea
     tokens: tuple[str, ...] = ()
     allow_fetch: frozenset[str] = field(default_factory=frozenset)
+    #: Host names requests may be addressed to besides the loopback ones (a reverse proxy's public
+    #: name); '*' = any. See `app.server.hostguard`.
+    allowed_hosts: frozenset[str] = field(default_factory=frozenset)
     queue_depth: int = 16
     max_input_bytes: int = MAX_INPUT_BYTES
     fetch_timeout_s: float = 10.0
@@ -34,6 +38,9 @@ class ServerConfig:
             raise ConfigError(
                 f"refusing to listen on {self.host} without API tokens: anyone on the network could use this "
                 "machine; give --tokens FILE (or set INPAINT_STUDIO_TOKENS), or listen on 127.0.0.1")
+        for name in self.allowed_hosts:
+            if (why := check_allowed_host(name)) is not None:
+                raise ConfigError(why)
         if not 1 <= self.queue_depth <= 10_000:
             raise ConfigError(f"--queue-depth {self.queue_depth}: give 1–10000")
         if not 0 <= self.port <= 65535:

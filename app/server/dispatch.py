@@ -107,7 +107,8 @@ def _field_of(exc: UserError) -> str:
 
 async def start(request: Request, api: str, generation: GenerationRequest, names: Names,
                 extra: Mapping[str, Any] | None = None) -> Ticket:
-    """Check with the service (400 on bad input), then queue (429 with Retry-After when full)."""
+    """Check with the service (400 on bad input), then queue (429 with Retry-After when full).
+    Await ``ticket.recorded`` before telling the client an unfinished job's id (`queued`)."""
     state = request.app.state
     try:
         params = await asyncio.to_thread(state.service.check, generation)
@@ -115,9 +116,22 @@ async def start(request: Request, api: str, generation: GenerationRequest, names
         raise user_error(exc, names) from None
     queue: JobQueue = state.queue
     try:
-        return queue.submit(lambda: state.store.create(api, params.to_dict(), dict(extra or {})), generation)
+        return queue.submit(api, params.to_dict(), extra or {}, generation)
     except QueueFull as exc:
         raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+
+
+async def queued(request: Request, api: str, generation: GenerationRequest, names: Names,
+                 extra: Mapping[str, Any] | None = None) -> Ticket:
+    """`start`, answered once the job's record is on disk: for routes that return the id of a
+    job that may still run (a restart must find it)."""
+    ticket = await start(request, api, generation, names, extra)
+    try:
+        await asyncio.wrap_future(ticket.recorded)
+    except OSError as exc:
+        request.app.state.queue.cancel(ticket.job.id)
+        raise ApiError(500, f"the job could not be recorded ({exc.strerror or exc}); it was canceled") from None
+    return ticket
 
 
 async def wait(request: Request, ticket: Ticket, names: Names) -> GenerationRecord:
@@ -130,6 +144,7 @@ async def wait(request: Request, ticket: Ticket, names: Names) -> GenerationReco
             request.app.state.queue.cancel(ticket.job.id)
             raise ApiError(499, "client closed the request; the job was canceled")
         if asyncio.get_running_loop().time() > deadline:
+            await asyncio.wrap_future(ticket.recorded)  # the answer names the job
             raise ApiError(504, f"the job did not finish in {request.app.state.config.sync_timeout_s:g} s; "
                                 f"it goes on as job {ticket.job.id}")
     try:

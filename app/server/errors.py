@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 OPENAI, REPLICATE, PLAIN = "openai", "replicate", "plain"
 
 #: HTTP status → OpenAI's error ``type`` (what its SDK maps to exception classes).
-_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found",
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found",
                  413: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable"}
 
 
@@ -70,7 +70,7 @@ def render(error: ApiError, style: str) -> JSONResponse:
 
 
 def _title(status: int) -> str:
-    return {400: "Invalid input", 401: "Unauthenticated", 404: "Not found", 413: "Request too large",
+    return {400: "Invalid input", 401: "Unauthenticated", 403: "Forbidden", 404: "Not found", 413: "Request too large",
             429: "Too many requests"}.get(status, "Server error")
 
 

@@ -62,7 +62,7 @@ def decode_image(data: bytes, field_name: str, max_bytes: int = MAX_INPUT_BYTES)
         raise ApiError(400, f"{field_name} is not {_KINDS} (its first bytes are {head or 'empty'})",
                        field_name, f"{len(data)} bytes starting {head}", _KINDS)
     try:
-        return load_image_bytes(data, field_name)
+        return load_image_bytes(data, field_name, read_metadata=False)  # inputs' own recall data is never used
     except ImageLoadError as exc:
         raise ApiError(400, str(exc), field_name, f"{len(data)} bytes", _KINDS) from None
 
@@ -85,9 +85,10 @@ async def image_from_value(value: object, field_name: str, policy: FetchPolicy) 
     text = value.strip()
     if text.lower().startswith(("http://", "https://")):
         data = await fetch_url(text, field_name, policy)
-    else:
-        data = decode_base64(text, field_name, policy.max_bytes)
-    return await asyncio.to_thread(decode_image, data, field_name, policy.max_bytes)
+        return await asyncio.to_thread(decode_image, data, field_name, policy.max_bytes)
+    # base64 and pixels on a worker thread: tens of MB would stall every other request on the loop
+    return await asyncio.to_thread(lambda: decode_image(decode_base64(text, field_name, policy.max_bytes), field_name,
+                                                        policy.max_bytes))
 
 
 def _public(address: str) -> bool:

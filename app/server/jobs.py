@@ -2,8 +2,10 @@
 
 Layout under ``--data``: ``jobs/<id>.json`` (one record per job, rewritten atomically on every
 change) and ``outputs/<id>-<k>.png`` (each candidate with the editor's PNG metadata, written by
-the service's `save_candidate`). On start every record is read back; a job that was queued or
-running when the server stopped is marked ``failed`` with "server restarted" — never dropped.
+the service's `save_candidate` with fast PNG compression: a client waits for it). On start every
+record is read back; a job that was queued or running when the server stopped is marked
+``failed`` with "server restarted" — never dropped. (A job's first record is written while it
+runs, `JobQueue.submit`; routes that hand out an unfinished job's id wait for it first.)
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -53,9 +56,14 @@ class JobRecord:
         return self.status in FINISHED
 
 
+ID_BYTES = 13  # 104 random bits: guessing one live id among a million takes ~2**84 tries
+#: The only names ``/files/`` serves: ``<job id>-<k>.png`` exactly as `save_outputs` writes them.
+OUTPUT_NAME = re.compile(rf"[0-9a-f]{{{2 * ID_BYTES}}}-[0-9]{{1,2}}\.png")
+
+
 def new_id() -> str:
     """Unguessable (served output URLs carry it), URL-safe, lower-case like Replicate's ids."""
-    return secrets.token_hex(13)
+    return secrets.token_hex(ID_BYTES)
 
 
 class JobStore:
@@ -84,12 +92,21 @@ class JobStore:
                 self.update(job, status=FAILED, error=RESTARTED, completed_at=time.time(),
                             logs=job.logs + f"{RESTARTED}: the job was {job.status} when the server stopped\n")
 
-    def create(self, api: str, params: dict[str, Any], extra: dict[str, Any] | None = None) -> JobRecord:
+    def create(self, api: str, params: dict[str, Any], extra: dict[str, Any] | None = None, *,
+               persist: bool = True) -> JobRecord:
+        """A new record; ``persist=False`` leaves writing it to the caller (`persist`)."""
         job = JobRecord(id=new_id(), api=api, params=params, extra=dict(extra or {}))
         with self._lock:
             self._jobs[job.id] = job
-            self._write(job)
+            if persist:
+                self._write(job)
         return job
+
+    def persist(self, job: JobRecord) -> None:
+        """Write the record as it is now. Every write holds the lock and writes the current state,
+        so a late write never brings back an older one."""
+        with self._lock:
+            self._write(job)
 
     def update(self, job: JobRecord, *, persist: bool = True, **changes: Any) -> JobRecord:
         """Change a record; ``persist=False`` keeps a transient change (queued → running) in memory
@@ -115,14 +132,15 @@ class JobStore:
         names = []
         for k in range(len(record.candidates)):
             name = f"{job.id}-{k}.png"
-            save_candidate(self.outputs_dir / name, record, k)
+            save_candidate(self.outputs_dir / name, record, k, fast_png=True)
             names.append(name)
         self.update(job, persist=False, outputs=names, seeds=list(record.seeds),
                     candidate_params=[_jsonable(candidate_params(record, k).to_dict()) for k in range(len(names))])
 
     def output_path(self, name: str) -> Path | None:
-        """The file of a served output, or None (names are checked: no path tricks)."""
-        if "/" in name or "\\" in name or name.startswith("."):
+        """The file of a served output, or None. Only names of the `OUTPUT_NAME` pattern are
+        looked up, so no separator, dot-dot, temp file or record name ever reaches the disk."""
+        if not OUTPUT_NAME.fullmatch(name):
             return None
         path = self.outputs_dir / name
         return path if path.is_file() else None

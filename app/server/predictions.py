@@ -121,8 +121,8 @@ async def _create(request: Request, model_name: str | None) -> JSONResponse:
         safety = True  # asked for explicitly
     options = dispatch.load_options(safety, params.model, "safety_checker")
     extra = {"model": served.id, "version": version or "", "input": {k: _echo(v) for k, v in fields.items()}}
-    ticket = await dispatch.start(request, "predictions", GenerationRequest(params, image.pixels, mask, options=options),
-                                  NAMES, extra)
+    ticket = await dispatch.queued(request, "predictions", GenerationRequest(params, image.pixels, mask, options=options),
+                                   NAMES, extra)
     await _settle(request, ticket.job, _wait_seconds(request))
     return JSONResponse(prediction_json(request, ticket.job), status_code=201)
 

@@ -12,9 +12,10 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.core.errors import UserError
 from app.core.records import GenerationRecord
@@ -39,6 +40,8 @@ class Ticket:
     cancel: threading.Event = field(default_factory=threading.Event)
     #: Resolves to the `GenerationRecord`, or to the exception the run raised.
     future: Future = field(default_factory=Future)
+    #: Resolves once the job's first record is on disk (written while the job runs).
+    recorded: Future = field(default_factory=Future)
     step: int = 0
     total: int = 0
 
@@ -67,14 +70,17 @@ class JobQueue:
         return running[0] if running else None
 
     # -- routes' side -------------------------------------------------------------------------
-    def submit(self, make_job: Callable[[], JobRecord], request: GenerationRequest) -> Ticket:
-        """Queue a job (``make_job`` creates its record only once there is room)."""
+    def submit(self, api: str, params: dict[str, Any], extra: Mapping[str, Any], request: GenerationRequest) -> Ticket:
+        """Queue a job; its record is created only once there is room. The record is written to
+        disk by the writer thread while the job runs (two fsyncs off the request's path): wait
+        for ``ticket.recorded`` before answering with the job's id while it is unfinished."""
         with self._cond:
             if len(self._waiting) >= self.depth:
                 self.metrics.rejected.inc()
                 raise QueueFull(len(self._waiting), self.retry_after())
-            job = make_job()
+            job = self.store.create(api, params, dict(extra), persist=False)
             ticket = Ticket(job, request)
+            ticket.recorded = self._writer.submit(self.store.persist, job)
             self._waiting.append(ticket)
             self._tickets[job.id] = ticket
             self.metrics.queue_depth.set(len(self._waiting))
@@ -178,7 +184,12 @@ class JobQueue:
         now = time.time()
         elapsed = None if t0 is None else now - t0
         logs = ticket.job.logs + (f"{status}" + (f": {error}" if error else "") + "\n")
-        self.store.update(ticket.job, status=status, error=error, completed_at=now, predict_time=elapsed, logs=logs)
+        try:
+            self.store.update(ticket.job, status=status, error=error, completed_at=now, predict_time=elapsed, logs=logs)
+        except OSError as exc:  # a full or failing disk: the client hears of it instead of waiting forever
+            log.error("job %s: its record cannot be written", ticket.job.id, exc_info=exc)
+            status, result = FAILED, exc
+            self.store.update(ticket.job, persist=False, status=FAILED, error=f"the job record cannot be written: {exc}")
         self.metrics.finished.labels(status).inc()
         if elapsed is not None:
             self.metrics.job_seconds.observe(elapsed)

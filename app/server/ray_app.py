@@ -217,14 +217,17 @@ def _default_model(config: ServerConfig) -> str:
 
 def build(args: dict[str, Any]):
     """Import path for a Serve config file or ``serve run app.server.ray_app:build data=DIR ...``:
-    ``args`` holds ``data`` (shared job path), ``model``, ``tokens`` (a file), and RayOptions
-    fields; the deployments' own sections of the config file override scaling and resources."""
+    ``args`` holds ``data`` (shared job path), ``model``, ``tokens`` (a file), ``host`` (the
+    address Serve's proxy listens on, as in the file's ``http_options``; default 0.0.0.0, which
+    needs tokens), ``allowed_hosts`` (a list) and RayOptions fields; the deployments' own
+    sections of the config file override scaling and resources."""
     from pathlib import Path
 
     from app.server.auth import load_tokens
 
     fields = {f.name for f in dataclasses.fields(RayOptions)}
     options = RayOptions(**{k: type(getattr(RayOptions, k))(v) for k, v in args.items() if k in fields})
-    config = ServerConfig(data_dir=Path(args["data"]), model=args.get("model"),
-                          tokens=load_tokens(args.get("tokens")), queue_depth=int(args.get("queue_depth", 16)))
+    config = ServerConfig(data_dir=Path(args["data"]), model=args.get("model"), host=str(args.get("host", "0.0.0.0")),
+                          tokens=load_tokens(args.get("tokens")), queue_depth=int(args.get("queue_depth", 16)),
+                          allowed_hosts=frozenset(str(h).lower() for h in args.get("allowed_hosts", ()))).check()
     return build_application(config, options)

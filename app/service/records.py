@@ -35,9 +35,11 @@ def candidate_params(record: GenerationRecord, index: int) -> GenerationParams:
 
 
 def save_candidate(path: str | os.PathLike[str], record: GenerationRecord, index: int,
-                   icc_profile: bytes | None = None) -> Path:
+                   icc_profile: bytes | None = None, fast_png: bool = False) -> Path:
     """Write candidate ``index`` atomically with the metadata that regenerates it alone
-    (`candidate_params`); the format follows the extension (PNG: A1111 text + our JSON chunk)."""
+    (`candidate_params`); the format follows the extension (PNG: A1111 text + our JSON chunk;
+    ``fast_png``: see `app.core.imageio.save_image`)."""
     from app.core.imageio import save_image
 
-    return save_image(path, record.candidates[index], params=candidate_params(record, index), icc_profile=icc_profile)
+    return save_image(path, record.candidates[index], params=candidate_params(record, index), icc_profile=icc_profile,
+                      fast_png=fast_png)
