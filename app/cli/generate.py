@@ -268,7 +268,7 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion:
                 reporter.finish()
             outputs = output_paths(ns.output, len(record.candidates))
             icc_profile = loaded.icc_profile
-            del loaded, request, mask  # the input's pixels (72 MB at 24 MP) go before the encoder's buffers
+            del loaded, request, mask, pixels  # the input's pixels (72 MB at 24 MP) go before the encoder's buffers
             _save_all(outputs, record, icc_profile)
     except UserError as exc:
         raise _user_error(exc, ns) from None
