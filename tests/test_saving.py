@@ -98,3 +98,16 @@ def test_the_saving_dialog_has_no_cancel_button(qtbot):
     save.cancel()
     assert not save._cancel.is_set()  # a save runs on: its atomic write lands whole or not at all
     saving.close(), opening.close()
+
+
+def test_opening_another_image_during_a_save_neither_marks_nor_renames_it(qtbot, session, tmp_path):
+    big = np.random.default_rng(1).integers(0, 256, (1500, 1600, 3), dtype=np.uint8)  # a 2.4 MB mask: copied in slices
+    session.open_image(imageio.LoadedImage(big), None, "big")
+    session.document.fill_rect((0, 0, 100, 100))
+    with qtbot.waitSignal(session.saver.saved, timeout=20000):
+        assert session.save_result(tmp_path / "big.png")
+        assert session.saver.busy and session.saver.task is None  # still copying: the write has not started
+        session.open_image(imageio.LoadedImage(np.zeros((10, 10, 3), np.uint8)), None, "other")
+        session.document.fill_rect((0, 0, 5, 5))
+    assert np.array_equal(imageio.load_image(tmp_path / "big.png").pixels, big)  # the document that was asked for
+    assert session.modified and session.save_path is None  # the new document is neither saved nor renamed

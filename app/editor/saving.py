@@ -35,6 +35,7 @@ class Saver(QObject):
         self.document = document
         self.task: BackgroundTask | None = None
         self._copying = False
+        self._watch: _Changes | None = None
 
     @property
     def busy(self) -> bool:
@@ -42,11 +43,14 @@ class Saver(QObject):
 
     def save(self, path: str | Path, write: Write, *, marks_saved: bool = True,
              on_saved: Callable[[], None] | None = None) -> bool:
-        """Start saving to ``path`` with ``write(snapshot)``; ``on_saved`` runs on the GUI thread
-        after success. False (nothing started) while another save is under way."""
+        """Start saving to ``path`` with ``write(snapshot)``. After success ``on_saved`` runs on
+        the GUI thread unless another document was opened meanwhile, and the document is marked
+        saved unless it changed after the snapshot. False (nothing started) while another save is
+        under way."""
         if self.busy:
             return False
         self._copying = True
+        self._watch = _Changes(self.document)  # from now: an edit before the snapshot completes counts too
         self.document.snapshots.take(lambda state: self._write(str(path), write, state, marks_saved, on_saved))
         return True
 
@@ -59,25 +63,8 @@ class Saver(QObject):
 
     def _write(self, path: str, write: Write, state: Any, marks_saved: bool, on_saved: Callable[[], None] | None) -> None:
         self._copying = False
-        doc = self.document
-        edited: list[bool] = []
-
-        def on_edit(*_args: Any) -> None:
-            edited.append(True)
-
-        doc.undo_stack.indexChanged.connect(on_edit)
-        doc.reset.connect(on_edit)
-
-        def finished(_result: Any) -> None:
-            if marks_saved and not edited:
-                doc.mark_saved()
-            if on_saved is not None:
-                on_saved()
-            self.saved.emit(path)
-
-        def ended() -> None:
-            doc.undo_stack.indexChanged.disconnect(on_edit)
-            doc.reset.disconnect(on_edit)
+        doc, watch = self.document, self._watch
+        watch.edited = False  # the snapshot is the document as it is now
 
         def run(_progress: Any) -> None:
             try:
@@ -90,10 +77,38 @@ class Saver(QObject):
             except ValueError as exc:  # e.g. a format that cannot hold this image
                 raise UserError(f"{Path(path).name}: {exc}") from exc
 
+        def finished(_result: Any) -> None:
+            if not watch.replaced:
+                if marks_saved and not watch.edited:
+                    doc.mark_saved()
+                if on_saved is not None:
+                    on_saved()
+            self.saved.emit(path)
+
         task = BackgroundTask(run, f"Saving {Path(path).name}", self, title="Saving", cancellable=False)
         task.finished.connect(finished)
         task.failed.connect(lambda message: self.failed.emit(path, message))
-        task.ended.connect(ended)
+        task.ended.connect(watch.close)
         self.task = task
         self.started.emit(task)
         task.start()
+
+
+class _Changes:
+    """Whether a document was edited (its undo index moved) or replaced (``reset``) since a moment."""
+
+    def __init__(self, document: Any) -> None:
+        self.document = document
+        self.edited = self.replaced = False
+        document.undo_stack.indexChanged.connect(self._on_edit)
+        document.reset.connect(self._on_reset)
+
+    def _on_edit(self, *_args: Any) -> None:
+        self.edited = True
+
+    def _on_reset(self) -> None:
+        self.replaced = True
+
+    def close(self) -> None:
+        self.document.undo_stack.indexChanged.disconnect(self._on_edit)
+        self.document.reset.disconnect(self._on_reset)
