@@ -44,10 +44,6 @@ class RegionPlan:
     owned: Bounds | None = None
 
 
-def mask_bounds(mask: np.ndarray) -> Bounds | None:
-    return maskops.bounds(mask)
-
-
 def work_size_for(crop: Bounds, target: tuple[int | None, int | None] | None) -> tuple[int, int]:
     """``target`` None = native (classical); else model size: the given width/height, or about
     512² pixels with the crop's aspect, each side a multiple of 8 in 256–2048."""
