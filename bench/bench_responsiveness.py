@@ -16,7 +16,8 @@ grain): the longest stall while the window's public ``open_path`` opens a 24 MP 
 16-bit TIFF (until the document holds the image, plus 0.3 s for its first paint), while the
 autosave of a document with 200 strokes of history is copied and written (``recovery.autosave_now``
 — the timer's path — until the file is on disk), again after a result changed the pixels, and
-while Save writes the result PNG and the project (until ``saver.saved``). The baseline row is the
+while Save writes the result PNG and the project (until ``saver.saved``), and from Generate (the
+classical default) to its candidate on screen. The baseline row is the
 same PNG written on the GUI thread, as saves were before. Last, the saved project is opened in a
 new window.
 
@@ -133,6 +134,15 @@ def io_cases(tmp: Path, repeat: int) -> int:
             window = MainWindow(discover=lambda: [])
             rows.setdefault(f"open {label}", []).append(_open(app, meter, window, path))
             if label == "24 MP JPEG":
+                window.document.fill_rect((2900, 1900, 200, 200))
+                finished: list = []
+                window.generation_finished.connect(finished.append)
+                meter.start()
+                t0 = time.perf_counter()
+                assert window.generate(window.current_params()), window.message_bar.text  # Telea, the default
+                _wait(app, lambda: bool(finished))
+                rows.setdefault("Generate (Telea) until its candidate shows", []).append((meter.stop()["max_ms"], time.perf_counter() - t0))
+                window.apply_candidate(0)
                 window.session.install_recovery(window.current_params, autosaver=Autosaver(tmp / "recovery"))
                 recovery = window.recovery
                 for i in range(200):  # 200 strokes, each one undo step

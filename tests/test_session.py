@@ -187,3 +187,26 @@ def test_tools_come_from_one_table(qtbot, tmp_path):
     with pytest.raises(ValueError, match="unknown tool"):
         canvas.set_tool("smudge")
     window.force_close()
+
+
+def test_generate_hands_the_worker_a_snapshot_not_a_copy_made_at_the_click(qtbot, session):
+    """Unchanged pixels are the read-only original, shared; a big mask is copied a slice per
+    event-loop turn, so a cancel before the copy completes stops the run before it starts."""
+    big = np.random.default_rng(2).integers(0, 256, (1500, 1600, 3), dtype=np.uint8)  # 2.4 MB mask: sliced
+    session.open_image(imageio.LoadedImage(big), None, "big")
+    session.document.fill_rect((100, 100, 50, 50))
+    submitted: list = []
+    real_submit = session.worker.submit
+    session.worker.submit = lambda request: (submitted.append(request), real_submit(request))[1]
+    with qtbot.waitSignal(session.generation_cancelled, timeout=10000):
+        assert session.generate(GenerationParams(model="builtin:telea")) is None
+        assert session.generating and not submitted  # still copying the mask
+        session.cancel()
+    assert not submitted and not session.generating
+
+    with qtbot.waitSignal(session.generation_finished, timeout=20000):
+        assert session.generate(GenerationParams(model="builtin:telea")) is None
+        session.document.fill_rect((300, 300, 10, 10))  # painted while the mask is copied: part of this run
+    (request,) = submitted
+    assert request.image is session.document.original  # shared, read-only: no 7 MB copy at the click
+    assert request.mask[305, 305] == 255 and request.mask is not session.document.mask

@@ -293,7 +293,7 @@ class CanvasView(ZoomPan, QWidget):
             pixels = np.asarray(pixels)
             if self._doc is None or pixels.shape[:2] != self._doc.pixels.shape[:2]:
                 raise ValueError(f"candidate {pixels.shape} does not match the image")
-            arr = np.ascontiguousarray(display_rgb8(pixels)).copy()
+            arr = np.ascontiguousarray(display_rgb8(pixels))  # shared: candidates are never edited
             self._candidate_img = qimage_from_array(arr)
             self._candidate_levels = LevelCache(arr, "image")
         self.update()
