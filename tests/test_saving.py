@@ -111,3 +111,12 @@ def test_opening_another_image_during_a_save_neither_marks_nor_renames_it(qtbot,
         session.document.fill_rect((0, 0, 5, 5))
     assert np.array_equal(imageio.load_image(tmp_path / "big.png").pixels, big)  # the document that was asked for
     assert session.modified and session.save_path is None  # the new document is neither saved nor renamed
+
+
+def test_a_save_can_follow_as_soon_as_the_last_one_reported(qtbot, session, tmp_path):
+    again: list[bool] = []
+    session.saver.saved.connect(lambda _p: again.append(session.save_result(tmp_path / "second.png")) if not again else None)
+    with qtbot.waitSignals([session.saver.saved, session.saver.saved], timeout=20000):
+        assert session.save_result(tmp_path / "first.png")
+    assert again == [True]  # not refused as "a save is under way"
+    qtbot.waitUntil(lambda: (tmp_path / "second.png").is_file() and not session.saver.busy, timeout=20000)

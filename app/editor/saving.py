@@ -34,12 +34,14 @@ class Saver(QObject):
         super().__init__(parent)
         self.document = document
         self.task: BackgroundTask | None = None
+        self._active = False  # from `save` until its result is reported
         self._copying = False
         self._watch: _Changes | None = None
 
     @property
     def busy(self) -> bool:
-        return self._copying or (self.task is not None and self.task.running)
+        """A save was asked for and has not reported yet (``saved`` / ``failed`` end it)."""
+        return self._active
 
     def save(self, path: str | Path, write: Write, *, marks_saved: bool = True,
              on_saved: Callable[[], None] | None = None) -> bool:
@@ -49,7 +51,7 @@ class Saver(QObject):
         under way."""
         if self.busy:
             return False
-        self._copying = True
+        self._active = self._copying = True
         self._watch = _Changes(self.document)  # from now: an edit before the snapshot completes counts too
         self.document.snapshots.take(lambda state: self._write(str(path), write, state, marks_saved, on_saved))
         return True
@@ -77,7 +79,12 @@ class Saver(QObject):
             except ValueError as exc:  # e.g. a format that cannot hold this image
                 raise UserError(f"{Path(path).name}: {exc}") from exc
 
+        def failed(message: str) -> None:
+            self._active = False
+            self.failed.emit(path, message)
+
         def finished(_result: Any) -> None:
+            self._active = False  # before the receivers run: one may save again at once
             if not watch.replaced:
                 if marks_saved and not watch.edited:
                     doc.mark_saved()
@@ -87,7 +94,7 @@ class Saver(QObject):
 
         task = BackgroundTask(run, f"Saving {Path(path).name}", self, title="Saving", cancellable=False)
         task.finished.connect(finished)
-        task.failed.connect(lambda message: self.failed.emit(path, message))
+        task.failed.connect(failed)
         task.ended.connect(watch.close)
         self.task = task
         self.started.emit(task)
