@@ -554,3 +554,16 @@ def test_open_path_opens_a_project_file(qtbot, window, photo, settings, tmp_path
         assert np.array_equal(other.document.mask, window.document.mask)
     finally:
         other.force_close()
+
+
+def test_first_start_fits_the_screen(qtbot, settings):
+    """No saved layout: 1440×900 where the screen holds it, else the screen's free area (a
+    1366×768 laptop saw the right-hand panels cut off)."""
+    from PySide6.QtGui import QGuiApplication
+
+    window = MainWindow(settings, discover=lambda: [])
+    qtbot.addWidget(window)
+    free = QGuiApplication.primaryScreen().availableGeometry()
+    assert free.contains(window.geometry()), (free, window.geometry())
+    assert window.width() == min(1440, free.width()) and window.height() == min(900, free.height())
+    window.force_close()

@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QStyle, QVBoxLayout, QWidget
 
 from app.core.params import CLASSICAL_MODELS, GenerationParams
 from app.editor.session import EditorSession
@@ -164,9 +164,20 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1440, 900)
+            self._first_geometry()
         if state is not None:
             self.restoreState(state)
+
+    def _first_geometry(self) -> None:
+        """1440×900 on a screen that holds it; else the screen's free area, so a 1366×768 laptop
+        sees every panel on the first start."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        free = screen.availableGeometry() if screen is not None else None
+        if free is None or free.isEmpty():
+            self.resize(1440, 900)
+            return
+        size = QSize(min(1440, free.width()), min(900, free.height()))
+        self.setGeometry(QStyle.alignedRect(Qt.LayoutDirection.LeftToRight, Qt.AlignmentFlag.AlignCenter, size, free))
 
     def save_settings(self) -> None:
         """Persist preferences, the last parameters and the window layout."""
