@@ -29,9 +29,9 @@ from app.editor.opened_image import PreparedImage
 from app.editor.qimage import display_rgb8, qimage_from_array
 from app.widgets import tools
 from app.widgets.canvas_tools import Tool, make_tools
-from app.widgets.level_cache import LevelCache, checker_brush, prebuilt
+from app.widgets.level_cache import LevelCache, checker_brush, first_paint_levels
 from app.widgets.tools import BRUSH, ERASER, BrushOptions, clamp_size
-from app.widgets.zoom_pan import ZOOM_STEP, ZoomPan, fit_zoom
+from app.widgets.zoom_pan import ZOOM_STEP, ZoomPan
 
 
 
@@ -104,13 +104,7 @@ class CanvasView(ZoomPan, QWidget):
     def prepare_levels(self) -> Callable[[PreparedImage], tuple[LevelCache, LevelCache]]:
         """A function, safe on a pool thread, that builds the level caches the first paint of a
         prepared image will draw at this canvas's current fit; give its result to `offer_levels`."""
-        viewport = (self.width(), self.height())
-
-        def build(prepared: PreparedImage) -> tuple[LevelCache, LevelCache]:
-            zoom = fit_zoom(prepared.size, viewport)
-            return prebuilt(prepared.display.array, "image", zoom), prebuilt(prepared.mask, "mask", zoom)
-
-        return build
+        return first_paint_levels((self.width(), self.height()))
 
     def offer_levels(self, levels: tuple[LevelCache, LevelCache] | None) -> None:
         """Level caches built off the GUI thread for the image about to be opened: the next

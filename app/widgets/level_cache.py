@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPixmap
 
+from app.widgets.zoom_pan import fit_zoom
+
 
 class LevelCache:
     """Half-size copies (levels 1, 2, ... = 1/2, 1/4, ...) of an 8-bit array, for zoomed-out views.
@@ -99,6 +101,17 @@ def prebuilt(base: np.ndarray, kind: str, zoom: float) -> LevelCache:
     cache = LevelCache(base, kind)
     cache.image(cache.level_for(zoom))
     return cache
+
+
+def first_paint_levels(viewport: tuple[int, int]):
+    """A function for the loading thread: ``(prepared image) -> (image levels, mask levels)``
+    built for the zoom at which the image fits ``viewport`` (`Canvas.offer_levels` adopts them)."""
+
+    def build(prepared) -> tuple[LevelCache, LevelCache]:
+        zoom = fit_zoom(prepared.size, viewport)
+        return prebuilt(prepared.display.array, "image", zoom), prebuilt(prepared.mask, "mask", zoom)
+
+    return build
 
 
 def checker_brush() -> QBrush:
