@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the one-folder Linux bundle, run its self-test, and archive it.
+# Build the one-folder Linux bundle, run its self-test and a serve smoke test, and archive it.
 #
 #   packaging/build_linux.sh [classical|cpu|cuda]      (default: cpu/cuda per installed torch, classical without torch)
 #
@@ -49,6 +49,8 @@ SELFTEST_DIR=$(mktemp -d)
     "$BUNDLE/inpaint-studio" --self-test "$SELFTEST_DIR/selftest.png" )
 ( cd "$SELFTEST_DIR" && env -i HOME="$SELFTEST_DIR" PATH=/usr/bin:/bin "$BUNDLE/inpaint-studio" --version ) | sed 's/^/   /'
 rm -rf "$SELFTEST_DIR"
+echo "== serve smoke test of the bundle (127.0.0.1, a free port, one inpainting request; serve --ray refused)"
+"$PY" packaging/serve_smoke.py --no-ray "$BUNDLE/inpaint-studio"
 t2=$(date +%s)
 
 echo "== archiving"
@@ -70,6 +72,6 @@ fi
 t3=$(date +%s)
 
 echo "== done: variant $VARIANT"
-echo "   build $((t1 - t0)) s, self-test $((t2 - t1)) s, archive $((t3 - t2)) s"
+echo "   build $((t1 - t0)) s, self-test + serve smoke $((t2 - t1)) s, archive $((t3 - t2)) s"
 echo "   bundle  $(du -sh "$BUNDLE" | cut -f1)  $BUNDLE ($(find "$BUNDLE" -type f | wc -l) files)"
 echo "   archive $(du -sh "$ARCHIVE" | cut -f1)  $ARCHIVE"

@@ -102,8 +102,23 @@ COMMON_EXCLUDES = (
     "PySide6.QtCharts",
     "PySide6.QtPdf",
     "PySide6.QtTest",
+    "PySide6.QtNetwork",  # the app's HTTP goes through httpx; also drops Qt's TLS and network-information plugins
     "PyQt5",
     "PyQt6",
+)
+#: Ray Serve runs ``serve --ray`` on clusters (a pip install with the ``cluster`` extra or the
+#: container image, docs/DEPLOY.md), never from a desktop bundle, whose ``serve --ray`` says so in
+#: one line; the editor reaches a Ray-backed server over HTTP (httpx). What only Ray imports (grpc,
+#: aiohttp, msgpack, pyarrow, ...) goes with it. The other four are uvicorn's optional speed-ups,
+#: installed here only because ray[serve] asks for ``uvicorn[standard]``; without them uvicorn
+#: serves with asyncio and h11, as after ``pip install ".[serve]"`` (the server has no WebSocket
+#: route), and websockets' router was the only importer of werkzeug and cryptography.
+CLUSTER_EXCLUDES = (
+    "ray",
+    "uvloop",
+    "httptools",
+    "websockets",
+    "watchfiles",
 )
 #: The classical variant drops the whole diffusion stack.
 CLASSICAL_EXCLUDES = (
@@ -118,6 +133,9 @@ CLASSICAL_EXCLUDES = (
     "sympy",
     "networkx",
     "jinja2",
+    # only numpy.show_config() and uvicorn's YAML log-config files import it; transformers and
+    # huggingface_hub need it, so the diffusion variants keep it
+    "yaml",
 )
 #: Loaded through importlib strings (lazy modules) that static analysis cannot follow.
 DIFFUSION_HIDDEN_PACKAGES = ("diffusers", "transformers.models.clip")
@@ -169,8 +187,8 @@ def variant(name: str | None = None) -> Variant:
     if name not in VARIANTS:
         raise ValueError(f"unknown bundle variant {name!r}: use one of {', '.join(VARIANTS)}")
     if name == "classical":
-        return Variant(name, False, COMMON_EXCLUDES + CLASSICAL_EXCLUDES, CORE_DISTS)
-    return Variant(name, True, COMMON_EXCLUDES, CORE_DISTS + DIFFUSION_DISTS)
+        return Variant(name, False, COMMON_EXCLUDES + CLUSTER_EXCLUDES + CLASSICAL_EXCLUDES, CORE_DISTS)
+    return Variant(name, True, COMMON_EXCLUDES + CLUSTER_EXCLUDES, CORE_DISTS + DIFFUSION_DISTS)
 
 
 def check_environment(v: Variant) -> list[str]:

@@ -54,6 +54,54 @@ def test_variants_exclude_and_include_the_right_stacks():
         cfg.variant("gpu")
 
 
+def test_desktop_bundles_leave_ray_out():
+    for name in cfg.VARIANTS:
+        assert set(cfg.CLUSTER_EXCLUDES) <= set(cfg.variant(name).excludes)
+    assert "ray" in cfg.CLUSTER_EXCLUDES and "PySide6.QtNetwork" in cfg.COMMON_EXCLUDES
+    # transformers and huggingface_hub import yaml: only the classical variant may drop it
+    assert "yaml" in cfg.variant("classical").excludes
+    assert all("yaml" not in cfg.variant(name).excludes for name in cfg.DIFFUSION_VARIANTS)
+
+
+def _imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_app_imports_nothing_the_bundles_leave_out():
+    """An exclude is safe only while no app module imports it. Ray is the one exception: `serve
+    --ray` imports it and says in one line what to do when it is missing (tests/test_ray_deploy.py)."""
+    left_out = set(cfg.COMMON_EXCLUDES + cfg.CLUSTER_EXCLUDES) | {"yaml"}
+    may_import_ray = {ROOT / "app" / "server" / "ray_app.py", ROOT / "app" / "cli" / "serve.py"}
+    offending = []
+    for path in sorted((ROOT / "app").rglob("*.py")):
+        for name in _imports_of(path):
+            hit = next((e for e in left_out if name == e or name.startswith(e + ".")), None)
+            if hit and not (hit == "ray" and path in may_import_ray):
+                offending.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not offending, offending
+
+
+def test_serve_works_without_what_the_classical_bundle_leaves_out():
+    """packaging/serve_smoke.py (what build_linux.sh runs against the bundle), here against the
+    checkout with every classical exclude made unimportable: the server starts on 127.0.0.1, one
+    inpainting request comes back right, and `serve --ray` refuses in one line."""
+    blocked = sorted(cfg.variant("classical").excludes)
+    launcher = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.modules.update(dict.fromkeys({blocked!r})); "
+                "from app.__main__ import main; sys.exit(main())")
+    proc = subprocess.run([sys.executable, str(PACKAGING / "serve_smoke.py"), "--no-ray", sys.executable, "-c", launcher],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert "serve smoke test OK" in proc.stdout and "serve --ray refused in one line" in proc.stdout
+
+
 def test_bundle_data_exists_and_licence_files_do_not_collide():
     datas = cfg.resource_datas()
     for source, _ in datas:
@@ -126,6 +174,7 @@ def test_linux_scripts_parse_and_do_what_the_readme_says():
     text = script.read_text(encoding="utf-8")
     assert "set -euo pipefail" in text and "packaging/inpaint-studio.spec" in text
     assert '"$BUNDLE/inpaint-studio" --self-test' in text
+    assert 'packaging/serve_smoke.py --no-ray "$BUNDLE/inpaint-studio"' in text
     assert "inpaint-studio.desktop" in text and "inpaint-studio.png" in text  # what install.sh expects
     install = (PACKAGING / "linux" / "install.sh").read_text(encoding="utf-8")
     assert "inpaint-studio.desktop" in install and "inpaint-studio.png" in install

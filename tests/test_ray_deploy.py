@@ -5,6 +5,7 @@ schema is deploy/check_rayservice.py: the CRD is KubeRay's file, not in this rep
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,26 @@ def test_serve_ray_flags_are_checked_before_anything_starts(tmp_path, capsys):
                      "--min-replicas", "3", "--max-replicas", "2"])
     assert code == 2
     assert "--min-replicas 3 / --max-replicas 2: give 1 ≤ min ≤ max" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("frozen", [False, True], ids=["pip-install", "desktop-bundle"])
+def test_serve_ray_without_ray_says_what_to_do_in_one_line(tmp_path, capsys, monkeypatch, frozen):
+    # The desktop bundles leave Ray out (packaging/bundle_config.py): `import ray` fails there.
+    from app.cli.main import main as cli_main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    if frozen:
+        monkeypatch.setattr(sys, "frozen", True, raising=False)
+    code = cli_main(["serve", "--ray", "--data", str(tmp_path), "--model", "builtin:telea"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "Ray Serve" in err and "'cluster' extra" in err and "container image (docs/DEPLOY.md)" in err
+    if frozen:
+        assert "desktop bundle leaves out" in err and "-e \".[cluster,diffusion]\"" in err
+        assert "plain 'serve' (without --ray) works from this bundle" in err
+    else:
+        assert "this installation lacks" in err and "pip install -e \".[cluster]\"" in err
 
 
 def test_serve_config_without_tokens_is_refused(tmp_path):

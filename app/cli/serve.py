@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 HELP = "serve the hosted inpainting APIs (OpenAI, Segmind, Replicate-style, Appypie, A1111) over HTTP"
@@ -79,8 +80,7 @@ def serve_on_ray(ns: argparse.Namespace, config) -> int:
 
         from app.server.ray_app import APP_NAME, RayOptions, build_application
     except ImportError as exc:
-        raise CliError(f"--ray needs Ray Serve, which this installation lacks ({exc}); "
-                       "install the 'cluster' extra: python -m pip install -e \".[cluster]\"") from None
+        raise CliError(ray_missing(exc)) from None
     try:
         options = RayOptions(min_replicas=ns.min_replicas, max_replicas=ns.max_replicas,
                              target_ongoing_requests=ns.target_ongoing_requests,
@@ -91,3 +91,14 @@ def serve_on_ray(ns: argparse.Namespace, config) -> int:
     serve.start(http_options={"host": config.host, "port": config.port})
     serve.run(build_application(config, options), name=APP_NAME, route_prefix="/", blocking=True)
     return 0
+
+
+def ray_missing(exc: ImportError) -> str:
+    """What to do when Ray cannot be imported. The desktop bundles leave Ray out on purpose
+    (packaging/bundle_config.py): there the answer is another installation, not pip."""
+    if getattr(sys, "frozen", False):
+        return ("serve --ray needs Ray Serve, which the desktop bundle leaves out: run the Ray server from a source "
+                "checkout with the 'cluster' extra (python -m pip install -e \".[cluster,diffusion]\") or from the "
+                "container image (docs/DEPLOY.md); plain 'serve' (without --ray) works from this bundle")
+    return (f"--ray needs Ray Serve, which this installation lacks ({exc}); install the 'cluster' extra "
+            "(python -m pip install -e \".[cluster]\") or use the container image (docs/DEPLOY.md)")
