@@ -90,7 +90,7 @@ def test_takes_asked_for_meanwhile_share_the_copy_and_finish_now_blocks(qapp, do
     _turn(qapp)
     doc.fill_rect((5, 5, 5, 5))
     snaps.take(second.append, now=True)
-    assert first and second and first[0] is second[0]
+    assert first and second and first[0].mask is second[0].mask  # one copy, shared
     assert np.array_equal(first[0].mask, doc.mask)
 
 
@@ -115,3 +115,12 @@ def test_a_small_document_is_copied_at_once(qapp, doc):
     doc.fill_rect((0, 0, 8, 8))
     doc.snapshots.take(taken.append)  # the default 2 MB slice holds it whole
     assert taken and np.array_equal(taken[0].mask, doc.mask) and taken[0].mask is not doc.mask
+
+
+def test_takers_sharing_a_copy_get_their_own_state(qapp, doc):
+    snaps, first, second = _slices(doc), [], []
+    snaps.take(first.append)
+    snaps.take(second.append, now=True)
+    assert first[0] is not second[0] and first[0].mask is second[0].mask  # arrays shared, fields not
+    first[0].params = "a save's params"
+    assert second[0].params != "a save's params"

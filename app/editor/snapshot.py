@@ -16,6 +16,7 @@ Everything here runs on the GUI thread; only the finished `ProjectState` crosses
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -126,8 +127,8 @@ class Snapshots(QObject):
     def finish_now(self) -> None:
         """Complete the take under way at once (blocking)."""
         while self._waiting:
-            for copy in list(self._copies.values()):
-                copy.finish_now()
+            for sliced in list(self._copies.values()):
+                sliced.finish_now()
             self._maybe_finish()  # a pixels change could need one more copy
 
     def _begin(self) -> None:
@@ -157,8 +158,8 @@ class Snapshots(QObject):
         self._cached = None
         if self._waiting:
             self._replaced = True
-            for copy in self._copies.values():
-                copy.stop_listening()
+            for sliced in self._copies.values():
+                sliced.stop_listening()
 
     def _maybe_finish(self) -> None:
         if not self._waiting or "mask" not in self._copies or not all(c.finished for c in self._copies.values()):
@@ -167,9 +168,9 @@ class Snapshots(QObject):
         if not self._replaced and self._shared is not None and self._shared[0] != doc.image_version:
             self._start_pixels()  # a result was applied while the mask was being copied
             return
-        for copy in self._copies.values():
-            copy.stop_listening()
-            copy.deleteLater()
+        for sliced in self._copies.values():
+            sliced.stop_listening()
+            sliced.deleteLater()
         state = self._before if self._replaced else doc.to_state(copy=False)
         pixels = self._copies["pixels"].copy if "pixels" in self._copies else self._shared[1]
         if "pixels" in self._copies and not self._replaced:
@@ -178,4 +179,4 @@ class Snapshots(QObject):
         self._copies, self._shared, self._before = {}, None, None
         waiting, self._waiting = self._waiting, []
         for done in waiting:
-            done(state)
+            done(copy.copy(state))  # one state each (a save sets its params), the arrays shared
