@@ -52,7 +52,7 @@ class Saver(QObject):
         if self.busy:
             return False
         self._active = self._copying = True
-        self._watch = _Changes(self.document)  # from now: an edit before the snapshot completes counts too
+        self._watch = _Changes(self.document)  # from now: another document opened during the copy counts too
         self.document.snapshots.take(lambda state: self._write(str(path), write, state, marks_saved, on_saved))
         return True
 
