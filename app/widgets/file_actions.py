@@ -2,9 +2,10 @@
 
 Each action asks its question (a file dialog), calls the `EditorSession`, and reports failure in
 the window's message bar; the document is never left half-changed. Opening over unsaved work asks
-Save / Discard / Cancel first (`ask_unsaved`); projects load off the GUI thread with a progress
-dialog and Cancel (`app.editor.background_task`). Save (Ctrl+S) saves an open project as the
-project, otherwise the result image. The window passes itself for
+Save / Discard / Cancel first (`ask_unsaved`); projects and images of 1 MP or more load off the
+GUI thread with a progress dialog and Cancel (`app.editor.background_task`), and every save writes
+off it (`app.editor.saving`). Save (Ctrl+S) saves an open project as the project, otherwise the
+result image. The window passes itself for
 its dialogs' parent, message bar and status line, and for the parameter panel a project restores.
 """
 
