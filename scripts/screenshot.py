@@ -82,13 +82,18 @@ def main(out: Path) -> int:
     window.candidates_panel.select(0)
     canvas.zoom_fit()
     window.status_message.setText(window.status_message.text())
+    save_grab(app, window, out, f"mask pixels {int(np.count_nonzero(window.document.mask))}")
+    return 0
+
+
+def save_grab(app, window, out: Path, note: str) -> None:
+    """Let the window settle, write its picture to ``out``, say so, close it."""
     wait(app, 0.5)
     out.parent.mkdir(parents=True, exist_ok=True)
     pixmap = window.grab()
     pixmap.save(str(out))
-    print(f"wrote {out} ({pixmap.width()}×{pixmap.height()}), mask pixels {int(np.count_nonzero(window.document.mask))}")
+    print(f"wrote {out} ({pixmap.width()}×{pixmap.height()}), {note}")
     window.force_close()
-    return 0
 
 
 def wait(app, seconds: float) -> None:

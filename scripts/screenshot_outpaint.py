@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from screenshot import open_astronaut, run, wait  # noqa: E402  (the same helpers as the main screenshot)
+from screenshot import open_astronaut, run, save_grab  # noqa: E402  (the same helpers as the main screenshot)
 
 
 def main() -> int:
@@ -39,12 +39,7 @@ def main() -> int:
     window.canvas.set_tool("wand")
     window.canvas.zoom_fit()
     window.status_message.setText(f"Expanded to {doc.width}×{doc.height} (16:9) — one undo step; the new area was the mask.")
-    wait(app, 0.5)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pixmap = window.grab()
-    pixmap.save(str(out))
-    print(f"wrote {out} ({pixmap.width()}×{pixmap.height()}), canvas {doc.width}×{doc.height}")
-    window.force_close()
+    save_grab(app, window, out, f"canvas {doc.width}×{doc.height}")
     return 0
 
 
