@@ -174,10 +174,10 @@ class FileActions(QObject):
     def _opened(self, loaded: imageio.LoadedImage | PreparedImage, path: str | None, name: str | None = None) -> None:
         self.window.message_bar.dismiss()
         self.session.open_image(loaded, path, name)
-        info = loaded.info if isinstance(getattr(loaded, "info", None), dict) else {}
+        info = loaded.info  # a dict on both kinds
         notes = "; ".join(str(info[k]) for k in ("converted", "note") if info.get(k))  # e.g. "only the first of 3 frames/pages is used"
         self._status(f"Opened {self.session.display_name}" + (f" ({notes})" if notes else "") + " — paint the area to repaint.")
-        recalled = loaded.info.get("recall") if isinstance(getattr(loaded, "info", None), dict) else None
+        recalled = info.get("recall")
         if recalled is not None:
             self.window.offer_recall(recalled, path)
         self.window.document_opened.emit(path or "")
