@@ -19,6 +19,7 @@ from PIL import Image
 
 from app.server.app import create_app
 from app.server.config import ServerConfig
+from app.server.launch import uvicorn_config
 
 START_TIMEOUT_S = 20
 
@@ -39,7 +40,7 @@ class Running:
 @contextlib.contextmanager
 def running_server(config: ServerConfig, service=None, port: int = 0) -> Iterator[Running]:
     app = create_app(config, service)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(app, config, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_S

@@ -40,12 +40,12 @@ class ModelTable:
             default_ref = inpainting[0].ref if inpainting else DEFAULT_MODEL
         base = [m for m in diffusion if m.inpainting is False]
         img2img_ref = base[0].ref if base else default_ref
-        self.default = ServedModel(_public_id(default_ref), default_ref)
+        self.default = ServedModel(public_id(default_ref), default_ref)
         table = {a: ServedModel(a, default_ref) for a in INPAINT_ALIASES}
         table |= {a: ServedModel(a, img2img_ref, "img2img") for a in IMG2IMG_ALIASES}
         table |= {r: ServedModel(r, r) for r in CLASSICAL_MODELS}
         for m in diffusion:
-            table.setdefault(_public_id(m.ref), ServedModel(_public_id(m.ref), m.ref))
+            table.setdefault(public_id(m.ref), ServedModel(public_id(m.ref), m.ref))
         table.setdefault(self.default.id, self.default)
         self.table = table
 
@@ -62,7 +62,7 @@ class ModelTable:
         return sorted(self.table)
 
 
-def _public_id(ref: str) -> str:
+def public_id(ref: str) -> str:
     """A folder or file is listed by its name (no local paths leak); builtins and repo ids as is."""
     path = Path(ref)
     return path.stem if path.is_absolute() or path.exists() else ref
