@@ -25,7 +25,7 @@ from app.server import dispatch
 from app.server.auth import owner_of, require_token
 from app.server.dispatch import Names
 from app.server.errors import bad_field
-from app.server.fetch import decode_base64, decode_image, image_from_value
+from app.server.fetch import check_header, decode_base64, image_from_value
 from app.server.predictions import echo
 from app.server.shapes import json_object, optional_float, optional_int, optional_str, required
 from app.service.generation import GenerationRequest
@@ -135,10 +135,10 @@ async def png_info(request: Request) -> dict[str, Any]:
 
 
 def _png_info(value: str, limit: int) -> dict[str, Any]:
-    """Off the event loop: the same checks as every input image (bytes, kind, then the pixel
-    budget from the header, before any pixel is decoded)."""
+    """Off the event loop, at most two at once: the same budget as every input image (bytes,
+    kind, pixels from the header) before Pillow reads anything past the header."""
     data = decode_base64(value, "image", limit)
-    decode_image(data, "image", limit)
+    check_header(data, "image", max_bytes=limit)
     with Image.open(io.BytesIO(data)) as pil:
         text = metadata.read_a1111_text(pil) or ""
         items = {k: v for k, v in pil.info.items() if isinstance(v, str)}

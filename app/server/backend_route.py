@@ -66,7 +66,7 @@ def parse_body(body: dict[str, Any], ref: str) -> tuple[GenerationParams, bytes,
     if not isinstance(raw, dict):
         raise bad_field("params", raw, "a JSON object of generation parameters", 422)
     for key in ("prompt", "negative_prompt"):
-        check_prompt(f"params.{key}", raw.get(key))
+        check_prompt(f"params.{key}", raw.get(key), 422)
     try:
         params = GenerationParams.from_dict(raw).replace(model=ref)
     except UserError as exc:
@@ -85,9 +85,12 @@ def parse_body(body: dict[str, Any], ref: str) -> tuple[GenerationParams, bytes,
         data = decode_base64(value, key)
         if image_kind(data) != "png":
             raise bad_field(key, f"{len(data)} bytes", "a base64 PNG", 422)
-        check_header(data, key, MAX_REGION_PIXELS)
-        images.append(data)
-    return params, images[0], images[1], tuple(seeds)
+        images.append((data, check_header(data, key, MAX_REGION_PIXELS)))
+    (image, (w, h)), (mask, mask_size) = images
+    if (w, h) != mask_size or w % 8 or h % 8:
+        raise ApiError(422, f"image {w}×{h} and mask {mask_size[0]}×{mask_size[1]}: same size, sides multiples of 8, "
+                       "at most 2048²", "image", f"{w}×{h}", "a model-sized crop")
+    return params, image, mask, tuple(seeds)
 
 
 def decode_region(params: GenerationParams, image: bytes, mask: bytes, seeds: tuple[int, ...]) -> BackendRequest:
@@ -96,9 +99,6 @@ def decode_region(params: GenerationParams, image: bytes, mask: bytes, seeds: tu
         pixels, mask_pixels = _pixels(image, "RGB"), _pixels(mask, "L")
     except Exception as exc:  # PIL raises many types for a bad file
         raise ApiError(422, f"image and mask must be PNGs ({type(exc).__name__})", "image", None) from None
-    if pixels.shape[:2] != mask_pixels.shape or pixels.shape[0] % 8 or pixels.shape[1] % 8:
-        raise ApiError(422, f"image {pixels.shape} and mask {mask_pixels.shape}: same size, sides multiples of 8, "
-                       "at most 2048²", "image", None)
     return BackendRequest(pixels, mask_pixels, params, seeds)
 
 
