@@ -273,6 +273,7 @@ class _DripHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - the http.server name
         host = self.server.owner
         with host.lock:
+            host.hosts.append(self.headers.get("Host"))
             host.seen += 1
             host.now += 1
             host.peak = max(host.peak, host.now)
@@ -303,6 +304,7 @@ class DripHost:
     def __init__(self):
         self.lock = threading.Lock()
         self.seen = self.now = self.peak = 0
+        self.hosts: list[str | None] = []
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DripHandler)
         self.server.daemon_threads = True
         self.server.owner = self
@@ -338,6 +340,24 @@ def test_fetches_at_once_are_bounded_server_wide(drip_host):
     results = asyncio.run(many())
     assert all(isinstance(r, ApiError) and "404" not in r.message for r in results)
     assert drip_host.seen == FETCHES_AT_ONCE + 3 and drip_host.peak == FETCHES_AT_ONCE
+
+
+def test_a_name_allowed_by_star_is_resolved_once(drip_host, monkeypatch):
+    """The address checked is the address connected to: no second lookup to rebind. (Loopback
+    stands in for a public address here; nothing leaves this machine.)"""
+    from app.server import fetch
+
+    lookups = []
+
+    def resolve(host, port, **kw):
+        lookups.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(fetch.socket, "getaddrinfo", resolve)
+    monkeypatch.setattr(fetch, "_public", lambda address: True)
+    with pytest.raises(ApiError, match="rebind.test did not answer with an image"):
+        asyncio.run(fetch_url(f"http://rebind.test:{drip_host.port}/hold", "image", FetchPolicy(frozenset({"*"}))))
+    assert lookups == ["rebind.test"] and drip_host.hosts == [f"rebind.test:{drip_host.port}"]
 
 
 # -- low: no paths, one JSON shape ----------------------------------------------------------------

@@ -145,7 +145,10 @@ def _public(address: str) -> bool:
     return ip.is_global and not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast)
 
 
-async def check_url(url: str, field_name: str, policy: FetchPolicy) -> None:
+async def check_url(url: str, field_name: str, policy: FetchPolicy) -> str | None:
+    """Refuse a URL the policy does not allow; for a host allowed by ``*`` (not by name) return
+    the checked public address the fetch must connect to (resolving again could give another:
+    DNS rebinding), else None."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
@@ -156,7 +159,7 @@ async def check_url(url: str, field_name: str, policy: FetchPolicy) -> None:
                             f"(start it with --allow-fetch {host}, or send the image as base64)",
                        field_name, url, "a host given with --allow-fetch, or base64 data")
     if listed:
-        return
+        return None
     try:
         infos = await asyncio.to_thread(socket.getaddrinfo, host, parts.port or 443, type=socket.SOCK_STREAM)
     except OSError:
@@ -166,26 +169,40 @@ async def check_url(url: str, field_name: str, policy: FetchPolicy) -> None:
         raise ApiError(400, f"{field_name}: {host} resolves to the non-public address {bad[0]}; loopback, private "
                             f"and link-local addresses are fetched only when listed with --allow-fetch",
                        field_name, url, "a public host, or one listed with --allow-fetch")
+    return infos[0][4][0]
+
+
+def _pinned(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(URL, headers, extensions) that reach ``address`` while naming the URL's host in Host and,
+    for https, in SNI and the certificate check."""
+    if address is None:
+        return url, {}, {}
+    parts = urlsplit(url)
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal + (f":{parts.port}" if parts.port else "")
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=netloc).geturl(), {"Host": host}, {"sni_hostname": parts.hostname or ""}
 
 
 async def fetch_url(url: str, field_name: str, policy: FetchPolicy) -> bytes:
     """GET ``url`` within the policy: no redirects, a per-read timeout and a total deadline, at
     most ``max_bytes``, at most `FETCHES_AT_ONCE` at a time."""
-    await check_url(url, field_name, policy)
+    address = await check_url(url, field_name, policy)
     host = urlsplit(url).hostname
     async with policy.slots:
         try:
             async with asyncio.timeout(policy.deadline_s):
-                return await _get(url, field_name, host, policy)
+                return await _get(url, field_name, host, policy, address)
         except TimeoutError:
             raise ApiError(400, f"{field_name}: {host} did not send the image within {policy.deadline_s:g} s",
                            field_name, url, "a URL that answers in time") from None
 
 
-async def _get(url: str, field_name: str, host: str | None, policy: FetchPolicy) -> bytes:
+async def _get(url: str, field_name: str, host: str | None, policy: FetchPolicy, address: str | None) -> bytes:
+    target, headers, extensions = _pinned(url, address)
     try:
         async with httpx.AsyncClient(timeout=policy.timeout_s, follow_redirects=False, trust_env=False) as client:
-            async with client.stream("GET", url) as response:
+            async with client.stream("GET", target, headers=headers, extensions=extensions) as response:
                 if response.status_code != 200:
                     raise ApiError(400, f"{field_name}: {host} did not answer with an image",
                                    field_name, url, "a URL that answers 200 with an image")
