@@ -175,11 +175,28 @@ def test_json_depth_bomb(shared, route, shape):
 
 
 @pytest.mark.parametrize("text", ['{"prompt": "x", "seed": NaN}', '{"prompt": "x", "guidance": Infinity}',
+                                  '{"prompt": "x", "guidance_scale": 1e400}',
                                   '{"prompt": "x\\ud800", "image": "", "mask": ""}'])
 def test_unencodable_values_are_400_json(local, text):
     r = requests.post(local.url + "/v1/sd1.5-inpainting", data=text, headers={"Content-Type": "application/json"},
                       timeout=30)
     assert r.status_code == 400 and r.headers["content-type"] == "application/json" and r.json()["field"] == "body"
+
+
+def test_non_finite_form_numbers_are_400_json(local):
+    r = requests.post(local.url + "/v1/images/edits", files={"image": ("i.png", png_bytes(scene()), "image/png")},
+                      data={"prompt": "x", "guidance": "nan"}, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "guidance" and "nan" in r.json()["error"]["message"]
+
+
+def test_an_unexpected_error_is_500_json_in_the_routes_shape(local, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("/srv/secret/path exploded")
+
+    monkeypatch.setattr(local.app.state.models, "resolve", broken)
+    r = local.post("/v1/predictions", json={"input": {"prompt": "x"}})
+    assert r.status_code == 500 and r.json()["status"] == 500 and "RuntimeError" in r.json()["detail"]
+    assert "/srv/secret" not in r.text
 
 
 def test_bad_backend_fields_are_4xx_json(local):

@@ -99,11 +99,11 @@ def require_token(request: Request) -> None:
         raise error
 
 
-def owner_of(request: Request) -> str:
-    """Who a job belongs to: a digest of the caller's token ("" on a server without tokens, where
-    every client is the one local user). The token itself is never stored."""
+def owner_of(request: Request) -> str | None:
+    """The caller as a tenant: a digest of its token (the token itself is never stored), or None
+    on a server without tokens, where every client is the one local user and sees every job."""
     if not request.app.state.config.tokens:
-        return ""
+        return None
     given = presented_token(request) or ""
     return hashlib.sha256(given.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 

@@ -149,7 +149,7 @@ async def generate(request: Request) -> StreamingResponse:
 
     queue = request.app.state.queue
     try:
-        ticket = queue.submit_task("backend", task, owner=owner_of(request))
+        ticket = queue.submit_task("backend", task, owner=owner_of(request) or "")
     except QueueFull as exc:
         raise queue_full(exc) from None
 

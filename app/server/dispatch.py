@@ -161,7 +161,7 @@ async def start(request: Request, api: str, generation: GenerationRequest, names
         raise user_error(exc, names) from None
     queue: JobQueue = state.queue
     try:
-        return queue.submit(api, params.to_dict(), extra or {}, generation, slot, owner_of(request))
+        return queue.submit(api, params.to_dict(), extra or {}, generation, slot, owner_of(request) or "")
     except QueueFull as exc:
         raise queue_full(exc) from None
 

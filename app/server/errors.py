@@ -8,6 +8,7 @@ RFC 7807 ``detail``; Segmind/Appypie/A1111: ``error``)."""
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,8 @@ def _short(value: Any) -> Any:
     nor is a nested structure (only its type is named)."""
     if isinstance(value, str) and len(value) > 80:
         return value[:60] + f"… ({len(value)} characters)"
+    if isinstance(value, float) and not math.isfinite(value):  # JSON has no NaN or Infinity
+        return str(value)
     if isinstance(value, (dict, list, tuple)):
         return f"a JSON {'object' if isinstance(value, dict) else 'array'} of {len(value)} items"
     return value

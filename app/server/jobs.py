@@ -52,7 +52,7 @@ class JobRecord:
     logs: str = ""
     predict_time: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # shape-specific: the input echo, the model slug
-    #: Whose job it is: a digest of the creating token (`app.server.auth.owner_of`); "" without tokens.
+    #: Whose job it is: a digest of the creating token (`app.server.auth.owner_of`); "" when made without tokens.
     owner: str = ""
 
     @property

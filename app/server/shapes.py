@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ async def json_object(request: Request) -> dict[str, Any]:
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw, parse_constant=_no_constant)
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise _too_deep() from None
     except ValueError as exc:
@@ -42,6 +43,13 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise bad_field("body", type(body).__name__, "a JSON object")
     _check_tree(body)
     return body
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"{text[:40]} is beyond a double")
+    return value
 
 
 def _no_constant(name: str) -> Any:
