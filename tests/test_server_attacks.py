@@ -150,6 +150,16 @@ def test_full_queue_refuses_before_fetching(tmp_path, drip_host):
         assert first.result().status_code == second.result().status_code == 200
 
 
+def test_a_refused_input_gives_its_place_back(local):
+    depth = local.app.state.config.queue_depth
+    for _ in range(depth + 4):
+        r = local.post("/v1/sd1.5-inpainting", json={"prompt": "x", "image": b64_of(b"not an image"),
+                                                     "mask": b64(centre_mask())})
+        assert r.status_code == 400 and r.json()["field"] == "image"
+    assert local.post("/v1/sd1.5-inpainting", json={"prompt": "x", "image": b64(scene()),
+                                                    "mask": b64(centre_mask())}).status_code == 200
+
+
 # -- medium: the token before the body; bounded parsing -------------------------------------------
 def test_no_token_is_refused_before_the_body_is_read(shared):
     head = (b"POST /v1/backend/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"

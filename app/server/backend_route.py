@@ -49,7 +49,7 @@ async def capabilities(request: Request, model: str = "") -> dict[str, Any]:
     try:
         caps = request.app.state.service.capabilities(served.ref)
     except UserError as exc:
-        raise ApiError(422, exc.message, "model", model) from None
+        raise ApiError(422, scrub_paths(exc.message), "model", model) from None
     return dataclasses.asdict(caps) | {"model": served.id}
 
 

@@ -50,10 +50,7 @@ class Slot:
         self._queue, self.held = queue, True
 
     def release(self) -> None:
-        with self._queue._cond:
-            if self.held:
-                self.held = False
-                self._queue._reserved -= 1
+        self._queue.release(self)
 
 
 @dataclass(eq=False)
@@ -128,12 +125,24 @@ class JobQueue:
             self._enqueue(ticket)
         return ticket
 
+    def release(self, slot: Slot) -> None:
+        """Give back a slot that was not spent (no-op for one that was)."""
+        with self._cond:
+            self._spend(slot)
+
+    def _spend(self, slot: Slot) -> bool:
+        """Called holding the lock."""
+        if not slot.held:
+            return False
+        slot.held = False
+        self._reserved -= 1
+        return True
+
     def _admit(self, slot: Slot | None) -> None:
         """Spend ``slot``, or find room now (called holding the lock)."""
-        if slot is not None and slot.held:
-            slot.held = False
-            self._reserved -= 1
-        elif len(self._waiting) + self._reserved >= self.depth:
+        if slot is not None and self._spend(slot):
+            return
+        if len(self._waiting) + self._reserved >= self.depth:
             self.metrics.rejected.inc()
             raise QueueFull(len(self._waiting), self.retry_after())
 
