@@ -26,6 +26,7 @@ from app.server.auth import owner_of, require_token
 from app.server.dispatch import Names
 from app.server.errors import bad_field
 from app.server.fetch import check_header, decode_base64, image_from_value
+from app.server.models import public_record
 from app.server.predictions import echo
 from app.server.shapes import json_object, optional_float, optional_int, optional_str, required
 from app.service.generation import GenerationRequest
@@ -90,7 +91,8 @@ async def img2img(request: Request) -> dict[str, Any]:
                                          slot=slot)
     store = request.app.state.store
     encoded = [base64.b64encode(store.output_path(n).read_bytes()).decode() for n in job.outputs]
-    infotexts = [metadata.format_a1111(dispatch.candidate(record, k), *reversed(record.candidates[k].shape[:2]))
+    public = public_record(record)
+    infotexts = [metadata.format_a1111(dispatch.candidate(public, k), *reversed(record.candidates[k].shape[:2]))
                  for k in range(len(job.outputs))]
     info = {"prompt": record.params.prompt, "negative_prompt": record.params.negative_prompt,
             "seed": job.seeds[0] if job.seeds else None, "all_seeds": job.seeds, "sampler_name": record.params.scheduler,

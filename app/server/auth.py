@@ -110,7 +110,7 @@ def owner_of(request: Request) -> str | None:
 
 #: Paths answered without a token: liveness, outputs (capability URLs) and the API page.
 PUBLIC_PATHS = ("/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json")
-PUBLIC_PREFIXES = ("/files/", "/docs/assets/")
+PUBLIC_PREFIXES = ("/files/",)
 
 
 class TokenGate:

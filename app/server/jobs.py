@@ -25,6 +25,7 @@ from typing import Any
 
 from app.core.atomic import atomic_write_bytes
 from app.core.records import GenerationRecord
+from app.server.models import public_record
 from app.service.records import candidate_params, save_candidate
 
 log = logging.getLogger(__name__)
@@ -157,10 +158,10 @@ class JobStore:
     def save_outputs(self, job: JobRecord, record: GenerationRecord) -> None:
         """Write every candidate (PNG with metadata); the record names them when the job is
         finished (one write), so a record never names a file that is not complete on disk."""
-        names = []
+        names, public = [], public_record(record)
         for k in range(len(record.candidates)):
             name = f"{job.id}-{k}.png"
-            save_candidate(self.outputs_dir / name, record, k, fast_png=True)
+            save_candidate(self.outputs_dir / name, public, k, fast_png=True)
             names.append(name)
         self.update(job, persist=False, outputs=names, seeds=list(record.seeds),
                     candidate_params=[_jsonable(candidate_params(record, k).to_dict()) for k in range(len(names))])

@@ -10,10 +10,12 @@ path: a remote client must not make the server open arbitrary files as models.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL
+from app.core.records import GenerationRecord
 from app.inference.diffusers import catalog
 from app.server.errors import ApiError
 
@@ -60,6 +62,13 @@ class ModelTable:
 
     def ids(self) -> list[str]:
         return sorted(self.table)
+
+
+def public_record(record: GenerationRecord) -> GenerationRecord:
+    """The record as clients may see it (output PNG metadata, A1111 infotexts): the model by its
+    listed id, never a folder of this machine. The stored job record keeps the real reference."""
+    model = public_id(record.params.model)
+    return record if model == record.params.model else dataclasses.replace(record, params=record.params.replace(model=model))
 
 
 def public_id(ref: str) -> str:

@@ -15,7 +15,6 @@ count in the same depth and metrics.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import threading
 import time
@@ -29,7 +28,6 @@ from app.core.records import GenerationRecord
 from app.inference.engine import Cancelled, Progress
 from app.server.errors import scrub_paths
 from app.server.jobs import CANCELED, FAILED, PROCESSING, SUCCEEDED, JobRecord, JobStore, new_id
-from app.server.models import public_id
 from app.server.metrics import Metrics
 from app.service.generation import GenerationRequest, GenerationService
 
@@ -217,7 +215,6 @@ class JobQueue:
         self.metrics.running.inc()
         try:
             record = self.service.run(ticket.request, lambda p: self._progress(ticket, p), ticket.cancel.is_set)
-            record = _public(record)
         except Exception as exc:
             self._fail(ticket, exc, t0)
         else:
@@ -298,10 +295,3 @@ class JobQueue:
             ticket.future.set_exception(result)
         else:
             ticket.future.set_result(result)
-
-
-def _public(record: GenerationRecord) -> GenerationRecord:
-    """The record as clients may see it: the model by its listed id, never a folder on this
-    machine (it goes into every output's PNG metadata and A1111 infotext)."""
-    model = public_id(record.params.model)
-    return record if model == record.params.model else dataclasses.replace(record, params=record.params.replace(model=model))
