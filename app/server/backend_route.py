@@ -108,7 +108,18 @@ def _pixels(png: bytes, mode: str) -> np.ndarray:
         return np.asarray(img.convert(mode))
 
 
-@router.post("/generate")
+#: The body, for /openapi.json (the route parses it itself, after the token and within the budgets).
+REGION_SCHEMA = {"type": "object", "required": ["image", "mask", "params", "seeds"], "properties": {
+    "model": {"type": "string", "description": "a model id this server lists; empty = the default"},
+    "image": {"type": "string", "description": "the work crop, base64 PNG (RGB8, model-sized, at most 2048²)"},
+    "mask": {"type": "string", "description": "its mask, base64 PNG (8-bit, 255 = repaint), the same size"},
+    "params": {"type": "object", "description": "GenerationParams as a JSON object"},
+    "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
+              "minItems": 1, "maxItems": MAX_SEEDS}}}
+
+
+@router.post("/generate", openapi_extra={"requestBody": {"required": True,
+                                                         "content": {"application/json": {"schema": REGION_SCHEMA}}}})
 async def generate(request: Request) -> StreamingResponse:
     """Checked on the event loop from headers only; queued like every job (429 when full, in the
     metrics); decoded and run on the queue's worker; streamed back."""
