@@ -17,10 +17,15 @@ import requests
 import uvicorn
 from PIL import Image
 
+from app.inference.classical import ClassicalBackend
+from app.inference.engine import Cancelled
 from app.server.app import create_app
 from app.server.config import ServerConfig
+from app.server.launch import uvicorn_config
+from app.service.generation import GenerationService
 
 START_TIMEOUT_S = 20
+WAIT_S = 10
 
 
 @dataclass
@@ -39,7 +44,7 @@ class Running:
 @contextlib.contextmanager
 def running_server(config: ServerConfig, service=None, port: int = 0) -> Iterator[Running]:
     app = create_app(config, service)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(app, config, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -90,3 +95,45 @@ def data_uri(arr: np.ndarray) -> str:
 
 def decode_png(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+class GatedBackend:
+    """Runs only once ``gate`` is set; honours cancel while it waits."""
+
+    name = "gated"
+    native_resolution = True
+
+    def __init__(self):
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.inner = ClassicalBackend("builtin:telea")
+
+    def generate(self, request, progress, cancelled):
+        self.started.set()
+        deadline = time.monotonic() + WAIT_S
+        while not self.gate.is_set():
+            if cancelled():
+                raise Cancelled()
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test never opened the gate")
+            time.sleep(0.01)
+        return self.inner.generate(request, progress, cancelled)
+
+
+def gated_server(tmp_path, **config):
+    backend = GatedBackend()
+    service = GenerationService(loader=lambda ref, options: backend)
+    cfg = ServerConfig(data_dir=tmp_path, model="builtin:telea", **config)
+    return backend, running_server(cfg, service)
+
+
+def until(predicate, what: str, timeout: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def segmind_body():
+    return {"prompt": "x", "image": b64(scene()), "mask": b64(centre_mask())}

@@ -24,7 +24,7 @@ TOKEN = "test-token-123"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    config = ServerConfig(data_dir=tmp_path_factory.mktemp("serve"), model="builtin:telea", tokens=(TOKEN,))
+    config = ServerConfig(data_dir=tmp_path_factory.mktemp("serve"), model="builtin:telea", tokens=(TOKEN,), docs=True)
     with running_server(config) as running:
         yield running
 

@@ -2,15 +2,14 @@
 client that disconnects cancels its job, a prediction can be canceled while it runs, a restart
 keeps finished jobs and marks interrupted ones failed, and the server refuses unsafe settings.
 
-A gated backend (the classical method behind an event) holds jobs running for as long as a
-test needs; it goes through the real `GenerationService`."""
+A gated backend (`serverutil.GatedBackend`: the classical method behind an event) holds jobs
+running for as long as a test needs; it goes through the real `GenerationService`."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import errno
 import shutil
-import threading
 import time
 
 import pytest
@@ -18,57 +17,11 @@ import replicate
 import requests
 
 from app.cli.main import main as cli_main
-from app.inference.classical import ClassicalBackend
-from app.inference.engine import Cancelled
 from app.server.auth import load_tokens, token_matches
 from app.server.config import ConfigError, ServerConfig
 from app.server.jobs import JobStore
-from app.service.generation import GenerationService
-from serverutil import b64, centre_mask, data_uri, decode_png, running_server, scene
-
-WAIT_S = 10
-
-
-class GatedBackend:
-    """Runs only once ``gate`` is set; honours cancel while it waits."""
-
-    name = "gated"
-    native_resolution = True
-
-    def __init__(self):
-        self.gate = threading.Event()
-        self.started = threading.Event()
-        self.inner = ClassicalBackend("builtin:telea")
-
-    def generate(self, request, progress, cancelled):
-        self.started.set()
-        deadline = time.monotonic() + WAIT_S
-        while not self.gate.is_set():
-            if cancelled():
-                raise Cancelled()
-            if time.monotonic() > deadline:
-                raise RuntimeError("the test never opened the gate")
-            time.sleep(0.01)
-        return self.inner.generate(request, progress, cancelled)
-
-
-def gated_server(tmp_path, **config):
-    backend = GatedBackend()
-    service = GenerationService(loader=lambda ref, options: backend)
-    cfg = ServerConfig(data_dir=tmp_path, model="builtin:telea", **config)
-    return backend, running_server(cfg, service)
-
-
-def until(predicate, what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def segmind_body():
-    return {"prompt": "x", "image": b64(scene()), "mask": b64(centre_mask())}
+from serverutil import (WAIT_S, b64, centre_mask, data_uri, decode_png, gated_server, running_server, scene,
+                        segmind_body, until)
 
 
 def test_full_queue_answers_429_with_retry_after(tmp_path):

@@ -30,6 +30,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="a host name requests may be addressed to besides localhost/127.0.0.1/[::1], e.g. a reverse "
                    "proxy's public name (repeatable; '*' = any). On loopback other names are refused (DNS rebinding)")
     p.add_argument("--queue-depth", type=int, default=16, metavar="N", help="jobs that may wait (default: 16); more get 429")
+    p.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
+                   help="a reverse proxy's address whose X-Forwarded-For/-Proto headers are believed (repeatable); "
+                   "none by default, loopback included")
+    p.add_argument("--docs", action="store_true", help="serve the interactive API page at /docs (Swagger UI loads its "
+                   "scripts from a CDN; off by default; /openapi.json is always served)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     ray = p.add_argument_group("Ray Serve (the 'cluster' extra; docs/DEPLOY.md)")
     ray.add_argument("--ray", action="store_true", help="serve as a Ray Serve application: generator replicas that each "
@@ -61,7 +66,8 @@ def run(ns: argparse.Namespace) -> int:
         config = ServerConfig(
             data_dir=Path(ns.data).expanduser() if ns.data else data_dir() / "server", host=ns.host, port=ns.port,
             model=ns.model, tokens=load_tokens(ns.tokens, dict(os.environ)), allow_fetch=frozenset(h.lower() for h in ns.allow_fetch),
-            allowed_hosts=frozenset(h.lower() for h in ns.allowed_host), queue_depth=ns.queue_depth).check()
+            allowed_hosts=frozenset(h.lower() for h in ns.allowed_host), queue_depth=ns.queue_depth,
+            trusted_proxies=tuple(ns.trusted_proxy), docs=ns.docs).check()
     except (TokenFileError, ConfigError) as exc:
         raise CliError(str(exc)) from None
     if ns.ray:

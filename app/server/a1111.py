@@ -8,6 +8,7 @@ the ``webuiapi`` package and many scripts speak: ``img2img`` (with mask: inpaint
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -21,10 +22,12 @@ from app.core import metadata
 from app.core.schedulers import ALIASES, SCHEDULER_NAMES, resolve_sampler
 from app.core.sdmeta.a1111 import parse_fields
 from app.server import dispatch
-from app.server.auth import require_token
+from app.server.auth import owner_of, require_token
 from app.server.dispatch import Names
 from app.server.errors import bad_field
-from app.server.fetch import decode_base64, decode_image, image_from_value
+from app.server.fetch import check_header, decode_base64, image_from_value
+from app.server.models import public_record
+from app.server.predictions import echo
 from app.server.shapes import json_object, optional_float, optional_int, optional_str, required
 from app.service.generation import GenerationRequest
 
@@ -44,7 +47,12 @@ def _sampler(body: dict[str, Any]) -> str | None:
 
 
 def _batch(body: dict[str, Any]) -> int:
-    return (optional_int(body, "batch_size", 1) or 1) * (optional_int(body, "n_iter", 1) or 1)
+    """``batch_size`` × ``n_iter``, each at least 1 (two negatives must not multiply into a batch)."""
+    batch_size, n_iter = optional_int(body, "batch_size", 1), optional_int(body, "n_iter", 1)
+    for key, value in (("batch_size", batch_size), ("n_iter", n_iter)):
+        if value < 1:
+            raise bad_field(key, value, "a whole number of at least 1")
+    return batch_size * n_iter
 
 
 def _fill(body: dict[str, Any]) -> str | None:
@@ -72,42 +80,50 @@ async def img2img(request: Request) -> dict[str, Any]:
         inpaint_area="masked" if full_res in (True, 1) else "whole",
         padding=optional_int(body, "inpaint_full_res_padding"))
     policy = request.app.state.fetch_policy
-    image = await image_from_value(images[0], "init_images", policy)
-    mask = None
-    if has_mask:
-        mask = dispatch.mask_for(image, await image_from_value(body["mask"], "mask", policy), "mask")
-        if body.get("inpainting_mask_invert") in (1, True):
-            mask = np.where(mask > 0, 0, 255).astype(np.uint8)
-    job, record = await dispatch.run(request, "a1111", GenerationRequest(params, image.pixels, mask), NAMES)
+    async with dispatch.admitted(request) as slot:
+        image = await image_from_value(images[0], "init_images", policy)
+        mask = None
+        if has_mask:
+            mask = dispatch.mask_for(image, await image_from_value(body["mask"], "mask", policy), "mask")
+            if body.get("inpainting_mask_invert") in (1, True):
+                mask = np.where(mask > 0, 0, 255).astype(np.uint8)
+        job, record = await dispatch.run(request, "a1111", GenerationRequest(params, image.pixels, mask), NAMES,
+                                         slot=slot)
     store = request.app.state.store
     encoded = [base64.b64encode(store.output_path(n).read_bytes()).decode() for n in job.outputs]
-    infotexts = [metadata.format_a1111(dispatch.candidate(record, k), *reversed(record.candidates[k].shape[:2]))
+    public = public_record(record)
+    infotexts = [metadata.format_a1111(dispatch.candidate(public, k), *reversed(record.candidates[k].shape[:2]))
                  for k in range(len(job.outputs))]
     info = {"prompt": record.params.prompt, "negative_prompt": record.params.negative_prompt,
             "seed": job.seeds[0] if job.seeds else None, "all_seeds": job.seeds, "sampler_name": record.params.scheduler,
             "steps": record.params.steps, "cfg_scale": record.params.guidance, "sd_model_name": served.id,
             "infotexts": infotexts, "job_id": job.id}
-    echo = {k: v for k, v in body.items() if k not in ("init_images", "mask")}
-    return {"images": encoded, "parameters": echo, "info": json.dumps(info)}
+    parameters = {k: v for k, v in body.items() if k not in ("init_images", "mask")}
+    return {"images": encoded, "parameters": echo(parameters), "info": json.dumps(info)}
 
 
 @router.get("/progress")
 async def progress(request: Request) -> dict[str, Any]:
+    """The caller's own running job (another token's job, and so its id, stays unseen); the
+    count of jobs is everyone's, as on A1111 (how busy the server is)."""
     queue = request.app.state.queue
-    ticket = queue.current
+    mine = queue.running(owner_of(request))
+    ticket = mine[0] if mine else None
+    busy = len(queue.running())
     fraction = ticket.step / ticket.total if ticket and ticket.total else 0.0
     return {"progress": fraction, "eta_relative": 0.0,
             "state": {"skipped": False, "interrupted": bool(ticket and ticket.cancel.is_set()),
-                      "job": ticket.job.id if ticket else "", "job_count": queue.waiting() + (1 if ticket else 0),
+                      "job": ticket.job.id if ticket else "", "job_count": queue.waiting() + busy,
                       "sampling_step": ticket.step if ticket else 0, "sampling_steps": ticket.total if ticket else 0},
             "current_image": None, "textinfo": None}
 
 
 @router.post("/interrupt")
 async def interrupt(request: Request) -> dict[str, Any]:
-    ticket = request.app.state.queue.current
-    if ticket is not None:
-        request.app.state.queue.cancel(ticket.job.id)
+    """Stop the caller's running job (never another token's)."""
+    queue = request.app.state.queue
+    for ticket in queue.running(owner_of(request))[:1]:
+        queue.cancel(ticket.job.id)
     return {}
 
 
@@ -116,12 +132,19 @@ async def png_info(request: Request) -> dict[str, Any]:
     body = await json_object(request)
     value = required(body, "image", str, "a base64 PNG")
     limit = request.app.state.config.max_input_bytes
+    async with request.app.state.decodes:
+        return await asyncio.to_thread(_png_info, value, limit)
+
+
+def _png_info(value: str, limit: int) -> dict[str, Any]:
+    """Off the event loop, at most two at once: the same budget as every input image (bytes,
+    kind, pixels from the header) before Pillow reads anything past the header."""
     data = decode_base64(value, "image", limit)
-    decode_image(data, "image", limit)  # the same content checks as inputs
+    check_header(data, "image", max_bytes=limit)
     with Image.open(io.BytesIO(data)) as pil:
         text = metadata.read_a1111_text(pil) or ""
         items = {k: v for k, v in pil.info.items() if isinstance(v, str)}
-    return {"info": text, "items": items, "parameters": parse_fields(text) if text else {}}
+    return {"info": text, "items": echo(items), "parameters": parse_fields(text) if text else {}}
 
 
 @router.get("/sd-models")

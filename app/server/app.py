@@ -1,11 +1,14 @@
 """`create_app`: the FastAPI app of ``inpaint-studio serve`` — one generation service, one job
 queue, one job store, and a router per API shape. ``/healthz``, ``/metrics`` (Prometheus text;
 needs a token when the server has tokens), ``/files/{name}`` (the outputs behind every returned
-URL: capability URLs, see `JobStore.output_path`) and the OpenAPI page at ``/docs``. On loopback
-`HostGuard` refuses requests addressed to other host names (DNS rebinding) or sent by web pages."""
+URL: capability URLs, see `JobStore.output_path`), ``/openapi.json`` and, with ``--docs``, the
+Swagger page at ``/docs`` (it loads scripts from a CDN, so it is off by default). On loopback
+`HostGuard` refuses requests addressed to other host names (DNS rebinding) or sent by web pages;
+`TokenGate` refuses a request without a valid token before its body is read."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -14,9 +17,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from app.server import a1111, appypie, backend_route, openai, predictions, segmind
-from app.server.auth import require_token
+from app.server.auth import TokenGate, require_token
 from app.server.config import ServerConfig
-from app.server.errors import ApiError, api_error_handler, render, style_of, validation_error_handler
+from app.server.errors import (ApiError, api_error_handler, render, style_of, unexpected_error_handler,
+                               validation_error_handler)
 from app.server.fetch import FetchPolicy
 from app.server.hostguard import HostGuard, checks_hosts
 from app.server.jobs import JobStore
@@ -83,6 +87,7 @@ def create_app(config: ServerConfig, service: GenerationService | None = None) -
         app.state.queue.stop()
 
     app = FastAPI(title="Inpaint Studio server", version=_version(), lifespan=lifespan,
+                  docs_url="/docs" if config.docs else None, redoc_url=None,
                   description="Stable Diffusion 1.5 inpainting behind the hosted APIs' request shapes. See docs/API.md.")
     app.state.config = config
     app.state.service = service
@@ -91,9 +96,13 @@ def create_app(config: ServerConfig, service: GenerationService | None = None) -
     app.state.queue = JobQueue(service, store, metrics, config.queue_depth, config.concurrency)
     app.state.models = ModelTable(config.model)
     app.state.fetch_policy = FetchPolicy(config.allow_fetch, config.fetch_timeout_s, config.max_input_bytes)
+    #: Images decoded outside a job (png-info) at once: each may take up to the pixel cap.
+    app.state.decodes = asyncio.Semaphore(2)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
     app.add_middleware(BodyLimit, limit=body_limit(config.max_input_bytes))
+    app.add_middleware(TokenGate, tokens=config.tokens)  # before the body is read or parsed
     if checks_hosts(config.host, config.allowed_hosts):
         app.add_middleware(HostGuard, allowed=config.allowed_hosts)  # outermost: before any body is read
     for module in (openai, segmind, predictions, appypie, a1111, backend_route):

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from app.server import dispatch
-from app.server.auth import require_token
+from app.server.auth import owner_of, require_token
 from app.server.dispatch import Names
 from app.server.errors import ApiError, bad_field
 from app.server.fetch import image_from_value
@@ -39,16 +39,20 @@ async def get_image(request: Request) -> dict[str, Any]:
         scheduler=optional_str(body, "scheduler"), strength=optional_float(body, "strength"))
     required(body, "prompt")
     policy = request.app.state.fetch_policy
-    if body.get("imageUrl") in (None, ""):
-        if body.get("maskUrl"):
-            raise bad_field("imageUrl", None, "required when maskUrl is given")
-        pixels, mask = dispatch.blank_canvas(params.width, params.height)
-    else:
-        image = await image_from_value(body["imageUrl"], "imageUrl", policy)
-        pixels = image.pixels
-        mask = dispatch.mask_for(image, await image_from_value(required(body, "maskUrl"), "maskUrl", policy), "maskUrl")
     options = dispatch.load_options(body.get("safety_checker"), params.model, "safety_checker")
-    job, _ = await dispatch.run(request, "appypie", GenerationRequest(params, pixels, mask, options=options), NAMES)
+    blank = body.get("imageUrl") in (None, "")
+    if blank and body.get("maskUrl"):
+        raise bad_field("imageUrl", None, "required when maskUrl is given")
+    mask_value = None if blank else required(body, "maskUrl")
+    async with dispatch.admitted(request) as slot:
+        if blank:
+            pixels, mask = dispatch.blank_canvas(params.width, params.height)
+        else:
+            image = await image_from_value(body["imageUrl"], "imageUrl", policy)
+            pixels = image.pixels
+            mask = dispatch.mask_for(image, await image_from_value(mask_value, "maskUrl", policy), "maskUrl")
+        job, _ = await dispatch.run(request, "appypie", GenerationRequest(params, pixels, mask, options=options), NAMES,
+                                    slot=slot)
     return {"imageUrl": dispatch.output_url(request, job.outputs[0]), "job_set_id": job.id}
 
 
@@ -56,7 +60,8 @@ async def get_image(request: Request) -> dict[str, Any]:
 async def get_generation_results(request: Request) -> dict[str, Any]:
     body = await json_object(request)
     job_set_id = required(body, "job_set_id")
-    job = request.app.state.store.get(job_set_id) if isinstance(job_set_id, str) else None
+    store = request.app.state.store
+    job = store.get(job_set_id, owner_of(request)) if isinstance(job_set_id, str) else None
     if job is None or job.api != "appypie":
         raise ApiError(404, f"job_set_id {job_set_id!r} not found", "job_set_id", job_set_id, "an id from /getImage")
     answer: dict[str, Any] = {"status": job.status, "results": _results(request, job), "job_set_id": job.id}

@@ -9,14 +9,16 @@ against every token) so response timing reveals nothing about a token's prefix.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import os
 from pathlib import Path
+from typing import Any
 
 from fastapi import Request
 
-from app.server.errors import ApiError
+from app.server.errors import ApiError, render, style_of
 
 TOKENS_ENV = "INPAINT_STUDIO_TOKENS"
 TOKEN_HEADERS = ("x-api-key", "ocp-apim-subscription-key")
@@ -53,13 +55,17 @@ def is_loopback(host: str) -> bool:
 
 
 def presented_token(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
+    return _token_in(request.headers)
+
+
+def _token_in(headers: Any) -> str | None:
+    auth = headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     for name in TOKEN_HEADERS:
-        if request.headers.get(name):
-            return request.headers[name].strip()
+        if headers.get(name):
+            return headers[name].strip()
     return None
 
 
@@ -72,14 +78,54 @@ def token_matches(given: str, tokens: tuple[str, ...]) -> bool:
     return found
 
 
-def require_token(request: Request) -> None:
-    """FastAPI dependency: 401 unless the server has no tokens or the request carries one."""
-    tokens: tuple[str, ...] = request.app.state.config.tokens
+def refusal(given: str | None, tokens: tuple[str, ...]) -> ApiError | None:
+    """The 401 for a request carrying ``given``, or None when it may go on."""
     if not tokens:
-        return
-    given = presented_token(request)
+        return None
     if given is None:
-        raise ApiError(401, "missing API key: send 'Authorization: Bearer TOKEN' (or x-api-key / "
-                            "Ocp-Apim-Subscription-Key)", "Authorization", None, "a token from the server's --tokens file")
+        return ApiError(401, "missing API key: send 'Authorization: Bearer TOKEN' (or x-api-key / "
+                             "Ocp-Apim-Subscription-Key)", "Authorization", None, "a token from the server's --tokens file")
     if not token_matches(given, tokens):
-        raise ApiError(401, "invalid API key", "Authorization", "(hidden)", "a token from the server's --tokens file")
+        return ApiError(401, "invalid API key", "Authorization", "(hidden)", "a token from the server's --tokens file")
+    return None
+
+
+def require_token(request: Request) -> None:
+    """FastAPI dependency: 401 unless the server has no tokens or the request carries one.
+    `TokenGate` has already refused such a request before its body was read; this stays on the
+    routers so a router mounted elsewhere is never open."""
+    error = refusal(presented_token(request), request.app.state.config.tokens)
+    if error is not None:
+        raise error
+
+
+def owner_of(request: Request) -> str | None:
+    """The caller as a tenant: a digest of its token (the token itself is never stored), or None
+    on a server without tokens, where every client is the one local user and sees every job."""
+    if not request.app.state.config.tokens:
+        return None
+    given = presented_token(request) or ""
+    return hashlib.sha256(given.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+#: Paths answered without a token: liveness, outputs (capability URLs) and the API page.
+PUBLIC_PATHS = ("/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json")
+PUBLIC_PREFIXES = ("/files/",)
+
+
+class TokenGate:
+    """Pure ASGI middleware: a request without a valid token gets its 401 before one byte of its
+    body is read or parsed (a route's body model is parsed before its dependencies run, so a
+    dependency alone let 130 MB bodies and JSON bombs in first)."""
+
+    def __init__(self, app: Any, tokens: tuple[str, ...]):
+        self.app, self.tokens = app, tokens
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and self.tokens and not (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            error = refusal(_token_in(headers), self.tokens)
+            if error is not None:
+                return await render(error, style_of(path))(scope, receive, send)
+        await self.app(scope, receive, send)

@@ -6,6 +6,9 @@ seeds, runs the same backend a local run would use (`GenerationService.generate_
 shares the service's lock with every other job, so one model runs one thing at a time), and
 streams JSON lines: ``progress`` with a PNG preview when the backend has one, then ``result`` or
 ``error``. A client that disconnects cancels the run at the backend's next step.
+The region goes through the job queue like every other job (its depth, its metrics, cancel;
+its progress in ``/sdapi/v1/progress``), with the images' decode budget checked from their
+headers before anything is decoded, and the decoding itself on the queue's worker.
 ``GET /v1/backend/capabilities?model=`` says what a model can do, so the editor checks a request
 before sending it. Only models this server lists can be named (never a file path)."""
 
@@ -13,32 +16,31 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import json
-import threading
+import logging
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from PIL import Image
 
 from app.core.errors import UserError
-from app.core.params import GenerationParams
+from app.core.params import SEED_MAX, GenerationParams
 from app.inference.engine import BackendRequest, Cancelled
-from app.inference.remote import decode_png, encode_png
-from app.server.auth import require_token
-from app.server.errors import ApiError
+from app.inference.remote import encode_png
+from app.server.auth import owner_of, require_token
+from app.server.dispatch import check_prompt, queue_full
+from app.server.errors import ApiError, bad_field, scrub_paths
+from app.server.fetch import check_header, decode_base64, image_kind
+from app.server.queue import QueueFull, Ticket
+from app.server.shapes import json_object
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/backend", tags=["Remote backend (the editor's remote: models)"],
                    dependencies=[Depends(require_token)])
-
-
-class RegionBody(BaseModel):
-    model: str = ""
-    image: str = Field(description="the work crop, base64 PNG (RGB8, model-sized)")
-    mask: str = Field(description="its mask, base64 PNG (8-bit, 255 = repaint)")
-    params: dict[str, Any]
-    seeds: list[int] = Field(min_length=1, max_length=8)
 
 
 @router.get("/capabilities")
@@ -47,63 +49,129 @@ async def capabilities(request: Request, model: str = "") -> dict[str, Any]:
     try:
         caps = request.app.state.service.capabilities(served.ref)
     except UserError as exc:
-        raise ApiError(422, exc.message, "model", model) from None
+        raise ApiError(422, scrub_paths(exc.message), "model", model) from None
     return dataclasses.asdict(caps) | {"model": served.id}
 
 
-def parse_region(body: RegionBody, ref: str) -> BackendRequest:
-    """The body as a `BackendRequest` on ``ref``, or 422 naming the bad field."""
+#: The largest region taken: the editor sends model-sized crops (at most 2048², sides multiples of 8).
+MAX_REGION_PIXELS = 2048 * 2048
+MAX_SEEDS = 8
+
+
+def parse_body(body: dict[str, Any], ref: str) -> tuple[GenerationParams, bytes, bytes, tuple[int, ...]]:
+    """The request's params, seeds and the two PNGs' bytes, every field checked and both images
+    within the decode budget by their headers alone (nothing decoded yet), or 400/413/422 naming
+    the field."""
+    raw = body.get("params")
+    if not isinstance(raw, dict):
+        raise bad_field("params", raw, "a JSON object of generation parameters", 422)
+    for key in ("prompt", "negative_prompt"):
+        check_prompt(f"params.{key}", raw.get(key), 422)
     try:
-        params = GenerationParams.from_dict(body.params).replace(model=ref)
+        params = GenerationParams.from_dict(raw).replace(model=ref)
     except UserError as exc:
-        raise ApiError(422, exc.message, "params", None) from None
+        raise ApiError(422, scrub_paths(exc.message), "params", None) from None
+    except (TypeError, ValueError, OverflowError) as exc:  # a value of a type the dataclass cannot take
+        raise ApiError(422, f"params: {type(exc).__name__}", "params", None) from None
+    seeds = body.get("seeds")
+    if (not isinstance(seeds, list) or not 1 <= len(seeds) <= MAX_SEEDS
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= SEED_MAX for s in seeds)):
+        raise bad_field("seeds", seeds, f"1 to {MAX_SEEDS} whole numbers from 0 to {SEED_MAX}", 422)
+    images = []
+    for key in ("image", "mask"):
+        value = body.get(key)
+        if not isinstance(value, str) or not value:
+            raise bad_field(key, value, "a base64 PNG", 422)
+        data = decode_base64(value, key)
+        if image_kind(data) != "png":
+            raise bad_field(key, f"{len(data)} bytes", "a base64 PNG", 422)
+        images.append((data, check_header(data, key, MAX_REGION_PIXELS)))
+    (image, (w, h)), (mask, mask_size) = images
+    if (w, h) != mask_size or w % 8 or h % 8:
+        raise ApiError(422, f"image {w}×{h} and mask {mask_size[0]}×{mask_size[1]}: same size, sides multiples of 8, "
+                       "at most 2048²", "image", f"{w}×{h}", "a model-sized crop")
+    return params, image, mask, tuple(seeds)
+
+
+def decode_region(params: GenerationParams, image: bytes, mask: bytes, seeds: tuple[int, ...]) -> BackendRequest:
+    """The pixels, decoded once the request holds its place in the queue (on the worker)."""
     try:
-        image, mask = decode_png(body.image, "RGB"), decode_png(body.mask, "L")
+        pixels, mask_pixels = _pixels(image, "RGB"), _pixels(mask, "L")
     except Exception as exc:  # PIL raises many types for a bad file
-        raise ApiError(422, f"image and mask must be base64 PNGs ({exc})", "image", None) from None
-    if image.shape[:2] != mask.shape or image.shape[0] % 8 or image.shape[1] % 8 or image.size > 3 * 2048 * 2048:
-        raise ApiError(422, f"image {image.shape} and mask {mask.shape}: same size, sides multiples of 8, "
-                       "at most 2048²", "image", None)
-    return BackendRequest(image, mask, params, tuple(body.seeds))
+        raise ApiError(422, f"image and mask must be PNGs ({type(exc).__name__})", "image", None) from None
+    return BackendRequest(pixels, mask_pixels, params, seeds)
 
 
-@router.post("/generate")
-async def generate(body: RegionBody, request: Request) -> StreamingResponse:
-    served = request.app.state.models.resolve(body.model)
-    region = parse_region(body, served.ref)
+def _pixels(png: bytes, mode: str) -> np.ndarray:
+    """As `app.inference.remote.decode_png` reads them, from bytes already checked."""
+    with Image.open(io.BytesIO(png)) as img:
+        return np.asarray(img.convert(mode))
+
+
+#: The body, for /openapi.json (the route parses it itself, after the token and within the budgets).
+REGION_SCHEMA = {"type": "object", "required": ["image", "mask", "params", "seeds"], "properties": {
+    "model": {"type": "string", "description": "a model id this server lists; empty = the default"},
+    "image": {"type": "string", "description": "the work crop, base64 PNG (RGB8, model-sized, at most 2048²)"},
+    "mask": {"type": "string", "description": "its mask, base64 PNG (8-bit, 255 = repaint), the same size"},
+    "params": {"type": "object", "description": "GenerationParams as a JSON object"},
+    "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
+              "minItems": 1, "maxItems": MAX_SEEDS}}}
+
+
+@router.post("/generate", openapi_extra={"requestBody": {"required": True,
+                                                         "content": {"application/json": {"schema": REGION_SCHEMA}}}})
+async def generate(request: Request) -> StreamingResponse:
+    """Checked on the event loop from headers only; queued like every job (429 when full, in the
+    metrics); decoded and run on the queue's worker; streamed back."""
+    body = await json_object(request)
+    served = request.app.state.models.resolve(body.get("model"))
+    params, image, mask, seeds = await asyncio.to_thread(parse_body, body, served.ref)
+    del body
     service = request.app.state.service
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    cancel = threading.Event()
 
     def emit(event: dict[str, Any]) -> None:
         loop.call_soon_threadsafe(events.put_nowait, event)
 
-    def progress(step: int, total: int, preview: np.ndarray | None) -> None:
-        emit({"type": "progress", "step": step, "total": total,
-              "preview": None if preview is None else encode_png(preview)})
+    def task(ticket: Ticket) -> None:
+        def progress(step: int, total: int, preview: np.ndarray | None) -> None:
+            ticket.step, ticket.total = step, total
+            emit({"type": "progress", "step": step, "total": total,
+                  "preview": None if preview is None else encode_png(preview)})
 
-    def run() -> None:
         try:
-            images = service.generate_region(served.ref, region, progress, cancel.is_set)
+            region = decode_region(params, image, mask, seeds)
+            images = service.generate_region(served.ref, region, progress, ticket.cancel.is_set)
             emit({"type": "result", "images": [encode_png(i) for i in images]})
         except Cancelled:
             emit({"type": "cancelled"})
+            raise
+        except ApiError as exc:
+            emit({"type": "error", "title": "Bad request", "message": exc.message})
+            raise
         except UserError as exc:
-            emit({"type": "error", "title": exc.title, "message": exc.message})
+            emit({"type": "error", "title": exc.title, "message": scrub_paths(exc.message)})
+            raise
         except Exception as exc:  # the run fails, the server goes on
-            emit({"type": "error", "title": "Generation failed", "message": f"internal error: {type(exc).__name__}: {exc}"})
+            log.error("backend region failed", exc_info=exc)
+            emit({"type": "error", "title": "Generation failed", "message": f"internal error: {type(exc).__name__}"})
+            raise
+
+    queue = request.app.state.queue
+    try:
+        ticket = queue.submit_task("backend", task, owner=owner_of(request) or "")
+    except QueueFull as exc:
+        raise queue_full(exc) from None
 
     async def stream():
-        worker = threading.Thread(target=run, name="inpaint-backend-region", daemon=True)
-        worker.start()
         try:
             while True:
                 event = await events.get()
                 yield json.dumps(event) + "\n"
                 if event["type"] != "progress":
                     return
-        finally:  # also when the client went away: stop the run at its next step
-            cancel.set()
+        finally:  # also when the client went away: stop the run (or drop it from the queue)
+            queue.cancel(ticket.job.id)
 
     return StreamingResponse(stream(), media_type="application/x-ndjson")

@@ -32,6 +32,12 @@ class ServerConfig:
     sync_timeout_s: float = 600.0
     #: Jobs run at once: 1 for the one local model; ``serve --ray`` sets it from its replicas.
     concurrency: int = 1
+    #: Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed (uvicorn's
+    #: ``forwarded_allow_ips``); none by default, loopback included.
+    trusted_proxies: tuple[str, ...] = ()
+    #: Serve the interactive API page at /docs (Swagger UI, which loads its scripts from a CDN);
+    #: off by default. /openapi.json is always served.
+    docs: bool = False
 
     def check(self) -> ServerConfig:
         if not is_loopback(self.host) and not self.tokens:

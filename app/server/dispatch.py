@@ -9,7 +9,8 @@ be from 1 to 150`` in the words the client used. Checks themselves are the servi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -18,17 +19,23 @@ from fastapi import Request
 from app.core.errors import EmptyMaskError, UserError
 from app.core.imageio import ImageLoadError, LoadedImage, load_mask
 from app.core.params import GenerationParams, ParamError
+from app.core.prompt_syntax import extract_loras
 from app.core.records import GenerationRecord
 from app.core.schedulers import canonical_name
 from app.inference.engine import Cancelled
 from app.inference.registry import LoadOptions
-from app.server.errors import ApiError, bad_field
+from app.server.auth import owner_of
+from app.server.errors import ApiError, bad_field, scrub_paths
 from app.server.jobs import JobRecord
-from app.server.queue import JobQueue, QueueFull, Ticket
+from app.server.queue import JobQueue, QueueFull, Slot, Ticket
 from app.service.generation import GenerationRequest
 
 #: How often a waiting synchronous route checks whether its client went away.
 DISCONNECT_POLL_S = 0.1
+#: The longest prompt (and negative prompt) taken, in characters. A CLIP token covers at least one
+#: character, so this bounds a prompt to at most 3000 tokens (40 chunks of 75): encoding it takes
+#: well under a second, where an unbounded 1 MB prompt held the one worker for minutes.
+MAX_PROMPT_CHARS = 3000
 
 
 class Names(dict):
@@ -42,6 +49,8 @@ def make_params(names: Names, **fields: Any) -> GenerationParams:
     """Validated params from the fields given (None = the dataclass default); the scheduler by
     the scheduler table's names, so an unknown one is refused whatever the model."""
     given = {k: v for k, v in fields.items() if v is not None}
+    for key in ("prompt", "negative_prompt"):
+        check_prompt(names.of(key), given.get(key))
     try:
         if "scheduler" in given:  # checked by name even where the backend ignores it (classical)
             given["scheduler"] = canonical_name(given["scheduler"])
@@ -50,6 +59,21 @@ def make_params(names: Names, **fields: Any) -> GenerationParams:
         raise bad_field(names.of(exc.field), exc.value, exc.allowed) from None
     except TypeError as exc:  # a wrongly typed value the dataclass could not take
         raise ApiError(400, str(exc)) from None
+
+
+def check_prompt(field: str, text: object, status: int = 400) -> None:
+    """A 400 for a prompt over `MAX_PROMPT_CHARS` or with an unreadable ``<lora:name:weight>``
+    tag (found here, not as a failed job after the queue)."""
+    if not isinstance(text, str):
+        return
+    if len(text) > MAX_PROMPT_CHARS:
+        raise bad_field(field, text, f"at most {MAX_PROMPT_CHARS} characters (about {MAX_PROMPT_CHARS} CLIP tokens; "
+                                     "longer prompts are encoded in chunks of 75 tokens, and few models use more than a few)",
+                        status)
+    try:
+        extract_loras(text)
+    except ValueError as exc:
+        raise ApiError(status, f"{field}: {exc}", field, None, "<lora:NAME:WEIGHT> with a number as the weight") from None
 
 
 def mask_for(image: LoadedImage, mask: LoadedImage | np.ndarray, field: str) -> np.ndarray:
@@ -91,9 +115,10 @@ def user_error(exc: UserError, names: Names) -> ApiError:
         return bad_field(names.of(exc.field), exc.value, exc.allowed)
     if isinstance(exc, EmptyMaskError):
         return ApiError(400, exc.message, names.of("mask"), "empty", "a mask with at least one pixel to repaint")
+    message = scrub_paths(exc.message)
     if exc.bad_input:
-        return ApiError(400, exc.message, names.of(_field_of(exc)))
-    return ApiError(503 if "memory" in exc.message else 500, exc.message)
+        return ApiError(400, message, names.of(_field_of(exc)))
+    return ApiError(503 if "memory" in message else 500, message)
 
 
 def _field_of(exc: UserError) -> str:
@@ -105,9 +130,29 @@ def _field_of(exc: UserError) -> str:
     return "image"
 
 
+def queue_full(exc: QueueFull) -> ApiError:
+    return ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
+
+
+@contextlib.asynccontextmanager
+async def admitted(request: Request) -> AsyncIterator[Slot]:
+    """A place in the queue (429 with Retry-After when there is none), held while the route
+    fetches and decodes its images and spent by `start`: a full queue refuses a request before
+    it costs a fetch or a decoded image."""
+    try:
+        slot = request.app.state.queue.reserve()
+    except QueueFull as exc:
+        raise queue_full(exc) from None
+    try:
+        yield slot
+    finally:
+        slot.release()
+
+
 async def start(request: Request, api: str, generation: GenerationRequest, names: Names,
-                extra: Mapping[str, Any] | None = None) -> Ticket:
-    """Check with the service (400 on bad input), then queue (429 with Retry-After when full).
+                extra: Mapping[str, Any] | None = None, slot: Slot | None = None) -> Ticket:
+    """Check with the service (400 on bad input), then queue (429 with Retry-After when full)
+    in ``slot`` when the route holds one (`admitted`). The job belongs to the caller's token.
     Await ``ticket.recorded`` before telling the client an unfinished job's id (`queued`)."""
     state = request.app.state
     try:
@@ -116,16 +161,16 @@ async def start(request: Request, api: str, generation: GenerationRequest, names
         raise user_error(exc, names) from None
     queue: JobQueue = state.queue
     try:
-        return queue.submit(api, params.to_dict(), extra or {}, generation)
+        return queue.submit(api, params.to_dict(), extra or {}, generation, slot, owner_of(request) or "")
     except QueueFull as exc:
-        raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+        raise queue_full(exc) from None
 
 
 async def queued(request: Request, api: str, generation: GenerationRequest, names: Names,
-                 extra: Mapping[str, Any] | None = None) -> Ticket:
+                 extra: Mapping[str, Any] | None = None, slot: Slot | None = None) -> Ticket:
     """`start`, answered once the job's record is on disk: for routes that return the id of a
     job that may still run (a restart must find it)."""
-    ticket = await start(request, api, generation, names, extra)
+    ticket = await start(request, api, generation, names, extra, slot)
     try:
         await asyncio.wrap_future(ticket.recorded)
     except OSError as exc:
@@ -154,13 +199,13 @@ async def wait(request: Request, ticket: Ticket, names: Names) -> GenerationReco
     except UserError as exc:
         raise user_error(exc, names) from None
     except Exception as exc:
-        raise ApiError(500, f"the job failed: {type(exc).__name__}: {exc}") from None
+        raise ApiError(500, scrub_paths(f"the job failed: {type(exc).__name__}: {exc}")) from None
 
 
 async def run(request: Request, api: str, generation: GenerationRequest, names: Names,
-              extra: Mapping[str, Any] | None = None) -> tuple[JobRecord, GenerationRecord]:
+              extra: Mapping[str, Any] | None = None, slot: Slot | None = None) -> tuple[JobRecord, GenerationRecord]:
     """`start` then `wait`: what the synchronous routes do."""
-    ticket = await start(request, api, generation, names, extra)
+    ticket = await start(request, api, generation, names, extra, slot)
     return ticket.job, await wait(request, ticket, names)
 
 

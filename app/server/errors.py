@@ -7,6 +7,9 @@ RFC 7807 ``detail``; Segmind/Appypie/A1111: ``error``)."""
 
 from __future__ import annotations
 
+import logging
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +17,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+log = logging.getLogger(__name__)
 OPENAI, REPLICATE, PLAIN = "openai", "replicate", "plain"
 
 #: HTTP status → OpenAI's error ``type`` (what its SDK maps to exception classes).
@@ -42,10 +46,26 @@ def bad_field(field: str, value: Any, allowed: str, status: int = 400) -> ApiErr
 
 
 def _short(value: Any) -> Any:
-    """Echo small values back; a 60 MB base64 string is not worth repeating."""
+    """Echo small values back; a 60 MB base64 string (or a 20 MB header) is not worth repeating,
+    nor is a nested structure (only its type is named)."""
     if isinstance(value, str) and len(value) > 80:
         return value[:60] + f"… ({len(value)} characters)"
+    if isinstance(value, float) and not math.isfinite(value):  # JSON has no NaN or Infinity
+        return str(value)
+    if isinstance(value, (dict, list, tuple)):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'} of {len(value)} items"
     return value
+
+
+#: An absolute path (POSIX or Windows) not inside a URL: what `scrub_paths` shortens.
+_PATH = re.compile(r"(?<![\w:/.~-])(?:~|[A-Za-z]:)?[\\/](?:[^\s'\"<>|\\/]+[\\/])+")
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with every absolute folder path cut to its last part (``/home/u/models/x.bin`` →
+    ``…/x.bin``): messages from the engine name files, and clients must not learn this
+    machine's folders."""
+    return _PATH.sub("…/", text)
 
 
 def style_of(path: str) -> str:
@@ -57,6 +77,8 @@ def style_of(path: str) -> str:
 
 
 def render(error: ApiError, style: str) -> JSONResponse:
+    """The error as JSON in ``style``; nothing a client sends can make it unencodable (NaN,
+    lone surrogates and nested values never reach here: `_short`, `app.server.shapes`)."""
     if style == OPENAI:
         body: dict[str, Any] = {"error": {"message": error.message, "type": _OPENAI_TYPES.get(error.status, "server_error"),
                                           "param": error.field, "code": error.status}}
@@ -85,3 +107,9 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
     field = ".".join(loc) or "body"
     msg = first.get("msg", "invalid request")
     return render(ApiError(400, f"{field}: {msg}", field, None, msg), style_of(request.url.path))
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A bug is still answered in the route's JSON shape, without its details (logged instead)."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return render(ApiError(500, f"internal error ({type(exc).__name__}); the server goes on"), style_of(request.url.path))

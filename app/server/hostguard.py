@@ -71,6 +71,11 @@ def check_allowed_host(name: str) -> str | None:
             "(no scheme, port or path), or '*' for any") if bad else None
 
 
+def _shown(value: str) -> str:
+    """A header value as an error may repeat it: at most 100 characters."""
+    return value if len(value) <= 100 else value[:100] + f"… ({len(value)} characters)"
+
+
 class HostGuard:
     """Pure ASGI middleware: 400 for an untrusted Host, 403 for an untrusted Origin, in the
     error shape of the route asked for. Trusted: loopback names and addresses, plus ``allowed``."""
@@ -85,23 +90,28 @@ class HostGuard:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] in ("http", "websocket"):
-            error = self._refusal(dict(scope["headers"]))
+            error = self._refusal(scope["headers"])
             if error is not None:
                 if scope["type"] == "websocket":
                     return await send({"type": "websocket.close", "code": 1008})
                 return await render(error, style_of(scope["path"]))(scope, receive, send)
         await self.app(scope, receive, send)
 
-    def _refusal(self, headers: dict[bytes, bytes]) -> ApiError | None:
+    def _refusal(self, raw: list[tuple[bytes, bytes]]) -> ApiError | None:
         allowed = self.described
-        host = headers.get(b"host", b"").decode("latin-1")
+        hosts = [v for k, v in raw if k.lower() == b"host"]
+        if len(hosts) > 1:  # the guard and URL building must read the same one
+            return ApiError(400, f"{len(hosts)} Host headers: send exactly one", "Host", None, "one Host header")
+        headers = dict(raw)
+        host = hosts[0].decode("latin-1") if hosts else ""
         if not self.trusted(host_name(host)):
+            host = _shown(host)
             return ApiError(400, f"Host {host!r} refused: this server answers only requests addressed to {allowed} "
                                  "(other names are how DNS-rebinding pages reach it); behind a reverse proxy, start it "
                                  "with --allowed-host NAME", "Host", host or None, allowed)
         origin = headers.get(b"origin")
         if origin is not None and not self.trusted(origin_host(origin.decode("latin-1"))):
-            text = origin.decode("latin-1")
+            text = _shown(origin.decode("latin-1"))
             return ApiError(403, f"requests from web pages at {text} are refused: a page may not use this server "
                                  "through your browser (call it from a script or a server, or list the page's host "
                                  "with --allowed-host)", "Origin", text, "no Origin, or a page on " + allowed)

@@ -2,9 +2,11 @@
 
 Layout under ``--data``: ``jobs/<id>.json`` (one record per job, rewritten atomically on every
 change) and ``outputs/<id>-<k>.png`` (each candidate with the editor's PNG metadata, written by
-the service's `save_candidate` with fast PNG compression: a client waits for it). On start every
-record is read back; a job that was queued or running when the server stopped is marked
-``failed`` with "server restarted" — never dropped. (A job's first record is written while it
+the service's `save_candidate` with fast PNG compression: a client waits for it). Records on disk
+are read lazily (the first time a client asks for one, or lists): start-up costs one directory
+listing, and a record over `MAX_RECORD_BYTES` (never written by this version) is skipped. A job
+that was queued or running when the server stopped is marked ``failed`` with "server
+restarted" when its record is read back — never dropped. (A job's first record is written while it
 runs, `JobQueue.submit`; routes that hand out an unfinished job's id wait for it first.)
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 
 from app.core.atomic import atomic_write_bytes
 from app.core.records import GenerationRecord
+from app.server.models import public_record
 from app.service.records import candidate_params, save_candidate
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,8 @@ class JobRecord:
     logs: str = ""
     predict_time: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # shape-specific: the input echo, the model slug
+    #: Whose job it is: a digest of the creating token (`app.server.auth.owner_of`); "" when made without tokens.
+    owner: str = ""
 
     @property
     def finished(self) -> bool:
@@ -59,6 +64,10 @@ class JobRecord:
 ID_BYTES = 13  # 104 random bits: guessing one live id among a million takes ~2**84 tries
 #: The only names ``/files/`` serves: ``<job id>-<k>.png`` exactly as `save_outputs` writes them.
 OUTPUT_NAME = re.compile(rf"[0-9a-f]{{{2 * ID_BYTES}}}-[0-9]{{1,2}}\.png")
+
+
+#: A record file larger than this is not read (the input echo is bounded far below it).
+MAX_RECORD_BYTES = 1024 * 1024
 
 
 def new_id() -> str:
@@ -79,23 +88,35 @@ class JobStore:
         self._load()
 
     def _load(self) -> None:
-        known = {f.name for f in dataclasses.fields(JobRecord)}
-        for path in sorted(self.jobs_dir.glob("*.json")):
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                job = JobRecord(**{k: v for k, v in data.items() if k in known})
-            except (OSError, ValueError, TypeError) as exc:
-                log.warning("skipping unreadable job record %s: %s", path.name, exc)
-                continue
-            self._jobs[job.id] = job
-            if not job.finished:
-                self.update(job, status=FAILED, error=RESTARTED, completed_at=time.time(),
-                            logs=job.logs + f"{RESTARTED}: the job was {job.status} when the server stopped\n")
+        """Note which records are on disk; each is read when first asked for (`_read`)."""
+        self._on_disk = {p.stem for p in self.jobs_dir.glob("*.json")}
+
+    def _read(self, job_id: str) -> JobRecord | None:
+        """The record ``job_id`` from disk (called holding the lock), or None."""
+        self._on_disk.discard(job_id)
+        path = self.jobs_dir / f"{job_id}.json"
+        try:
+            if path.is_symlink() or path.stat().st_size > MAX_RECORD_BYTES:
+                raise ValueError("a link, or larger than any record this server writes")
+            data = json.loads(path.read_text(encoding="utf-8"))
+            job = JobRecord(**{k: v for k, v in data.items() if k in _FIELDS})
+        except (OSError, ValueError, TypeError, RecursionError) as exc:
+            log.warning("skipping unreadable job record %s: %s", path.name, exc)
+            return None
+        if job.id != job_id:
+            log.warning("skipping job record %s: it names job %s", path.name, job.id)
+            return None
+        self._jobs[job.id] = job
+        if not job.finished:
+            job.logs += f"{RESTARTED}: the job was {job.status} when the server stopped\n"
+            job.status, job.error, job.completed_at = FAILED, RESTARTED, time.time()
+            self._write(job)
+        return job
 
     def create(self, api: str, params: dict[str, Any], extra: dict[str, Any] | None = None, *,
-               persist: bool = True) -> JobRecord:
+               persist: bool = True, owner: str = "") -> JobRecord:
         """A new record; ``persist=False`` leaves writing it to the caller (`persist`)."""
-        job = JobRecord(id=new_id(), api=api, params=params, extra=dict(extra or {}))
+        job = JobRecord(id=new_id(), api=api, params=params, extra=dict(extra or {}), owner=owner)
         with self._lock:
             self._jobs[job.id] = job
             if persist:
@@ -118,21 +139,29 @@ class JobStore:
                 self._write(job)
         return job
 
-    def get(self, job_id: str) -> JobRecord | None:
+    def get(self, job_id: str, owner: str | None = None) -> JobRecord | None:
+        """The job, or None; with ``owner``, None also when the job is someone else's."""
         with self._lock:
-            return self._jobs.get(job_id)
+            job = self._jobs.get(job_id)
+            if job is None and job_id in self._on_disk:
+                job = self._read(job_id)
+        return job if job is not None and (owner is None or job.owner == owner) else None
 
-    def all(self) -> list[JobRecord]:
+    def all(self, owner: str | None = None) -> list[JobRecord]:
+        """Every job (of ``owner`` only, when given), newest first."""
         with self._lock:
-            return sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)
+            for job_id in list(self._on_disk):
+                self._read(job_id)
+            jobs = [j for j in self._jobs.values() if owner is None or j.owner == owner]
+        return sorted(jobs, key=lambda j: j.created_at, reverse=True)
 
     def save_outputs(self, job: JobRecord, record: GenerationRecord) -> None:
         """Write every candidate (PNG with metadata); the record names them when the job is
         finished (one write), so a record never names a file that is not complete on disk."""
-        names = []
+        names, public = [], public_record(record)
         for k in range(len(record.candidates)):
             name = f"{job.id}-{k}.png"
-            save_candidate(self.outputs_dir / name, record, k, fast_png=True)
+            save_candidate(self.outputs_dir / name, public, k, fast_png=True)
             names.append(name)
         self.update(job, persist=False, outputs=names, seeds=list(record.seeds),
                     candidate_params=[_jsonable(candidate_params(record, k).to_dict()) for k in range(len(names))])
@@ -143,11 +172,15 @@ class JobStore:
         if not OUTPUT_NAME.fullmatch(name):
             return None
         path = self.outputs_dir / name
-        return path if path.is_file() else None
+        # A link planted in the data folder (by another user, a backup tool) is not followed.
+        return path if path.is_file() and not path.is_symlink() else None
 
     def _write(self, job: JobRecord) -> None:
         data = json.dumps(_jsonable(dataclasses.asdict(job)), indent=1).encode()
         atomic_write_bytes(self.jobs_dir / f"{job.id}.json", data)
+
+
+_FIELDS = {f.name for f in dataclasses.fields(JobRecord)}
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,10 +10,12 @@ path: a remote client must not make the server open arbitrary files as models.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL
+from app.core.records import GenerationRecord
 from app.inference.diffusers import catalog
 from app.server.errors import ApiError
 
@@ -40,12 +42,12 @@ class ModelTable:
             default_ref = inpainting[0].ref if inpainting else DEFAULT_MODEL
         base = [m for m in diffusion if m.inpainting is False]
         img2img_ref = base[0].ref if base else default_ref
-        self.default = ServedModel(_public_id(default_ref), default_ref)
+        self.default = ServedModel(public_id(default_ref), default_ref)
         table = {a: ServedModel(a, default_ref) for a in INPAINT_ALIASES}
         table |= {a: ServedModel(a, img2img_ref, "img2img") for a in IMG2IMG_ALIASES}
         table |= {r: ServedModel(r, r) for r in CLASSICAL_MODELS}
         for m in diffusion:
-            table.setdefault(_public_id(m.ref), ServedModel(_public_id(m.ref), m.ref))
+            table.setdefault(public_id(m.ref), ServedModel(public_id(m.ref), m.ref))
         table.setdefault(self.default.id, self.default)
         self.table = table
 
@@ -62,7 +64,14 @@ class ModelTable:
         return sorted(self.table)
 
 
-def _public_id(ref: str) -> str:
+def public_record(record: GenerationRecord) -> GenerationRecord:
+    """The record as clients may see it (output PNG metadata, A1111 infotexts): the model by its
+    listed id, never a folder of this machine. The stored job record keeps the real reference."""
+    model = public_id(record.params.model)
+    return record if model == record.params.model else dataclasses.replace(record, params=record.params.replace(model=model))
+
+
+def public_id(ref: str) -> str:
     """A folder or file is listed by its name (no local paths leak); builtins and repo ids as is."""
     path = Path(ref)
     return path.stem if path.is_absolute() or path.exists() else ref

@@ -10,6 +10,7 @@ changes; without a mask, the image's own transparent pixels are.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from typing import Any
@@ -56,8 +57,9 @@ def _params(request: Request, fields: dict[str, Any]):
     return params
 
 
-async def _respond(request: Request, generation: GenerationRequest, response_format: str | None) -> dict[str, Any]:
-    job, _record = await dispatch.run(request, "openai", generation, NAMES)
+async def _respond(request: Request, generation: GenerationRequest, response_format: str | None,
+                   slot: dispatch.Slot) -> dict[str, Any]:
+    job, _record = await dispatch.run(request, "openai", generation, NAMES, slot=slot)
     if response_format == "b64_json":
         data = [{"b64_json": base64.b64encode(request.app.state.store.output_path(n).read_bytes()).decode()}
                 for n in job.outputs]
@@ -76,21 +78,22 @@ async def generations(request: Request) -> dict[str, Any]:
     optional_str(body, "prompt")
     params = _params(request, body)
     policy = request.app.state.fetch_policy
-    if body.get("image") is None:
-        if body.get("mask") is not None:
-            raise bad_field("image", None, "required when a mask is given")
-        pixels, mask = dispatch.blank_canvas(params.width, params.height)
-    else:
-        image = await image_from_value(body["image"], "image", policy)
-        pixels = image.pixels
-        mask = None
-        if body.get("mask") is not None:
-            mask = dispatch.mask_for(image, await image_from_value(body["mask"], "mask", policy), "mask")
-        elif params.mode == "inpaint":
-            raise bad_field("mask", None, "required with an image for an inpainting model (white = repaint); "
-                                          "use an img2img model id to re-generate the whole image")
     options = dispatch.load_options(body.get("safety_checker"), params.model, "safety_checker")
-    return await _respond(request, GenerationRequest(params, pixels, mask, options=options), body.get("response_format"))
+    if body.get("image") is None and body.get("mask") is not None:
+        raise bad_field("image", None, "required when a mask is given")
+    if body.get("image") is not None and body.get("mask") is None and params.mode == "inpaint":
+        raise bad_field("mask", None, "required with an image for an inpainting model (white = repaint); "
+                                      "use an img2img model id to re-generate the whole image")
+    async with dispatch.admitted(request) as slot:
+        if body.get("image") is None:
+            pixels, mask = dispatch.blank_canvas(params.width, params.height)
+        else:
+            image = await image_from_value(body["image"], "image", policy)
+            pixels, mask = image.pixels, None
+            if body.get("mask") is not None:
+                mask = dispatch.mask_for(image, await image_from_value(body["mask"], "mask", policy), "mask")
+        return await _respond(request, GenerationRequest(params, pixels, mask, options=options),
+                              body.get("response_format"), slot)
 
 
 async def _upload(form, names: tuple[str, ...], limit: int) -> tuple[str, LoadedImage] | None:
@@ -102,7 +105,8 @@ async def _upload(form, names: tuple[str, ...], limit: int) -> tuple[str, Loaded
             raise bad_field(name, "text", "an uploaded file (multipart)")
         if item.size is not None and item.size > limit:
             raise too_large(name, item.size, limit)
-        return name, decode_image(await item.read(), name, limit)
+        data = await item.read()
+        return name, await asyncio.to_thread(decode_image, data, name, limit)
     return None
 
 
@@ -121,19 +125,21 @@ async def edits(request: Request) -> dict[str, Any]:
         if key in fields:
             fields[key] = _number(key, fields[key], float)
     params = _params(request, fields)
-    image = await _upload(form, ("image", "image[]"), limit)
-    if image is None:
-        raise bad_field("image", None, "required: the image to edit (a PNG file)")
-    name, loaded = image
-    mask_upload = await _upload(form, ("mask",), limit)
-    if mask_upload is not None:
-        alpha_mask = mask_from_alpha(mask_upload[1], "mask")
-        mask = dispatch.mask_for(loaded, alpha_mask, "mask")
-    else:
-        mask = mask_from_alpha(loaded, name)
-    pixels = loaded.pixels[:, :, :3] if loaded.pixels.ndim == 3 and mask_upload is None else loaded.pixels
     options = dispatch.load_options(_bool(fields.get("safety_checker")), params.model, "safety_checker")
-    return await _respond(request, GenerationRequest(params, pixels, mask, options=options), fields.get("response_format"))
+    async with dispatch.admitted(request) as slot:
+        image = await _upload(form, ("image", "image[]"), limit)
+        if image is None:
+            raise bad_field("image", None, "required: the image to edit (a PNG file)")
+        name, loaded = image
+        mask_upload = await _upload(form, ("mask",), limit)
+        if mask_upload is not None:
+            alpha_mask = mask_from_alpha(mask_upload[1], "mask")
+            mask = dispatch.mask_for(loaded, alpha_mask, "mask")
+        else:
+            mask = mask_from_alpha(loaded, name)
+        pixels = loaded.pixels[:, :, :3] if loaded.pixels.ndim == 3 and mask_upload is None else loaded.pixels
+        return await _respond(request, GenerationRequest(params, pixels, mask, options=options),
+                              fields.get("response_format"), slot)
 
 
 def _number(key: str, text: str, kind: type) -> int | float:

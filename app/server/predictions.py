@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from app.server import dispatch
-from app.server.auth import require_token
+from app.server.auth import owner_of, require_token
 from app.server.dispatch import Names
 from app.server.errors import ApiError
 from app.server.fetch import image_from_value
@@ -42,10 +42,26 @@ def _iso(t: float | None) -> str | None:
     return None if t is None else dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _echo(value: Any) -> Any:
-    """The input as given, with images shortened (a 10 MB data URI is not worth echoing)."""
-    if isinstance(value, str) and len(value) > 200:
-        return value[:64] + f"…({len(value)} chars)"
+#: Bounds of the input echo, at every depth: it is stored with the job and returned on every GET.
+ECHO_TEXT, ECHO_ITEMS, ECHO_DEPTH = 200, 32, 4
+
+
+def echo(value: Any, depth: int = 0) -> Any:
+    """The input as given, bounded: long text (a 10 MB data URI) shortened, at most `ECHO_ITEMS`
+    items per list or object and `ECHO_DEPTH` levels, so a record stays a few KB whatever is sent."""
+    if isinstance(value, str):
+        return value if len(value) <= ECHO_TEXT else value[:64] + f"…({len(value)} chars)"
+    if isinstance(value, (dict, list)) and depth >= ECHO_DEPTH:
+        return f"…({type(value).__name__} nested too deep to echo)"
+    if isinstance(value, dict):
+        items = list(value.items())
+        kept = {echo(k, depth + 1): echo(v, depth + 1) for k, v in items[:ECHO_ITEMS]}
+        if len(items) > ECHO_ITEMS:
+            kept["…"] = f"{len(items) - ECHO_ITEMS} more keys"
+        return kept
+    if isinstance(value, list):
+        kept_list = [echo(v, depth + 1) for v in value[:ECHO_ITEMS]]
+        return kept_list + ([f"…({len(value) - ECHO_ITEMS} more items)"] if len(value) > ECHO_ITEMS else [])
     return value
 
 
@@ -112,17 +128,21 @@ async def _create(request: Request, model_name: str | None) -> JSONResponse:
         strength=strength, seed=optional_int(fields, "seed"), batch_size=num_outputs,
         width=optional_int(fields, "width"), height=optional_int(fields, "height"))
     policy = request.app.state.fetch_policy
-    image = await image_from_value(required(fields, "image"), "image", policy)
-    mask = None
-    if fields.get("mask") is not None or served.mode != "img2img":
-        mask = dispatch.mask_for(image, await image_from_value(required(fields, "mask"), "mask", policy), "mask")
     safety = fields.get("safety_checker")
     if safety is None and fields.get("disable_safety_checker") is False:
         safety = True  # asked for explicitly
     options = dispatch.load_options(safety, params.model, "safety_checker")
-    extra = {"model": served.id, "version": version or "", "input": {k: _echo(v) for k, v in fields.items()}}
-    ticket = await dispatch.queued(request, "predictions", GenerationRequest(params, image.pixels, mask, options=options),
-                                   NAMES, extra)
+    extra = {"model": served.id, "version": version or "", "input": echo(fields)}
+    image_value = required(fields, "image")
+    with_mask = fields.get("mask") is not None or served.mode != "img2img"
+    mask_value = required(fields, "mask") if with_mask else None
+    async with dispatch.admitted(request) as slot:
+        image = await image_from_value(image_value, "image", policy)
+        mask = None
+        if with_mask:
+            mask = dispatch.mask_for(image, await image_from_value(mask_value, "mask", policy), "mask")
+        ticket = await dispatch.queued(request, "predictions",
+                                       GenerationRequest(params, image.pixels, mask, options=options), NAMES, extra, slot)
     await _settle(request, ticket.job, _wait_seconds(request))
     return JSONResponse(prediction_json(request, ticket.job), status_code=201)
 
@@ -138,7 +158,8 @@ async def create_model_prediction(owner: str, name: str, request: Request) -> JS
 
 
 def _job(request: Request, prediction_id: str) -> JobRecord:
-    job = request.app.state.store.get(prediction_id)
+    """The caller's prediction; another token's is as unknown as one that never existed."""
+    job = request.app.state.store.get(prediction_id, owner_of(request))
     if job is None:
         raise ApiError(404, f"prediction {prediction_id} not found", "id", prediction_id, "an id from POST /v1/predictions")
     return job
@@ -161,5 +182,5 @@ async def cancel_prediction(prediction_id: str, request: Request) -> dict[str, A
 
 @router.get("/v1/predictions")
 async def list_predictions(request: Request) -> dict[str, Any]:
-    jobs = [j for j in request.app.state.store.all() if j.api == "predictions"][:100]
+    jobs = [j for j in request.app.state.store.all(owner_of(request)) if j.api == "predictions"][:100]
     return {"next": None, "previous": None, "results": [prediction_json(request, j) for j in jobs]}

@@ -4,6 +4,12 @@ Routes put tickets in; one worker thread takes them in order and calls `Generati
 (which serialises runs anyway: one GPU, one job at a time). A full queue refuses at once with a
 `QueueFull` carrying a Retry-After estimate, instead of letting clients pile up. Cancelling a
 ticket stops a waiting job before it starts, or a running one at the engine's next step.
+
+Admission comes first: a route takes a `Slot` (`reserve`) before it fetches or decodes its
+images, so a full queue refuses a request before it costs memory; `submit` then spends the slot.
+A ticket either runs a `GenerationRequest` through the service (and gets a job record and
+outputs), or runs a ``task`` (the backend route's one region: streamed, nothing stored); both
+count in the same depth and metrics.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +26,8 @@ from typing import Any
 from app.core.errors import UserError
 from app.core.records import GenerationRecord
 from app.inference.engine import Cancelled, Progress
-from app.server.jobs import CANCELED, FAILED, PROCESSING, SUCCEEDED, JobRecord, JobStore
+from app.server.errors import scrub_paths
+from app.server.jobs import CANCELED, FAILED, PROCESSING, SUCCEEDED, JobRecord, JobStore, new_id
 from app.server.metrics import Metrics
 from app.service.generation import GenerationRequest, GenerationService
 
@@ -33,10 +40,23 @@ class QueueFull(Exception):
         self.retry_after = retry_after
 
 
+class Slot:
+    """A place in the queue held while a route fetches and decodes its inputs; `submit` spends
+    it, `release` gives it back (idempotent: a route releases on every way out)."""
+
+    def __init__(self, queue: JobQueue):
+        self._queue, self.held = queue, True
+
+    def release(self) -> None:
+        self._queue.release(self)
+
+
 @dataclass(eq=False)
 class Ticket:
     job: JobRecord
-    request: GenerationRequest
+    request: GenerationRequest | None
+    #: Run instead of the service (``task(ticket)``); its result resolves ``future``.
+    task: Callable[[Ticket], Any] | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     #: Resolves to the `GenerationRecord`, or to the exception the run raised.
     future: Future = field(default_factory=Future)
@@ -52,6 +72,7 @@ class JobQueue:
         """``workers`` jobs run at once: 1 for one local model; a Ray cluster's replicas take more."""
         self.service, self.store, self.metrics, self.depth = service, store, metrics, depth
         self._waiting: collections.deque[Ticket] = collections.deque()
+        self._reserved = 0  # slots held by routes still reading their inputs
         self._cond = threading.Condition()
         self._tickets: dict[str, Ticket] = {}
         self._running: list[Ticket] = []
@@ -70,22 +91,68 @@ class JobQueue:
         return running[0] if running else None
 
     # -- routes' side -------------------------------------------------------------------------
-    def submit(self, api: str, params: dict[str, Any], extra: Mapping[str, Any], request: GenerationRequest) -> Ticket:
+    def reserve(self) -> Slot:
+        """Hold a place for a job whose inputs are still to be read; `QueueFull` when none is free."""
+        with self._cond:
+            if len(self._waiting) + self._reserved >= self.depth:
+                self.metrics.rejected.inc()
+                raise QueueFull(len(self._waiting), self.retry_after())
+            self._reserved += 1
+            return Slot(self)
+
+    def submit(self, api: str, params: dict[str, Any], extra: Mapping[str, Any], request: GenerationRequest,
+               slot: Slot | None = None, owner: str = "") -> Ticket:
         """Queue a job; its record is created only once there is room. The record is written to
         disk by the writer thread while the job runs (two fsyncs off the request's path): wait
         for ``ticket.recorded`` before answering with the job's id while it is unfinished."""
         with self._cond:
-            if len(self._waiting) >= self.depth:
-                self.metrics.rejected.inc()
-                raise QueueFull(len(self._waiting), self.retry_after())
-            job = self.store.create(api, params, dict(extra), persist=False)
+            self._admit(slot)
+            job = self.store.create(api, params, dict(extra), persist=False, owner=owner)
             ticket = Ticket(job, request)
             ticket.recorded = self._writer.submit(self.store.persist, job)
-            self._waiting.append(ticket)
-            self._tickets[job.id] = ticket
-            self.metrics.queue_depth.set(len(self._waiting))
-            self._cond.notify()
+            self._enqueue(ticket)
         return ticket
+
+    def submit_task(self, api: str, task: Callable[[Ticket], Any], slot: Slot | None = None, owner: str = "") -> Ticket:
+        """Queue a ``task`` that runs in turn with the jobs; it has an id (cancel, progress) but no
+        stored record."""
+        with self._cond:
+            self._admit(slot)
+            ticket = Ticket(JobRecord(id=new_id(), api=api, owner=owner), None, task=task)
+            ticket.recorded.set_result(None)
+            self._enqueue(ticket)
+        return ticket
+
+    def release(self, slot: Slot) -> None:
+        """Give back a slot that was not spent (no-op for one that was)."""
+        with self._cond:
+            self._spend(slot)
+
+    def _spend(self, slot: Slot) -> bool:
+        """Called holding the lock."""
+        if not slot.held:
+            return False
+        slot.held = False
+        self._reserved -= 1
+        return True
+
+    def _admit(self, slot: Slot | None) -> None:
+        """Spend ``slot``, or find room now (called holding the lock)."""
+        if slot is not None and self._spend(slot):
+            return
+        if len(self._waiting) + self._reserved >= self.depth:
+            self.metrics.rejected.inc()
+            raise QueueFull(len(self._waiting), self.retry_after())
+
+    def _enqueue(self, ticket: Ticket) -> None:
+        self._waiting.append(ticket)
+        self._tickets[ticket.job.id] = ticket
+        self.metrics.queue_depth.set(len(self._waiting))
+        self._cond.notify()
+
+    def running(self, owner: str | None = None) -> list[Ticket]:
+        """The running tickets (of ``owner`` only, when given)."""
+        return [t for t in list(self._running) if owner is None or t.job.owner == owner]
 
     def retry_after(self) -> int:
         """Seconds until a slot is likely free: the queue ahead times the mean job time."""
@@ -137,6 +204,8 @@ class JobQueue:
     def _run(self, ticket: Ticket) -> None:
         """Run one job; its outputs are written by the writer thread, so the next job starts
         while this one's PNGs are encoded (on a GPU the model never waits for the CPU)."""
+        if ticket.task is not None:
+            return self._run_task(ticket)
         job = ticket.job
         if ticket.cancel.is_set():
             self._finish(ticket, CANCELED, error=None, result=Cancelled())
@@ -153,6 +222,35 @@ class JobQueue:
         finally:
             self.metrics.running.dec()
 
+    def _run_task(self, ticket: Ticket) -> None:
+        t0 = time.time()
+        self.metrics.running.inc()
+        try:
+            if ticket.cancel.is_set():  # its client left while it waited
+                raise Cancelled()
+            result = ticket.task(ticket)
+        except BaseException as exc:  # the task's client hears of it; the worker goes on
+            status = CANCELED if isinstance(exc, Cancelled) else FAILED
+            outcome: Any = exc
+        else:
+            status, outcome = SUCCEEDED, result
+        finally:
+            self.metrics.running.dec()
+        self._count(status, time.time() - t0)
+        with self._cond:
+            self._tickets.pop(ticket.job.id, None)
+        if isinstance(outcome, BaseException):
+            ticket.future.set_exception(outcome)
+        else:
+            ticket.future.set_result(outcome)
+
+    def _count(self, status: str, elapsed: float | None) -> None:
+        self.metrics.finished.labels(status).inc()
+        if elapsed is not None:
+            self.metrics.job_seconds.observe(elapsed)
+            if status == SUCCEEDED:
+                self._mean_s = 0.8 * self._mean_s + 0.2 * elapsed
+
     def _save(self, ticket: Ticket, record: GenerationRecord, t0: float) -> None:
         try:
             self.store.save_outputs(ticket.job, record)
@@ -165,10 +263,10 @@ class JobQueue:
         if isinstance(exc, Cancelled):
             self._finish(ticket, CANCELED, None, exc, t0)
         elif isinstance(exc, UserError):
-            self._finish(ticket, FAILED, exc.message, exc, t0)
+            self._finish(ticket, FAILED, scrub_paths(exc.message), exc, t0)
         else:  # a bug, a library failure or a full disk: the job fails, the server goes on
             log.error("job %s failed", ticket.job.id, exc_info=exc)
-            self._finish(ticket, FAILED, f"internal error: {type(exc).__name__}: {exc}", exc, t0)
+            self._finish(ticket, FAILED, scrub_paths(f"internal error: {type(exc).__name__}: {exc}"), exc, t0)
 
     def _progress(self, ticket: Ticket, progress: Progress) -> None:
         step, total = int(progress.step), int(progress.total)
@@ -190,11 +288,7 @@ class JobQueue:
             log.error("job %s: its record cannot be written", ticket.job.id, exc_info=exc)
             status, result = FAILED, exc
             self.store.update(ticket.job, persist=False, status=FAILED, error=f"the job record cannot be written: {exc}")
-        self.metrics.finished.labels(status).inc()
-        if elapsed is not None:
-            self.metrics.job_seconds.observe(elapsed)
-            if status == SUCCEEDED:
-                self._mean_s = 0.8 * self._mean_s + 0.2 * elapsed
+        self._count(status, elapsed)
         with self._cond:
             self._tickets.pop(ticket.job.id, None)
         if isinstance(result, BaseException):

@@ -51,10 +51,13 @@ async def sd15_inpainting(request: Request) -> Response:
                                   model=served.ref, scheduler=scheduler, steps=steps, guidance=guidance,
                                   strength=strength, seed=seed, batch_size=samples, width=width, height=height)
     policy = request.app.state.fetch_policy
-    image = await image_from_value(required(body, "image"), "image", policy)
-    mask = dispatch.mask_for(image, await image_from_value(required(body, "mask"), "mask", policy), "mask")
     options = dispatch.load_options(body.get("safety_checker"), params.model, "safety_checker")
-    job, _ = await dispatch.run(request, "segmind", GenerationRequest(params, image.pixels, mask, options=options), NAMES)
+    image_value, mask_value = required(body, "image"), required(body, "mask")
+    async with dispatch.admitted(request) as slot:
+        image = await image_from_value(image_value, "image", policy)
+        mask = dispatch.mask_for(image, await image_from_value(mask_value, "mask", policy), "mask")
+        job, _ = await dispatch.run(request, "segmind", GenerationRequest(params, image.pixels, mask, options=options),
+                                    NAMES, slot=slot)
     store = request.app.state.store
     headers = {"X-Seeds": ",".join(str(s) for s in job.seeds), "X-Job-Id": job.id}
     if len(job.outputs) == 1:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -10,14 +13,82 @@ from fastapi import Request
 from app.server.errors import ApiError, bad_field
 
 
+#: How deeply a JSON body may nest: the deepest shape any route takes is 3 (``input`` of a
+#: prediction holding a list); 32 leaves room for clients' extras without letting a 100,000-deep
+#: array reach a recursive walk.
+MAX_JSON_DEPTH = 32
+#: Bodies larger than this are parsed on a worker thread.
+OFF_LOOP_BYTES = 1 << 20
+
+
 async def json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, or a 400 in the route's shape: not JSON, nested deeper than
+    `MAX_JSON_DEPTH`, NaN/Infinity (no JSON number; the error echo could not encode it), or text
+    with a lone surrogate (no UTF-8; it would fail only after the job ran). Its size is already
+    bounded by `app.server.app.BodyLimit`."""
+    raw = await request.body()
+    if len(raw) > OFF_LOOP_BYTES:  # tens of MB of base64 would stall every other request
+        return await asyncio.to_thread(parse_json_object, raw)
+    return parse_json_object(raw)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except ValueError:
-        raise ApiError(400, "the request body is not valid JSON", "body", None, "a JSON object") from None
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError as exc:
+        raise ApiError(400, f"the request body is not valid JSON ({_reason(exc)})", "body", None, "a JSON object") from None
     if not isinstance(body, dict):
         raise bad_field("body", type(body).__name__, "a JSON object")
+    _check_tree(body)
     return body
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"{text[:40]} is beyond a double")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _reason(exc: ValueError) -> str:
+    return str(exc)[:120]
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, f"the request body nests deeper than {MAX_JSON_DEPTH} levels", "body", None,
+                    f"JSON nested at most {MAX_JSON_DEPTH} deep")
+
+
+def _check_tree(root: Any) -> None:
+    """Depth and text of every value, without recursion (the walk itself must not overflow)."""
+    stack = [(root, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise _too_deep()
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    _check_text(key)
+                    stack.append((item, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in value)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "the request body holds text with a lone surrogate (\\ud800–\\udfff not in a pair), "
+                            "which is not Unicode text", "body", None, "valid Unicode text") from None
 
 
 def _optional(body: dict[str, Any], key: str, default: Any, fits: Callable[[Any], bool], what: str) -> Any:
