@@ -1,0 +1,82 @@
+"""Every sampler × schedule type pair runs: each pair's scheduler steps a whole denoising loop on
+our sigmas with finite output; a tiny model generates with one pair per sampler, the schedule types
+taken in turn so each is run at least once by a real pipeline."""
+
+import inspect
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from app.core.params import GenerationParams
+from app.core.schedulers import PAIRS, SAMPLERS, compose, schedules_for
+from app.core.sigma_schedules import AUTOMATIC, SCHEDULE_TYPES, schedule_sigmas, sd15_sigmas
+from app.inference.diffusers.schedulers import make_scheduler
+from app.inference.engine import BackendRequest
+
+#: Classes that take one model call per sigma (Heun and DPM2 interleave a second one).
+FIRST_ORDER = ("Euler", "Euler a", "LMS", "DPM++ 2M", "DPM++ 2M SDE", "UniPC", "DDIM")
+
+
+@pytest.fixture(scope="module")
+def base_config(tiny_inpaint_model):
+    return json.loads((tiny_inpaint_model / "scheduler" / "scheduler_config.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_inpaint_model):
+    from app.inference.registry import LoadOptions, load_backend
+
+    return load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu"))
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_pair_steps_a_loop_on_our_sigmas(sampler, base_config):
+    model = sd15_sigmas(base_config["beta_start"], base_config["beta_end"])
+    generator = torch.Generator().manual_seed(0)
+    for schedule in schedules_for(sampler):
+        name = compose(sampler, schedule)
+        sched = make_scheduler(name, base_config)
+        sched.set_timesteps(3)
+        if schedule != AUTOMATIC and sampler in FIRST_ORDER:
+            expected = schedule_sigmas(schedule, 3, model)[:-1]
+            np.testing.assert_allclose(sched.sigmas[: len(expected)].numpy(), expected, rtol=2e-5, err_msg=name)
+        sample = torch.randn((1, 4, 8, 8), generator=generator) * sched.init_noise_sigma
+        noise = {"generator": generator} if "generator" in inspect.signature(sched.step).parameters else {}
+        for t in sched.timesteps:
+            eps = 0.5 * sched.scale_model_input(sample, t)  # a stand-in noise prediction
+            sample = sched.step(eps, t, sample, **noise).prev_sample
+        assert len(sched.timesteps) >= 3 and torch.isfinite(sample).all(), name
+
+
+def test_plms_runs_only_its_own_schedule():
+    assert schedules_for("PNDM") == (AUTOMATIC,)
+    assert all(schedules_for(s) == SCHEDULE_TYPES for s in SAMPLERS if s != "PNDM")
+
+
+# each sampler once, with the schedule types in turn (Automatic is covered by test_schedulers.py)
+_SUBSET = [f"{s} {t}" if s != "PNDM" else s
+           for s, t in zip(SAMPLERS, itertools.cycle(SCHEDULE_TYPES[1:]))] + ["Euler a Beta", "DPM++ 2M DDIM"]
+
+
+def test_subset_covers_every_sampler_and_schedule_type():
+    assert {PAIRS[n][0] for n in _SUBSET} == set(SAMPLERS)
+    assert {PAIRS[n][1] for n in _SUBSET} >= set(SCHEDULE_TYPES[1:])
+
+
+@pytest.mark.parametrize("name", _SUBSET)
+def test_tiny_model_generates_with_the_pair(name, backend):
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 16:48] = 255
+    params = GenerationParams(prompt="a red barn", scheduler=name, steps=2, guidance=1.0, seed=7)
+    steps = []
+    (out,) = backend.generate(BackendRequest(image, mask, params, (7,)), lambda s, t, p: steps.append((s, t)),
+                              lambda: False)
+    used = backend.pipeline_for("inpaint").scheduler
+    assert getattr(used, "schedule", AUTOMATIC) == PAIRS[name][1]
+    assert steps and steps[-1][0] == steps[-1][1]
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8 and out.std() > 0
