@@ -177,6 +177,15 @@ def resolve_sampler(name: str, schedule: str | None = None) -> tuple[str, str] |
     return compose(base, sched or AUTOMATIC), note
 
 
+def schedule_type(name: str) -> str:
+    """Any tool's name for a schedule type ("karras", "sgm_uniform", "Align Your Steps") → ours;
+    `ParamError` on field "schedule" listing ours otherwise."""
+    found = _SCHEDULES.get(_normalise(name)) if isinstance(name, str) else None
+    if found is None:
+        raise ParamError("schedule", name, "one of " + ", ".join(SCHEDULE_TYPES))
+    return found
+
+
 def canonical_name(name: str) -> str:
     """The canonical pair name for any name `resolve_sampler` accepts (pair names, aliases,
     A1111/Forge/ComfyUI/InvokeAI/NovelAI names), case-insensitively; `UnknownSchedulerError`
