@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from app.core.params import GenerationParams
-from app.core.schedulers import PAIRS, SAMPLERS, compose, schedules_for
+from app.core.schedulers import PAIRS, SAMPLERS, canonical_name, compose, schedules_for
 from app.core.sigma_schedules import AUTOMATIC, SCHEDULE_TYPES, schedule_sigmas, sd15_sigmas
 from app.inference.diffusers.schedulers import make_scheduler
 from app.inference.engine import BackendRequest
@@ -80,3 +80,36 @@ def test_tiny_model_generates_with_the_pair(name, backend):
     assert getattr(used, "schedule", AUTOMATIC) == PAIRS[name][1]
     assert steps and steps[-1][0] == steps[-1][1]
     assert out.shape == (64, 64, 3) and out.dtype == np.uint8 and out.std() > 0
+
+
+def test_every_pair_is_written_and_recalled_as_the_same_pair(tmp_path):
+    """Through a saved PNG, from our JSON record and from the A1111 text alone (as other tools read it)."""
+    from PIL import Image, PngImagePlugin
+
+    from app.core import metadata
+    from app.core.imageio import save_image
+    from app.core.sdmeta import read_metadata
+
+    for name, (sampler, schedule) in PAIRS.items():
+        params = GenerationParams(prompt="a cat", model="sd15.safetensors", scheduler=name, seed=5)
+        path = save_image(tmp_path / "out.png", np.zeros((8, 8, 3), np.uint8), params=params)
+        assert read_metadata(path).params.scheduler == name
+        text = metadata.format_a1111(params, 512, 512)
+        assert f"Sampler: {'PLMS' if sampler == 'PNDM' else sampler}, Schedule type: {schedule}," in text
+        info = PngImagePlugin.PngInfo()
+        info.add_text("parameters", text)
+        Image.new("RGB", (8, 8)).save(tmp_path / "a1111.png", pnginfo=info)
+        report = read_metadata(tmp_path / "a1111.png")
+        assert report.params.scheduler == name and not report.notes, (name, report.notes)
+
+
+def test_api_shapes_take_the_pair():
+    from app.server import a1111, segmind
+
+    assert a1111._sampler({"sampler_name": "Euler a", "scheduler": "Karras"}) == "Euler a Karras"
+    assert a1111._sampler({"sampler_name": "DPM++ 2M", "scheduler": "sgm_uniform"}) == "DPM++ 2M SGM Uniform"
+    assert a1111._sampler({"sampler_name": "DPM++ 2M Karras"}) == "DPM++ 2M Karras"  # the pre-1.9 combined name
+    # Segmind's fixed names each name one pair
+    assert {n: PAIRS[canonical_name(n)] for n in ("DPM2 a Karras", "DPM Multi", "Euler a")} == {
+        "DPM2 a Karras": ("DPM2 a", "Karras"), "DPM Multi": ("DPM++ 2M", "Automatic"), "Euler a": ("Euler a", "Automatic")}
+    assert all(canonical_name(n) in PAIRS for n in segmind.SCHEDULERS)
