@@ -113,3 +113,15 @@ def test_api_shapes_take_the_pair():
     assert {n: PAIRS[canonical_name(n)] for n in ("DPM2 a Karras", "DPM Multi", "Euler a")} == {
         "DPM2 a Karras": ("DPM2 a", "Karras"), "DPM Multi": ("DPM++ 2M", "Automatic"), "Euler a": ("Euler a", "Automatic")}
     assert all(canonical_name(n) in PAIRS for n in segmind.SCHEDULERS)
+
+
+@pytest.mark.parametrize("name", ["Euler a Karras", "DPM2 a Exponential", "LCM Beta", "DDIM Simple"])
+def test_img2img_starts_part_way_down_our_sigmas(name, backend):
+    """Strength < 1 enters the schedule part way: the noise is added at one of our timesteps."""
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    mask = np.full((64, 64), 255, np.uint8)
+    params = GenerationParams(prompt="a red barn", scheduler=name, steps=4, guidance=1.0, seed=7, mode="img2img",
+                              strength=0.5)
+    (out,) = backend.generate(BackendRequest(image, mask, params, (7,)), lambda s, t, p: None, lambda: False)
+    assert out.shape == (64, 64, 3) and out.std() > 0
