@@ -77,7 +77,7 @@ ALIASES: dict[str, str] = {
     "KLMS": "LMS",
 }
 
-#: Every pair's name (what backends accept and the API lists); the window offers the two parts.
+#: Every pair's name (what a diffusion backend accepts: `Capabilities.schedulers`); the window offers the two parts.
 SCHEDULER_NAMES: tuple[str, ...] = tuple(PAIRS)
 SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)
 ALL_NAMES: tuple[str, ...] = SCHEDULER_NAMES + tuple(ALIASES)
