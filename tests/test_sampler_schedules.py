@@ -125,3 +125,15 @@ def test_img2img_starts_part_way_down_our_sigmas(name, backend):
                               strength=0.5)
     (out,) = backend.generate(BackendRequest(image, mask, params, (7,)), lambda s, t, p: None, lambda: False)
     assert out.shape == (64, 64, 3) and out.std() > 0
+
+
+def test_kl_optimal_ends_at_sigma_min_as_a1111_where_the_class_can(base_config):
+    model = sd15_sigmas(base_config["beta_start"], base_config["beta_end"])
+    expected = schedule_sigmas("KL Optimal", 6, model)  # 7 sigmas, the last σ_min
+    for name in ("Euler KL Optimal", "DPM++ 2M KL Optimal", "DDIM KL Optimal"):
+        sched = make_scheduler(name, base_config)
+        sched.set_timesteps(6)
+        np.testing.assert_allclose(sched.sigmas.numpy(), expected, rtol=2e-5, err_msg=name)
+    unipc = make_scheduler("UniPC KL Optimal", base_config)
+    unipc.set_timesteps(6)
+    assert unipc.sigmas[-1] == 0  # its "sigma_min" would repeat the last sigma: it ends at zero

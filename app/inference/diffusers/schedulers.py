@@ -10,7 +10,8 @@ the class's sigmas with ours (`app.core.sigma_schedules`, computed as A1111 comp
 * LCM takes timesteps: ours are the nearest training timesteps of the sigmas;
 * DDIM with η=0 is Euler on the same sigmas (as ComfyUI runs "ddim"), so it runs as that.
 
-The schedule's last sigma is the class's own (zero), so KL Optimal ends at 0, not A1111's σ_min.
+The last sigma is the class's own final one: zero, except KL Optimal, which ends at σ_min as in
+A1111 where the class can (Euler, DPM++ and so DDIM); elsewhere it ends at zero.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from app.core.schedulers import scheduler_spec
 from app.core.sigma_schedules import AUTOMATIC
 
 _EULER_FOR = {"DDIMScheduler": "EulerDiscreteScheduler"}
+#: Classes whose ``final_sigmas_type="sigma_min"`` is the model's σ_min (UniPC's repeats its last sigma).
+_MODEL_SIGMA_MIN_FINAL = ("EulerDiscreteScheduler", "DPMSolverMultistepScheduler", "DPMSolverSinglestepScheduler")
 _SIGMA_FLAGS = ("use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas", "use_flow_sigmas")
 
 
@@ -94,5 +97,8 @@ def make_scheduler(name: str, base_config):
     cls_name, kwargs, schedule = scheduler_spec(name)
     if schedule == AUTOMATIC:
         return getattr(diffusers, cls_name).from_config(base_config, **kwargs)
-    cls, flags = _subclass(getattr(diffusers, _EULER_FOR.get(cls_name, cls_name)), schedule)
+    base = _EULER_FOR.get(cls_name, cls_name)
+    cls, flags = _subclass(getattr(diffusers, base), schedule)
+    if schedule == "KL Optimal" and base in _MODEL_SIGMA_MIN_FINAL:
+        flags["final_sigmas_type"] = "sigma_min"  # A1111's KL Optimal ends at σ_min, not at zero
     return cls.from_config(base_config, **kwargs, **flags)
