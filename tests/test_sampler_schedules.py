@@ -39,16 +39,18 @@ def test_every_pair_steps_a_loop_on_our_sigmas(sampler, base_config):
     for schedule in schedules_for(sampler):
         name = compose(sampler, schedule)
         sched = make_scheduler(name, base_config)
-        sched.set_timesteps(3)
+        sched.set_timesteps(7)  # A1111's DDIM schedule gives 8 steps here: a count the class did not plan
+        if hasattr(sched, "set_begin_index"):
+            sched.set_begin_index(0)  # as the pipelines do
         if schedule != AUTOMATIC and sampler in FIRST_ORDER:
-            expected = schedule_sigmas(schedule, 3, model)[:-1]
+            expected = schedule_sigmas(schedule, 7, model)[:-1]
             np.testing.assert_allclose(sched.sigmas[: len(expected)].numpy(), expected, rtol=2e-5, err_msg=name)
         sample = torch.randn((1, 4, 8, 8), generator=generator) * sched.init_noise_sigma
         noise = {"generator": generator} if "generator" in inspect.signature(sched.step).parameters else {}
         for t in sched.timesteps:
             eps = 0.5 * sched.scale_model_input(sample, t)  # a stand-in noise prediction
             sample = sched.step(eps, t, sample, **noise).prev_sample
-        assert len(sched.timesteps) >= 3 and torch.isfinite(sample).all(), name
+        assert len(sched.timesteps) >= 7 and torch.isfinite(sample).all(), name
 
 
 def test_plms_runs_only_its_own_schedule():

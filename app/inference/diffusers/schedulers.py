@@ -52,6 +52,11 @@ class _ViaKarras(_GivenSchedule):
     def _convert_to_karras(self, in_sigmas, num_inference_steps=None):
         return self.schedule_sigmas(num_inference_steps or self.num_inference_steps)
 
+    def set_timesteps(self, *args, **kwargs):
+        super().set_timesteps(*args, **kwargs)
+        if hasattr(self, "order_list"):  # DPM++ SDE plans its orders per step: A1111's DDIM may give one more
+            self.order_list = self.get_order_list(len(self.timesteps))
+
 
 class _SetAfter(_GivenSchedule):
     """For Euler ancestral: its own setup, then our sigmas and their timesteps."""
