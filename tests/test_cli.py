@@ -150,7 +150,7 @@ BAD_CASES = {
     "width not multiple of 8": (["--width", "300"], "--width 300 is not valid: must be a multiple of 8"),
     "unknown inpaint area": (["--inpaint-area", "half"], "--inpaint-area 'half' is not valid: one of masked, whole"),
     "unknown colour match": (["--color-match", "sometimes"], "--color-match 'sometimes' is not valid: one of auto, on, off"),
-    "unknown scheduler": (["--scheduler", "Euler b"], "--scheduler 'Euler b' is not valid: one of DDIM"),
+    "unknown scheduler": (["--scheduler", "Euler b"], "--scheduler 'Euler b' is not valid: a sampler (DDIM"),
     "output not png": (["-o", "{dir}/out.jpg"], "the output is a PNG file"),
     "output folder missing": (["-o", "{dir}/no/such/out.png"], "does not exist"),
     "model not found": (["--model", "{dir}/no-model", "--prompt", "a cat"], "model not found"),

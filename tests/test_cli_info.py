@@ -7,12 +7,15 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image, PngImagePlugin
 from test_cli import run_cli
 
+from app.cli.errors import CliError
 from app.cli.generate import params_from_args
 from app.cli.main import build_parser, main
 from app.core.imageio import save_image
+from app.core.metadata import format_a1111
 from app.core.params import GenerationParams
 
 DATA = Path(__file__).parent / "data" / "metadata"
@@ -54,7 +57,7 @@ def test_info_text_offers_comfyui_samplers_and_reads_the_chosen_one(tmp_path, ca
     assert "(--sampler 3): KSampler #3: seed 8" in out
     assert main(["info", "--sampler", "2", str(tmp_path / "two.png")]) == 0
     out = capsys.readouterr().out
-    assert "recall sets:" in out and "scheduler=Euler Karras" in out and "seed=7" in out
+    assert "recall sets:" in out and "sampler=Euler, schedule_type=Karras" in out and "seed=7" in out
 
 
 def test_info_on_a_missing_file_fails_with_one_line(tmp_path, capsys):
@@ -65,7 +68,24 @@ def test_info_on_a_missing_file_fails_with_one_line(tmp_path, capsys):
 
 
 def test_scheduler_option_accepts_every_name_recall_accepts():
-    for name, canonical in (("euler_ancestral_karras", "Euler a"), ("dpmpp_2m_sde_karras", "DPM++ 2M SDE Karras"),
+    for name, canonical in (("euler_ancestral_karras", "Euler a Karras"), ("dpmpp_2m_sde_karras", "DPM++ 2M SDE Karras"),
                             ("Euler Karras", "Euler Karras"), ("k_dpmpp_2m", "DPM++ 2M")):
         ns = build_parser().parse_args(["inpaint", "-i", "x.png", "-m", "m.png", "-o", "o.png", "--scheduler", name])
         assert params_from_args(ns, "inpaint").scheduler == canonical
+
+
+def test_schedule_option_sets_the_pair_written_to_the_png():
+    def params(*args):
+        ns = build_parser().parse_args(["inpaint", "-i", "x.png", "-m", "m.png", "-o", "o.png", *args])
+        return params_from_args(ns, "inpaint")
+
+    assert params("--scheduler", "Euler a", "--schedule", "Karras").scheduler == "Euler a Karras"
+    assert params("--scheduler", "dpmpp_2m_karras", "--schedule", "sgm_uniform").scheduler == "DPM++ 2M SGM Uniform"
+    assert params("--scheduler", "Euler a Karras", "--schedule", "Automatic").scheduler == "Euler a"
+    assert params("--schedule", "Align Your Steps").scheduler == "DPM++ 2M Align Your Steps"  # default sampler
+    p = params("--scheduler", "Euler a", "--schedule", "Karras")
+    assert "Sampler: Euler a, Schedule type: Karras," in format_a1111(p.replace(model="sd15.safetensors"), 512, 512)
+    with pytest.raises(CliError, match="--schedule 'Cosine' is not valid with Euler a: one of Automatic, Uniform"):
+        params("--scheduler", "Euler a", "--schedule", "Cosine")
+    with pytest.raises(CliError, match="with PNDM: one of Automatic$"):
+        params("--scheduler", "PLMS", "--schedule", "Karras")

@@ -155,7 +155,7 @@ def test_classical_run_gives_one_candidate_and_records_no_sampler_fields(qtbot, 
     w.document.fill_rect(Bounds(100, 100, 30, 30))
     w.set_params(w.current_params().replace(model="builtin:telea", batch_size=3, seed=99, steps=40, scheduler="Euler a"))
     panel = w.params_panel
-    assert not any(x.isEnabled() for x in (panel.batch, panel.seed, panel.steps, panel.scheduler, panel.lock_seed))
+    assert not any(x.isEnabled() for x in (panel.batch, panel.seed, panel.steps, panel.scheduler, panel.schedule, panel.lock_seed))
     with qtbot.waitSignal(w.generation_finished, timeout=20000) as blocker:
         assert w.generate()
     record = blocker.args[0]

@@ -94,9 +94,12 @@ def test_odd_values_are_clamped_or_kept_aside_never_raise():
 def test_sampler_names_are_written_as_a1111_1_9_writes_them():
     assert "Sampler: PLMS, Schedule type: Automatic" in metadata.format_a1111(GenerationParams(scheduler="PNDM", model="sd15.safetensors"), 8, 8)
     assert metadata.a1111_sampler("DPM++ 2M SDE Karras") == ("DPM++ 2M SDE", "Karras")
-    # A1111's "Automatic" would mean Karras for DPM++ 2M: a plain schedule is written as Uniform.
-    assert metadata.a1111_sampler("DPM++ 2M") == ("DPM++ 2M", "Uniform")
-    assert metadata.a1111_sampler("K_EULER_ANCESTRAL") == ("Euler a", "Uniform")
+    # the pair we ran, which reading gives back: Automatic is the sampler's own schedule
+    assert metadata.a1111_sampler("DPM++ 2M") == ("DPM++ 2M", "Automatic")
+    assert metadata.a1111_sampler("K_EULER_ANCESTRAL") == ("Euler a", "Automatic")
+    assert metadata.a1111_sampler("Euler a Karras") == ("Euler a", "Karras")
+    assert "Sampler: Euler a, Schedule type: Karras," in metadata.format_a1111(
+        GenerationParams(scheduler="Euler a Karras", model="sd15.safetensors"), 8, 8)
 
 
 def _png_with(**texts: str) -> Image.Image:

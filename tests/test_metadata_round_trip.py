@@ -69,7 +69,7 @@ def test_a1111_reads_our_sampler_schedule_and_64_bit_seed(scheduler):
     assert res["Sampler"] in A1111_SAMPLERS and res["Schedule type"] in A1111_SCHEDULES
     assert (res["Seed"], res["Steps"], res["CFG scale"], res["Denoising strength"]) == (str(2**64 - 2), "33", "6.5", "0.8")
     assert (res["Size-1"], res["Size-2"]) == ("512", "768")
-    # A1111's pair names the same table entry again (Euler a Karras aside, none is approximate)
+    # A1111's pair names the same pair again
     assert resolve_sampler(res["Sampler"], res["Schedule type"]) == (scheduler, "")
 
 
@@ -90,17 +90,19 @@ def test_sd_parsers_reads_the_files_we_write(tmp_path, suffix):
 
 
 @pytest.mark.parametrize("name, schedule, expected", [
-    ("Euler Ancestral Karras", None, "Euler a"), ("euler_ancestral_karras", None, "Euler a"),
-    ("euler_ancestral", "karras", "Euler a"), ("Euler a", "Karras", "Euler a"),
-    ("euler", "karras", "Euler Karras"), ("Euler Karras", None, "Euler Karras"), ("euler", "normal", "Euler"),
-    ("euler", "simple", "Euler"), ("dpmpp_2m", "karras", "DPM++ 2M Karras"), ("dpmpp_2m_karras", None, "DPM++ 2M Karras"),
+    ("Euler Ancestral Karras", None, "Euler a Karras"), ("euler_ancestral_karras", None, "Euler a Karras"),
+    ("euler_ancestral", "karras", "Euler a Karras"), ("Euler a", "Karras", "Euler a Karras"),
+    ("euler", "karras", "Euler Karras"), ("Euler Karras", None, "Euler Karras"), ("euler", "normal", "Euler Normal"),
+    ("euler", "simple", "Euler Simple"), ("dpmpp_2m", "karras", "DPM++ 2M Karras"), ("dpmpp_2m_karras", None, "DPM++ 2M Karras"),
     ("DPM++ 2M", "Karras", "DPM++ 2M Karras"), ("DPM++ 2M Karras", "Automatic", "DPM++ 2M Karras"),
     ("dpmpp_2m_sde", "karras", "DPM++ 2M SDE Karras"), ("dpmpp_2m_sde_gpu", "exponential", "DPM++ 2M SDE Exponential"),
     ("DPM++ 2M SDE Karras", None, "DPM++ 2M SDE Karras"), ("dpmpp_sde", "karras", "DPM++ SDE Karras"),
     ("heun", "karras", "Heun Karras"), ("lms", "karras", "LMS Karras"), ("dpm_2_ancestral", "karras", "DPM2 a Karras"),
-    ("uni_pc", "normal", "UniPC"), ("ddim", "ddim_uniform", "DDIM"), ("PLMS", None, "PNDM"), ("lcm", "sgm_uniform", "LCM"),
+    ("uni_pc", "normal", "UniPC Normal"), ("ddim", "ddim_uniform", "DDIM DDIM"), ("PLMS", None, "PNDM"),
+    ("lcm", "sgm_uniform", "LCM SGM Uniform"), ("Euler a", "Align Your Steps", "Euler a Align Your Steps"),
+    ("euler", "kl_optimal", "Euler KL Optimal"), ("dpmpp_2m", "beta", "DPM++ 2M Beta"), ("PLMS", "Karras", "PNDM"),
     ("k_euler_ancestral", None, "Euler a"), ("k_dpmpp_2m", None, "DPM++ 2M"), ("dpmpp_2m_k", None, "DPM++ 2M Karras"),
-    ("kdpm_2_a", None, "DPM2 a"), ("sample_dpmpp_2m", "normal", "DPM++ 2M"), ("K_EULER", None, "Euler"),
+    ("kdpm_2_a", None, "DPM2 a"), ("sample_dpmpp_2m", "normal", "DPM++ 2M Normal"), ("K_EULER", None, "Euler"),
 ])
 def test_every_tools_sampler_name_maps_to_one_table_entry(name, schedule, expected):
     assert resolve_sampler(name, schedule)[0] == expected

@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import pytest
 from PySide6.QtCore import Qt
 
-from app.core.schedulers import SCHEDULER_NAMES
+from app.core.schedulers import SAMPLER_NAMES
+from app.core.sigma_schedules import SCHEDULE_TYPES
 from app.core.params import SEED_MAX, GenerationParams
 from app.widgets.model_picker import ModelPicker
 from app.widgets.params_panel import ParamsPanel
@@ -40,10 +41,24 @@ def test_every_field_round_trips(panel):
     assert panel.validation_message() == ""
 
 
-def test_scheduler_list_is_the_inference_table(panel):
-    assert [panel.scheduler.itemData(i) for i in range(panel.scheduler.count())] == list(SCHEDULER_NAMES)
-    panel.set_params(GenerationParams(scheduler="K_EULER_ANCESTRAL"))  # an alias recalled from a PNG stays selectable
-    assert panel.params().scheduler == "K_EULER_ANCESTRAL"
+def test_sampler_and_schedule_lists_are_the_inference_tables(panel):
+    assert [panel.scheduler.itemData(i) for i in range(panel.scheduler.count())] == list(SAMPLER_NAMES)
+    assert [panel.schedule.itemData(i) for i in range(panel.schedule.count())] == list(SCHEDULE_TYPES)
+    panel.set_params(GenerationParams(scheduler="K_EULER_ANCESTRAL"))  # an alias recalled from a PNG: its pair
+    assert (panel.scheduler.currentText(), panel.schedule.currentText()) == ("Euler a", "Automatic")
+    assert panel.params().scheduler == "Euler a"
+
+
+def test_the_pair_picked_is_the_pair_carried_and_recalled(panel):
+    panel.set_model("sd15.safetensors", classical=False)
+    panel.scheduler.setCurrentIndex(panel.scheduler.findData("Euler a"))
+    panel.schedule.setCurrentIndex(panel.schedule.findData("Karras"))
+    assert panel.params().scheduler == "Euler a Karras"
+    panel.set_params(GenerationParams(scheduler="DPM++ 2M SGM Uniform"))
+    assert (panel.scheduler.currentText(), panel.schedule.currentText()) == ("DPM++ 2M", "SGM Uniform")
+    assert panel.params().scheduler == "DPM++ 2M SGM Uniform" and panel.schedule.isEnabled()
+    panel.scheduler.setCurrentIndex(panel.scheduler.findData("PNDM"))  # PLMS: its own schedule only
+    assert not panel.schedule.isEnabled() and panel.params().scheduler == "PNDM"
 
 
 def test_out_of_range_values_cannot_be_entered(qtbot, panel):

@@ -102,6 +102,9 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
         + (f" (default: {DEFAULT_MODEL})" if mode == "inpaint" else " (required)"),
     )
     g.add_argument("--scheduler", metavar="NAME", help=f"sampler name as any SD tool writes it, e.g. 'Euler a', 'DDIM', 'DPM++ 2M Karras', 'dpmpp_2m_sde_karras' (default: {d.scheduler})")
+    g.add_argument("--schedule", metavar="TYPE", help="the sampler's schedule type, as A1111's 'Schedule type': "
+                   "Automatic, Uniform, Karras, Exponential, Polyexponential, 'SGM Uniform', 'KL Optimal', "
+                   "'Align Your Steps', Simple, Normal, DDIM or Beta (default: the one --scheduler names, else Automatic)")
     g.add_argument("--steps", type=int, metavar="N", help=f"denoising steps, 1–150 (default: {d.steps})")
     g.add_argument("--guidance", type=float, metavar="CFG", help=f"CFG scale, 0–30 (default: {d.guidance:g})")
     g.add_argument(
@@ -146,13 +149,23 @@ def params_from_args(ns: argparse.Namespace, mode: str) -> GenerationParams:
     kwargs.setdefault("strength", default_strength(mode))
     if mode == "img2img" and "model" not in kwargs:
         raise CliError("img2img needs a diffusion model: give --model (see 'inpaint-studio models')")
+    from app.core import schedulers  # data only, no torch: a typo fails before any work
+
     try:
         params = GenerationParams(**kwargs).validate()
-        from app.core import schedulers  # data only, no torch: a typo fails before any work
-
         params = params.replace(scheduler=schedulers.canonical_name(params.scheduler))
     except ParamError as exc:
         raise _param_error(exc) from None
+    if getattr(ns, "schedule", None):  # overrides a schedule the --scheduler name carries
+        sampler = schedulers.split(params.scheduler)[0]
+        allowed = schedulers.schedules_for(sampler)
+        try:
+            schedule = schedulers.schedule_type(ns.schedule)
+        except ParamError:
+            schedule = None
+        if schedule not in allowed:
+            raise CliError(f"--schedule {ns.schedule!r} is not valid with {sampler}: one of " + ", ".join(allowed))
+        params = params.replace(scheduler=schedulers.compose(sampler, schedule))
     return params
 
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from app.core.schedulers import PAIRS
 from app.core.sdmeta import MetadataReport, read_metadata
 
 EXIT_OK = 0
@@ -58,6 +59,8 @@ def describe(path: str, report: MetadataReport, models: dict[str, str]) -> dict[
     recalled = {}
     if report.params is not None:
         recalled = {name: getattr(report.params, name) for name in sorted(report.fields_set)}
+        if recalled.get("scheduler") in PAIRS:  # shown as A1111 shows it: the sampler, then its schedule type
+            recalled["sampler"], recalled["schedule_type"] = PAIRS[recalled["scheduler"]]
     return {
         "file": str(path),
         "format": report.format,
@@ -85,7 +88,8 @@ def _text(row: dict[str, Any]) -> str:
     for sampler in row["samplers"]:
         lines.append(f"  sampler to choose (--sampler {sampler['node']}): {sampler['label']}")
     if row["recall"]:
-        lines.append("  recall sets: " + ", ".join(f"{k}={_one_line(v)[:40]}" for k, v in row["recall"].items()))
+        shown = {k: v for k, v in row["recall"].items() if k != "scheduler" or "sampler" not in row["recall"]}
+        lines.append("  recall sets: " + ", ".join(f"{k}={_one_line(v)[:40]}" for k, v in shown.items()))
     lines += [f"  note: {n}" for n in row["notes"]]
     if row["can_rerun"]:
         lines.append("  can be re-run here: yes")

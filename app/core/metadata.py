@@ -26,7 +26,7 @@ from typing import Any
 
 from PIL import Image
 
-from app.core.schedulers import canonical_name
+from app.core.schedulers import split
 from app.core.params import CLASSICAL_MODELS, GenerationParams, ParamError
 from app.core.sdmeta import read_metadata
 from app.core.sdmeta.a1111 import parse_fields
@@ -36,24 +36,18 @@ from app.core.sdmeta.sources import collect_texts
 A1111_KEY = "parameters"
 JSON_KEY = "inpaint-studio"
 
-#: Table names whose A1111 sampler name differs; the noise schedule goes to "Schedule type".
+#: Sampler names whose A1111 name differs.
 _A1111_SAMPLER = {"PNDM": "PLMS"}
-_A1111_SCHEDULES = ("Karras", "Exponential")
-#: Samplers A1111 runs through k-diffusion: there "Automatic" means the sampler's preferred
-#: schedule (Karras for DPM++ 2M), so a plain one is written as "Uniform", its evenly spaced sigmas.
-_K_DIFFUSION = ("Euler", "Euler a", "LMS", "Heun", "DPM2", "DPM2 a", "DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE")
 
 
 def a1111_sampler(scheduler: str) -> tuple[str, str]:
-    """Our scheduler (any accepted name) → (A1111 "Sampler", A1111 ≥ 1.9 "Schedule type")."""
+    """Our scheduler (any accepted name) → (A1111 "Sampler", A1111 ≥ 1.9 "Schedule type"): the
+    pair we ran, which reading gives back ("Automatic": the sampler's own diffusers schedule)."""
     try:
-        name = canonical_name(scheduler)
+        sampler, schedule = split(scheduler)
     except ParamError:
         return scheduler, "Automatic"
-    for schedule in _A1111_SCHEDULES:
-        if name.endswith(" " + schedule):
-            return name[: -len(schedule) - 1], schedule
-    return _A1111_SAMPLER.get(name, name), "Uniform" if name in _K_DIFFUSION else "Automatic"
+    return _A1111_SAMPLER.get(sampler, sampler), schedule
 
 #: A1111's fields naming the LoRAs and embeddings of a run with short hashes ("name: hash, …").
 NETWORK_HASH_FIELDS = ("Lora hashes", "TI hashes")
@@ -95,7 +89,7 @@ def format_a1111(params: GenerationParams, width: int, height: int) -> str:
         "Denoising strength": _num(params.strength),
     }
     if params.is_classical:  # no sampling: seed, steps, sampler, CFG and strength decided nothing
-        for key in ("Steps", "Sampler", "CFG scale", "Seed", "Denoising strength"):
+        for key in ("Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Denoising strength"):
             del fields[key]
     if params.mode == "inpaint" or params.is_classical:  # a classical method only inpaints
         fields["Mask blur"] = params.mask_blur

@@ -1,7 +1,10 @@
-"""The scheduler table: every name and alias users know, mapped to a diffusers class and kwargs.
+"""The scheduler table: every sampler × schedule type pair, and every name users know for one.
 
-Kept as data in one module so the UI, the CLI and the PNG metadata agree on names. Importing it
-does not import torch or diffusers (the UI lists `SCHEDULER_NAMES`); `app.inference.diffusers.backend.make_scheduler` does.
+A scheduler name is a sampler, optionally followed by a schedule type (`app.core.sigma_schedules`):
+"Euler a Karras", "DPM++ 2M SGM Uniform"; the sampler alone means its own schedule ("Automatic"),
+so the combined names of earlier versions ("DPM++ 2M Karras") are the same pairs. Kept as data in
+one module so the window, the CLI, the APIs and the PNG metadata agree on names. Importing it does
+not import torch or diffusers; `app.inference.diffusers.schedulers.make_scheduler` does.
 """
 
 from __future__ import annotations
@@ -9,44 +12,60 @@ from __future__ import annotations
 from typing import Any
 
 from app.core.params import ParamError
+from app.core.sigma_schedules import AUTOMATIC, SCHEDULE_TYPES
+
 
 class UnknownSchedulerError(ParamError):
     """A scheduler name that is neither a known name nor an alias; lists the valid names."""
 
-    def __init__(self, name: object, valid: list[str]):
-        super().__init__("scheduler", name, "one of " + ", ".join(valid))
+    def __init__(self, name: object):
+        super().__init__("scheduler", name, "a sampler (" + ", ".join(SAMPLERS) + "), optionally followed by a "
+                         "schedule type (" + ", ".join(SCHEDULE_TYPES[1:]) + "), e.g. 'Euler a Karras'; or one of "
+                         + ", ".join(ALIASES))
 
 
-KARRAS = {"use_karras_sigmas": True}
-EXPONENTIAL = {"use_exponential_sigmas": True}
 #: k-diffusion's DPM++ 2M SDE is diffusers' multistep solver in its SDE variant.
 SDE = {"algorithm_type": "sde-dpmsolver++"}
 
-#: Canonical name → (diffusers class name, extra kwargs for ``Cls.from_config``).
-SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
+#: Sampler (A1111's name, PLMS as "PNDM") → (diffusers class name, extra kwargs for ``Cls.from_config``).
+SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "DDIM": ("DDIMScheduler", {}),
     "PNDM": ("PNDMScheduler", {}),
     "LMS": ("LMSDiscreteScheduler", {}),
-    "LMS Karras": ("LMSDiscreteScheduler", KARRAS),
     "Euler": ("EulerDiscreteScheduler", {}),
-    "Euler Karras": ("EulerDiscreteScheduler", KARRAS),
     "Euler a": ("EulerAncestralDiscreteScheduler", {}),
     "Heun": ("HeunDiscreteScheduler", {}),
-    "Heun Karras": ("HeunDiscreteScheduler", KARRAS),
     "DPM2": ("KDPM2DiscreteScheduler", {}),
     "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {}),
-    "DPM2 Karras": ("KDPM2DiscreteScheduler", KARRAS),
-    "DPM2 a Karras": ("KDPM2AncestralDiscreteScheduler", KARRAS),
     "DPM++ 2M": ("DPMSolverMultistepScheduler", {}),
-    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", KARRAS),
     "DPM++ SDE": ("DPMSolverSinglestepScheduler", {}),
-    "DPM++ SDE Karras": ("DPMSolverSinglestepScheduler", KARRAS),
     "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", SDE),
-    "DPM++ 2M SDE Karras": ("DPMSolverMultistepScheduler", SDE | KARRAS),
-    "DPM++ 2M SDE Exponential": ("DPMSolverMultistepScheduler", SDE | EXPONENTIAL),
     "UniPC": ("UniPCMultistepScheduler", {}),
     "LCM": ("LCMScheduler", {}),
 }
+#: PNDM (PLMS) steps a fixed timestep grid and takes neither sigmas nor timesteps: its own schedule only.
+FIXED_SCHEDULE = ("PNDM",)
+
+
+def schedules_for(sampler: str) -> tuple[str, ...]:
+    """The schedule types ``sampler`` runs with."""
+    return (AUTOMATIC,) if sampler in FIXED_SCHEDULE else SCHEDULE_TYPES
+
+
+def compose(sampler: str, schedule: str = AUTOMATIC) -> str:
+    """(sampler, schedule type) → the one scheduler name params carry: "Euler a Karras"; the
+    sampler alone for Automatic, so the names of earlier versions ("DPM++ 2M Karras") stay."""
+    return sampler if schedule in ("", AUTOMATIC) else f"{sampler} {schedule}"
+
+
+#: Canonical name → (sampler, schedule type), every pair we run, sampler-major in table order.
+PAIRS: dict[str, tuple[str, str]] = {compose(s, t): (s, t) for s in SAMPLERS for t in schedules_for(s)}
+
+
+def split(name: str) -> tuple[str, str]:
+    """Any accepted scheduler name → (sampler, schedule type); `UnknownSchedulerError` otherwise."""
+    return PAIRS[canonical_name(name)]
+
 
 #: Other names for the same entries (diffusers class names, older UI names, k-diffusion names).
 ALIASES: dict[str, str] = {
@@ -58,11 +77,12 @@ ALIASES: dict[str, str] = {
     "KLMS": "LMS",
 }
 
-#: What the UI offers, in table order.
-SCHEDULER_NAMES: tuple[str, ...] = tuple(SCHEDULERS)
+#: Every pair's name (what a diffusion backend accepts: `Capabilities.schedulers`); the window offers the two parts.
+SCHEDULER_NAMES: tuple[str, ...] = tuple(PAIRS)
+SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)
 ALL_NAMES: tuple[str, ...] = SCHEDULER_NAMES + tuple(ALIASES)
 
-_LOOKUP = {n.casefold(): n for n in SCHEDULERS} | {a.casefold(): c for a, c in ALIASES.items()}
+_LOOKUP = {n.casefold(): n for n in PAIRS} | {a.casefold(): c for a, c in ALIASES.items()}
 
 #: Sampler names of other tools, normalised (see `_normalise`), without their noise schedule →
 #: our base entry. A1111/Forge/SD.Next ("DPM++ 2M"), ComfyUI/Fooocus ("dpmpp_2m"), InvokeAI
@@ -106,10 +126,14 @@ _BASES: dict[str, tuple[str, str]] = {
     "lcm": ("LCM", ""),
 }
 
-#: Noise schedules (A1111 suffix, Forge "Schedule type", ComfyUI ``scheduler``, InvokeAI "_k")
-#: → the suffix our table uses; "" = the sampler's own default schedule.
-_SCHEDULES = {"karras": " Karras", "k": " Karras", "exponential": " Exponential", "automatic": "", "normal": "",
-              "simple": "", "uniform": "", "sgm uniform": "", "ddim uniform": "", "beta": "", "default": ""}
+#: Noise schedules of other tools (A1111 suffix, Forge "Schedule type", ComfyUI ``scheduler``,
+#: InvokeAI "_k", NovelAI ``noise_schedule``), normalised → our schedule type. ComfyUI's
+#: "ddim_uniform" is A1111's "DDIM"; "native"/"default" mean the sampler's own (Automatic).
+_SCHEDULES = {"automatic": AUTOMATIC, "default": AUTOMATIC, "native": AUTOMATIC, "uniform": "Uniform",
+              "karras": "Karras", "k": "Karras", "exponential": "Exponential", "polyexponential": "Polyexponential",
+              "sgm uniform": "SGM Uniform", "kl optimal": "KL Optimal", "align your steps": "Align Your Steps",
+              "ays": "Align Your Steps", "simple": "Simple", "normal": "Normal", "ddim": "DDIM",
+              "ddim uniform": "DDIM", "beta": "Beta"}
 
 
 def _normalise(name: str) -> str:
@@ -122,41 +146,58 @@ def _normalise(name: str) -> str:
 
 def resolve_sampler(name: str, schedule: str | None = None) -> tuple[str, str] | None:
     """Any tool's sampler name, with an optional separate noise schedule (Forge's "Schedule
-    type", ComfyUI's ``scheduler``), → (canonical table name, note); None when nothing fits.
+    type", ComfyUI's ``scheduler``), → (canonical pair name, note); None when nothing fits.
     The note is empty when the match is exact, else one line saying what stands in for what."""
     if not isinstance(name, str) or not name.strip():
         return None
     direct = _LOOKUP.get(" ".join(name.split()).casefold())
-    text = _normalise(name)
-    suffix = ""
-    for sched in sorted(_SCHEDULES, key=len, reverse=True):  # "sgm uniform" before "uniform"
-        if text.endswith(" " + sched) and text[: -len(sched) - 1] in _BASES:
-            text, suffix = text[: -len(sched) - 1], _SCHEDULES[sched]
-            break
-    if schedule and not suffix:
-        suffix = _SCHEDULES.get(_normalise(schedule), "")
-    if direct and not suffix:
+    if direct and not schedule:
         return direct, ""
-    base, note = _BASES.get(text, (direct, "")) if text in _BASES or direct else (None, "")
+    text = _normalise(name)
+    sched = ""
+    for known in sorted(_SCHEDULES, key=len, reverse=True):  # "sgm uniform" before "uniform"
+        if text.endswith(" " + known) and text[: -len(known) - 1] in _BASES:
+            text, sched = text[: -len(known) - 1], _SCHEDULES[known]
+            break
+    if direct:
+        text = _normalise(PAIRS[direct][0])
+        sched = sched or PAIRS[direct][1]
+    note = ""
+    if schedule and sched in ("", AUTOMATIC):
+        sched = _SCHEDULES.get(_normalise(schedule), "")
+        if not sched:
+            note = f"schedule type {schedule!r} is not one we run: the sampler's own (Automatic) stands in"
+    base, why = _BASES.get(text, (PAIRS[direct][0] if direct else None, ""))
     if base is None:
         return None
-    if suffix and base + suffix in SCHEDULERS:
-        return base + suffix, note
-    if suffix:
-        note = (note + "; " if note else "") + f"{base} has no{suffix} schedule in diffusers"
-    return base, note
+    note = "; ".join(n for n in (why, note) if n)
+    if sched and sched not in schedules_for(base):
+        note = (note + "; " if note else "") + f"{base} runs only its own schedule, not {sched}"
+        sched = AUTOMATIC
+    return compose(base, sched or AUTOMATIC), note
+
+
+def schedule_type(name: str) -> str:
+    """Any tool's name for a schedule type ("karras", "sgm_uniform", "Align Your Steps") → ours;
+    `ParamError` on field "schedule" listing ours otherwise."""
+    found = _SCHEDULES.get(_normalise(name)) if isinstance(name, str) else None
+    if found is None:
+        raise ParamError("schedule", name, "one of " + ", ".join(SCHEDULE_TYPES))
+    return found
 
 
 def canonical_name(name: str) -> str:
-    """The canonical table name for any name `resolve_sampler` accepts (table names, aliases,
+    """The canonical pair name for any name `resolve_sampler` accepts (pair names, aliases,
     A1111/Forge/ComfyUI/InvokeAI/NovelAI names), case-insensitively; `UnknownSchedulerError`
-    (a `ParamError` on field "scheduler") listing the valid names otherwise."""
+    (a `ParamError` on field "scheduler") naming the samplers and schedule types otherwise."""
     found = resolve_sampler(name) if isinstance(name, str) else None
     if found is None:
-        raise UnknownSchedulerError(name, list(ALL_NAMES))
+        raise UnknownSchedulerError(name)
     return found[0]
 
 
-def scheduler_spec(name: str) -> tuple[str, dict[str, Any]]:
-    cls_name, kwargs = SCHEDULERS[canonical_name(name)]
-    return cls_name, dict(kwargs)
+def scheduler_spec(name: str) -> tuple[str, dict[str, Any], str]:
+    """(diffusers class name, kwargs, schedule type) for any accepted name."""
+    sampler, schedule = split(name)
+    cls_name, kwargs = SAMPLERS[sampler]
+    return cls_name, dict(kwargs), schedule

@@ -19,7 +19,8 @@ from fastapi import APIRouter, Depends, Request
 from PIL import Image
 
 from app.core import metadata
-from app.core.schedulers import ALIASES, SCHEDULER_NAMES, resolve_sampler
+from app.core.schedulers import ALIASES, SAMPLER_NAMES, resolve_sampler
+from app.core.sigma_schedules import SCHEDULE_TYPES
 from app.core.sdmeta.a1111 import parse_fields
 from app.server import dispatch
 from app.server.auth import owner_of, require_token
@@ -94,8 +95,9 @@ async def img2img(request: Request) -> dict[str, Any]:
     public = public_record(record)
     infotexts = [metadata.format_a1111(dispatch.candidate(public, k), *reversed(record.candidates[k].shape[:2]))
                  for k in range(len(job.outputs))]
+    sampler, schedule = metadata.a1111_sampler(record.params.scheduler)
     info = {"prompt": record.params.prompt, "negative_prompt": record.params.negative_prompt,
-            "seed": job.seeds[0] if job.seeds else None, "all_seeds": job.seeds, "sampler_name": record.params.scheduler,
+            "seed": job.seeds[0] if job.seeds else None, "all_seeds": job.seeds, "sampler_name": sampler, "scheduler": schedule,
             "steps": record.params.steps, "cfg_scale": record.params.guidance, "sd_model_name": served.id,
             "infotexts": infotexts, "job_id": job.id}
     parameters = {k: v for k, v in body.items() if k not in ("init_images", "mask")}
@@ -155,7 +157,14 @@ async def sd_models(request: Request) -> list[dict[str, Any]]:
 
 @router.get("/samplers")
 async def samplers() -> list[dict[str, Any]]:
-    aliases: dict[str, list[str]] = {n: [] for n in SCHEDULER_NAMES}
+    aliases: dict[str, list[str]] = {n: [] for n in SAMPLER_NAMES}
     for alias, name in ALIASES.items():
         aliases[name].append(alias)
-    return [{"name": n, "aliases": aliases[n], "options": {}} for n in SCHEDULER_NAMES]
+    return [{"name": n, "aliases": aliases[n], "options": {}} for n in SAMPLER_NAMES]
+
+
+@router.get("/schedulers")
+async def schedule_types() -> list[dict[str, Any]]:
+    """A1111's schedule types, for the ``scheduler`` field: any sampler runs with any of them (PLMS: Automatic)."""
+    return [{"name": t.casefold().replace(" ", "_"), "label": t, "aliases": None, "default_rho": None,
+             "need_inner_model": None} for t in SCHEDULE_TYPES]

@@ -2,7 +2,7 @@
 ranges of `GenerationParams.validate`, so an invalid value cannot be typed in the first place;
 what ranges cannot express (a prompt a diffusion model needs) is flagged under the fields.
 
-Scheduler names come from `app.core.schedulers`, a plain table that imports neither torch
+Sampler and schedule type names come from `app.core.schedulers`, a plain table that imports neither torch
 nor diffusers (`tests/test_params_panel.py` checks the panel import stays torch-free).
 """
 
@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.schedulers import SCHEDULER_NAMES  # a plain table: no torch
+from app.core.schedulers import SAMPLER_NAMES, compose, schedules_for, split  # plain tables: no torch
+from app.core.sigma_schedules import SCHEDULE_TYPES
 from app.widgets.networks_panel import NetworksPanel
 from app.storage.paths import resources_dir
 from app.core.params import DEFAULT_MODEL, SEED_MAX, GenerationParams, ParamError, default_strength
@@ -113,9 +114,13 @@ class ParamsPanel(QWidget):
         self.networks.insert_text.connect(self.insert_in_prompt)
 
         # sampling ------------------------------------------------------------------------------
-        self.scheduler = QComboBox()
-        for name in SCHEDULER_NAMES:
+        self.scheduler = QComboBox()  # the sampler; with `schedule`, the pair params carry ("Euler a Karras")
+        for name in SAMPLER_NAMES:
             self.scheduler.addItem(name, name)
+        self.schedule = QComboBox()
+        for name in SCHEDULE_TYPES:
+            self.schedule.addItem(name, name)
+        self.schedule.setToolTip("Schedule type: the noise levels the sampler steps through (Automatic: the sampler's own)")
         self.steps = QSpinBox()
         self.steps.setRange(1, 150)
         self.guidance = QDoubleSpinBox()
@@ -190,7 +195,8 @@ class ParamsPanel(QWidget):
         self.set_params(GenerationParams())
         for w in (self.prompt, self.negative):
             w.textChanged.connect(self._on_changed)
-        for w in (self.scheduler, self.inpaint_area, self.masked_content, self.color_match):
+        self.scheduler.currentIndexChanged.connect(self._enable_schedule)
+        for w in (self.scheduler, self.schedule, self.inpaint_area, self.masked_content, self.color_match):
             w.currentIndexChanged.connect(self._on_changed)
         self.mode.currentIndexChanged.connect(self._on_mode_changed)
         for w in (self.steps, self.batch, self.width_box, self.height_box, self.mask_blur, self.mask_grow, self.padding):
@@ -221,7 +227,8 @@ class ParamsPanel(QWidget):
         pl.addLayout(mode_row)
 
         sampling, sl = form("Sampling")
-        sl.addRow("Scheduler", self.scheduler)
+        sl.addRow("Sampler", self.scheduler)
+        sl.addRow("Schedule type", self.schedule)
         sl.addRow("Steps", self.steps)
         sl.addRow("Guidance", self.guidance)
         sl.addRow("Strength", self.strength)
@@ -278,7 +285,7 @@ class ParamsPanel(QWidget):
             negative_prompt=self.negative.toPlainText().strip(),
             mode=self.mode.currentData(),
             model=self._model,
-            scheduler=self.scheduler.currentData(),
+            scheduler=compose(self.scheduler.currentData(), self.schedule.currentData()),
             steps=self.steps.value(),
             guidance=round(self.guidance.value(), 2),
             strength=round(self.strength.value(), 2),
@@ -306,7 +313,12 @@ class ParamsPanel(QWidget):
             if self.negative.toPlainText() != params.negative_prompt:
                 self.negative.setPlainText(params.negative_prompt)
             _set_combo(self.mode, params.mode)
-            _set_combo(self.scheduler, params.scheduler)
+            try:
+                sampler, schedule = split(params.scheduler)
+            except ParamError:  # not a name we run: kept as it is, so validation names it
+                sampler, schedule = params.scheduler, SCHEDULE_TYPES[0]
+            _set_combo(self.scheduler, sampler)
+            _set_combo(self.schedule, schedule)
             self.steps.setValue(params.steps)
             self.guidance.setValue(params.guidance)
             self.strength.setValue(params.strength)
@@ -337,6 +349,7 @@ class ParamsPanel(QWidget):
         for w in (self.scheduler, self.steps, self.guidance, self.strength, self.seed,
                   self.random_seed, self.lock_seed, self.batch, self.masked_content, self.networks):
             w.setEnabled(not classical)
+        self._enable_schedule()
         self.reuse_seed.setEnabled(not classical and self._last_seed is not None)
         self.auto_size.setEnabled(not classical)
         self.width_box.setEnabled(not classical and not self.auto_size.isChecked())
@@ -398,6 +411,13 @@ class ParamsPanel(QWidget):
         self.width_box.setEnabled(not auto and not self._classical)
         self.height_box.setEnabled(not auto and not self._classical)
         self._on_changed()
+
+    def _enable_schedule(self, *_args) -> None:
+        """PLMS runs only its own schedule: the schedule type is Automatic there, and fixed."""
+        free = len(schedules_for(self.scheduler.currentData())) > 1
+        if not free:
+            self.schedule.setCurrentIndex(0)
+        self.schedule.setEnabled(free and not self._classical)
 
     def _on_changed(self, *_args) -> None:
         if self._loading:

@@ -8,7 +8,8 @@ one-line reason — a recall never damages the form. The CLI's ``info`` command 
 
 Text hidden in the pixels' low bits ("stealth" PNG info of A1111's extension and NovelAI) is
 read when the chunks hold nothing. Readers, tried in this order: ours (lossless JSON), A1111-style text (A1111, Forge, SD.Next,
-Civitai, Fooocus' A1111 scheme, Stability Matrix), SwarmUI, Fooocus, Easy Diffusion, ComfyUI,
+Civitai, Fooocus' A1111 scheme, Stability Matrix), SwarmUI, Fooocus, Easy Diffusion, Fooocus' log keys,
+Civitai's generator JSON, ComfyUI (PNG chunks or EXIF tags),
 NovelAI, InvokeAI, diffusers JSON from Hugging Face Spaces.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 from PIL import Image
 
 from app.core.params import GenerationParams, ParamError
-from app.core.sdmeta import a1111, comfyui, invokeai, keyed_json, novelai
+from app.core.sdmeta import a1111, civitai_json, comfyui, fooocus_log, invokeai, keyed_json, novelai
 from app.core.sdmeta.fields import build_params
 from app.core.sdmeta.found import Found, SamplerChoice
 from app.core.sdmeta.sources import collect_texts
@@ -119,7 +120,8 @@ def _recognise(texts: dict[str, str], choice: str | None) -> Found | None:
     ours = _ours(texts)
     if ours:
         return ours
-    readers = (a1111.read, *keyed_json.READERS, lambda t: comfyui.read(t, choice), novelai.read, invokeai.read)
+    readers = (a1111.read, *keyed_json.READERS, fooocus_log.read, civitai_json.read, lambda t: comfyui.read(t, choice),
+               novelai.read, invokeai.read)
     for reader in readers:
         found = reader(texts)
         if found is not None:

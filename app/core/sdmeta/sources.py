@@ -35,6 +35,10 @@ def collect_texts(image: Image.Image) -> dict[str, str]:
         texts["UserComment"] = repair_mojibake(comment)
     if isinstance(description, str) and description.strip():
         texts.setdefault("ImageDescription", description)
+    from app.core.sdmeta.exif_graphs import graph_texts  # ComfyUI graphs in EXIF tags (WebP, JPEG)
+
+    for key, text in graph_texts(exif, texts.get("UserComment")).items():
+        texts.setdefault(key, repair_mojibake(text))
     return texts
 
 

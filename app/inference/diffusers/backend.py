@@ -35,18 +35,9 @@ from app.inference.diffusers.preview import latents_to_rgb
 from app.inference.diffusers.networks import ExtraNetworks
 from app.inference.diffusers.prompts import encode_prompt_pair, needs_chunked_encoding
 from app.core.prompt_syntax import extract_loras
-from app.core.schedulers import scheduler_spec
+from app.inference.diffusers.schedulers import make_scheduler
 
 log = logging.getLogger(__name__)
-
-
-def make_scheduler(name: str, base_config):
-    """A fresh scheduler for ``name`` built from the loaded model's scheduler config (its beta
-    schedule and training timesteps), as ``Cls.from_config(base_config, **kwargs)``."""
-    import diffusers
-
-    cls_name, kwargs = scheduler_spec(name)
-    return getattr(diffusers, cls_name).from_config(base_config, **kwargs)
 
 
 def _is_oom(exc: BaseException) -> bool:
