@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from app.cli.terminal import safe
 from app.cli.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, one_line
 from app.core.errors import UserError
 from app.core.outpaint import FILL_MODES, ExpandError, parse_expansion
@@ -258,7 +259,7 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion:
             raise CliError("--prompt is required with a diffusion model")
         show_progress = ns.progress or _isatty(sys.stderr)
         if show_progress and not service.is_loaded(checked.model, options) and caps.kind != "classical":
-            print(f"loading {checked.model} …", file=sys.stderr, flush=True)
+            print(safe(f"loading {checked.model} …"), file=sys.stderr, flush=True)
         service.preload(checked.model, options)
         reporter = _ProgressPrinter(enabled=show_progress)
         with _CancelOnSigint() as interrupt:
@@ -281,7 +282,7 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion:
             traceback.print_exception(exc)
         raise CliError(f"generation failed: {type(exc).__name__}: {one_line(exc)}", EXIT_FAILED) from None
     for path, seed in zip(outputs, record.seeds):
-        print(f"wrote {path} (seed {seed})" if caps.seeds else f"wrote {path}")
+        print(safe(f"wrote {path} (seed {seed})" if caps.seeds else f"wrote {path}"))
     sys.stdout.flush()
     return EXIT_OK
 

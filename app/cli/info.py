@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from app.cli.terminal import safe
 from app.core.sdmeta import MetadataReport, read_metadata
 
 EXIT_OK = 0
@@ -93,7 +94,7 @@ def _text(row: dict[str, Any]) -> str:
         lines.append("  can be re-run here: no — " + "; ".join(row["missing"] or ["no parameters"]))
     if not row["parameters"] and row["metadata_keys"]:
         lines.append("  metadata keys: " + ", ".join(row["metadata_keys"]))
-    return "\n".join(lines)
+    return "\n".join(safe(line) for line in lines)
 
 
 def _one_line(value: Any) -> str:

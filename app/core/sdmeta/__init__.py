@@ -14,13 +14,13 @@ NovelAI, InvokeAI, diffusers JSON from Hugging Face Spaces.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 
+from app.core import boundedjson
 from app.core.params import GenerationParams, ParamError
 from app.core.sdmeta import a1111, comfyui, invokeai, keyed_json, novelai
 from app.core.sdmeta.fields import build_params
@@ -132,7 +132,7 @@ def _ours(texts: dict[str, str]) -> Found | None:
     if not text:
         return None
     try:
-        params = GenerationParams.from_dict(json.loads(text))
+        params = GenerationParams.from_dict(boundedjson.loads(text))
     except (ValueError, ParamError, TypeError):
         return None  # damaged or from a newer version: the A1111 text beside it is read instead
     fields = {k: v for k, v in params.to_dict().items() if k != "extra"}

@@ -7,14 +7,18 @@ Fooocus, text in a UserComment may be A1111's or NovelAI's JSON.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from PIL import Image
 
+from app.core import boundedjson
+
 _EXIF_IFD = 0x8769
 _USER_COMMENT = 0x9286
 _IMAGE_DESCRIPTION = 0x010E
+#: Our own JSON chunk: we write it correctly (tEXt only when Latin-1), so it is never "repaired"
+#: ("Â\xa0" is a valid prompt, not UTF-8 misread).
+_OURS = "inpaint-studio"
 
 
 def collect_texts(image: Image.Image) -> dict[str, str]:
@@ -24,7 +28,7 @@ def collect_texts(image: Image.Image) -> dict[str, str]:
         if isinstance(value, bytes) and key not in ("exif", "icc_profile", "xmp", "dpi"):
             value = value.decode("utf-8", "replace")
         if isinstance(value, str) and value.strip():
-            texts[str(key)] = repair_mojibake(value)
+            texts[str(key)] = value if key == _OURS else repair_mojibake(value)
     try:
         exif = image.getexif()
         comment = decode_user_comment(exif.get_ifd(_EXIF_IFD).get(_USER_COMMENT))
@@ -83,7 +87,7 @@ def json_object(text: str | None) -> dict[str, Any] | None:
     if not text or text.lstrip()[:1] != "{":
         return None
     try:
-        value = json.loads(text)  # Python's json also takes the NaN some tools write
+        value = boundedjson.loads(text)  # Python's json also takes the NaN some tools write; depth-capped
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
