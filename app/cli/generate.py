@@ -232,12 +232,19 @@ def _expansion_from_args(ns: argparse.Namespace, mode: str) -> Any:
 
 
 def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion: Any = None) -> int:
-    from app.core.imageio import load_image, load_mask  # numpy/cv2 only now
+    from app.core.imageio import ImageLoadError, load_image, load_mask, probe_image  # numpy/cv2 only now
     from app.inference.engine import Cancelled
     from app.inference.registry import LoadOptions
     from app.service import GenerationRequest, GenerationService
 
     try:
+        # Both headers first: a mask of the wrong size is told before a 16383² image is decoded.
+        width, height = probe_image(ns.image).oriented_size
+        if ns.mask:
+            mask_w, mask_h = probe_image(ns.mask).oriented_size
+            if (mask_w, mask_h) != (width, height):
+                raise ImageLoadError(f"The mask is {mask_w}×{mask_h} but the image is {width}×{height}: "
+                                     "use a mask of the same size as the image.")
         loaded = load_image(ns.image, read_metadata=False)  # the CLI never recalls parameters
         mask = None
         if ns.mask:

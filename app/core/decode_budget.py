@@ -32,6 +32,11 @@ from app.core.errors import UserError
 
 #: Largest image accepted (16384² ≈ 268 MP, 0.8 GB as RGB8: eleven 24 MP photos).
 MAX_PIXELS = 16384 * 16384
+# Pillow's own bomb guard warns above MAX_IMAGE_PIXELS and fails (at open, without saying the
+# size) above twice that. We check right after open, from the header, with a message naming the
+# size; Pillow's guard stays as a backstop well above ours.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS * 8
+
 #: A JPEG spends at least a few bits on every 8×8 block even when flat; one that claims more than
 #: this many pixels per byte of file is truncated or crafted, and decoding it would only allocate.
 JPEG_MAX_PIXELS_PER_BYTE = 256

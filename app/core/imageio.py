@@ -45,10 +45,6 @@ from app.core.sdmeta import recall
 MAX_ICC_BYTES = 8 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-# Pillow's own bomb guard warns above MAX_IMAGE_PIXELS and fails (at open, without saying the
-# size) above twice that. We check right after open, from the header, with a message naming the
-# size; Pillow's guard stays as a backstop well above ours.
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS * 8
 
 #: zlib level of every PNG we write: 3 is within ~2 % of level 6's size at about half the time on
 #: 24 MP photos (noise does not compress further), and it is the level the CLI floor bench uses.

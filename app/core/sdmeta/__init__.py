@@ -14,6 +14,8 @@ NovelAI, InvokeAI, diffusers JSON from Hugging Face Spaces.
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 from PIL import Image
 
 from app.core import boundedjson
+from app.core.decode_budget import ImageLoadError, check_image, read_image_file
 from app.core.params import GenerationParams, ParamError
 from app.core.sdmeta import a1111, comfyui, invokeai, keyed_json, novelai
 from app.core.sdmeta.fields import build_params
@@ -73,12 +76,30 @@ def read_metadata(source: Image.Image | str | os.PathLike[str], choice: str | No
     if isinstance(source, Image.Image):
         return _report(source, choice)
     try:
-        with Image.open(source) as image:
-            if image.format == "PNG":
-                image.load()  # text chunks after the pixel data are only read on load
-            return _report(image, choice)
-    except (OSError, ValueError, SyntaxError) as exc:
+        data = read_image_file(source)
+    except ImageLoadError as exc:
         return MetadataReport("none", None, {}, {}, problems=(f"cannot read {os.fspath(source)}: {exc}",))
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return _report_within_budget(image, data, os.path.basename(os.fspath(source)), choice)
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        return MetadataReport("none", None, {}, {}, problems=(f"cannot read {os.fspath(source)}: {exc}",))
+
+
+def _report_within_budget(image: Image.Image, data: bytes, name: str, choice: str | None) -> MetadataReport:
+    """The report of a file: pixels decoded only within the decode budget (a PNG's late text
+    chunks and stealth text need them); past it, or when Pillow refuses the metadata, what the
+    header holds is read and a note says why the rest was not."""
+    try:
+        check_image(image, data, name)
+        if image.format == "PNG":
+            image.load()  # text chunks after the pixel data are only read on load
+        return _report(image, choice)
+    except (ImageLoadError, ValueError) as exc:
+        reason = str(exc).split(";")[0]
+    with Image.open(io.BytesIO(data)) as header_only:
+        report = _report(header_only, choice, pixels=False)
+    return dataclasses.replace(report, notes=(*report.notes, f"pixels and later metadata not read: {reason}"))
 
 
 def recall(source: Image.Image | str | os.PathLike[str], choice: str | None = None) -> RecallResult:
@@ -90,10 +111,10 @@ def recall(source: Image.Image | str | os.PathLike[str], choice: str | None = No
     return RecallResult(report.params, "; ".join((summary, *report.notes)), report.fields_set, report.choices)
 
 
-def _report(image: Image.Image, choice: str | None) -> MetadataReport:
+def _report(image: Image.Image, choice: str | None, pixels: bool = True) -> MetadataReport:
     texts = collect_texts(image)
     found = _recognise(texts, choice)
-    if found is None and image.format in ("PNG", "WEBP", None):  # lossless: pixels may hide it
+    if found is None and pixels and image.format in ("PNG", "WEBP", None):  # lossless: pixels may hide it
         hidden = read_stealth(image)
         if hidden:
             texts["stealth"] = hidden
