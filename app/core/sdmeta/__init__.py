@@ -31,7 +31,7 @@ from app.core.sdmeta.found import Found, SamplerChoice
 from app.core.sdmeta.sources import collect_texts
 from app.core.sdmeta.stealth import read_stealth
 
-__all__ = ["MetadataReport", "RecallResult", "SamplerChoice", "read_metadata", "recall", "OURS_KEY"]
+__all__ = ["MetadataReport", "RecallResult", "SamplerChoice", "read_metadata", "read_texts", "recall", "OURS_KEY"]
 
 OURS_KEY = "inpaint-studio"
 _ALL_FIELDS = frozenset(f for f in GenerationParams.__dataclass_fields__ if f != "extra")
@@ -113,12 +113,17 @@ def recall(source: Image.Image | str | os.PathLike[str], choice: str | None = No
 
 def _report(image: Image.Image, choice: str | None, pixels: bool = True) -> MetadataReport:
     texts = collect_texts(image)
-    found = _recognise(texts, choice)
-    if found is None and pixels and image.format in ("PNG", "WEBP", None):  # lossless: pixels may hide it
-        hidden = read_stealth(image)
+    if pixels and image.format in ("PNG", "WEBP", None) and _recognise(texts, choice) is None:
+        hidden = read_stealth(image)  # lossless: the pixels may hide it
         if hidden:
             texts["stealth"] = hidden
-            found = _recognise(texts, choice)
+    return read_texts(texts, choice)
+
+
+def read_texts(texts: dict[str, str], choice: str | None = None) -> MetadataReport:
+    """The report for metadata texts already taken from a file ({chunk or tag name: text}), e.g.
+    by a server that got them in a request. Linear in the texts' size and never raises."""
+    found = _recognise(texts, choice)
     if found is None:
         return MetadataReport("none", None, {}, texts, problems=(_why_nothing(texts),))
     if found.params is not None:
