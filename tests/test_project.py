@@ -248,6 +248,17 @@ def test_decoded_memory_is_capped(monkeypatch):
         load_project_bytes(project_bytes(make_state()))
 
 
+def test_a_project_needing_more_than_the_free_memory_is_refused_before_decoding(monkeypatch):
+    """Issue 32: an 8.6 MB project inflating to 4 × 16384² 16-bit RGBA took 52 s and 10.5 GB."""
+    from app.core import decode_budget, imageio
+
+    data = project_bytes(make_state())
+    monkeypatch.setattr(decode_budget, "available_memory", lambda: 1000)
+    monkeypatch.setattr(imageio.cv2, "imdecode", lambda *a: pytest.fail("decoded before the memory check"))
+    with pytest.raises(ProjectError, match="only 0.0 GiB is free"):
+        load_project_bytes(data)
+
+
 def test_duplicate_members_are_refused():
     data = project_bytes(make_state())
     buf = io.BytesIO(data)
