@@ -93,3 +93,12 @@ def test_hostile_texts_of_issue_32_are_read_at_once(chunks):
 def test_the_long_a1111_line_still_recalls_its_parameters():
     report = _read_within_budget({"parameters": "a cat\nSteps: 20, Sampler: Euler, Seed: 7, CFG scale: 5, " + "x" * 100_000})
     assert (report.params.steps, report.params.seed, report.params.prompt) == (20, 7, "a cat")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_non_finite_value_is_left_out_and_the_rest_recalled(value):
+    """A note said "set to nan" while the fallback silently dropped every recalled setting."""
+    report = _read_within_budget({"parameters": f"a cat\nSteps: 30, Sampler: Euler, Seed: 9, CFG scale: {value}"})
+    assert (report.params.steps, report.params.seed) == (30, 9)
+    assert "steps" in report.fields_set and "guidance" not in report.fields_set
+    assert any("not a finite number" in n for n in report.notes)
