@@ -193,3 +193,14 @@ def test_a_bad_embedding_file_only_matters_to_prompts_that_name_it(tmp_path, mon
     [broken] = catalog.embeddings_in("broken")
     assert not broken.usable and "nested deeper" in broken.note
     assert sorted(i.name for i in catalog.discover_embeddings()) == ["broken", "good"]
+
+
+def test_pickle_shards_are_refused_before_torch_is_imported(tiny_inpaint_model, tmp_path):
+    """Issue 32: the refusal came after ~8 s, once torch had been imported."""
+    folder = _sharded_to_pickle(tiny_inpaint_model, tmp_path / "evil")
+    code = ("import sys\nfrom app.inference.diffusers.loader import preflight\nfrom app.inference.errors import PickleRefusedError\n"
+            f"try:\n    preflight({str(folder)!r}, allow_pickle=False)\nexcept PickleRefusedError:\n"
+            "    print('refused', 'torch' in sys.modules)\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == "refused False", run.stderr
+    assert not (tmp_path / "marker.txt").exists()
