@@ -311,9 +311,9 @@ def _save_all(outputs: list[Path], record: Any, icc_profile: bytes | None) -> No
             except OSError:
                 pass
         if isinstance(exc, OSError):  # "the disk is full; …", never a raw "[Errno 28]"
-            from app.core.atomic import describe_write_error
+            from app.core.atomic import write_error_reason
 
-            raise CliError(describe_write_error(exc, path).replace(f"save {path.name}", f"write {path}", 1), EXIT_FAILED) from None
+            raise CliError(f"cannot write {path}: {write_error_reason(exc)}", EXIT_FAILED) from None
         if isinstance(exc, ValueError):
             raise CliError(f"cannot write {path}: {one_line(exc)}", EXIT_FAILED) from None
         raise

@@ -128,7 +128,11 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
 
 def describe_write_error(exc: OSError, dest: str | os.PathLike[str]) -> str:
     """One line for the user: what went wrong writing ``dest`` and what to do about it."""
-    name = Path(dest).name
+    return f"Could not save {Path(dest).name}: {write_error_reason(exc)}. The previous file (if any) is unchanged."
+
+
+def write_error_reason(exc: OSError) -> str:
+    """Why a write failed and what to do, in words (never a raw "[Errno 28]")."""
     code = exc.errno
     if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
         why = "the disk is full; free some space or save to another drive"
@@ -142,7 +146,7 @@ def describe_write_error(exc: OSError, dest: str | os.PathLike[str]) -> str:
         why = "the file name is too long; choose a shorter name"
     else:
         why = f"{exc.strerror or exc}; try another folder"
-    return f"Could not save {name}: {why}. The previous file (if any) is unchanged."
+    return why
 
 
 class LockFileRefused(OSError):
