@@ -80,3 +80,12 @@ def test_a_non_utf8_output_name_on_a_strict_terminal_still_exits_0(files):
                           "-o", out], cwd=ROOT, env=env, capture_output=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert os.path.exists(out) and b"caf\\xe9.png" in run.stdout
+
+
+def test_batch_names_past_the_file_system_limit_are_refused_before_the_run(files, capsys):
+    out = files / ("n" * 250 + ".png")  # 254 bytes: fine alone, OUT-0.png is 256
+    code = main(["inpaint", "-i", str(files / "in.png"), "-m", str(files / "mask.png"), "-o", str(out), "--samples", "2",
+                 "--model", "builtin:telea"])
+    err = capsys.readouterr().err
+    assert code == 2 and "more than the 255 this folder allows" in err
+    assert sorted(p.name for p in files.iterdir()) == ["in.png", "mask.png"]

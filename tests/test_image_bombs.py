@@ -207,3 +207,11 @@ def test_info_reads_the_header_of_an_image_too_large_to_decode(tmp_path, capsys)
     assert bomb_row["recall"]["seed"] == 5 and any("too large" in n for n in bomb_row["notes"])
     assert "not a regular file" in zero_row["problems"][0]
     assert good_row["format"] == "none" and code == 1  # /dev/zero is unreadable: exit 1, every file reported
+
+
+def test_gif_frames_are_counted_from_the_block_chain():
+    frames = [Image.new("RGB", (8, 8), (60 * i, 0, 0)) for i in range(4)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=10)
+    loaded = load_image_bytes(buf.getvalue(), "anim.gif")
+    assert loaded.info["frames"] == 4 and loaded.info["note"] == "only the first of 4 frames/pages is used"

@@ -184,6 +184,17 @@ def _check_output(output: str) -> None:
         raise CliError(f"-o {output} is a folder; give a file name ending in .png")
 
 
+def _check_name_lengths(paths: list[Path]) -> None:
+    """A batch's OUT-N.png is longer than OUT.png: say so before a run of minutes, not after."""
+    from app.core.atomic import name_max
+
+    for path in paths:
+        limit = name_max(path.parent if str(path.parent) else Path("."))
+        if len(os.fsencode(path.name)) > limit:
+            raise CliError(f"-o: the output name {path.name[:40]}… would be {len(os.fsencode(path.name))} bytes, "
+                           f"more than the {limit} this folder allows; choose a shorter name")
+
+
 def _user_error(exc: UserError, ns: argparse.Namespace) -> CliError:
     """A typed error as the CLI says it: option names for parameters, exit 2 for bad input."""
     from app.inference.errors import DeviceError, GpuOutOfMemory
@@ -207,6 +218,7 @@ def run_generation(ns: argparse.Namespace, mode: str) -> int:
 
     # Before any work: what could be written (one file, or one per sample) must not destroy anything.
     maybe = {*output_paths(ns.output, 1), *output_paths(ns.output, params.batch_size)}
+    _check_name_lengths(sorted(maybe))
     try:
         check_outputs(sorted(maybe), [Path(p) for p in (ns.image, ns.mask) if p], force=ns.force)
         with output_lock(Path(ns.output)):
