@@ -82,6 +82,22 @@ def test_project_info_reads_summary_without_pixels(tmp_path):
     assert is_project_file(path) and not is_project_file(tmp_path / "missing.png")
 
 
+def test_a_thumbnail_claiming_a_huge_image_is_not_handed_to_the_dialog(tmp_path):
+    """The recovery dialog decodes the thumbnail on the GUI thread: a few KB may claim 16384²."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16384, 16384, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 10_000)) + chunk(b"IEND", b""))
+    data = rewrite(project_bytes(make_state(h=20, w=30)), extra={"thumbnail.png": bomb})
+    (tmp_path / "b.inpaint").write_bytes(data)
+    info = project_info(tmp_path / "b.inpaint")
+    assert info.thumbnail_png is None and (info.width, info.height) == (30, 20)
+
+
 def test_png_cache_reuses_unchanged_arrays_and_notices_edits(tmp_path):
     state = make_state()
     cache = PngCache()

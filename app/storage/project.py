@@ -326,7 +326,7 @@ def project_info(path: str | os.PathLike[str]) -> ProjectInfo:
             thumb = None
             thumb_member = files.get("thumbnail")
             if isinstance(thumb_member, str) and thumb_member in archive.names:
-                thumb = archive.read(thumb_member, 4 * 1024 * 1024)
+                thumb = _small_png_or_none(archive.read(thumb_member, 4 * 1024 * 1024))
             gens = manifest.get("generations")
             saved = manifest.get("saved")
             return ProjectInfo(
@@ -343,6 +343,20 @@ def project_info(path: str | os.PathLike[str]) -> ProjectInfo:
         raise
     except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, struct.error, ValueError, OSError, MemoryError) as exc:
         raise ProjectError(f"{p.name} is damaged ({type(exc).__name__}).") from None
+
+
+#: Largest thumbnail the recovery dialog is given to decode (ours are 256 px).
+MAX_THUMBNAIL_SIDE = 1024
+
+
+def _small_png_or_none(data: bytes) -> bytes | None:
+    """The thumbnail only if its header says a valid PNG of at most `MAX_THUMBNAIL_SIDE` per side:
+    the dialog decodes it on the GUI thread, and 4 MB of PNG can claim gigabytes of pixels."""
+    try:
+        width, height = imageio.png_header(data)[:2]
+    except (ValueError, struct.error, zlib.error):
+        return None
+    return data if 0 < width <= MAX_THUMBNAIL_SIDE and 0 < height <= MAX_THUMBNAIL_SIDE else None
 
 
 def is_project_file(path: str | os.PathLike[str]) -> bool:
