@@ -14,7 +14,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from app.core.atomic import LockFileRefused, open_lock_file, same_inode, sibling_name
+from app.core.atomic import LockBusy, LockFileRefused, held_lock, sibling_name
 
 
 class OutputRefused(Exception):
@@ -50,12 +50,6 @@ def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path], *, force: boo
             raise OutputRefused(f"-o {out} is read-only; choose another name, or add --force to replace it")
 
 
-def _is_stale_pid_file(fd: int) -> bool:
-    """An existing lock file holding only a process id: one a killed run of ours left."""
-    content = os.pread(fd, 33, 0)
-    return len(content) <= 32 and content.strip().isdigit()
-
-
 def lock_path_of(output: Path) -> Path:
     """``.OUT.png.lock`` next to the output; shortened with a hash when that name would be too long."""
     return output.with_name(sibling_name(output, ".lock"))
@@ -63,42 +57,19 @@ def lock_path_of(output: Path) -> Path:
 
 @contextlib.contextmanager
 def output_lock(output: Path) -> Iterator[None]:
-    """Hold an advisory lock on ``output`` for the run; `OutputRefused` if another process holds it
-    or the lock path holds something we did not make (see `open_lock_file`: never followed, never
-    truncated, never deleted)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; the atomic write still keeps files whole
-        yield
-        return
+    """Hold an advisory lock on ``output`` for the run (`app.core.atomic.held_lock`); `OutputRefused`
+    if another process holds it or the lock path holds something we did not make."""
     lock_path = lock_path_of(output)
-    while True:
-        try:
-            fd, created = open_lock_file(lock_path)
-        except LockFileRefused as exc:
-            raise OutputRefused(f"-o {output}: cannot lock it: {exc.strerror}") from None
-        except OSError as exc:
-            raise OutputRefused(f"-o {output}: cannot create the lock file {lock_path.name} "
-                                f"({exc.strerror or exc}); check the folder") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise OutputRefused(f"-o {output}: another inpaint-studio (pid {other if other.isdigit() else '?'}) "
-                                "is writing this file now; wait for it or choose another name") from None
-        if same_inode(fd, lock_path):
-            break
-        os.close(fd)  # its holder removed it between our open and our lock: take the new one
-    try:
-        if created or _is_stale_pid_file(fd):  # never rewrite a file that is not one of our locks
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
-        try:
-            yield
-        finally:
-            if same_inode(fd, lock_path):
-                with contextlib.suppress(OSError):
-                    os.unlink(lock_path)
-    finally:
-        os.close(fd)
+    held = contextlib.ExitStack()
+    try:  # only taking the lock is translated here, never what the run raises inside it
+        held.enter_context(held_lock(lock_path))
+    except LockBusy as busy:
+        raise OutputRefused(f"-o {output}: another inpaint-studio (pid {busy.holder}) is writing this file now; "
+                            "wait for it or choose another name") from None
+    except LockFileRefused as exc:
+        raise OutputRefused(f"-o {output}: cannot lock it: {exc.strerror}") from None
+    except OSError as exc:
+        raise OutputRefused(f"-o {output}: cannot create the lock file {lock_path.name} "
+                            f"({exc.strerror or exc}); check the folder") from None
+    with held:
+        yield

@@ -211,3 +211,55 @@ def same_inode(fd: int, path: Path) -> bool:
     except OSError:
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+class LockBusy(Exception):
+    """Another process holds the lock; ``holder`` is the pid it wrote ("?" when unknown)."""
+
+    def __init__(self, holder: str):
+        super().__init__(f"held by process {holder}")
+        self.holder = holder
+
+
+@contextlib.contextmanager
+def held_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock (``flock``) on ``lock_path`` for the block: `LockBusy` if
+    another process holds it, `LockFileRefused` if the path holds something we did not make.
+    The file is opened by `open_lock_file` (never followed, never truncated unless ours), holds
+    our pid, and is removed on exit if it is still the file we locked. The OS drops the lock when
+    the process dies, so a killed run never leaves it held. A no-op where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; the atomic writes still keep files whole
+        yield
+        return
+    while True:
+        fd, created = open_lock_file(lock_path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise LockBusy(holder if holder.isdigit() else "?") from None
+        if same_inode(fd, lock_path):
+            break
+        os.close(fd)  # its holder removed it between our open and our lock: take the new one
+    try:
+        ours = created or _is_stale_pid_file(fd)  # never rewrite or remove a file that is not one of our locks
+        if ours:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            yield
+        finally:
+            if ours and same_inode(fd, lock_path):
+                with contextlib.suppress(OSError):
+                    os.unlink(lock_path)
+    finally:
+        os.close(fd)
+
+
+def _is_stale_pid_file(fd: int) -> bool:
+    """An existing lock file holding only a process id: one a killed run of ours left."""
+    content = os.pread(fd, 33, 0)
+    return len(content) <= 32 and content.strip().isdigit()
