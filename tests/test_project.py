@@ -387,3 +387,12 @@ def test_core_modules_import_no_qt_and_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
     assert out.stdout.strip() == "[]"
+
+
+def test_only_regular_files_are_opened_as_projects(tmp_path):
+    """/dev/zero or a FIFO: zipfile would read forever or wait for a writer."""
+    fifo = tmp_path / "pipe.inpaint"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", fifo):
+        with pytest.raises(ProjectError, match="not a regular file"):
+            load_project(path)
