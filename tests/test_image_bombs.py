@@ -215,3 +215,16 @@ def test_gif_frames_are_counted_from_the_block_chain():
     frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=10)
     loaded = load_image_bytes(buf.getvalue(), "anim.gif")
     assert loaded.info["frames"] == 4 and loaded.info["note"] == "only the first of 4 frames/pages is used"
+
+
+def test_what_we_write_with_a_huge_prompt_reopens(tmp_path, monkeypatch):
+    from app.core import metadata
+    from app.core.imageio import save_image
+    from app.core.params import GenerationParams
+
+    monkeypatch.setattr(metadata, "MAX_TEXT_CHUNK_CHARS", 4096)  # the 16 M-character cap, scaled down
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    save_image(tmp_path / "big.png", pixels, params=GenerationParams(prompt="word " * 2000, seed=3))
+    save_image(tmp_path / "small.png", pixels, params=GenerationParams(prompt="word", seed=3))
+    assert load_image(tmp_path / "big.png").params is None  # both texts past the cap: left out
+    assert load_image(tmp_path / "small.png").params.seed == 3
