@@ -228,3 +228,20 @@ def test_what_we_write_with_a_huge_prompt_reopens(tmp_path, monkeypatch):
     save_image(tmp_path / "small.png", pixels, params=GenerationParams(prompt="word", seed=3))
     assert load_image(tmp_path / "big.png").params is None  # both texts past the cap: left out
     assert load_image(tmp_path / "small.png").params.seed == 3
+
+
+def test_info_reads_text_chunks_after_the_pixels_without_decoding_them(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    from app.core.sdmeta import read_metadata
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "PNG")
+    png = buf.getvalue()
+    late = (_chunk(b"zTXt", b"parameters\x00\x00" + zlib.compress(b"a fox\nSteps: 12, Sampler: Euler, Seed: 4, CFG scale: 6"))
+            + _chunk(b"iTXt", b"Comment\x00\x00\x00\x00\x00" + "späte Notiz".encode()))
+    (tmp_path / "late.png").write_bytes(png[:-12] + late + png[-12:])  # after IDAT, before IEND
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("pixels decoded"))
+    report = read_metadata(tmp_path / "late.png")
+    assert (report.params.steps, report.params.seed, report.params.prompt) == (12, 4, "a fox")
+    assert report.raw["Comment"] == "späte Notiz"

@@ -28,12 +28,15 @@ from app.core.params import GenerationParams, ParamError
 from app.core.sdmeta import a1111, comfyui, invokeai, keyed_json, novelai
 from app.core.sdmeta.fields import build_params
 from app.core.sdmeta.found import Found, SamplerChoice
-from app.core.sdmeta.sources import collect_texts
+from app.core.sdmeta.sources import collect_texts, png_texts
 from app.core.sdmeta.stealth import read_stealth
 
 __all__ = ["MetadataReport", "RecallResult", "SamplerChoice", "read_metadata", "read_texts", "recall", "OURS_KEY"]
 
 OURS_KEY = "inpaint-studio"
+#: `info`/recall search the pixels of larger images for stealth text only when opened in full
+#: (the window's load has decoded them anyway); a path alone is not decoded past this.
+STEALTH_MAX_PIXELS = 64 * 1024 * 1024
 _ALL_FIELDS = frozenset(f for f in GenerationParams.__dataclass_fields__ if f != "extra")
 
 
@@ -87,19 +90,31 @@ def read_metadata(source: Image.Image | str | os.PathLike[str], choice: str | No
 
 
 def _report_within_budget(image: Image.Image, data: bytes, name: str, choice: str | None) -> MetadataReport:
-    """The report of a file: pixels decoded only within the decode budget (a PNG's late text
-    chunks and stealth text need them); past it, or when Pillow refuses the metadata, what the
-    header holds is read and a note says why the rest was not."""
+    """The report of a file. A PNG's text chunks are read from its bytes (all of them, without
+    decoding pixels); pixels are decoded only for the stealth text, and only within the decode
+    budget and `STEALTH_MAX_PIXELS` — past those a note says the pixels were not looked at."""
+    if image.format == "PNG":
+        texts, exif = png_texts(data)
+        for key, text in texts.items():
+            image.info.setdefault(key, text)
+        image.info.setdefault("exif", exif)  # present (even empty): Pillow's getexif() then decodes nothing
+    refused = False
     try:
-        check_image(image, data, name)
-        if image.format == "PNG":
-            image.load()  # text chunks after the pixel data are only read on load
-        return _report(image, choice)
-    except (ImageLoadError, ValueError) as exc:
-        reason = str(exc).split(";")[0]
-    with Image.open(io.BytesIO(data)) as header_only:
-        report = _report(header_only, choice, pixels=False)
-    return dataclasses.replace(report, notes=(*report.notes, f"pixels and later metadata not read: {reason}"))
+        header = check_image(image, data, name)
+    except ImageLoadError as exc:
+        reason, refused = str(exc).split(";")[0], True
+    else:
+        if header.width * header.height <= STEALTH_MAX_PIXELS:
+            try:
+                return _report(image, choice)
+            except ValueError as exc:  # Pillow refusing a chunk while decoding: the header's report below
+                reason = str(exc)
+        else:
+            reason = f"{header.width}×{header.height} is too large to search for text hidden in the pixels"
+    report = _report(image, choice, pixels=False)
+    if not refused and (report.params is not None or image.format not in ("PNG", "WEBP")):
+        return report  # nothing was missed: the stealth text is only looked for when the chunks hold none
+    return dataclasses.replace(report, notes=(*report.notes, f"pixels not read: {reason}"))
 
 
 def recall(source: Image.Image | str | os.PathLike[str], choice: str | None = None) -> RecallResult:
