@@ -48,7 +48,7 @@ def _read_within_budget(chunks: dict[str, str]) -> MetadataReport:
 
 
 @FUZZ
-@given(text=texts(_A1111_PIECES), key=st.sampled_from(["parameters", "UserComment", "Comment"]))
+@given(text=texts(_A1111_PIECES), key=st.sampled_from(["parameters", "UserComment", "Comment", "Dream"]))
 def test_a1111_like_text_is_read_in_linear_time(text, key):
     _read_within_budget({key: text})
 
@@ -84,10 +84,11 @@ def test_any_comfyui_graph_shape_is_read_in_time(size, links):
     {"prompt": json.dumps({**{str(i): {"class_type": "Int", "inputs": {"seed": [str(i + 1), 0]}} for i in range(1, 3000)},
                            "0": {"class_type": "KSampler", "inputs": {"seed": ["1", 0], "steps": 20}}})},  # chain
     {"parameters": json.dumps({"resolution": "(" * 100_000, "prompt": "x"})},  # Fooocus' size field
+    {"Dream": '"a cat" -s 20 ' + "x " * 500_000},  # InvokeAI 2: shlex took 0.8 s per MB
 ])
 def test_hostile_texts_of_issue_32_are_read_at_once(chunks):
     report = _read_within_budget(chunks)
-    assert report.format in ("none", "AUTOMATIC1111", "ComfyUI", "NovelAI", "Inpaint Studio", "Fooocus", "SwarmUI")
+    assert report.format in ("none", "AUTOMATIC1111", "ComfyUI", "NovelAI", "Inpaint Studio", "Fooocus", "SwarmUI", "InvokeAI")
 
 
 def test_the_long_a1111_line_still_recalls_its_parameters():
