@@ -107,3 +107,100 @@ def test_cli_lists_the_rest_and_refuses_each_bad_model_in_one_line(messy_models,
         assert run.returncode == 2, (name, run.stderr)
         assert len(run.stderr.strip().splitlines()) == 1, (name, run.stderr)
         assert "internal error" not in run.stderr
+
+
+# -- issue 32: entries that used to make `models` exit 1 and list nothing ---------------------------
+def _deep(levels: int) -> str:
+    return '{"a":' * levels + "1" + "}" * levels
+
+
+@pytest.fixture
+def hostile_models(tiny_inpaint_model, tmp_path, monkeypatch):
+    """A models folder and a Hugging Face cache holding one good model and every entry of issue 32."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("INPAINT_STUDIO_A1111", raising=False)
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "good").symlink_to(tiny_inpaint_model, target_is_directory=True)
+    for name, index in (("class-null", '{"_class_name": null}'), ("class-five", '{"_class_name": 5}'),
+                        ("deep-index", _deep(100_000))):
+        (models / name).mkdir()
+        (models / name / "model_index.json").write_text(index)
+    deep_config = shutil.copytree(tiny_inpaint_model, models / "deep-config", symlinks=True)
+    (deep_config / "unet" / "config.json").write_text(_deep(5_000))
+    raw = _deep(200_000).encode()
+    (models / "deep-header.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw)
+    (models / "loop.safetensors").symlink_to(models / "loop.safetensors")
+    (models / "loopdir").symlink_to(models / "loopdir")
+    (models / "\x1b]0;pwned\x07\x1b[2J").mkdir()
+    (models / "\x1b]0;pwned\x07\x1b[2J" / "model_index.json").write_text('{"_class_name": "StableDiffusionXLPipeline"}')
+    cache = tmp_path / "hf"
+    no_ref = cache / "models--org--noref" / "snapshots" / "abc123"
+    no_ref.parent.mkdir(parents=True)
+    no_ref.symlink_to(tiny_inpaint_model, target_is_directory=True)
+    (no_ref.parent / "dangling").symlink_to(tmp_path / "nowhere")
+    escape = cache / "models--org--escape"
+    (escape / "refs").mkdir(parents=True)
+    (escape / "snapshots").mkdir()
+    (escape / "refs" / "main").write_text("../../../../outside")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    monkeypatch.setenv("INPAINT_STUDIO_MODELS", str(models))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    return models
+
+
+def test_bad_entries_are_skipped_with_their_reason_and_the_rest_listed(hostile_models):
+    found = {m.name: m for m in discover_models() if m.kind != "classical"}
+    assert found["good"].usable and found["org/noref"].usable  # no refs/main: the newest snapshot
+    for name, reason in (("class-null", "_class_name is None"), ("class-five", "_class_name is 5"),
+                         ("deep-index", "nested deeper"), ("deep-config", "nested deeper"),
+                         ("deep-header", "nested deeper"), ("loop", "link loop"), ("org/escape", "not a commit hash")):
+        assert not found[name].usable and reason in found[name].note, (name, found[name].note)
+    assert all(str(m.path).startswith(str(hostile_models.parent)) and "outside" not in str(m.path)
+               for m in found.values())
+
+
+def test_models_command_exits_0_and_escapes_control_characters(hostile_models, capsys):
+    from app.cli.main import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]0;pwned\\x07\\x1b[2J" in out
+    assert "good" in out and "org/noref" in out and "skipped: " in out
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["models"]
+    assert any(r["name"] == "\x1b]0;pwned\x07\x1b[2J" for r in rows)  # JSON keeps the exact name, escaped
+
+
+def test_a_bad_embedding_file_only_matters_to_prompts_that_name_it(tmp_path, monkeypatch):
+    from app.inference.diffusers import catalog
+
+    emb = tmp_path / "models" / "embeddings"
+    (emb / "sub").mkdir(parents=True)
+    raw = _deep(200_000).encode()
+    (emb / "broken.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw)
+    (emb / "sub" / "loop").symlink_to(emb)  # a folder link back up: walked once
+    _safetensors_with_header(emb / "sub" / "good.safetensors", {"emb_params": {"dtype": "F32", "shape": [2, 768],
+                                                                              "data_offsets": [0, 6144]}})
+    monkeypatch.setattr(catalog, "embedding_dirs", lambda: [emb])
+    assert catalog.embeddings_in("a photo of a cat", "") == []
+    [good] = catalog.embeddings_in("good, a cat")
+    assert good.usable and good.context_dim == 768
+    [broken] = catalog.embeddings_in("broken")
+    assert not broken.usable and "nested deeper" in broken.note
+    assert sorted(i.name for i in catalog.discover_embeddings()) == ["broken", "good"]
+
+
+def test_pickle_shards_are_refused_before_torch_is_imported(tiny_inpaint_model, tmp_path):
+    """Issue 32: the refusal came after ~8 s, once torch had been imported."""
+    folder = _sharded_to_pickle(tiny_inpaint_model, tmp_path / "evil")
+    code = ("import sys\nfrom app.inference.diffusers.loader import preflight\nfrom app.inference.errors import PickleRefusedError\n"
+            f"try:\n    preflight({str(folder)!r}, allow_pickle=False)\nexcept PickleRefusedError:\n"
+            "    print('refused', 'torch' in sys.modules)\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == "refused False", run.stderr
+    assert not (tmp_path / "marker.txt").exists()

@@ -82,6 +82,22 @@ def test_project_info_reads_summary_without_pixels(tmp_path):
     assert is_project_file(path) and not is_project_file(tmp_path / "missing.png")
 
 
+def test_a_thumbnail_claiming_a_huge_image_is_not_handed_to_the_dialog(tmp_path):
+    """The recovery dialog decodes the thumbnail on the GUI thread: a few KB may claim 16384²."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16384, 16384, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 10_000)) + chunk(b"IEND", b""))
+    data = rewrite(project_bytes(make_state(h=20, w=30)), extra={"thumbnail.png": bomb})
+    (tmp_path / "b.inpaint").write_bytes(data)
+    info = project_info(tmp_path / "b.inpaint")
+    assert info.thumbnail_png is None and (info.width, info.height) == (30, 20)
+
+
 def test_png_cache_reuses_unchanged_arrays_and_notices_edits(tmp_path):
     state = make_state()
     cache = PngCache()
@@ -248,6 +264,17 @@ def test_decoded_memory_is_capped(monkeypatch):
         load_project_bytes(project_bytes(make_state()))
 
 
+def test_a_project_needing_more_than_the_free_memory_is_refused_before_decoding(monkeypatch):
+    """Issue 32: an 8.6 MB project inflating to 4 × 16384² 16-bit RGBA took 52 s and 10.5 GB."""
+    from app.core import decode_budget, imageio
+
+    data = project_bytes(make_state())
+    monkeypatch.setattr(decode_budget, "available_memory", lambda: 1000)
+    monkeypatch.setattr(imageio.cv2, "imdecode", lambda *a: pytest.fail("decoded before the memory check"))
+    with pytest.raises(ProjectError, match="only 0.0 GiB is free"):
+        load_project_bytes(data)
+
+
 def test_duplicate_members_are_refused():
     data = project_bytes(make_state())
     buf = io.BytesIO(data)
@@ -360,3 +387,12 @@ def test_core_modules_import_no_qt_and_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
     assert out.stdout.strip() == "[]"
+
+
+def test_only_regular_files_are_opened_as_projects(tmp_path):
+    """/dev/zero or a FIFO: zipfile would read forever or wait for a writer."""
+    fifo = tmp_path / "pipe.inpaint"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", fifo):
+        with pytest.raises(ProjectError, match="not a regular file"):
+            load_project(path)

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from app.cli.terminal import safe
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 PROG = "inpaint-studio download"
 
@@ -70,10 +72,10 @@ def run(ns: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_FAILED)
     printer.finish()
     if result.already_present:
-        print(f"already there: {result.path}")
+        print(safe(f"already there: {result.path}"))
     else:
-        print(f"downloaded {result.path} ({download_catalogue.format_bytes(result.fetched)} fetched)")
-    print(f"use it with: --model {result.path}")
+        print(safe(f"downloaded {result.path} ({download_catalogue.format_bytes(result.fetched)} fetched)"))
+    print(safe(f"use it with: --model {result.path}"))
     return EXIT_OK
 
 

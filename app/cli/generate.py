@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from app.cli.terminal import safe
 from app.cli.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, one_line
 from app.core.errors import UserError
 from app.core.outpaint import FILL_MODES, ExpandError, parse_expansion
@@ -196,6 +197,17 @@ def _check_output(output: str) -> None:
         raise CliError(f"-o {output} is a folder; give a file name ending in .png")
 
 
+def _check_name_lengths(paths: list[Path]) -> None:
+    """A batch's OUT-N.png is longer than OUT.png: say so before a run of minutes, not after."""
+    from app.core.atomic import name_max
+
+    for path in paths:
+        limit = name_max(path.parent if str(path.parent) else Path("."))
+        if len(os.fsencode(path.name)) > limit:
+            raise CliError(f"-o: the output name {path.name[:40]}… would be {len(os.fsencode(path.name))} bytes, "
+                           f"more than the {limit} this folder allows; choose a shorter name")
+
+
 def _user_error(exc: UserError, ns: argparse.Namespace) -> CliError:
     """A typed error as the CLI says it: option names for parameters, exit 2 for bad input."""
     from app.inference.errors import DeviceError, GpuOutOfMemory
@@ -219,6 +231,7 @@ def run_generation(ns: argparse.Namespace, mode: str) -> int:
 
     # Before any work: what could be written (one file, or one per sample) must not destroy anything.
     maybe = {*output_paths(ns.output, 1), *output_paths(ns.output, params.batch_size)}
+    _check_name_lengths(sorted(maybe))
     try:
         check_outputs(sorted(maybe), [Path(p) for p in (ns.image, ns.mask) if p], force=ns.force)
         with output_lock(Path(ns.output)):
@@ -244,12 +257,19 @@ def _expansion_from_args(ns: argparse.Namespace, mode: str) -> Any:
 
 
 def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion: Any = None) -> int:
-    from app.core.imageio import load_image, load_mask  # numpy/cv2 only now
+    from app.core.imageio import ImageLoadError, load_image, load_mask, probe_image  # numpy/cv2 only now
     from app.inference.engine import Cancelled
     from app.inference.registry import LoadOptions
     from app.service import GenerationRequest, GenerationService
 
     try:
+        # Both headers first: a mask of the wrong size is told before a 16383² image is decoded.
+        width, height = probe_image(ns.image).oriented_size
+        if ns.mask:
+            mask_w, mask_h = probe_image(ns.mask).oriented_size
+            if (mask_w, mask_h) != (width, height):
+                raise ImageLoadError(f"The mask is {mask_w}×{mask_h} but the image is {width}×{height}: "
+                                     "use a mask of the same size as the image.")
         loaded = load_image(ns.image, read_metadata=False)  # the CLI never recalls parameters
         mask = None
         if ns.mask:
@@ -271,7 +291,7 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion:
             raise CliError("--prompt is required with a diffusion model")
         show_progress = ns.progress or _isatty(sys.stderr)
         if show_progress and not service.is_loaded(checked.model, options) and caps.kind != "classical":
-            print(f"loading {checked.model} …", file=sys.stderr, flush=True)
+            print(safe(f"loading {checked.model} …"), file=sys.stderr, flush=True)
         service.preload(checked.model, options)
         reporter = _ProgressPrinter(enabled=show_progress)
         with _CancelOnSigint() as interrupt:
@@ -294,7 +314,7 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion:
             traceback.print_exception(exc)
         raise CliError(f"generation failed: {type(exc).__name__}: {one_line(exc)}", EXIT_FAILED) from None
     for path, seed in zip(outputs, record.seeds):
-        print(f"wrote {path} (seed {seed})" if caps.seeds else f"wrote {path}")
+        print(safe(f"wrote {path} (seed {seed})" if caps.seeds else f"wrote {path}"))
     sys.stdout.flush()
     return EXIT_OK
 
@@ -315,7 +335,11 @@ def _save_all(outputs: list[Path], record: Any, icc_profile: bytes | None) -> No
                 done.unlink()
             except OSError:
                 pass
-        if isinstance(exc, (OSError, ValueError)):
+        if isinstance(exc, OSError):  # "the disk is full; …", never a raw "[Errno 28]"
+            from app.core.atomic import write_error_reason
+
+            raise CliError(f"cannot write {path}: {write_error_reason(exc)}", EXIT_FAILED) from None
+        if isinstance(exc, ValueError):
             raise CliError(f"cannot write {path}: {one_line(exc)}", EXIT_FAILED) from None
         raise
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from app.cli.terminal import safe
 from app.core.schedulers import PAIRS
 from app.core.sdmeta import MetadataReport, read_metadata
 
@@ -38,12 +39,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_info(ns: argparse.Namespace) -> int:
     models = _local_models()
-    rows = [describe(path, read_metadata(path, ns.sampler), models) for path in ns.files]
+    rows = [_describe_file(path, ns.sampler, models) for path in ns.files]
     if ns.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
     else:
         print("\n\n".join(_text(row) for row in rows))
     return EXIT_FAILED if any(row["format"] == "none" and row["problems"][0].startswith("cannot read") for row in rows) else EXIT_OK
+
+
+def _describe_file(path: str, sampler: str | None, models: dict[str, str]) -> dict[str, Any]:
+    """One file's row, whatever its content: a reader failing on one hostile file is that file's
+    problem, never the end of the listing (the files before and after are still reported)."""
+    try:
+        return describe(path, read_metadata(path, sampler), models)
+    except Exception as exc:  # noqa: BLE001 - the last net; readers are meant never to raise
+        report = MetadataReport("none", None, {}, {}, problems=(f"cannot read {path}: {type(exc).__name__}: {exc}"[:300],))
+        return describe(path, report, models)
 
 
 def describe(path: str, report: MetadataReport, models: dict[str, str]) -> dict[str, Any]:
@@ -97,7 +108,7 @@ def _text(row: dict[str, Any]) -> str:
         lines.append("  can be re-run here: no — " + "; ".join(row["missing"] or ["no parameters"]))
     if not row["parameters"] and row["metadata_keys"]:
         lines.append("  metadata keys: " + ", ".join(row["metadata_keys"]))
-    return "\n".join(lines)
+    return "\n".join(safe(line) for line in lines)
 
 
 def _one_line(value: Any) -> str:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from app.cli.terminal import safe, tolerant_streams
 from app.cli.errors import EXIT_BROKEN_PIPE, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, CliError, one_line
 
 COMMANDS = ("inpaint", "img2img", "models", "info", "download", "serve")
@@ -53,6 +54,7 @@ def main(argv: Sequence[str] | None = None, *, editor: Launcher | None = None, s
     """Run the command line; return the exit code (never raises, never calls sys.exit).
     ``editor`` and ``self_test`` come from `app.__main__`; without them those forms are refused."""
     args = list(sys.argv[1:] if argv is None else argv)
+    tolerant_streams()
     try:
         if args and args[0] in COMMANDS:
             ns = build_parser().parse_args(args)
@@ -143,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"{PROG}: error: {one_line(message)}\n")
+    sys.stderr.write(f"{PROG}: error: {safe(one_line(message))}\n")
     sys.stderr.flush()
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app.cli.errors import EXIT_OK
+from app.cli.terminal import safe
 
 
 def add_command(sub: Any) -> None:
@@ -32,26 +33,31 @@ def run_models(ns: argparse.Namespace) -> int:
     if ns.json:
         print(json.dumps({"models_dirs": dirs, "hf_cache": cache, "models": rows}, indent=2))
         return EXIT_OK
-    print("Looked in:")
+    _say("Looked in:")
     for d in dirs:
-        print(f"  models folder       {d}{'' if Path(d).is_dir() else '  (does not exist)'}")
-    print(f"  Hugging Face cache  {cache}{'' if Path(cache).is_dir() else '  (does not exist)'}  (offline: only what is already downloaded)")
-    print("  (add folders with INPAINT_STUDIO_MODELS, separated by " + repr(os.pathsep) + "; the cache follows HF_HUB_CACHE / HF_HOME)")
+        _say(f"  models folder       {d}{'' if Path(d).is_dir() else '  (does not exist)'}")
+    _say(f"  Hugging Face cache  {cache}{'' if Path(cache).is_dir() else '  (does not exist)'}  (offline: only what is already downloaded)")
+    _say("  (add folders with INPAINT_STUDIO_MODELS, separated by " + repr(os.pathsep) + "; the cache follows HF_HUB_CACHE / HF_HOME)")
     usable = [r for r in rows if r["usable"]]
     unusable = [r for r in rows if not r["usable"]]
-    print(f"Usable models ({len(usable)}):")
+    _say(f"Usable models ({len(usable)}):")
     for r in usable:
-        print(f"  {r['name']}  [{_describe(r)}]")
-        print(f"      --model {_quote(r['ref'])}")
+        _say(f"  {r['name']}  [{_describe(r)}]")
+        _say(f"      --model {_quote(r['ref'])}")
     if not any(r["kind"] != "classical" for r in usable):
-        print("  No diffusion model found: put a diffusers folder or an SD 1.5 .safetensors file in a models folder,")
-        print("  or download one into the Hugging Face cache (huggingface-cli download ...).")
+        _say("  No diffusion model found: put a diffusers folder or an SD 1.5 .safetensors file in a models folder,")
+        _say("  or download one into the Hugging Face cache (huggingface-cli download ...).")
     if unusable:
-        print(f"Skipped: found but will not load ({len(unusable)}):")
+        _say(f"Skipped: found but will not load ({len(unusable)}):")
         for r in unusable:
-            print(f"  {r['name']}  [{_describe(r)}]  {r['path']}")
-            print(f"      skipped: {r['note']}")
+            _say(f"  {r['name']}  [{_describe(r)}]  {r['path']}")
+            _say(f"      skipped: {r['note']}")
     return EXIT_OK
+
+
+def _say(line: str) -> None:
+    """print() for text from the file system: control characters escaped (`app.cli.terminal`)."""
+    print(safe(line))
 
 
 def _model_row(info: Any) -> dict[str, Any]:

@@ -14,6 +14,8 @@ import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from app.core.atomic import LockBusy, LockFileRefused, held_lock, sibling_name
+
 
 class OutputRefused(Exception):
     """One line for the user: why this output is not written and how to insist."""
@@ -32,7 +34,7 @@ def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path], *, force: boo
         return
     for out in outputs:
         for src in inputs:
-            if _same_file(out, src) or out.resolve() == src.resolve():
+            if _same_file(out, src) or os.path.realpath(out) == os.path.realpath(src):  # no raise on a link loop
                 raise OutputRefused(f"-o {out} is also an input ({src.name}); writing it would overwrite the original: "
                                     "choose another name, or add --force")
         try:
@@ -48,29 +50,26 @@ def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path], *, force: boo
             raise OutputRefused(f"-o {out} is read-only; choose another name, or add --force to replace it")
 
 
+def lock_path_of(output: Path) -> Path:
+    """``.OUT.png.lock`` next to the output; shortened with a hash when that name would be too long."""
+    return output.with_name(sibling_name(output, ".lock"))
+
+
 @contextlib.contextmanager
 def output_lock(output: Path) -> Iterator[None]:
-    """Hold an advisory lock on ``output`` for the run; `OutputRefused` if another process holds it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; the atomic write still keeps files whole
+    """Hold an advisory lock on ``output`` for the run (`app.core.atomic.held_lock`); `OutputRefused`
+    if another process holds it or the lock path holds something we did not make."""
+    lock_path = lock_path_of(output)
+    held = contextlib.ExitStack()
+    try:  # only taking the lock is translated here, never what the run raises inside it
+        held.enter_context(held_lock(lock_path))
+    except LockBusy as busy:
+        raise OutputRefused(f"-o {output}: another inpaint-studio (pid {busy.holder}) is writing this file now; "
+                            "wait for it or choose another name") from None
+    except LockFileRefused as exc:
+        raise OutputRefused(f"-o {output}: cannot lock it: {exc.strerror}") from None
+    except OSError as exc:
+        raise OutputRefused(f"-o {output}: cannot create the lock file {lock_path.name} "
+                            f"({exc.strerror or exc}); check the folder") from None
+    with held:
         yield
-        return
-    lock_path = output.with_name(f".{output.name}.lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise OutputRefused(f"-o {output}: another inpaint-studio (pid {other}) is writing this file now; "
-                                "wait for it or choose another name") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(lock_path)
-    finally:
-        os.close(fd)

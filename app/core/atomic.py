@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat
 import tempfile
@@ -26,9 +27,36 @@ from typing import BinaryIO
 TEMP_SUFFIX = ".tmp"
 
 
+#: What `mkstemp` adds after the prefix: 8 random characters and the suffix.
+_TEMP_TAIL = 8 + len(TEMP_SUFFIX)
+
+
+def name_max(folder: str | os.PathLike[str]) -> int:
+    """Longest file name (in bytes) ``folder``'s file system accepts; 255 where it cannot say."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def sibling_name(dest: Path, suffix: str, *, tail: int = 0) -> str:
+    """``.{dest.name}{suffix}``, a hidden helper name next to ``dest`` (lock, temp file) that
+    always fits the file system, so every name it accepts as an output works: a name too long
+    keeps its first bytes plus a hash of the whole name (still unique per destination).
+    ``tail`` reserves bytes the caller appends after this name (`mkstemp`'s random part)."""
+    folder = dest.parent if str(dest.parent) else Path(".")
+    limit = name_max(folder) - tail
+    raw = os.fsencode(dest.name)
+    if len(raw) + 1 + len(os.fsencode(suffix)) <= limit:
+        return f".{dest.name}{suffix}"
+    digest = "~" + hashlib.sha256(raw).hexdigest()[:16]
+    keep = max(0, limit - 1 - len(digest) - len(os.fsencode(suffix)))
+    return "." + os.fsdecode(raw[:keep]) + digest + suffix
+
+
 def temp_prefix(dest: Path) -> str:
     """Prefix of the temp files for ``dest`` (hidden, so folder listings stay clean)."""
-    return f".{dest.name}."
+    return sibling_name(dest, ".", tail=_TEMP_TAIL)
 
 
 _umask_lock = threading.Lock()
@@ -100,7 +128,11 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
 
 def describe_write_error(exc: OSError, dest: str | os.PathLike[str]) -> str:
     """One line for the user: what went wrong writing ``dest`` and what to do about it."""
-    name = Path(dest).name
+    return f"Could not save {Path(dest).name}: {write_error_reason(exc)}. The previous file (if any) is unchanged."
+
+
+def write_error_reason(exc: OSError) -> str:
+    """Why a write failed and what to do, in words (never a raw "[Errno 28]")."""
     code = exc.errno
     if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
         why = "the disk is full; free some space or save to another drive"
@@ -114,4 +146,120 @@ def describe_write_error(exc: OSError, dest: str | os.PathLike[str]) -> str:
         why = "the file name is too long; choose a shorter name"
     else:
         why = f"{exc.strerror or exc}; try another folder"
-    return f"Could not save {name}: {why}. The previous file (if any) is unchanged."
+    return why
+
+
+class LockFileRefused(OSError):
+    """The lock path holds something we did not create (a link, a folder, another user's file);
+    ``str(error)`` is one line naming it. We neither follow, truncate nor delete it."""
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_LOCK_OPEN = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0) | _NOFOLLOW
+
+
+def open_lock_file(lock_path: Path) -> tuple[int, bool]:
+    """Open ``lock_path`` for an advisory lock without ever following a link: ``(fd, created)``.
+
+    A new file is made with ``O_CREAT | O_EXCL | O_NOFOLLOW`` (0600). An existing one is reused
+    only if it is a plain file of ours with a single name (a stale lock a killed run left); a
+    planted symbolic link, hard link, folder or FIFO raises `LockFileRefused` — opening with
+    ``O_CREAT`` and truncating used to destroy whatever such a link pointed at.
+    """
+    for _ in range(8):  # a lock removed or made between our two opens: try again
+        try:
+            return os.open(lock_path, _LOCK_OPEN | os.O_CREAT | os.O_EXCL, 0o600), True
+        except FileExistsError:
+            pass
+        except IsADirectoryError:
+            raise LockFileRefused(errno.EISDIR, f"{lock_path} is a folder where the lock file goes; remove it") from None
+        try:
+            fd = os.open(lock_path, _LOCK_OPEN)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EMLINK) or _is_link(lock_path):
+                raise LockFileRefused(exc.errno, f"{lock_path} is a symbolic link where the lock file goes "
+                                                 "(not made by Inpaint Studio); remove it") from None
+            if exc.errno == errno.EISDIR:
+                raise LockFileRefused(exc.errno, f"{lock_path} is a folder where the lock file goes; remove it") from None
+            raise
+        st = os.fstat(fd)
+        problem = ("is not a plain file" if not stat.S_ISREG(st.st_mode)
+                   else "has other hard links" if st.st_nlink != 1
+                   else "belongs to another user" if hasattr(os, "geteuid") and st.st_uid != os.geteuid()
+                   else "")
+        if problem:
+            os.close(fd)
+            raise LockFileRefused(errno.EEXIST, f"{lock_path} {problem} (not a lock Inpaint Studio made); remove it")
+        return fd, False
+    raise LockFileRefused(errno.EAGAIN, f"{lock_path} keeps appearing and disappearing; try again")
+
+
+def _is_link(path: Path) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def same_inode(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (a lock whose file another process
+    removed meanwhile protects nothing)."""
+    try:
+        a, b = os.fstat(fd), os.lstat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+class LockBusy(Exception):
+    """Another process holds the lock; ``holder`` is the pid it wrote ("?" when unknown)."""
+
+    def __init__(self, holder: str):
+        super().__init__(f"held by process {holder}")
+        self.holder = holder
+
+
+@contextlib.contextmanager
+def held_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock (``flock``) on ``lock_path`` for the block: `LockBusy` if
+    another process holds it, `LockFileRefused` if the path holds something we did not make.
+    The file is opened by `open_lock_file` (never followed, never truncated unless ours), holds
+    our pid, and is removed on exit if it is still the file we locked. The OS drops the lock when
+    the process dies, so a killed run never leaves it held. A no-op where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; the atomic writes still keep files whole
+        yield
+        return
+    while True:
+        fd, created = open_lock_file(lock_path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise LockBusy(holder if holder.isdigit() else "?") from None
+        if same_inode(fd, lock_path):
+            break
+        os.close(fd)  # its holder removed it between our open and our lock: take the new one
+    try:
+        ours = created or _is_stale_pid_file(fd)  # never rewrite or remove a file that is not one of our locks
+        if ours:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            yield
+        finally:
+            if ours and same_inode(fd, lock_path):
+                with contextlib.suppress(OSError):
+                    os.unlink(lock_path)
+    finally:
+        os.close(fd)
+
+
+def _is_stale_pid_file(fd: int) -> bool:
+    """An existing lock file holding only a process id: one a killed run of ours left."""
+    content = os.pread(fd, 33, 0)
+    return len(content) <= 32 and content.strip().isdigit()

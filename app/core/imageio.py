@@ -24,25 +24,27 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from app.core.errors import UserError
 from app.core import compositing, metadata
 from app.core.atomic import atomic_write_bytes
+from app.core.decode_budget import (  # re-exported: callers import the budget from here
+    MAX_FRAMES_COUNTED,
+    JPEG_MAX_PIXELS_PER_BYTE,
+    MAX_PIXELS,
+    ImageHeader,
+    ImageLoadError,
+    check_decode_budget,
+    check_image,
+    orientation_of,
+    read_image_file,
+    too_large,
+)
 from app.core.sdmeta import recall
 
-#: Largest image accepted (16384² ≈ 268 MP, 0.8 GB as RGB8: eleven 24 MP photos; the engine
-#: holds a few copies). Checked from the header, before any pixel is decoded, so a
-#: decompression bomb costs nothing (a 631-byte JPEG claiming 30000×29000 took 20 s and 8.3 GB).
-MAX_PIXELS = 16384 * 16384
-#: A JPEG spends at least a few bits on every 8×8 block even when flat; one that claims more than
-#: this many pixels per byte of file is truncated or crafted, and decoding it would only allocate.
-JPEG_MAX_PIXELS_PER_BYTE = 256
+#: Largest ICC profile kept (real ones are 0.5–600 KB). A bigger one (a JPEG can carry any size)
+#: is dropped at load with a note, so no PNG we write carries one our reader would refuse.
 MAX_ICC_BYTES = 8 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-# Pillow's own bomb guard warns above MAX_IMAGE_PIXELS and fails (at open, without saying the
-# size) above twice that. We check right after open, from the header, with a message naming the
-# size; Pillow's guard stays as a backstop well above ours.
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS * 8
 
 #: zlib level of every PNG we write: 3 is within ~2 % of level 6's size at about half the time on
 #: 24 MP photos (noise does not compress further), and it is the level the CLI floor bench uses.
@@ -56,12 +58,6 @@ PNG_FILTER = cv2.IMWRITE_PNG_FILTER_UP
 PNG_FAST_STRATEGY = cv2.IMWRITE_PNG_STRATEGY_RLE
 
 SAVE_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
-
-
-class ImageLoadError(UserError, ValueError):
-    """The file cannot be used as an image; ``str(error)`` is one line for the user."""
-
-    title = "Cannot read the image"
 
 
 @dataclass
@@ -100,18 +96,8 @@ def load_image(path: str | os.PathLike[str], *, read_metadata: bool = True) -> L
     stealth pixels): the CLI and mask loading never use them, and the stealth scan reads pixels.
     """
     p = Path(path)
-    name = p.name
-    try:
-        if p.is_dir():
-            raise ImageLoadError(f"{name} is a folder, not an image file: choose an image file.")
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise ImageLoadError(f"{name}: file not found ({p}); check the path.") from None
-    except PermissionError:
-        raise ImageLoadError(f"{name}: permission denied; make the file readable or copy it elsewhere.") from None
-    except OSError as exc:
-        raise ImageLoadError(f"{name}: cannot be read ({exc.strerror or exc}); check the disk or path.") from None
-    return load_image_bytes(data, name, read_metadata=read_metadata)
+    data = read_image_file(p)  # regular files only: /dev/zero or a FIFO is refused, not read forever
+    return load_image_bytes(data, p.name, read_metadata=read_metadata)
 
 
 def png_header(data: bytes) -> tuple[int, int, int, int, bytes | None]:
@@ -145,7 +131,7 @@ def png_header(data: bytes) -> tuple[int, int, int, int, bytes | None]:
             d = zlib.decompressobj()
             icc = d.decompress(body[sep + 2 :], MAX_ICC_BYTES)
             if d.unconsumed_tail:
-                raise ValueError("ICC profile too large")
+                icc = None  # over MAX_ICC_BYTES: dropped (the pixels are fine)
         if kind == b"IEND":
             return width, height, depth, colour, icc
         pos = end + 4
@@ -155,12 +141,29 @@ def header_pixels(path: str | os.PathLike[str]) -> int:
     """Width × height from the file's header without decoding (0 when unreadable: the real
     load then says why), so a caller can decide where a load should run."""
     try:
+        if not Path(path).is_file():  # a FIFO or /dev/zero: load_image says why
+            return 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as pil:
                 return int(pil.size[0]) * int(pil.size[1])
     except Exception:  # noqa: BLE001 - any unreadable file: let load_image report it
         return 0
+
+
+def probe_image(path: str | os.PathLike[str]) -> ImageHeader:
+    """`check_decode_budget` of a file: its header (size after EXIF orientation, frames, decoded
+    bytes) or `ImageLoadError`, without decoding a pixel. The CLI compares a mask's size with the
+    image's this way before decoding either."""
+    p = Path(path)
+    data = read_image_file(p)
+    try:
+        return check_decode_budget(data, p.name)
+    except ImageLoadError:
+        raise
+    except Exception:  # noqa: BLE001 - not an image at all: the full loader words that
+        load_image_bytes(data, p.name, read_metadata=False)
+        raise
 
 
 def load_image_bytes(data: bytes, name: str = "image", *, read_metadata: bool = True) -> LoadedImage:
@@ -177,13 +180,25 @@ def load_image_bytes(data: bytes, name: str = "image", *, read_metadata: bool = 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check the size ourselves
-            pil = Image.open(io.BytesIO(data))
-            _check_size(pil, name, len(data))
-            return _decode(pil, data, name, read_metadata)
+            try:
+                pil = Image.open(io.BytesIO(data))
+                header = check_image(pil, data, name)
+                return _decode(pil, data, name, read_metadata, header)
+            except ValueError as exc:
+                stripped = _without_oversized_metadata(data, exc)
+                if stripped is None:
+                    raise
+            # Pillow refuses the whole PNG over one text or ICC chunk past its limits: the pixels
+            # are fine, so decode them without those chunks (the ICC profile from our own reader).
+            pil = Image.open(io.BytesIO(stripped))
+            loaded = _decode(pil, stripped, name, read_metadata, check_image(pil, stripped, name))
+            loaded.icc_profile = png_header(data)[4]
+            loaded.info["note"] = _join_notes(loaded.info.get("note"), "metadata too large to read was ignored")
+            return loaded
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageLoadError(_too_large(name)) from None
+        raise ImageLoadError(too_large(name)) from None
     except UnidentifiedImageError:
         raise ImageLoadError(
             f"{name} is not an image Inpaint Studio can read (unknown or corrupt format); open a PNG, JPEG, TIFF or WebP file."
@@ -197,34 +212,39 @@ def load_image_bytes(data: bytes, name: str = "image", *, read_metadata: bool = 
         raise ImageLoadError(f"{name} is damaged and cannot be decoded ({detail}); use another copy of the image.") from None
 
 
-def _too_large(name: str, w: int | None = None, h: int | None = None) -> str:
-    size = f" ({w}×{h} = {w * h / 1e6:.0f} MP)" if w and h else ""
-    return (
-        f"{name} is too large{size}: the limit is {MAX_PIXELS / 1e6:.0f} MP; "
-        "reduce the image size in another program (or it may be a decompression bomb)."
-    )
+#: Pillow's messages when a PNG's text or ICC chunks pass its limits (PngImagePlugin.MAX_TEXT_CHUNK,
+#: MAX_TEXT_MEMORY): the image is fine, its metadata is not readable.
+_METADATA_LIMITS = ("Decompressed data too large", "Too much memory used in text chunks")
+_DROPPABLE = (b"tEXt", b"zTXt", b"iTXt", b"iCCP")
 
 
-def _check_size(pil: Image.Image, name: str, nbytes: int) -> None:
-    w, h = pil.size
-    if w <= 0 or h <= 0:
-        raise ImageLoadError(f"{name} has no pixels ({w}×{h}); use another image.")
-    if w * h > MAX_PIXELS:
-        raise ImageLoadError(_too_large(name, w, h))
-    if pil.format == "JPEG" and w * h > JPEG_MAX_PIXELS_PER_BYTE * nbytes:
-        raise ImageLoadError(
-            f"{name} claims {w}×{h} pixels but holds only {nbytes} bytes: it is truncated or not a real photo; "
-            "use a complete copy of the image."
-        )
+def _without_oversized_metadata(data: bytes, exc: ValueError) -> bytes | None:
+    """The PNG without its text and ICC chunks when ``exc`` is Pillow refusing those; else None."""
+    if not data.startswith(PNG_SIGNATURE) or not any(m in str(exc) for m in _METADATA_LIMITS):
+        return None
+    view = memoryview(data)
+    parts, pos = [view[:8]], 8
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        end = pos + 12 + length
+        if data[pos + 4 : pos + 8] not in _DROPPABLE:
+            parts.append(view[pos:end])
+        pos = end
+    return b"".join(parts)
 
 
-def _decode(pil: Image.Image, data: bytes, name: str, read_metadata: bool) -> LoadedImage:
+def _join_notes(*notes: str | None) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def _decode(pil: Image.Image, data: bytes, name: str, read_metadata: bool, header: ImageHeader) -> LoadedImage:
     fmt = pil.format or ""
     info: dict[str, Any] = {"mode": pil.mode, "size": pil.size}
-    n_frames = getattr(pil, "n_frames", 1)
+    n_frames = header.frames
     if n_frames > 1:
         info["frames"] = n_frames
-        info["note"] = f"only the first of {n_frames} frames/pages is used"
+        many = f"{n_frames - 1}+" if n_frames > MAX_FRAMES_COUNTED else str(n_frames)
+        info["note"] = f"only the first of {many} frames/pages is used"
     # Decode fully first: it raises on truncated/corrupt data, and reading EXIF or late text
     # chunks would otherwise trigger (and a blanket except would hide) that same decode. A 16-bit
     # colour TIFF is the exception: its metadata is all in the header's tags, its pixels come
@@ -233,7 +253,10 @@ def _decode(pil: Image.Image, data: bytes, name: str, read_metadata: bool) -> Lo
     if not (fmt == "TIFF" and _is_16bit_colour(pil, data, fmt)):
         pil.load()
     icc = pil.info.get("icc_profile") or None
-    orientation = _orientation(pil)
+    if icc is not None and len(icc) > MAX_ICC_BYTES:
+        icc = None  # no real profile is this big, and a PNG carrying it could not be reopened
+        info["note"] = _join_notes(info.get("note"), "an oversized colour profile was dropped")
+    orientation = orientation_of(pil)  # after load: a PNG's eXIf may follow the pixels
     recalled, a1111_text = _recall(pil) if read_metadata else (None, None)
     params = recalled.params if recalled is not None else None
     if recalled is not None:
@@ -263,14 +286,6 @@ def _recall(pil: Image.Image) -> tuple[Any, str | None]:
         return recall(pil), metadata.read_a1111_text(pil)
     except Exception:  # metadata is a bonus: a bad chunk must not make the image unreadable
         return None, None
-
-
-def _orientation(pil: Image.Image) -> int | None:
-    try:
-        value = pil.getexif().get(0x0112)
-        return int(value) if value else None
-    except Exception:
-        return None
 
 
 def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
@@ -472,7 +487,7 @@ def encode_png(arr: np.ndarray, *, params: Any = None, icc_profile: bytes | None
         raise OSError("PNG encoding failed")
     del source
     chunks = []
-    if icc_profile:
+    if icc_profile and len(icc_profile) <= MAX_ICC_BYTES:  # a bigger one could not be read back
         chunks.append(_png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
     chunks += [_png_text_chunk(k, v) for k, v in metadata.png_text_chunks(params, arr.shape[1], arr.shape[0])]
     return _png_insert_chunks(memoryview(buf.reshape(-1)), chunks)

@@ -116,11 +116,19 @@ def to_json(params: GenerationParams) -> str:
     return json.dumps(params.to_dict(), ensure_ascii=False, sort_keys=True, default=str)
 
 
+#: Largest text chunk we write. Pillow refuses a PNG whose text chunks pass 64 MB together
+#: (``PngImagePlugin.MAX_TEXT_MEMORY``); two of these stay well under it, so whatever we write
+#: opens with its parameters. Only a prompt of millions of words comes near.
+MAX_TEXT_CHUNK_CHARS = 16 * 1024 * 1024
+
+
 def png_text_chunks(params: GenerationParams | None, width: int, height: int) -> list[tuple[str, str]]:
-    """(key, text) pairs for a PNG: the A1111 infotext and our JSON."""
+    """(key, text) pairs for a PNG: the A1111 infotext and our JSON; a text past
+    `MAX_TEXT_CHUNK_CHARS` is left out (the pixels are still written and read back)."""
     if params is None:
         return []
-    return [(A1111_KEY, format_a1111(params, width, height)), (JSON_KEY, to_json(params))]
+    chunks = [(A1111_KEY, format_a1111(params, width, height)), (JSON_KEY, to_json(params))]
+    return [(key, text) for key, text in chunks if len(text) <= MAX_TEXT_CHUNK_CHARS]
 
 
 def exif_with_params(params: GenerationParams | None, width: int, height: int) -> Image.Exif | None:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.atomic import atomic_write_bytes, fsync_dir
+from app.core.atomic import LockBusy, LockFileRefused, atomic_write_bytes, fsync_dir, held_lock, sibling_name
 from app.storage.download_catalogue import format_bytes
 from app.storage.download_errors import DownloadCancelled, DownloadError, explain
 from app.storage.download_plan import DownloadPlan, RemoteFile, plan_download
@@ -109,23 +109,19 @@ def get_model(source: str, dest: Path | None = None, *, progress: ProgressCallba
 @contextlib.contextmanager
 def _only_one(stage: Path) -> Iterator[None]:
     """One download per model at a time (the CLI and a window could both try): two writers
-    appending to one part would corrupt it. An OS lock, so a killed process never leaves it held."""
-    from filelock import FileLock, Timeout
-
+    appending to one part would corrupt it. An OS lock, so a killed process never leaves it held;
+    opened without following links or truncating (`app.core.atomic.held_lock`)."""
     stage.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = stage.with_name(stage.name + ".lock")
-    lock = FileLock(str(lock_path), timeout=0)
+    held = contextlib.ExitStack()
     try:
-        lock.acquire()
-    except Timeout:
+        held.enter_context(held_lock(stage.with_name(sibling_name(stage, ".lock"))))
+    except LockBusy:
         raise DownloadError(f"{stage.name} is already being downloaded (by another window or command); "
                             "wait for it or cancel it") from None
-    try:
+    except LockFileRefused as exc:
+        raise DownloadError(f"cannot lock the download of {stage.name}: {exc.strerror}") from None
+    with held:
         yield
-    finally:
-        lock.release()
-        with contextlib.suppress(OSError):
-            lock_path.unlink()
 
 
 def _remove_empty(folder: Path) -> None:

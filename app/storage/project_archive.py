@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import stat
 import struct
 import zipfile
@@ -147,7 +148,12 @@ def parse_manifest(archive: Archive) -> dict[str, Any]:
 def open_zip(path: Path, data: bytes | None = None) -> zipfile.ZipFile:
     name = path.name
     try:
+        if data is None and not stat.S_ISREG(os.stat(path).st_mode) and not path.is_dir():
+            # /dev/zero or a FIFO: zipfile would read forever or block waiting for a writer
+            raise ProjectError(f"{name} is not a regular file (a device, pipe or socket); choose a project file.")
         return zipfile.ZipFile(io.BytesIO(data) if data is not None else path, "r")
+    except ProjectError:
+        raise
     except FileNotFoundError:
         raise ProjectError(f"{name}: file not found ({path}).") from None
     except IsADirectoryError:

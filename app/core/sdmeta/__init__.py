@@ -15,23 +15,29 @@ NovelAI, InvokeAI, diffusers JSON from Hugging Face Spaces.
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import io
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 
+from app.core import boundedjson
+from app.core.decode_budget import ImageLoadError, check_image, read_image_file
 from app.core.params import GenerationParams, ParamError
 from app.core.sdmeta import a1111, civitai_json, comfyui, fooocus_log, invokeai, keyed_json, novelai
 from app.core.sdmeta.fields import build_params
 from app.core.sdmeta.found import Found, SamplerChoice
-from app.core.sdmeta.sources import collect_texts
+from app.core.sdmeta.sources import collect_texts, png_texts
 from app.core.sdmeta.stealth import read_stealth
 
-__all__ = ["MetadataReport", "RecallResult", "SamplerChoice", "read_metadata", "recall", "OURS_KEY"]
+__all__ = ["MetadataReport", "RecallResult", "SamplerChoice", "read_metadata", "read_texts", "recall", "OURS_KEY"]
 
 OURS_KEY = "inpaint-studio"
+#: `info`/recall search the pixels of larger images for stealth text only when opened in full
+#: (the window's load has decoded them anyway); a path alone is not decoded past this.
+STEALTH_MAX_PIXELS = 64 * 1024 * 1024
 _ALL_FIELDS = frozenset(f for f in GenerationParams.__dataclass_fields__ if f != "extra")
 
 
@@ -74,12 +80,42 @@ def read_metadata(source: Image.Image | str | os.PathLike[str], choice: str | No
     if isinstance(source, Image.Image):
         return _report(source, choice)
     try:
-        with Image.open(source) as image:
-            if image.format == "PNG":
-                image.load()  # text chunks after the pixel data are only read on load
-            return _report(image, choice)
-    except (OSError, ValueError, SyntaxError) as exc:
+        data = read_image_file(source)
+    except ImageLoadError as exc:
         return MetadataReport("none", None, {}, {}, problems=(f"cannot read {os.fspath(source)}: {exc}",))
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return _report_within_budget(image, data, os.path.basename(os.fspath(source)), choice)
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        return MetadataReport("none", None, {}, {}, problems=(f"cannot read {os.fspath(source)}: {exc}",))
+
+
+def _report_within_budget(image: Image.Image, data: bytes, name: str, choice: str | None) -> MetadataReport:
+    """The report of a file. A PNG's text chunks are read from its bytes (all of them, without
+    decoding pixels); pixels are decoded only for the stealth text, and only within the decode
+    budget and `STEALTH_MAX_PIXELS` — past those a note says the pixels were not looked at."""
+    if image.format == "PNG":
+        texts, exif = png_texts(data)
+        for key, text in texts.items():
+            image.info.setdefault(key, text)
+        image.info.setdefault("exif", exif)  # present (even empty): Pillow's getexif() then decodes nothing
+    refused = False
+    try:
+        header = check_image(image, data, name)
+    except ImageLoadError as exc:
+        reason, refused = str(exc).split(";")[0], True
+    else:
+        if header.width * header.height <= STEALTH_MAX_PIXELS:
+            try:
+                return _report(image, choice)
+            except ValueError as exc:  # Pillow refusing a chunk while decoding: the header's report below
+                reason = str(exc)
+        else:
+            reason = f"{header.width}×{header.height} is too large to search for text hidden in the pixels"
+    report = _report(image, choice, pixels=False)
+    if not refused and (report.params is not None or image.format not in ("PNG", "WEBP")):
+        return report  # nothing was missed: the stealth text is only looked for when the chunks hold none
+    return dataclasses.replace(report, notes=(*report.notes, f"pixels not read: {reason}"))
 
 
 def recall(source: Image.Image | str | os.PathLike[str], choice: str | None = None) -> RecallResult:
@@ -91,14 +127,19 @@ def recall(source: Image.Image | str | os.PathLike[str], choice: str | None = No
     return RecallResult(report.params, "; ".join((summary, *report.notes)), report.fields_set, report.choices)
 
 
-def _report(image: Image.Image, choice: str | None) -> MetadataReport:
+def _report(image: Image.Image, choice: str | None, pixels: bool = True) -> MetadataReport:
     texts = collect_texts(image)
-    found = _recognise(texts, choice)
-    if found is None and image.format in ("PNG", "WEBP", None):  # lossless: pixels may hide it
-        hidden = read_stealth(image)
+    if pixels and image.format in ("PNG", "WEBP", None) and _recognise(texts, choice) is None:
+        hidden = read_stealth(image)  # lossless: the pixels may hide it
         if hidden:
             texts["stealth"] = hidden
-            found = _recognise(texts, choice)
+    return read_texts(texts, choice)
+
+
+def read_texts(texts: dict[str, str], choice: str | None = None) -> MetadataReport:
+    """The report for metadata texts already taken from a file ({chunk or tag name: text}), e.g.
+    by a server that got them in a request. Linear in the texts' size and never raises."""
+    found = _recognise(texts, choice)
     if found is None:
         return MetadataReport("none", None, {}, texts, problems=(_why_nothing(texts),))
     if found.params is not None:
@@ -134,7 +175,7 @@ def _ours(texts: dict[str, str]) -> Found | None:
     if not text:
         return None
     try:
-        params = GenerationParams.from_dict(json.loads(text))
+        params = GenerationParams.from_dict(boundedjson.loads(text))
     except (ValueError, ParamError, TypeError):
         return None  # damaged or from a newer version: the A1111 text beside it is read instead
     fields = {k: v for k, v in params.to_dict().items() if k != "extra"}

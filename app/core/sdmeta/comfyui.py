@@ -41,7 +41,9 @@ def read(texts: dict[str, str], choice: str | None = None) -> Found | None:
     samplers = [nid for nid, node in graph.items() if _is_sampler(graph, nid, node)]
     if not samplers:
         return Found("ComfyUI", {}, problems=["ComfyUI graph without a sampler node: nothing to recall"])
-    choices = [SamplerChoice(nid, _label(graph, nid)) for nid in samplers]
+    if len(samplers) > MAX_CHOICES and choice is None:
+        return Found("ComfyUI", {}, problems=[f"ComfyUI graph with {len(samplers)} samplers: too many to offer a choice"])
+    choices = [SamplerChoice(nid, _label(graph, nid)) for nid in samplers[:MAX_CHOICES]]
     if choice is not None:
         if choice not in samplers:
             return Found("ComfyUI", {}, problems=[f"ComfyUI graph has no sampler node {choice!r}"], choices=choices)
@@ -112,17 +114,28 @@ def _walk(graph: Graph, start: str, follow: tuple[str, ...]):
                 queue.append(str(value[0]))
 
 
-def _find(graph: Graph, start: str, keys: tuple[str, ...], follow: tuple[str, ...], want=(int, float, str)) -> Any:
+#: Links followed from one value to the node producing it, at most (a seed input linked to its own
+#: node, or a 3,000-node chain, used to recurse until `RecursionError`).
+MAX_LINK_DEPTH = 16
+#: Samplers labelled for a choice; a graph with more is crafted, not a workflow.
+MAX_CHOICES = 64
+
+
+def _find(graph: Graph, start: str, keys: tuple[str, ...], follow: tuple[str, ...], want=(int, float, str),
+          _depth: int = 0, _tried: set | None = None) -> Any:
     """The first value under one of ``keys`` on the nodes `_walk` reaches (a link there is
-    followed to the node that produces the value)."""
+    followed to the node that produces the value, `MAX_LINK_DEPTH` links deep, each node once)."""
+    tried = set() if _tried is None else _tried
     for nid in _walk(graph, start, follow):
         inputs = _inputs(graph[nid])
         for key in keys:
             value = inputs.get(key)
             if isinstance(value, want) and not isinstance(value, bool):
                 return value
-            if _is_link(value):
-                found = _find(graph, str(value[0]), keys + _TEXT_KEYS + ("int", "float", "seed"), (), want)
+            if _is_link(value) and _depth < MAX_LINK_DEPTH and str(value[0]) not in tried:
+                tried.add(str(value[0]))
+                found = _find(graph, str(value[0]), keys + _TEXT_KEYS + ("int", "float", "seed"), (), want,
+                              _depth + 1, tried)
                 if found is not None:
                     return found
     return None

@@ -7,6 +7,8 @@ seeds and the txt2img / img2img / inpaint decision are decided once, here.
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 from app.core.params import CLASSICAL_MODELS, SEED_MAX, GenerationParams, ParamError
@@ -59,6 +61,9 @@ def build_params(fields: dict[str, Any]) -> tuple[GenerationParams, frozenset[st
         except (TypeError, ValueError, OverflowError):
             notes.append(f"{key} {f[key]!r} is not a number: left out")
             return
+        if not math.isfinite(value):  # NaN compares false both ways: clamping it gave NaN and lost every field
+            notes.append(f"{key} {f[key]!r} is not a finite number: left out")
+            return
         clamped = min(max(value, lo), hi)
         if clamped != value:
             notes.append(f"{key} {value} is outside {lo}–{hi}: set to {clamped}")
@@ -96,7 +101,7 @@ def build_params(fields: dict[str, Any]) -> tuple[GenerationParams, frozenset[st
     try:
         params = GenerationParams(**kw).validate()
     except ParamError as exc:  # belt and braces: a field none of the checks above knows
-        notes.append(f"{exc}: left out")
+        notes.append(f"{exc}: left out, and with it every setting but the prompts")
         params = GenerationParams(prompt=kw["prompt"], negative_prompt=kw["negative_prompt"], extra=kw["extra"])
         set_keys &= {"Prompt", "Negative prompt"}
     names = {_FIELD_OF[k] for k in set_keys if k in _FIELD_OF} | ({"model"} if "Model" in set_keys else set())

@@ -16,6 +16,8 @@ from typing import Any
 from app.core.sdmeta.found import Found
 from app.core.sdmeta.sources import json_object
 
+#: A Dream line is a prompt plus a few switches; a longer text is not one.
+MAX_DREAM_CHARS = 64 * 1024
 _NEGATIVE = re.compile(r"\[([^\[\]]*)\]")
 _DREAM_FLAGS = {"-s": "Steps", "-S": "Seed", "-W": "Size-1", "-H": "Size-2", "-C": "CFG scale", "-A": "Sampler",
                 "-f": "Denoising strength"}
@@ -78,6 +80,8 @@ def _dream(texts: dict[str, str]) -> Found | None:
     text = texts.get("Dream")
     if not text:
         return None
+    if len(text) > MAX_DREAM_CHARS:  # shlex walks characters in Python: ~1 s per MB
+        return Found("InvokeAI", {}, problems=[f"InvokeAI Dream line of {len(text)} characters: too long to be one"])
     try:
         words = shlex.split(text)
     except ValueError:

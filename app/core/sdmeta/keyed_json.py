@@ -4,11 +4,13 @@ Each is a key table onto A1111's names; the content, not the chunk name, tells t
 
 from __future__ import annotations
 
-import ast
+import re
 from typing import Any, Callable
 
 from app.core.sdmeta.found import Found
 from app.core.sdmeta.sources import json_object
+
+_RESOLUTION = re.compile(r"\s*[(\[]\s*(\d+)\s*,\s*(\d+)\s*[)\]]\s*$")
 
 _FOOOCUS = {"prompt": "Prompt", "negative_prompt": "Negative prompt", "steps": "Steps", "guidance_scale": "CFG scale",
             "sampler": "Sampler", "scheduler": "Schedule type", "seed": "Seed", "base_model": "Model",
@@ -38,10 +40,9 @@ def _fooocus(texts: dict[str, str]) -> Found | None:
     if not data or not (data.get("metadata_scheme") == "fooocus" or "fooocus_scheme" in texts or "full_prompt" in data):
         return None
     fields = _mapped(data, _FOOOCUS)
-    try:  # "(768, 1280)"
-        fields["Size-1"], fields["Size-2"] = ast.literal_eval(str(data.get("resolution")))
-    except (ValueError, SyntaxError, TypeError):
-        pass
+    size = _RESOLUTION.match(str(data.get("resolution"))[:64])  # "(768, 1280)"; a regex, not literal_eval: no nesting
+    if size:
+        fields["Size-1"], fields["Size-2"] = int(size.group(1)), int(size.group(2))
     notes = ["Fooocus expands the prompt with styles; recalled: the prompt as typed"] if data.get("styles") else []
     return Found("Fooocus", fields, notes)
 

@@ -7,14 +7,19 @@ Fooocus, text in a UserComment may be A1111's or NovelAI's JSON.
 
 from __future__ import annotations
 
-import json
+import zlib
 from typing import Any
 
 from PIL import Image
 
+from app.core import boundedjson
+
 _EXIF_IFD = 0x8769
 _USER_COMMENT = 0x9286
 _IMAGE_DESCRIPTION = 0x010E
+#: Our own JSON chunk: we write it correctly (tEXt only when Latin-1), so it is never "repaired"
+#: ("Â\xa0" is a valid prompt, not UTF-8 misread).
+_OURS = "inpaint-studio"
 
 
 def collect_texts(image: Image.Image) -> dict[str, str]:
@@ -24,7 +29,7 @@ def collect_texts(image: Image.Image) -> dict[str, str]:
         if isinstance(value, bytes) and key not in ("exif", "icc_profile", "xmp", "dpi"):
             value = value.decode("utf-8", "replace")
         if isinstance(value, str) and value.strip():
-            texts[str(key)] = repair_mojibake(value)
+            texts[str(key)] = value if key == _OURS else repair_mojibake(value)
     try:
         exif = image.getexif()
         comment = decode_user_comment(exif.get_ifd(_EXIF_IFD).get(_USER_COMMENT))
@@ -87,7 +92,60 @@ def json_object(text: str | None) -> dict[str, Any] | None:
     if not text or text.lstrip()[:1] != "{":
         return None
     try:
-        value = json.loads(text)  # Python's json also takes the NaN some tools write
+        value = boundedjson.loads(text)  # Python's json also takes the NaN some tools write; depth-capped
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+#: Largest text taken from one PNG chunk (an A1111 infotext with a ComfyUI graph is ~100 KB);
+#: a compressed chunk is inflated at most this far.
+MAX_CHUNK_TEXT = 16 * 1024 * 1024
+
+
+def png_texts(data: bytes) -> tuple[dict[str, str], bytes]:
+    """Every tEXt/zTXt/iTXt chunk of a PNG held in ``data`` by keyword, and its EXIF block as
+    Pillow keeps it (``b"Exif\\0\\0" + eXIf``, or b"" when none), read without decoding a pixel:
+    Pillow reads the chunks after the image data, and even looks for EXIF, only by decoding it
+    all (`info` on a 29000² PNG took 9 s and 3.3 GB). Damaged or oversized chunks are skipped."""
+    texts: dict[str, str] = {}
+    exif = b""
+    pos = 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IEND":
+            break
+        if kind == b"eXIf" and not exif:
+            exif = b"Exif\x00\x00" + body
+        if kind not in (b"tEXt", b"zTXt", b"iTXt") or length > MAX_CHUNK_TEXT:
+            continue
+        key, _, rest = body.partition(b"\x00")
+        try:
+            text = _chunk_text(kind, rest)
+        except (ValueError, zlib.error):
+            continue
+        if text is not None:
+            texts.setdefault(key.decode("latin-1"), text)
+    return texts, exif
+
+
+def _chunk_text(kind: bytes, rest: bytes) -> str | None:
+    if kind == b"tEXt":
+        return rest.decode("latin-1")
+    if kind == b"zTXt":
+        return _inflate(rest[1:]).decode("latin-1")
+    compressed, _method = rest[:1] == b"\x01", rest[1:2]
+    _lang, _, rest = rest[2:].partition(b"\x00")
+    _translated, _, rest = rest.partition(b"\x00")
+    return (_inflate(rest) if compressed else rest).decode("utf-8", "replace")
+
+
+def _inflate(body: bytes) -> bytes:
+    d = zlib.decompressobj()
+    out = d.decompress(body, MAX_CHUNK_TEXT)
+    if d.unconsumed_tail:
+        raise ValueError("text chunk inflates past the cap")
+    return out

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 
 import hashlib
-import json
 import os
 import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core import boundedjson
 from app.core.params import CLASSICAL_METHODS
 from app.core.prompt_syntax import extract_loras
 from app.inference.errors import ModelLoadError
@@ -93,10 +93,17 @@ def hf_cache_dir() -> Path:
 
 
 # -- inspection (no torch) -----------------------------------------------------------------------
+#: A model config or index over this is not one (diffusers' largest are a few KB; a sharded
+#: index lists a few thousand tensors).
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
 def _read_json(path: Path) -> dict:
     """A model's JSON config or index; `ModelLoadError` unless it is a readable JSON object."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ValueError(f"{path.stat().st_size} bytes; a config is a few KB")
+        data = boundedjson.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelLoadError(f"{path.parent}: missing file {path.name}") from None
     except (OSError, ValueError) as exc:
@@ -110,6 +117,8 @@ def inspect_diffusers_folder(folder: Path) -> tuple[str, bool, str]:
     """(family, inpainting, reason-if-unsupported) from a diffusers folder's JSON configs."""
     index = _read_json(folder / "model_index.json")
     cls = index.get("_class_name", "")
+    if not isinstance(cls, str):
+        return "unknown", False, f"{folder / 'model_index.json'}: _class_name is {cls!r}, not a pipeline name; the file is damaged"
     if "text_encoder_2" in index or "XL" in cls:
         return "sdxl", False, "Stable Diffusion XL is not supported (this editor runs SD 1.x models)"
     if "Pix2Pix" in cls:
@@ -164,7 +173,7 @@ def safetensors_header(path: Path) -> dict:
             (size,) = struct.unpack("<Q", fh.read(8))
             if size > 100_000_000:
                 raise ValueError("header too large")
-            header = json.loads(fh.read(size))
+            header = boundedjson.loads(fh.read(size))
     except (OSError, ValueError, struct.error) as exc:
         raise ModelLoadError(f"{path}: not a readable .safetensors file ({exc})") from None
     if not isinstance(header, dict):
@@ -240,63 +249,120 @@ def _info_for_file(path: Path) -> ModelInfo:
     return ModelInfo(path.stem, str(path), "single_file", path, inpainting, family, note)
 
 
+#: What a ``refs/<branch>`` file may hold: a commit hash (or a branch-like name), never a path.
+_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
 def _hf_snapshot(repo_dir: Path) -> Path | None:
+    """The snapshot ``refs/main`` names, else the newest one; a ref holding a path (``../..``)
+    is not followed out of the cache."""
     ref = repo_dir / "refs" / "main"
     snapshots = repo_dir / "snapshots"
     if ref.is_file():
-        snap = snapshots / ref.read_text().strip()
+        name = ref.read_text(encoding="utf-8", errors="replace")[:200].strip()
+        if not _REF.fullmatch(name) or name.strip(".") == "":
+            raise ModelLoadError(f"{ref}: holds {name[:40]!r}, not a commit hash; the cache entry is damaged")
+        snap = snapshots / name
         if snap.is_dir():
             return snap
-    candidates = sorted(snapshots.glob("*"), key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
-    return candidates[-1] if candidates else None
+    candidates = []
+    if snapshots.is_dir():
+        for entry in snapshots.iterdir():
+            try:
+                if entry.is_dir():
+                    candidates.append((entry.stat().st_mtime, entry))
+            except OSError:  # a link loop or a dangling link: not a snapshot
+                continue
+    return max(candidates)[1] if candidates else None
+
+
+def _skipped(path: Path, kind: str, exc: BaseException) -> ModelInfo:
+    """An entry that could not even be inspected: listed with its reason, never the end of the listing."""
+    reason = str(exc) if isinstance(exc, ModelLoadError) else f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    return ModelInfo(path.name, str(path), kind, path, None, "unknown", reason or type(exc).__name__)
+
+
+#: What inspecting one entry of a models folder may raise on a hostile or broken file: caught per
+#: entry so the rest is still listed (a link loop, a config nested 100,000 deep, ...).
+_ENTRY_ERRORS = (OSError, ValueError, RuntimeError, RecursionError, TypeError, KeyError, IndexError, AttributeError)
 
 
 def hf_cache_models(cache: Path | None = None) -> list[ModelInfo]:
-    """SD 1.x diffusers repos in the Hugging Face cache (offline scan of models--org--name)."""
+    """SD 1.x diffusers repos in the Hugging Face cache (offline scan of models--org--name);
+    a damaged entry is listed as skipped with its reason."""
     cache = cache or hf_cache_dir()
     found = []
     if not cache.is_dir():
         return found
     for repo_dir in sorted(cache.glob("models--*")):
-        snap = _hf_snapshot(repo_dir)
-        if snap is None or not (snap / "model_index.json").is_file():
-            continue
         repo_id = repo_dir.name[len("models--"):].replace("--", "/", 1)
-        info = _info_for_folder(snap, "hf_cache", repo_id, repo_id)
-        if info.family == SD1:
-            found.append(_complete(info))
+        try:
+            snap = _hf_snapshot(repo_dir)
+            if snap is None or not (snap / "model_index.json").is_file():
+                continue
+            info = _info_for_folder(snap, "hf_cache", repo_id, repo_id)
+            if info.family == SD1:
+                found.append(_complete(info))
+        except ModelLoadError as exc:
+            found.append(ModelInfo(repo_id, repo_id, "hf_cache", repo_dir, None, "unknown", str(exc)))
+        except _ENTRY_ERRORS as exc:
+            found.append(dataclasses.replace(_skipped(repo_dir, "hf_cache", exc), name=repo_id, ref=repo_id))
     return found
+
+
+def _realpath(path: Path) -> Path:
+    """``path.resolve()`` that does not raise on a symbolic link loop (Python 3.11's does)."""
+    return Path(os.path.realpath(path))
 
 
 def discover_models(extra_paths=()) -> list[ModelInfo]:
     """Everything the app can offer: classical methods first, then models in the models
     directories (diffusers folders, .safetensors, listed pickle files with a note), then SD 1.x
-    repos in the Hugging Face cache. Unsupported models are listed with a ``note`` saying why.
+    repos in the Hugging Face cache. Unsupported models are listed with a ``note`` saying why,
+    and so is an entry that cannot be read at all: one bad entry never hides the others.
     Models added in the window (`SharedSettings.user_models`) are listed too."""
     extra_paths = (*SharedSettings().user_models(), *extra_paths)
     found = [ModelInfo(m.label, r, "classical", None, True, "classical") for r, m in CLASSICAL_METHODS.items()]
     seen: set[Path] = set()
     for base in models_dirs(extra_paths):
-        if base.is_file():
-            candidates = [base]
-        elif (base / "model_index.json").is_file():
-            candidates = [base]
-        elif base.is_dir():
-            candidates = sorted(base.iterdir())
-        else:
+        try:
+            if base.is_file() or (base / "model_index.json").is_file():
+                candidates = [base]
+            elif base.is_dir():
+                candidates = sorted(base.iterdir())
+            else:
+                continue
+        except _ENTRY_ERRORS as exc:
+            found.append(_skipped(base, "diffusers", exc))
             continue
         for path in candidates:
-            real = path.resolve()
-            if real in seen:
-                continue
-            if path.is_dir() and (path / "model_index.json").is_file():
-                seen.add(real)
-                found.append(_complete(_info_for_folder(path, "diffusers", str(path), path.name)))
-            elif path.is_file() and path.suffix.lower() in (".safetensors", *PICKLE_SUFFIXES):
-                seen.add(real)
-                found.append(_info_for_file(path))
+            try:
+                info = _entry_info(path, seen)
+            except _ENTRY_ERRORS as exc:
+                info = _skipped(path, "diffusers" if not path.suffix else "single_file", exc)
+            if info is not None:
+                found.append(info)
     found += hf_cache_models()
     return found
+
+
+def _entry_info(path: Path, seen: set[Path]) -> ModelInfo | None:
+    """The `ModelInfo` of one entry of a models folder; None for what is not a model (or was
+    listed already through another name)."""
+    real = _realpath(path)
+    if real in seen:
+        return None
+    if path.is_dir() and (path / "model_index.json").is_file():
+        seen.add(real)
+        return _complete(_info_for_folder(path, "diffusers", str(path), path.name))
+    if path.suffix.lower() in (".safetensors", *PICKLE_SUFFIXES):
+        if path.is_file():
+            seen.add(real)
+            return _info_for_file(path)
+        if path.is_symlink() and not path.exists():
+            return ModelInfo(path.stem, str(path), "single_file", path, None, "unknown",
+                             f"{path}: a symbolic link to nothing (or a link loop); fix or remove it")
+    return None
 
 
 # -- resolving a reference -----------------------------------------------------------------------
@@ -381,29 +447,63 @@ def inspect_embedding(header: dict) -> tuple[int | None, str]:
     return dim, ""
 
 
+#: Files looked at under the LoRA / embedding folders, at most (a link loop or a huge tree must
+#: not make every run walk forever).
+MAX_NETWORK_FILES = 20_000
+
+
 def _network_files(dirs: list[Path], suffixes: tuple[str, ...]) -> list[Path]:
-    seen: set[Path] = set()
-    files = []
-    for base in dirs:
-        if not base.is_dir():
+    """Files with ``suffixes`` under ``dirs`` and their subfolders (A1111 looks there too),
+    linked folders followed once each (a link loop ends), sorted per folder."""
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[Path] = set()
+    files: list[Path] = []
+    stack = [base for base in reversed(dirs)]
+    looked = 0
+    while stack and looked < MAX_NETWORK_FILES:
+        folder = stack.pop()
+        try:
+            st = folder.stat()
+            if (st.st_dev, st.st_ino) in seen_dirs:
+                continue
+            seen_dirs.add((st.st_dev, st.st_ino))
+            entries = sorted(folder.iterdir())
+        except OSError:  # missing, unreadable or a link loop: nothing to list there
             continue
-        for path in sorted(base.rglob("*")):  # A1111 also looks in subfolders
-            if path.is_file() and path.suffix.lower() in suffixes and path.resolve() not in seen:
-                seen.add(path.resolve())
-                files.append(path)
+        subfolders = []
+        for path in entries:
+            looked += 1
+            try:
+                if path.is_dir():
+                    subfolders.append(path)
+                elif path.suffix.lower() in suffixes and path.is_file():
+                    real = _realpath(path)
+                    if real not in seen_files:
+                        seen_files.add(real)
+                        files.append(path)
+            except OSError:
+                continue
+        stack.extend(reversed(subfolders))
     return files
 
 
+def _network_name(path: Path) -> str:
+    """What a prompt calls the network in ``path``: its file stem, or its folder's name for the
+    diffusers layout (``NAME/pytorch_lora_weights.safetensors``)."""
+    return path.parent.name if path.name == "pytorch_lora_weights.safetensors" else path.stem
+
+
 def _network_info(path: Path, kind: str) -> NetworkInfo:
-    is_folder_format = path.name == "pytorch_lora_weights.safetensors"
-    name = path.parent.name if is_folder_format else path.stem
+    name = _network_name(path)
     if path.suffix.lower() != ".safetensors":
         return NetworkInfo(name, path, kind)  # a pickle, read later with torch.load(weights_only=True)
     try:
         header = safetensors_header(path)
+        dim, note = (inspect_lora if kind == "lora" else inspect_embedding)(header)
     except ModelLoadError as exc:
         return NetworkInfo(name, path, kind, None, str(exc))
-    dim, note = (inspect_lora if kind == "lora" else inspect_embedding)(header)
+    except _ENTRY_ERRORS as exc:  # a header of the wrong shape: this file is unusable, the others are fine
+        return NetworkInfo(name, path, kind, None, f"{path}: not a readable {kind} ({type(exc).__name__}: {exc})")
     return NetworkInfo(name, path, kind, dim, note)
 
 
@@ -427,9 +527,10 @@ def find_lora(name: str) -> NetworkInfo:
 
 
 def embeddings_in(*texts: str) -> list[NetworkInfo]:
-    """The embeddings whose name appears as a word in any of ``texts`` (as A1111 matches them)."""
-    return [info for info in discover_embeddings()
-            if any(re.search(rf"(?<!\w){re.escape(info.name)}(?!\w)", t) for t in texts)]
+    """The embeddings whose name appears as a word in any of ``texts`` (as A1111 matches them).
+    Only those files are inspected: a broken file the prompt does not name costs a run nothing."""
+    return [_network_info(path, "embedding") for path in _network_files(embedding_dirs(), EMBEDDING_SUFFIXES)
+            if any(re.search(rf"(?<!\w){re.escape(_network_name(path))}(?!\w)", t) for t in texts)]
 
 
 def network_hashes(prompt: str, negative_prompt: str) -> dict[str, str]:

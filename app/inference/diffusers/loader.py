@@ -126,6 +126,13 @@ def preflight(model_ref: str, allow_pickle: bool = True) -> ModelInfo:
         raise UnsupportedModelError(f"{info.ref}: {info.note}")
     if info.note and not is_pickle:
         raise ModelLoadError(f"{info.ref}: {info.note}")
+    if info.kind in ("diffusers", "hf_cache") and info.path is not None and not allow_pickle:
+        try:  # pickle weights refused here, before torch is imported; missing files are told at load, as before
+            _check_folder_files(info.path, allow_pickle)
+        except PickleRefusedError:
+            raise
+        except ModelLoadError:
+            pass
     return info
 
 
