@@ -23,16 +23,14 @@ import io
 import ipaddress
 import re
 import socket
-import warnings
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 
-from PIL import Image
 
-from app.core.imageio import MAX_PIXELS, ImageLoadError, LoadedImage, load_image_bytes
+from app.core.imageio import MAX_PIXELS, ImageLoadError, LoadedImage, check_decode_budget, load_image_bytes
 from app.server.errors import ApiError, bad_field
 
 MAX_INPUT_BYTES = 50 * 1024 * 1024
@@ -81,26 +79,22 @@ def _check_kind(data: bytes, field_name: str, max_bytes: int, fetched: bool) -> 
 
 def check_header(data: bytes, field_name: str, max_pixels: int = MAX_PIXELS,
                  max_bytes: int = MAX_INPUT_BYTES) -> tuple[int, int]:
-    """The decode budget read from the header alone (bytes, kind, pixel count): what a route
-    that decodes by itself checks first, so a 138-byte PNG declaring 60000×60000 costs nothing.
+    """The decode budget read from the header alone, the CLI's (`check_decode_budget`: pixels per
+    byte, JPEG scans, frames, free memory) plus this route's own pixel cap: what a route that
+    decodes by itself checks first, so a 138-byte PNG declaring 60000×60000 costs nothing.
     Returns (width, height)."""
     _check_kind(data, field_name, max_bytes, fetched=False)
-    too_many = ApiError(413, f"{field_name} declares more than {max_pixels} pixels", field_name, None,
-                        f"at most {max_pixels} pixels")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the budget is ours
-            with Image.open(io.BytesIO(data)) as pil:  # lazy: reads the header, decodes nothing
-                width, height = pil.size
-    except Image.DecompressionBombError:
-        raise too_many from None
+        header = check_decode_budget(data, field_name)
+    except ImageLoadError as exc:
+        raise ApiError(413, str(exc), field_name, None, f"at most {max_pixels} pixels") from None
     except Exception:  # noqa: BLE001 - any unreadable header
         raise ApiError(400, f"{field_name} cannot be read as an image (damaged or not an image)", field_name,
                        f"{len(data)} bytes", _KINDS) from None
+    width, height = header.width, header.height
     if width * height > max_pixels:
-        too_many.message = f"{field_name} declares {width}×{height} = {width * height} pixels; the limit is {max_pixels}"
-        too_many.value = f"{width}×{height}"
-        raise too_many
+        raise ApiError(413, f"{field_name} declares {width}×{height} = {width * height} pixels; the limit is {max_pixels}",
+                       field_name, f"{width}×{height}", f"at most {max_pixels} pixels")
     return width, height
 
 
