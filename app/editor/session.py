@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.core import imageio
 from app.core.errors import EmptyMaskError, UserError
-from app.core.params import GenerationParams
+from app.core.params import CLASSICAL_METHODS, GenerationParams
 from app.core.records import GenerationRecord
 from app.editor.document import Document
 from app.editor.opened_image import PreparedImage
@@ -35,6 +35,14 @@ from app.storage.project import ProjectState, load_project, save_project
 def _applied_params(generations: list[GenerationRecord]) -> GenerationParams | None:
     applied = [g for g in generations if g.applied is not None]
     return candidate_params(applied[-1], applied[-1].applied) if applied else None
+
+
+def apply_label(record: GenerationRecord, index: int) -> str:
+    """The Edit menu's name for applying candidate ``index``: its seed, or the classical method
+    (which has no seed: the service records 0)."""
+    if record.params.is_classical:
+        return f"Apply result ({CLASSICAL_METHODS[record.params.model].label})"
+    return f"Apply result (seed {record.seeds[index]})"
 
 
 @dataclass(frozen=True)
@@ -281,10 +289,8 @@ class EditorSession(QObject):
         region = None
         for r in rec.regions:
             region = r if region is None else region.union(r)
-        changed = self.document.apply_result(rec.candidates[index], label=f"Apply result (seed {rec.seeds[index]})", region=region)
-        rec.applied = index
+        changed = self.document.apply_result(rec.candidates[index], label=apply_label(rec, index), region=region, record=rec, index=index)
         self.discard_candidates()
-        self.document.generations_changed.emit()
         self.result_applied.emit(rec)
         return changed
 

@@ -50,6 +50,7 @@ from app.core.records import GenerationRecord
 from app.storage.project_archive import Archive, LoadCancelled, Progress, decode_png, open_zip, parse_manifest
 from app.storage.project_format import FORMAT_VERSION, PROJECT_SUFFIX, ProjectError, migrate_manifest
 from app.storage.project_manifest import (
+    decoded_bytes,
     manifest_bytes,
     read_context_box,
     read_generations,
@@ -203,8 +204,9 @@ def save_project(
         names = []
         for c_index, cand in enumerate(record.candidates):
             cand = _normalise_pixels(cand, "candidate")
-            if cand.shape[2:] != current.shape[2:] or cand.dtype != current.dtype or cand.shape[0] > current.shape[0] or cand.shape[1] > current.shape[1]:
-                raise ValueError(f"candidate {cand.shape} {cand.dtype} does not match the image {current.shape}")
+            # Any size: made before an expansion (smaller) or on an expansion since undone (larger).
+            if cand.shape[2:] != current.shape[2:] or cand.dtype != current.dtype or cand.shape[:2] != record.candidates[0].shape[:2]:
+                raise ValueError(f"candidate {cand.shape} {cand.dtype} does not match the image {current.shape} or its generation")
             name = f"candidates/g{g_index}_{c_index}.png"
             names.append(name)
             members.append((name, cand))
@@ -277,9 +279,8 @@ def _load(archive: Archive) -> ProjectState:
 
     raw_gens = read_generations(manifest, name)
     referenced = referenced_members(files, raw_gens, name)
-    n_images = archive.images_total = len(referenced)
-    itemsize = 2 if layout["dtype"] == "uint16" else 1
-    decoded = n_images * layout["width"] * layout["height"] * layout["channels"] * itemsize
+    archive.images_total = len(referenced)
+    decoded = decoded_bytes(layout, raw_gens, name)
     if decoded > MAX_DECODED_BYTES:
         raise ProjectError(
             f"{name} needs {decoded / 2**30:.1f} GiB of memory to open, more than the {MAX_DECODED_BYTES / 2**30:.0f} GiB limit."

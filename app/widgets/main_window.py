@@ -33,7 +33,7 @@ from app.widgets.candidates import CandidatesPanel
 from app.widgets.canvas import CanvasView
 from app.widgets.file_actions import FileActions, accepts_drop
 from app.widgets.generation_controls import GenerationControls
-from app.widgets.history_panel import HistoryPanel
+from app.widgets.history_panel import HistoryPanel, parked_note
 from app.widgets.messages import MessageBar
 from app.widgets.model_picker import ModelPicker
 from app.widgets.params_panel import ParamsPanel
@@ -113,7 +113,8 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
     def _connect(self) -> None:
         d, s = self.document, self.session
         d.reset.connect(self._on_document_reset)
-        d.generations_changed.connect(lambda: self.history_panel.set_records(self.document.generations))
+        d.generations_changed.connect(self._show_history)
+        d.reset.connect(self._show_history)  # an undone Expand canvas parks candidates of another size
         d.mask_changed.connect(lambda _r: self._update_actions())
         s.title_changed.connect(self._update_title)
         s.generation_started.connect(self._on_started)
@@ -146,7 +147,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         self.history_panel.recall_requested.connect(lambda r: self.recall_params(r.params))
         self.history_panel.rerun_requested.connect(lambda r: self.generate(r.params))
         self.history_panel.rerun_new_seed_requested.connect(lambda r: self.generate(r.params.replace(seed=-1)))
-        self.history_panel.show_requested.connect(self.session.show_record)
+        self.history_panel.show_requested.connect(self._review_record)
 
     def _restore_settings(self) -> None:
         s = self.settings
@@ -244,6 +245,17 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         self.size_label.setText("" if d.is_empty else f"{d.width} × {d.height}" + (" · 16-bit" if d.pixels.dtype == np.uint16 else ""))
         self.zoom_label.setText(f"{self.canvas.zoom * 100:.0f} %")
         self._update_actions()
+
+    def _show_history(self) -> None:
+        d = self.document
+        self.history_panel.set_records(d.generations, None if d.is_empty else d.size)
+
+    def _review_record(self, record) -> None:
+        """Bring a run's candidates back for review, or say why they cannot be."""
+        if not self.session.show_record(record):
+            note = parked_note(record, self.document.size)
+            self.show_message("info", "Cannot review these candidates",
+                              f"They were {note}." if note else "This run has no candidates to show.")
 
     def _on_cursor(self, x: int, y: int) -> None:
         d = self.document
