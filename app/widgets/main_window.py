@@ -337,7 +337,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         """Quit asks about unsaved work or a running generation; once confirmed, a running
         generation is cancelled (it stops within one step) and the window closes when the worker
         has let go, so the thread is never destroyed while it runs and the GUI never blocks."""
-        if not self._close_confirmed and (self.document.modified or self.session.generating):
+        if not self._close_confirmed and (self.session.has_unsaved_work or self.session.generating):
             event.ignore()
             self._ask_before_close()
             return
@@ -350,7 +350,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
 
     def _ask_before_close(self) -> None:
         running = " A generation is running; it will be stopped." if self.session.generating else ""
-        if self.document.modified:
+        if self.session.has_unsaved_work:
             name = self.session.display_name or "The image"
             self.files.ask_unsaved(f"{name} has changes that are not saved.{running} Save them before quitting?",
                                    self.force_close, quitting=True)

@@ -261,5 +261,9 @@ def build_status_bar(w: MainWindow) -> None:
     w.cursor_label.setMinimumWidth(90)
     w.zoom_label = QLabel()
     w.zoom_label.setMinimumWidth(56)
-    for w in (w.progress, w.seed_label, w.size_label, w.cursor_label, w.zoom_label):
+    # Shown while the last autosave failed (`recovery_dialog.install`): a crash now would restore older work.
+    w.autosave_label = QLabel("⚠ Autosave failed")
+    w.autosave_label.setStyleSheet("color: #b00020; font-weight: bold;")
+    w.autosave_label.hide()
+    for w in (w.autosave_label, w.progress, w.seed_label, w.size_label, w.cursor_label, w.zoom_label):
         sb.addPermanentWidget(w)
