@@ -95,7 +95,7 @@ def format_a1111(params: GenerationParams, width: int, height: int) -> str:
         "Denoising strength": _num(params.strength),
     }
     if params.is_classical:  # no sampling: seed, steps, sampler, CFG and strength decided nothing
-        for key in ("Steps", "Sampler", "CFG scale", "Seed", "Denoising strength"):
+        for key in ("Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Denoising strength"):
             del fields[key]
     if params.mode == "inpaint" or params.is_classical:  # a classical method only inpaints
         fields["Mask blur"] = params.mask_blur

@@ -62,6 +62,7 @@ class FileActions(QObject):
         self.loading: BackgroundTask | None = None  # the image or project load in progress
         self.question: QMessageBox | None = None  # the open "unsaved changes" question
         self.refusal: QMessageBox | None = None  # the open "choose another name" warning
+        self.needs_image: list[QAction] = []  # project actions that need an open image
         self._save_report: tuple[str, str, Callable[[], None] | None] = ("Cannot save", "Saved", None)
         saver = self.session.saver
         saver.started.connect(lambda task: TaskProgressDialog(task, self.window))
@@ -340,6 +341,7 @@ class FileActions(QObject):
 
     def _save_failed(self, path: str, message: str) -> None:
         title, _done, _then = self._save_report  # what was to follow the save does not happen
+        self._status(f"{title}: nothing was written; the work is unchanged.")  # not a stale "Saving…"
         self.window.show_message("error", title, message)
 
     def import_mask_dialog(self) -> None:
@@ -408,4 +410,7 @@ class FileActions(QObject):
         save_action.triggered.connect(self.save_project)
         save_as_action = QAction("Save Project &As…", self.window)
         save_as_action.triggered.connect(lambda: self.save_project_as_dialog())
+        self.needs_image = [save_action, save_as_action]  # the window disables them with no image open
+        for a in self.needs_image:
+            a.setEnabled(not self.document.is_empty)
         return [open_action, save_action, save_as_action]

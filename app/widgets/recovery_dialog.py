@@ -207,6 +207,8 @@ def install(window: Any, *, offer: bool = True, mask_interval_s: float | None = 
     kwargs = {} if mask_interval_s is None else {"mask_interval_s": mask_interval_s}
     controller = session.install_recovery(window.current_params, **kwargs)
     controller.restored.connect(window.set_params)
+    controller.restored.connect(lambda _params: window.status_message.setText(
+        "Restored unsaved work — save it as a project (File ▸ Save Project) to keep the mask and history."))
     window.add_file_actions(window.files.project_actions())
     # The autosaver reports one failure once (not per attempt): one message in the bar, no dialog;
     # the status bar keeps saying so until an autosave succeeds (it is retried meanwhile).
