@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtGui import QIcon, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from app.core import imageio
@@ -156,3 +156,30 @@ def test_status_texts_are_never_stale(qtbot, window, photo, tmp_path):
     window.files.save_project_to(missing)
     qtbot.waitUntil(lambda: not window.session.saver.busy, timeout=20000)
     assert "Saving" not in window.status_message.text() and "nothing was written" in window.status_message.text()
+
+
+def test_the_restore_preview_shows_the_mask(tmp_path):
+    """The recovery dialog shows the file's thumbnail: painted work (often all there is) is tinted red in it."""
+    import cv2
+
+    from app.storage.project import ProjectState, project_info, save_project
+
+    mask = np.zeros((64, 128), np.uint8)
+    mask[:, :64] = 255
+    path = save_project(tmp_path / "r.inpaint", ProjectState(np.full((64, 128, 3), 200, np.uint8), np.full((64, 128, 3), 200, np.uint8), mask))
+    thumb = cv2.cvtColor(cv2.imdecode(np.frombuffer(project_info(path).thumbnail_png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    painted, clear = thumb[32, 10].astype(int), thumb[32, 120].astype(int)
+    assert clear.tolist() == [200, 200, 200] and painted[0] > painted[1] + 60  # red where the mask is
+
+
+def test_greyed_seed_buttons_look_greyed(qtbot, window):
+    window.model_picker.model_changed.emit("builtin:telea")
+    dice = window.params_panel.random_seed
+    assert not dice.isEnabled()
+    normal = dice.icon().pixmap(32, 32, QIcon.Mode.Normal).toImage()
+    disabled = dice.icon().pixmap(32, 32, QIcon.Mode.Disabled).toImage()
+
+    def ink(image) -> int:
+        return sum(image.pixelColor(x, y).alpha() for x in range(image.width()) for y in range(image.height()))
+
+    assert 0 < ink(disabled) < 0.5 * ink(normal)

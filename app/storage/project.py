@@ -150,13 +150,24 @@ def _normalise_pixels(arr: np.ndarray, what: str) -> np.ndarray:
     return arr
 
 
-def _thumbnail(arr: np.ndarray, size: int = 256) -> bytes:
+#: The painted mask in the thumbnail: the canvas's red at half strength, so the recovery dialog
+#: shows the work a restore brings back (a mask is often all of it).
+MASK_TINT = np.array([255, 40, 40], np.float32)
+
+
+def _thumbnail(arr: np.ndarray, mask: np.ndarray | None = None, size: int = 256) -> bytes:
     rgb = to_8bit(arr)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
     if rgb.ndim == 3 and rgb.shape[2] == 4:
         rgb = rgb[:, :, :3]
     h, w = rgb.shape[:2]
     scale = min(1.0, size / max(h, w))
-    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    dsize = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(np.ascontiguousarray(rgb), dsize, interpolation=cv2.INTER_AREA)
+    if mask is not None and mask.any():
+        cover = cv2.resize(mask, dsize, interpolation=cv2.INTER_AREA).astype(np.float32)[:, :, None] / 510.0
+        small = np.clip(small * (1 - cover) + MASK_TINT * cover + 0.5, 0, 255).astype(np.uint8)
     return encode_png(small, compress_level=6)
 
 
@@ -221,7 +232,7 @@ def save_project(
             zf.writestr("original.png", enc(original, cached=True))
             zf.writestr("current.png", enc(current, cached=False))
             zf.writestr("mask.png", enc(mask, cached=False, with_icc=False))
-            zf.writestr("thumbnail.png", _thumbnail(current))
+            zf.writestr("thumbnail.png", _thumbnail(current, mask))
             for name, arr in members:
                 zf.writestr(name, enc(arr, cached=True))
 
