@@ -183,3 +183,36 @@ def test_greyed_seed_buttons_look_greyed(qtbot, window):
         return sum(image.pixelColor(x, y).alpha() for x in range(image.width()) for y in range(image.height()))
 
     assert 0 < ink(disabled) < 0.5 * ink(normal)
+
+
+def test_a_long_status_line_is_shortened_with_the_whole_text_in_its_tooltip(qtbot, window):
+    width = window.width()
+    long = "Cannot load the model: " + "unet/diffusion_pytorch_model.safetensors is truncated " * 8
+    window.status_message.setText(long)
+    qtbot.wait(10)
+    assert window.width() == width and window.status_message.minimumSizeHint().width() < 100  # never widens the window
+    assert window.status_message.text() == long and window.status_message.toolTip() == long
+    assert window.status_message.shown_text().endswith("…")
+    window.status_message.setText("Saved out.png")
+    assert window.status_message.toolTip() == ""
+
+
+def test_a_broken_download_is_listed_as_incomplete_not_unsupported(qtbot, settings, tmp_path):  # noqa: F811
+    import json
+
+    from app.inference.diffusers.catalog import discover_models
+    from app.widgets.main_window import MainWindow
+
+    folder = tmp_path / "half-downloaded"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionInpaintPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}))
+    (folder / "unet" / "config.json").write_text(json.dumps({"in_channels": 9, "cross_attention_dim": 768}))
+    infos = [i for i in discover_models([folder]) if i.path == folder]
+    assert infos and infos[0].note.startswith("incomplete")
+    w = MainWindow(settings, discover=lambda: infos)
+    qtbot.addWidget(w)
+    w.show()
+    combo = w.model_picker.combo
+    qtbot.waitUntil(lambda: combo.findData(infos[0].ref) >= 0, timeout=20000)
+    assert combo.itemText(combo.findData(infos[0].ref)) == "half-downloaded (incomplete)"
+    w.force_close()

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QProgress
 
 from app.storage.paths import resources_dir
 from app.widgets import tools
+from app.widgets.status_label import StatusLabel
 
 if TYPE_CHECKING:
     from app.widgets.main_window import MainWindow
@@ -248,7 +249,7 @@ def build_toolbar(w: MainWindow) -> None:
 
 def build_status_bar(w: MainWindow) -> None:
     sb = w.statusBar()
-    w.status_message = QLabel("Open an image (Ctrl+O), drop one here or paste it (Ctrl+V).")
+    w.status_message = StatusLabel("Open an image (Ctrl+O), drop one here or paste it (Ctrl+V).")
     sb.addWidget(w.status_message, 1)
     w.progress = QProgressBar()
     w.progress.setFixedWidth(220)
