@@ -137,18 +137,22 @@ def test_a_failing_autosave_keeps_the_last_good_file_falls_back_and_stays_failed
 
 SIDES = {"left": lambda n: Expansion(n, 0, 0, 0), "top": lambda n: Expansion(0, n, 0, 0), "right": lambda n: Expansion(0, 0, n, 0)}
 #: One step: (action, a, b); expand uses (side, amount), paint (x, y) as fractions of the canvas.
-#: Undo and redo are drawn more often: the states they reach are the ones other paths miss.
-STEP = st.one_of(
-    st.tuples(st.just("expand"), st.sampled_from(sorted(SIDES)), st.integers(1, 12)),
-    st.tuples(st.just("paint"), st.floats(0, 0.99), st.floats(0, 0.99)),
-    st.tuples(st.sampled_from(["generate", "apply", "discard", "undo", "undo", "redo", "redo"]), st.none(), st.none()),
-)
+#: The action is drawn first, then what it needs. Expand, generate and undo are drawn more often:
+#: the states they reach together (candidates that no longer fit the canvas) are the ones other
+#: paths miss — drawn evenly, 100 examples never once generated on an expanded canvas and undid it.
+ARGS = {
+    "expand": st.tuples(st.sampled_from(sorted(SIDES)), st.integers(1, 12)),
+    "paint": st.tuples(st.floats(0, 0.99), st.floats(0, 0.99)),
+}
+ACTIONS = ["expand", "expand", "generate", "generate", "apply", "discard", "undo", "undo", "undo", "redo", "redo", "paint"]
+STEP = st.sampled_from(ACTIONS).flatmap(
+    lambda action: ARGS.get(action, st.just((None, None))).map(lambda args: (action, *args)))
 ISSUE_STEPS = [("expand", "right", 12), ("generate", None, None), ("discard", None, None), ("undo", None, None),
                ("paint", 0.5, 0.5)]
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(STEP, min_size=1, max_size=8))
+@given(steps=st.lists(STEP, min_size=1, max_size=10))
 @example(steps=ISSUE_STEPS)  # the issue's own path, always tried
 @example(steps=[("expand", "top", 5), ("generate", None, None), ("apply", None, None), ("undo", None, None), ("undo", None, None),
                 ("redo", None, None), ("redo", None, None)])
