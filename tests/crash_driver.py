@@ -114,6 +114,36 @@ def work(out: Path, use_window: bool) -> None:
     QApplication.instance().exec()
 
 
+def undo_expand(out: Path, use_window: bool) -> None:
+    """Issue 25's path in the real window: Expand canvas → Generate → Discard → Undo (the
+    expansion) → a new stroke, each autosaved; a crash now must restore the undone canvas and
+    the stroke, not an older expanded state."""
+    from app.core.outpaint import Expansion
+
+    doc, ctl, set_params, window = session(True, out)
+    ctl.mask_interval_s = 0.5
+    from skimage import data
+
+    photo = out / "photo.png"
+    save_image(photo, data.astronaut()[100:260, 150:350])
+    assert window.open_path(photo)
+    doc.expand_canvas(Expansion(0, 0, 64, 0), "stretch")
+    assert window.generate(GenerationParams(model="builtin:telea"))
+    wait_for(window.generation_finished)
+    window.discard_candidates()
+    window.undo_action.trigger()
+    assert doc.size == (200, 160), doc.size
+    wait_for(ctl.saved)
+    doc.begin_stroke()
+    doc.stroke_segment((20, 20), (90, 60), 5)
+    doc.end_stroke()
+    wait_for(ctl.saved)
+    assert ctl.autosaver.last_error is None, ctl.autosaver.last_error
+    np.savez(out / "expected.npz", pixels=doc.pixels, mask=doc.mask, original=doc.original, candidate=doc.generations[0].candidates[0])
+    print("READY", flush=True)
+    QApplication.instance().exec()
+
+
 def hammer(out: Path, use_window: bool) -> None:
     doc, ctl, set_params, _keep = session(use_window, out)
     rng = np.random.default_rng(0)
@@ -156,4 +186,4 @@ if __name__ == "__main__":
     mode, folder = sys.argv[1], Path(sys.argv[2])
     use_window = "--window" in sys.argv
     QApplication.instance() or QApplication(sys.argv[:1])
-    {"work": work, "hammer": hammer, "recover": recover}[mode](folder, use_window)
+    {"work": work, "undo-expand": undo_expand, "hammer": hammer, "recover": recover}[mode](folder, use_window)

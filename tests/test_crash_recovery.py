@@ -83,6 +83,22 @@ def test_sigkill_after_work_then_restart_finds_everything(tmp_path, ui):
     assert list(recovery.iterdir()) == []
 
 
+def test_sigkill_after_undoing_an_expansion_restores_the_undone_canvas_and_the_stroke(tmp_path):
+    """Issue 25: after Expand → Generate → Discard → Undo, every autosave failed and a crash
+    restored the stale expanded canvas without the later stroke."""
+    data = tmp_path / "data"
+    proc = _start("undo-expand", tmp_path, data, "--window")
+    _wait_ready(proc)
+    _kill(proc)
+    _recover(tmp_path, data, "--window")
+    expected, restored = np.load(tmp_path / "expected.npz"), np.load(tmp_path / "restored.npz")
+    assert restored["pixels"].shape == (160, 200, 3)  # not the 264-wide expanded canvas
+    for key in ("pixels", "mask", "original", "candidate"):
+        assert np.array_equal(expected[key], restored[key]), key
+    assert restored["mask"][40, 55] == 255  # the stroke made after the undo
+    assert restored["candidate"].shape == (160, 264, 3)  # the parked candidate came back too
+
+
 @pytest.mark.parametrize("delay", [0.05, 0.35, 0.8])
 def test_sigkill_during_autosave_writes_leaves_a_complete_consistent_state(tmp_path, delay):
     data = tmp_path / "data"

@@ -174,7 +174,7 @@ def test_opening_over_unsaved_work_asks_save_discard_cancel(qtbot, settings, pho
     _answer(qtbot, lambda: window.files.question, Buttons.Discard)
     assert window.document.width == 8
 
-    window.document.fill_rect((1, 1, 3, 3))
+    window.document.apply_result(np.full((8, 8, 3), 7, np.uint8))  # pixels only: the result image holds it
     window.session.save_path = str(tmp_path / "result.png")  # Save writes there without a dialog
     assert not window.open_path(other)
     with qtbot.waitSignal(window.session.saver.saved, timeout=20000):

@@ -429,7 +429,9 @@ def test_a1111_folder_field_lists_its_models_and_recall_names_missing_networks(q
     qtbot.waitUntil(lambda: forge_model in w.model_picker.model_refs(), timeout=20000)
     assert w.params_panel.networks.lora.findData("here") >= 0
     w.recall_params(GenerationParams(prompt="x <lora:here:0.5> <lora:gone:1>", extra={"TI hashes": "nohands: abc123"}))
-    text = w.message_bar.findChildren(type(w.status_message))
+    from PySide6.QtWidgets import QLabel
+
+    text = w.message_bar.findChildren(QLabel)
     shown = " ".join(label.text() for label in text)
     assert "LoRA 'gone'" in shown and "embedding 'nohands'" in shown and "'here'" not in shown
     w.force_close()

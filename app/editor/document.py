@@ -26,7 +26,7 @@ from app.editor.display_cache import DisplayCache
 from app.editor.opened_image import PreparedImage, prepare_image, prepare_state
 from app.editor.qimage import rgba8
 from app.editor.snapshot import Snapshots
-from app.editor.undo import DEFAULT_BUDGET_BYTES, BoxDelta, HistoryBudget, TileDelta, TileSnapshot, diff_tiles, qrect, tile_bounds
+from app.editor.undo import DEFAULT_BUDGET_BYTES, AppliedDelta, BoxDelta, HistoryBudget, TileDelta, TileSnapshot, diff_tiles, qrect, tile_bounds
 
 
 def _to_bounds(region: Bounds | QRect | Sequence[int] | None) -> Bounds | None:
@@ -226,6 +226,10 @@ class Document(QObject):
         if isinstance(delta, CanvasDelta):
             self._set_canvas(delta.state(which))
             return
+        if isinstance(delta, AppliedDelta):
+            delta.record.applied = delta.value(which)
+            self.generations_changed.emit()
+            return
         b = delta.write(self._array(delta.target), which)
         if b is not None:
             self._emit(delta.target, b)
@@ -245,7 +249,7 @@ class Document(QObject):
         self._budget.push(self._budget.make(label, deltas, already_applied=already_applied))
         return True
 
-    def _replace(self, target: str, new: np.ndarray, label: str, bounds: Bounds | None = None) -> bool:
+    def _replace(self, target: str, new: np.ndarray, label: str, bounds: Bounds | None = None, extra: Sequence[Any] = ()) -> bool:
         """Make ``target`` equal to ``new`` as one undo command holding only the changed tiles.
 
         Only tiles touching ``bounds`` (default: all) are compared and copied.
@@ -260,9 +264,9 @@ class Document(QObject):
             sl = tile_bounds(ty, tx, h, w).slices
             array[sl] = new[sl]
         self._emit(target, delta.bounds())
-        return self._push(label, [delta], already_applied=True)
+        return self._push(label, [delta, *extra], already_applied=True)
 
-    def _edit_in_place(self, target: str, bounds: Bounds, edit, label: str) -> bool:
+    def _edit_in_place(self, target: str, bounds: Bounds, edit, label: str, extra: Sequence[Any] = ()) -> bool:
         """Run ``edit(region_view)`` on ``bounds`` of ``target`` as one undo command."""
         self._require_image()
         b = bounds.clamp(self.width, self.height)
@@ -275,31 +279,40 @@ class Document(QObject):
         if delta.is_empty:
             return False
         self._emit(target, b)
-        return self._push(label, [delta], already_applied=True)
+        return self._push(label, [delta, *extra], already_applied=True)
 
     def _require_image(self) -> None:
         if self.is_empty:
             raise RuntimeError("no image is open")
 
     # -- results ----------------------------------------------------------------------------
-    def apply_result(self, pixels: np.ndarray, label: str = "Apply result", region: Bounds | QRect | None = None) -> bool:
+    def apply_result(self, pixels: np.ndarray, label: str = "Apply result", region: Bounds | QRect | None = None,
+                     record: GenerationRecord | None = None, index: int | None = None) -> bool:
         """Replace the image by a candidate, undoably. Returns False if nothing changed.
 
         ``pixels`` is either a full image (same shape and dtype as ``self.pixels``; ``region``,
         if given, limits where changes are looked for) or a patch the size of ``region``.
+        ``record``/``index``: the generation and candidate applied; ``record.applied`` follows
+        undo and redo of this command (set at once when no pixel changed: nothing to undo).
         """
         self._require_image()
         pixels = np.asarray(pixels)
         b = _to_bounds(region)
+        extra = [] if record is None else [AppliedDelta(record, record.applied, index)]
         if pixels.dtype != self.pixels.dtype:
             raise ValueError(f"result is {pixels.dtype}, the image is {self.pixels.dtype}")
         if pixels.shape == self.pixels.shape:
-            return self._replace("image", pixels, label, b)
-        if b is not None and pixels.shape[:2] == (b.height, b.width) and pixels.shape[2:] == self.pixels.shape[2:]:
+            changed = self._replace("image", pixels, label, b, extra)
+        elif b is not None and pixels.shape[:2] == (b.height, b.width) and pixels.shape[2:] == self.pixels.shape[2:]:
             if not self.bounds.contains(b):
                 raise ValueError(f"region {b} is outside the image")
-            return self._edit_in_place("image", b, lambda region: np.copyto(region, pixels), label)
-        raise ValueError(f"result shape {pixels.shape} does not match the image {self.pixels.shape} or region {b}")
+            changed = self._edit_in_place("image", b, lambda region: np.copyto(region, pixels), label, extra)
+        else:
+            raise ValueError(f"result shape {pixels.shape} does not match the image {self.pixels.shape} or region {b}")
+        if record is not None:
+            record.applied = index
+            self.generations_changed.emit()
+        return changed
 
     def add_generation(self, record: GenerationRecord) -> None:
         self.generations.append(record)

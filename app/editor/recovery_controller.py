@@ -7,7 +7,10 @@ When it saves, and why:
   a minute into the work loses at most the last seconds (measured cost: docs/RELIABILITY.md);
 * after that, mask or context-box work at most ``mask_interval_s`` (default 120 s) after the first unsaved change:
   the timer is *not* restarted by later strokes, so steady painting is still saved every interval;
-* when asked (`autosave_now`), e.g. right after a restore.
+* when asked (`autosave_now`), e.g. right after a restore;
+* while the last autosave failed (``failing``), again every ``retry_ms`` (default 20 s) until one
+  succeeds. The autosaver falls back to a recovery without candidates when the full one fails;
+  either way the window shows the failure until a complete save clears it.
 
 The GUI thread only takes the snapshot, a slice per event-loop turn (`app.editor.snapshot`: the
 mask, plus the pixels when a result changed them since the last snapshot; the original is
@@ -34,6 +37,7 @@ from app.storage.project import ProjectState
 DEFAULT_MASK_INTERVAL_S = 120.0
 RESULT_DELAY_MS = 300
 FIRST_DELAY_MS = 2500
+RETRY_MS = 20000
 
 
 class RecoveryController(QObject):
@@ -56,6 +60,7 @@ class RecoveryController(QObject):
         mask_interval_s: float = DEFAULT_MASK_INTERVAL_S,
         result_delay_ms: int = RESULT_DELAY_MS,
         first_delay_ms: int = FIRST_DELAY_MS,
+        retry_ms: int = RETRY_MS,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -71,6 +76,8 @@ class RecoveryController(QObject):
         self._saved_since_reset = False  # the first change after opening is saved within seconds
         self._discard_on_exit = False
         self.restoring: Any = None  # the background load of a recovery being restored (widgets set it)
+        #: Why the last autosave failed (None once a complete one succeeded): the window keeps it visible.
+        self.failing: str | None = None
 
         self._first_timer = QTimer(self)
         self._first_timer.setSingleShot(True)
@@ -84,7 +91,14 @@ class RecoveryController(QObject):
         self._result_timer.setSingleShot(True)
         self._result_timer.setInterval(int(result_delay_ms))
         self._result_timer.timeout.connect(self.autosave_now)
+        self._retry_timer = QTimer(self)
+        self._retry_timer.setSingleShot(True)
+        self._retry_timer.setInterval(int(retry_ms))
+        self._retry_timer.timeout.connect(self.autosave_now)
+        self._timers = (self._first_timer, self._mask_timer, self._result_timer, self._retry_timer)
 
+        self.saved.connect(self._note_saved)
+        self.save_failed.connect(self._note_failed)
         self._generation_ids = self._current_generation_ids()
         document.image_changed.connect(self.notify_result)
         document.generations_changed.connect(self._on_generations)
@@ -171,13 +185,15 @@ class RecoveryController(QObject):
     def autosave_now(self, *, wait: bool = False) -> bool:
         """Queue a snapshot for writing (``wait``: copy at once and block until it is on disk).
         False if nothing to save."""
-        for timer in (self._first_timer, self._mask_timer, self._result_timer):
+        for timer in self._timers:
             timer.stop()
         if self._closed or self.document.is_empty:
             return False
         self._dirty = False
         self._saved_since_reset = True
         self.document.snapshots.take(self._write, now=wait)
+        if self.failing is not None:
+            self._retry_timer.start()  # stopped by the first save that succeeds
         if wait:
             self.autosaver.flush()
         return True
@@ -191,8 +207,17 @@ class RecoveryController(QObject):
     def _on_saved(self, path: Any) -> None:  # worker thread: the signal is queued to the GUI thread
         self.saved.emit(str(path))
 
-    def _on_error(self, message: str) -> None:
+    def _on_error(self, message: str) -> None:  # worker thread, queued like `_on_saved`
         self.save_failed.emit(message)
+
+    def _note_saved(self, _path: str) -> None:
+        self.failing = None
+        self._retry_timer.stop()
+
+    def _note_failed(self, message: str) -> None:
+        self.failing = message
+        if not self._closed:
+            self._retry_timer.start()
 
     # -- recovery ----------------------------------------------------------------------------------
     def offer_recovery(self) -> list[Recovery]:
@@ -228,7 +253,7 @@ class RecoveryController(QObject):
         if not clean:
             self.document.snapshots.finish_now()  # a snapshot under way is written before closing
         self._closed = True
-        for timer in (self._first_timer, self._mask_timer, self._result_timer):
+        for timer in self._timers:
             timer.stop()
         with contextlib.suppress(Exception):
             self.document.image_changed.disconnect(self.notify_result)

@@ -19,12 +19,13 @@ from PySide6.QtCore import QObject, Signal
 
 from app.core import imageio
 from app.core.errors import EmptyMaskError, UserError
-from app.core.params import GenerationParams
+from app.core.params import CLASSICAL_METHODS, GenerationParams
 from app.core.records import GenerationRecord
 from app.editor.document import Document
 from app.editor.opened_image import PreparedImage
 from app.editor.recovery_controller import RecoveryController
 from app.editor.saving import Saver
+from app.editor.undo import AppliedDelta
 from app.editor.worker import GenerationWorker
 from app.inference.registry import LoadOptions
 from app.service.generation import GenerationRequest
@@ -35,6 +36,19 @@ from app.storage.project import ProjectState, load_project, save_project
 def _applied_params(generations: list[GenerationRecord]) -> GenerationParams | None:
     applied = [g for g in generations if g.applied is not None]
     return candidate_params(applied[-1], applied[-1].applied) if applied else None
+
+
+def _pixels_only(deltas) -> bool:
+    """An undo step a result image holds: only image tiles (and which candidate is applied)."""
+    return deltas is not None and all(isinstance(d, AppliedDelta) or getattr(d, "target", None) == "image" for d in deltas)
+
+
+def apply_label(record: GenerationRecord, index: int) -> str:
+    """The Edit menu's name for applying candidate ``index``: its seed, or the classical method
+    (which has no seed: the service records 0)."""
+    if record.params.is_classical:
+        return f"Apply result ({CLASSICAL_METHODS[record.params.model].label})"
+    return f"Apply result (seed {record.seeds[index]})"
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,7 @@ class EditorSession(QObject):
         self._run_token = self._doc_token = 0
         self._cancelled_before_start = False
         self._shut_down = False
+        self._saved_generations: tuple[int, ...] = ()  # the generations as last opened or saved in a project
         self.document.reset.connect(self._on_reset)
         self.document.modified_changed.connect(self.title_changed)
         self.worker = worker or GenerationWorker()
@@ -90,6 +105,33 @@ class EditorSession(QObject):
     @property
     def modified(self) -> bool:
         return self.document.modified
+
+    @property
+    def has_unsaved_work(self) -> bool:
+        """Something quitting or opening another file would lose: edits not on disk, or
+        candidates still under review."""
+        return not self.document.is_empty and (self.document.modified or self.candidates is not None)
+
+    def unsaved_needs_project(self) -> bool:
+        """Whether the unsaved work is something only a project holds (a result image keeps
+        pixels and the applied parameters, not the mask, context box or candidates): candidates
+        under review, new generations since the project was opened or saved, or an unsaved step
+        that is not a change of pixels. A restored recovery (no saved state in its history)
+        counts its painted mask and its generations."""
+        doc = self.document
+        if doc.is_empty:
+            return False
+        if self.candidates is not None or self._generation_ids() != self._saved_generations:
+            return True
+        stack = doc.undo_stack
+        clean, index = stack.cleanIndex(), stack.index()
+        if clean < 0:
+            return bool(doc.mask.any()) or bool(doc.generations)
+        steps = [stack.command(i) for i in range(min(clean, index), max(clean, index))]
+        return any(not _pixels_only(getattr(c, "deltas", None)) for c in steps)
+
+    def _generation_ids(self) -> tuple[int, ...]:
+        return tuple(id(g) for g in self.document.generations)
 
     def _on_reset(self) -> None:
         """New image or restored project: stale candidates no longer apply, a late result is dropped."""
@@ -109,6 +151,7 @@ class EditorSession(QObject):
         """Make ``loaded`` the document (prepared off the GUI thread, or not; no file for pasted data: give ``name``)."""
         self._before_replace()
         self.document.set_image(loaded, path)
+        self._saved_generations = ()
         self.save_path = self.project_path = None
         self.display_name = name or (Path(path).name if path else "Untitled")
         self.title_changed.emit()
@@ -120,6 +163,7 @@ class EditorSession(QObject):
         state = load_project(path) if state is None else state
         self._before_replace()
         self.document.load_state(state)
+        self._saved_generations = self._generation_ids()
         state = state.loaded if isinstance(state, PreparedImage) else state
         self.save_path = None
         self.project_path = str(path)
@@ -153,11 +197,14 @@ class EditorSession(QObject):
             except UserError:  # a half-typed field: keep the last params that validated
                 params = self.recovery.last_good_params()
 
+        generations = list(self.document.generations)  # what this save holds (the snapshot lists them too)
+
         def write(state: ProjectState) -> None:
             state.params = params
             save_project(path, state)
 
         def saved() -> None:
+            self._saved_generations = tuple(id(g) for g in generations)
             self.project_path = str(path)
             self.display_name = Path(path).name
             self.title_changed.emit()
@@ -281,10 +328,8 @@ class EditorSession(QObject):
         region = None
         for r in rec.regions:
             region = r if region is None else region.union(r)
-        changed = self.document.apply_result(rec.candidates[index], label=f"Apply result (seed {rec.seeds[index]})", region=region)
-        rec.applied = index
+        changed = self.document.apply_result(rec.candidates[index], label=apply_label(rec, index), region=region, record=rec, index=index)
         self.discard_candidates()
-        self.document.generations_changed.emit()
         self.result_applied.emit(rec)
         return changed
 

@@ -171,6 +171,17 @@ class Settings:
     def set_mask_opacity(self, opacity: float) -> None:
         self.qsettings.setValue("view/mask_opacity", float(opacity))
 
+    def brush_size(self, size_class: str) -> int | None:
+        """The brush size the user last chose for images of ``size_class`` (None: never chose)."""
+        try:
+            value = int(self._get(f"brush/size_{size_class}", 0))
+        except (TypeError, ValueError):
+            return None
+        return value if value > 0 else None
+
+    def set_brush_size(self, size_class: str, size: int) -> None:
+        self.qsettings.setValue(f"brush/size_{size_class}", int(size))
+
     def window_state(self) -> tuple[QByteArray | None, QByteArray | None]:
         geometry = self.qsettings.value("window/geometry")
         state = self.qsettings.value("window/state")

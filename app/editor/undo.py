@@ -184,6 +184,25 @@ class BoxDelta:
         return self.after if which == "after" else self.before
 
 
+@dataclass(frozen=True)
+class AppliedDelta:
+    """Which candidate of a generation record is in the image (``record.applied``): rides in the
+    Apply command, so undoing an Apply also un-marks its history entry and the saved parameters."""
+
+    record: object  # GenerationRecord (mutable; identity matters)
+    before: int | None
+    after: int | None
+    target: str = "applied"
+    nbytes: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return self.before == self.after
+
+    def value(self, which: str) -> int | None:
+        return self.after if which == "after" else self.before
+
+
 class TileCommand(QUndoCommand):
     """One undoable edit made of :class:`TileDelta` s (mask and/or image).
 

@@ -18,6 +18,7 @@ The folder is `app.storage.paths.data_dir()` / "recovery" (``$INPAINT_STUDIO_DAT
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -183,6 +184,17 @@ def _remove_stale_files(folder: Path, max_age_s: float = 0.0) -> None:
                 lock.unlink()
 
 
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, (ProjectError, OSError)) else f"Autosave failed: {exc!r}"
+
+
+def _without_candidates(state: ProjectState) -> ProjectState | None:
+    """``state`` with every generation's candidate images left out, or None if it has none."""
+    if not any(g.candidates for g in state.generations):
+        return None
+    return dataclasses.replace(state, generations=[dataclasses.replace(g, candidates=[]) for g in state.generations])
+
+
 # --------------------------------------------------------------------------------------------
 # this session's autosaver
 # --------------------------------------------------------------------------------------------
@@ -272,8 +284,9 @@ class Autosaver:
         discard(recovery)
 
     # -- saving --------------------------------------------------------------------------------
-    def save(self, state: ProjectState) -> Path:
-        """Write ``state`` now, on the caller's thread (raises `ProjectError`)."""
+    def save(self, state: ProjectState, *, complete: bool = True) -> Path:
+        """Write ``state`` now, on the caller's thread (raises `ProjectError`). Recoveries this
+        session adopted are deleted after a ``complete`` save only (not one missing candidates)."""
         with self._write_lock:  # the worker and a synchronous caller must not interleave
             t0 = time.perf_counter()
             path = self._ensure_slot()
@@ -281,6 +294,8 @@ class Autosaver:
         self.last_duration_s = time.perf_counter() - t0
         self.last_saved_at = time.time()
         self.saves += 1
+        if not complete:
+            return path
         self.last_error = None
         for rec in self._adopted:
             with contextlib.suppress(OSError, RuntimeError):
@@ -323,20 +338,36 @@ class Autosaver:
                 state, self._pending = self._pending, None
                 self._busy = True
             try:
-                path = self.save(state)
-            except Exception as exc:  # the worker must outlive any one failed save
-                message = str(exc) if isinstance(exc, (ProjectError, OSError)) else f"Autosave failed: {exc!r}"
-                repeated = message == self.last_error
-                self.last_error = message
-                if self.on_error and not repeated:  # the same failure is reported once, not on every save
-                    self.on_error(message)
-            else:
-                if self.on_saved:
-                    self.on_saved(path)
+                self._write_or_fall_back(state)
             finally:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _write_or_fall_back(self, state: ProjectState) -> None:
+        """Write ``state``; if that fails, write it without the generations' candidates (the
+        largest and least essential part: records, seeds and the applied index stay), so the
+        recovery is as new as possible. A failure leaves the last good file in place (the write is
+        atomic) and is reported; ``last_error`` stays set until a complete save succeeds."""
+        try:
+            path = self.save(state)
+        except Exception as exc:  # the worker must outlive any one failed save
+            message = _describe(exc)
+            lighter = _without_candidates(state)
+            if lighter is not None:
+                try:
+                    self.save(lighter, complete=False)
+                except Exception:  # noqa: BLE001 - the first reason is the one to tell
+                    pass
+                else:
+                    message += " Saved a recovery without the candidates; the image, mask and history are protected."
+            repeated = message == self.last_error
+            self.last_error = message
+            if self.on_error and not repeated:  # the same failure is reported once, not on every save
+                self.on_error(message)
+        else:
+            if self.on_saved:
+                self.on_saved(path)
 
     # -- ending the session ----------------------------------------------------------------------
     def close(self, *, clean: bool) -> None:

@@ -50,6 +50,7 @@ from app.core.records import GenerationRecord
 from app.storage.project_archive import Archive, LoadCancelled, Progress, decode_png, open_zip, parse_manifest
 from app.storage.project_format import FORMAT_VERSION, PROJECT_SUFFIX, ProjectError, migrate_manifest
 from app.storage.project_manifest import (
+    decoded_bytes,
     manifest_bytes,
     read_context_box,
     read_generations,
@@ -149,13 +150,24 @@ def _normalise_pixels(arr: np.ndarray, what: str) -> np.ndarray:
     return arr
 
 
-def _thumbnail(arr: np.ndarray, size: int = 256) -> bytes:
+#: The painted mask in the thumbnail: the canvas's red at half strength, so the recovery dialog
+#: shows the work a restore brings back (a mask is often all of it).
+MASK_TINT = np.array([255, 40, 40], np.float32)
+
+
+def _thumbnail(arr: np.ndarray, mask: np.ndarray | None = None, size: int = 256) -> bytes:
     rgb = to_8bit(arr)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
     if rgb.ndim == 3 and rgb.shape[2] == 4:
         rgb = rgb[:, :, :3]
     h, w = rgb.shape[:2]
     scale = min(1.0, size / max(h, w))
-    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    dsize = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(np.ascontiguousarray(rgb), dsize, interpolation=cv2.INTER_AREA)
+    if mask is not None and mask.any():
+        cover = cv2.resize(mask, dsize, interpolation=cv2.INTER_AREA).astype(np.float32)[:, :, None] / 510.0
+        small = np.clip(small * (1 - cover) + MASK_TINT * cover + 0.5, 0, 255).astype(np.uint8)
     return encode_png(small, compress_level=6)
 
 
@@ -203,8 +215,9 @@ def save_project(
         names = []
         for c_index, cand in enumerate(record.candidates):
             cand = _normalise_pixels(cand, "candidate")
-            if cand.shape[2:] != current.shape[2:] or cand.dtype != current.dtype or cand.shape[0] > current.shape[0] or cand.shape[1] > current.shape[1]:
-                raise ValueError(f"candidate {cand.shape} {cand.dtype} does not match the image {current.shape}")
+            # Any size: made before an expansion (smaller) or on an expansion since undone (larger).
+            if cand.shape[2:] != current.shape[2:] or cand.dtype != current.dtype or cand.shape[:2] != record.candidates[0].shape[:2]:
+                raise ValueError(f"candidate {cand.shape} {cand.dtype} does not match the image {current.shape} or its generation")
             name = f"candidates/g{g_index}_{c_index}.png"
             names.append(name)
             members.append((name, cand))
@@ -219,7 +232,7 @@ def save_project(
             zf.writestr("original.png", enc(original, cached=True))
             zf.writestr("current.png", enc(current, cached=False))
             zf.writestr("mask.png", enc(mask, cached=False, with_icc=False))
-            zf.writestr("thumbnail.png", _thumbnail(current))
+            zf.writestr("thumbnail.png", _thumbnail(current, mask))
             for name, arr in members:
                 zf.writestr(name, enc(arr, cached=True))
 
@@ -277,9 +290,8 @@ def _load(archive: Archive) -> ProjectState:
 
     raw_gens = read_generations(manifest, name)
     referenced = referenced_members(files, raw_gens, name)
-    n_images = archive.images_total = len(referenced)
-    itemsize = 2 if layout["dtype"] == "uint16" else 1
-    decoded = n_images * layout["width"] * layout["height"] * layout["channels"] * itemsize
+    archive.images_total = len(referenced)
+    decoded = decoded_bytes(layout, raw_gens, name)
     if decoded > MAX_DECODED_BYTES:
         raise ProjectError(
             f"{name} needs {decoded / 2**30:.1f} GiB of memory to open, more than the {MAX_DECODED_BYTES / 2**30:.0f} GiB limit."

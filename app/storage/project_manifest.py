@@ -37,6 +37,8 @@ MAX_CANDIDATES = 64
 #: Images one project may hold in all. Each is its own member: our writer never names a member
 #: twice, and a file that does (640,000 references to one tiny PNG took 112 s and 1.6 GB) is refused.
 MAX_IMAGES = 4096
+#: Longest side of any image in a project (PNG allows 2³¹; no editor canvas comes near this).
+MAX_SIDE = 65535
 
 
 # ============================================================================================
@@ -69,7 +71,7 @@ def record_json(record: GenerationRecord, names: list[str]) -> dict[str, Any]:
         "applied": None if record.applied is None else int(record.applied),
         "candidates": names,
     }
-    if record.candidates:  # made before an expansion: smaller than the current image
+    if record.candidates:  # made before an expansion, or on one since undone: their own size
         out["size"] = [int(record.candidates[0].shape[1]), int(record.candidates[0].shape[0])]
     return out
 
@@ -193,6 +195,36 @@ def _sized(layout: dict[str, Any], raw: Any, what: str, name: str) -> dict[str, 
     return {**layout, "width": w, "height": _int(raw[1], f"{what} height", 1, layout["height"], name)}
 
 
+def _candidate_layout(layout: dict[str, Any], raw: Any, what: str, name: str) -> dict[str, Any]:
+    """``layout`` with a generation's own candidate [w, h]: smaller than the image (made before an
+    expansion) or larger (made on an expansion since undone), within the one pixel limit."""
+    if raw is None:
+        return layout
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise ProjectError(f"{name}: the {what} size {str(raw)[:40]!r} is not [width, height]; the file is damaged.")
+    w = _int(raw[0], f"{what} width", 1, MAX_SIDE, name)
+    h = _int(raw[1], f"{what} height", 1, MAX_SIDE, name)
+    if w * h > MAX_PIXELS:
+        raise ProjectError(f"{name}: the {what} size {w}×{h} is over the {MAX_PIXELS:,} pixel limit; the file is damaged.")
+    return {**layout, "width": w, "height": h}
+
+
+def decoded_bytes(layout: dict[str, Any], raw_gens: list, name: str) -> int:
+    """Memory all the project's images need once decoded, from the manifest alone (an upper
+    bound: the original and the mask are counted at the image's size and channels)."""
+    itemsize = 2 if layout["dtype"] == "uint16" else 1
+
+    def size(lay: dict[str, Any]) -> int:
+        return lay["width"] * lay["height"] * lay["channels"] * itemsize
+
+    total = 3 * size(layout)
+    for index, raw in enumerate(raw_gens):
+        if isinstance(raw, dict) and isinstance(raw.get("candidates"), list):
+            n = min(len(raw["candidates"]), MAX_CANDIDATES + 1)
+            total += n * size(_candidate_layout(layout, raw.get("size"), f"generation {index + 1} candidate", name))
+    return total
+
+
 def read_original_place(manifest: dict[str, Any], layout: dict[str, Any], name: str) -> tuple[tuple[int, int], dict[str, Any]]:
     """Where the original sits in the (possibly expanded) current image, and its layout."""
     original_layout = _sized(layout, manifest.get("original_size"), "original image", name)
@@ -238,11 +270,11 @@ def read_record(archive: Archive, raw: Any, index: int, layout: dict[str, Any]) 
     members = raw.get("candidates", [])
     if not isinstance(members, list) or len(members) > MAX_CANDIDATES:
         raise ProjectError(f"{name}: the candidates of {where} are not valid.")
-    cand_layout = _sized(layout, raw.get("size"), f"{where} candidate", name)
+    cand_layout = _candidate_layout(layout, raw.get("size"), f"{where} candidate", name)
     candidates = [decode_png(archive, m, cand_layout, f"candidate {k + 1} of {where}")[0] for k, m in enumerate(members)]
     applied = raw.get("applied")
-    if applied is not None:
-        applied = _int(applied, f"{where} applied candidate", 0, max(0, len(candidates) - 1), name)
+    if applied is not None:  # an autosave that had to leave the candidates out keeps the index
+        applied = _int(applied, f"{where} applied candidate", 0, max(len(candidates), len(seeds), 1) - 1, name)
     backend = raw.get("backend", "")
     kwargs: dict[str, Any] = {
         "params": params,

@@ -129,6 +129,11 @@ class ExpandCanvasDialog(QDialog):
             self.error_label.setText(str(exc))
             self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
             return
+        if not by_pixels:  # the greyed fields show what the ratio adds, never stale amounts
+            for side, box in self.sides.items():
+                box.blockSignals(True)
+                box.setValue(getattr(exp, side))
+                box.blockSignals(False)
         self.error_label.setText("" if not exp.is_empty else "Nothing to add yet.")
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not exp.is_empty)
         nw, nh = exp.new_size(*self._size)

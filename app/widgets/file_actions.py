@@ -21,6 +21,7 @@ from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
 from app.core import imageio
+from app.core.overwrite import overwrite_refusal
 from app.editor.background_task import BackgroundTask, image_load, project_load
 from app.editor.opened_image import PreparedImage
 from app.editor.qimage import qimage_to_array
@@ -60,6 +61,8 @@ class FileActions(QObject):
         self.recent_menu: QMenu | None = None
         self.loading: BackgroundTask | None = None  # the image or project load in progress
         self.question: QMessageBox | None = None  # the open "unsaved changes" question
+        self.refusal: QMessageBox | None = None  # the open "choose another name" warning
+        self.needs_image: list[QAction] = []  # project actions that need an open image
         self._save_report: tuple[str, str, Callable[[], None] | None] = ("Cannot save", "Saved", None)
         saver = self.session.saver
         saver.started.connect(lambda task: TaskProgressDialog(task, self.window))
@@ -69,23 +72,30 @@ class FileActions(QObject):
     def ask_unsaved(self, text: str, proceed: Callable[[], None], *, quitting: bool = False) -> bool:
         """Run ``proceed`` now if nothing is unsaved (returns True); else ask Save / Discard /
         Cancel without blocking and run it after Save succeeded or Discard (returns False).
-        ``quitting``: Discard also deletes this session's recovery file."""
-        if self.document.is_empty or not self.document.modified:
+        ``quitting``: Discard also deletes this session's recovery file. When the unsaved work is
+        a mask, history or candidates, Save is "Save Project…": a result image would not hold it."""
+        if not self.session.has_unsaved_work:
             proceed()
             return True
         if self.question is not None:
             self.question.raise_()
             return False
         buttons = QMessageBox.StandardButton
+        as_project = self.session.unsaved_needs_project()
+        if as_project and not self.session.project_path:
+            text += "\n\nThe mask, the generation history and the candidates are kept only in a project file."
         box = QMessageBox(QMessageBox.Icon.Question, "Unsaved changes", text, buttons.Save | buttons.Discard | buttons.Cancel, self.window)
         box.setDefaultButton(buttons.Save)
+        if as_project:
+            box.button(buttons.Save).setText("Save Project" if self.session.project_path else "Save Project…")
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
         def answered(_code: int) -> None:
             self.question = None
             button = box.standardButton(box.clickedButton()) if box.clickedButton() else buttons.Cancel
             if button == buttons.Save:
-                self.save(then=proceed)  # proceeds once the file is on disk; a failure is shown instead
+                # proceeds once the file is on disk; a failure (or a cancelled file dialog) stops here
+                self.save(then=proceed, project=as_project)
                 return
             if button == buttons.Discard and quitting and self.session.recovery is not None:
                 self.session.recovery.discard_on_exit()
@@ -228,11 +238,14 @@ class FileActions(QObject):
         return True
 
     # -- saving: off the GUI thread (`app.editor.saving`); the result arrives in `_saved` / `_save_failed`
-    def save(self, then: Callable[[], None] | None = None) -> bool:
+    def save(self, then: Callable[[], None] | None = None, *, project: bool = False) -> bool:
         """Save the work where it came from: an open project as the project, else the result image
-        (asking where the first time). ``then`` runs once the file is on disk. True if a save started."""
+        (asking where the first time; ``project``: as a project instead). ``then`` runs once the
+        file is on disk. True if a save started."""
         if self.session.project_path:
             return self.save_project_to(self.session.project_path, then)
+        if project:
+            return self.save_project_as_dialog(then)
         if self.session.save_path:
             return self.save_result(self.session.save_path, then)
         path = self._ask_result_path()
@@ -251,16 +264,47 @@ class FileActions(QObject):
         path, _ = QFileDialog.getSaveFileName(self.window, "Save result as", str(base), SAVE_FILTER)
         return (path if Path(path).suffix else path + ".png") if path else None
 
+    def _refused(self, path: str | Path, choose_again: Callable[[], object]) -> bool:
+        """True (and the user is asked for another name) if saving to ``path`` would replace
+        something the user would lose: a read-only file, a link, the opened original
+        (`app.core.overwrite`, the rules the CLI keeps too)."""
+        reason = overwrite_refusal(path, [self.document.path])
+        if reason is None:
+            return False
+        buttons = QMessageBox.StandardButton
+        box = QMessageBox(QMessageBox.Icon.Warning, "Not saved", f"{Path(path).name} {reason}.\n\nChoose another name to save your work.",
+                          buttons.Save | buttons.Cancel, self.window)
+        box.button(buttons.Save).setText("Choose Another Name…")
+        box.setDefaultButton(buttons.Save)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(_code: int) -> None:
+            self.refusal = None
+            if box.clickedButton() is box.button(buttons.Save):
+                choose_again()
+
+        box.finished.connect(answered)
+        self.refusal = box
+        self._status(f"Not saved: {Path(path).name} {reason}.")
+        box.open()
+        return True
+
     def save_result(self, path: str | Path, then: Callable[[], None] | None = None) -> bool:
-        """Start writing the current image (with the applied candidate's parameters) atomically."""
+        """Start writing the current image (with the applied candidate's parameters) atomically;
+        a target that must not be replaced asks for another name instead."""
         if self.document.is_empty:
+            return False
+        if self._refused(path, lambda: (p := self._ask_result_path()) and self.save_result(p, then)):
             return False
         name = Path(path).name
         return self._saving(self.session.save_result(path), "Cannot save", f"Saving {name}…", f"Saved {name}", then)
 
     def save_project_to(self, path: str | Path, then: Callable[[], None] | None = None) -> bool:
-        """Start saving the whole session (image, mask, context box, history, params) atomically."""
+        """Start saving the whole session (image, mask, context box, history, params) atomically;
+        a target that must not be replaced asks for another name instead."""
         if self.document.is_empty:
+            return False
+        if self._refused(path, lambda: self.save_project_as_dialog(then)):
             return False
         name = Path(path).name
         return self._saving(self.session.save_project(path, self.window.current_params()), "Cannot save the project",
@@ -297,6 +341,7 @@ class FileActions(QObject):
 
     def _save_failed(self, path: str, message: str) -> None:
         title, _done, _then = self._save_report  # what was to follow the save does not happen
+        self._status(f"{title}: nothing was written; the work is unchanged.")  # not a stale "Saving…"
         self.window.show_message("error", title, message)
 
     def import_mask_dialog(self) -> None:
@@ -340,7 +385,7 @@ class FileActions(QObject):
         if path:
             self.open_path(path)
 
-    def save_project_as_dialog(self) -> bool:
+    def save_project_as_dialog(self, then: Callable[[], None] | None = None) -> bool:
         doc = self.document
         if doc.is_empty:
             return False
@@ -348,7 +393,7 @@ class FileActions(QObject):
         path, _ = QFileDialog.getSaveFileName(self.window, "Save project as", start, PROJECT_FILTER)
         if not path:
             return False
-        return self.save_project_to(path if path.endswith(PROJECT_SUFFIX) else path + PROJECT_SUFFIX)
+        return self.save_project_to(path if path.endswith(PROJECT_SUFFIX) else path + PROJECT_SUFFIX, then)
 
     def save_project(self) -> bool:
         path = self.session.project_path
@@ -364,5 +409,8 @@ class FileActions(QObject):
         save_action.setToolTip("Save image, mask, history and parameters in one file")
         save_action.triggered.connect(self.save_project)
         save_as_action = QAction("Save Project &As…", self.window)
-        save_as_action.triggered.connect(self.save_project_as_dialog)
+        save_as_action.triggered.connect(lambda: self.save_project_as_dialog())
+        self.needs_image = [save_action, save_as_action]  # the window disables them with no image open
+        for a in self.needs_image:
+            a.setEnabled(not self.document.is_empty)
         return [open_action, save_action, save_as_action]

@@ -25,15 +25,26 @@ def has_seed(params) -> bool:
     return not (params.is_classical and params.seed == 0)
 
 
-def describe(record: GenerationRecord) -> tuple[str, str]:
-    """(two-line list text, full tooltip) of a record."""
+def parked_note(record: GenerationRecord, canvas: tuple[int, int] | None) -> str:
+    """Why a record's candidates cannot be reviewed now: they were made on a canvas of another
+    size (before an Expand canvas, or on one since undone). "" when they fit."""
+    if not record.candidates or canvas is None:
+        return ""
+    h, w = record.candidates[0].shape[:2]
+    return "" if (w, h) == tuple(canvas) else f"made on a {w}×{h} canvas: undo/redo Expand canvas to review"
+
+
+def describe(record: GenerationRecord, canvas: tuple[int, int] | None = None) -> tuple[str, str]:
+    """(two-line list text, full tooltip) of a record; ``canvas`` (w, h) notes candidates that do not fit it."""
     p = record.params
     model = CLASSICAL_METHODS[p.model].label if p.model in CLASSICAL_METHODS else p.model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
     stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
     first = (p.prompt[:48] + "…") if len(p.prompt) > 48 else (p.prompt or "(no prompt)")
     applied = "  ✓ applied" if record.applied is not None else ""
     sampled = f" · seed {p.seed}" if has_seed(p) else ""
+    note = parked_note(record, canvas)
     text = f"{first}\n{model}{sampled}\n{p.mode} · ×{len(record.candidates)} · {record.elapsed_s:.1f} s · {stamp}{applied}"
+    text += f"\n⚠ {note}" if note else ""
     size = f"{p.width}×{p.height}" if p.width else "auto"
     tip = "\n".join(
         [
@@ -44,6 +55,7 @@ def describe(record: GenerationRecord) -> tuple[str, str]:
                                           f"Seed: {p.seed}   Batch: {p.batch_size}   Size: {size}"]),
             f"Mask blur: {p.mask_blur}   Grow: {p.mask_grow}   Area: {p.inpaint_area} (+{p.padding}px)   Content: {p.masked_content}",
             f"Backend: {record.backend or '?'}   Time: {record.elapsed_s:.2f} s",
+            *([f"Candidates {note}"] if note else []),
         ]
     )
     return text, tip
@@ -89,8 +101,9 @@ class HistoryPanel(QWidget):
         layout.addLayout(buttons)
         self.set_records([])
 
-    def set_records(self, records: list[GenerationRecord]) -> None:
-        """Show ``records`` newest first; keeps the selection on the same record when possible."""
+    def set_records(self, records: list[GenerationRecord], canvas: tuple[int, int] | None = None) -> None:
+        """Show ``records`` newest first; keeps the selection on the same record when possible.
+        ``canvas``: the image's (w, h), to note records whose candidates do not fit it."""
         selected = self.selected()
         newest = self._records[0] if self._records else None
         self._records = list(reversed(records))
@@ -99,7 +112,7 @@ class HistoryPanel(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         for rec in self._records:
-            text, tip = describe(rec)
+            text, tip = describe(rec, canvas)
             icon = QIcon()
             if rec.candidates:
                 shown = rec.candidates[rec.applied if rec.applied is not None else 0]
@@ -133,6 +146,11 @@ class HistoryPanel(QWidget):
             signal.emit(record)
 
     def _update_buttons(self, *_args) -> None:
-        has = self.selected() is not None
-        for b in (self.recall_button, self.rerun_button, self.new_seed_button):
-            b.setEnabled(has)
+        record = self.selected()
+        for b in (self.recall_button, self.rerun_button):
+            b.setEnabled(record is not None)
+        # a classical method has no seed: a "new seed" run would repeat the same result
+        seeded = record is None or has_seed(record.params)
+        self.new_seed_button.setEnabled(record is not None and seeded)
+        self.new_seed_button.setToolTip("Run again with these parameters and a new random seed" if seeded
+                                        else "The classical method has no seed: a new run gives the same result")

@@ -21,23 +21,24 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QStyle, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractButton, QApplication, QMainWindow, QMessageBox, QStyle, QToolBar, QVBoxLayout, QWidget
 
 from app.core.params import CLASSICAL_MODELS, GenerationParams
 from app.editor.session import EditorSession
 from app.editor.settings import Settings
 from app.editor.worker import GenerationWorker
-from app.widgets import outpaint_actions
+from app.widgets import outpaint_actions, tools
 from app.widgets import window_layout as layout
 from app.widgets.candidates import CandidatesPanel
 from app.widgets.canvas import CanvasView
 from app.widgets.file_actions import FileActions, accepts_drop
 from app.widgets.generation_controls import GenerationControls
-from app.widgets.history_panel import HistoryPanel
+from app.widgets.history_panel import HistoryPanel, parked_note
 from app.widgets.messages import MessageBar
 from app.widgets.model_picker import ModelPicker
 from app.widgets.params_panel import ParamsPanel
 from app.widgets.undo_keys import UndoKeysFilter
+from app.widgets.wheel_guard import guard_wheel
 from app.widgets.window_actions import WindowActions
 
 COMPARE_KEY = Qt.Key.Key_Backslash
@@ -90,6 +91,10 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         layout.build_toolbar(self)
         layout.build_status_bar(self)
         outpaint_actions.install(self)
+        guard_wheel(self.params_panel)
+        guard_wheel(self.model_picker)
+        guard_wheel(self.findChild(QToolBar))  # the brush size
+        self._return_focus_after_panel_actions()
         self._undo_keys = UndoKeysFilter(self)
         self._connect()
         self._restore_settings()
@@ -113,7 +118,8 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
     def _connect(self) -> None:
         d, s = self.document, self.session
         d.reset.connect(self._on_document_reset)
-        d.generations_changed.connect(lambda: self.history_panel.set_records(self.document.generations))
+        d.generations_changed.connect(self._show_history)
+        d.reset.connect(self._show_history)  # an undone Expand canvas parks candidates of another size
         d.mask_changed.connect(lambda _r: self._update_actions())
         s.title_changed.connect(self._update_title)
         s.generation_started.connect(self._on_started)
@@ -128,6 +134,11 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         self.canvas.cursor_moved.connect(self._on_cursor)
         self.canvas.tool_changed.connect(lambda name: self.tool_actions[name].setChecked(True))
         self.canvas.brush_changed.connect(self._on_brush_changed)
+        self.document_opened.connect(self._brush_for_image)
+        stack = d.undo_stack  # the status line says what an undo/redo did (not a stale "Result applied")
+        self.undo_action.triggered.connect(lambda: self.status_message.setText(f"Undone: {stack.text(stack.index())}."))
+        self.redo_action.triggered.connect(lambda: self.status_message.setText(f"Redone: {stack.text(stack.index() - 1)}."))
+        self.document_opened.connect(lambda _path: self.seed_label.setText(""))  # the last run's seed belongs to the last image
         self.params_panel.generate_requested.connect(self.generate)
         self.params_panel.changed.connect(self._update_actions)
         self.model_picker.model_changed.connect(self._on_model_changed)
@@ -146,7 +157,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         self.history_panel.recall_requested.connect(lambda r: self.recall_params(r.params))
         self.history_panel.rerun_requested.connect(lambda r: self.generate(r.params))
         self.history_panel.rerun_new_seed_requested.connect(lambda r: self.generate(r.params.replace(seed=-1)))
-        self.history_panel.show_requested.connect(self.session.show_record)
+        self.history_panel.show_requested.connect(self._review_record)
 
     def _restore_settings(self) -> None:
         s = self.settings
@@ -245,11 +256,49 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         self.zoom_label.setText(f"{self.canvas.zoom * 100:.0f} %")
         self._update_actions()
 
+    def _return_focus_after_panel_actions(self) -> None:
+        """After a panel button or a toolbar field, keys go to the canvas again (as in Krita):
+        otherwise X, E, [ and ] did nothing and space-drag painted instead of panning."""
+        focus = lambda *_: QTimer.singleShot(0, self, self._focus_canvas)  # noqa: E731 - after the click's own focus change
+        buttons = [*self.candidates_panel.findChildren(QAbstractButton), *self.history_panel.findChildren(QAbstractButton)]
+        p = self.params_panel
+        buttons += [p.generate_button, p.random_seed, p.reuse_seed, p.lock_seed]
+        for b in buttons:
+            b.clicked.connect(focus)
+        self.brush_size.editingFinished.connect(focus)
+        self.hardness.sliderReleased.connect(focus)
+        self.history_panel.list.itemDoubleClicked.connect(focus)
+
+    def _focus_canvas(self) -> None:
+        if QApplication.activeModalWidget() is None:  # a question the click opened keeps its focus
+            self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _show_history(self) -> None:
+        d = self.document
+        self.history_panel.set_records(d.generations, None if d.is_empty else d.size)
+
+    def _review_record(self, record) -> None:
+        """Bring a run's candidates back for review, or say why they cannot be."""
+        if not self.session.show_record(record):
+            note = parked_note(record, self.document.size)
+            self.show_message("info", "Cannot review these candidates",
+                              f"They were {note}." if note else "This run has no candidates to show.")
+
     def _on_cursor(self, x: int, y: int) -> None:
         d = self.document
         self.cursor_label.setText(f"{x}, {y}" if not d.is_empty and 0 <= x < d.width and 0 <= y < d.height else "")
 
+    def _brush_for_image(self, _path: str = "") -> None:
+        """An opened image gets the brush size last chosen for its size class, else one sized from it."""
+        d = self.document
+        if not d.is_empty:
+            remembered = self.settings.brush_size(tools.size_class(d.width, d.height))
+            self.canvas.set_brush_size(remembered or tools.default_brush_size(d.width, d.height))
+
     def _on_brush_changed(self, size: int, hardness: float) -> None:
+        d = self.document
+        if not d.is_empty:  # remembered per image size class: a 24 MP photo needs another brush than a 512² crop
+            self.settings.set_brush_size(tools.size_class(d.width, d.height), size)
         for widget, value in ((self.brush_size, size), (self.hardness, round(hardness * 100))):
             widget.blockSignals(True)
             widget.setValue(value)
@@ -271,7 +320,8 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         has_candidates = self.session.candidates is not None
         for a in (self.save_action, self.save_as_action, self.export_mask_action, self.import_mask_action, self.copy_action,
                   self.invert_action, self.clear_action, self.fill_action, self.grow_action, self.shrink_action,
-                  self.feather_action, self.zoom_fit_action, self.zoom_actual_action, self.zoom_in_action, self.zoom_out_action):
+                  self.feather_action, self.zoom_fit_action, self.zoom_actual_action, self.zoom_in_action, self.zoom_out_action,
+                  *self.files.needs_image):
             a.setEnabled(has_image)
         ready = has_image and not generating and not self.params_panel.validation_message()
         self.generate_action.setEnabled(ready)
@@ -325,7 +375,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         """Quit asks about unsaved work or a running generation; once confirmed, a running
         generation is cancelled (it stops within one step) and the window closes when the worker
         has let go, so the thread is never destroyed while it runs and the GUI never blocks."""
-        if not self._close_confirmed and (self.document.modified or self.session.generating):
+        if not self._close_confirmed and (self.session.has_unsaved_work or self.session.generating):
             event.ignore()
             self._ask_before_close()
             return
@@ -338,7 +388,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
 
     def _ask_before_close(self) -> None:
         running = " A generation is running; it will be stopped." if self.session.generating else ""
-        if self.document.modified:
+        if self.session.has_unsaved_work:
             name = self.session.display_name or "The image"
             self.files.ask_unsaved(f"{name} has changes that are not saved.{running} Save them before quitting?",
                                    self.force_close, quitting=True)

@@ -61,6 +61,7 @@ class ModelEntry:
     ref: str
     detail: str = ""
     usable: bool = True  # False for models found but unsupported (SDXL, a refused pickle…)
+    why: str = "unsupported"  # the picker's one word for an unusable model ("incomplete": a broken download)
 
 
 def entry_from_info(info: Any) -> ModelEntry:
@@ -76,7 +77,8 @@ def entry_from_info(info: Any) -> ModelEntry:
     if path:
         detail += f"\n{path}"
     usable = bool(getattr(info, "usable", True))
-    return ModelEntry(str(getattr(info, "name", info)), str(getattr(info, "ref", info)), detail, usable)
+    why = "incomplete" if note.lower().startswith(("incomplete", "truncated")) else "unsupported"
+    return ModelEntry(str(getattr(info, "name", info)), str(getattr(info, "ref", info)), detail, usable, why)
 
 
 def default_discover() -> list[Any]:
@@ -335,7 +337,7 @@ class ModelPicker(QWidget):
         if diffusion:
             self.combo.insertSeparator(self.combo.count())
             for e in diffusion:
-                self.combo.addItem(e.name if e.usable else f"{e.name} (unsupported)", e.ref)
+                self.combo.addItem(e.name if e.usable else f"{e.name} ({e.why})", e.ref)
                 row = self.combo.count() - 1
                 self.combo.setItemData(row, e.detail, Qt.ItemDataRole.ToolTipRole)
                 if not e.usable:

@@ -9,7 +9,7 @@ nor diffusers (`tests/test_params_panel.py` checks the panel import stays torch-
 from __future__ import annotations
 
 from PySide6.QtCore import QRegularExpression, Qt, Signal
-from PySide6.QtGui import QIcon, QRegularExpressionValidator
+from PySide6.QtGui import QIcon, QPainter, QPixmap, QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -41,8 +41,21 @@ CONTENT_LABELS = {"original": "Original", "fill": "Fill (classical infill)", "la
 COLOR_MATCH_LABELS = {"auto": "Auto (diffusion models)", "on": "On", "off": "Off"}
 
 
-def _icon(name: str) -> QIcon:
-    return QIcon(str(resources_dir() / "icons" / f"{name}.svg"))
+def _icon(name: str, size: int = 32) -> QIcon:
+    """An SVG icon with an explicitly faded Disabled mode: Qt's SVG engine draws disabled icons
+    as bright as enabled ones, so the classical method's greyed seed buttons looked usable."""
+    icon = QIcon(str(resources_dir() / "icons" / f"{name}.svg"))
+    normal = icon.pixmap(size, size)
+    faded = QPixmap(normal.size())
+    faded.setDevicePixelRatio(normal.devicePixelRatio())
+    faded.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(faded)
+    painter.setOpacity(0.3)
+    painter.drawPixmap(0, 0, normal)
+    painter.end()
+    icon.addPixmap(normal, QIcon.Mode.Normal)
+    icon.addPixmap(faded, QIcon.Mode.Disabled)
+    return icon
 
 
 def _combo(items: dict[str, str]) -> QComboBox:

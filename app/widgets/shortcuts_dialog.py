@@ -19,12 +19,20 @@ CANVAS_KEYS = (
 )
 
 
+#: Qt's key codes from here on are media and launch keys ("Redo", "Copy"): not on ordinary keyboards.
+FIRST_MEDIA_KEY = 0x01000061
+
+
+def _on_keyboards(keys: QKeySequence) -> bool:
+    return all(keys[i].key().value < FIRST_MEDIA_KEY for i in range(keys.count()))
+
+
 def action_rows(actions: Iterable[QAction]) -> list[tuple[str, str]]:
     """(keys, action name) for every action that has a shortcut, in the order given, once each."""
     rows, seen = [], set()
     for a in actions:
-        texts = (k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts() if not k.isEmpty())
-        keys = ", ".join(t for t in texts if not (t.isalpha() and len(t) > 2))  # media keys ("Redo"): not on keyboards
+        texts = (k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts() if not k.isEmpty() and _on_keyboards(k))
+        keys = ", ".join(texts)
         name = a.data() if isinstance(a.data(), str) and a.data() else a.text()  # data: a stable name ("Undo")
         name = name.replace("&", "").rstrip("…").strip()
         if keys and (keys, name) not in seen:

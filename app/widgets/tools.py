@@ -33,3 +33,18 @@ class BrushOptions:
 
 def clamp_size(size: float) -> int:
     return int(min(MAX_BRUSH, max(MIN_BRUSH, round(size))))
+
+
+def size_class(width: int, height: int) -> str:
+    """The image size class a brush size is remembered for (long side up to 1k, 2k, 4k, 8k, more)."""
+    long_side = max(width, height)
+    for limit in (1024, 2048, 4096, 8192):
+        if long_side <= limit:
+            return f"{limit // 1024}k"
+    return "huge"
+
+
+def default_brush_size(width: int, height: int) -> int:
+    """A first brush that paints a visible stroke at the fit-to-window zoom: 1/12 of the long
+    side (43 px on 512², 500 px on a 24 MP photo, where a fixed 64 px was a hairline at 13 %)."""
+    return clamp_size(max(16, max(width, height) / 12))

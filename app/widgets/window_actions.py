@@ -7,6 +7,7 @@ it needs ``settings``, ``canvas``, ``document``, ``model_picker``, ``params_pane
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
@@ -135,11 +136,15 @@ class WindowActions:
         dialog.open()
         return dialog
 
-    def open_docs(self) -> bool:
-        from PySide6.QtGui import QDesktopServices
+    def open_docs(self):
+        """Show the user guide in the app (no program may be set to open Markdown); None if not installed."""
+        from app.widgets.docs_dialog import DocsDialog
 
         url = layout.docs_url()
         if url is None:
             self.show_message("info", "No documentation installed", "The user guide is README.md in the source of Inpaint Studio.")
-            return False
-        return QDesktopServices.openUrl(url)
+            return None
+        dialog = DocsDialog(Path(url.toLocalFile()), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QProgress
 
 from app.storage.paths import resources_dir
 from app.widgets import tools
+from app.widgets.status_label import StatusLabel
 
 if TYPE_CHECKING:
     from app.widgets.main_window import MainWindow
@@ -248,7 +249,7 @@ def build_toolbar(w: MainWindow) -> None:
 
 def build_status_bar(w: MainWindow) -> None:
     sb = w.statusBar()
-    w.status_message = QLabel("Open an image (Ctrl+O), drop one here or paste it (Ctrl+V).")
+    w.status_message = StatusLabel("Open an image (Ctrl+O), drop one here or paste it (Ctrl+V).")
     sb.addWidget(w.status_message, 1)
     w.progress = QProgressBar()
     w.progress.setFixedWidth(220)
@@ -261,5 +262,9 @@ def build_status_bar(w: MainWindow) -> None:
     w.cursor_label.setMinimumWidth(90)
     w.zoom_label = QLabel()
     w.zoom_label.setMinimumWidth(56)
-    for w in (w.progress, w.seed_label, w.size_label, w.cursor_label, w.zoom_label):
+    # Shown while the last autosave failed (`recovery_dialog.install`): a crash now would restore older work.
+    w.autosave_label = QLabel("⚠ Autosave failed")
+    w.autosave_label.setStyleSheet("color: #b00020; font-weight: bold;")
+    w.autosave_label.hide()
+    for w in (w.autosave_label, w.progress, w.seed_label, w.size_label, w.cursor_label, w.zoom_label):
         sb.addPermanentWidget(w)
