@@ -249,7 +249,8 @@ class Autosaver:
         self.folder.mkdir(parents=True, exist_ok=True)
         stem = f"session-{os.getpid()}-{secrets.token_hex(4)}"
         lock_path = self.folder / (stem + LOCK_SUFFIX)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A fresh random name: created exclusively, never following a link planted in its place.
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         if not _try_lock(fd):  # a fresh random name: only fails on exotic file systems
             os.close(fd)
             raise OSError(f"cannot lock {lock_path}")

@@ -299,6 +299,7 @@ def _load(archive: Archive) -> ProjectState:
     # The same budget as every image (app.core.decode_budget): what decoding needs must fit in the
     # memory free now, plus the decoder's and the editor's copies of one image. An 8.6 MB project
     # inflating to 4 × 16384² × 16-bit RGBA took 52 s and 10.5 GB before.
+    itemsize = 2 if layout["dtype"] == "uint16" else 1
     one_image = layout["width"] * layout["height"] * layout["channels"] * itemsize
     need, free = decoded + 2 * one_image, decode_budget.available_memory()
     if need > free:
