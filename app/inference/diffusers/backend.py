@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import os
 import logging
 import time
 from collections.abc import Callable
@@ -127,9 +128,11 @@ class DiffusionBackend:
                 module.fuse_qkv_projections()
 
     def enable_compile(self, backend: str | None = None, cache_root=None) -> None:
-        """Turn on the compiled UNet step (see `app.inference.diffusers.compiled`)."""
+        """Turn on the compiled UNet step (see `app.inference.diffusers.compiled`); ``backend``
+        (or env ``INPAINT_STUDIO_COMPILE_BACKEND``) names a torch.compile backend other than Inductor."""
         from app.inference.diffusers.compiled import CompiledUnet
 
+        backend = backend or os.environ.get("INPAINT_STUDIO_COMPILE_BACKEND") or None
         unet = self._pipes["inpaint"].unet
         self.compiled = CompiledUnet(unet, model=self.name, device_name=self.device.description,
                                      device_type=self.device.type, backend=backend, cache_root=cache_root,
