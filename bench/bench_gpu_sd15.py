@@ -282,7 +282,8 @@ def markdown(rows: dict, device: str, args) -> str:
         return "—" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
 
     p, e = rows.get("plain", {}), rows.get("eager", {})
-    lines = [f"Measured on {device}, torch {args.torch}, {args.size}², {args.steps} steps, Euler, fp16 "
+    lines = [f"Measured on {device}, torch {args.torch}, {args.size}², {args.steps} steps, Euler, "
+             f"{'fp32, tiny model' if args.cpu_smoke else 'fp16'} "
              f"(`python bench/bench_gpu_sd15.py`).", "",
              "| config | batch 1 s/image | batch 4 s (4 images) | images/s b4 | first image after load s | peak GiB b1/b4 | max abs Δ |",
              "|---|---|---|---|---|---|---|"]

@@ -282,3 +282,26 @@ def test_any_compile_failure_falls_back_to_eager_once(failure, tiny_inpaint_mode
     assert len(warnings) == 1 and stage in warnings[0].getMessage()
     if failure == "cache":
         assert not bad.exists()  # the next launch compiles afresh
+
+
+def test_lora_switch_scheduler_change_and_low_memory_keep_working_with_compile(tiny_inpaint_model, backend, monkeypatch, tmp_path):
+    """A LoRA switch is a new bucket (eager until its step is compiled, never a recompile inside
+    a run); a scheduler change is not; low-memory mode takes the compiled step out."""
+    from tinymodels import save_diffusers_lora
+
+    (tmp_path / "Lora" / "film").mkdir(parents=True)
+    save_diffusers_lora(tmp_path / "Lora" / "film", seed=3)
+    monkeypatch.setenv("INPAINT_STUDIO_MODELS", str(tmp_path))
+    monkeypatch.setattr(torch, "compile", fake_compile("works"))
+    b = load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu"))
+    b.enable_compile(cache_root=tmp_path / "cache")
+    for prompt, scheduler in [("a wall", "Euler a"), ("a wall", "DDIM"), ("a wall <lora:film:1>", "Euler a"),
+                              ("a wall <lora:film:0.5>", "Euler a"), ("a wall", "DDIM")]:
+        for _ in range(2):
+            req = make_request(prompt=prompt, scheduler=scheduler)
+            assert np.array_equal(run(b, req)[0], run(backend, req)[0])
+            b.compiled.wait(30)
+    assert b.compiled.compiles == 3 and b.compiled.failed is None  # no LoRA, film at 1, film at 0.5
+    b.set_low_memory(True)
+    assert b.compiled is None and b.size_bucket is None
+    assert run(b, make_request())[0].shape == (SIZE, SIZE, 3)

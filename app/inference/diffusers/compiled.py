@@ -76,17 +76,16 @@ class CompiledUnet:
 
     def __init__(self, unet, *, model: str, device_name: str, device_type: str, backend: str | None = None,
                  mode: str | None = None, state_key: Callable[[], object] = lambda: None,
-                 cache_root: Path | None = None, background: bool = True):
+                 cache_root: Path | None = None):
         import torch
         import torch._dynamo
 
         self.unet = unet
         self._eager = unet.forward
         self._state_key = state_key
-        self._background = background
         self._lock = threading.Lock()
         self._ready: set = set()  # buckets whose compiled step has been warmed up
-        self._pending: dict = {}  # bucket -> thread compiling it
+        self._pending: dict = {}  # bucket -> thread compiling (or done compiling) it
         self._use: frozenset = frozenset()  # buckets replayed in the current run
         self.failed: str | None = None
         self.notice: str | None = None
@@ -155,16 +154,13 @@ class CompiledUnet:
 
     def _prepare(self, key, args: tuple, kwargs: dict) -> None:
         with self._lock:
-            if key in self._ready or key in self._pending or len(self._pending) + len(self._ready) >= MAX_BUCKETS:
+            if key in self._pending or len(self._pending) >= MAX_BUCKETS:  # every bucket ever started is in _pending
                 return
             args, kwargs = _clone(args), _clone(kwargs)
             thread = threading.Thread(target=self._compile, args=(key, args, kwargs), daemon=True,
                                       name="inpaint-unet-compile")
             self._pending[key] = thread
-        if self._background:
-            thread.start()
-        else:
-            thread.run()
+        thread.start()
 
     def _compile(self, key, args: tuple, kwargs: dict) -> None:
         import torch
