@@ -166,9 +166,8 @@ class CompiledUnet:
         import torch
 
         try:
-            with torch.no_grad():
-                for _ in range(2):  # compile, then a warm replay (CUDA graphs record on a later call)
-                    self._compiled(*args, **kwargs)
+            with torch.no_grad():  # compile and run once; CUDA graphs are per thread, so the
+                self._compiled(*args, **kwargs)  # generating thread records its own on its next calls
             with self._lock:
                 self._ready.add(key)
                 self.compiles += 1
