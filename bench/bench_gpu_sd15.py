@@ -317,6 +317,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of " + ", ".join(PHASES))
     ap.add_argument("--compile-backend", default=None, help="torch.compile backend instead of Inductor (e.g. aot_eager)")
+    ap.add_argument("--phase-timeout", type=int, default=300, help="seconds one phase may take (default 300)")
     ap.add_argument("--markdown", type=Path, default=None, help="write the rows for docs/PERFORMANCE_GPU.md here")
     ap.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
@@ -351,7 +352,11 @@ def main() -> None:
             cmd += ["--cpu-smoke"] if args.cpu_smoke else []
             cmd += ["--compile-backend", args.compile_backend] if args.compile_backend else []
             t0 = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.phase_timeout)
+            except subprocess.TimeoutExpired:
+                print(f"{phase}: TIMED OUT after {args.phase_timeout} s", flush=True)
+                continue
             found = [line[4:] for line in proc.stdout.splitlines() if line.startswith("ROW ")]
             if proc.returncode or not found:
                 print(f"{phase}: FAILED (rc {proc.returncode}): {proc.stderr.strip()[-600:]}", flush=True)
