@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -133,6 +133,9 @@ class Engine:
             context=job.context,
             target=None if self.backend.native_resolution else (params.width, params.height),
         )
+        bucket = getattr(self.backend, "size_bucket", None)
+        if bucket and not (params.width or params.height):
+            plans = [replace(p, work_size=_bucketed(p.work_size, bucket)) for p in plans]
         return params, hard, plans, replace_all
 
     def _colour_match(self, params: GenerationParams) -> bool:
@@ -242,6 +245,11 @@ class Engine:
             elapsed_s=elapsed,
             timings=timings,
         )
+
+
+def _bucketed(size: tuple[int, int], bucket: int) -> tuple[int, int]:
+    """A work size rounded to multiples of ``bucket`` (a compiled step serves a few shapes)."""
+    return tuple(max(bucket, int(round(side / bucket)) * bucket) for side in size)  # type: ignore[return-value]
 
 
 def _add(timings: dict[str, float], key: str, since: float) -> None:

@@ -28,6 +28,8 @@ class LoadOptions:
     low_memory: bool = False  # attention slicing, VAE slicing/tiling, model CPU offload
     safety_checker: bool = False  # off for local use (DESIGN.md); a preference turns it on
     fast: bool | None = None  # CUDA fast path (channels_last, fused QKV, TF32); None = on for CUDA
+    compile: bool = False  # compiled UNet step, prepared in the background (app.inference.diffusers.compiled)
+    exact_batches: bool | None = None  # one call per candidate (bit-exact); None = batched on GPUs, exact on CPU
     server_token: str | None = None  # API token of a ``remote:`` model's server (`app.inference.remote`)
 
     def normalised(self) -> LoadOptions:

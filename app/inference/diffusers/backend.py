@@ -7,18 +7,21 @@ exactly what diffusers gives for the same inputs (tests/test_diffusion.py compar
 - 4-channel base UNet: the same inpaint pipeline (it blends the known latents back every step),
   and `StableDiffusionImg2ImgPipeline` for img2img, made with ``from_pipe`` so both share the one
   set of weights in memory.
-Batch item k is run as its own call with ``torch.Generator().manual_seed(s + k)``, so it is
-bit-identical to a single run with that seed on the same device (a batched call would not be:
-diffusers draws the masked-image latents of every item from the first generator, and batched
-kernels round differently). Generators live on the CPU, so a seed gives the same starting noise
-on CUDA, MPS and CPU. Seeds are 64-bit and passed whole; torch's CPU generator draws from their
+Batch item k gets the inputs of a single run with ``torch.Generator().manual_seed(s + k)``:
+either in one batched call whose items are each prepared from their own generator
+(`app.inference.diffusers.batching`: fast; the same image as a single run within the measured
+rounding of batched kernels), or, in the exact mode, as its own call (bit-identical). Generators
+live on the CPU, so a seed gives the same starting noise on CUDA, MPS and CPU. Seeds are 64-bit
+and passed whole; torch's CPU generator draws from their
 low 32 bits, as ComfyUI's CPU noise does, so a ComfyUI seed above 2**32 starts from its noise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
+import os
 import logging
 import time
 from collections.abc import Callable
@@ -31,7 +34,8 @@ from app.inference.diffusers.device import DeviceChoice
 from app.inference.engine import BackendRequest, Cancelled, CancelFn
 from app.inference.errors import GpuOutOfMemory, ModelLoadError
 from app.inference.diffusers.catalog import ModelInfo, network_hashes
-from app.inference.diffusers.preview import latents_to_rgb
+from app.inference.diffusers.batching import per_seed_inputs
+from app.inference.diffusers.preview import PreviewPump
 from app.inference.diffusers.networks import ExtraNetworks
 from app.inference.diffusers.prompts import encode_prompt_pair, needs_chunked_encoding
 from app.core.prompt_syntax import extract_loras
@@ -51,15 +55,19 @@ class DiffusionBackend:
 
     Options: ``low_memory`` (attention slicing, VAE slicing+tiling, model CPU offload on GPUs),
     ``fast`` (CUDA: channels_last, fused QKV projections, TF32; default on for CUDA),
-    ``compile`` (torch.compile of the UNet; first run pays the compile), ``safety_checker``
-    (off by default for local use), ``preview_every`` (steps between latent previews),
-    ``exact_batches`` (see `_generate_batched`)."""
+    ``compile`` (the compiled UNet step of `app.inference.diffusers.compiled`, prepared in the
+    background; ``compile_backend`` picks a torch.compile backend other than Inductor),
+    ``safety_checker`` (off by default for local use), ``preview_every`` (steps between latent
+    previews, on top of the ≤ 4/s rate), ``exact_batches`` (True: one call per candidate,
+    bit-identical to single runs; False: one batched call; None: batched on GPUs, exact on the CPU,
+    where batching gains nothing)."""
 
     native_resolution = False
 
     def __init__(self, pipe, *, info: ModelInfo, device: DeviceChoice, load_seconds: float = 0.0,
                  low_memory: bool = False, fast: bool | None = None, compile: bool = False,
-                 safety_checker: bool = False, preview_every: int = 1, exact_batches: bool = True):
+                 safety_checker: bool = False, preview_every: int = 1, exact_batches: bool | None = None,
+                 compile_backend: str | None = None):
         self.info = info
         self.name = info.ref
         self.device = device
@@ -67,8 +75,11 @@ class DiffusionBackend:
         self.inpainting = pipe.unet.config.in_channels == 9
         self.preview_every = max(1, preview_every)
         #: True: batch item k is its own call (bit-identical to a single run with seed s+k);
-        #: False: one batched call (faster on GPUs, reproducible per seed list only).
-        self.exact_batches = exact_batches
+        #: False: one batched call, each item prepared from its own seed (same image within rounding).
+        self.exact_batches = device.type == "cpu" if exact_batches is None else exact_batches
+        #: Seconds between previews (≤ 4/s); the clock is replaceable for tests.
+        self.preview_interval_s = 0.25
+        self.preview_clock = time.monotonic
         self.low_memory = False
         self.decode_fp32 = False  # set once an fp16 decode gave NaN/black: later decodes skip straight to fp32
         self.timings: dict[str, float] = {"load": load_seconds}
@@ -79,10 +90,10 @@ class DiffusionBackend:
         self.fast = device.type == "cuda" if fast is None else fast
         if self.fast:
             self._apply_fast_path(pipe)
-        if compile:
-            t0 = time.perf_counter()
-            pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs" if device.type != "cuda" else "max-autotune")
-            self.timings["compile_setup"] = time.perf_counter() - t0
+        #: The compiled UNet step (`CompiledUnet`) or None when off.
+        self.compiled = None
+        if compile and not low_memory:  # offload hooks move weights per call: nothing to compile against
+            self.enable_compile(compile_backend)
         if safety_checker:
             self.enable_safety_checker()
         if low_memory:
@@ -107,6 +118,24 @@ class DiffusionBackend:
             if hasattr(module, "fuse_qkv_projections"):
                 module.fuse_qkv_projections()
 
+    def enable_compile(self, backend: str | None = None, cache_root=None) -> None:
+        """Turn on the compiled UNet step (see `app.inference.diffusers.compiled`); ``backend``
+        (or env ``INPAINT_STUDIO_COMPILE_BACKEND``) names a torch.compile backend other than Inductor."""
+        from app.inference.diffusers.compiled import CompiledUnet
+
+        backend = backend or os.environ.get("INPAINT_STUDIO_COMPILE_BACKEND") or None
+        unet = self._pipes["inpaint"].unet
+        self.compiled = CompiledUnet(unet, model=self.name, device_name=self.device.description,
+                                     device_type=self.device.type, backend=backend, cache_root=cache_root,
+                                     state_key=lambda: tuple(sorted(self.networks.active.items())))
+
+    @property
+    def size_bucket(self) -> int | None:
+        """Work sizes the engine should round to (only while a compiled step is in use)."""
+        from app.inference.diffusers.compiled import SIZE_BUCKET
+
+        return SIZE_BUCKET if self.compiled is not None and self.compiled.failed is None else None
+
     def set_low_memory(self, on: bool) -> None:
         """Attention slicing and VAE slicing/tiling (peak memory of attention and decode), plus
         model CPU offload on an accelerator (only the running component stays on the GPU)."""
@@ -125,6 +154,9 @@ class DiffusionBackend:
             pipe.vae.disable_slicing()
             pipe.vae.disable_tiling()
         self.low_memory = on
+        if on and self.compiled is not None:
+            self.compiled.uninstall()  # offload hooks and a compiled forward do not mix
+            self.compiled = None
         if on and self.device.type != "cpu":
             self._active("inpaint")  # offload hooks belong to the pipeline that runs
         elif not on:
@@ -235,61 +267,53 @@ class DiffusionBackend:
                 kwargs.update(latent_nothing_inputs(pipe, image, request.mask, kwargs["generator"]))
         return kwargs
 
+    def batched(self, pipe, request: BackendRequest) -> bool:
+        """One batched call for all candidates? Not in the exact mode, and not where items differ
+        in their pixel input (latent noise/nothing are made per seed before the call)."""
+        return (not self.exact_batches and len(request.seeds) > 1 and hasattr(pipe, "prepare_mask_latents")
+                and not (request.params.mode == "inpaint" and request.params.masked_content in ("latent_noise", "latent_nothing")))
+
     def _generate(self, pipe, request, progress, cancelled) -> list[np.ndarray]:
-        params = request.params
-        n_items = len(request.seeds)
-        if not self.exact_batches and n_items > 1:
-            return self._generate_batched(pipe, request, progress, cancelled)
+        calls = [request.seeds] if self.batched(pipe, request) else [(s,) for s in request.seeds]
+        if self.compiled is not None:
+            self.compiled.begin_run()
         outputs = []
-        t_unet = t_decode = 0.0
-        for k, seed in enumerate(request.seeds):
+        self.timings.update(denoise=0.0, decode=0.0)
+        for index, seeds in enumerate(calls):
             if cancelled():
                 raise Cancelled()
-            pipe.scheduler = make_scheduler(params.scheduler, self._base_scheduler_config)  # schedulers keep state
-            every = self.preview_every
-
-            def on_step_end(p, i, t, kw, _k=k):
-                total = p.num_timesteps
-                preview = latents_to_rgb(kw["latents"]) if (i + 1) % every == 0 or i + 1 == total else None
-                progress(_k * total + i + 1, n_items * total, preview)
-                if cancelled():
-                    raise Cancelled()
-                return kw
-
-            kwargs = self.call_kwargs(pipe, request, seed)
-            t0 = time.perf_counter()
-            latents = pipe(**kwargs, output_type="latent", callback_on_step_end=on_step_end,
-                           callback_on_step_end_tensor_inputs=["latents"]).images
-            t1 = time.perf_counter()
-            outputs.append(self.decode(pipe, latents, kwargs["generator"]))
-            t_unet += t1 - t0
-            t_decode += time.perf_counter() - t1
-        self.timings.update(denoise=t_unet, decode=t_decode)
+            outputs += self._call(pipe, request, seeds, index, len(calls), progress, cancelled)
         return outputs
 
-    def _generate_batched(self, pipe, request, progress, cancelled) -> list[np.ndarray]:
-        """All items in one pipeline call (one generator per item): faster on a GPU; the same
-        seeds give the same batch, but item k is not bit-identical to a single run with s+k."""
-        pipe.scheduler = make_scheduler(request.params.scheduler, self._base_scheduler_config)
-        every = self.preview_every
+    def _call(self, pipe, request, seeds, index: int, n_calls: int, progress, cancelled) -> list[np.ndarray]:
+        """One pipeline call for ``seeds`` (one, or all in a batch), then their decodes. The step
+        callback makes no host round trip: previews come from a `PreviewPump`, and cancel is a
+        Python flag."""
+        pipe.scheduler = make_scheduler(request.params.scheduler, self._base_scheduler_config)  # schedulers keep state
+        pump = PreviewPump(pipe._execution_device, interval_s=self.preview_interval_s, every=self.preview_every,
+                           clock=self.preview_clock)
 
         def on_step_end(p, i, t, kw):
             total = p.num_timesteps
-            preview = latents_to_rgb(kw["latents"]) if (i + 1) % every == 0 or i + 1 == total else None
-            progress(i + 1, total, preview)
+            preview = pump.step(kw["latents"], final=i + 1 == total)
+            progress(index * total + i + 1, n_calls * total, preview)
             if cancelled():
                 raise Cancelled()
             return kw
 
-        kwargs = self.call_kwargs(pipe, request, request.seeds[0])
-        kwargs["generator"] = [torch.Generator("cpu").manual_seed(s) for s in request.seeds]
-        kwargs["num_images_per_prompt"] = len(request.seeds)
+        kwargs = self.call_kwargs(pipe, request, seeds[0])
+        generators = [kwargs["generator"]]
+        if len(seeds) > 1:
+            generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+            kwargs.update(generator=generators, num_images_per_prompt=len(seeds))
         t0 = time.perf_counter()
-        latents = pipe(**kwargs, output_type="latent", callback_on_step_end=on_step_end,
-                       callback_on_step_end_tensor_inputs=["latents"]).images
+        with per_seed_inputs(pipe, generators) if len(seeds) > 1 else contextlib.nullcontext():
+            latents = pipe(**kwargs, output_type="latent", callback_on_step_end=on_step_end,
+                           callback_on_step_end_tensor_inputs=["latents"]).images
         t1 = time.perf_counter()
-        out = [self.decode(pipe, latents[k:k + 1], g) for k, g in enumerate(kwargs["generator"])]
-        self.timings.update(denoise=t1 - t0, decode=time.perf_counter() - t1)
+        out = [self.decode(pipe, latents[k:k + 1], g) for k, g in enumerate(generators)]
+        self.timings["denoise"] += t1 - t0
+        self.timings["decode"] += time.perf_counter() - t1
         return out
 
     @torch.no_grad()

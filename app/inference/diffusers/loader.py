@@ -177,7 +177,8 @@ def load_diffusion_backend(model_ref: str, options: LoadOptions):
     load_s = time.perf_counter() - t0
     log.info("loaded %s on %s in %.2f s", info.ref, choice.description, load_s)
     return DiffusionBackend(pipe, info=info, device=choice, load_seconds=load_s, low_memory=options.low_memory,
-                            fast=options.fast, safety_checker=options.safety_checker)
+                            fast=options.fast, safety_checker=options.safety_checker, compile=options.compile,
+                            exact_batches=options.exact_batches)
 
 
 def check_stack() -> str:
