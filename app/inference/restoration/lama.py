@@ -1,0 +1,98 @@
+"""LaMa as an inpainting backend beside the classical ones.
+
+The engine drives it like any backend: it plans regions around the mask, crops, hands this
+backend RGB8 at the crop's own size (``native_resolution``: no prompt, no seed, no model size)
+and composites the result into the original pixels, so everything outside the mask stays
+bit-identical and the cost follows the mask, not the photo.
+
+Model references: ``lama`` (the first LaMa file found in the models folders' ``LaMa/``,
+``inpaint/`` or ``restoration/`` sub-folders) or ``lama:PATH``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.core.errors import NothingToInpaintFromError
+from app.inference.engine import BackendRequest, Cancelled, CancelFn
+from app.inference.errors import ModelLoadError, UnsupportedModelError
+from app.inference.restoration import files
+
+PREFIX = "lama"
+
+
+def is_lama(model_ref: str) -> bool:
+    return model_ref == PREFIX or model_ref.startswith(PREFIX + ":")
+
+
+def resolve(model_ref: str) -> Path:
+    """The file a ``lama`` reference names, found without torch (`ModelLoadError` if none)."""
+    if model_ref.startswith(PREFIX + ":"):
+        path = Path(model_ref[len(PREFIX) + 1:]).expanduser()
+        if not path.is_file():
+            raise ModelLoadError(f"{path}: no such LaMa model file")
+        return files.resolve(str(path), files.INPAINT)
+    candidates = [f for f in files.discover() if f.folder_purpose == files.INPAINT or "lama" in f.name.lower()]
+    if not candidates:
+        raise ModelLoadError("no LaMa model found: put big-lama.safetensors (or a weights-only big-lama.pth) in a "
+                             "LaMa/ folder of a models folder, or give --model lama:FILE "
+                             f"({files.search_roots()[0]} is the first models folder)")
+    return candidates[0].path
+
+
+class LamaBackend:
+    """LaMa on one device; deterministic (every seed gives the same pixels)."""
+
+    native_resolution = True
+
+    def __init__(self, name: str, descriptor, device: str = "cpu"):
+        self.name = name
+        self.descriptor = descriptor
+        self.device = device
+
+    def generate(self, request: BackendRequest, progress, cancelled: CancelFn) -> list[np.ndarray]:
+        import torch
+
+        if cancelled():
+            raise Cancelled()
+        if not (request.mask == 0).any():
+            raise NothingToInpaintFromError()
+        progress(0, 1, None)
+        h, w = request.mask.shape
+        req = self.descriptor.size_requirements
+        ph = max(req.minimum, -(-h // req.multiple_of) * req.multiple_of)
+        pw = max(req.minimum, -(-w // req.multiple_of) * req.multiple_of)
+        mode = cv2.BORDER_REFLECT_101 if ph - h < h and pw - w < w else cv2.BORDER_REPLICATE
+        image = cv2.copyMakeBorder(request.image, 0, ph - h, 0, pw - w, mode)
+        mask = cv2.copyMakeBorder(request.mask, 0, ph - h, 0, pw - w, mode)
+        img_t = torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255.0)[None].to(self.device)
+        mask_t = torch.from_numpy((mask >= 128).astype(np.float32))[None, None].to(self.device)
+        with torch.inference_mode():
+            out = self.descriptor(img_t, mask_t)
+        if cancelled():
+            raise Cancelled()
+        result = (out[0, :, :h, :w].clamp(0, 1) * 255).round().byte().cpu().numpy().transpose(1, 2, 0)
+        result = np.ascontiguousarray(result)
+        progress(1, 1, result)
+        return [result] * len(request.seeds)
+
+
+def load_lama_backend(model_ref: str, device: str | None = None) -> LamaBackend:
+    from app.inference.restoration import loader
+
+    path = resolve(model_ref)
+    device = device or _best_device()
+    descriptor = loader.load(path, device)
+    if descriptor.purpose != "Inpainting":
+        raise UnsupportedModelError(f"{path.name} is a {descriptor.architecture.id} model "
+                                    f"({loader.summarise(descriptor, path).purpose}), not an inpainting model")
+    return LamaBackend(model_ref, descriptor, device)
+
+
+def _best_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

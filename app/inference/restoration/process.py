@@ -1,0 +1,114 @@
+"""Applying an image model (upscaler, denoiser, face restorer run on the whole image) to the
+document's pixels in their own format: gray, RGB or RGBA, 8 or 16 bits.
+
+The model sees float32 RGB in [0, 1] (16-bit data keeps its precision: nothing goes through 8
+bits); the result is rounded back to the input's dtype; alpha is not shown to the model but
+resized with it (bicubic, the same filter for 8 and 16 bits) or, at scale 1, kept bit-exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from app.core import compositing
+from app.inference.engine import CancelFn
+from app.inference.restoration import tiling
+
+#: Working-memory budget without an accelerator (bytes): big enough for 512-px tiles at ×1.
+CPU_BUDGET = 1 << 30
+#: Share of the accelerator's free memory a run may plan for.
+GPU_SHARE = 0.5
+
+
+def default_budget(device: str) -> int:
+    if device.startswith("cuda"):
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return int(free * GPU_SHARE)
+    return CPU_BUDGET
+
+
+def model_function(descriptor, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+    """h×w×C float32 in [0, 1] → h·s×w·s×C' float32, padding the input (mirrored) to the sides
+    the model accepts and cropping the output back."""
+    import torch
+
+    req = descriptor.size_requirements
+    scale = descriptor.scale
+
+    def run(block: np.ndarray) -> np.ndarray:
+        h, w = block.shape[:2]
+        ph, pw = _padded(h, req), _padded(w, req)
+        if (ph, pw) != (h, w):
+            mode = cv2.BORDER_REFLECT_101 if ph - h < h and pw - w < w else cv2.BORDER_REPLICATE
+            block = cv2.copyMakeBorder(block, 0, ph - h, 0, pw - w, mode)
+            block = block.reshape(ph, pw, -1)
+        tensor = torch.from_numpy(np.ascontiguousarray(block.transpose(2, 0, 1)))[None].to(device)
+        with torch.inference_mode():
+            out = descriptor(tensor)
+            out = out[0, :, : h * scale, : w * scale].clamp(0, 1).float().cpu().numpy()
+        return out.transpose(1, 2, 0)
+
+    return run
+
+
+def _padded(side: int, req) -> int:
+    side = max(side, req.minimum)
+    multiple = max(req.multiple_of, 1)
+    return -(-side // multiple) * multiple
+
+
+def apply_image_model(
+    descriptor,
+    pixels: np.ndarray,
+    *,
+    device: str = "cpu",
+    tile: int | None = None,
+    overlap: int = tiling.DEFAULT_OVERLAP,
+    budget: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: CancelFn | None = None,
+) -> np.ndarray:
+    """The model applied to ``pixels`` (layout and dtype kept; sides × the model's scale)."""
+    compositing.check_pixels(pixels)
+    scale = int(descriptor.scale)
+    maxv = float(np.iinfo(pixels.dtype).max)
+    height, width = pixels.shape[:2]
+    colour = pixels if pixels.ndim == 2 else pixels[:, :, : 3 if pixels.shape[2] >= 3 else 1]
+    colour = colour.reshape(height, width, -1)
+    if tile is None:
+        multiple = max(descriptor.size_requirements.multiple_of, 1)
+        tile = tiling.tile_for_budget(budget or default_budget(device), scale, overlap, multiple)
+    fn = model_function(descriptor, device)
+
+    def to_dtype(block: np.ndarray) -> np.ndarray:
+        return np.rint(block * maxv).astype(pixels.dtype)
+
+    def tiled(image: np.ndarray, done: int, total: int) -> np.ndarray:
+        def step(i, n):
+            if progress is not None:
+                progress(done * n + i, total * n)
+        return tiling.run_tiled(fn, image, scale=scale, tile=tile, overlap=overlap, out_dtype=pixels.dtype,
+                                convert=to_dtype, progress=step, cancelled=cancelled)
+
+    if descriptor.input_channels == 1:  # a gray model: each channel on its own
+        planes = [tiled(colour[:, :, [c]].astype(np.float32) / maxv, c, colour.shape[2])
+                  for c in range(colour.shape[2])]
+        out = np.concatenate(planes, axis=2)
+    else:
+        rgb = colour if colour.shape[2] == 3 else np.repeat(colour, 3, axis=2)
+        out = tiled(rgb.astype(np.float32) / maxv, 0, 1)
+        if colour.shape[2] == 1:
+            out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)[:, :, None]
+    if pixels.ndim == 2:
+        return out[:, :, 0]
+    if pixels.shape[2] == 4:
+        alpha = pixels[:, :, 3]
+        if scale != 1:
+            alpha = cv2.resize(alpha, (width * scale, height * scale), interpolation=cv2.INTER_CUBIC)
+        return np.dstack([out, alpha])
+    return out
