@@ -84,15 +84,9 @@ def load_lama_backend(model_ref: str, device: str | None = None) -> LamaBackend:
     from app.inference.restoration import loader
 
     path = resolve(model_ref)
-    device = device or _best_device()
+    device = device or loader.best_device()
     descriptor = loader.load(path, device)
     if descriptor.purpose != "Inpainting":
         raise UnsupportedModelError(f"{path.name} is a {descriptor.architecture.id} model "
                                     f"({loader.summarise(descriptor, path).purpose}), not an inpainting model")
     return LamaBackend(model_ref, descriptor, device)
-
-
-def _best_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +51,18 @@ def read_state_dict(path: Path, device: str = "cpu", *, meta: bool = False) -> d
     try:
         if suffix == ".safetensors":
             state = _safetensors_meta(path) if meta else _safetensors(path, device)
+        elif _is_torchscript(path):
+            raise PickleRefusedError(
+                f"{path.name} is a TorchScript archive, a program rather than weights (IOPaint's big-lama.pt is one): "
+                "only .safetensors or weights-only .pth/.pt files are loaded. Use a .safetensors version of the model.")
         else:
             state = torch.load(str(path), map_location="cpu" if meta else device, weights_only=True, mmap=meta)
     except pickle.UnpicklingError as exc:
         raise PickleRefusedError(
             f"{path.name} holds more than weights (loading it would run code it contains): only .safetensors or "
             "weights-only .pth/.pt files are loaded. Use a .safetensors version of the model.") from exc
+    except PickleRefusedError:
+        raise
     except FileNotFoundError:
         raise ModelLoadError(f"{path}: no such file") from None
     except Exception as exc:  # truncated, not a torch file, a TorchScript archive, …
@@ -64,6 +71,15 @@ def read_state_dict(path: Path, device: str = "cpu", *, meta: bool = False) -> d
         raise ModelLoadError(f"{path.name}: holds a {type(state).__name__}, not a dictionary of weights")
     state = module.canonicalize_state_dict(state)
     return {k: v.to("meta") for k, v in state.items()} if meta else state
+
+
+def _is_torchscript(path: Path) -> bool:
+    """torch.jit.save writes a zip with a ``code/`` folder (and ``constants.pkl``); weights don't."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name or name.endswith("/constants.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _safetensors(path: Path, device: str) -> dict:
@@ -153,3 +169,9 @@ def detect(path: Path) -> ModelSummary:
 def load(path: Path, device: str = "cpu"):
     """The spandrel model descriptor of ``path`` on ``device``, in eval mode."""
     return _descriptor(read_state_dict(path), Path(path), device)
+
+
+def best_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,100 @@
+"""``inpaint-studio upscale|denoise IN -o OUT [--model FILE]``: a restoration model (spandrel)
+over the whole image, tiled within a memory budget.
+
+The output keeps the input's layout, bit depth, alpha and ICC profile (`app.inference.
+restoration.process`); failures are one line and write nothing, like ``inpaint``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from app.cli.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, CliError, one_line
+
+#: command → (the purpose its model must have, help, description)
+COMMANDS = {
+    "upscale": ("upscale", "enlarge an image with an upscaling model (ESRGAN, Compact, SwinIR, HAT, …)",
+                "Enlarge IN by the model's scale (×2, ×4, …), tile by tile, and write OUT."),
+    "denoise": ("restore", "remove noise or JPEG artefacts with a restoration model (SCUNet, NAFNet, DRUNet, FBCNN, …)",
+                "Run a same-size restoration model over IN and write OUT."),
+}
+
+
+def add_commands(sub: Any) -> None:
+    for name, (purpose, help_text, description) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=description + " Without --model the first model found "
+                           f"in a models folder's {purpose} sub-folders is used (see '{name} --help' and "
+                           "'inpaint-studio models'). Alpha, 16-bit data and the ICC profile are kept.")
+        p.add_argument("image", metavar="IN", help="the image to process")
+        p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the result (.png, .tif, …)")
+        p.add_argument("--model", metavar="FILE", help="a .safetensors/.pth model file, or the name of one found")
+        p.add_argument("--tile", type=int, metavar="PX", help="tile side in input pixels (default: from the memory budget)")
+        p.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N (default: the best available)")
+        p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+        p.add_argument("--progress", action="store_true", help="print 'step N/M' on stderr even when it is not a terminal")
+        p.set_defaults(func=lambda ns, _purpose=purpose, _name=name: run(ns, _name, _purpose))
+
+
+def run(ns: argparse.Namespace, command: str, purpose: str) -> int:
+    from app.cli.generate import _check_output
+    from app.cli.outputs import OutputRefused, check_outputs, output_lock
+
+    _check_output(ns.output)
+    if ns.tile is not None and ns.tile < 16:
+        raise CliError(f"--tile {ns.tile}: use at least 16 pixels")
+    try:
+        check_outputs([Path(ns.output)], [Path(ns.image)], force=ns.force)
+        with output_lock(Path(ns.output)):
+            return _run(ns, command, purpose)
+    except OutputRefused as exc:
+        raise CliError(str(exc)) from None
+
+
+def _run(ns: argparse.Namespace, command: str, purpose: str) -> int:
+    from app.cli.generate import _CancelOnSigint, _isatty, _ProgressPrinter, _user_error
+    from app.core.errors import UserError
+    from app.core.imageio import load_image, save_image
+    from app.inference.engine import Cancelled
+    from app.inference.restoration import files, loader, process
+
+    try:
+        loaded = load_image(ns.image, read_metadata=False)
+        path = files.resolve(ns.model, purpose)
+        summary = loader.detect(path)
+        if summary.purpose != purpose:
+            raise CliError(f"{path.name}: a {summary.architecture} model for {summary.purpose} (×{summary.scale}); "
+                           f"{command} needs a {purpose} model")
+        device = ns.device or loader.best_device()
+        descriptor = loader.load(path, device)
+        reporter = _ProgressPrinter(enabled=ns.progress or _isatty(sys.stderr))
+        with _CancelOnSigint() as interrupt:
+            try:
+                pixels = process.apply_image_model(
+                    descriptor, loaded.pixels, device=device, tile=ns.tile,
+                    progress=lambda step, total: reporter(SimpleNamespace(step=step, total=total)),
+                    cancelled=interrupt.is_set)
+            finally:
+                reporter.finish()
+            save_image(ns.output, pixels, icc_profile=loaded.icc_profile)
+    except UserError as exc:
+        raise _user_error(exc, ns) from None
+    except Cancelled:
+        raise CliError("cancelled; nothing was written", EXIT_CANCELLED) from None
+    except (CliError, KeyboardInterrupt):
+        raise
+    except OSError as exc:
+        raise CliError(f"cannot write {ns.output}: {one_line(exc)}", EXIT_FAILED) from None
+    except Exception as exc:
+        if os.environ.get("INPAINT_STUDIO_DEBUG"):
+            traceback.print_exception(exc)
+        raise CliError(f"{command} failed: {type(exc).__name__}: {one_line(exc)}", EXIT_FAILED) from None
+    height, width = pixels.shape[:2]
+    print(f"wrote {ns.output} ({width}×{height}, {summary.architecture} ×{summary.scale})")
+    return EXIT_OK
+

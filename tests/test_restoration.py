@@ -1,0 +1,193 @@
+"""Restoration models through spandrel (issue 27): discovery, detection, the pickle rule, tiling,
+bit depth and alpha, cancel, and the ``upscale``/``denoise``/``models`` commands.
+
+Tiny random-weight models of spandrel's own architectures are written as .safetensors and
+weights-only .pth files into the folders users keep them in, then found and loaded through the
+real discovery and loader (tests/restoration_models.py). LaMa: tests/test_restoration_lama.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+import restoration_models as rm
+from app.cli.main import main
+from app.inference.engine import Cancelled
+from app.inference.errors import PickleRefusedError, UnsupportedModelError
+from app.inference.restoration import files, loader, process, tiling
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    """A models folder and an A1111 install holding restoration models in their usual folders."""
+    base = tmp_path_factory.mktemp("restoration")
+    models, a1111 = base / "models", base / "a1111"
+    paths = {
+        "esrgan": rm.save(rm.esrgan_x2(), models / "ESRGAN" / "tiny-esrgan-x2.safetensors"),
+        "compact": rm.save(rm.compact_x4(), models / "upscale_models" / "4x" / "tiny-compact-x4.pth"),
+        "dncnn": rm.save(rm.dncnn(), models / "denoise" / "tiny-dncnn.pth"),
+        "a1111": rm.save(rm.compact_x4(seed=5), a1111 / "models" / "RealESRGAN" / "a1111-compact-x4.safetensors"),
+        "hostile": rm.save_pickle_with_code(models / "GFPGAN" / "hostile.pth", base / "code-ran"),
+    }
+    (a1111 / "models" / "Stable-diffusion").mkdir(parents=True)
+    (models / "ESRGAN" / "notes.txt").write_text("not a model")
+    rm.save(rm.dncnn(), models / "ESRGAN" / "a" / "b" / "too-deep.pth")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INPAINT_STUDIO_MODELS", str(models))
+        mp.setenv("INPAINT_STUDIO_A1111", str(a1111))
+        yield {**paths, "base": base}
+
+
+def test_discovery_finds_the_conventional_folders_and_an_a1111_install(library):
+    found = {f.path: f.folder_purpose for f in files.discover()}
+    assert found == {
+        library["esrgan"]: "upscale",
+        library["compact"]: "upscale",  # one level of nesting is searched
+        library["dncnn"]: "restore",
+        library["a1111"]: "upscale",  # <A1111>/models/RealESRGAN
+        library["hostile"]: "face",
+    }
+    assert files.resolve(None, "upscale") == library["esrgan"]  # the first found of that purpose
+    assert files.resolve("tiny-dncnn", "restore") == library["dncnn"]  # by name
+
+
+@pytest.mark.parametrize("key, arch, purpose, scale", [
+    ("esrgan", "ESRGAN", "upscale", 2),
+    ("compact", "Compact", "upscale", 4),
+    ("dncnn", "DnCNN", "restore", 1),
+    ("a1111", "Compact", "upscale", 4),
+])
+def test_detection_finds_architecture_purpose_and_scale_from_the_tensors(library, key, arch, purpose, scale):
+    summary = loader.detect(library[key])  # shapes on the meta device: no weights built
+    assert (summary.architecture, summary.purpose, summary.scale) == (arch, purpose, scale)
+    assert loader.summarise(loader.load(library[key]), library[key]) == summary  # same as a real load
+
+
+def test_a_file_that_needs_more_than_the_weights_only_unpickler_is_refused(library):
+    for read in (loader.detect, loader.load):
+        with pytest.raises(PickleRefusedError, match="only .safetensors or weights-only"):
+            read(library["hostile"])
+    assert not (library["base"] / "code-ran").exists()  # its code never ran
+
+
+def test_a_torchscript_archive_is_refused_as_a_program(tmp_path):
+    import torch
+
+    path = tmp_path / "big-lama.pt"
+    torch.jit.script(torch.nn.Conv2d(3, 3, 3)).save(str(path))
+    with pytest.raises(PickleRefusedError, match="TorchScript"):
+        loader.load(path)
+
+
+def test_lama_reference_refuses_a_model_of_another_kind(library):
+    from app.inference.restoration import lama
+
+    with pytest.raises(UnsupportedModelError, match="not an inpainting model"):
+        lama.load_lama_backend(f"lama:{library['esrgan']}", "cpu")
+
+
+def _steps():
+    calls = []
+    return calls, lambda i, n: calls.append((i, n))
+
+
+def test_tiled_upscale_equals_the_untiled_one_and_overlap_is_what_makes_it_so(library):
+    model = loader.load(library["esrgan"])
+    image = rm.photo(40, 56)
+    whole = process.apply_image_model(model, image, tile=1000)
+    calls, step = _steps()
+    tiled = process.apply_image_model(model, image, tile=16, overlap=16, progress=step)
+    assert calls[-1] == (12, 12)  # 3 × 4 tiles
+    assert tiled.shape == whole.shape == (80, 112, 3)
+    assert np.abs(tiled.astype(int) - whole).max() <= 1
+    # without overlap the tile borders show: the comparison above can see seams
+    seams = process.apply_image_model(model, image, tile=16, overlap=0)
+    assert np.abs(seams.astype(int) - whole).max() > 8
+
+
+def test_no_seam_line_in_a_flat_image(library):
+    model = loader.load(library["esrgan"])
+    flat = np.full((64, 64, 3), 128, np.uint8)
+    out = process.apply_image_model(model, flat, tile=16, overlap=16).astype(int)
+    inner = out[24:-24, 24:-24]  # away from the image's own edges (zero padding of the convolutions)
+    assert np.ptp(inner, axis=(0, 1)).max() <= 1  # flat: no line where tiles meet (16, 32, 48 → ×2)
+
+
+def test_sixteen_bit_and_alpha_are_kept(library):
+    model = loader.load(library["esrgan"])
+    rgb = rm.photo(24, 32).astype(np.uint16) * 256 + np.arange(32, dtype=np.uint16)[:, None]  # values 8 bits cannot hold
+    alpha = np.tile(np.linspace(0, 65535, 32).astype(np.uint16), (24, 1))
+    rgba = np.dstack([rgb, alpha])
+    out = process.apply_image_model(model, rgba, tile=1000)
+    assert out.dtype == np.uint16 and out.shape == (48, 64, 4)
+    assert np.array_equal(out[:, :, 3], cv2.resize(alpha, (64, 48), interpolation=cv2.INTER_CUBIC))
+    direct = process.model_function(model)(rgb.astype(np.float32) / 65535)
+    assert np.array_equal(out[:, :, :3], np.rint(direct * 65535).astype(np.uint16))  # never through 8 bits
+    assert (out[:, :, :3] % 257 != 0).mean() > 0.5
+
+    same_size = process.apply_image_model(loader.load(library["dncnn"]), rgba, tile=1000)
+    assert same_size.shape == rgba.shape and np.array_equal(same_size[:, :, 3], alpha)  # bit-exact at ×1
+    gray = process.apply_image_model(model, rgb[:, :, 0].astype(np.uint8), tile=1000)
+    assert gray.shape == (48, 64) and gray.dtype == np.uint8
+
+
+def test_cancel_stops_between_tiles(library):
+    model = loader.load(library["esrgan"])
+    calls, step = _steps()
+    with pytest.raises(Cancelled):
+        process.apply_image_model(model, rm.photo(40, 40), tile=16, progress=step, cancelled=lambda: len(calls) >= 1)
+    assert len(calls) == 1  # one tile ran, then it stopped
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_the_tile_from_a_memory_budget_never_exceeds_it(scale):
+    previous = None
+    for budget in (256 << 20, 1 << 30, 4 << 30, 16 << 30):
+        tile = tiling.tile_for_budget(budget, scale, multiple=8)
+        assert tile % 8 == 0 and tiling.estimate_bytes(tile, scale) <= budget
+        assert tiling.estimate_bytes(tile + 8, scale) > budget or tile == tiling.MAX_TILE  # the largest that fits
+        assert previous is None or tile >= previous
+        previous = tile
+
+
+# -- the command line -------------------------------------------------------------------------
+def test_upscale_command_writes_the_image_with_its_profile(library, tmp_path, capsys):
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(rm.photo(20, 30)).save(src, icc_profile=icc)
+    assert main(["upscale", str(src), "-o", str(out), "--model", "tiny-compact-x4", "--tile", "16"]) == 0
+    assert "Compact ×4" in capsys.readouterr().out
+    with Image.open(out) as result:
+        assert result.size == (120, 80) and result.info.get("icc_profile") == icc
+
+
+def test_a_model_of_the_wrong_kind_is_one_line_and_writes_nothing(library, tmp_path, capsys):
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    Image.fromarray(rm.photo(20, 30)).save(src)
+    assert main(["denoise", str(src), "-o", str(out), "--model", str(library["esrgan"])]) == 2
+    err = capsys.readouterr().err
+    assert "a ESRGAN model for upscale (×2); denoise needs a restore model" in err and err.count("\n") == 1
+    assert main(["upscale", str(src), "-o", str(out), "--model", str(library["hostile"])]) == 2
+    assert "weights-only" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_models_lists_restoration_models_with_what_was_detected(library, capsys):
+    assert main(["models", "--json"]) == 0
+    rows = {Path(r["path"]).name: r for r in json.loads(capsys.readouterr().out)["restoration"]}
+    assert {k: (r["architecture"], r["purpose"], r["scale"]) for k, r in rows.items() if r["usable"]} == {
+        "tiny-esrgan-x2.safetensors": ("ESRGAN", "upscale", 2),
+        "tiny-compact-x4.pth": ("Compact", "upscale", 4),
+        "tiny-dncnn.pth": ("DnCNN", "restore", 1),
+        "a1111-compact-x4.safetensors": ("Compact", "upscale", 4),
+    }
+    assert rows["hostile.pth"]["usable"] is False and "weights-only" in rows["hostile.pth"]["note"]
+    assert main(["models"]) == 0
+    text = capsys.readouterr().out
+    assert "tiny-esrgan-x2  [ESRGAN, upscale, ×2]" in text and "skipped: hostile.pth holds more than weights" in text
+
