@@ -1,0 +1,87 @@
+"""LaMa as an inpainting backend (issue 27): found in a models folder's LaMa/ sub-folder,
+detected by spandrel, run through the same service and engine as every backend, so pixels
+outside the mask stay bit-identical (alpha and 16-bit included).
+
+spandrel builds only big-lama's shape, so the random-weight model is full size (51 M
+parameters): it is written once per module and loaded once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import restoration_models as rm
+from app.core import maskops
+from app.core.params import GenerationParams
+from app.inference import registry
+from app.inference.engine import Cancelled
+from app.inference.restoration import loader
+from app.service import GenerationRequest, GenerationService
+
+
+@pytest.fixture(scope="module")
+def lama_file(tmp_path_factory):
+    models = tmp_path_factory.mktemp("lama-models")
+    path = rm.save(rm.lama(), models / "LaMa" / "big-lama.safetensors")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INPAINT_STUDIO_MODELS", str(models))
+        mp.delenv("INPAINT_STUDIO_A1111", raising=False)
+        yield path
+
+
+@pytest.fixture(scope="module")
+def service(lama_file):
+    return GenerationService()
+
+
+def test_lama_is_found_detected_and_asks_for_no_prompt_or_seed(lama_file):
+    summary = loader.detect(lama_file)
+    assert (summary.architecture, summary.purpose, summary.scale) == ("LaMa", "inpaint", 1)
+    caps = registry.capabilities("lama")
+    assert caps.kind == registry.RESTORATION
+    assert (caps.prompts, caps.seeds, caps.schedulers, caps.img2img, caps.native_resolution) == (False, False, (), False, True)
+
+
+@pytest.mark.slow
+def test_pixels_outside_the_mask_are_untouched_in_16_bit_rgba(service, lama_file):
+    rgb = rm.photo(48, 64).astype(np.uint16) * 257
+    alpha = np.tile(np.linspace(1000, 65000, 64).astype(np.uint16), (48, 1))
+    image = np.dstack([rgb, alpha])
+    mask = np.zeros((48, 64), np.uint8)
+    mask[18:30, 20:36] = 255
+    params = GenerationParams(model="lama", prompt="ignored", seed=1234, mask_blur=4)
+    record = service.run(GenerationRequest(params, image, mask))
+    out = record.candidates[0]
+    assert out.dtype == np.uint16 and out.shape == image.shape
+    outside = maskops.feather_full(mask, 4) == 0
+    assert np.array_equal(out[outside], image[outside])  # bit-identical, alpha included
+    assert not np.array_equal(out[18:30, 20:36, :3], image[18:30, 20:36, :3])  # the model painted the hole
+    assert record.params.prompt == "" and record.params.seed == 0  # LaMa takes neither
+
+
+def test_cancel_before_the_model_runs(service, lama_file):
+    params = GenerationParams(model=f"lama:{lama_file}")
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:16, 8:16] = 255
+    with pytest.raises(Cancelled):
+        service.run(GenerationRequest(params, rm.photo(32, 32), mask), cancelled=lambda: True)
+
+
+@pytest.mark.slow
+def test_inpaint_command_takes_lama_as_any_backend(lama_file, tmp_path, capsys):
+    from PIL import Image
+
+    from app.cli.main import main
+
+    image, mask = rm.photo(40, 40), np.zeros((40, 40), np.uint8)
+    mask[10:20, 12:26] = 255
+    Image.fromarray(image).save(tmp_path / "in.png")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = tmp_path / "out.png"
+    assert main(["inpaint", "-i", str(tmp_path / "in.png"), "-m", str(tmp_path / "mask.png"), "-o", str(out),
+                 "--model", "lama"]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.strip() == f"wrote {out}"  # no seed: LaMa has none
+    result = np.asarray(Image.open(out))
+    outside = maskops.feather_full(mask, 4) == 0
+    assert np.array_equal(result[outside], image[outside])
+    assert not np.array_equal(result[10:20, 12:26], image[10:20, 12:26])
