@@ -17,6 +17,7 @@ from PIL import Image, ImageCms
 
 import restoration_models as rm
 from app.cli.main import main
+from app.core import maskops
 from app.inference.engine import Cancelled
 from app.inference.errors import PickleRefusedError, UnsupportedModelError
 from app.inference.restoration import files, loader, process, tiling
@@ -191,3 +192,20 @@ def test_models_lists_restoration_models_with_what_was_detected(library, capsys)
     text = capsys.readouterr().out
     assert "tiny-esrgan-x2  [ESRGAN, upscale, ×2]" in text and "skipped: hostile.pth holds more than weights" in text
 
+
+
+def test_a_same_size_model_within_a_selection_leaves_everything_outside_it_untouched(library):
+    model = loader.load(library["dncnn"])
+    rgb = rm.photo(40, 48).astype(np.uint16) * 257
+    rgba = np.dstack([rgb, np.full((40, 48), 40000, np.uint16)])
+    mask = np.zeros((40, 48), np.uint8)
+    mask[12:22, 14:30] = 255
+    calls, step = _steps()
+    out = process.apply_in_mask(model, rgba, mask, blur=4, tile=1000, progress=step)
+    outside = maskops.feather_full(mask, 4) == 0
+    assert np.array_equal(out[outside], rgba[outside]) and np.array_equal(out[:, :, 3], rgba[:, :, 3])
+    whole = process.apply_image_model(model, rgba, tile=1000)
+    assert np.abs(out[12:22, 14:30].astype(int) - whole[12:22, 14:30]).max() <= 1  # inside: the model's result
+    assert not np.array_equal(out[12:22, 14:30], rgba[12:22, 14:30])
+    with pytest.raises(ValueError, match="changes the image's size"):
+        process.apply_in_mask(loader.load(library["esrgan"]), rgba, mask)

@@ -1,5 +1,6 @@
 """Applying an image model (upscaler, denoiser, face restorer run on the whole image) to the
-document's pixels in their own format: gray, RGB or RGBA, 8 or 16 bits.
+document's pixels in their own format: gray, RGB or RGBA, 8 or 16 bits; a same-size model also
+within a selection (`apply_in_mask`), outside of which every pixel stays bit-identical.
 
 The model sees float32 RGB in [0, 1] (16-bit data keeps its precision: nothing goes through 8
 bits); the result is rounded back to the input's dtype; alpha is not shown to the model but
@@ -13,7 +14,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from app.core import compositing
+from app.core import compositing, maskops
+from app.core.errors import EmptyMaskError
 from app.inference.engine import CancelFn
 from app.inference.restoration import tiling
 
@@ -111,4 +113,39 @@ def apply_image_model(
         if scale != 1:
             alpha = cv2.resize(alpha, (width * scale, height * scale), interpolation=cv2.INTER_CUBIC)
         return np.dstack([out, alpha])
+    return out
+
+
+#: Pixels of real surround the model sees around a selection (what a denoiser needs to see).
+CONTEXT = 32
+
+
+def apply_in_mask(descriptor, pixels: np.ndarray, mask: np.ndarray, *, blur: int = 4, context: int = CONTEXT,
+                  **kwargs) -> np.ndarray:
+    """A same-size model applied where ``mask`` is painted (255), blended out over ``blur`` px
+    with the editor's feather (`maskops.feather`): pixels ``blur`` + 1 px or more from the mask,
+    and alpha everywhere, stay bit-identical. The model runs only on the mask's box plus
+    ``context``, so the cost follows the selection. ``kwargs`` go to `apply_image_model`."""
+    if int(descriptor.scale) != 1:
+        raise ValueError("a model that changes the image's size cannot be applied to a selection")
+    compositing.check_pixels(pixels)
+    height, width = pixels.shape[:2]
+    hard = maskops.binarize(maskops.validate_mask(mask, (height, width)))
+    box = maskops.bounds(hard)
+    if box is None:
+        raise EmptyMaskError()
+    paint = box.pad(maskops.feather_reach(blur)).clamp(width, height)
+    work = paint.pad(context).clamp(width, height)
+    restored = apply_image_model(descriptor, pixels[work.slices], **kwargs)
+    inner = restored[paint.y - work.y: paint.y - work.y + paint.height, paint.x - work.x: paint.x - work.x + paint.width]
+    weights = maskops.feather(hard, blur, paint)
+    out = pixels.copy()
+    colour = out[paint.slices]
+    new = inner
+    if colour.ndim == 3 and colour.shape[2] == 4:
+        colour, new = colour[:, :, :3], inner[:, :, :3]
+    touched = weights > 0
+    w = weights if colour.ndim == 2 else weights[:, :, None]
+    blended = colour.astype(np.float32) + (new.astype(np.float32) - colour) * w
+    colour[touched] = np.clip(np.rint(blended), 0, np.iinfo(pixels.dtype).max).astype(pixels.dtype)[touched]
     return out
