@@ -81,7 +81,9 @@ def test_inpaint_command_takes_lama_as_any_backend(lama_file, tmp_path, capsys):
     assert main(["inpaint", "-i", str(tmp_path / "in.png"), "-m", str(tmp_path / "mask.png"), "-o", str(out),
                  "--model", "lama"]) == 0, capsys.readouterr().err
     assert capsys.readouterr().out.strip() == f"wrote {out}"  # no seed: LaMa has none
-    result = np.asarray(Image.open(out))
+    with Image.open(out) as png:
+        result, infotext = np.asarray(png), png.info["parameters"]
+    assert "Model: lama" in infotext and "Seed:" not in infotext and "Steps:" not in infotext  # nothing sampled
     outside = maskops.feather_full(mask, 4) == 0
     assert np.array_equal(result[outside], image[outside])
     assert not np.array_equal(result[10:20, 12:26], image[10:20, 12:26])

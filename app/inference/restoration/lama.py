@@ -17,15 +17,16 @@ import cv2
 import numpy as np
 
 from app.core.errors import NothingToInpaintFromError
+from app.core.params import LAMA_MODEL, is_lama_model
 from app.inference.engine import BackendRequest, Cancelled, CancelFn
 from app.inference.errors import ModelLoadError, UnsupportedModelError
 from app.inference.restoration import files
 
-PREFIX = "lama"
+PREFIX = LAMA_MODEL
 
 
 def is_lama(model_ref: str) -> bool:
-    return model_ref == PREFIX or model_ref.startswith(PREFIX + ":")
+    return is_lama_model(model_ref)
 
 
 def resolve(model_ref: str) -> Path:
