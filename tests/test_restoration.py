@@ -209,3 +209,47 @@ def test_a_same_size_model_within_a_selection_leaves_everything_outside_it_untou
     assert not np.array_equal(out[12:22, 14:30], rgba[12:22, 14:30])
     with pytest.raises(ValueError, match="changes the image's size"):
         process.apply_in_mask(loader.load(library["esrgan"]), rgba, mask)
+
+
+# -- the service (what the CLI calls; the editor's Restore panel and the server next) ----------
+class _SmallDeviceModel:
+    """The real model on a device that holds at most ``limit``² input pixels: larger inputs raise
+    the out-of-memory error torch raises (a RuntimeError subclass named OutOfMemoryError)."""
+
+    def __init__(self, descriptor, limit: int):
+        self._descriptor, self._limit, self.sizes = descriptor, limit, []
+
+    def __getattr__(self, name):
+        return getattr(self._descriptor, name)
+
+    def __call__(self, tensor):
+        self.sizes.append(tuple(tensor.shape[-2:]))
+        if tensor.shape[-1] * tensor.shape[-2] > self._limit ** 2:
+            raise type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self._descriptor(tensor)
+
+
+def test_the_service_halves_the_tile_until_it_fits_and_gives_the_same_pixels(library, monkeypatch):
+    from app.service.restoration import RestorationRequest, RestorationService
+
+    real = loader.load(library["esrgan"])
+    small = _SmallDeviceModel(real, limit=100)
+    monkeypatch.setattr(loader, "load", lambda path, device="cpu": small)
+    image = rm.photo(130, 130)
+    result = RestorationService().run(RestorationRequest("upscale", image, model="tiny-esrgan-x2", tile=128))
+    assert result.tile == 64 and (result.architecture, result.scale) == ("ESRGAN", 2)
+    assert small.sizes[0] == (130, 130) and max(h * w for h, w in small.sizes[1:]) <= 100 ** 2
+    assert np.abs(result.pixels.astype(int) - process.apply_image_model(real, image, tile=1000)).max() <= 1
+
+
+def test_the_service_refuses_a_model_of_another_purpose_and_applies_a_mask(library):
+    from app.service.restoration import RestorationRequest, RestorationService
+
+    service = RestorationService()
+    with pytest.raises(UnsupportedModelError, match="denoise needs a restore model"):
+        service.run(RestorationRequest("denoise", rm.photo(16, 16), model="tiny-esrgan-x2"))
+    image, mask = rm.photo(32, 32), np.zeros((32, 32), np.uint8)
+    mask[10:14, 10:14] = 255
+    out = service.run(RestorationRequest("denoise", image, mask=mask, model="tiny-dncnn")).pixels
+    outside = maskops.feather_full(mask, 4) == 0
+    assert np.array_equal(out[outside], image[outside]) and not np.array_equal(out, image)

@@ -1,5 +1,5 @@
 """``inpaint-studio upscale|denoise IN -o OUT [--model FILE]``: a restoration model (spandrel)
-over the whole image, tiled within a memory budget.
+over the whole image, tiled within a memory budget, through `app.service.restoration`.
 
 The output keeps the input's layout, bit depth, alpha and ICC profile (`app.inference.
 restoration.process`); failures are one line and write nothing, like ``inpaint``.
@@ -61,26 +61,21 @@ def _run(ns: argparse.Namespace, command: str, purpose: str) -> int:
     from app.core.errors import UserError
     from app.core.imageio import load_image, save_image
     from app.inference.engine import Cancelled
-    from app.inference.restoration import files, loader, process
+    from app.service.restoration import RestorationRequest, RestorationService
 
     try:
         loaded = load_image(ns.image, read_metadata=False)
-        path = files.resolve(ns.model, purpose)
-        summary = loader.detect(path)
-        if summary.purpose != purpose:
-            raise CliError(f"{path.name}: a {summary.architecture} model for {summary.purpose} (×{summary.scale}); "
-                           f"{command} needs a {purpose} model")
-        device = ns.device or loader.best_device()
-        descriptor = loader.load(path, device)
+        service = RestorationService()
+        summary = service.resolve(command, ns.model)  # a model of another purpose: refused before loading
         reporter = _ProgressPrinter(enabled=ns.progress or _isatty(sys.stderr))
+        request = RestorationRequest(command, loaded.pixels, model=str(summary.path), tile=ns.tile, device=ns.device)
         with _CancelOnSigint() as interrupt:
             try:
-                pixels = process.apply_image_model(
-                    descriptor, loaded.pixels, device=device, tile=ns.tile,
-                    progress=lambda step, total: reporter(SimpleNamespace(step=step, total=total)),
-                    cancelled=interrupt.is_set)
+                result = service.run(request, lambda step, total: reporter(SimpleNamespace(step=step, total=total)),
+                                     interrupt.is_set)
             finally:
                 reporter.finish()
+            pixels = result.pixels
             save_image(ns.output, pixels, icc_profile=loaded.icc_profile)
     except UserError as exc:
         raise _user_error(exc, ns) from None
