@@ -87,3 +87,25 @@ def test_inpaint_command_takes_lama_as_any_backend(lama_file, tmp_path, capsys):
     outside = maskops.feather_full(mask, 4) == 0
     assert np.array_equal(result[outside], image[outside])
     assert not np.array_equal(result[10:20, 12:26], image[10:20, 12:26])
+
+
+@pytest.mark.slow
+def test_a_region_larger_than_one_pass_is_inpainted_window_by_window(lama_file, monkeypatch):
+    from app.inference.engine import Engine, Job
+    from app.inference.restoration import lama
+
+    monkeypatch.setattr(lama, "MAX_AREA", 40 * 40)  # so a small image needs windows (24 MP scans do)
+    monkeypatch.setattr(lama, "WINDOW_CORE", 32)
+    monkeypatch.setattr(lama, "WINDOW_CONTEXT", 8)
+    backend = lama.load_lama_backend("lama", "cpu")
+    seen = []
+    model = backend.descriptor
+    backend.descriptor = type("Recording", (), {
+        "size_requirements": model.size_requirements,
+        "__call__": lambda self, image, mask: (seen.append(tuple(image.shape[-2:])), model(image, mask))[1]})()
+    image, mask = rm.photo(48, 96), np.zeros((48, 96), np.uint8)
+    mask[20:24, 4:92] = 255  # a long scratch
+    out = Engine(backend).run(Job(GenerationParams(model="lama"), image, mask)).candidates[0].image
+    assert len(seen) == 3 and max(h * w for h, w in seen) <= 48 * 48  # three windows along the scratch, each small
+    outside = maskops.feather_full(mask, 4) == 0
+    assert np.array_equal(out[outside], image[outside]) and not np.array_equal(out[20:24], image[20:24])
