@@ -253,3 +253,16 @@ def test_the_service_refuses_a_model_of_another_purpose_and_applies_a_mask(libra
     out = service.run(RestorationRequest("denoise", image, mask=mask, model="tiny-dncnn")).pixels
     outside = maskops.feather_full(mask, 4) == 0
     assert np.array_equal(out[outside], image[outside]) and not np.array_equal(out, image)
+
+
+def test_models_that_need_the_whole_image_get_it_when_the_budget_allows(library):
+    from types import SimpleNamespace
+
+    model = loader.load(library["dncnn"])
+    as_told = lambda kind: SimpleNamespace(tiling=SimpleNamespace(name=kind), scale=1,  # noqa: E731
+                                           size_requirements=model.size_requirements)
+    big = tiling.estimate_bytes(600, 1, 0)
+    assert process.choose_tile(as_told("SUPPORTED"), 600, 400, big) < 600
+    assert process.choose_tile(as_told("DISCOURAGED"), 600, 400, big) == 600  # whole: fits the budget
+    assert process.choose_tile(as_told("DISCOURAGED"), 600, 400, big // 4) < 600  # else tiled after all
+    assert process.choose_tile(as_told("INTERNAL"), 600, 400, big // 4) == 600  # the model tiles itself

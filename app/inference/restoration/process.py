@@ -45,6 +45,8 @@ def model_function(descriptor, device: str = "cpu") -> Callable[[np.ndarray], np
     def run(block: np.ndarray) -> np.ndarray:
         h, w = block.shape[:2]
         ph, pw = _padded(h, req), _padded(w, req)
+        if req.square:
+            ph = pw = max(ph, pw)
         if (ph, pw) != (h, w):
             mode = cv2.BORDER_REFLECT_101 if ph - h < h and pw - w < w else cv2.BORDER_REPLICATE
             block = cv2.copyMakeBorder(block, 0, ph - h, 0, pw - w, mode)
@@ -56,6 +58,19 @@ def model_function(descriptor, device: str = "cpu") -> Callable[[np.ndarray], np
         return out.transpose(1, 2, 0)
 
     return run
+
+
+def choose_tile(descriptor, height: int, width: int, budget: int, overlap: int = tiling.DEFAULT_OVERLAP) -> int:
+    """The tile from the budget, except where spandrel says tiling hurts: a model that tiles
+    internally (INTERNAL) always sees the whole image, one that needs global context
+    (DISCOURAGED: SCUNet, SwinIR, …) sees it whole when the estimate fits the budget."""
+    whole = max(height, width)
+    kind = getattr(getattr(descriptor, "tiling", None), "name", "SUPPORTED")
+    scale = int(descriptor.scale)
+    if kind == "INTERNAL" or (kind == "DISCOURAGED" and tiling.estimate_bytes(whole, scale, 0) <= budget):
+        return whole
+    multiple = max(descriptor.size_requirements.multiple_of, 1)
+    return tiling.tile_for_budget(budget, scale, overlap, multiple)
 
 
 def _padded(side: int, req) -> int:
@@ -83,8 +98,7 @@ def apply_image_model(
     colour = pixels if pixels.ndim == 2 else pixels[:, :, : 3 if pixels.shape[2] >= 3 else 1]
     colour = colour.reshape(height, width, -1)
     if tile is None:
-        multiple = max(descriptor.size_requirements.multiple_of, 1)
-        tile = tiling.tile_for_budget(budget or default_budget(device), scale, overlap, multiple)
+        tile = choose_tile(descriptor, height, width, budget or default_budget(device), overlap)
     fn = model_function(descriptor, device)
 
     def to_dtype(block: np.ndarray) -> np.ndarray:
