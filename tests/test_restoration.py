@@ -38,6 +38,7 @@ def library(tmp_path_factory):
     (a1111 / "models" / "Stable-diffusion").mkdir(parents=True)
     (models / "ESRGAN" / "notes.txt").write_text("not a model")
     rm.save(rm.dncnn(), models / "ESRGAN" / "a" / "b" / "too-deep.pth")
+    (models / "ESRGAN" / "moved-away.pth").symlink_to(base / "nowhere.pth")  # dangling: skipped
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("INPAINT_STUDIO_MODELS", str(models))
         mp.setenv("INPAINT_STUDIO_A1111", str(a1111))

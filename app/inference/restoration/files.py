@@ -59,14 +59,19 @@ def discover() -> list[RestorationFile]:
     found: list[RestorationFile] = []
     seen: set[tuple[int, int]] = set()
     for root in search_roots():
-        if not root.is_dir():
+        try:
+            folders = sorted(root.iterdir()) if root.is_dir() else []
+        except OSError:  # unreadable: nothing found there
             continue
-        for folder in sorted(root.iterdir()):
+        for folder in folders:
             purpose = FOLDERS.get(folder.name.lower(), "absent")
             if purpose == "absent" or not folder.is_dir():
                 continue
             for path in _model_files(folder):
-                st = path.stat()
+                try:
+                    st = path.stat()
+                except OSError:  # a dangling link
+                    continue
                 if (st.st_dev, st.st_ino) not in seen:
                     seen.add((st.st_dev, st.st_ino))
                     found.append(RestorationFile(path, purpose))
