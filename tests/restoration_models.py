@@ -65,6 +65,18 @@ def dncnn(seed: int = 2):
     return DnCNN(in_nc=3, out_nc=3, nc=8, nb=5)
 
 
+def restoreformer(seed: int = 4):
+    """RestoreFormer face restorer with 32 channels, two levels and a 16-entry codebook (its
+    call normalises through torchvision's `normalize`, or our stand-in where torchvision is absent)."""
+    import torch
+
+    _arches()
+    from spandrel.architectures.RestoreFormer import RestoreFormer
+
+    torch.manual_seed(seed)
+    return RestoreFormer(n_embed=16, embed_dim=8, ch=32, ch_mult=(1, 2), num_res_blocks=1, z_channels=32, resolution=512)
+
+
 def lama(seed: int = 3):
     """LaMa at its real size (spandrel builds only big-lama's shape: 51 M parameters, ~200 MB)."""
     import torch

@@ -34,6 +34,7 @@ def library(tmp_path_factory):
         "dncnn": rm.save(rm.dncnn(), models / "denoise" / "tiny-dncnn.pth"),
         "a1111": rm.save(rm.compact_x4(seed=5), a1111 / "models" / "RealESRGAN" / "a1111-compact-x4.safetensors"),
         "hostile": rm.save_pickle_with_code(models / "GFPGAN" / "hostile.pth", base / "code-ran"),
+        "faces": rm.save(rm.restoreformer(), models / "facerestore_models" / "tiny-restoreformer.safetensors"),
     }
     (a1111 / "models" / "Stable-diffusion").mkdir(parents=True)
     (models / "ESRGAN" / "notes.txt").write_text("not a model")
@@ -53,6 +54,7 @@ def test_discovery_finds_the_conventional_folders_and_an_a1111_install(library):
         library["dncnn"]: "restore",
         library["a1111"]: "upscale",  # <A1111>/models/RealESRGAN
         library["hostile"]: "face",
+        library["faces"]: "face",  # ComfyUI's folder name
     }
     assert files.resolve(None, "upscale") == library["esrgan"]  # the first found of that purpose
     assert files.resolve("tiny-dncnn", "restore") == library["dncnn"]  # by name
@@ -63,6 +65,7 @@ def test_discovery_finds_the_conventional_folders_and_an_a1111_install(library):
     ("compact", "Compact", "upscale", 4),
     ("dncnn", "DnCNN", "restore", 1),
     ("a1111", "Compact", "upscale", 4),
+    ("faces", "RestoreFormer", "face", 1),
 ])
 def test_detection_finds_architecture_purpose_and_scale_from_the_tensors(library, key, arch, purpose, scale):
     summary = loader.detect(library[key])  # shapes on the meta device: no weights built
@@ -187,6 +190,7 @@ def test_models_lists_restoration_models_with_what_was_detected(library, capsys)
         "tiny-compact-x4.pth": ("Compact", "upscale", 4),
         "tiny-dncnn.pth": ("DnCNN", "restore", 1),
         "a1111-compact-x4.safetensors": ("Compact", "upscale", 4),
+        "tiny-restoreformer.safetensors": ("RestoreFormer", "face", 1),
     }
     assert rows["hostile.pth"]["usable"] is False and "weights-only" in rows["hostile.pth"]["note"]
     assert main(["models"]) == 0
@@ -267,3 +271,45 @@ def test_models_that_need_the_whole_image_get_it_when_the_budget_allows(library)
     assert process.choose_tile(as_told("DISCOURAGED"), 600, 400, big) == 600  # whole: fits the budget
     assert process.choose_tile(as_told("DISCOURAGED"), 600, 400, big // 4) < 600  # else tiled after all
     assert process.choose_tile(as_told("INTERNAL"), 600, 400, big // 4) == 600  # the model tiles itself
+
+
+def test_faces_painted_in_the_mask_are_restored_and_blended_by_strength(library, monkeypatch):
+    from app.inference.restoration import faces
+
+    monkeypatch.setattr(faces, "FACE_SIZE", 64)  # the tiny model's working size (real ones: 512)
+    model = loader.load(library["faces"])
+    rgb = rm.photo(80, 96).astype(np.uint16) * 257
+    rgba = np.dstack([rgb, np.full((80, 96), 30000, np.uint16)])
+    mask = np.zeros((80, 96), np.uint8)
+    cv2.ellipse(mask, (30, 40), (12, 16), 0, 0, 360, 255, -1)  # two faces
+    cv2.ellipse(mask, (72, 36), (10, 12), 0, 0, 360, 255, -1)
+    assert len(faces.face_boxes(mask)) == 2
+    full = faces.restore_faces_in_mask(model, rgba, mask, strength=1.0)
+    half = faces.restore_faces_in_mask(model, rgba, mask, strength=0.5)
+    outside = maskops.feather_full(mask, 8) == 0
+    for out in (full, half):
+        assert out.dtype == np.uint16 and np.array_equal(out[outside], rgba[outside])
+        assert np.array_equal(out[:, :, 3], rgba[:, :, 3])
+    inside = mask > 0
+    assert not np.array_equal(full[inside], rgba[inside])
+    expected = rgba[:, :, :3].astype(float) + 0.5 * (full[:, :, :3].astype(float) - rgba[:, :, :3])
+    assert np.abs(half[:, :, :3][inside] - expected[inside]).max() <= 1
+    assert np.array_equal(faces.restore_faces_in_mask(model, rgba, mask, strength=0.0), rgba)
+
+
+def test_restore_faces_command_needs_a_mask_and_keeps_the_rest(library, tmp_path, monkeypatch, capsys):
+    from app.inference.restoration import faces
+
+    monkeypatch.setattr(faces, "FACE_SIZE", 64)
+    image, mask = rm.photo(48, 48), np.zeros((48, 48), np.uint8)
+    mask[14:34, 16:32] = 255
+    Image.fromarray(image).save(tmp_path / "in.png")
+    Image.fromarray(mask).save(tmp_path / "faces.png")
+    out = tmp_path / "out.png"
+    assert main(["restore-faces", str(tmp_path / "in.png"), "-o", str(out)]) == 2  # which faces? (no detector yet)
+    assert "--mask" in capsys.readouterr().err
+    assert main(["restore-faces", str(tmp_path / "in.png"), "-o", str(out), "-m", str(tmp_path / "faces.png"),
+                 "--strength", "0.8"]) == 0, capsys.readouterr().err
+    result = np.asarray(Image.open(out))
+    outside = maskops.feather_full(mask, 4) == 0
+    assert np.array_equal(result[outside], image[outside]) and not np.array_equal(result, image)

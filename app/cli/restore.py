@@ -1,4 +1,4 @@
-"""``inpaint-studio upscale|denoise IN -o OUT [--model FILE]``: a restoration model (spandrel)
+"""``inpaint-studio upscale|denoise|restore-faces IN -o OUT [--model FILE] [-m MASK]``: a restoration model (spandrel)
 over the whole image, tiled within a memory budget, through `app.service.restoration`.
 
 The output keeps the input's layout, bit depth, alpha and ICC profile (`app.inference.
@@ -22,7 +22,9 @@ COMMANDS = {
     "upscale": ("upscale", "enlarge an image with an upscaling model (ESRGAN, Compact, SwinIR, HAT, …)",
                 "Enlarge IN by the model's scale (×2, ×4, …), tile by tile, and write OUT."),
     "denoise": ("restore", "remove noise or JPEG artefacts with a restoration model (SCUNet, NAFNet, DRUNet, FBCNN, …)",
-                "Run a same-size restoration model over IN and write OUT."),
+                "Run a same-size restoration model over IN (or only where MASK is white) and write OUT."),
+    "restore-faces": ("face", "restore the faces painted white in MASK (GFPGAN, RestoreFormer, …)",
+                      "Restore each face painted white in MASK (one blob per face) and blend it back."),
 }
 
 
@@ -36,6 +38,10 @@ def add_commands(sub: Any) -> None:
         p.add_argument("--model", metavar="FILE", help="a .safetensors/.pth model file, or the name of one found")
         p.add_argument("--tile", type=int, metavar="PX", help="tile side in input pixels (default: from the memory budget)")
         p.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N (default: the best available)")
+        p.add_argument("-m", "--mask", metavar="MASK", required=name == "restore-faces",
+                       help="white = where to apply it (same-size models only); the rest stays bit-identical")
+        if name == "restore-faces":
+            p.add_argument("--strength", type=float, default=1.0, help="0–1: how much of the restored face is used")
         p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
         p.add_argument("--progress", action="store_true", help="print 'step N/M' on stderr even when it is not a terminal")
         p.set_defaults(func=lambda ns, _purpose=purpose, _name=name: run(ns, _name, _purpose))
@@ -49,7 +55,7 @@ def run(ns: argparse.Namespace, command: str, purpose: str) -> int:
     if ns.tile is not None and ns.tile < 16:
         raise CliError(f"--tile {ns.tile}: use at least 16 pixels")
     try:
-        check_outputs([Path(ns.output)], [Path(ns.image)], force=ns.force)
+        check_outputs([Path(ns.output)], [Path(p) for p in (ns.image, ns.mask) if p], force=ns.force)
         with output_lock(Path(ns.output)):
             return _run(ns, command, purpose)
     except OutputRefused as exc:
@@ -59,7 +65,7 @@ def run(ns: argparse.Namespace, command: str, purpose: str) -> int:
 def _run(ns: argparse.Namespace, command: str, purpose: str) -> int:
     from app.cli.generate import _CancelOnSigint, _isatty, _ProgressPrinter, _user_error
     from app.core.errors import UserError
-    from app.core.imageio import load_image, save_image
+    from app.core.imageio import load_image, load_mask, save_image
     from app.inference.engine import Cancelled
     from app.service.restoration import RestorationRequest, RestorationService
 
@@ -68,7 +74,12 @@ def _run(ns: argparse.Namespace, command: str, purpose: str) -> int:
         service = RestorationService()
         summary = service.resolve(command, ns.model)  # a model of another purpose: refused before loading
         reporter = _ProgressPrinter(enabled=ns.progress or _isatty(sys.stderr))
-        request = RestorationRequest(command, loaded.pixels, model=str(summary.path), tile=ns.tile, device=ns.device)
+        mask = None if ns.mask is None else load_mask(ns.mask, (loaded.height, loaded.width))
+        strength = getattr(ns, "strength", 1.0)
+        if not 0.0 <= strength <= 1.0:
+            raise CliError(f"--strength {strength}: use a value from 0 to 1")
+        request = RestorationRequest(command, loaded.pixels, mask=mask, model=str(summary.path), tile=ns.tile,
+                                     device=ns.device, strength=strength)
         with _CancelOnSigint() as interrupt:
             try:
                 result = service.run(request, lambda step, total: reporter(SimpleNamespace(step=step, total=total)),

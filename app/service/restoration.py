@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from app.core.errors import UserError
 from app.inference.engine import CancelFn
 from app.inference.errors import GpuOutOfMemory, UnsupportedModelError
 
 #: operation → the purpose its model must have (`app.inference.restoration.files`)
-OPERATIONS = {"upscale": "upscale", "denoise": "restore"}
+OPERATIONS = {"upscale": "upscale", "denoise": "restore", "restore-faces": "face"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class RestorationRequest:
     tile: int | None = None  # None = from the memory budget
     device: str | None = None  # None = the best available
     mask_blur: int = 4
+    strength: float = 1.0  # restore-faces: how much of the restored face replaces the original
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,22 @@ class RestorationService:
 
     def resolve(self, operation: str, model: str | None):
         """The model file for ``operation`` and what it is; refuses one of another purpose.
-        (Detection imports torch and spandrel, but builds no weights.)"""
+        Without ``model``: the first found of that purpose that loads. (Detection imports torch
+        and spandrel, but builds no weights.)"""
         from app.inference.restoration import files, loader
 
         if operation not in OPERATIONS:
             raise ValueError(f"unknown restoration operation {operation!r}: use one of {', '.join(OPERATIONS)}")
         purpose = OPERATIONS[operation]
+        if model is None:  # the first file of that purpose that loads (a refused one is skipped)
+            for found in files.discover():
+                if found.folder_purpose in (purpose, None):
+                    try:
+                        summary = loader.detect(found.path)
+                    except UserError:
+                        continue
+                    if summary.purpose == purpose:
+                        return summary
         path = files.resolve(model, purpose)
         summary = loader.detect(path)
         if summary.purpose != purpose:
@@ -71,6 +83,12 @@ class RestorationService:
         from app.inference.restoration import loader, process, tiling
 
         summary = self.resolve(request.operation, request.model)
+        if request.mask is not None and summary.scale != 1:
+            raise UserError(f"{summary.path.name} changes the image's size (×{summary.scale}): it applies to the "
+                            "whole image, not to a selection")
+        if request.operation == "restore-faces" and request.mask is None:
+            raise UserError("select the faces to restore (paint a mask over each face): finding faces by "
+                            "themselves is not available yet")
         device = request.device or loader.best_device()
         t0 = time.perf_counter()
         with self._lock:
@@ -78,7 +96,13 @@ class RestorationService:
             tile = request.tile
             while True:
                 try:
-                    if request.mask is None:
+                    if request.operation == "restore-faces":
+                        from app.inference.restoration import faces
+
+                        pixels = faces.restore_faces_in_mask(descriptor, request.image, request.mask,
+                                                             strength=request.strength, blur=request.mask_blur,
+                                                             device=device, progress=progress, cancelled=cancelled)
+                    elif request.mask is None:
                         pixels = process.apply_image_model(descriptor, request.image, device=device, tile=tile,
                                                            progress=progress, cancelled=cancelled)
                     else:
