@@ -100,6 +100,11 @@ def apply_image_model(
     if tile is None:
         tile = choose_tile(descriptor, height, width, budget or default_budget(device), overlap)
     fn = model_function(descriptor, device)
+    gray_model = descriptor.input_channels == 1
+
+    def on_floats(block: np.ndarray) -> np.ndarray:  # one tile's floats at a time, never the image's
+        f = block.astype(np.float32) / np.float32(maxv)
+        return fn(f if gray_model or f.shape[2] == 3 else np.repeat(f, 3, axis=2))
 
     def to_dtype(block: np.ndarray) -> np.ndarray:
         return np.rint(block * maxv).astype(pixels.dtype)
@@ -108,16 +113,14 @@ def apply_image_model(
         def step(i, n):
             if progress is not None:
                 progress(done * n + i, total * n)
-        return tiling.run_tiled(fn, image, scale=scale, tile=tile, overlap=overlap, out_dtype=pixels.dtype,
+        return tiling.run_tiled(on_floats, image, scale=scale, tile=tile, overlap=overlap, out_dtype=pixels.dtype,
                                 convert=to_dtype, progress=step, cancelled=cancelled)
 
-    if descriptor.input_channels == 1:  # a gray model: each channel on its own
-        planes = [tiled(colour[:, :, [c]].astype(np.float32) / maxv, c, colour.shape[2])
-                  for c in range(colour.shape[2])]
+    if gray_model:  # each channel on its own
+        planes = [tiled(colour[:, :, [c]], c, colour.shape[2]) for c in range(colour.shape[2])]
         out = np.concatenate(planes, axis=2)
     else:
-        rgb = colour if colour.shape[2] == 3 else np.repeat(colour, 3, axis=2)
-        out = tiled(rgb.astype(np.float32) / maxv, 0, 1)
+        out = tiled(colour, 0, 1)
         if colour.shape[2] == 1:
             out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)[:, :, None]
     if pixels.ndim == 2:

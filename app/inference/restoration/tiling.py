@@ -57,7 +57,7 @@ def run_tiled(
     progress: Callable[[int, int], None] | None = None,
     cancelled: CancelFn | None = None,
 ) -> np.ndarray:
-    """``model`` (h×w×C float32 → h·s×w·s×C' float32) over ``image`` (H×W×C float32) in tiles.
+    """``model`` (an h×w×C block of ``image`` → h·s×w·s×C' float32) over ``image`` in tiles.
     ``convert`` turns each kept float block into ``out_dtype`` (e.g. rounding to uint16)."""
     height, width = image.shape[:2]
     boxes = tiles(height, width, tile)
