@@ -109,3 +109,16 @@ def test_a_region_larger_than_one_pass_is_inpainted_window_by_window(lama_file, 
     assert len(seen) == 3 and max(h * w for h, w in seen) <= 48 * 48  # three windows along the scratch, each small
     outside = maskops.feather_full(mask, 4) == 0
     assert np.array_equal(out[outside], image[outside]) and not np.array_equal(out[20:24], image[20:24])
+
+
+def test_a_lama_generator_saved_without_its_prefix_is_still_lama(lama_file):
+    """Converting IOPaint's TorchScript big-lama.pt to safetensors gives keys ``model.N…``
+    (no ``generator.``): spandrel alone would not know it."""
+    import torch
+
+    state = loader.read_state_dict(lama_file, meta=True)
+    bare = {k[len("model."):]: v for k, v in state.items()}
+    assert set(loader.canonical(bare)) == set(state)
+    with torch.device("meta"):
+        descriptor = loader.build(loader.canonical(bare), lama_file, "meta")
+    assert descriptor.architecture.id == "LaMa"

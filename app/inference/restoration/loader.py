@@ -45,7 +45,7 @@ def read_state_dict(path: Path, device: str = "cpu", *, meta: bool = False) -> d
     suffix = path.suffix.lower()
     if suffix not in files.SUFFIXES:
         raise ModelLoadError(f"{path.name}: not a restoration model file (expected .safetensors, .pth or .pt)")
-    module = spandrel()
+    spandrel()
     import torch
 
     try:
@@ -69,8 +69,23 @@ def read_state_dict(path: Path, device: str = "cpu", *, meta: bool = False) -> d
         raise ModelLoadError(f"{path.name}: cannot be read as model weights ({type(exc).__name__}: {exc})") from exc
     if not isinstance(state, dict):
         raise ModelLoadError(f"{path.name}: holds a {type(state).__name__}, not a dictionary of weights")
-    state = module.canonicalize_state_dict(state)
+    state = canonical(state)
     return {k: v.to("meta") for k, v in state.items()} if meta else state
+
+
+#: A LaMa generator saved without its wrapper's prefix (``model.1.bn_l…``: what converting
+#: IOPaint's TorchScript big-lama.pt gives) — spandrel 0.4 knows only ``model.model.`` and
+#: ``generator.model.``.
+_BARE_LAMA_KEY = "model.1.bn_l.running_mean"
+
+
+def canonical(state: dict) -> dict:
+    """spandrel's canonical state dict (``params_ema``, ``state_dict``, ``module.`` unwrapped),
+    with a bare LaMa generator given back the prefix spandrel detects."""
+    state = spandrel().canonicalize_state_dict(state)
+    if _BARE_LAMA_KEY in state and "model." + _BARE_LAMA_KEY not in state:
+        state = {"model." + k: v for k, v in state.items()}
+    return state
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -103,7 +118,8 @@ def _safetensors_meta(path: Path) -> dict:
         return out
 
 
-def _descriptor(state: dict, path: Path, device: str):
+def build(state: dict, path: Path, device: str):
+    """spandrel's descriptor for a canonical state dict (on "meta": shapes only), in eval mode."""
     module = spandrel()
     try:
         return module.ModelLoader(device=device).load_from_state_dict(state).eval()
@@ -156,11 +172,11 @@ def detect(path: Path) -> ModelSummary:
     state = read_state_dict(path, meta=True)
     try:
         with torch.device("meta"):
-            summary = summarise(_descriptor(state, path, "meta"), path)
+            summary = summarise(build(state, path, "meta"), path)
     except UnsupportedModelError:
         raise
     except Exception:  # an architecture that reads tensor values while building: build it for real
-        summary = summarise(_descriptor(read_state_dict(path), path, "cpu"), path)
+        summary = summarise(build(read_state_dict(path), path, "cpu"), path)
     with _detected_lock:
         _detected[key] = summary
     return summary
@@ -168,7 +184,7 @@ def detect(path: Path) -> ModelSummary:
 
 def load(path: Path, device: str = "cpu"):
     """The spandrel model descriptor of ``path`` on ``device``, in eval mode."""
-    return _descriptor(read_state_dict(path), Path(path), device)
+    return build(read_state_dict(path), Path(path), device)
 
 
 def best_device() -> str:
