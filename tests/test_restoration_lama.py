@@ -122,3 +122,11 @@ def test_a_lama_generator_saved_without_its_prefix_is_still_lama(lama_file):
     with torch.device("meta"):
         descriptor = loader.build(loader.canonical(bare), lama_file, "meta")
     assert descriptor.architecture.id == "LaMa"
+
+
+def test_models_offers_the_lama_file_as_an_inpainting_model(lama_file, capsys):
+    from app.cli.main import main
+
+    assert main(["models"]) == 0
+    text = capsys.readouterr().out
+    assert "big-lama  [LaMa, inpaint, ×1]" in text and f"--model lama:{lama_file}" in text

@@ -57,6 +57,8 @@ def run_models(ns: argparse.Namespace) -> int:
         for r in restoration:
             if r["usable"]:
                 print(f"  {r['name']}  [{r['architecture']}, {r['purpose']}, ×{r['scale']}]  {r['path']}")
+                if "ref" in r:
+                    print(f"      --model {_quote(r['ref'])}")
             else:
                 print(f"  {r['name']}  {r['path']}")
                 print(f"      skipped: {r['note']}")
@@ -80,6 +82,8 @@ def _restoration_rows() -> list[dict[str, Any]]:
             row.update(usable=False, note=str(exc))
         else:
             row.update(usable=True, architecture=summary.architecture, purpose=summary.purpose, scale=summary.scale)
+            if summary.purpose == files.INPAINT:
+                row["ref"] = f"lama:{found.path}"  # what inpaint --model takes
         rows.append(row)
     return rows
 
