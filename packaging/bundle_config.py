@@ -133,6 +133,8 @@ CLASSICAL_EXCLUDES = (
     "sympy",
     "networkx",
     "jinja2",
+    "spandrel",  # restoration models (the `restore` extra) run on torch
+    "einops",
     # only numpy.show_config() and uvicorn's YAML log-config files import it; transformers and
     # huggingface_hub need it, so the diffusion variants keep it
     "yaml",

@@ -7,6 +7,7 @@ Usage::
     inpaint-studio inpaint -i IN -m MASK -o OUT.png [--prompt TEXT --model REF ...]
     inpaint-studio img2img -i IN [-m MASK] -o OUT.png --model REF --prompt TEXT [...]
     inpaint-studio models [--json]                  # what models are found, and where
+    inpaint-studio upscale|denoise|restore-faces IN -o OUT [--model FILE] [-m MASK]   # app.cli.restore
     inpaint-studio --self-test [OUT.png]            # check an installation, exit 0 if it works
     inpaint-studio --version
 
@@ -36,7 +37,7 @@ from typing import NoReturn
 from app.cli.terminal import safe, tolerant_streams
 from app.cli.errors import EXIT_BROKEN_PIPE, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, CliError, one_line
 
-COMMANDS = ("inpaint", "img2img", "models", "info", "download", "serve")
+COMMANDS = ("inpaint", "img2img", "models", "info", "download", "serve", "upscale", "denoise", "restore-faces")
 
 #: How `app.__main__` opens the editor with paths, and runs the self-test with an output path.
 Launcher = Callable[[list[str]], int]
@@ -92,6 +93,9 @@ def _top_level(args: list[str], editor: Launcher | None, self_test: SelfTest | N
         "  info      show the generation parameters stored in images (any SD tool's format)\n"
         "  download  download a model into the models folder (only when you run it)\n"
         "  serve     serve the hosted inpainting APIs over HTTP (docs/API.md)\n"
+        "  upscale   enlarge an image with an upscaling model (ESRGAN, …; tiled)\n"
+        "  denoise   remove noise or JPEG artefacts with a restoration model\n"
+        "  restore-faces  restore the faces painted in a mask (GFPGAN, RestoreFormer, …)\n"
         f"run '{PROG} COMMAND --help' for the options of a command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -132,7 +136,7 @@ def _launch(launcher: Callable | None, argument: object, what: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the headless commands (also what ``COMMAND --help`` prints)."""
-    from app.cli import download, generate, info, models, serve
+    from app.cli import download, generate, info, models, restore, serve
 
     parser = _Parser(prog=PROG, description="Inpaint Studio headless commands.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -141,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_parser(sub)
     download.add_parser(sub)
     serve.add_parser(sub)
+    restore.add_commands(sub)
     return parser
 
 

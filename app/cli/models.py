@@ -30,8 +30,9 @@ def run_models(ns: argparse.Namespace) -> int:
     dirs = [str(d) for d in catalog.models_dirs()]
     cache = str(catalog.hf_cache_dir())
     rows = [_model_row(m) for m in catalog.discover_models()]
+    restoration = _restoration_rows()
     if ns.json:
-        print(json.dumps({"models_dirs": dirs, "hf_cache": cache, "models": rows}, indent=2))
+        print(json.dumps({"models_dirs": dirs, "hf_cache": cache, "models": rows, "restoration": restoration}, indent=2))
         return EXIT_OK
     _say("Looked in:")
     for d in dirs:
@@ -52,7 +53,40 @@ def run_models(ns: argparse.Namespace) -> int:
         for r in unusable:
             _say(f"  {r['name']}  [{_describe(r)}]  {r['path']}")
             _say(f"      skipped: {r['note']}")
+    if restoration:
+        _say(f"Restoration models ({len(restoration)}; upscale / denoise --model NAME, inpaint --model lama:PATH):")
+        for r in restoration:
+            if r["usable"]:
+                _say(f"  {r['name']}  [{r['architecture']}, {r['purpose']}, ×{r['scale']}]  {r['path']}")
+                if "ref" in r:
+                    _say(f"      --model {_quote(r['ref'])}")
+            else:
+                _say(f"  {r['name']}  {r['path']}")
+                _say(f"      skipped: {r['note']}")
     return EXIT_OK
+
+
+def _restoration_rows() -> list[dict[str, Any]]:
+    """Restoration model files (`app.inference.restoration.files`, LaMa, upscalers, …) with what
+    spandrel detects in each; torch is imported only when there is a file to inspect."""
+    from app.core.errors import UserError
+    from app.inference.restoration import files
+
+    rows = []
+    for found in files.discover():
+        row: dict[str, Any] = {"name": found.name, "path": str(found.path), "folder_purpose": found.folder_purpose}
+        try:
+            from app.inference.restoration import loader
+
+            summary = loader.detect(found.path)
+        except UserError as exc:
+            row.update(usable=False, note=str(exc))
+        else:
+            row.update(usable=True, architecture=summary.architecture, purpose=summary.purpose, scale=summary.scale)
+            if summary.purpose == files.INPAINT:
+                row["ref"] = f"lama:{found.path}"  # what inpaint --model takes
+        rows.append(row)
+    return rows
 
 
 def _say(line: str) -> None:

@@ -88,10 +88,10 @@ def format_a1111(params: GenerationParams, width: int, height: int) -> str:
         "Model": _model_name(params.model),
         "Denoising strength": _num(params.strength),
     }
-    if params.is_classical:  # no sampling: seed, steps, sampler, CFG and strength decided nothing
+    if params.is_prompt_free:  # no sampling: seed, steps, sampler, CFG and strength decided nothing
         for key in ("Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Denoising strength"):
             del fields[key]
-    if params.mode == "inpaint" or params.is_classical:  # a classical method only inpaints
+    if params.mode == "inpaint" or params.is_prompt_free:  # a classical method (or LaMa) only inpaints
         fields["Mask blur"] = params.mask_blur
         # Written for both values: A1111 omits "Whole picture", but our default is "Only masked",
         # so an omitted field would read back as the other setting.

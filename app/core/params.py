@@ -35,6 +35,15 @@ CLASSICAL_METHODS: dict[str, ClassicalMethod] = {
     "builtin:ns": ClassicalMethod("Classical — Navier–Stokes", "INPAINT_NS"),
 }
 CLASSICAL_MODELS = tuple(CLASSICAL_METHODS)
+#: LaMa (`app.inference.restoration.lama`): "lama" or "lama:PATH". Like a classical method it
+#: takes no prompt, seed, sampler, CFG or strength.
+LAMA_MODEL = "lama"
+
+
+def is_lama_model(model: str) -> bool:
+    return model == LAMA_MODEL or model.startswith(LAMA_MODEL + ":")
+
+
 DEFAULT_MODEL = "builtin:telea"
 DEFAULT_SCHEDULER = "DPM++ 2M Karras"
 
@@ -122,6 +131,11 @@ class GenerationParams:
     @property
     def is_classical(self) -> bool:
         return self.model in CLASSICAL_MODELS
+
+    @property
+    def is_prompt_free(self) -> bool:
+        """No prompt, seed, sampler, CFG or strength decides the pixels (classical methods, LaMa)."""
+        return self.is_classical or is_lama_model(self.model)
 
     # -- seeds ------------------------------------------------------------------------------
     def with_resolved_seed(self, rng: random.Random | None = None) -> GenerationParams:

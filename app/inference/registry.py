@@ -13,9 +13,11 @@ from dataclasses import dataclass, replace
 from app.core.params import CLASSICAL_METHODS
 from app.core.schedulers import SCHEDULER_NAMES
 from app.inference import remote
+from app.inference.restoration import lama
 
 CLASSICAL = "classical"
 DIFFUSION = "diffusion"
+RESTORATION = "restoration"  # a prompt-free inpainting model (LaMa), app.inference.restoration
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class LoadOptions:
 class Capabilities:
     """What a backend can do; the service refuses or strips what a request asks beyond it."""
 
-    kind: str  # CLASSICAL or DIFFUSION
+    kind: str  # CLASSICAL, DIFFUSION or RESTORATION
     img2img: bool
     max_batch: int  # 1 = one candidate per run (a deterministic method gives one answer)
     seeds: bool  # the seed changes the pixels
@@ -54,6 +56,8 @@ class Capabilities:
 
 CLASSICAL_CAPABILITIES = Capabilities(CLASSICAL, img2img=False, max_batch=1, seeds=False, schedulers=(),
                                       prompts=False, native_resolution=True)
+#: LaMa: like a classical method to the request (no prompt, seed, sampler or model size).
+RESTORATION_CAPABILITIES = replace(CLASSICAL_CAPABILITIES, kind=RESTORATION)
 
 
 def is_classical(model_ref: str) -> bool:
@@ -68,6 +72,9 @@ def capabilities(model_ref: str, options: LoadOptions | None = None) -> Capabili
         return CLASSICAL_CAPABILITIES
     if remote.is_remote(model_ref):
         return remote.remote_capabilities(model_ref, None if options is None else options.server_token)
+    if lama.is_lama(model_ref):
+        lama.resolve(model_ref)  # found? (no torch)
+        return RESTORATION_CAPABILITIES
     from app.inference.diffusers.loader import preflight
 
     info = preflight(model_ref, allow_pickle=True if options is None else options.allow_pickle)
@@ -78,7 +85,8 @@ def capabilities(model_ref: str, options: LoadOptions | None = None) -> Capabili
 
 def load_backend(model_ref: str, options: LoadOptions = LoadOptions()):
     """A ready backend (`app.inference.engine.Backend`) for ``model_ref``: the classical one, or a
-    diffusion model through the offline loader (torch imported only then), or a `remote:` model
+    diffusion model through the offline loader (torch imported only then), a LaMa model
+    (`app.inference.restoration.lama`, torch and spandrel imported then), or a `remote:` model
     on an ``inpaint-studio serve`` machine (no torch here at all)."""
     if is_classical(model_ref):
         from app.inference.classical import ClassicalBackend
@@ -86,6 +94,8 @@ def load_backend(model_ref: str, options: LoadOptions = LoadOptions()):
         return ClassicalBackend(model_ref)
     if remote.is_remote(model_ref):
         return remote.RemoteBackend(model_ref, options.server_token)
+    if lama.is_lama(model_ref):
+        return lama.load_lama_backend(model_ref, options.normalised().device)
     from app.inference.diffusers.loader import load_diffusion_backend
 
     return load_diffusion_backend(model_ref, options.normalised())
