@@ -13,9 +13,9 @@ Ray is imported here only; the plain server never needs it (the ``cluster`` extr
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -104,34 +104,42 @@ class Generator:
     def capabilities(self, model_ref: str) -> Capabilities:
         return self.service.capabilities(model_ref)
 
-    def run(self, request: GenerationRequest):
-        yield from _events(lambda progress, stop: self.service.run(
-            request, lambda p: progress(p.step, p.total, None), stop))
+    async def run(self, request: GenerationRequest):
+        async for event in _events(lambda progress, stop: self.service.run(
+                request, lambda p: progress(p.step, p.total, None), stop)):
+            yield event
 
-    def region(self, model_ref: str, region: BackendRequest):
-        yield from _events(lambda progress, stop: self.service.generate_region(model_ref, region, progress, stop))
+    async def region(self, model_ref: str, region: BackendRequest):
+        async for event in _events(lambda progress, stop: self.service.generate_region(model_ref, region, progress,
+                                                                                        stop)):
+            yield event
 
 
-def _events(work_fn):
-    """Run ``work_fn(progress, stop)`` on a thread and yield its events as they come."""
-    events: queue.Queue[tuple] = queue.Queue()
+async def _events(work_fn):
+    """Run ``work_fn(progress, stop)`` on a thread and yield its events as they come. An async
+    generator on purpose: Serve cancels one (its caller cancelled, or its client left) by
+    throwing into it, which sets ``stop``; a sync generator would run on to its end."""
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[tuple] = asyncio.Queue()
     stop = threading.Event()
+
+    def put(event: tuple) -> None:
+        loop.call_soon_threadsafe(events.put_nowait, event)
 
     def work() -> None:
         try:
-            result = work_fn(lambda step, total, preview: events.put(("progress", step, total, preview)), stop.is_set)
-            events.put(("result", result))
+            put(("result", work_fn(lambda step, total, preview: put(("progress", step, total, preview)), stop.is_set)))
         except Cancelled:
-            events.put(("cancelled",))
+            put(("cancelled",))
         except UserError as exc:
-            events.put(("error", exc.title, exc.message, exc.bad_input))
+            put(("error", exc.title, exc.message, exc.bad_input))
         except Exception as exc:  # a replica bug fails the job, with its reason
-            events.put(("error", "Generation failed", f"internal error: {type(exc).__name__}: {exc}", False))
+            put(("error", "Generation failed", f"internal error: {type(exc).__name__}: {exc}", False))
 
     threading.Thread(target=work, name="inpaint-replica-run", daemon=True).start()
     try:
         while True:
-            event = events.get()
+            event = await events.get()
             yield event
             if event[0] != "progress":
                 return
