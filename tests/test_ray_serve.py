@@ -116,6 +116,7 @@ def test_a_replica_killed_under_20_requests_loses_none(cluster, tmp_path, tiny_i
     records = [json.loads(p.read_text()) for p in (tmp_path / "jobs").glob("*.json")]
     assert len(records) == REQUESTS and {r["status"] for r in records} == {"succeeded"}
     assert sorted(s for r in records for s in r["seeds"]) == seeds, "a job ran twice or under another seed"
+    assert {json.dumps(r["runtime"]) for r in records} == {json.dumps({"device": "cpu", "dtype": "float32", "threads": 1})}
     assert pending_at_kill >= 2, "the replica was killed after the run, not during it"
     image, keep = scene(), maskops.feather(maskops.binarize(centre_mask()), 4) == 0
     by_seed = {r["seeds"][0]: r for r in records}

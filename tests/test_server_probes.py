@@ -7,6 +7,7 @@ pixels at the same thread count."""
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 
@@ -138,4 +139,6 @@ def test_cli_and_plain_server_give_the_same_pixels_at_the_same_thread_count(tiny
         torch.set_num_threads(threads)
     by_server = decode_png(base64.b64decode(r.json()["data"][0]["b64_json"]))
     assert by_server.shape == by_cli.shape and np.array_equal(by_server, by_cli)
+    [record] = [json.loads(p.read_text()) for p in (tmp_path / "serve" / "jobs").glob("*.json")]
+    assert record["runtime"] == {"device": "cpu", "dtype": "float32", "threads": 1}  # what decides the pixels
     assert not np.array_equal(by_cli, scene(96)), "the model changed nothing"

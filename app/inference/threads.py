@@ -4,6 +4,9 @@ are split, so the same seed can differ by 1 in a few pixels between thread count
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 
 def thread_count(text: str) -> int:
     """argparse ``type`` of ``--threads``: a whole number of 1 or more."""
@@ -22,3 +25,18 @@ def use_threads(count: int | None) -> None:
     import torch
 
     torch.set_num_threads(count)
+
+
+def runtime(device: str | None = None) -> dict[str, Any]:
+    """What decides identical pixels, for a job's record: the device and dtype the backend
+    chooses for ``device`` (LoadOptions.device; None = the best available) and this thread's
+    torch thread count. Call it on the thread that ran the job. Without torch loaded the job
+    ran a classical method (no threads, no dtype: the same pixels anywhere)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {"device": "cpu", "dtype": None, "threads": None}
+    from app.inference.diffusers.device import choose_device
+
+    choice = choose_device(device)
+    return {"device": str(choice.device), "dtype": str(choice.dtype).removeprefix("torch."),
+            "threads": torch.get_num_threads()}

@@ -79,9 +79,10 @@ OUTPUT_HEADERS = {"Cache-Control": "private, max-age=86400", "X-Content-Type-Opt
 
 
 def create_app(config: ServerConfig, service: GenerationService | None = None,
-               not_ready: Callable[[], str | None] | None = None) -> FastAPI:
+               not_ready: Callable[[], str | None] | None = None, runtime: Callable[..., dict] | None = None) -> FastAPI:
     """``not_ready``: why the server cannot run a job now (None = ready), for ``/readyz``; by
-    default the preload of the default model (`Preload`, when ``config.preload``)."""
+    default the preload of the default model (`Preload`, when ``config.preload``). ``runtime``:
+    where a job ran, for its record (`JobQueue`; by default this process)."""
     config.check()
     service = service or GenerationService()
     metrics = Metrics()
@@ -103,7 +104,7 @@ def create_app(config: ServerConfig, service: GenerationService | None = None,
     app.state.service = service
     app.state.store = store
     app.state.metrics = metrics
-    app.state.queue = JobQueue(service, store, metrics, config.queue_depth, config.concurrency)
+    app.state.queue = JobQueue(service, store, metrics, config.queue_depth, config.concurrency, runtime)
     app.state.models = models
     app.state.fetch_policy = FetchPolicy(config.allow_fetch, config.fetch_timeout_s, config.max_input_bytes)
     #: Images decoded outside a job (png-info) at once: each may take up to the pixel cap.

@@ -28,7 +28,7 @@ from ray.serve.handle import DeploymentHandle
 from app.core.errors import UserError
 from app.inference.engine import BackendRequest, Cancelled, Progress
 from app.inference.registry import Capabilities
-from app.inference.threads import use_threads
+from app.inference.threads import runtime, use_threads
 from app.server.config import ServerConfig
 from app.service.generation import GenerationRequest, GenerationService
 
@@ -106,7 +106,7 @@ class Generator:
 
     async def run(self, request: GenerationRequest):
         async for event in _events(lambda progress, stop: self.service.run(
-                request, lambda p: progress(p.step, p.total, None), stop)):
+                request, lambda p: progress(p.step, p.total, None), stop), request.options.device):
             yield event
 
     async def region(self, model_ref: str, region: BackendRequest):
@@ -115,8 +115,9 @@ class Generator:
             yield event
 
 
-async def _events(work_fn):
-    """Run ``work_fn(progress, stop)`` on a thread and yield its events as they come. An async
+async def _events(work_fn, device: str | None = None):
+    """Run ``work_fn(progress, stop)`` on a thread and yield its events as they come (a result
+    with where it ran: `runtime`, on the thread that ran it). An async
     generator on purpose: Serve cancels one (its caller cancelled, or its client left) by
     throwing into it, which sets ``stop``; a sync generator would run on to its end."""
     loop = asyncio.get_running_loop()
@@ -128,7 +129,8 @@ async def _events(work_fn):
 
     def work() -> None:
         try:
-            put(("result", work_fn(lambda step, total, preview: put(("progress", step, total, preview)), stop.is_set)))
+            result = work_fn(lambda step, total, preview: put(("progress", step, total, preview)), stop.is_set)
+            put(("result", result, runtime(device)))
         except Cancelled:
             put(("cancelled",))
         except UserError as exc:
@@ -156,6 +158,11 @@ class ClusterService(GenerationService):
         self.generator = generator
         self._caps: dict[str, Capabilities] = {}
         self._ready_checked_at, self._not_ready = -READY_CACHE_S, "not checked yet"
+        self._last = threading.local()  # per ingress worker: where its last job ran
+
+    def runtime(self, request: GenerationRequest) -> dict[str, Any]:
+        """Where this worker's last job ran (its replica's device, dtype, torch threads)."""
+        return getattr(self._last, "runtime", {})
 
     def not_ready(self) -> str | None:
         """For ``/readyz``: None once a generator replica is RUNNING (it loaded its model in its
@@ -201,6 +208,7 @@ class ClusterService(GenerationService):
             if kind == "progress":
                 progress(*event[1:])
             elif kind == "result":
+                self._last.runtime = event[2]
                 return event[1]
             elif kind == "cancelled":
                 raise Cancelled()
@@ -235,7 +243,7 @@ class Ingress:
         from app.server.app import create_app
 
         service = ClusterService(self.generator)
-        return create_app(self.config, service, not_ready=service.not_ready)
+        return create_app(self.config, service, not_ready=service.not_ready, runtime=service.runtime)
 
 
 # -- starting Ray and Serve ---------------------------------------------------------------------
