@@ -109,6 +109,9 @@ def cli(files, model: str, *extra: str) -> int:
 
 
 def test_the_cli_reaches_a_server_with_tokens_by_flag_or_environment(token_server, files, capsys, monkeypatch):
+    assert main(["inpaint", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "remote:http://HOST:PORT[#MODEL]" in help_text and "INPAINT_STUDIO_TOKEN" in help_text
     monkeypatch.delenv("INPAINT_STUDIO_TOKEN", raising=False)
     assert cli(files, make_ref(token_server.url)) != 0
     err = capsys.readouterr().err
