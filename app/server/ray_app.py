@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -258,9 +259,8 @@ def start(address: str | None, host: str, port: int, num_cpus: int | None = None
     True when it started a local cluster. Ray's core ports (GCS, raylet, workers, agents) bind
     every interface whatever we ask: docs/DEPLOY.md names them and the firewall rule."""
     import ray
-    from ray._private.services import canonicalize_bootstrap_address
 
-    local = canonicalize_bootstrap_address(address) is None
+    local = _starts_local(address)
     options: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                                    configure_logging=False)
     if local:
@@ -272,6 +272,16 @@ def start(address: str | None, host: str, port: int, num_cpus: int | None = None
     ray.init(**options)
     serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
     return local
+
+
+def _starts_local(address: str | None) -> bool:
+    """Whether ``ray.init(address)`` would start a local cluster, by Ray's own rule (a private
+    helper; where it is gone, the documented part of the rule: no address, no RAY_ADDRESS)."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:
+        return address == "local" or (address is None and not os.environ.get("RAY_ADDRESS"))
+    return canonicalize_bootstrap_address(address) is None
 
 
 # -- building the application -------------------------------------------------------------------
