@@ -37,6 +37,9 @@ def runtime(device: str | None = None) -> dict[str, Any]:
         return {"device": "cpu", "dtype": None, "threads": None}
     from app.inference.diffusers.device import choose_device
 
-    choice = choose_device(device)
-    return {"device": str(choice.device), "dtype": str(choice.dtype).removeprefix("torch."),
-            "threads": torch.get_num_threads()}
+    threads = torch.get_num_threads()
+    try:
+        choice = choose_device(device)
+    except Exception as exc:  # a record is no reason to fail a finished job
+        return {"device": f"unknown ({type(exc).__name__})", "dtype": None, "threads": threads}
+    return {"device": str(choice.device), "dtype": str(choice.dtype).removeprefix("torch."), "threads": threads}
