@@ -38,6 +38,9 @@ class ServerConfig:
     #: Serve the interactive API page at /docs (Swagger UI, which loads its scripts from a CDN);
     #: off by default. /openapi.json is always served.
     docs: bool = False
+    #: Load the default model on start (``serve`` does; ``--no-preload`` opts out); ``/readyz``
+    #: answers 503 until it is loaded.
+    preload: bool = False
 
     def check(self) -> ServerConfig:
         if not is_loopback(self.host) and not self.tokens:

@@ -25,6 +25,7 @@ from typing import Any
 
 from app.core.errors import UserError
 from app.core.records import GenerationRecord
+from app.inference import threads
 from app.inference.engine import Cancelled, Progress
 from app.server.errors import scrub_paths
 from app.server.jobs import CANCELED, FAILED, PROCESSING, SUCCEEDED, JobRecord, JobStore, new_id
@@ -68,9 +69,11 @@ class Ticket:
 
 class JobQueue:
     def __init__(self, service: GenerationService, store: JobStore, metrics: Metrics, depth: int = 16,
-                 workers: int = 1):
-        """``workers`` jobs run at once: 1 for one local model; a Ray cluster's replicas take more."""
+                 workers: int = 1, runtime: Callable[[GenerationRequest], dict[str, Any]] | None = None):
+        """``workers`` jobs run at once: 1 for one local model; a Ray cluster's replicas take more.
+        ``runtime(request)``, called on the worker after a run: where it ran, for the record."""
         self.service, self.store, self.metrics, self.depth = service, store, metrics, depth
+        self.runtime = runtime or (lambda request: threads.runtime(request.options.device))
         self._waiting: collections.deque[Ticket] = collections.deque()
         self._reserved = 0  # slots held by routes still reading their inputs
         self._cond = threading.Condition()
@@ -215,6 +218,7 @@ class JobQueue:
         self.metrics.running.inc()
         try:
             record = self.service.run(ticket.request, lambda p: self._progress(ticket, p), ticket.cancel.is_set)
+            job.runtime = self.runtime(ticket.request)
         except Exception as exc:
             self._fail(ticket, exc, t0)
         else:
