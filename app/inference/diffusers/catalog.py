@@ -167,8 +167,17 @@ def _complete(info: ModelInfo) -> ModelInfo:
         expected = ", ".join(f"{part}/{WEIGHT_FILES[part]}" for part in missing)
         return dataclasses.replace(info, note=f"incomplete folder (an unfinished download?): no weights in "
                                               f"{', '.join(missing)} (expected {expected})")
+    return _whole(info)
+
+
+def _whole(info: ModelInfo) -> ModelInfo:
+    """``info`` with a note if a weights file it has is cut short (what `resolve_model` checks:
+    a missing file is named by the loader, which knows which file it needs)."""
+    if not info.usable or info.path is None or not info.path.is_dir():
+        return info
     for part in WEIGHT_PARTS:
-        for f in sorted((info.path / part).iterdir()):
+        folder = info.path / part
+        for f in sorted(folder.iterdir()) if folder.is_dir() else ():
             problem = truncation(f) if f.suffix in WEIGHT_SUFFIXES and f.is_file() else ""
             if problem:
                 return dataclasses.replace(info, note=f"incomplete folder (an unfinished download?): {part}/{f.name} {problem}")
@@ -416,7 +425,7 @@ def resolve_model(ref: str) -> ModelInfo:
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ModelLoadError(f"{path}: missing file model_index.json (not a diffusers model folder)")
-        return _complete(_info_for_folder(path, "diffusers", str(path), path.name))
+        return _whole(_info_for_folder(path, "diffusers", str(path), path.name))
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix in PICKLE_SUFFIXES or suffix == ".safetensors":
@@ -426,7 +435,7 @@ def resolve_model(ref: str) -> ModelInfo:
         repo_dir = hf_cache_dir() / ("models--" + ref.replace("/", "--"))
         snap = _hf_snapshot(repo_dir) if repo_dir.is_dir() else None
         if snap is not None:
-            return _complete(_info_for_folder(snap, "hf_cache", ref, ref))
+            return _whole(_info_for_folder(snap, "hf_cache", ref, ref))
         raise ModelLoadError(f"{ref} is not in the Hugging Face cache ({hf_cache_dir()}) and nothing is downloaded: "
                              "download it once with huggingface-cli, or give a folder or .safetensors path")
     raise ModelLoadError(f"model not found: {ref} (no such file or folder; models folders: "
