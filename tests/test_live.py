@@ -120,6 +120,8 @@ def test_few_step_recommendations_by_lora_tag_or_model_name():
     assert few_step_kind(GenerationParams(prompt="x <lora:film:1> <lora:lcm:0>")) is None  # weight 0 is off
     done = recommended(GenerationParams(prompt="<lora:lcm-lora:1>"))
     assert recommended(done) is None  # already applied: nothing to change
+    recalled = GenerationParams(prompt="<lora:lcm-lora:1>", scheduler="LCM Karras", steps=8, guidance=1.0)
+    assert recommended(recalled) is None  # a recalled few-step run keeps its own steps and guidance
 
 
 @pytest.fixture(scope="module")

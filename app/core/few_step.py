@@ -12,8 +12,12 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from app.core.params import GenerationParams
+from app.core.params import GenerationParams, ParamError
 from app.core.prompt_syntax import extract_loras
+from app.core.schedulers import split
+
+#: Samplers made for few steps: with one of them set, the user (or a recalled run) has chosen.
+FEW_STEP_SAMPLERS = ("LCM", "TCD")
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,15 @@ def few_step_kind(params: GenerationParams) -> FewStep | None:
 
 def recommended(params: GenerationParams) -> GenerationParams | None:
     """``params`` with the family's scheduler, steps and guidance, or None when no few-step
-    LoRA or model is chosen (or they are already set)."""
+    LoRA or model is chosen, or a few-step sampler is already set (a run recalled from a PNG or
+    the history keeps its own steps and guidance)."""
     rec = few_step_kind(params)
     if rec is None:
         return None
+    try:
+        if split(params.scheduler)[0] in FEW_STEP_SAMPLERS:
+            return None
+    except ParamError:
+        pass
     better = params.replace(scheduler=rec.scheduler, steps=rec.steps, guidance=rec.guidance)
     return None if better == params else better
