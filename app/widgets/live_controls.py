@@ -3,7 +3,7 @@ the live layer on the canvas, and the few-step recommendations.
 
 While Live is on, every finished edit (the session's live painter listens to the undo stack)
 and every change of the parameters (prompt, strength, seed…) asks for an update; the canvas
-shows the newest result under the mask overlay. Choosing an LCM, TCD or Hyper-SD LoRA (its
+shows the newest result over the mask overlay (under the stroke being painted). Choosing an LCM, TCD or Hyper-SD LoRA (its
 ``<lora:…>`` tag in the prompt) or a model named so sets that family's recommended scheduler,
 steps and guidance once, when it first appears (`app.core.few_step`); the user may change them
 afterwards.
@@ -83,6 +83,8 @@ class LiveControls(QObject):
                 region = r if region is None else region.union(r)
             region = region or self.window.document.bounds
             canvas.set_live_layer(record.candidates[0][region.slices], region)
+            self.window.status_message.setText(f"Live result {self.painter.finished} (seed {record.params.seed}, "
+                                               f"{record.elapsed_s:.2f} s) — Apply Live keeps it.")
         self.apply_live_action.setEnabled(record is not None)
 
     def apply(self) -> bool:
