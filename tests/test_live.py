@@ -176,3 +176,26 @@ def test_tcd_sampler_runs_on_the_tiny_model(tiny_inpaint_model):
     params = GenerationParams(prompt="a wall", scheduler="TCD", steps=2, guidance=1.5, seed=3)
     (out,) = backend.generate(BackendRequest(image, mask, params, (3,)), lambda *a: None, lambda: False)
     assert out.shape == image.shape and not np.array_equal(out[16:48, 16:48], image[16:48, 16:48])
+
+
+def test_live_runs_on_a_generation_server(qtbot, tmp_path, tiny_inpaint_model):
+    """The remote backend is just another service backend: Live needs nothing of its own."""
+    from app.inference.remote import make_ref
+    from app.server.config import ServerConfig
+    from serverutil import running_server
+
+    config = ServerConfig(data_dir=tmp_path / "serve", model=str(tiny_inpaint_model), tokens=("t0ken",))
+    with running_server(config) as server:
+        session = EditorSession(GenerationWorker())
+        try:
+            opened(session, (64, 64, 3))
+            stroke(session, 20, 30)
+            params = GenerationParams(prompt="moss", model=make_ref(server.url), scheduler="LCM", steps=2, guidance=1.5,
+                                      width=256, height=256)
+            session.live.start(lambda: (params, LoadOptions(server_token="t0ken")))
+            qtbot.waitUntil(lambda: session.live.record is not None and not session.live.busy, timeout=120000)
+            rec = session.live.record
+            assert rec.backend == make_ref(server.url) and rec.params.seed == session.live.seed
+            assert session.document.undo_stack.count() == 1 and session.document.generations == []
+        finally:
+            session.shutdown()

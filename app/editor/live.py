@@ -64,6 +64,8 @@ class LivePainter(QObject):
             self._worker.finished.connect(self._on_finished)
             self._worker.cancelled.connect(self._on_stopped)
             self._worker.failed.connect(self._on_failed)
+        elif not self._running:
+            self._worker.service = self._session.worker.service  # swapped meanwhile (`GenerationWorker.set_service`)
         self.enabled = True
         self.seed = source()[0].with_resolved_seed().seed
         self.request()
