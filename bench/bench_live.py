@@ -11,9 +11,10 @@ run in flight. Measured on the GUI thread, as the window sees it:
 Rows: strokes every ``--interval`` ms (a brisk artist: most runs are superseded), and isolated
 strokes (each after the previous update: the latency of one update). The CPU rows use the tiny
 random SD model of the tests with the LCM scheduler at the smallest model size (256²); the GPU
-row (SD 1.5 shapes at 512²) needs a GPU and real weights and is left "not measured" here.
+row (``--gpu``: SD 1.5 shapes with random fp16 weights at 512², as bench_gpu_sd15) needs CUDA;
+without it the row says "not measured".
 
-Run: ``QT_QPA_PLATFORM=offscreen python bench/bench_live.py [--strokes 20] [--interval 100] [--steps 4]``
+Run: ``QT_QPA_PLATFORM=offscreen python bench/bench_live.py [--strokes 20] [--interval 100] [--steps 4] [--gpu]``
 Prints figures; not a pass/fail test.
 """
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -31,6 +31,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_gpu_sd15 for --gpu
 
 import numpy as np  # noqa: E402
 from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer  # noqa: E402
@@ -50,8 +51,10 @@ def percentile(values: list[float], q: float) -> float:
 class LiveRun:
     """Paints ``strokes`` strokes, one every ``interval_ms`` (0: each after the previous update)."""
 
-    def __init__(self, session: EditorSession, params: GenerationParams, strokes: int, interval_ms: int) -> None:
+    def __init__(self, session: EditorSession, params: GenerationParams, strokes: int, interval_ms: int,
+                 options: LoadOptions) -> None:
         self.session, self.params, self.strokes, self.interval_ms = session, params, strokes, interval_ms
+        self.options = options
         self.stroke_times: list[float] = []
         self.updates: list[tuple[float, int]] = []  # (time, index of the last stroke the result includes)
         self.loop = QEventLoop()
@@ -59,7 +62,7 @@ class LiveRun:
 
     def source(self):
         # The stroke count at the moment the run's parameters are read (its document copy follows).
-        return self.params.replace(extra={"bench_stroke": len(self.stroke_times) - 1}), LoadOptions(device="cpu")
+        return self.params.replace(extra={"bench_stroke": len(self.stroke_times) - 1}), self.options
 
     def stroke(self) -> None:
         k = len(self.stroke_times)
@@ -97,12 +100,36 @@ class LiveRun:
                 "cancelled": self.session.live.cancelled}
 
 
+def measure(params: GenerationParams, options: LoadOptions, args) -> list[tuple[str, dict]]:
+    rows = []
+    for label, interval in ((f"stroke every {args.interval} ms", args.interval), ("isolated strokes", 0)):
+        session = EditorSession(GenerationWorker())
+        rng = np.random.default_rng(0)
+        session.open_image(imageio.LoadedImage(rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)), None, "bench")
+        warm = GenerationRequest(params, session.document.pixels, np.full((args.size, args.size), 255, np.uint8),
+                                 options=options)
+        session.worker.service.run(warm)  # the model load and the first run's warm-up are not an update
+        bench = LiveRun(session, params, args.strokes, interval, options)
+        session.live.start(bench.source)
+        rows.append((label, bench.run()))
+        session.shutdown()
+    return rows
+
+
+def print_rows(title: str, rows: list[tuple[str, dict]]) -> None:
+    print(title)
+    print(f"{'row':28} {'updates/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'runs started':>12} {'cancelled':>9}")
+    for label, r in rows:
+        print(f"{label:28} {r['per_s']:9.1f} {r['p50']:8.0f} {r['p95']:8.0f} {r['started']:12d} {r['cancelled']:9d}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--strokes", type=int, default=20)
     ap.add_argument("--interval", type=int, default=100, help="ms between strokes in the burst row")
     ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--size", type=int, default=512, help="image side (the masked region is sent at 256²)")
+    ap.add_argument("--size", type=int, default=512, help="image side (the CPU rows send the masked region at 256²)")
+    ap.add_argument("--gpu", action="store_true", help="also SD 1.5 shapes at 512² on CUDA (random fp16 weights)")
     args = ap.parse_args()
 
     import torch
@@ -114,26 +141,22 @@ def main() -> None:
         model = build_tiny_sd(Path(tmp) / "tiny-sd-inpainting", inpainting=True)
         params = GenerationParams(prompt="moss on a stone wall", model=str(model), scheduler="LCM", steps=args.steps,
                                   guidance=1.5, width=256, height=256, seed=1)
-        rows = []
-        for label, interval in ((f"stroke every {args.interval} ms", args.interval), ("isolated strokes", 0)):
-            session = EditorSession(GenerationWorker())
-            rng = np.random.default_rng(0)
-            session.open_image(imageio.LoadedImage(rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)), None, "bench")
-            warm = GenerationRequest(params, session.document.pixels, np.full((args.size, args.size), 255, np.uint8),
-                                     options=LoadOptions(device="cpu"))
-            session.worker.service.run(warm)  # the model load and the first run's warm-up are not an update
-            bench = LiveRun(session, params, args.strokes, interval)
-            session.live.start(bench.source)
-            rows.append((label, bench.run()))
-            session.shutdown()
-        del app
+        rows = measure(params, LoadOptions(device="cpu"), args)
+        print_rows(f"Live painting, tiny SD model on the CPU, LCM {args.steps} steps at 256², image {args.size}², "
+                   f"{args.strokes} strokes; {platform.processor() or platform.machine()}, torch threads "
+                   f"{torch.get_num_threads()}", rows)
+        if not args.gpu:
+            print("GPU, SD 1.5 shapes at 512²: not measured (run with --gpu on a CUDA machine)")
+        elif not torch.cuda.is_available():
+            print("GPU, SD 1.5 shapes at 512²: not measured (no CUDA device here)")
+        else:
+            from bench_gpu_sd15 import build_sd15_folder
 
-    print(f"Live painting, tiny SD model, LCM {args.steps} steps at 256², image {args.size}², {args.strokes} strokes; "
-          f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}")
-    print(f"{'row':28} {'updates/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'runs started':>12} {'cancelled':>9}")
-    for label, r in rows:
-        print(f"{label:28} {r['per_s']:9.1f} {r['p50']:8.0f} {r['p95']:8.0f} {r['started']:12d} {r['cancelled']:9d}")
-    print(f"{'GPU, SD 1.5 at 512²':28} {'not measured (no GPU on this machine)':>40}")
+            sd15 = build_sd15_folder(Path(tmp) / "sd15", torch.float16)
+            gpu_params = params.replace(model=str(sd15), width=512, height=512)
+            rows = measure(gpu_params, LoadOptions(device="cuda"), args)
+            print_rows(f"GPU {torch.cuda.get_device_name()}, SD 1.5 shapes, LCM {args.steps} steps at 512²", rows)
+        del app
 
 
 if __name__ == "__main__":
