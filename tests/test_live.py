@@ -10,6 +10,7 @@ import pytest
 
 from doubles import paint_seeds
 from app.core import imageio
+from app.core.errors import EmptyMaskError
 from app.core.few_step import few_step_kind, recommended
 from app.core.params import GenerationParams
 from app.editor.session import EditorSession
@@ -110,6 +111,21 @@ def test_live_off_cancels_and_drops_the_layer(qtbot, gated):
     assert live.apply() is None and session.document.undo_stack.count() == 1
     backend.gate.set()
     assert session.generate(GenerationParams(prompt="grass", model="test", seed=5)) is None  # Generate is back
+
+
+def test_a_run_for_a_replaced_image_is_dropped(qtbot, gated):
+    session, backend = gated
+    live = session.live
+    opened(session)
+    session.document.fill_rect((8, 8, 16, 16))
+    failures = []
+    live.failed.connect(lambda title, text: failures.append(title))
+    live.start(lambda: (GenerationParams(prompt="grass", model="test"), LoadOptions()))
+    qtbot.waitUntil(backend.entered.is_set, timeout=20000)
+    opened(session, (32, 40, 3))  # another image while the run is in flight; it has no mask yet
+    backend.gate.set()
+    qtbot.waitUntil(lambda: not live.busy and bool(failures), timeout=20000)
+    assert live.record is None and live.cancelled == 1 and set(failures) == {EmptyMaskError.title}
 
 
 def test_few_step_recommendations_by_lora_tag_or_model_name():

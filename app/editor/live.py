@@ -81,7 +81,7 @@ class LivePainter(QObject):
 
     @property
     def busy(self) -> bool:
-        """A live run is in flight (the session's Generate waits for Live off)."""
+        """A live run is being prepared or is in flight."""
         return self._running
 
     # -- requests ---------------------------------------------------------------------------
@@ -117,8 +117,8 @@ class LivePainter(QObject):
         self._doc.snapshots.take(lambda state: self._submit(params, options, state, token))
 
     def _submit(self, params: GenerationParams, options: LoadOptions, state: ProjectState, token: int) -> None:
-        if token != self._token or not self.enabled:
-            self._running = False
+        if token != self._token or not self.enabled:  # Live off, or another image: a pending request starts anew
+            self._after_run()
             return
         if self._pending:  # edited while the copy was taken: copy again, the newest edit wins
             self._running = False
