@@ -31,11 +31,12 @@ class FewStep:
 
 
 #: Name fragment (case-insensitive) → recommendation, first match wins. Values as the LoRAs'
-#: model cards give them: LCM-LoRA 4–8 steps at guidance 1–2; TCD 4 steps with its scheduler;
-#: Hyper-SD 1.5 with the TCD scheduler at the step count its name carries, guidance 1.
+#: model cards give them: LCM-LoRA 4–8 steps at guidance 1–2; TCD 4 steps with its scheduler and
+#: no classifier-free guidance (the card's 0; 1 is the same here and a valid field); Hyper-SD 1.5
+#: with the TCD scheduler at the step count its name carries, no guidance.
 FAMILIES: tuple[tuple[str, FewStep], ...] = (
     ("hyper", FewStep("Hyper-SD", "TCD", 8, 1.0)),
-    ("tcd", FewStep("TCD", "TCD", 4, 1.5)),
+    ("tcd", FewStep("TCD", "TCD", 4, 1.0)),
     ("lcm", FewStep("LCM", "LCM", 6, 1.5)),
 )
 
