@@ -24,7 +24,8 @@ RE_IMAGESIZE = re.compile(r"^(\d+)x(\d+)$")
 #: sd_samplers_timesteps.py, sd_schedulers.py).
 A1111_SAMPLERS = {"DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 2S a", "DPM++ 3M SDE", "Euler a",
                   "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM fast", "DPM adaptive", "Restart", "DDIM", "DDIM CFG++",
-                  "PLMS", "UniPC", "LCM"}
+                  "PLMS", "UniPC", "LCM",
+                  "TCD"}  # TCD: Forge's and ComfyUI's few-step sampler (A1111 1.10 lacks it)
 A1111_SCHEDULES = {"Automatic", "Uniform", "Karras", "Exponential", "Polyexponential", "SGM Uniform", "KL Optimal",
                    "Align Your Steps", "Simple", "Normal", "DDIM", "Beta"}
 

@@ -42,6 +42,7 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", SDE),
     "UniPC": ("UniPCMultistepScheduler", {}),
     "LCM": ("LCMScheduler", {}),
+    "TCD": ("TCDScheduler", {}),  # trajectory consistency distillation (TCD LoRAs), few steps
 }
 #: PNDM (PLMS) steps a fixed timestep grid and takes neither sigmas nor timesteps: its own schedule only.
 FIXED_SCHEDULE = ("PNDM",)
@@ -124,6 +125,7 @@ _BASES: dict[str, tuple[str, str]] = {
     "uni pc": ("UniPC", ""),
     "uni pc bh2": ("UniPC", ""),
     "lcm": ("LCM", ""),
+    "tcd": ("TCD", ""),
 }
 
 #: Noise schedules of other tools (A1111 suffix, Forge "Schedule type", ComfyUI ``scheduler``,

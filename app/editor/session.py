@@ -22,6 +22,7 @@ from app.core.errors import EmptyMaskError, UserError
 from app.core.params import CLASSICAL_METHODS, GenerationParams
 from app.core.records import GenerationRecord
 from app.editor.document import Document
+from app.editor.live import LivePainter
 from app.editor.opened_image import PreparedImage
 from app.editor.recovery_controller import RecoveryController
 from app.editor.saving import Saver
@@ -100,6 +101,7 @@ class EditorSession(QObject):
         self.worker.cancelled.connect(self._on_cancelled)
         self.worker.out_of_memory.connect(self._on_out_of_memory)
         self.worker.status.connect(self.worker_status)
+        self.live = LivePainter(self)  # live painting: its own runs, outside the generation state above
 
     # -- the open work -----------------------------------------------------------------------------
     @property
@@ -245,6 +247,8 @@ class EditorSession(QObject):
         """Start a run; None when it started. The document changes only when a candidate is applied."""
         if self.generating:
             return Problem("info", "Busy", "A generation is running; cancel it (Esc) or wait.")
+        if self.live.enabled:
+            return Problem("info", "Live mode is on", "Apply keeps the live result; turn Live off to generate candidates.")
         problem = self.check(params)
         if problem is not None:
             return problem
@@ -346,5 +350,6 @@ class EditorSession(QObject):
             return
         self._shut_down = True
         self.saver.wait()  # a save under way lands before the process ends
+        self.live.shutdown()
         self.worker.shutdown()
 

@@ -69,6 +69,7 @@ class CanvasView(ZoomPan, QWidget):
         self._mask_preview: np.ndarray | None = None
         self._preview_img: QImage | None = None
         self._preview_region: Bounds | None = None
+        self._live: tuple[QImage, Bounds] | None = None  # the live painting result (`set_live_layer`)
         self._candidate_img: QImage | None = None
         self._background = QColor(48, 48, 48)
         self._checker = checker_brush()
@@ -115,6 +116,7 @@ class CanvasView(ZoomPan, QWidget):
         self._cancel_drag()
         self._mask_preview = None
         self._preview_img, self._preview_region = None, None
+        self._live = None
         self._candidate_img = self._candidate_levels = None
         offered, self._offered = self._offered or (None, None), None
         display = self._doc.display_array() if self._has_image() else None
@@ -272,6 +274,24 @@ class CanvasView(ZoomPan, QWidget):
             if r is not None:
                 self._update_image_rect(QRect(r.x, r.y, r.width, r.height))
 
+    def set_live_layer(self, rgb8: np.ndarray | None, region: Bounds | None = None) -> None:
+        """Show the live painting result ``rgb8`` (the size of ``region``) over the image and the
+        mask overlay, except while a stroke is painted (the stroke shows on top); None hides it.
+        Not a document change: the history and the pixels are untouched."""
+        old = self._live[1] if self._live is not None else None
+        if rgb8 is None or region is None:
+            self._live = None
+        else:
+            arr = np.ascontiguousarray(display_rgb8(np.asarray(rgb8)))
+            self._live = (qimage_from_array(arr.copy()), region)
+        for r in (old, region):
+            if r is not None:
+                self._update_image_rect(QRect(r.x, r.y, r.width, r.height))
+
+    @property
+    def live_layer_shown(self) -> bool:
+        return self._live is not None
+
     @property
     def preview_region(self) -> Bounds | None:
         return self._preview_region
@@ -344,14 +364,23 @@ class CanvasView(ZoomPan, QWidget):
                 self._draw_layer(p, src, self._candidate_img, self._candidate_levels)
             else:
                 self._draw_layer(p, src, self._doc.display_qimage(), self._image_levels)
+                stroking = self._doc.in_stroke  # the stroke being painted shows over the live result
+                if self._live is not None and stroking:
+                    self._draw_live(p)
                 if self._mask_visible and not self._mask_qimage.isNull():
                     self._draw_layer(p, src, self._mask_qimage, self._mask_levels)
+                if self._live is not None and not stroking:
+                    self._draw_live(p)
         if self._preview_img is not None and self._preview_region is not None:
             r = self._preview_region
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
             p.drawImage(self.image_rect_to_widget(QRect(r.x, r.y, r.width, r.height)), self._preview_img)
         self._paint_tool_overlays(p)
         p.end()
+
+    def _draw_live(self, p: QPainter) -> None:
+        live, r = self._live
+        p.drawImage(self.image_rect_to_widget(QRect(r.x, r.y, r.width, r.height)), live)
 
     def _draw_layer(self, p: QPainter, src: QRect, full: QImage, levels: LevelCache | None) -> None:
         """Draw image rect ``src`` of a layer, from the coarsest level that still has detail."""

@@ -323,10 +323,11 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
                   self.feather_action, self.zoom_fit_action, self.zoom_actual_action, self.zoom_in_action, self.zoom_out_action,
                   *self.files.needs_image):
             a.setEnabled(has_image)
-        ready = has_image and not generating and not self.params_panel.validation_message()
+        ready = has_image and not generating and not self.session.live.enabled and not self.params_panel.validation_message()
         self.generate_action.setEnabled(ready)
         self.params_panel.generate_button.setEnabled(ready)
         self.cancel_action.setEnabled(generating)
+        self.live.live_action.setEnabled(has_image and (not generating or self.session.live.enabled))
         self.apply_action.setEnabled(has_candidates)
         self.discard_action.setEnabled(has_candidates)
 

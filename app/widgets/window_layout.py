@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QProgress
 
 from app.storage.paths import resources_dir
 from app.widgets import tools
+from app.widgets.live_controls import LiveControls
 from app.widgets.status_label import StatusLabel
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ def build_actions(w: MainWindow) -> None:
     w.cancel_action = action(w, "&Cancel", w.cancel_generation, "Esc", "Cancel the running generation (Esc)", "cancel")
     w.apply_action = action(w, "&Apply Candidate", w.apply_current_candidate, tip="Apply the selected candidate")
     w.discard_action = action(w, "&Discard Candidates", w.discard_candidates)
+    w.live = LiveControls(w)
     w.allow_pickle_action = action(w, "Allow Pickle Checkpoints (.ckpt)", None, checkable=True,
                                    tip="Loading a pickle file can run code hidden in it: only for files you trust")
     w.safety_action = action(w, "NSFW &Safety Checker", None, checkable=True,
@@ -183,7 +185,8 @@ def build_menus(w: MainWindow) -> None:
 
     w.tools_menu = fill_menu(mb.addMenu("&Tools"), [*w.tool_group.actions(), None, w.swap_tool_action])
     w.generate_menu = fill_menu(mb.addMenu("&Generate"), [w.generate_action, w.cancel_action, None, w.apply_action,
-                                                           w.discard_action, None, w.allow_pickle_action, w.safety_action])
+                                                           w.discard_action, None, w.live.live_action,
+                                                           w.live.apply_live_action, None, w.allow_pickle_action, w.safety_action])
     w.generate_menu.addAction("Generation &Server…", w.open_server_dialog)
     w.help_menu = fill_menu(mb.addMenu("&Help"), [w.shortcuts_action, w.docs_action, None, w.about_action])
 
@@ -235,6 +238,10 @@ def build_toolbar(w: MainWindow) -> None:
     spacer = QWidget()
     spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
     tb.addWidget(spacer)
+    for a in (w.live.live_action, w.live.apply_live_action):
+        button = QToolButton()
+        button.setDefaultAction(a)  # shows the action's icon text: "Live", "Apply Live"
+        tb.addWidget(button)
     gen = QToolButton()
     gen.setDefaultAction(w.generate_action)
     gen.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)

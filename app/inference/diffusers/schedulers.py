@@ -7,7 +7,7 @@ the class's sigmas with ours (`app.core.sigma_schedules`, computed as A1111 comp
   into their own layout (Heun's and DPM2's doubled steps, DPM++'s rounded timesteps): a subclass
   routes our sigmas through that path, so each class steps them as it steps Karras;
 * Euler ancestral has no such path: its subclass sets sigmas and timesteps after its own setup;
-* LCM takes timesteps: ours are the nearest training timesteps of the sigmas;
+* LCM and TCD take timesteps: ours are the nearest training timesteps of the sigmas;
 * DDIM with η=0 is Euler on the same sigmas (as ComfyUI runs "ddim"), so it runs as that.
 
 The last sigma is the class's own final one: zero, except KL Optimal, which ends at σ_min as in
@@ -70,7 +70,7 @@ class _SetAfter(_GivenSchedule):
 
 
 class _GivenTimesteps(_GivenSchedule):
-    """For LCM: the distinct training timesteps nearest our sigmas, passed as its custom timesteps."""
+    """For LCM and TCD: the distinct training timesteps nearest our sigmas, passed as its custom timesteps."""
 
     def set_timesteps(self, num_inference_steps=None, device=None, original_inference_steps=None, timesteps=None,
                       strength: float = 1.0):
@@ -87,8 +87,8 @@ def _subclass(cls: type, schedule: str) -> tuple[type, dict]:
     if hasattr(cls, "_convert_to_karras") and "use_karras_sigmas" in options:
         flags = {"use_karras_sigmas": True} | {f: False for f in _SIGMA_FLAGS if f in options}
         return type(f"Scheduled{cls.__name__}", (_ViaKarras, cls), {"schedule": schedule}), flags
-    if cls.__name__ == "LCMScheduler":
-        return type("ScheduledLCMScheduler", (_GivenTimesteps, cls), {"schedule": schedule}), {}
+    if cls.__name__ in ("LCMScheduler", "TCDScheduler"):
+        return type(f"Scheduled{cls.__name__}", (_GivenTimesteps, cls), {"schedule": schedule}), {}
     if cls.__name__ == "EulerAncestralDiscreteScheduler":
         return type("ScheduledEulerAncestralDiscreteScheduler", (_SetAfter, cls), {"schedule": schedule}), {}
     raise ValueError(f"{cls.__name__} takes no given sigmas or timesteps")
