@@ -125,3 +125,22 @@ def test_the_dialog_says_a_lora_arrived_so_the_lora_list_refreshes(qtbot, fake, 
         dialog.download_button.click()
     assert done.args == [str(tmp_path / "models" / "Lora" / "Hyper-SD15-8steps-lora.safetensors")]
     assert models == [] and "LoRA list" in dialog.status.text()
+
+
+def test_the_window_lists_a_lora_the_dialog_fetched(qtbot, hub_env, tmp_path):
+    from app.editor.settings import Settings
+    from app.widgets.main_window import MainWindow
+
+    window = MainWindow(Settings(tmp_path / "settings" / "s.ini"), discover=lambda: [])
+    qtbot.addWidget(window)
+    lora_list = window.params_panel.networks.lora
+    window.params_panel.networks.refresh()
+    assert lora_list.findText("lcm-lora-sdv1-5") == -1
+    dialog = window.model_picker.get_models()
+    target = downloads.models_dir() / "Lora" / "lcm-lora-sdv1-5" / "pytorch_lora_weights.safetensors"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(LORA)
+    dialog._on_finished(downloads.Downloaded(target.parent, len(LORA), folder="Lora"))  # as the worker reports
+    assert lora_list.findText("lcm-lora-sdv1-5") != -1
+    dialog.close()
+    window.force_close()
