@@ -99,6 +99,11 @@ def test_a_pickle_only_entry_still_needs_allow_pickle_and_its_published_hash(fak
     assert "checksum mismatch" in capsys.readouterr().err
     assert not (downloads.models_dir() / "GFPGAN").exists()
 
+    monkeypatch.setattr(download_catalogue, "CATALOGUE", (dataclasses.replace(entry, url=entry.url.replace("GFPGANv1.4", "GFPGANv1.3")),))
+    fake.plain_files["GFPGANv1.3.pth"] = GFPGAN_PTH
+    assert main(["download", "gfpgan-1.4", "--allow-pickle"]) == 1  # the published hash would not be checked
+    assert "not the file the catalogue knows" in capsys.readouterr().err
+
     monkeypatch.setattr(download_catalogue, "CATALOGUE", (entry,))
     assert main(["download", "gfpgan-1.4", "--allow-pickle"]) == 0
     assert (downloads.models_dir() / "GFPGAN" / "GFPGANv1.4.pth").read_bytes() == GFPGAN_PTH

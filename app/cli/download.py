@@ -25,7 +25,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "download",
         help="download a model, LoRA or restoration model (catalogue name, Hugging Face repo id or URL) into the models folder",
-        description="Download an SD 1.5 model into the models folder (or --to DIR), verified and resumable. "
+        description="Download an SD 1.5 model, LoRA or restoration model into the models folder (or --to DIR), "
+        "verified and resumable. "
         "Nothing is ever downloaded unless you run this command (or use Add model… ▸ Download a model… in the editor).",
         epilog="MODEL: a name from --list, a Hugging Face repo id (org/name) or an http(s) URL of a .safetensors file.\n"
         "Catalogue LoRAs go to the models folder's Lora/, restoration models to RealESRGAN/ or GFPGAN/.\n"
@@ -34,7 +35,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", nargs="?", metavar="MODEL", help="what to download")
-    p.add_argument("--to", metavar="DIR", help="the folder to put it in (default: the models folder)")
+    p.add_argument("--to", metavar="DIR", help="the models folder to put it in (default: the models folder; "
+                   "a catalogue LoRA or restoration model goes in its sub-folder there)")
     p.add_argument("--list", action="store_true", help="list the catalogue of known-good models and exit")
     p.add_argument("--file", metavar="NAME", help="one checkpoint file of a repo holding several")
     p.add_argument("--revision", metavar="REV", help="a branch, tag or commit of the repo (default: main)")

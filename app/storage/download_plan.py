@@ -67,6 +67,8 @@ def plan_download(source: str, *, filename: str | None = None, revision: str | N
         if entry is not None:
             if entry.url:
                 plan = _plan_url(entry.url, allow_pickle)
+                if entry.sha256 and plan.name not in entry.sha256:  # its published checksum must apply
+                    raise DownloadError(f"{entry.url} now serves {plan.name!r}, not the file the catalogue knows")
             else:
                 plan = _plan_hub(entry.repo_id, filename or entry.filename, revision, allow_pickle, token, entry.key)
             return _placed(_with_known_hashes(plan, entry.sha256), entry)
