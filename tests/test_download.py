@@ -276,7 +276,7 @@ def test_listing_the_catalogue_loads_no_torch_qt_or_network_library():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.splitlines()[-1] == "0 []", done.stderr
-    assert all(e.key in done.stdout and e.repo_id in done.stdout for e in download_catalogue.CATALOGUE)
+    assert all(e.key in done.stdout and e.page in done.stdout for e in download_catalogue.CATALOGUE)
 
 
 def test_hub_page_and_file_links_go_through_the_hub(hub, tmp_path):

@@ -24,16 +24,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``download`` command to the CLI's sub-parsers."""
     p = subparsers.add_parser(
         "download",
-        help="download a model (catalogue name, Hugging Face repo id or URL) into the models folder",
-        description="Download an SD 1.5 model into the models folder (or --to DIR), verified and resumable. "
+        help="download a model, LoRA or restoration model (catalogue name, Hugging Face repo id or URL) into the models folder",
+        description="Download an SD 1.5 model, LoRA or restoration model into the models folder (or --to DIR), "
+        "verified and resumable. "
         "Nothing is ever downloaded unless you run this command (or use Add model… ▸ Download a model… in the editor).",
         epilog="MODEL: a name from --list, a Hugging Face repo id (org/name) or an http(s) URL of a .safetensors file.\n"
+        "Catalogue LoRAs go to the models folder's Lora/, restoration models to RealESRGAN/ or GFPGAN/.\n"
         "Hugging Face: HF_ENDPOINT, HF_HOME and the token of 'hf auth login' (or HF_TOKEN) are honoured.\n"
         "exit codes: 0 ok, 1 download failed, 2 bad usage, 130 cancelled (run again to resume).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", nargs="?", metavar="MODEL", help="what to download")
-    p.add_argument("--to", metavar="DIR", help="the folder to put it in (default: the models folder)")
+    p.add_argument("--to", metavar="DIR", help="the models folder to put it in (default: the models folder; "
+                   "a catalogue LoRA or restoration model goes in its sub-folder there)")
     p.add_argument("--list", action="store_true", help="list the catalogue of known-good models and exit")
     p.add_argument("--file", metavar="NAME", help="one checkpoint file of a repo holding several")
     p.add_argument("--revision", metavar="REV", help="a branch, tag or commit of the repo (default: main)")
@@ -50,7 +53,7 @@ def run(ns: argparse.Namespace) -> int:
     if ns.list:
         for entry in download_catalogue.CATALOGUE:
             print(f"{entry.key:26} {download_catalogue.describe_entry(entry)}")
-            print(f"{'':26} https://huggingface.co/{entry.repo_id}")
+            print(f"{'':26} {entry.page}")
         return EXIT_OK
     if not ns.model:
         return _fail(f"give a MODEL to download, or --list to see the catalogue (see {PROG} --help)", EXIT_USAGE)
@@ -75,8 +78,18 @@ def run(ns: argparse.Namespace) -> int:
         print(safe(f"already there: {result.path}"))
     else:
         print(safe(f"downloaded {result.path} ({download_catalogue.format_bytes(result.fetched)} fetched)"))
-    print(safe(f"use it with: --model {result.path}"))
+    print(safe(_use_hint(plan, result.path)))
     return EXIT_OK
+
+
+def _use_hint(plan, path: Path) -> str:
+    """How to use what arrived: a checkpoint by --model, a LoRA by its prompt tag (named as
+    `catalog.discover_loras` names it: the folder of a diffusers-layout file, else the stem)."""
+    if plan.folder == "Lora":
+        return f"use it with: <lora:{path.name if plan.is_folder else path.stem}:1> in the prompt"
+    if plan.folder:
+        return f"it is in {path.parent}, where the restoration tools look"
+    return f"use it with: --model {path}"
 
 
 class _ProgressLine:

@@ -25,6 +25,15 @@ class CatalogueEntry:
     filename: str | None = None  # a single-file checkpoint in the repo; None = the diffusers layout
     sha256: dict[str, str] = field(default_factory=dict)
     note: str = ""
+    #: The models folder's sub-folder it goes in, where the app looks for its kind ("" = the root,
+    #: "Lora" = `catalog.lora_dirs`, "RealESRGAN"/"GFPGAN" = `restoration.files.FOLDERS`).
+    folder: str = ""
+    kind: str = ""  # what it is, shown instead of inpainting/base ("LoRA", "upscaler ×4", …)
+    url: str | None = None  # one file from a web server (not the hub) instead of ``repo_id``
+
+    @property
+    def page(self) -> str:
+        return self.url or f"https://huggingface.co/{self.repo_id}"
 
 
 GB = 1_000_000_000
@@ -42,6 +51,34 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
                    note="the original single-checkpoint layout"),
     CatalogueEntry("dreamshaper-8-inpainting", "DreamShaper 8 Inpainting", "Lykon/dreamshaper-8-inpainting", True,
                    "CreativeML OpenRAIL-M", int(2.2 * GB), note="a popular fine-tune, good on photos and art"),
+    # Few-step LoRAs (app.core.few_step recognises them by name and applies their sampler, steps
+    # and guidance). A diffusers-layout file goes in a folder named by the key: the <lora:KEY:1> tag.
+    CatalogueEntry("lcm-lora-sdv1-5", "LCM-LoRA for SD 1.5", "latent-consistency/lcm-lora-sdv1-5", False,
+                   "OpenRAIL++", 134_621_556, filename="pytorch_lora_weights.safetensors",
+                   sha256={"pytorch_lora_weights.safetensors":
+                           "8f90d840e075ff588a58e22c6586e2ae9a6f7922996ee6649a7f01072333afe4"},
+                   folder="Lora", kind="few-step LoRA", note="4–8 steps with the LCM sampler: <lora:lcm-lora-sdv1-5:1>"),
+    CatalogueEntry("tcd-sd15-lora", "TCD LoRA for SD 1.5", "h1t/TCD-SD15-LoRA", False, "MIT", int(0.135 * GB),
+                   filename="pytorch_lora_weights.safetensors", folder="Lora", kind="few-step LoRA",
+                   note="4 steps with the TCD sampler: <lora:tcd-sd15-lora:1>; size approximate"),
+    CatalogueEntry("hyper-sd15-8steps", "Hyper-SD 1.5, 8-step LoRA", "ByteDance/Hyper-SD", False, "OpenRAIL++",
+                   int(0.269 * GB), filename="Hyper-SD15-8steps-lora.safetensors", folder="Lora",
+                   kind="few-step LoRA", note="8 steps with the TCD sampler: <lora:Hyper-SD15-8steps-lora:1>"),
+    # Restoration models, in the sub-folders app.inference.restoration.files searches. big-lama is
+    # not offered: its published file (big-lama.pt) is a TorchScript program, which the loader refuses.
+    CatalogueEntry("realesrgan-x4plus", "Real-ESRGAN x4plus", "Comfy-Org/Real-ESRGAN_repackaged", False,
+                   "BSD-3-Clause", 66_857_836, filename="RealESRGAN_x4plus.safetensors",
+                   sha256={"RealESRGAN_x4plus.safetensors":
+                           "37f9a931c215f040aa6d50f711f2cb115f713c46df1d0d6469a8bd7bfe9a60bb"},
+                   folder="RealESRGAN", kind="upscaler ×4", note="photos; the original .pth repackaged as safetensors"),
+    CatalogueEntry("realesrgan-x2plus", "Real-ESRGAN x2plus", "Comfy-Org/Real-ESRGAN_repackaged", False,
+                   "BSD-3-Clause", int(0.067 * GB), filename="RealESRGAN_x2plus.safetensors", folder="RealESRGAN",
+                   kind="upscaler ×2", note="photos; the original .pth repackaged as safetensors; size approximate"),
+    CatalogueEntry("gfpgan-1.4", "GFPGAN 1.4", "TencentARC/GFPGAN", False, "Apache-2.0", int(0.349 * GB),
+                   url="https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth",
+                   sha256={"GFPGANv1.4.pth": "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad"},
+                   folder="GFPGAN", kind="face restorer",
+                   note="published only as a .pth (pickle): needs --allow-pickle; the loader reads it weights-only"),
 )
 
 
@@ -78,6 +115,7 @@ def format_progress(p: DownloadProgress) -> str:
 
 
 def describe_entry(entry: CatalogueEntry) -> str:
-    use = "inpainting" if entry.inpainting else "base (img2img)"
+    use = entry.kind or ("inpainting" if entry.inpainting else "base (img2img)")
     sha = "SHA256 published" if entry.sha256 else "SHA256 from the hub"
-    return f"{entry.title} — {use}, about {format_bytes(entry.size)}, {entry.licence}, {sha}"
+    where = f", into {entry.folder}/" if entry.folder else ""
+    return f"{entry.title} — {use}{where}, about {format_bytes(entry.size)}, {entry.licence}, {sha}"

@@ -11,7 +11,7 @@ when asked; huggingface_hub is imported only then.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -25,6 +25,8 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 #: The parts of a diffusers SD 1.x repo the loader reads (safety checker and feature extractor
 #: are never loaded: the pipeline gets None for both).
 WEIGHTS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
+#: The file name of a LoRA saved by diffusers; `catalog` names such a LoRA by its folder.
+DIFFUSERS_LORA = "pytorch_lora_weights.safetensors"
 CONFIGS = ("model_index.json", "unet/config.json", "vae/config.json", "text_encoder/config.json",
            "scheduler/scheduler_config.json")
 
@@ -48,6 +50,7 @@ class DownloadPlan:
     files: tuple[RemoteFile, ...]
     revision: str = ""
     headers: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    folder: str = ""  # the models folder's sub-folder it goes in ("" = the root, "Lora", "RealESRGAN", …)
 
     @property
     def total(self) -> int:
@@ -62,8 +65,13 @@ def plan_download(source: str, *, filename: str | None = None, revision: str | N
     entry = catalogue_entry(source)
     try:
         if entry is not None:
-            plan = _plan_hub(entry.repo_id, filename or entry.filename, revision, allow_pickle, token, entry.key)
-            return _with_known_hashes(plan, entry.sha256)
+            if entry.url:
+                plan = _plan_url(entry.url, allow_pickle)
+                if entry.sha256 and plan.name not in entry.sha256:  # its published checksum must apply
+                    raise DownloadError(f"{entry.url} now serves {plan.name!r}, not the file the catalogue knows")
+            else:
+                plan = _plan_hub(entry.repo_id, filename or entry.filename, revision, allow_pickle, token, entry.key)
+            return _placed(_with_known_hashes(plan, entry.sha256), entry)
         hub_ref = _hub_reference(source)
         if hub_ref is not None:  # a hub page, blob or resolve URL: use the hub (and its token)
             repo_id, in_repo, at = hub_ref
@@ -100,7 +108,16 @@ def _hub_reference(url: str) -> tuple[str, str | None, str | None] | None:
 
 def _with_known_hashes(plan: DownloadPlan, known: dict[str, str]) -> DownloadPlan:
     files = tuple(RemoteFile(f.path, f.url, f.size, known.get(f.path, f.sha256)) for f in plan.files)
-    return DownloadPlan(plan.source, plan.name, plan.is_folder, files, plan.revision, plan.headers)
+    return replace(plan, files=files)
+
+
+def _placed(plan: DownloadPlan, entry: download_catalogue.CatalogueEntry) -> DownloadPlan:
+    """Into the entry's sub-folder. A lone file with the diffusers LoRA name
+    (``pytorch_lora_weights.safetensors``, the same in every repo) goes in a folder named by the
+    key, which is what `catalog.discover_loras` then calls it."""
+    if not plan.is_folder and plan.name == DIFFUSERS_LORA:
+        plan = replace(plan, name=entry.key, is_folder=True)
+    return replace(plan, folder=entry.folder)
 
 
 def _weight_choice(names: set[str], part: str, allow_pickle: bool) -> str | None:

@@ -11,7 +11,8 @@ its error types, its HTTP session) and own only the files and a plain Range-resu
 * a finished file is checked (size, and SHA256 from the catalogue or the hub's LFS metadata) and
   renamed to its final name inside the staging folder; a wrong checksum deletes the part;
 * when every file is there the staging folder (or the single file) is renamed atomically into the
-  models folder, where `app.inference.diffusers.catalog.discover_models` finds it.
+  models folder (or the sub-folder its kind is looked for in: ``Lora/``, ``RealESRGAN/``, …), where
+  `app.inference.diffusers.catalog` and `app.inference.restoration.files` find it.
 
 What to fetch is decided first (`app.storage.download_plan`); every failure is a one-line
 `DownloadError` (`app.storage.download_errors`). Nothing here runs on its own: there is no update
@@ -63,6 +64,7 @@ class Downloaded:
     path: Path
     fetched: int  # bytes fetched by this call (0 when it was already there)
     already_present: bool = False
+    folder: str = ""  # the models folder's sub-folder it went in (the plan's): which list to refresh
 
 
 def free_bytes(folder: Path) -> int:
@@ -80,9 +82,9 @@ def download(plan: DownloadPlan, dest: Path | None = None, *, progress: Progress
     attempt left; returns where the model now is. Raises `DownloadCancelled` or `DownloadError`;
     either way nothing half-written is left where models are looked for."""
     dest = Path(dest) if dest is not None else models_dir()
-    final = dest / plan.name
+    final = dest / plan.folder / plan.name
     if final.exists():
-        return Downloaded(final, 0, already_present=True)
+        return Downloaded(final, 0, already_present=True, folder=plan.folder)
     stage = staging_dir(dest, plan.name)
     try:
         with _only_one(stage):
@@ -97,7 +99,7 @@ def download(plan: DownloadPlan, dest: Path | None = None, *, progress: Progress
     except Exception as exc:
         raise DownloadError(explain(exc, plan.name)) from None
     _remove_empty(stage.parent)
-    return Downloaded(final, tracker.fetched)
+    return Downloaded(final, tracker.fetched, folder=plan.folder)
 
 
 def get_model(source: str, dest: Path | None = None, *, progress: ProgressCallback | None = None,
@@ -216,6 +218,7 @@ def _stream_into(fh, url: str, have: int, headers: dict[str, str], tracker: _Tra
 def _publish(plan: DownloadPlan, stage: Path, final: Path) -> None:
     """One rename puts the complete model where discovery looks; the staging folder goes away."""
     (stage / PLAN_FILE).unlink()
+    final.parent.mkdir(parents=True, exist_ok=True)  # Lora/, RealESRGAN/, … may not exist yet
     if plan.is_folder:
         os.replace(stage, final)
     else:

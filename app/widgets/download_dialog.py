@@ -1,5 +1,6 @@
-""""Get models…": pick a known-good model from the catalogue, or type a Hugging Face repo id or a
-URL, and download it into the models folder with a progress bar and a Cancel button.
+""""Get models…": pick a known-good model (or few-step LoRA, or restoration model) from the
+catalogue, or type a Hugging Face repo id or a URL, and download it into the models folder (the
+catalogue entry's sub-folder) with a progress bar and a Cancel button.
 
 The download (`app.storage.downloads`, Qt-free) runs on a plain background thread; it reports
 through a QObject's signals, which Qt delivers on the GUI thread, so the window never waits on
@@ -42,6 +43,7 @@ class _Relay(QObject):
 
 class DownloadDialog(QDialog):
     model_downloaded = Signal(str)  # the path of the new model: refresh the model list
+    lora_downloaded = Signal(str)  # the path of the new LoRA (in Lora/): refresh the LoRA list
 
     def __init__(self, parent=None, dest: Path | None = None):
         super().__init__(parent)
@@ -61,7 +63,7 @@ class DownloadDialog(QDialog):
         for entry in download_catalogue.CATALOGUE:
             item = QListWidgetItem(download_catalogue.describe_entry(entry))
             item.setData(Qt.ItemDataRole.UserRole, entry.key)
-            item.setToolTip(f"https://huggingface.co/{entry.repo_id}\n{entry.note}")
+            item.setToolTip(f"{entry.page}\n{entry.note}")
             self.catalogue.addItem(item)
         self.catalogue.currentItemChanged.connect(self._on_pick)
         self.source = QLineEdit()
@@ -87,7 +89,7 @@ class DownloadDialog(QDialog):
         buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Known-good Stable Diffusion 1.5 models:"))
+        layout.addWidget(QLabel("Known-good Stable Diffusion 1.5 models, few-step LoRAs and restoration models:"))
         layout.addWidget(self.catalogue)
         layout.addWidget(self.source)
         layout.addWidget(self.progress)
@@ -157,8 +159,14 @@ class DownloadDialog(QDialog):
         self._set_busy(False)
         self.progress.setValue(SCALE)
         verb = "Already there" if result.already_present else "Downloaded"
-        self.status.setText(f"{verb}: {result.path} — it is now in the model list.")
-        self.model_downloaded.emit(str(result.path))
+        if result.folder == "Lora":
+            self.status.setText(f"{verb}: {result.path} — it is now in the LoRA list.")
+            self.lora_downloaded.emit(str(result.path))
+        elif result.folder:
+            self.status.setText(f"{verb}: {result.path}")
+        else:
+            self.status.setText(f"{verb}: {result.path} — it is now in the model list.")
+            self.model_downloaded.emit(str(result.path))
 
     def _on_failed(self, message: str, cancelled: bool) -> None:
         self._set_busy(False)

@@ -144,6 +144,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         self.model_picker.model_changed.connect(self._on_model_changed)
         self.model_picker.model_added.connect(self.settings.add_user_model)
         self.model_picker.a1111_changed.connect(self.set_a1111_folder)
+        self.model_picker.lora_downloaded.connect(lambda _path: self.params_panel.networks.refresh())
         self.model_picker.discovery_finished.connect(lambda: QTimer.singleShot(0, self, self._fit_model_dock))
         self.model_picker.device_changed.connect(self.settings.set_device)
         self.model_picker.low_memory_changed.connect(lambda: self.settings.set_low_memory(self.model_picker.low_memory))

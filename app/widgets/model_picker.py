@@ -110,6 +110,7 @@ class ModelPicker(QWidget):
     model_added = Signal(str)  # a path the user added, to remember in the settings
     a1111_changed = Signal(str)  # the A1111/Forge folder typed in (may be "")
     discovery_finished = Signal()
+    lora_downloaded = Signal(str)  # the download dialog fetched a LoRA: the window refreshes its list
 
     def __init__(self, parent: QWidget | None = None, *, discover: Callable[[], list[Any]] | None = None,
                  inspect: Callable[[str], Any] | None = None) -> None:
@@ -260,6 +261,7 @@ class ModelPicker(QWidget):
         dialog = DownloadDialog(self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.model_downloaded.connect(lambda _path: self.refresh())
+        dialog.lora_downloaded.connect(self.lora_downloaded)
         dialog.open()
         return dialog
 
