@@ -26,7 +26,8 @@ def test_info_json_finds_the_local_model_and_never_imports_torch(tiny_inpaint_mo
     models_dir.mkdir()
     (models_dir / "realistic_realisticVisionV20_v20").symlink_to(tiny_inpaint_model, target_is_directory=True)
     ours = save_image(tmp_path / "ours.png", np.zeros((8, 8, 3), np.uint8),
-                      params=GenerationParams(prompt="p", seed=2**64 - 1, model="builtin:ns"))
+                      params=GenerationParams(prompt="p", seed=2**64 - 1,
+                                              model=str(models_dir / "realistic_realisticVisionV20_v20")))
     env = {"INPAINT_STUDIO_MODELS": str(models_dir), "HF_HUB_CACHE": str(tmp_path / "hf"), "XDG_DATA_HOME": str(tmp_path)}
     proc = run_cli(["info", "--json", str(DATA / "automatic1111_cropped.jpg"), str(ours),
                     str(DATA / "fooocus1_cropped.png")], env=env)
@@ -89,3 +90,19 @@ def test_schedule_option_sets_the_pair_written_to_the_png():
         params("--scheduler", "Euler a", "--schedule", "Cosine")
     with pytest.raises(CliError, match="with PNDM: one of Automatic$"):
         params("--scheduler", "PLMS", "--schedule", "Karras")
+
+
+def test_a_classical_result_shows_and_recalls_only_what_decided_its_pixels(tmp_path, capsys):
+    """Issue 25: the classical method's file listed "DPM++ 2M Karras", 25 steps and seed 0 — none
+    of which it uses; its infotext, `info` and a recall leave them out."""
+    from app.core.sdmeta import read_metadata
+
+    out = save_image(tmp_path / "telea.png", np.zeros((8, 8, 3), np.uint8),
+                     params=GenerationParams(model="builtin:telea", seed=0, mask_blur=6))
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "mask_blur: 6" in text and "builtin:telea" in text
+    for absent in ("scheduler", "steps", "seed", "guidance", "Karras", "sampler"):
+        assert absent not in text, absent
+    report = read_metadata(out)
+    assert "mask_blur" in report.fields_set and not {"seed", "steps", "scheduler"} & report.fields_set

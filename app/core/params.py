@@ -71,6 +71,11 @@ class ParamError(UserError, ValueError):
         super().__init__(f"{field_name} = {value!r} is not valid: {allowed}")
 
 
+#: What a prompt-free method (classical, LaMa) ignores.
+SAMPLING_FIELDS = frozenset({"prompt", "negative_prompt", "scheduler", "steps", "guidance", "strength", "seed",
+                             "batch_size"})
+
+
 @dataclass(frozen=True)
 class GenerationParams:
     """Everything that decides the pixels of one generation (besides image, mask and weights)."""
@@ -136,6 +141,13 @@ class GenerationParams:
     def is_prompt_free(self) -> bool:
         """No prompt, seed, sampler, CFG or strength decides the pixels (classical methods, LaMa)."""
         return self.is_classical or is_lama_model(self.model)
+
+    @property
+    def deciding_fields(self) -> tuple[str, ...]:
+        """The fields that decided this run's pixels: what a reader shows and a recall sets
+        (a prompt-free method's record keeps default sampling fields that decided nothing)."""
+        names = [f for f in self.__dataclass_fields__ if f != "extra"]
+        return tuple(f for f in names if f not in SAMPLING_FIELDS) if self.is_prompt_free else tuple(names)
 
     # -- seeds ------------------------------------------------------------------------------
     def with_resolved_seed(self, rng: random.Random | None = None) -> GenerationParams:

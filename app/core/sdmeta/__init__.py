@@ -144,7 +144,7 @@ def read_texts(texts: dict[str, str], choice: str | None = None) -> MetadataRepo
         return MetadataReport("none", None, {}, texts, problems=(_why_nothing(texts),))
     if found.params is not None:
         return MetadataReport(found.format, found.params, found.fields, texts, tuple(found.notes), (),
-                              tuple(found.choices), _ALL_FIELDS)
+                              tuple(found.choices), frozenset(found.params.deciding_fields))
     if found.problems:
         return MetadataReport(found.format, None, found.fields, texts, tuple(found.notes), tuple(found.problems),
                               tuple(found.choices))
@@ -178,7 +178,7 @@ def _ours(texts: dict[str, str]) -> Found | None:
         params = GenerationParams.from_dict(boundedjson.loads(text))
     except (ValueError, ParamError, TypeError):
         return None  # damaged or from a newer version: the A1111 text beside it is read instead
-    fields = {k: v for k, v in params.to_dict().items() if k != "extra"}
+    fields = {k: v for k, v in params.to_dict().items() if k in params.deciding_fields}
     return Found("Inpaint Studio", {**fields, "Model": params.model}, params=params)
 
 
