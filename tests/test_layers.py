@@ -62,7 +62,7 @@ print(json.dumps({"refs": refs[:2], "n": len(SCHEDULER_NAMES),
                   "heavy": sorted(m for m in ("torch", "diffusers", "transformers") if m in sys.modules)}))
 """
     result = _python(code)
-    assert result == {"refs": ["builtin:telea", "builtin:ns"], "n": 145, "heavy": []}  # 12 samplers × 12 schedule types + PLMS (issue 30)
+    assert result == {"refs": ["builtin:telea", "builtin:ns"], "n": 157, "heavy": []}  # 13 samplers (TCD too) × 12 schedule types + PLMS
 
 
 def test_refusing_a_model_imports_no_torch(tmp_path):

@@ -271,7 +271,7 @@ def test_bad_image_file_keeps_the_open_document(window, photo, tmp_path):
 
 def test_png_with_parameters_offers_recall(qtbot, window, tmp_path):
     params = GenerationParams(prompt="a lighthouse at dusk", negative_prompt="blurry", scheduler="Euler a", steps=33,
-                              guidance=6.0, seed=1234, mode="img2img", strength=0.6)
+                              guidance=6.0, seed=1234, mode="img2img", strength=0.6, model="stable-diffusion-v1-5")
     path = tmp_path / "with-params.png"
     imageio.save_image(path, skimage.data.chelsea(), params=params)
     assert window.open_path(str(path))
