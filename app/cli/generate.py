@@ -228,6 +228,25 @@ def _user_error(exc: UserError, ns: argparse.Namespace) -> CliError:
     return CliError(text, EXIT_USAGE if exc.bad_input else EXIT_FAILED)
 
 
+def as_cli_error(exc: BaseException, ns: argparse.Namespace, what: str, output: str | None = None) -> BaseException:
+    """What a command's run raises instead of ``exc``: its one line and exit code (a typed
+    error as `_user_error` says it, a cancel, a write failure of ``output``, anything else as
+    "WHAT failed"); a `CliError` or Ctrl+C as it is."""
+    from app.inference.engine import Cancelled
+
+    if isinstance(exc, UserError):
+        return _user_error(exc, ns)
+    if isinstance(exc, Cancelled):
+        return CliError("cancelled; nothing was written", EXIT_CANCELLED)
+    if isinstance(exc, (CliError, KeyboardInterrupt)) or not isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, OSError) and output is not None:
+        return CliError(f"cannot write {output}: {one_line(exc)}", EXIT_FAILED)
+    if os.environ.get("INPAINT_STUDIO_DEBUG"):
+        traceback.print_exception(exc)
+    return CliError(f"{what} failed: {type(exc).__name__}: {one_line(exc)}", EXIT_FAILED)
+
+
 def run_generation(ns: argparse.Namespace, mode: str) -> int:
     """Read, check, run and save; every failure becomes a `CliError` with one line."""
     params = params_from_args(ns, mode)
@@ -264,7 +283,6 @@ def _expansion_from_args(ns: argparse.Namespace, mode: str) -> Any:
 
 def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion: Any = None) -> int:
     from app.core.imageio import ImageLoadError, load_image, load_mask, probe_image  # numpy/cv2 only now
-    from app.inference.engine import Cancelled
     from app.inference.registry import LoadOptions
     from app.inference.threads import use_threads
     from app.service import GenerationRequest, GenerationService
@@ -312,16 +330,8 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion:
             icc_profile = loaded.icc_profile
             del loaded, request, mask, pixels  # the input's pixels (72 MB at 24 MP) go before the encoder's buffers
             _save_all(outputs, record, icc_profile)
-    except UserError as exc:
-        raise _user_error(exc, ns) from None
-    except Cancelled:
-        raise CliError("cancelled; nothing was written", EXIT_CANCELLED) from None
-    except (CliError, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        if os.environ.get("INPAINT_STUDIO_DEBUG"):
-            traceback.print_exception(exc)
-        raise CliError(f"generation failed: {type(exc).__name__}: {one_line(exc)}", EXIT_FAILED) from None
+    except BaseException as exc:
+        raise as_cli_error(exc, ns, "generation") from None
     for path, seed in zip(outputs, record.seeds):
         print(safe(f"wrote {path} (seed {seed})" if caps.seeds else f"wrote {path}"))
     sys.stdout.flush()

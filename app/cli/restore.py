@@ -8,14 +8,12 @@ restoration.process`); failures are one line and write nothing, like ``inpaint``
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import traceback
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from app.cli.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, CliError, one_line
+from app.cli.errors import EXIT_OK, CliError
 
 #: command → (the purpose its model must have, help, description)
 COMMANDS = {
@@ -63,10 +61,8 @@ def run(ns: argparse.Namespace, command: str, purpose: str) -> int:
 
 
 def _run(ns: argparse.Namespace, command: str, purpose: str) -> int:
-    from app.cli.generate import _CancelOnSigint, _isatty, _ProgressPrinter, _user_error
-    from app.core.errors import UserError
+    from app.cli.generate import _CancelOnSigint, _isatty, _ProgressPrinter, as_cli_error
     from app.core.imageio import load_image, load_mask, save_image
-    from app.inference.engine import Cancelled
     from app.service.restoration import RestorationRequest, RestorationService
 
     try:
@@ -88,18 +84,8 @@ def _run(ns: argparse.Namespace, command: str, purpose: str) -> int:
                 reporter.finish()
             pixels = result.pixels
             save_image(ns.output, pixels, icc_profile=loaded.icc_profile)
-    except UserError as exc:
-        raise _user_error(exc, ns) from None
-    except Cancelled:
-        raise CliError("cancelled; nothing was written", EXIT_CANCELLED) from None
-    except (CliError, KeyboardInterrupt):
-        raise
-    except OSError as exc:
-        raise CliError(f"cannot write {ns.output}: {one_line(exc)}", EXIT_FAILED) from None
-    except Exception as exc:
-        if os.environ.get("INPAINT_STUDIO_DEBUG"):
-            traceback.print_exception(exc)
-        raise CliError(f"{command} failed: {type(exc).__name__}: {one_line(exc)}", EXIT_FAILED) from None
+    except BaseException as exc:
+        raise as_cli_error(exc, ns, command, output=ns.output) from None
     height, width = pixels.shape[:2]
     print(f"wrote {ns.output} ({width}×{height}, {summary.architecture} ×{summary.scale})")
     return EXIT_OK
