@@ -201,3 +201,11 @@ def test_admission_and_429_are_unchanged_with_batching_on(service, tiny_inpaint_
     finally:
         release.set()
         queue.stop()
+
+
+@pytest.mark.parametrize("field, value", [("batch_window_ms", -1.0), ("batch_window_ms", 5000.0), ("max_batch", 0)])
+def test_batching_options_are_checked(tmp_path, field, value):
+    from app.server.config import ConfigError, ServerConfig
+
+    with pytest.raises(ConfigError, match=field.replace("_", "-")):
+        ServerConfig(data_dir=tmp_path, **{field: value}).check()

@@ -212,7 +212,10 @@ class JobQueue:
     def _gather(self, first: Ticket) -> list[Ticket]:
         """``first`` and the compatible jobs that wait, or arrive within the batching window."""
         policy = self.batching
-        key = self.service.batch_key(first.request) if policy.enabled and first.request is not None else None
+        try:
+            key = self.service.batch_key(first.request) if policy.enabled and first.request is not None else None
+        except Exception:  # a request its own run will refuse: it runs alone and says why
+            key = None
         if key is None:
             return [first]
         batch = [first]
