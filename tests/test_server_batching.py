@@ -2,6 +2,7 @@
 backend call (tiny model, CPU), each still the image of its own seed; incompatible jobs are not
 gathered; a cancelled job does not break its batch-mates; admission (429) is unchanged."""
 
+import base64
 import threading
 
 import numpy as np
@@ -209,3 +210,39 @@ def test_batching_options_are_checked(tmp_path, field, value):
 
     with pytest.raises(ConfigError, match=field.replace("_", "-")):
         ServerConfig(data_dir=tmp_path, **{field: value}).check()
+
+
+def test_concurrent_http_clients_share_one_call_and_get_their_own_images(tiny_inpaint_model, tmp_path):
+    """Three A1111 clients at once through a real uvicorn on 127.0.0.1: one batched UNet call per
+    step; each answer is the image that request gets alone (within the batched tolerance)."""
+    import concurrent.futures
+    import dataclasses
+
+    from app.inference.registry import capabilities, load_backend
+    from app.server.config import ServerConfig
+    from serverutil import b64, centre_mask, decode_png, running_server, scene
+
+    service = GenerationService(loader=lambda ref, o: load_backend(ref, dataclasses.replace(o, exact_batches=False)),
+                                capabilities=capabilities)
+    config = ServerConfig(data_dir=tmp_path, model=str(tiny_inpaint_model), batch_window_ms=1000, max_batch=3)
+
+    def body(k):
+        return {"prompt": ["a stone wall", "a red cup", "grass"][k], "init_images": [b64(scene())],
+                "mask": b64(centre_mask()), "seed": 5 + k, "steps": 1, "sampler_name": "Euler", "width": WORK,
+                "height": WORK, "cfg_scale": 5.0, "denoising_strength": 1.0}
+
+    with running_server(config, service) as server:
+        def post(k):
+            r = server.post("/sdapi/v1/img2img", json=body(k))
+            assert r.status_code == 200, r.text[:300]
+            return decode_png(base64.b64decode(r.json()["images"][0]))
+
+        server.app.state.queue.batching = BatchPolicy(0)
+        alone_images = [post(k) for k in range(3)]  # the first loads the model
+        server.app.state.queue.batching = BatchPolicy(1.0, 3)  # closes once the three are in
+        with UnetCalls(service) as calls, concurrent.futures.ThreadPoolExecutor(3) as pool:
+            together = list(pool.map(post, range(3)))
+        assert calls.sizes == [6]
+        for a, b in zip(together, alone_images):
+            assert diff(a, b) <= BATCH_TOLERANCE_CPU
+        assert len({a.tobytes() for a in together}) == 3
