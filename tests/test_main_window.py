@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -211,16 +212,22 @@ def test_event_loop_stays_responsive_during_generation(qtbot, slow_window, photo
     assert max(gaps) < 0.25, f"event loop stalled {max(gaps) * 1000:.0f} ms"
 
 
-def test_empty_mask_and_broken_model_are_reported_and_document_untouched(qtbot, window, photo, tmp_path):
+def test_empty_mask_and_broken_model_are_reported_and_document_untouched(qtbot, window, photo, tmp_path, tiny_inpaint_model):
     window.open_path(str(photo))
     before = window.document.pixels.copy()
     assert not window.generate()
     assert window.message_bar.isVisible() and "mask is empty" in window.message_bar.text
-    broken = tmp_path / "broken-model"
-    broken.mkdir()
-    (broken / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionInpaintPipeline"}))
+    config_only = tmp_path / "configs-only"
+    config_only.mkdir()
+    (config_only / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionInpaintPipeline"}))
+    assert not window.model_picker.add_model_path(str(config_only))  # told when added: unet/config.json is missing
+    assert "config.json" in window.model_picker.detail.text()
+    broken = shutil.copytree(tiny_inpaint_model, tmp_path / "broken-model")
+    for weights in (broken / "unet").glob("*.safetensors"):  # whole as far as a header look can tell: the load finds out
+        weights.unlink()
+    (broken / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"not a torch file")
     window.document.fill_rect((20, 20, 30, 30))
-    window.model_picker.add_model_path(str(broken))
+    assert window.model_picker.add_model_path(str(broken))
     params = window.current_params().replace(prompt="a cat", steps=2)
     with qtbot.waitSignal(window.generation_failed, timeout=60000) as blocker:
         assert window.generate(params)
@@ -567,3 +574,19 @@ def test_first_start_fits_the_screen(qtbot, settings):
     assert free.contains(window.geometry()), (free, window.geometry())
     assert window.width() == min(1440, free.width()) and window.height() == min(900, free.height())
     window.force_close()
+
+
+def test_a_truncated_download_added_by_hand_is_marked_incomplete_not_offered(window, tiny_inpaint_model, tmp_path):
+    """Issue 25: a diffusers folder whose UNet download stopped half way was listed as a normal
+    model and failed only when chosen; now it is marked when added and never selected."""
+    model = tmp_path / "half-downloaded"
+    shutil.copytree(tiny_inpaint_model, model)
+    unet = next((model / "unet").glob("*.safetensors"))
+    with open(unet, "r+b") as fh:
+        fh.truncate(unet.stat().st_size // 2)
+    before = window.model_picker.current_model()
+    assert not window.model_picker.add_model_path(str(model))
+    assert window.model_picker.current_model() == before
+    row = window.model_picker.combo.findData(str(model))
+    assert row >= 0 and window.model_picker.combo.itemText(row) == "half-downloaded (incomplete)"
+    assert "truncated" in window.model_picker.detail.text() and "unet/" in window.model_picker.detail.text()

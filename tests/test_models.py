@@ -275,3 +275,25 @@ def test_device_choice(monkeypatch):
         choose_device("cuda:2")
     monkeypatch.setenv("INPAINT_STUDIO_DEVICE", "cpu")
     assert choose_device().device == "cpu"
+
+
+def test_truncated_weights_are_skipped_with_their_reason(tmp_path, tiny_inpaint_model):
+    """A folder or checkpoint cut short by an unfinished download is listed with why, and the
+    loader's preflight refuses it before torch is imported."""
+    folder = tmp_path / "cut"
+    shutil.copytree(tiny_inpaint_model, folder)
+    vae = next((folder / "vae").glob("*.safetensors"))
+    whole = vae.stat().st_size
+    assert catalog.truncation(vae) == ""
+    with open(vae, "r+b") as fh:
+        fh.truncate(whole - 1)
+    assert catalog.truncation(vae).startswith("is truncated")
+    info = catalog.resolve_model(str(folder))
+    assert not info.usable and "vae/" in info.note and "incomplete" in info.note
+    with pytest.raises(ModelLoadError, match="truncated"):
+        loader.preflight(str(folder))
+    zipped = tmp_path / "weights.bin"
+    torch.save({"w": torch.zeros(64)}, zipped)
+    assert catalog.truncation(zipped) == ""
+    zipped.write_bytes(zipped.read_bytes()[:-30])
+    assert "zip directory" in catalog.truncation(zipped)

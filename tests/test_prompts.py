@@ -125,3 +125,26 @@ def test_emphasis_changes_the_picture_and_weight_one_does_not(inpaint):
     strong = run(inpaint, make_request(prompt="a (stone:1.8) wall", **kw))[0]
     assert np.abs(plain.astype(int) - same.astype(int)).max() <= 1  # same conditioning, other code path
     assert not np.array_equal(plain, strong)
+
+
+def test_a_long_prompt_stops_encoding_between_chunks_when_cancelled(pipe):
+    """A client that goes away while a long prompt is encoded frees the worker at the next chunk
+    (a 1 MB prompt once held it for minutes)."""
+    from app.inference.engine import Cancelled
+
+    calls = []
+    encoder = pipe.text_encoder
+    real_forward = encoder.forward
+
+    def counting_forward(*args, **kwargs):
+        calls.append(1)
+        return real_forward(*args, **kwargs)
+
+    asked = []
+    encoder.forward = counting_forward
+    try:
+        with pytest.raises(Cancelled):
+            encode_prompt_pair(pipe, " ".join(["x"] * 600), "", cancelled=lambda: asked.append(1) or len(asked) > 2)
+    finally:
+        del encoder.forward
+    assert len(calls) == 2, "encoding went on past the cancel"  # 9 chunks; stopped before the third

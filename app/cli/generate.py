@@ -23,6 +23,7 @@ from app.cli.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Cli
 from app.core.errors import UserError
 from app.core.outpaint import FILL_MODES, ExpandError, parse_expansion
 from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL, GenerationParams, ParamError, default_strength
+from app.inference.threads import thread_count
 
 _DEFAULTS = GenerationParams()
 
@@ -98,7 +99,8 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
     g.add_argument(
         "--model",
         metavar="REF",
-        help="a diffusers folder, a .safetensors/.ckpt file, a Hugging Face id in the local cache, or "
+        help="a diffusers folder, a .safetensors/.ckpt file, a Hugging Face id in the local cache, "
+        "remote:http://HOST:PORT[#MODEL] (a model on an 'inpaint-studio serve' machine; see --token), or "
         + " / ".join(CLASSICAL_MODELS)
         + (f" (default: {DEFAULT_MODEL})" if mode == "inpaint" else " (required)"),
     )
@@ -111,7 +113,7 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
     g.add_argument(
         "--strength", type=float, metavar="X", help=f"denoising strength, 0.01–1 (default: {default_strength(mode):g})"
     )
-    g.add_argument("--seed", type=int, metavar="S", help="0 … 4294967295, or -1 for random (default: -1); the seed used is printed")
+    g.add_argument("--seed", type=int, metavar="S", help="0 … 18446744073709551615 (64-bit), or -1 for random (default: -1); the seed used is printed")
     g.add_argument("--samples", type=int, metavar="N", help=f"how many images, 1–8, seeds S, S+1, … (default: {d.batch_size})")
     g.add_argument("--width", type=int, metavar="PX", help="model width, multiple of 8 in 256–2048 (default: from the region)")
     g.add_argument("--height", type=int, metavar="PX", help="model height, multiple of 8 in 256–2048 (default: from the region)")
@@ -131,6 +133,10 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
     r = p.add_argument_group("runtime")
     r.add_argument("--device", metavar="DEVICE", help="cuda, cuda:N, mps or cpu (default: the best available)")
     r.add_argument("--low-memory", action="store_true", help="attention slicing, VAE tiling and CPU offload for small GPUs")
+    r.add_argument("--threads", type=thread_count, metavar="N", help="CPU threads torch uses (default: all cores); the same seed "
+                   "gives identical pixels on a CPU only at the same thread count")
+    r.add_argument("--token", metavar="TOKEN", help="API token of a remote: model's server (default: the "
+                   "INPAINT_STUDIO_TOKEN environment variable)")
     r.add_argument(
         "--allow-pickle",
         action="store_true",
@@ -260,6 +266,7 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion:
     from app.core.imageio import ImageLoadError, load_image, load_mask, probe_image  # numpy/cv2 only now
     from app.inference.engine import Cancelled
     from app.inference.registry import LoadOptions
+    from app.inference.threads import use_threads
     from app.service import GenerationRequest, GenerationService
 
     try:
@@ -282,11 +289,13 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion:
 
             grown = prepare_outpaint(pixels, mask, expansion, ns.expand_fill)
             pixels, mask, context = grown.pixels, grown.mask, grown.context
+        use_threads(ns.threads)
         service = GenerationService()
-        options = LoadOptions(device=ns.device, low_memory=ns.low_memory, allow_pickle=ns.allow_pickle)
+        options = LoadOptions(device=ns.device, low_memory=ns.low_memory, allow_pickle=ns.allow_pickle,
+                              server_token=ns.token)
         request = GenerationRequest(params, pixels, mask, context, options=options)
         checked = service.check(request)  # refusals before any model loads
-        caps = service.capabilities(checked.model)
+        caps = service.capabilities(checked.model, options)
         if caps.prompts and not checked.prompt.strip():
             raise CliError("--prompt is required with a diffusion model")
         show_progress = ns.progress or _isatty(sys.stderr)

@@ -7,7 +7,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
+
+from app.inference.threads import thread_count
 
 HELP = "serve the hosted inpainting APIs (OpenAI, Segmind, Replicate-style, Appypie, A1111) over HTTP"
 
@@ -39,15 +42,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    "none by default, loopback included")
     p.add_argument("--docs", action="store_true", help="serve the interactive API page at /docs (Swagger UI loads its "
                    "scripts from a CDN; off by default; /openapi.json is always served)")
+    p.add_argument("--no-preload", action="store_true", help="do not load the default model at start (by default it is "
+                   "loaded at once, so the first request does not wait for it; /readyz answers 503 until then)")
+    p.add_argument("--threads", type=thread_count, metavar="N", help="CPU threads torch uses (default: all cores; each "
+                   "Ray replica: its --cpus-per-replica); same seed, same pixels needs the same thread count")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     ray = p.add_argument_group("Ray Serve (the 'cluster' extra; docs/DEPLOY.md)")
     ray.add_argument("--ray", action="store_true", help="serve as a Ray Serve application: generator replicas that each "
                      "hold one model, autoscaled; --data must be a path every node can read")
-    ray.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (default: start a local one)")
+    ray.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (default: RAY_ADDRESS, else a cluster "
+                     "started here with 'ray start', else a local one on 127.0.0.1)")
     ray.add_argument("--min-replicas", type=int, default=1, metavar="N", help="generator replicas at least (default: 1)")
     ray.add_argument("--max-replicas", type=int, default=1, metavar="N", help="generator replicas at most (default: 1)")
     ray.add_argument("--target-ongoing-requests", type=float, default=1.0, metavar="N",
                      help="jobs per replica Serve's autoscaler aims at (default: 1)")
+    ray.add_argument("--cpus-per-replica", type=thread_count, default=1, metavar="N",
+                     help="CPUs each replica reserves, and so its torch threads (default: 1)")
     ray.add_argument("--gpus-per-replica", type=float, default=0.0, metavar="N",
                      help="GPUs each replica reserves: 1 on GPU nodes (default: 0, CPU replicas)")
     p.set_defaults(func=run)
@@ -71,12 +81,20 @@ def run(ns: argparse.Namespace) -> int:
             data_dir=Path(ns.data).expanduser() if ns.data else data_dir() / "server", host=ns.host, port=ns.port,
             model=ns.model, tokens=load_tokens(ns.tokens, dict(os.environ)), allow_fetch=frozenset(h.lower() for h in ns.allow_fetch),
             allowed_hosts=frozenset(h.lower() for h in ns.allowed_host), queue_depth=ns.queue_depth,
-            batch_window_ms=ns.batch_window_ms, max_batch=ns.max_batch, trusted_proxies=tuple(ns.trusted_proxy), docs=ns.docs).check()
+            batch_window_ms=ns.batch_window_ms, max_batch=ns.max_batch, trusted_proxies=tuple(ns.trusted_proxy),
+            docs=ns.docs, preload=not ns.no_preload).check()
     except (TokenFileError, ConfigError) as exc:
         raise CliError(str(exc)) from None
     if ns.ray:
         return serve_on_ray(ns, config)
-    serve(config, ns.log_level)
+    from app.inference.threads import use_threads
+
+    use_threads(ns.threads)
+    try:
+        serve(config, ns.log_level)
+    except KeyboardInterrupt:  # uvicorn stopped cleanly, then re-raised the signal
+        pass
+    print("stopped: unfinished jobs were marked canceled; finished ones stay in --data", file=sys.stderr)
     return 0
 
 
@@ -88,18 +106,27 @@ def serve_on_ray(ns: argparse.Namespace, config) -> int:
         import ray
         from ray import serve
 
-        from app.server.ray_app import APP_NAME, RayOptions, build_application
+        from app.server.ray_app import APP_NAME, RayOptions, build_application, start
     except ImportError as exc:
         raise CliError(ray_missing(exc)) from None
     try:
         options = RayOptions(min_replicas=ns.min_replicas, max_replicas=ns.max_replicas,
                              target_ongoing_requests=ns.target_ongoing_requests,
-                             gpus_per_replica=ns.gpus_per_replica).check()
+                             gpus_per_replica=ns.gpus_per_replica,
+                             cpus_per_replica=ns.threads or ns.cpus_per_replica).check()
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    ray.init(address=ns.ray_address, include_dashboard=False)
-    serve.start(http_options={"host": config.host, "port": config.port})
-    serve.run(build_application(config, options), name=APP_NAME, route_prefix="/", blocking=True)
+    start(ns.ray_address, config.host, config.port)
+    print(f"serving on http://{config.host}:{config.port} (Ray Serve; /readyz answers 200 once a generator replica "
+          "has loaded its model; Ctrl+C stops)", file=sys.stderr)
+    try:
+        serve.run(build_application(config, options), name=APP_NAME, route_prefix="/", blocking=False)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping: unfinished jobs are marked canceled; finished ones stay in --data", file=sys.stderr)
+        serve.shutdown()
+        ray.shutdown()
     return 0
 
 

@@ -10,6 +10,8 @@ run. Needs httpx, numpy and PIL; never torch.
 
 Model refs: ``remote:http://host:port`` (the server's default model) or
 ``remote:http://host:port#<model id>`` (an id the server's ``GET /v1/models`` lists).
+A server with tokens needs one: the editor's Settings → Generation server…, the CLI's
+``--token``, or the ``INPAINT_STUDIO_TOKEN`` environment variable (used when neither gives one).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -30,6 +33,8 @@ CAPABILITIES_PATH = "/v1/backend/capabilities"
 #: Connecting should be quick; a step on a busy server may take long (the read timeout is per line).
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 600.0
+#: The environment variable a ``remote:`` model's token comes from when none is given.
+TOKEN_ENV = "INPAINT_STUDIO_TOKEN"
 
 
 class ServerUnreachable(UserError, ConnectionError):
@@ -80,6 +85,7 @@ def decode_png(data: str, mode: str) -> np.ndarray:
 
 
 def _headers(token: str | None) -> dict[str, str]:
+    token = token or os.environ.get(TOKEN_ENV, "").strip()
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
@@ -110,7 +116,8 @@ def _check_status(url: str, status: int, body: str) -> None:
     except (ValueError, AttributeError):
         message = body[:300]
     if status == 401:
-        message = f"{message}. Set the server's token in Settings → Generation server…"
+        message = (f"{message}. Give the server's API token: from the command line with --token or the {TOKEN_ENV} "
+                   "environment variable; in the editor in Settings → Generation server…")
     raise RemoteGenerationError(f"The generation server at {url} answered {status}: {message}")
 
 

@@ -1,5 +1,6 @@
 """`create_app`: the FastAPI app of ``inpaint-studio serve`` — one generation service, one job
-queue, one job store, and a router per API shape. ``/healthz``, ``/metrics`` (Prometheus text;
+queue, one job store, and a router per API shape. ``/healthz`` (liveness), ``/readyz`` (readiness:
+a generator is loaded; `app.server.readiness`), ``/metrics`` (Prometheus text;
 needs a token when the server has tokens), ``/files/{name}`` (the outputs behind every returned
 URL: capability URLs, see `JobStore.output_path`), ``/openapi.json`` and, with ``--docs``, the
 Swagger page at ``/docs`` (it loads scripts from a CDN, so it is off by default). On loopback
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -28,6 +30,7 @@ from app.server.jobs import JobStore
 from app.server.metrics import Metrics
 from app.server.models import ModelTable
 from app.server.queue import JobQueue
+from app.server.readiness import Preload
 from app.service.generation import GenerationService
 
 #: Request bodies above this are refused before they are read: two images at the 50 MB cap,
@@ -76,14 +79,22 @@ OUTPUT_HEADERS = {"Cache-Control": "private, max-age=86400", "X-Content-Type-Opt
                   "Referrer-Policy": "no-referrer"}
 
 
-def create_app(config: ServerConfig, service: GenerationService | None = None) -> FastAPI:
+def create_app(config: ServerConfig, service: GenerationService | None = None,
+               not_ready: Callable[[], str | None] | None = None, runtime: Callable[..., dict] | None = None) -> FastAPI:
+    """``not_ready``: why the server cannot run a job now (None = ready), for ``/readyz``; by
+    default the preload of the default model (`Preload`, when ``config.preload``). ``runtime``:
+    where a job ran, for its record (`JobQueue`; by default this process)."""
     config.check()
     service = service or GenerationService()
     metrics = Metrics()
     store = JobStore(config.data_dir)
+    models = ModelTable(config.model)
+    preload = Preload(service, models.default.ref, config.preload and not_ready is None)
+    not_ready = not_ready or preload.not_ready
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        preload.start()
         yield
         app.state.queue.stop()
 
@@ -94,9 +105,9 @@ def create_app(config: ServerConfig, service: GenerationService | None = None) -
     app.state.service = service
     app.state.store = store
     app.state.metrics = metrics
-    app.state.queue = JobQueue(service, store, metrics, config.queue_depth, config.concurrency,
+    app.state.queue = JobQueue(service, store, metrics, config.queue_depth, config.concurrency, runtime,
                                BatchPolicy(config.batch_window_ms / 1000, config.max_batch))
-    app.state.models = ModelTable(config.model)
+    app.state.models = models
     app.state.fetch_policy = FetchPolicy(config.allow_fetch, config.fetch_timeout_s, config.max_input_bytes)
     #: Images decoded outside a job (png-info) at once: each may take up to the pixel cap.
     app.state.decodes = asyncio.Semaphore(2)
@@ -115,6 +126,15 @@ def create_app(config: ServerConfig, service: GenerationService | None = None) -
         queue = request.app.state.queue
         return {"status": "ok", "model": request.app.state.models.default.id, "queue_waiting": queue.waiting(),
                 "running": queue.current is not None}
+
+    @app.get("/readyz", tags=["server"])
+    async def readyz(request: Request) -> JSONResponse:
+        """200 once a generator is loaded, else 503 with the reason (a probe takes the pod out of
+        rotation, not kills it); never waits behind a job."""
+        reason = await asyncio.to_thread(not_ready)
+        if reason is None:
+            return JSONResponse({"status": "ready", "model": request.app.state.models.default.id})
+        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
 
     @app.get("/metrics", tags=["server"], dependencies=[Depends(require_token)])
     async def metrics_text(request: Request) -> Response:

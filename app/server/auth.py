@@ -108,8 +108,8 @@ def owner_of(request: Request) -> str | None:
     return hashlib.sha256(given.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-#: Paths answered without a token: liveness, outputs (capability URLs) and the API page.
-PUBLIC_PATHS = ("/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json")
+#: Paths answered without a token: liveness and readiness probes, outputs (capability URLs) and the API page.
+PUBLIC_PATHS = ("/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json")
 PUBLIC_PREFIXES = ("/files/",)
 
 

@@ -38,6 +38,9 @@ class ServerConfig:
     #: Serve the interactive API page at /docs (Swagger UI, which loads its scripts from a CDN);
     #: off by default. /openapi.json is always served.
     docs: bool = False
+    #: Load the default model on start (``serve`` does; ``--no-preload`` opts out); ``/readyz``
+    #: answers 503 until it is loaded.
+    preload: bool = False
     #: How long the queue's worker waits for compatible jobs to batch with the one it took
     #: (`app.server.gather`); 0 = never batch jobs of different requests.
     batch_window_ms: float = 10.0

@@ -55,6 +55,9 @@ class JobRecord:
     extra: dict[str, Any] = field(default_factory=dict)  # shape-specific: the input echo, the model slug
     #: Whose job it is: a digest of the creating token (`app.server.auth.owner_of`); "" when made without tokens.
     owner: str = ""
+    #: Where it ran: device, dtype, torch threads (`app.inference.threads.runtime`); the same
+    #: seed and params give identical pixels only where these match (docs/DEPLOY.md).
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:

@@ -9,11 +9,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.queue_depth = Gauge("inpaint_queue_depth", "Jobs waiting in the queue", registry=self.registry)
-        self.running = Gauge("inpaint_jobs_running", "Jobs running now (0 or 1)", registry=self.registry)
+        self.queue_depth = Gauge("inpaint_queue_depth", "Jobs waiting in the queue (admitted, not yet running)", registry=self.registry)
+        self.running = Gauge("inpaint_jobs_running", "Jobs running now (at most 1 on a plain server; up to the generator replicas on Ray)", registry=self.registry)
         self.finished = Counter("inpaint_jobs", "Finished jobs by status (succeeded, failed, canceled)",
                                 ["status"], registry=self.registry)
-        self.rejected = Counter("inpaint_jobs_rejected", "Jobs refused because the queue was full",
+        self.rejected = Counter("inpaint_jobs_rejected", "Jobs refused with 429 because the queue was full",
                                 registry=self.registry)
         self.job_seconds = Histogram("inpaint_job_seconds", "Run time of finished jobs",
                                      buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),

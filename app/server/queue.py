@@ -25,6 +25,7 @@ from typing import Any
 
 from app.core.errors import UserError
 from app.core.records import GenerationRecord
+from app.inference import threads
 from app.inference.engine import Cancelled, Progress
 from app.server.errors import scrub_paths
 from app.server.gather import BatchPolicy
@@ -69,10 +70,13 @@ class Ticket:
 
 class JobQueue:
     def __init__(self, service: GenerationService, store: JobStore, metrics: Metrics, depth: int = 16,
-                 workers: int = 1, batching: BatchPolicy = BatchPolicy(window_s=0)):
+                 workers: int = 1, runtime: Callable[[GenerationRequest], dict[str, Any]] | None = None,
+                 batching: BatchPolicy = BatchPolicy(window_s=0)):
         """``workers`` jobs run at once: 1 for one local model; a Ray cluster's replicas take more.
+        ``runtime(request)``, called on the worker after a run: where it ran, for the record.
         ``batching``: how a worker gathers compatible jobs into one batched run (`app.server.gather`)."""
         self.service, self.store, self.metrics, self.depth = service, store, metrics, depth
+        self.runtime = runtime or (lambda request: threads.runtime(request.options.device))
         self.batching = batching
         self._waiting: collections.deque[Ticket] = collections.deque()
         self._reserved = 0  # slots held by routes still reading their inputs
@@ -259,6 +263,11 @@ class JobQueue:
         for ticket, outcome in zip(live, outcomes):
             if isinstance(outcome, Exception):
                 self._fail(ticket, outcome, t0)
+                continue
+            try:
+                ticket.job.runtime = self.runtime(ticket.request)
+            except Exception as exc:
+                self._fail(ticket, exc, t0)
             else:
                 self._writer.submit(self._save, ticket, outcome, t0)
 
@@ -276,6 +285,7 @@ class JobQueue:
         self.metrics.running.inc()
         try:
             record = self.service.run(ticket.request, lambda p: self._progress(ticket, p), ticket.cancel.is_set)
+            job.runtime = self.runtime(ticket.request)
         except Exception as exc:
             self._fail(ticket, exc, t0)
         else:

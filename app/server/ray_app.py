@@ -13,10 +13,12 @@ Ray is imported here only; the plain server never needs it (the ``cluster`` extr
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
-import queue
+import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,7 @@ from ray.serve.handle import DeploymentHandle
 from app.core.errors import UserError
 from app.inference.engine import BackendRequest, Cancelled, Progress
 from app.inference.registry import Capabilities
+from app.inference.threads import runtime, use_threads
 from app.server.config import ServerConfig
 from app.service.generation import GenerationRequest, GenerationService
 
@@ -34,6 +37,11 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "inpaint"
 GENERATOR, INGRESS = "generator", "ingress"
+#: A readiness answer is reused this long (probes may come often; Serve's status is a controller call).
+READY_CACHE_S = 1.0
+#: Requests the ingress takes beyond its job queue and running jobs: probes, metrics, status
+#: polls, output downloads, and requests about to be refused with our 429.
+INGRESS_HEADROOM = 64
 #: What a dead or restarting replica looks like to the caller.
 REPLICA_LOST = (RayActorError, ActorUnavailableError)
 
@@ -84,44 +92,62 @@ class RayOptions:
 
 # -- the generator replicas ---------------------------------------------------------------------
 class Generator:
-    """One loaded model. ``run`` streams ("progress", step, total) events, then ("result",
-    record), ("cancelled",) or ("error", title, message, bad_input); closing the stream (the
-    caller cancelled) stops the run at the engine's next step."""
+    """One loaded model (loaded in ``__init__``: a RUNNING replica is a ready one). ``run`` and
+    ``region`` stream ("progress", step, total, preview) events, then ("result", value),
+    ("cancelled",) or ("error", title, message, bad_input); closing the stream (the caller
+    cancelled or its client left) stops the run at the engine's next step."""
 
-    def __init__(self, model_ref: str):
+    def __init__(self, model_ref: str, threads: int | None = None):
+        use_threads(threads)  # as Ray's OMP_NUM_THREADS says, but explicit: pixels depend on it
         self.service = GenerationService()
         self.service.preload(model_ref)
 
     def capabilities(self, model_ref: str) -> Capabilities:
         return self.service.capabilities(model_ref)
 
-    def region(self, model_ref: str, region: BackendRequest) -> list:
-        return self.service.generate_region(model_ref, region, lambda *a: None, lambda: False)
+    async def run(self, request: GenerationRequest):
+        async for event in _events(lambda progress, stop: self.service.run(
+                request, lambda p: progress(p.step, p.total, None), stop), request.options.device):
+            yield event
 
-    def run(self, request: GenerationRequest):
-        events: queue.Queue[tuple] = queue.Queue()
-        stop = threading.Event()
+    async def region(self, model_ref: str, region: BackendRequest):
+        async for event in _events(lambda progress, stop: self.service.generate_region(model_ref, region, progress,
+                                                                                        stop)):
+            yield event
 
-        def work() -> None:
-            try:
-                record = self.service.run(request, lambda p: events.put(("progress", p.step, p.total)), stop.is_set)
-                events.put(("result", record))
-            except Cancelled:
-                events.put(("cancelled",))
-            except UserError as exc:
-                events.put(("error", exc.title, exc.message, exc.bad_input))
-            except Exception as exc:  # a replica bug fails the job, with its reason
-                events.put(("error", "Generation failed", f"internal error: {type(exc).__name__}: {exc}", False))
 
-        threading.Thread(target=work, name="inpaint-replica-run", daemon=True).start()
+async def _events(work_fn, device: str | None = None):
+    """Run ``work_fn(progress, stop)`` on a thread and yield its events as they come (a result
+    with where it ran: `runtime`, on the thread that ran it). An async
+    generator on purpose: Serve cancels one (its caller cancelled, or its client left) by
+    throwing into it, which sets ``stop``; a sync generator would run on to its end."""
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[tuple] = asyncio.Queue()
+    stop = threading.Event()
+
+    def put(event: tuple) -> None:
+        loop.call_soon_threadsafe(events.put_nowait, event)
+
+    def work() -> None:
         try:
-            while True:
-                event = events.get()
-                yield event
-                if event[0] != "progress":
-                    return
-        finally:
-            stop.set()
+            result = work_fn(lambda step, total, preview: put(("progress", step, total, preview)), stop.is_set)
+            put(("result", result, runtime(device)))
+        except Cancelled:
+            put(("cancelled",))
+        except UserError as exc:
+            put(("error", exc.title, exc.message, exc.bad_input))
+        except Exception as exc:  # a replica bug fails the job, with its reason
+            put(("error", "Generation failed", f"internal error: {type(exc).__name__}: {exc}", False))
+
+    threading.Thread(target=work, name="inpaint-replica-run", daemon=True).start()
+    try:
+        while True:
+            event = await events.get()
+            yield event
+            if event[0] != "progress":
+                return
+    finally:
+        stop.set()
 
 
 # -- the ingress --------------------------------------------------------------------------------
@@ -132,6 +158,26 @@ class ClusterService(GenerationService):
         super().__init__(loader=_no_local_model, capabilities=self._remote_capabilities)
         self.generator = generator
         self._caps: dict[str, Capabilities] = {}
+        self._ready_checked_at, self._not_ready = -READY_CACHE_S, "not checked yet"
+        self._last = threading.local()  # per ingress worker: where its last job ran
+
+    def runtime(self, request: GenerationRequest) -> dict[str, Any]:
+        """Where this worker's last job ran (its replica's device, dtype, torch threads)."""
+        return getattr(self._last, "runtime", {})
+
+    def not_ready(self) -> str | None:
+        """For ``/readyz``: None once a generator replica is RUNNING (it loaded its model in its
+        constructor). Asks Serve's controller, never a replica, so it never waits behind a job."""
+        now = time.monotonic()
+        if now - self._ready_checked_at > READY_CACHE_S:
+            try:
+                status = serve.status().applications[APP_NAME].deployments[GENERATOR]
+                running = status.replica_states.get("RUNNING", 0)
+                self._not_ready = None if running else "no generator replica has loaded its model yet"
+            except Exception as exc:  # the controller is restarting: not ready, say why
+                self._not_ready = f"Ray Serve's status is unavailable ({type(exc).__name__})"
+            self._ready_checked_at = now
+        return self._not_ready
 
     def _remote_capabilities(self, model_ref: str, options=None) -> Capabilities:
         if model_ref not in self._caps:
@@ -141,21 +187,29 @@ class ClusterService(GenerationService):
     def run(self, request: GenerationRequest, progress=None, cancelled=None):
         params = self.check(request).with_resolved_seed()  # a retry must draw the same seed
         request = dataclasses.replace(request, params=params)
-        return self._with_retry(lambda: self._stream(request, progress or (lambda p: None), cancelled or (lambda: False)))
+        report = progress or (lambda p: None)
+        return self._with_retry(lambda: self._stream(lambda: self.generator.options(stream=True).run.remote(request),
+                                                     lambda step, total, _: report(Progress(step, total)),
+                                                     cancelled or (lambda: False)))
 
     def generate_region(self, model_ref, region, progress, cancelled, options=None) -> list:
-        return self._with_retry(lambda: self.generator.region.remote(model_ref, region).result())
+        """Streamed like `run`: the remote editor gets every step's progress (and preview), and
+        its disconnect stops the replica's run at the next step."""
+        return self._with_retry(lambda: self._stream(
+            lambda: self.generator.options(stream=True).region.remote(model_ref, region), progress, cancelled))
 
-    def _stream(self, request: GenerationRequest, progress, cancelled):
-        stream = self.generator.options(stream=True).run.remote(request)
+    def _stream(self, start, progress, cancelled):
+        """Follow the event stream ``start()`` opens; ``progress(step, total, preview)``."""
+        stream = start()
         for event in stream:
             if cancelled():
                 stream.cancel()
                 raise Cancelled()
             kind = event[0]
             if kind == "progress":
-                progress(Progress(event[1], event[2]))
+                progress(*event[1:])
             elif kind == "result":
+                self._last.runtime = event[2]
                 return event[1]
             elif kind == "cancelled":
                 raise Cancelled()
@@ -189,7 +243,45 @@ class Ingress:
     def __serve_build_asgi_app__(self):
         from app.server.app import create_app
 
-        return create_app(self.config, ClusterService(self.generator))
+        service = ClusterService(self.generator)
+        return create_app(self.config, service, not_ready=service.not_ready, runtime=service.runtime)
+
+
+# -- starting Ray and Serve ---------------------------------------------------------------------
+#: Where a local cluster's nodes say they are (and the ports Ray lets us place listen): loopback.
+LOOPBACK = "127.0.0.1"
+
+
+def start(address: str | None, host: str, port: int, num_cpus: int | None = None) -> bool:
+    """Join the cluster at ``address`` (or RAY_ADDRESS, or a running ``ray start`` cluster, as
+    ``ray.init`` finds them), else start a local one on loopback; then start Serve's HTTP proxy
+    on ``host:port`` only. Quiet: Ray's and Serve's start-up chatter stays at WARNING. Returns
+    True when it started a local cluster. Ray's core ports (GCS, raylet, workers, agents) bind
+    every interface whatever we ask: docs/DEPLOY.md names them and the firewall rule."""
+    import ray
+
+    local = _starts_local(address)
+    options: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
+                                   configure_logging=False)
+    if local:
+        options.update(address="local", _node_ip_address=LOOPBACK, num_cpus=num_cpus)
+    else:
+        options.update(address=address)
+    for name in ("ray", "ray.serve"):  # "Started Serve", "New http_options … will not be applied" on every start
+        logging.getLogger(name).setLevel(logging.WARNING)
+    ray.init(**options)
+    serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+    return local
+
+
+def _starts_local(address: str | None) -> bool:
+    """Whether ``ray.init(address)`` would start a local cluster, by Ray's own rule (a private
+    helper; where it is gone, the documented part of the rule: no address, no RAY_ADDRESS)."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:
+        return address == "local" or (address is None and not os.environ.get("RAY_ADDRESS"))
+    return canonicalize_bootstrap_address(address) is None
 
 
 # -- building the application -------------------------------------------------------------------
@@ -200,12 +292,22 @@ def build_application(config: ServerConfig, options: RayOptions = RayOptions()):
     generator = serve.deployment(
         Generator, name=GENERATOR, max_ongoing_requests=1, autoscaling_config=options.autoscaling(),
         ray_actor_options={"num_gpus": options.gpus_per_replica, "num_cpus": options.cpus_per_replica},
-    ).bind(model)
+    ).bind(model, max(1, int(options.cpus_per_replica)))
     # The ingress queues what the replicas cannot take yet; it may send as many as they can run.
     config = dataclasses.replace(config, model=model, concurrency=max(config.concurrency, options.max_replicas))
     ingress = serve.deployment(serve.ingress()(Ingress), name=INGRESS, num_replicas=1,
-                               ray_actor_options={"num_cpus": 0})
+                               ray_actor_options={"num_cpus": 0}, **ingress_limits(config))
     return ingress.bind(config, generator)
+
+
+def ingress_limits(config: ServerConfig) -> dict[str, int]:
+    """Serve's limits for the ingress, chosen so that admission is ours: every request reaches
+    the app (whose `JobQueue` answers 429 + Retry-After, shaped per API, once ``--queue-depth``
+    jobs wait), and probes never queue behind jobs in Serve's proxy (Serve's default of 5
+    ongoing requests held 15 waiting clients, and ``/healthz``, in front of the app). Serve's
+    own bounded queue (503) is only the last guard against a flood of connections."""
+    ongoing = config.queue_depth + config.concurrency + INGRESS_HEADROOM
+    return {"max_ongoing_requests": ongoing, "max_queued_requests": INGRESS_HEADROOM}
 
 
 def _default_model(config: ServerConfig) -> str:

@@ -81,6 +81,14 @@ def entry_from_info(info: Any) -> ModelEntry:
     return ModelEntry(str(getattr(info, "name", info)), str(getattr(info, "ref", info)), detail, usable, why)
 
 
+def default_inspect(ref: str) -> Any:
+    """What the catalog says of a path the user adds (configs and weight headers only: no torch,
+    no tensor read), so a broken download is marked when added, not when it fails to load."""
+    from app.inference.diffusers.catalog import resolve_model
+
+    return resolve_model(ref)
+
+
 def default_discover() -> list[Any]:
     from app.inference.diffusers.catalog import discover_models  # imported on the discovery thread
 
@@ -103,9 +111,11 @@ class ModelPicker(QWidget):
     a1111_changed = Signal(str)  # the A1111/Forge folder typed in (may be "")
     discovery_finished = Signal()
 
-    def __init__(self, parent: QWidget | None = None, *, discover: Callable[[], list[Any]] | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, discover: Callable[[], list[Any]] | None = None,
+                 inspect: Callable[[str], Any] | None = None) -> None:
         super().__init__(parent)
         self._discover = discover or default_discover
+        self._inspect = inspect or default_inspect
         self._discovered: list[ModelEntry] = []
         self._user: list[ModelEntry] = []
         self._remote: list[ModelEntry] = []
@@ -307,8 +317,9 @@ class ModelPicker(QWidget):
             self.add_model_path(path)
 
     def add_model_path(self, path: str) -> bool:
-        """Add and select a model file or folder; whether it loads is checked when it is used
-        (loading means reading gigabytes, which is the worker's job)."""
+        """Add and select a model file or folder. Its configs and weight headers are looked at
+        now (a truncated or incomplete download is listed as "(incomplete)" and not selected);
+        whether the weights load is checked when it is used (reading gigabytes is the worker's job)."""
         p = Path(path)
         if p.name == MODEL_INDEX and p.is_file():  # picked inside a diffusers folder: the folder is the model
             p = p.parent
@@ -316,12 +327,29 @@ class ModelPicker(QWidget):
             self.detail.setText(f"Not found: {path}")
             return False
         ref = str(p)
-        if all(e.ref != ref for e in self._user + self._discovered):
-            self._user.append(ModelEntry(p.name, ref, ref))
+        entry = self._inspect_entry(p.name, ref)
+        self._user = [e for e in self._user if e.ref != ref]
+        if all(e.ref != ref for e in self._discovered):
+            self._user.append(entry)
         self._rebuild()
+        if not entry.usable:
+            self.detail.setText(f"Not usable: {entry.detail}")
+            return False
         self.set_current_model(ref)
         self.model_added.emit(ref)
         return True
+
+    def _inspect_entry(self, name: str, ref: str) -> ModelEntry:
+        from app.core.errors import UserError
+
+        try:
+            info = self._inspect(ref)
+        except UserError as exc:
+            return ModelEntry(name, ref, str(exc), usable=False, why="unusable")
+        entry = entry_from_info(info)
+        # A pickle file stays usable here: the Allow Pickle setting decides when it is loaded.
+        pickle = str(getattr(info, "note", "")).startswith("pickle")
+        return ModelEntry(name, ref, entry.detail, usable=entry.usable or pickle, why=entry.why)
 
     # -- list ---------------------------------------------------------------------------------
     def _rebuild(self) -> None:

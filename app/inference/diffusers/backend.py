@@ -344,15 +344,16 @@ class DiffusionBackend:
         elif self.device.type == "mps" and hasattr(torch, "mps"):
             torch.mps.empty_cache()
 
-    def call_kwargs(self, pipe, request: BackendRequest, seed: int) -> dict:
-        """The exact public arguments given to the diffusers pipeline for one batch item."""
+    def call_kwargs(self, pipe, request: BackendRequest, seed: int, cancelled: CancelFn | None = None) -> dict:
+        """The exact public arguments given to the diffusers pipeline for one batch item
+        (``cancelled`` is asked while a long prompt is encoded)."""
         params = request.params
         height, width = request.image.shape[:2]
         image = request.image
         if params.masked_content == "latent_noise" and params.mode == "inpaint":
             image = noise_fill(image, request.mask, seed)
         kwargs = dict(
-            **prompt_kwargs(pipe, params.prompt, params.negative_prompt),
+            **prompt_kwargs(pipe, params.prompt, params.negative_prompt, cancelled),
             image=Image.fromarray(image),
             strength=params.strength,
             # diffusers runs int(steps × strength) steps and fails at 0: run at least one.
@@ -401,7 +402,7 @@ class DiffusionBackend:
                 raise Cancelled()
             return kw
 
-        kwargs = self.call_kwargs(pipe, request, seeds[0])
+        kwargs = self.call_kwargs(pipe, request, seeds[0], cancelled)
         generators = [kwargs["generator"]]
         if len(seeds) > 1:
             generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
@@ -443,7 +444,7 @@ class DiffusionBackend:
         return (arr[0] * 255).round().astype(np.uint8)
 
 
-def prompt_kwargs(pipe, prompt: str, negative: str) -> dict:
+def prompt_kwargs(pipe, prompt: str, negative: str, cancelled: CancelFn | None = None) -> dict:
     """The prompt arguments of a pipeline call, ``<lora:…>`` tags taken out: plain text when
     CLIP can take both prompts as they are (exactly what a direct diffusers call does), else
     A1111-style weighted, chunked embeddings (`app.inference.diffusers.prompts`)."""
@@ -452,7 +453,7 @@ def prompt_kwargs(pipe, prompt: str, negative: str) -> dict:
     convert = getattr(pipe, "maybe_convert_prompt", lambda text, _tokenizer: text)  # multi-vector embeddings
     if not any(needs_chunked_encoding(pipe.tokenizer, convert(text, pipe.tokenizer)) for text in (prompt, negative)):
         return dict(prompt=prompt, negative_prompt=negative or None)
-    prompt_embeds, negative_embeds = encode_prompt_pair(pipe, prompt, negative)
+    prompt_embeds, negative_embeds = encode_prompt_pair(pipe, prompt, negative, cancelled)
     return dict(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds)
 
 

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +146,8 @@ def inspect_diffusers_folder(folder: Path) -> tuple[str, bool, str]:
 #: The parts of a diffusers folder that must hold a weights file for the pipeline to load.
 WEIGHT_PARTS = ("unet", "vae", "text_encoder")
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
+WEIGHT_FILES = {"unet": "diffusion_pytorch_model.safetensors", "vae": "diffusion_pytorch_model.safetensors",
+                "text_encoder": "model.safetensors"}
 PIX2PIX_NOTE = "an InstructPix2Pix model (8-channel UNet, edits by instruction) is not supported; use an SD 1.x model"
 LORA_NOTE = "a LoRA, not a model: put it in a Lora folder and add <lora:NAME:0.8> to the prompt"
 
@@ -154,14 +157,52 @@ def _has_weights(part: Path) -> bool:
 
 
 def _complete(info: ModelInfo) -> ModelInfo:
-    """A listed diffusers folder whose configs look right but whose weights are missing (an
-    unfinished download) is skipped with that reason rather than offered and failing on load."""
+    """A listed diffusers folder whose configs look right but whose weights are missing or cut
+    short (an unfinished download) is skipped with that reason rather than offered and failing
+    on load."""
     if not info.usable or info.path is None or not info.path.is_dir():
         return info
     missing = [part for part in WEIGHT_PARTS if not _has_weights(info.path / part)]
-    if not missing:
-        return info
-    return dataclasses.replace(info, note=f"incomplete folder (an unfinished download?): no weights in {', '.join(missing)}")
+    if missing:
+        expected = ", ".join(f"{part}/{WEIGHT_FILES[part]}" for part in missing)
+        return dataclasses.replace(info, note=f"incomplete folder (an unfinished download?): no weights in "
+                                              f"{', '.join(missing)} (expected {expected})")
+    for part in WEIGHT_PARTS:
+        for f in sorted((info.path / part).iterdir()):
+            problem = truncation(f) if f.suffix in WEIGHT_SUFFIXES and f.is_file() else ""
+            if problem:
+                return dataclasses.replace(info, note=f"incomplete folder (an unfinished download?): {part}/{f.name} {problem}")
+    return info
+
+
+def truncation(path: Path) -> str:
+    """Why a weights file is cut short ("" when it is whole, as far as a cheap look can tell):
+    a .safetensors file is shorter than its header's last tensor ends; a zip-format .bin (torch's
+    own format) has lost its closing directory. Reads the header only, no tensor."""
+    try:
+        size = path.stat().st_size
+        if path.suffix == ".safetensors":
+            with open(path, "rb") as fh:
+                (header_len,) = struct.unpack("<Q", fh.read(8))
+            header = safetensors_header(path)
+            ends = [e["data_offsets"][1] for k, e in header.items() if k != "__metadata__"
+                    and isinstance(e.get("data_offsets"), list) and len(e["data_offsets"]) == 2
+                    and isinstance(e["data_offsets"][1], int)]
+            expected = 8 + header_len + max(ends, default=0)
+            return f"is truncated: {_mb(size)} of {_mb(expected)}" if size < expected else ""
+        if path.suffix == ".bin":
+            with open(path, "rb") as fh:
+                zip_format = fh.read(2) == b"PK"
+            return "is truncated: its zip directory is missing" if zip_format and not zipfile.is_zipfile(path) else ""
+    except (OSError, struct.error) as exc:
+        return f"cannot be read ({exc.strerror or exc})" if isinstance(exc, OSError) else "is truncated: no header"
+    except ModelLoadError:
+        return "is truncated or damaged: its header cannot be read"
+    return ""
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MB"
 
 
 def safetensors_header(path: Path) -> dict:
@@ -246,6 +287,9 @@ def _info_for_file(path: Path) -> ModelInfo:
         family, inpainting, note = inspect_checkpoint(safetensors_header(path))
     except ModelLoadError as exc:
         return ModelInfo(path.stem, str(path), "single_file", path, None, "unknown", str(exc))
+    problem = "" if note else truncation(path)
+    if problem:
+        note = f"truncated file (an unfinished download?): {path.name} {problem}"
     return ModelInfo(path.stem, str(path), "single_file", path, inpainting, family, note)
 
 
@@ -372,7 +416,7 @@ def resolve_model(ref: str) -> ModelInfo:
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ModelLoadError(f"{path}: missing file model_index.json (not a diffusers model folder)")
-        return _info_for_folder(path, "diffusers", str(path), path.name)
+        return _complete(_info_for_folder(path, "diffusers", str(path), path.name))
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix in PICKLE_SUFFIXES or suffix == ".safetensors":
@@ -382,7 +426,7 @@ def resolve_model(ref: str) -> ModelInfo:
         repo_dir = hf_cache_dir() / ("models--" + ref.replace("/", "--"))
         snap = _hf_snapshot(repo_dir) if repo_dir.is_dir() else None
         if snap is not None:
-            return _info_for_folder(snap, "hf_cache", ref, ref)
+            return _complete(_info_for_folder(snap, "hf_cache", ref, ref))
         raise ModelLoadError(f"{ref} is not in the Hugging Face cache ({hf_cache_dir()}) and nothing is downloaded: "
                              "download it once with huggingface-cli, or give a folder or .safetensors path")
     raise ModelLoadError(f"model not found: {ref} (no such file or folder; models folders: "

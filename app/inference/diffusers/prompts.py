@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from app.core.prompt_syntax import BREAK_WEIGHT, is_plain, parse_prompt_attention
+from app.inference.engine import Cancelled, CancelFn
 
 CHUNK_TOKENS = 75
 COMMA_BACKTRACK = 20
@@ -82,10 +83,13 @@ def tokenize_chunks(tokenizer, text: str, convert=None) -> list[Chunk]:
 
 
 @torch.no_grad()
-def encode_chunks(text_encoder, chunks: list[Chunk], device) -> torch.Tensor:
-    """(1, 77·n, dim): each chunk encoded, weighted per token, rescaled to its original mean."""
+def encode_chunks(text_encoder, chunks: list[Chunk], device, cancelled: CancelFn | None = None) -> torch.Tensor:
+    """(1, 77·n, dim): each chunk encoded, weighted per token, rescaled to its original mean.
+    ``cancelled`` is asked before each chunk: a long prompt's encoding stops when its client goes."""
     outputs = []
     for chunk in chunks:
+        if cancelled is not None and cancelled():
+            raise Cancelled()
         ids = torch.tensor([chunk.tokens], device=device)
         z = text_encoder(ids)[0]
         weights = torch.tensor(chunk.weights, device=device, dtype=z.dtype).reshape(1, -1, 1)
@@ -96,8 +100,10 @@ def encode_chunks(text_encoder, chunks: list[Chunk], device) -> torch.Tensor:
     return torch.cat(outputs, dim=1)
 
 
-def encode_prompt_pair(pipe, prompt: str, negative: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(prompt_embeds, negative_prompt_embeds) for ``pipe``, both the same length."""
+def encode_prompt_pair(pipe, prompt: str, negative: str,
+                       cancelled: CancelFn | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prompt_embeds, negative_prompt_embeds) for ``pipe``, both the same length; ``cancelled``
+    is asked between chunks (`Cancelled`)."""
     convert = (lambda t: pipe.maybe_convert_prompt(t, pipe.tokenizer)) if hasattr(pipe, "maybe_convert_prompt") else None
     device = pipe._execution_device
     pos = tokenize_chunks(pipe.tokenizer, prompt, convert)
@@ -106,4 +112,4 @@ def encode_prompt_pair(pipe, prompt: str, negative: str) -> tuple[torch.Tensor, 
     n = max(len(pos), len(neg))
     pos += [empty] * (n - len(pos))
     neg += [empty] * (n - len(neg))
-    return encode_chunks(pipe.text_encoder, pos, device), encode_chunks(pipe.text_encoder, neg, device)
+    return encode_chunks(pipe.text_encoder, pos, device, cancelled), encode_chunks(pipe.text_encoder, neg, device, cancelled)
