@@ -119,6 +119,15 @@ def test_incompatible_requests_are_not_batched(service, tiny_inpaint_model):
     assert service.batch_key(a) == service.batch_key(request(tiny_inpaint_model, 9, "another prompt", image_seed=4))
 
 
+def test_requests_that_cannot_share_a_call_run_one_after_another(service, tiny_inpaint_model, alone):
+    """A weighted prompt needs embeddings of its own: same key, but the backend runs them apart."""
+    requests = [request(tiny_inpaint_model, 3, "(a stone wall:1.3)"), request(tiny_inpaint_model, 8, "a red cup", image_seed=1)]
+    with UnetCalls(service) as calls:
+        records = service.run_batch(requests, [lambda p: None] * 2, [lambda: False] * 2)
+    assert calls.sizes == [2, 2]
+    assert np.array_equal(records[1].candidates[0], alone(8, "a red cup", 1))
+
+
 def make_queue(service, tmp_path, window_s, max_items, depth=16):
     return JobQueue(service, JobStore(tmp_path), Metrics(), depth, batching=BatchPolicy(window_s, max_items))
 

@@ -292,8 +292,8 @@ class DiffusionBackend:
                 return False
             if extract_loras(params.prompt)[1] != extract_loras(first.params.prompt)[1]:
                 return False
-            if "prompt_embeds" in prompt_kwargs(pipe, params.prompt, params.negative_prompt):
-                return False
+            if needs_embeddings(pipe, extract_loras(params.prompt)[0], extract_loras(params.negative_prompt)[0]):
+                return False  # weighted or long prompts: embeddings of their own lengths
         return True
 
     def _call_many(self, pipe, requests, progress, cancelled) -> list[np.ndarray]:
@@ -450,11 +450,17 @@ def prompt_kwargs(pipe, prompt: str, negative: str, cancelled: CancelFn | None =
     A1111-style weighted, chunked embeddings (`app.inference.diffusers.prompts`)."""
     prompt, _ = extract_loras(prompt)
     negative, _ = extract_loras(negative)
-    convert = getattr(pipe, "maybe_convert_prompt", lambda text, _tokenizer: text)  # multi-vector embeddings
-    if not any(needs_chunked_encoding(pipe.tokenizer, convert(text, pipe.tokenizer)) for text in (prompt, negative)):
+    if not needs_embeddings(pipe, prompt, negative):
         return dict(prompt=prompt, negative_prompt=negative or None)
     prompt_embeds, negative_embeds = encode_prompt_pair(pipe, prompt, negative, cancelled)
     return dict(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds)
+
+
+def needs_embeddings(pipe, prompt: str, negative: str) -> bool:
+    """Whether the prompts (``<lora:…>`` tags taken out) need weighted, chunked embeddings
+    rather than plain text."""
+    convert = getattr(pipe, "maybe_convert_prompt", lambda text, _tokenizer: text)  # multi-vector embeddings
+    return any(needs_chunked_encoding(pipe.tokenizer, convert(text, pipe.tokenizer)) for text in (prompt, negative))
 
 
 @torch.no_grad()
