@@ -7,7 +7,8 @@ and of N clients, each sending the same A1111 img2img request in a loop to a rea
 
 Batched calls are used where the model batches (``exact_batches`` off: the default on GPUs); on
 the CPU this bench turns it off itself, so the gathering and the UNet calls can be counted there
-(the CPU gains little: its kernels are not starved by small batches). Goal (GPU): 8 clients
+(the CPU gains little: its kernels are not starved by small batches). The configurations are
+interleaved in rounds and the median rate is shown. Goal (GPU): 8 clients
 ≥ 2.5× the images/s of one. Every request is bounded by a timeout, the whole run by a deadline.
 """
 
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import dataclasses
+import statistics
 import sys
 import tempfile
 import time
@@ -39,6 +42,7 @@ def main() -> None:
     ap.add_argument("--work", type=int, default=256, help="work size, multiple of 8 in 256–2048 (default 256)")
     ap.add_argument("--window-ms", type=float, default=10.0, help="batching window when on (default 10)")
     ap.add_argument("--max-batch", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per configuration (default 3)")
     ap.add_argument("--deadline", type=float, default=1200, help="give up after this many seconds")
     args = ap.parse_args()
     deadline = time.monotonic() + args.deadline
@@ -77,28 +81,37 @@ def main() -> None:
     service = GenerationService(loader=loader, capabilities=capabilities)
     print(f"model {'tiny test model' if args.tiny or not args.model else model}, work {args.work}², {args.steps} steps, "
           f"{args.jobs} requests per client")
-    for window in (0.0, args.window_ms):
-        config = ServerConfig(data_dir=tmp / f"data-{window}", model=model, queue_depth=64, batch_window_ms=window,
-                              max_batch=args.max_batch)
-        with running_server(config, service) as server:
-            def post() -> None:
-                r = requests.post(server.url + "/sdapi/v1/img2img", json=body, timeout=REQUEST_TIMEOUT_S)
-                if r.status_code != 200:
-                    raise SystemExit(f"server answered {r.status_code}: {r.text[:300]}")
+    windows = (0.0, args.window_ms)
+    rates: dict[tuple[float, int], list[float]] = {}
+    calls: dict[tuple[float, int], list[int]] = {}
+    with contextlib.ExitStack() as stack:
+        servers = {w: stack.enter_context(running_server(
+            ServerConfig(data_dir=tmp / f"data-{w}", model=model, queue_depth=64, batch_window_ms=w,
+                         max_batch=args.max_batch), service)) for w in windows}
 
-            post()  # load and warm
+        def post(url: str) -> None:
+            r = requests.post(url + "/sdapi/v1/img2img", json=body, timeout=REQUEST_TIMEOUT_S)
+            if r.status_code != 200:
+                raise SystemExit(f"server answered {r.status_code}: {r.text[:300]}")
+
+        for server in servers.values():
+            post(server.url)  # load and warm
+        for _ in range(args.rounds):  # interleaved: machine noise hits every configuration alike
             for clients in args.clients:
-                if time.monotonic() > deadline:
-                    raise SystemExit("deadline reached")
-                unet_batches.clear()
-                t0 = time.perf_counter()
-                with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-                    list(pool.map(lambda _: [post() for _ in range(args.jobs)], range(clients)))
-                rate = clients * args.jobs / (time.perf_counter() - t0)
-                mean = sum(unet_batches) / max(1, len(unet_batches))
-                print(f"  batching {'on, window %g ms' % window if window else 'off':18s} {clients:2d} clients: "
-                      f"{rate:.2f} images/s; UNet calls {len(unet_batches)}, {mean:.2f} images per call")
-
+                for w, server in servers.items():
+                    if time.monotonic() > deadline:
+                        raise SystemExit("deadline reached")
+                    unet_batches.clear()
+                    t0 = time.perf_counter()
+                    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+                        list(pool.map(lambda _: [post(server.url) for _ in range(args.jobs)], range(clients)))
+                    rates.setdefault((w, clients), []).append(clients * args.jobs / (time.perf_counter() - t0))
+                    calls.setdefault((w, clients), []).extend(unet_batches)
+    for (w, clients), rate in rates.items():
+        sizes = calls[(w, clients)]
+        print(f"  batching {'on, window %g ms' % w if w else 'off':18s} {clients:2d} clients: "
+              f"{statistics.median(rate):.2f} images/s (median of {len(rate)}); UNet calls {len(sizes)}, "
+              f"{sum(sizes) / max(1, len(sizes)):.2f} images per call")
 
 if __name__ == "__main__":
     main()
