@@ -33,6 +33,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="a host name requests may be addressed to besides localhost/127.0.0.1/[::1], e.g. a reverse "
                    "proxy's public name (repeatable; '*' = any). On loopback other names are refused (DNS rebinding)")
     p.add_argument("--queue-depth", type=int, default=16, metavar="N", help="jobs that may wait (default: 16); more get 429")
+    p.add_argument("--batch-window-ms", type=float, default=10.0, metavar="MS",
+                   help="wait up to MS for concurrent compatible jobs (same model, size, steps, sampler, LoRAs…) to run "
+                   "as one batched call (default: 10; 0 = off); used where the model batches (GPUs)")
+    p.add_argument("--max-batch", type=int, default=8, metavar="N", help="candidates per batched call at most (default: 8)")
     p.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
                    help="a reverse proxy's address whose X-Forwarded-For/-Proto headers are believed (repeatable); "
                    "none by default, loopback included")
@@ -77,7 +81,8 @@ def run(ns: argparse.Namespace) -> int:
             data_dir=Path(ns.data).expanduser() if ns.data else data_dir() / "server", host=ns.host, port=ns.port,
             model=ns.model, tokens=load_tokens(ns.tokens, dict(os.environ)), allow_fetch=frozenset(h.lower() for h in ns.allow_fetch),
             allowed_hosts=frozenset(h.lower() for h in ns.allowed_host), queue_depth=ns.queue_depth,
-            trusted_proxies=tuple(ns.trusted_proxy), docs=ns.docs, preload=not ns.no_preload).check()
+            batch_window_ms=ns.batch_window_ms, max_batch=ns.max_batch, trusted_proxies=tuple(ns.trusted_proxy),
+            docs=ns.docs, preload=not ns.no_preload).check()
     except (TokenFileError, ConfigError) as exc:
         raise CliError(str(exc)) from None
     if ns.ray:

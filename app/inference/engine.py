@@ -66,6 +66,10 @@ class Backend(Protocol):
         Call ``progress(step, total, preview)`` each step; raise `Cancelled` when ``cancelled()``."""
         ...
 
+    # Optional: ``generate_batch(requests, progress_fns, cancelled_fns)`` → one entry per request
+    # (its images, or the exception that ended it), for compatible requests of several jobs run
+    # as one batched call (`Engine.run_batch`); it raises `Cancelled` once all are cancelled.
+
 
 @dataclass(frozen=True)
 class Job:
@@ -145,106 +149,199 @@ class Engine:
         return params.color_match == "on"
 
     def run(self, job: Job, progress: ProgressFn | None = None, cancelled: CancelFn | None = None) -> Result:
-        progress = progress or (lambda p: None)
-        cancelled = cancelled or (lambda: False)
+        return self._run_planned(self._start(job), progress or (lambda p: None), cancelled or (lambda: False))
+
+    def run_batch(self, jobs: list[Job], progress: list[ProgressFn], cancelled: list[CancelFn]) -> list[Result | Exception]:
+        """Several jobs, each to its own `Result` (or the exception that ended it), with their
+        single-region backend work in one `generate_batch` call where the backend has one:
+        jobs whose region has the same work size go together; multi-region jobs, and jobs
+        alone at their size, run alone. A job cancelled while its batch runs gets `Cancelled`;
+        the batched call itself stops only once every job in it is cancelled."""
+        outcomes: list[Result | Exception | None] = [None] * len(jobs)
+        states: dict[int, _State] = {}
+        for i, job in enumerate(jobs):
+            try:
+                states[i] = self._start(job)
+            except Exception as exc:
+                outcomes[i] = exc
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, state in states.items():
+            if len(state.plans) == 1 and hasattr(self.backend, "generate_batch"):
+                groups.setdefault(state.plans[0].work_size, []).append(i)
+        alone = [i for i in states if not any(len(g) > 1 and i in g for g in groups.values())]
+        for group in (g for g in groups.values() if len(g) > 1):
+            self._run_group([states[i] for i in group], [progress[i] for i in group], [cancelled[i] for i in group],
+                            outcomes, group)
+        for i in alone:
+            try:
+                outcomes[i] = self._run_planned(states[i], progress[i], cancelled[i])
+            except Exception as exc:
+                outcomes[i] = exc
+        return outcomes  # type: ignore[return-value]
+
+    def _run_group(self, states: list[_State], progress: list[ProgressFn], cancelled: list[CancelFn],
+                   outcomes: list, indices: list[int]) -> None:
+        inputs = [self._region_input(state, state.plans[0]) for state in states]
+
+        def region_progress(fn: ProgressFn, crop: Bounds):
+            return lambda step, total, preview: fn(Progress(step, total, preview, crop))
+
+        tick = time.perf_counter()
+        try:
+            generated = self.backend.generate_batch(  # type: ignore[attr-defined]
+                [request for request, _, _ in inputs],
+                [region_progress(fn, state.plans[0].crop) for fn, state in zip(progress, states)], cancelled)
+        except Exception as exc:  # the batched call failed as a whole (or every job was cancelled)
+            for i in indices:
+                outcomes[i] = exc
+            return
+        model_s = time.perf_counter() - tick
+        for i, state, cancel, (_, crop_rgb, crop_hard), images in zip(indices, states, cancelled, inputs, generated):
+            state.timings["model"] = state.timings.get("model", 0.0) + model_s
+            try:
+                if isinstance(images, Exception):
+                    raise images
+                if cancel():
+                    raise Cancelled()
+                _check_generated(images, len(state.seeds), state.plans[0].work_size, self.backend)
+                self._region_output(state, state.plans[0], crop_rgb, crop_hard, images)
+                outcomes[i] = self._result(state)
+            except Exception as exc:
+                outcomes[i] = exc
+
+    def _start(self, job: Job) -> _State:
         t0 = time.perf_counter()
         params, hard, plans, replace_all = self.plan(job)
         seeds = tuple(params.batch_seeds())
-        image = job.image
         colour_match = not replace_all and self._colour_match(params)
         timings = {"plan": time.perf_counter() - t0}
         tick = time.perf_counter()
-        outputs = [image.copy() for _ in seeds]
+        outputs = [job.image.copy() for _ in seeds]
         _add(timings, "copy", tick)
-        n = len(plans)
-        for index, plan in enumerate(plans):
+        return _State(job, params, hard, plans, replace_all, seeds, colour_match, outputs, timings, t0)
+
+    def _run_planned(self, state: _State, progress: ProgressFn, cancelled: CancelFn) -> Result:
+        n = len(state.plans)
+        for index, plan in enumerate(state.plans):
             if cancelled():
                 raise Cancelled()
-            crop = plan.crop
-            tick = time.perf_counter()
-            crop_rgb = compositing.to_rgb8(image[crop.slices])
-            crop_hard = maskops.restrict(hard[crop.slices], plan.owned, (crop.x, crop.y))
-            model_rgb = crop_rgb
-            if plan.owned is not None and not replace_all:
-                # Mask pixels in this crop that other regions repaint (the next tile of a long
-                # scratch) are still damaged here; show the model a classical fill there, or it
-                # may continue the scratch into its own part.
-                # (Filled from the unmasked surround only: the own, still damaged part must not
-                # bleed into the fill either.)
-                others = (hard[crop.slices] >= maskops.THRESHOLD) & (crop_hard < maskops.THRESHOLD)
-                ob = maskops.bounds(others)
-                if ob is not None:
-                    win = ob.pad(8).clamp(crop.width, crop.height)
-                    filled = maskops.rough_fill(crop_rgb[win.slices], hard[crop.slices][win.slices])
-                    model_rgb = crop_rgb.copy()
-                    sub = model_rgb[win.slices]
-                    sub[others[win.slices]] = filled[others[win.slices]]
-            _add(timings, "crop", tick)
-            tick = time.perf_counter()
-            work_rgb = compositing.resize(model_rgb, plan.work_size)
-            work_mask = compositing.resize_mask(crop_hard, plan.work_size)
-            _add(timings, "resize", tick)
-            if params.masked_content == "fill" and not self.backend.native_resolution and not replace_all:
-                work_rgb = maskops.classical_fill(work_rgb, work_mask)
+            request, crop_rgb, crop_hard = self._region_input(state, plan)
 
-            def region_progress(step: int, total: int, preview: np.ndarray | None, _i=index, _b=crop) -> None:
+            def region_progress(step: int, total: int, preview: np.ndarray | None, _i=index, _b=plan.crop) -> None:
                 progress(Progress(_i * total + step, n * total, preview, _b))
 
             tick = time.perf_counter()
-            generated = self.backend.generate(BackendRequest(work_rgb, work_mask, params, seeds), region_progress, cancelled)
-            _add(timings, "model", tick)
+            generated = self.backend.generate(request, region_progress, cancelled)
+            _add(state.timings, "model", tick)
             if cancelled():
                 raise Cancelled()
-            _check_generated(generated, len(seeds), plan.work_size, self.backend)
+            _check_generated(generated, len(state.seeds), plan.work_size, self.backend)
+            self._region_output(state, plan, crop_rgb, crop_hard, generated)
+        return self._result(state)
+
+    def _region_input(self, state: _State, plan: regions.RegionPlan) -> tuple[BackendRequest, np.ndarray, np.ndarray]:
+        """The backend's request for one region, with the crop's RGB and hard mask."""
+        image, hard, params, replace_all, timings = state.job.image, state.hard, state.params, state.replace_all, state.timings
+        crop = plan.crop
+        tick = time.perf_counter()
+        crop_rgb = compositing.to_rgb8(image[crop.slices])
+        crop_hard = maskops.restrict(hard[crop.slices], plan.owned, (crop.x, crop.y))
+        model_rgb = crop_rgb
+        if plan.owned is not None and not replace_all:
+            # Mask pixels in this crop that other regions repaint (the next tile of a long
+            # scratch) are still damaged here; show the model a classical fill there, or it
+            # may continue the scratch into its own part.
+            # (Filled from the unmasked surround only: the own, still damaged part must not
+            # bleed into the fill either.)
+            others = (hard[crop.slices] >= maskops.THRESHOLD) & (crop_hard < maskops.THRESHOLD)
+            ob = maskops.bounds(others)
+            if ob is not None:
+                win = ob.pad(8).clamp(crop.width, crop.height)
+                filled = maskops.rough_fill(crop_rgb[win.slices], hard[crop.slices][win.slices])
+                model_rgb = crop_rgb.copy()
+                sub = model_rgb[win.slices]
+                sub[others[win.slices]] = filled[others[win.slices]]
+        _add(timings, "crop", tick)
+        tick = time.perf_counter()
+        work_rgb = compositing.resize(model_rgb, plan.work_size)
+        work_mask = compositing.resize_mask(crop_hard, plan.work_size)
+        _add(timings, "resize", tick)
+        if params.masked_content == "fill" and not self.backend.native_resolution and not replace_all:
+            work_rgb = maskops.classical_fill(work_rgb, work_mask)
+        return BackendRequest(work_rgb, work_mask, params, state.seeds), crop_rgb, crop_hard
+
+    def _region_output(self, state: _State, plan: regions.RegionPlan, crop_rgb: np.ndarray, crop_hard: np.ndarray,
+                       generated: list[np.ndarray]) -> None:
+        """Composite one region's candidates into the job's outputs."""
+        params, hard, timings, crop = state.params, state.hard, state.timings, plan.crop
+        tick = time.perf_counter()
+        # Everything after the model happens in the "paint window": the crop's mask box
+        # plus the feather and colour-ring reach. The crop holds every mask pixel within
+        # reach of it (regions are planned that way), so distances there are exact, and
+        # one distance map serves both the feather weights and the colour-matching ring.
+        if state.replace_all:
+            paint, dist, weights = Bounds.of_image(crop.width, crop.height), None, None
+        else:
+            reach = max(params.mask_blur + 1, COLOUR_RING)
+            box = maskops.bounds(crop_hard)
+            if box is None:  # nothing of the mask is this region's to repaint
+                return
+            paint = box.pad(reach + 1).clamp(crop.width, crop.height)
+            dist = maskops.distance_to_mask(crop_hard[paint.slices], reach)
+            weights = maskops.weights_from_distance(dist, params.mask_blur)
+        target_box = Bounds(crop.x + paint.x, crop.y + paint.y, paint.width, paint.height)
+        _add(timings, "feather", tick)
+        for out, gen in zip(state.outputs, generated):
             tick = time.perf_counter()
-            # Everything after the model happens in the "paint window": the crop's mask box
-            # plus the feather and colour-ring reach. The crop holds every mask pixel within
-            # reach of it (regions are planned that way), so distances there are exact, and
-            # one distance map serves both the feather weights and the colour-matching ring.
-            if replace_all:
-                paint, dist, weights = Bounds.of_image(crop.width, crop.height), None, None
-            else:
-                reach = max(params.mask_blur + 1, COLOUR_RING)
-                box = maskops.bounds(crop_hard)
-                if box is None:  # nothing of the mask is this region's to repaint
-                    continue
-                paint = box.pad(reach + 1).clamp(crop.width, crop.height)
-                dist = maskops.distance_to_mask(crop_hard[paint.slices], reach)
-                weights = maskops.weights_from_distance(dist, params.mask_blur)
-            target_box = Bounds(crop.x + paint.x, crop.y + paint.y, paint.width, paint.height)
-            _add(timings, "feather", tick)
-            for out, gen in zip(outputs, generated):
+            back = compositing.resize(np.ascontiguousarray(gen), (crop.width, crop.height))[paint.slices]
+            _add(timings, "resize", tick)
+            if state.colour_match:
                 tick = time.perf_counter()
-                back = compositing.resize(np.ascontiguousarray(gen), (crop.width, crop.height))[paint.slices]
-                _add(timings, "resize", tick)
-                if colour_match:
-                    tick = time.perf_counter()
-                    back = seams.match_colour(
-                        back,
-                        crop_rgb[paint.slices],
-                        crop_hard[paint.slices],
-                        ring=COLOUR_RING,
-                        distance=dist,
-                        exclude=None if plan.owned is None else hard[target_box.slices],
-                    )
-                    _add(timings, "colour_match", tick)
-                tick = time.perf_counter()
-                compositing.composite_into(out, back, target_box, weights)
-                _add(timings, "composite", tick)
-        elapsed = time.perf_counter() - t0
+                back = seams.match_colour(
+                    back,
+                    crop_rgb[paint.slices],
+                    crop_hard[paint.slices],
+                    ring=COLOUR_RING,
+                    distance=dist,
+                    exclude=None if plan.owned is None else hard[target_box.slices],
+                )
+                _add(timings, "colour_match", tick)
+            tick = time.perf_counter()
+            compositing.composite_into(out, back, target_box, weights)
+            _add(timings, "composite", tick)
+
+    def _result(self, state: _State) -> Result:
+        params, timings = state.params, state.timings
+        elapsed = time.perf_counter() - state.t0
         timings["overhead"] = elapsed - timings.get("model", 0.0)
         infotext_fields = getattr(self.backend, "infotext_fields", None)  # optional: LoRA/TI hashes
         if infotext_fields is not None:
             params = params.replace(extra={**params.extra, **infotext_fields(params)})
         return Result(
-            job=job,
+            job=state.job,
             params=params,
-            candidates=tuple(Candidate(o, s) for o, s in zip(outputs, seeds)),
-            regions=tuple(p.crop for p in plans),
+            candidates=tuple(Candidate(o, s) for o, s in zip(state.outputs, state.seeds)),
+            regions=tuple(p.crop for p in state.plans),
             backend=self.backend.name,
             elapsed_s=elapsed,
             timings=timings,
         )
+
+
+@dataclass
+class _State:
+    """One job on its way through the engine: its plan, and the outputs being composited."""
+
+    job: Job
+    params: GenerationParams
+    hard: np.ndarray
+    plans: list[regions.RegionPlan]
+    replace_all: bool
+    seeds: tuple[int, ...]
+    colour_match: bool
+    outputs: list[np.ndarray]
+    timings: dict[str, float]
+    t0: float
 
 
 def _bucketed(size: tuple[int, int], bucket: int) -> tuple[int, int]:

@@ -24,6 +24,7 @@ from app.server.config import ServerConfig
 from app.server.errors import (ApiError, api_error_handler, render, style_of, unexpected_error_handler,
                                validation_error_handler)
 from app.server.fetch import FetchPolicy
+from app.server.gather import BatchPolicy
 from app.server.hostguard import HostGuard, checks_hosts
 from app.server.jobs import JobStore
 from app.server.metrics import Metrics
@@ -104,7 +105,8 @@ def create_app(config: ServerConfig, service: GenerationService | None = None,
     app.state.service = service
     app.state.store = store
     app.state.metrics = metrics
-    app.state.queue = JobQueue(service, store, metrics, config.queue_depth, config.concurrency, runtime)
+    app.state.queue = JobQueue(service, store, metrics, config.queue_depth, config.concurrency, runtime,
+                               BatchPolicy(config.batch_window_ms / 1000, config.max_batch))
     app.state.models = models
     app.state.fetch_policy = FetchPolicy(config.allow_fetch, config.fetch_timeout_s, config.max_input_bytes)
     #: Images decoded outside a job (png-info) at once: each may take up to the pixel cap.

@@ -41,6 +41,11 @@ class ServerConfig:
     #: Load the default model on start (``serve`` does; ``--no-preload`` opts out); ``/readyz``
     #: answers 503 until it is loaded.
     preload: bool = False
+    #: How long the queue's worker waits for compatible jobs to batch with the one it took
+    #: (`app.server.gather`); 0 = never batch jobs of different requests.
+    batch_window_ms: float = 10.0
+    #: At most this many candidates (all gathered jobs' batch sizes) per batched call.
+    max_batch: int = 8
 
     def check(self) -> ServerConfig:
         if not is_loopback(self.host) and not self.tokens:
@@ -52,6 +57,10 @@ class ServerConfig:
                 raise ConfigError(why)
         if not 1 <= self.queue_depth <= 10_000:
             raise ConfigError(f"--queue-depth {self.queue_depth}: give 1–10000")
+        if not 0 <= self.batch_window_ms <= 1000:
+            raise ConfigError(f"--batch-window-ms {self.batch_window_ms}: give 0–1000")
+        if not 1 <= self.max_batch <= 64:
+            raise ConfigError(f"--max-batch {self.max_batch}: give 1–64")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port {self.port}: give 0–65535")
         return self

@@ -28,6 +28,7 @@ from app.core.records import GenerationRecord
 from app.inference import threads
 from app.inference.engine import Cancelled, Progress
 from app.server.errors import scrub_paths
+from app.server.gather import BatchPolicy
 from app.server.jobs import CANCELED, FAILED, PROCESSING, SUCCEEDED, JobRecord, JobStore, new_id
 from app.server.metrics import Metrics
 from app.service.generation import GenerationRequest, GenerationService
@@ -69,11 +70,14 @@ class Ticket:
 
 class JobQueue:
     def __init__(self, service: GenerationService, store: JobStore, metrics: Metrics, depth: int = 16,
-                 workers: int = 1, runtime: Callable[[GenerationRequest], dict[str, Any]] | None = None):
+                 workers: int = 1, runtime: Callable[[GenerationRequest], dict[str, Any]] | None = None,
+                 batching: BatchPolicy = BatchPolicy(window_s=0)):
         """``workers`` jobs run at once: 1 for one local model; a Ray cluster's replicas take more.
-        ``runtime(request)``, called on the worker after a run: where it ran, for the record."""
+        ``runtime(request)``, called on the worker after a run: where it ran, for the record.
+        ``batching``: how a worker gathers compatible jobs into one batched run (`app.server.gather`)."""
         self.service, self.store, self.metrics, self.depth = service, store, metrics, depth
         self.runtime = runtime or (lambda request: threads.runtime(request.options.device))
+        self.batching = batching
         self._waiting: collections.deque[Ticket] = collections.deque()
         self._reserved = 0  # slots held by routes still reading their inputs
         self._cond = threading.Condition()
@@ -198,11 +202,74 @@ class JobQueue:
                 ticket = self._waiting.popleft()
                 self.metrics.queue_depth.set(len(self._waiting))
                 self._running.append(ticket)
+            batch = self._gather(ticket)
             try:
-                self._run(ticket)
+                if len(batch) == 1:
+                    self._run(ticket)
+                else:
+                    self._run_batch(batch)
             finally:
                 with self._cond:
-                    self._running.remove(ticket)
+                    for done in batch:
+                        self._running.remove(done)
+
+    def _gather(self, first: Ticket) -> list[Ticket]:
+        """``first`` and the compatible jobs that wait, or arrive within the batching window."""
+        policy = self.batching
+        try:
+            key = self.service.batch_key(first.request) if policy.enabled and first.request is not None else None
+        except Exception:  # a request its own run will refuse: it runs alone and says why
+            key = None
+        if key is None:
+            return [first]
+        batch = [first]
+        deadline = time.monotonic() + policy.window_s
+        with self._cond:
+            while not self._stopping:
+                full = policy.take(batch, key, self._waiting, self.service.batch_key)
+                remaining = deadline - time.monotonic()
+                if full or remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            self._running.extend(batch[1:])
+            self.metrics.queue_depth.set(len(self._waiting))
+            if self._waiting:
+                self._cond.notify()  # a wake-up this worker took may have been meant for another
+        return batch
+
+    def _run_batch(self, tickets: list[Ticket]) -> None:
+        """Run gathered jobs as one batched call; each is finished, saved or failed on its own."""
+        live = []
+        for ticket in tickets:
+            if ticket.cancel.is_set():
+                self._finish(ticket, CANCELED, error=None, result=Cancelled())
+            else:
+                live.append(ticket)
+        t0 = time.time()
+        for ticket in live:
+            job = ticket.job
+            self.store.update(job, persist=False, status=PROCESSING, started_at=t0,
+                              logs=job.logs + f"started (batched with {len(live) - 1} other jobs)\n")
+            self.metrics.running.inc()
+        try:
+            outcomes = self.service.run_batch([t.request for t in live],
+                                              [lambda p, t=t: self._progress(t, p) for t in live],
+                                              [t.cancel.is_set for t in live])
+        except Exception as exc:  # a bug in the batched path itself: every job hears of it
+            outcomes = [exc] * len(live)
+        finally:
+            for _ in live:
+                self.metrics.running.dec()
+        for ticket, outcome in zip(live, outcomes):
+            if isinstance(outcome, Exception):
+                self._fail(ticket, outcome, t0)
+                continue
+            try:
+                ticket.job.runtime = self.runtime(ticket.request)
+            except Exception as exc:
+                self._fail(ticket, exc, t0)
+            else:
+                self._writer.submit(self._save, ticket, outcome, t0)
 
     def _run(self, ticket: Ticket) -> None:
         """Run one job; its outputs are written by the writer thread, so the next job starts

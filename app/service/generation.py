@@ -12,7 +12,7 @@ Importing this module loads no torch and no Qt: torch comes with the first diffu
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from app.inference import registry
 from app.inference.engine import Backend, BackendRequest, CancelFn, Engine, Job, Progress, ProgressFn
 from app.inference.errors import GpuOutOfMemory, MissingDependencyError
 from app.inference.registry import Capabilities, LoadOptions
+from app.service.batching import batch_key
 from app.service.records import record_from_result
 
 if TYPE_CHECKING:
@@ -121,6 +122,63 @@ class GenerationService:
                 self.release()  # free what can be freed before a retry
                 raise
         return record_from_result(result)
+
+    def batch_key(self, request: GenerationRequest) -> Hashable | None:
+        """The key under which the job queue may gather ``request`` with others
+        (`app.service.batching.batch_key`), or None when batching would gain nothing: its
+        model is not the loaded one yet, or that backend runs requests one by one (classical,
+        or diffusion in the exact mode). Cheap: no pixel is read, nothing loads."""
+        params, options = request.params, request.options
+        backend = self._backend if self.is_loaded(params.model, options) else None
+        if backend is None or not getattr(backend, "batches", False):
+            return None
+        return batch_key(params, options)
+
+    def run_batch(self, requests: list[GenerationRequest], progress: list[ProgressFn],
+                  cancelled: list[CancelFn]) -> list[GenerationRecord | Exception]:
+        """Several requests, each to its own record or to the exception its own `run` would
+        raise; compatible ones (`batch_key`) share one batched backend call (`Engine.run_batch`),
+        the others run alone. A cancelled request gets `Cancelled` without stopping the rest."""
+        outcomes: list[GenerationRecord | Exception | None] = [None] * len(requests)
+        groups: dict[Hashable, list[tuple[int, GenerationParams]]] = {}
+        for i, request in enumerate(requests):
+            try:
+                params = self.check(request)
+            except Exception as exc:
+                outcomes[i] = exc
+                continue
+            key = batch_key(params, request.options)
+            groups.setdefault(i if key is None else key, []).append((i, params))
+        with self._lock:
+            for group in groups.values():
+                if len(group) == 1:
+                    i = group[0][0]
+                    try:
+                        outcomes[i] = self.run(requests[i], progress[i], cancelled[i])
+                    except Exception as exc:
+                        outcomes[i] = exc
+                    continue
+                try:
+                    results = self._run_together(group, requests, progress, cancelled)
+                except Exception as exc:  # loading, or memory: the whole group hears of it
+                    results = [exc] * len(group)
+                for (i, _), result in zip(group, results):
+                    outcomes[i] = result if isinstance(result, Exception) else record_from_result(result)
+        return outcomes  # type: ignore[return-value]
+
+    def _run_together(self, group, requests, progress, cancelled) -> list:
+        first = requests[group[0][0]]
+        backend = self._backend_for(group[0][1].model, first.options)
+        jobs = [Job(params, requests[i].image, requests[i].mask, requests[i].context) for i, params in group]
+        try:
+            results = Engine(backend).run_batch(jobs, [progress[i] for i, _ in group], [cancelled[i] for i, _ in group])
+        except MemoryError as exc:
+            self.release()
+            raise GpuOutOfMemory("cpu", first.options.low_memory, str(exc)) from exc
+        if any(isinstance(r, (GpuOutOfMemory, MemoryError)) for r in results):
+            self.release()  # free what can be freed before a retry
+        return [GpuOutOfMemory("cpu", first.options.low_memory, str(r)) if isinstance(r, MemoryError) else r
+                for r in results]
 
     def generate_region(self, model_ref: str, region: BackendRequest, progress: Callable[[int, int, np.ndarray | None], None],
                         cancelled: CancelFn, options: LoadOptions = LoadOptions()) -> list[np.ndarray]:

@@ -233,6 +233,106 @@ class DiffusionBackend:
                 raise GpuOutOfMemory(self.device.device, self.low_memory, str(exc).splitlines()[0][:200]) from exc
             raise
 
+    @property
+    def batches(self) -> bool:
+        """Whether requests of several jobs gain from one batched call (not in the exact mode)."""
+        return not self.exact_batches
+
+    def generate_batch(self, requests: list[BackendRequest], progress: list[Callable[[int, int, np.ndarray | None], None]],
+                       cancelled: list[CancelFn]) -> list[list[np.ndarray] | Exception]:
+        """Compatible requests of several jobs (`app.service.batching.batch_key`: same size,
+        steps, scheduler, guidance, strength, mode, LoRAs) in one batched pipeline call: every
+        candidate of every request is a batch item with its own prompt, image, mask and seed,
+        prepared as its single run would be (`per_seed_inputs`), so each request gets the images
+        it gets alone within the rounding of batched kernels. In the exact mode, or where items
+        cannot share a call (per-seed pixel fills, chunked prompts, a pipeline without mask
+        latents), the requests run one after another instead: the same images bit for bit.
+        The call stops only once every request is cancelled; a cancelled request's entry is
+        `Cancelled`."""
+        pipe = self.pipeline_for(requests[0].params.mode)
+        if not self._shareable(pipe, requests):
+            return [self._alone(r, p, c) for r, p, c in zip(requests, progress, cancelled)]
+        self.networks.apply_loras(requests[0].params.prompt)
+        for request in requests:
+            self.networks.load_embeddings_for(request.params.prompt, request.params.negative_prompt)
+        try:
+            images = self._call_many(pipe, requests, progress, lambda: all(c() for c in cancelled))
+        except Cancelled:
+            raise
+        except Exception as exc:
+            if _is_oom(exc):
+                self._free_memory()
+                raise GpuOutOfMemory(self.device.device, self.low_memory, str(exc).splitlines()[0][:200]) from exc
+            raise
+        out: list[list[np.ndarray] | Exception] = []
+        for request, cancel in zip(requests, cancelled):
+            n = len(request.seeds)
+            out.append(Cancelled() if cancel() else images[:n])
+            images = images[n:]
+        return out
+
+    def _alone(self, request, progress, cancelled) -> list[np.ndarray] | Exception:
+        try:
+            return self.generate(request, progress, cancelled)
+        except Exception as exc:  # its own failure, not its batch-mates'
+            return exc
+
+    def _shareable(self, pipe, requests: list[BackendRequest]) -> bool:
+        first = requests[0]
+        if self.exact_batches or len(requests) < 2 or not hasattr(pipe, "prepare_mask_latents"):
+            return False
+        for request in requests:
+            params = request.params
+            if request.image.shape != first.image.shape or (params.mode, params.steps, params.scheduler, params.guidance,
+                                                              params.strength) != (first.params.mode, first.params.steps,
+                                                                                   first.params.scheduler, first.params.guidance,
+                                                                                   first.params.strength):
+                return False
+            if params.mode == "inpaint" and params.masked_content in ("latent_noise", "latent_nothing"):
+                return False
+            if extract_loras(params.prompt)[1] != extract_loras(first.params.prompt)[1]:
+                return False
+            if needs_embeddings(pipe, extract_loras(params.prompt)[0], extract_loras(params.negative_prompt)[0]):
+                return False  # weighted or long prompts: embeddings of their own lengths
+        return True
+
+    def _call_many(self, pipe, requests, progress, cancelled) -> list[np.ndarray]:
+        """One pipeline call for every candidate of ``requests``; each request's progress (and
+        its own rate-limited preview) comes from its items' latents."""
+        first = requests[0]
+        pipe.scheduler = make_scheduler(first.params.scheduler, self._base_scheduler_config)
+        items = [(request, seed) for request in requests for seed in request.seeds]
+        generators = [torch.Generator("cpu").manual_seed(seed) for _, seed in items]
+        prompts = [prompt_kwargs(pipe, r.params.prompt, r.params.negative_prompt) for r, _ in items]
+        kwargs = self.call_kwargs(pipe, first, first.seeds[0])
+        kwargs.update(prompt=[p["prompt"] for p in prompts], negative_prompt=[p["negative_prompt"] or "" for p in prompts],
+                      image=[Image.fromarray(r.image) for r, _ in items], generator=generators, num_images_per_prompt=1)
+        if "mask_image" in kwargs:
+            kwargs.update(mask_image=[Image.fromarray(r.mask) for r, _ in items])
+        starts = np.cumsum([0] + [len(r.seeds) for r in requests])
+        pumps = [PreviewPump(pipe._execution_device, interval_s=self.preview_interval_s, every=self.preview_every,
+                             clock=self.preview_clock) for _ in requests]
+
+        def on_step_end(p, i, t, kw):
+            total = p.num_timesteps
+            for fn, pump, start in zip(progress, pumps, starts):
+                fn(i + 1, total, pump.step(kw["latents"][start:start + 1], final=i + 1 == total))
+            if cancelled():
+                raise Cancelled()
+            return kw
+
+        if self.compiled is not None:
+            self.compiled.begin_run()
+        self.timings.update(denoise=0.0, decode=0.0)
+        t0 = time.perf_counter()
+        with per_seed_inputs(pipe, generators):
+            latents = pipe(**kwargs, output_type="latent", callback_on_step_end=on_step_end,
+                           callback_on_step_end_tensor_inputs=["latents"]).images
+        t1 = time.perf_counter()
+        out = [self.decode(pipe, latents[k:k + 1], g) for k, g in enumerate(generators)]
+        self.timings.update(denoise=t1 - t0, decode=time.perf_counter() - t1)
+        return out
+
     def infotext_fields(self, params) -> dict[str, str]:
         """Extra A1111 infotext fields of a run: the short hashes of its LoRAs and embeddings."""
         return network_hashes(params.prompt, params.negative_prompt)
@@ -350,11 +450,17 @@ def prompt_kwargs(pipe, prompt: str, negative: str, cancelled: CancelFn | None =
     A1111-style weighted, chunked embeddings (`app.inference.diffusers.prompts`)."""
     prompt, _ = extract_loras(prompt)
     negative, _ = extract_loras(negative)
-    convert = getattr(pipe, "maybe_convert_prompt", lambda text, _tokenizer: text)  # multi-vector embeddings
-    if not any(needs_chunked_encoding(pipe.tokenizer, convert(text, pipe.tokenizer)) for text in (prompt, negative)):
+    if not needs_embeddings(pipe, prompt, negative):
         return dict(prompt=prompt, negative_prompt=negative or None)
     prompt_embeds, negative_embeds = encode_prompt_pair(pipe, prompt, negative, cancelled)
     return dict(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds)
+
+
+def needs_embeddings(pipe, prompt: str, negative: str) -> bool:
+    """Whether the prompts (``<lora:…>`` tags taken out) need weighted, chunked embeddings
+    rather than plain text."""
+    convert = getattr(pipe, "maybe_convert_prompt", lambda text, _tokenizer: text)  # multi-vector embeddings
+    return any(needs_chunked_encoding(pipe.tokenizer, convert(text, pipe.tokenizer)) for text in (prompt, negative))
 
 
 @torch.no_grad()
