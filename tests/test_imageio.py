@@ -337,3 +337,20 @@ def test_mask_threshold_is_half_for_every_value():
     assert np.array_equal(imageio.load_mask(values, (16, 16)), expected)
     assert np.array_equal(imageio.load_mask(np.dstack([values] * 3), (16, 16)), expected)
     assert np.array_equal(imageio.load_mask(values.astype(np.uint16) * 257, (16, 16)), expected)
+
+
+def test_a_mask_of_the_wrong_size_is_refused_from_its_header_before_decoding(tmp_path, monkeypatch):
+    """Issue 32: the window's Import Mask (and the CLI) compare the mask's size from its header,
+    so a huge wrong-size mask costs nothing to refuse."""
+    from PIL import Image
+
+    path = tmp_path / "wrong.png"
+    Image.new("L", (4000, 3000)).save(path)
+    decoded = []
+    real = imageio.load_image_bytes
+    monkeypatch.setattr(imageio, "load_image_bytes", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    with pytest.raises(imageio.ImageLoadError, match="4000×3000 but the image is 64×48"):
+        imageio.load_mask(path, (48, 64))
+    assert not decoded
+    Image.new("L", (64, 48), 255).save(path)
+    assert imageio.load_mask(path, (48, 64, 3)).min() == 255 and decoded == [1]

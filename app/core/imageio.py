@@ -369,7 +369,21 @@ def load_mask(path: str | os.PathLike[str] | np.ndarray, shape: tuple[int, int])
     read from its alpha; otherwise from its brightness. Values are thresholded at half so that
     JPEG noise in a black area never marks pixels for repainting.
     """
-    loaded = load_image(path, read_metadata=False) if not isinstance(path, np.ndarray) else LoadedImage(np.asarray(path))
+    shape = tuple(shape)[:2]  # an image's full shape (H, W, C) is fine too
+    if isinstance(path, np.ndarray):
+        loaded = LoadedImage(np.asarray(path))
+    else:
+        p = Path(path)
+        data = read_image_file(p)
+        try:  # the size from the header first: a wrong-size 16384² mask is refused without decoding it
+            w, h = check_decode_budget(data, p.name).oriented_size
+        except ImageLoadError:
+            raise
+        except Exception:  # noqa: BLE001 - not an image at all: the loader below words that
+            w, h = shape[1], shape[0]
+        if (h, w) != shape:
+            raise ImageLoadError(_mask_size_message(w, h, shape))
+        loaded = load_image_bytes(data, p.name, read_metadata=False)
     px = loaded.pixels
     if px.dtype == np.uint16:
         px = (px >> 8).astype(np.uint8)
@@ -384,11 +398,8 @@ def load_mask(path: str | os.PathLike[str] | np.ndarray, shape: tuple[int, int])
     else:
         gray = px
     h, w = gray.shape
-    shape = tuple(shape)[:2]  # an image's full shape (H, W, C) is fine too
     if (h, w) != shape:
-        raise ImageLoadError(
-            f"The mask is {w}×{h} but the image is {shape[1]}×{shape[0]}: use a mask of the same size as the image."
-        )
+        raise ImageLoadError(_mask_size_message(w, h, shape))
     # ≥ 128 → 255, else 0: OpenCV's threshold gives exactly that (> 127 on uint8, checked for all
     # 256 values in tests/test_imageio.py) ~15× faster than np.where on a 24 MP mask.
     return cv2.threshold(np.ascontiguousarray(gray), 127, 255, cv2.THRESH_BINARY)[1]
@@ -397,6 +408,10 @@ def load_mask(path: str | os.PathLike[str] | np.ndarray, shape: tuple[int, int])
 # --------------------------------------------------------------------------------------------
 # saving
 # --------------------------------------------------------------------------------------------
+def _mask_size_message(w: int, h: int, shape: tuple[int, int]) -> str:
+    return f"The mask is {w}×{h} but the image is {shape[1]}×{shape[0]}: use a mask of the same size as the image."
+
+
 def save_image(
     path: str | os.PathLike[str],
     pixels: np.ndarray,
