@@ -34,7 +34,10 @@ def check_serve_config(text: str, tmp_path: Path) -> ServeDeploySchema:
     sections = {d.name: d for d in app.deployments}
     assert set(sections) == {ray_app.GENERATOR, ray_app.INGRESS}
     assert sections[ray_app.GENERATOR].ray_actor_options.num_gpus == 1
-    assert sections[ray_app.GENERATOR].max_ongoing_requests == 1
+    generator = ingress.init_args[1]._bound_deployment
+    batching = generator.init_args[2]  # the replicas gather a batch's worth: the section lets them take it
+    assert batching.enabled and sections[ray_app.GENERATOR].max_ongoing_requests == batching.max_items == 8
+    assert ingress.init_args[0].concurrency == app.args["max_replicas"] * 8  # the ingress sends that many
     return config
 
 

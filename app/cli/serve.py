@@ -112,7 +112,8 @@ def serve_on_ray(ns: argparse.Namespace, config) -> int:
     try:
         options = RayOptions(min_replicas=ns.min_replicas, max_replicas=ns.max_replicas,
                              target_ongoing_requests=ns.target_ongoing_requests,
-                             gpus_per_replica=ns.gpus_per_replica,
+                             gpus_per_replica=ns.gpus_per_replica, batch_window_ms=ns.batch_window_ms,
+                             max_batch=ns.max_batch,
                              cpus_per_replica=ns.threads or ns.cpus_per_replica).check()
     except ValueError as exc:
         raise CliError(str(exc)) from None

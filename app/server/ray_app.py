@@ -4,7 +4,9 @@ Two deployments. ``generator``: replicas that each hold one loaded model (`Gener
 each where the cluster has GPUs) and that Serve autoscales on ongoing requests. ``ingress``: one
 replica running `create_app` (every route, the job queue and the job store on the shared
 ``--data`` path) whose service, `ClusterService`, sends each job to a generator replica. The
-ingress resolves the seed before sending, so a job whose replica dies mid-run is retried once on
+generator replicas gather concurrently arriving compatible runs for a few milliseconds
+and run them as one batched call (`RunGatherer`, GPU replicas only). The ingress resolves the
+seed before sending, so a job whose replica dies mid-run is retried once on
 another replica with the same seed (same pixels), and otherwise fails with the reason in its
 record: never lost. A restarted ingress marks what was unfinished as failed ("restarted").
 
@@ -14,12 +16,14 @@ Ray is imported here only; the plain server never needs it (the ``cluster`` extr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ray import serve
@@ -31,6 +35,7 @@ from app.inference.engine import BackendRequest, Cancelled, Progress
 from app.inference.registry import Capabilities
 from app.inference.threads import runtime, use_threads
 from app.server.config import ServerConfig
+from app.server.gather import MAX_ITEMS, WINDOW_MS, BatchPolicy
 from app.service.generation import GenerationRequest, GenerationService
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,8 @@ class RayOptions:
     downscale_delay_s: float = 60.0
     look_back_period_s: float = 30.0
     metrics_interval_s: float = 10.0  # how often replicas and handles report their load
+    batch_window_ms: float = WINDOW_MS  # a replica's wait for batch-mates (as the plain server's --batch-window-ms)
+    max_batch: int = MAX_ITEMS  # candidates per batched call (as --max-batch)
 
     def check(self) -> RayOptions:
         if not 1 <= self.min_replicas <= self.max_replicas:
@@ -81,7 +88,24 @@ class RayOptions:
                              "give 1 ≤ min ≤ max")
         if self.target_ongoing_requests <= 0:
             raise ValueError("--target-ongoing-requests: give a number above 0")
+        if not 0 <= self.batch_window_ms <= 1000:
+            raise ValueError(f"--batch-window-ms {self.batch_window_ms}: give 0–1000")
+        if not 1 <= self.max_batch <= 64:
+            raise ValueError(f"--max-batch {self.max_batch}: give 1–64")
         return self
+
+    def batching(self) -> BatchPolicy:
+        """How a replica gathers runs: on GPU replicas only. CPU replicas run the exact mode,
+        which never batches; letting them take more than one request would only move the
+        queue from the ingress into the replicas."""
+        if self.gpus_per_replica <= 0:
+            return BatchPolicy(window_s=0)
+        return BatchPolicy(self.batch_window_ms / 1000, self.max_batch)
+
+    def replica_capacity(self) -> int:
+        """Requests one replica takes at once: a full batch when it gathers, else one."""
+        policy = self.batching()
+        return policy.max_items if policy.enabled else 1
 
     def autoscaling(self) -> dict[str, Any]:
         return {"min_replicas": self.min_replicas, "max_replicas": self.max_replicas,
@@ -97,18 +121,25 @@ class Generator:
     ("cancelled",) or ("error", title, message, bad_input); closing the stream (the caller
     cancelled or its client left) stops the run at the engine's next step."""
 
-    def __init__(self, model_ref: str, threads: int | None = None):
+    def __init__(self, model_ref: str, threads: int | None = None, batching: BatchPolicy = BatchPolicy(window_s=0)):
         use_threads(threads)  # as Ray's OMP_NUM_THREADS says, but explicit: pixels depend on it
         self.service = GenerationService()
         self.service.preload(model_ref)
+        self.gatherer = RunGatherer(self.service, batching)
 
     def capabilities(self, model_ref: str) -> Capabilities:
         return self.service.capabilities(model_ref)
 
     async def run(self, request: GenerationRequest):
-        async for event in _events(lambda progress, stop: self.service.run(
-                request, lambda p: progress(p.step, p.total, None), stop), request.options.device):
-            yield event
+        key = self.gatherer.key(request)
+        if key is not None:
+            events = self.gatherer.events(key, request)
+        else:  # not batchable (the exact mode, classical models) or gathering off: alone, as always
+            events = _events(lambda progress, stop: self.service.run(
+                request, lambda p: progress(p.step, p.total, None), stop), request.options.device)
+        async with contextlib.aclosing(events):  # a caller that leaves closes the inner stream now, not at GC
+            async for event in events:
+                yield event
 
     async def region(self, model_ref: str, region: BackendRequest):
         async for event in _events(lambda progress, stop: self.service.generate_region(model_ref, region, progress,
@@ -130,16 +161,19 @@ async def _events(work_fn, device: str | None = None):
 
     def work() -> None:
         try:
-            result = work_fn(lambda step, total, preview: put(("progress", step, total, preview)), stop.is_set)
-            put(("result", result, runtime(device)))
-        except Cancelled:
-            put(("cancelled",))
-        except UserError as exc:
-            put(("error", exc.title, exc.message, exc.bad_input))
-        except Exception as exc:  # a replica bug fails the job, with its reason
-            put(("error", "Generation failed", f"internal error: {type(exc).__name__}: {exc}", False))
+            outcome = work_fn(lambda step, total, preview: put(("progress", step, total, preview)), stop.is_set)
+        except Exception as exc:
+            outcome = exc
+        put(_last_event(outcome, device))
 
     threading.Thread(target=work, name="inpaint-replica-run", daemon=True).start()
+    async with contextlib.aclosing(_follow(events, stop)) as stream:
+        async for event in stream:
+            yield event
+
+
+async def _follow(events: asyncio.Queue, stop: threading.Event):
+    """Yield ``events`` up to the last one; however the caller leaves, set ``stop``."""
     try:
         while True:
             event = await events.get()
@@ -148,6 +182,91 @@ async def _events(work_fn, device: str | None = None):
                 return
     finally:
         stop.set()
+
+
+def _last_event(outcome: Any, device: str | None) -> tuple:
+    """A run's record or exception as its stream's last event (`runtime`: call it on the thread that ran)."""
+    if isinstance(outcome, Cancelled):
+        return ("cancelled",)
+    if isinstance(outcome, UserError):
+        return ("error", outcome.title, outcome.message, outcome.bad_input)
+    if isinstance(outcome, Exception):  # a replica bug fails the job, with its reason
+        return ("error", "Generation failed", f"internal error: {type(outcome).__name__}: {outcome}", False)
+    return ("result", outcome, runtime(device))
+
+
+@dataclass(eq=False)
+class _Gathering:
+    """Runs waiting for batch-mates: each caller's request, event queue and stop flag."""
+
+    callers: list[tuple[GenerationRequest, asyncio.Queue, threading.Event]] = field(default_factory=list)
+    items: int = 0
+    started: bool = False
+
+
+class RunGatherer:
+    """A replica's `run` calls with the same `GenerationService.batch_key` that arrive within
+    ``policy.window_s`` of the first (up to ``policy.max_items`` candidates) run as one
+    `GenerationService.run_batch`: what the plain server's queue does (`app.server.gather`), done
+    here because on Ray only the replica has the model that says what is compatible. Each caller
+    keeps its own stream of events (same schema as a run alone) and its own cancel."""
+
+    def __init__(self, service: GenerationService, policy: BatchPolicy):
+        self.service, self.policy = service, policy
+        self._open: dict[Hashable, _Gathering] = {}  # touched on the replica's event loop only
+
+    def key(self, request: GenerationRequest) -> Hashable | None:
+        """The batch key, or None: run alone (gathering off, not batchable, or a bad request)."""
+        if not self.policy.enabled:
+            return None
+        try:
+            return self.service.batch_key(request)
+        except Exception:  # its own run refuses it, and says why
+            return None
+
+    async def events(self, key: Hashable, request: GenerationRequest):
+        events: asyncio.Queue[tuple] = asyncio.Queue()
+        stop = threading.Event()
+        items = request.params.batch_size
+        gathering = self._open.get(key)
+        if gathering is not None and gathering.items + items > self.policy.max_items:
+            self._start(key, gathering)  # this one does not fit: the others go now, it opens the next
+            gathering = None
+        if gathering is None:
+            gathering = self._open[key] = _Gathering()
+            asyncio.get_running_loop().call_later(self.policy.window_s, self._start, key, gathering)
+        gathering.callers.append((request, events, stop))
+        gathering.items += items
+        if gathering.items >= self.policy.max_items:
+            self._start(key, gathering)
+        async with contextlib.aclosing(_follow(events, stop)) as stream:
+            async for event in stream:
+                yield event
+
+    def _start(self, key: Hashable, gathering: _Gathering) -> None:
+        if gathering.started:
+            return
+        gathering.started = True
+        if self._open.get(key) is gathering:
+            del self._open[key]
+        loop = asyncio.get_running_loop()
+        callers = gathering.callers
+
+        def put(events: asyncio.Queue, event: tuple) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        def work() -> None:
+            try:
+                outcomes = self.service.run_batch(
+                    [request for request, _, _ in callers],
+                    [lambda p, q=events: put(q, ("progress", p.step, p.total, None)) for _, events, _ in callers],
+                    [stop.is_set for _, _, stop in callers])
+            except Exception as exc:  # a bug in the batched path itself: every caller hears of it
+                outcomes = [exc] * len(callers)
+            for (request, events, _), outcome in zip(callers, outcomes):
+                put(events, _last_event(outcome, request.options.device))
+
+        threading.Thread(target=work, name="inpaint-replica-batch", daemon=True).start()
 
 
 # -- the ingress --------------------------------------------------------------------------------
@@ -289,12 +408,15 @@ def build_application(config: ServerConfig, options: RayOptions = RayOptions()):
     """The Serve application: ``serve.run(build_application(...))``."""
     options.check()
     model = _default_model(config)
+    capacity = options.replica_capacity()
     generator = serve.deployment(
-        Generator, name=GENERATOR, max_ongoing_requests=1, autoscaling_config=options.autoscaling(),
+        Generator, name=GENERATOR, max_ongoing_requests=capacity, autoscaling_config=options.autoscaling(),
         ray_actor_options={"num_gpus": options.gpus_per_replica, "num_cpus": options.cpus_per_replica},
-    ).bind(model, max(1, int(options.cpus_per_replica)))
-    # The ingress queues what the replicas cannot take yet; it may send as many as they can run.
-    config = dataclasses.replace(config, model=model, concurrency=max(config.concurrency, options.max_replicas))
+    ).bind(model, max(1, int(options.cpus_per_replica)), options.batching())
+    # The ingress queues what the replicas cannot take yet; it may send as many as they can run
+    # (a full batch each, where they gather).
+    config = dataclasses.replace(config, model=model,
+                                 concurrency=max(config.concurrency, options.max_replicas * capacity))
     ingress = serve.deployment(serve.ingress()(Ingress), name=INGRESS, num_replicas=1,
                                ray_actor_options={"num_cpus": 0}, **ingress_limits(config))
     return ingress.bind(config, generator)
