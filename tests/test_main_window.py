@@ -590,3 +590,21 @@ def test_a_truncated_download_added_by_hand_is_marked_incomplete_not_offered(win
     row = window.model_picker.combo.findData(str(model))
     assert row >= 0 and window.model_picker.combo.itemText(row) == "half-downloaded (incomplete)"
     assert "truncated" in window.model_picker.detail.text() and "unet/" in window.model_picker.detail.text()
+
+
+def test_the_compiled_step_is_a_remembered_choice_that_reaches_the_run(qtbot, settings):
+    """Generate ▸ Compiled UNet Step: off by default; on, every run's load options ask for the
+    background-compiled step (issue 34), and the choice survives a restart."""
+    w = make_window(qtbot, settings)
+    try:
+        assert w.compile_action in w.generate_menu.actions()
+        assert not w.compile_action.isChecked() and not w.run_options().compile
+        w.compile_action.setChecked(True)
+        assert w.run_options().compile
+    finally:
+        w.force_close()
+    again = make_window(qtbot, settings)
+    try:
+        assert again.compile_action.isChecked() and again.run_options().compile
+    finally:
+        again.force_close()

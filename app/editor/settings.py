@@ -155,6 +155,12 @@ class Settings:
     def set_safety_checker(self, on: bool) -> None:
         self.qsettings.setValue("models/safety_checker", "true" if on else "false")
 
+    def compile_unet(self) -> bool:
+        return self._bool("models/compile_unet", False)
+
+    def set_compile_unet(self, on: bool) -> None:
+        self.qsettings.setValue("models/compile_unet", "true" if on else "false")
+
     # -- view -------------------------------------------------------------------------------
     def mask_color(self) -> str:
         return str(self._get("view/mask_color", "#ff2828"))

@@ -18,14 +18,15 @@ from app.widgets.history_panel import has_seed
 
 class GenerationControls:
     """Needs ``session``, ``params_panel``, ``model_picker``, ``candidates_panel``, ``canvas``,
-    ``progress``, ``status_message``, ``seed_label``, ``show_message`` and ``_update_actions``."""
+    ``progress``, ``status_message``, ``seed_label``, ``show_message``, ``_update_actions`` and the
+    ``allow_pickle_action``, ``safety_action`` and ``compile_action`` toggles."""
 
     _compare = False
 
     def run_options(self) -> LoadOptions:
         mp = self.model_picker
         return LoadOptions(device=mp.device_choice(), low_memory=mp.low_memory, allow_pickle=self.allow_pickle_action.isChecked(),
-                           safety_checker=self.safety_action.isChecked(),
+                           safety_checker=self.safety_action.isChecked(), compile=self.compile_action.isChecked(),
                            server_token=self.settings.generation_server()[1] or None)
 
     def generate(self, params: GenerationParams | None = None) -> bool:

@@ -132,6 +132,9 @@ def build_actions(w: MainWindow) -> None:
                                    tip="Loading a pickle file can run code hidden in it: only for files you trust")
     w.safety_action = action(w, "NSFW &Safety Checker", None, checkable=True,
                              tip="Filter results with the Stable Diffusion safety checker (needs its weights installed)")
+    w.compile_action = action(w, "&Compiled UNet Step", None, checkable=True,
+                              tip="Compile the model's denoising step in the background (GPU: several times faster once "
+                                  "ready; runs go on uncompiled meanwhile, and the result is cached on disk for the next start)")
     w.about_action = action(w, "&About Inpaint Studio", w.show_about)
 
     w.tool_group = QActionGroup(w)
@@ -186,7 +189,8 @@ def build_menus(w: MainWindow) -> None:
     w.tools_menu = fill_menu(mb.addMenu("&Tools"), [*w.tool_group.actions(), None, w.swap_tool_action])
     w.generate_menu = fill_menu(mb.addMenu("&Generate"), [w.generate_action, w.cancel_action, None, w.apply_action,
                                                            w.discard_action, None, w.live.live_action,
-                                                           w.live.apply_live_action, None, w.allow_pickle_action, w.safety_action])
+                                                           w.live.apply_live_action, None, w.allow_pickle_action, w.safety_action,
+                                                           w.compile_action])
     w.generate_menu.addAction("Generation &Server…", w.open_server_dialog)
     w.help_menu = fill_menu(mb.addMenu("&Help"), [w.shortcuts_action, w.docs_action, None, w.about_action])
 
