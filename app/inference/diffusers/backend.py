@@ -223,8 +223,15 @@ class DiffusionBackend:
         pipe = self.pipeline_for(params.mode)
         self.networks.apply_loras(params.prompt)
         self.networks.load_embeddings_for(params.prompt, params.negative_prompt)
-        try:
+        with self._out_of_memory_told():
             return self._generate(pipe, request, progress, cancelled)
+
+    @contextlib.contextmanager
+    def _out_of_memory_told(self):
+        """An out-of-memory error inside the block frees what it can and becomes `GpuOutOfMemory`
+        (which offers the low-memory mode); anything else passes through."""
+        try:
+            yield
         except Cancelled:
             raise
         except Exception as exc:
@@ -255,15 +262,8 @@ class DiffusionBackend:
         self.networks.apply_loras(requests[0].params.prompt)
         for request in requests:
             self.networks.load_embeddings_for(request.params.prompt, request.params.negative_prompt)
-        try:
+        with self._out_of_memory_told():
             images = self._call_many(pipe, requests, progress, lambda: all(c() for c in cancelled))
-        except Cancelled:
-            raise
-        except Exception as exc:
-            if _is_oom(exc):
-                self._free_memory()
-                raise GpuOutOfMemory(self.device.device, self.low_memory, str(exc).splitlines()[0][:200]) from exc
-            raise
         out: list[list[np.ndarray] | Exception] = []
         for request, cancel in zip(requests, cancelled):
             n = len(request.seeds)
