@@ -20,7 +20,8 @@ WAIT_S = 20  # a cap on waiting for a condition, never what ends a wait
 class FakeService:
     """Batches requests whose ``key`` is set; ``run_batch`` waits for ``release`` mid-run."""
 
-    def __init__(self):
+    def __init__(self, compile_step: bool = False):
+        self.compile_step = compile_step
         self.batches: list[list] = []
         self.alone: list = []
         self.started, self.release = threading.Event(), threading.Event()

@@ -280,3 +280,32 @@ def test_window_and_cli_saved_candidates_rerun_to_identical_pixels(qtbot, tiny_i
     for png in (window_png, cli_png):
         assert np.array_equal(_rerun_from_png(service, png, image, mask), np.asarray(Image.open(png)))
     assert np.array_equal(np.asarray(Image.open(cli_png)), record.candidates[k])
+
+
+def test_a_service_that_compiles_loads_every_model_with_the_compiled_step(tmp_path):
+    """`serve --compile` (and a Ray replica of such a server): whatever a request's options say,
+    the model is loaded — and found loaded — with the compiled step; the CLI flag reaches it."""
+    from app.cli.main import build_parser
+    from app.inference.registry import LoadOptions
+    from app.server.app import create_app
+    from app.server.config import ServerConfig
+    from app.service.generation import GenerationService
+
+    loaded = []
+
+    def loader(ref, options):
+        loaded.append(options)
+        return object()
+
+    service = GenerationService(loader, compile_step=True)
+    service.preload("some-model", LoadOptions())
+    assert [o.compile for o in loaded] == [True]
+    assert service.is_loaded("some-model", LoadOptions())  # a plain request finds the compiled model
+    assert not GenerationService(loader).compile_step
+    ns = build_parser().parse_args(["serve", "--compile", "--data", str(tmp_path)])
+    assert ns.compile
+    app = create_app(ServerConfig(data_dir=tmp_path, model="builtin:telea", compile=True))
+    try:
+        assert app.state.service.compile_step
+    finally:
+        app.state.queue.stop()

@@ -85,7 +85,7 @@ def create_app(config: ServerConfig, service: GenerationService | None = None,
     default the preload of the default model (`Preload`, when ``config.preload``). ``runtime``:
     where a job ran, for its record (`JobQueue`; by default this process)."""
     config.check()
-    service = service or GenerationService()
+    service = service or GenerationService(compile_step=config.compile)
     metrics = Metrics()
     store = JobStore(config.data_dir)
     models = ModelTable(config.model)

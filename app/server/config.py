@@ -46,6 +46,9 @@ class ServerConfig:
     batch_window_ms: float = 10.0
     #: At most this many candidates (all gathered jobs' batch sizes) per batched call.
     max_batch: int = 8
+    #: Run the model's UNet step compiled (prepared in the background while jobs run uncompiled;
+    #: `app.inference.diffusers.compiled`): ``serve --compile``.
+    compile: bool = False
 
     def check(self) -> ServerConfig:
         if not is_loopback(self.host) and not self.tokens:

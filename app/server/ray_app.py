@@ -121,9 +121,10 @@ class Generator:
     ("cancelled",) or ("error", title, message, bad_input); closing the stream (the caller
     cancelled or its client left) stops the run at the engine's next step."""
 
-    def __init__(self, model_ref: str, threads: int | None = None, batching: BatchPolicy = BatchPolicy(window_s=0)):
+    def __init__(self, model_ref: str, threads: int | None = None, batching: BatchPolicy = BatchPolicy(window_s=0),
+                 compile_step: bool = False):
         use_threads(threads)  # as Ray's OMP_NUM_THREADS says, but explicit: pixels depend on it
-        self.service = GenerationService()
+        self.service = GenerationService(compile_step=compile_step)
         self.service.preload(model_ref)
         self.gatherer = RunGatherer(self.service, batching)
 
@@ -412,7 +413,7 @@ def build_application(config: ServerConfig, options: RayOptions = RayOptions()):
     generator = serve.deployment(
         Generator, name=GENERATOR, max_ongoing_requests=capacity, autoscaling_config=options.autoscaling(),
         ray_actor_options={"num_gpus": options.gpus_per_replica, "num_cpus": options.cpus_per_replica},
-    ).bind(model, max(1, int(options.cpus_per_replica)), options.batching())
+    ).bind(model, max(1, int(options.cpus_per_replica)), options.batching(), config.compile)
     # The ingress queues what the replicas cannot take yet; it may send as many as they can run
     # (a full batch each, where they gather).
     config = dataclasses.replace(config, model=model,
@@ -443,7 +444,8 @@ def build(args: dict[str, Any]):
     """Import path for a Serve config file or ``serve run app.server.ray_app:build data=DIR ...``:
     ``args`` holds ``data`` (shared job path), ``model``, ``tokens`` (a file), ``host`` (the
     address Serve's proxy listens on, as in the file's ``http_options``; default 0.0.0.0, which
-    needs tokens), ``allowed_hosts`` (a list) and RayOptions fields; the deployments' own
+    needs tokens), ``allowed_hosts`` (a list), ``compile`` (true: the compiled UNet step) and
+    RayOptions fields; the deployments' own
     sections of the config file override scaling and resources."""
     from pathlib import Path
 
@@ -453,5 +455,6 @@ def build(args: dict[str, Any]):
     options = RayOptions(**{k: type(getattr(RayOptions, k))(v) for k, v in args.items() if k in fields})
     config = ServerConfig(data_dir=Path(args["data"]), model=args.get("model"), host=str(args.get("host", "0.0.0.0")),
                           tokens=load_tokens(args.get("tokens")), queue_depth=int(args.get("queue_depth", 16)),
-                          allowed_hosts=frozenset(str(h).lower() for h in args.get("allowed_hosts", ()))).check()
+                          allowed_hosts=frozenset(str(h).lower() for h in args.get("allowed_hosts", ())),
+                          compile=str(args.get("compile", False)).lower() in ("1", "true", "yes")).check()
     return build_application(config, options)

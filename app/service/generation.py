@@ -11,9 +11,10 @@ Importing this module loads no torch and no Qt: torch comes with the first diffu
 
 from __future__ import annotations
 
+
 import threading
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from app.core import compositing, maskops
@@ -64,8 +65,12 @@ class GenerationService:
     field, as test doubles do)."""
 
     def __init__(self, loader: Loader | None = None,
-                 capabilities: Callable[[str, LoadOptions | None], Capabilities] | None = None):
+                 capabilities: Callable[[str, LoadOptions | None], Capabilities] | None = None,
+                 compile_step: bool = False):
+        """``compile_step``: every model this service loads gets the background-compiled UNet
+        step, whatever the requests' options say (`serve --compile`)."""
         self._loader = loader or registry.load_backend
+        self.compile_step = compile_step
         if capabilities is None:
             capabilities = registry.capabilities if loader is None else (lambda ref, options=None: UNRESTRICTED)
         self._capabilities = capabilities
@@ -91,7 +96,7 @@ class GenerationService:
 
     def is_loaded(self, model_ref: str, options: LoadOptions = LoadOptions()) -> bool:
         """True when the next run on ``model_ref`` with ``options`` reuses the cached backend."""
-        return self._key == (model_ref, options.normalised())
+        return self._key == (model_ref, self._load_options(options))
 
     def preload(self, model_ref: str, options: LoadOptions = LoadOptions()) -> None:
         """Load (and cache) the backend for ``model_ref`` ahead of the first run."""
@@ -187,8 +192,13 @@ class GenerationService:
         with self._lock:
             return self._backend_for(model_ref, options).generate(region, progress, cancelled)
 
+    def _load_options(self, options: LoadOptions) -> LoadOptions:
+        """The options a model is loaded (and cached) with: one spelling, plus this service's own."""
+        options = options.normalised()
+        return replace(options, compile=True) if self.compile_step else options
+
     def _backend_for(self, model_ref: str, options: LoadOptions) -> Backend:
-        key = (model_ref, options.normalised())
+        key = (model_ref, self._load_options(options))
         if self._key != key:
             self._backend, self._key = None, None  # drop the old weights before loading new ones
             try:
