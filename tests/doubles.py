@@ -1,4 +1,4 @@
-"""Shared test doubles: a backend output that names its seed, and a shown main window."""
+"""Shared test doubles: a backend whose output names its seed, and a shown main window."""
 
 from __future__ import annotations
 
@@ -14,12 +14,23 @@ def paint_seeds(request) -> list:
     return outs
 
 
-def shown_window(qtbot, settings_path):
-    """A real MainWindow (no model discovery), 1000×700, shown and exposed."""
+class SeedBackend:
+    """Paints each candidate's masked pixels with its own seed (`paint_seeds`)."""
+
+    name = "test:seed"
+    native_resolution = True
+
+    def generate(self, request, progress, cancelled):
+        progress(1, 1, None)
+        return paint_seeds(request)
+
+
+def shown_window(qtbot, settings_path, worker=None):
+    """A real MainWindow (no model discovery; ``worker``: its generation worker), 1000×700, shown and exposed."""
     from app.editor.settings import Settings
     from app.widgets.main_window import MainWindow
 
-    w = MainWindow(Settings(settings_path), discover=lambda: [])
+    w = MainWindow(Settings(settings_path), worker=worker, discover=lambda: [])
     qtbot.addWidget(w)
     w.resize(1000, 700)
     w.show()

@@ -4,7 +4,6 @@ taken in turn so each is run at least once by a real pipeline."""
 
 import inspect
 import itertools
-import json
 
 import numpy as np
 import pytest
@@ -15,21 +14,10 @@ from app.core.schedulers import PAIRS, SAMPLERS, canonical_name, compose, schedu
 from app.core.sigma_schedules import AUTOMATIC, SCHEDULE_TYPES, schedule_sigmas, sd15_sigmas
 from app.inference.diffusers.schedulers import make_scheduler
 from app.inference.engine import BackendRequest
+from test_schedulers import backend, base_config  # noqa: F401  (the tiny model's scheduler config and backend)
 
 #: Classes that take one model call per sigma (Heun and DPM2 interleave a second one).
 FIRST_ORDER = ("Euler", "Euler a", "LMS", "DPM++ 2M", "DPM++ 2M SDE", "UniPC", "DDIM")
-
-
-@pytest.fixture(scope="module")
-def base_config(tiny_inpaint_model):
-    return json.loads((tiny_inpaint_model / "scheduler" / "scheduler_config.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def backend(tiny_inpaint_model):
-    from app.inference.registry import LoadOptions, load_backend
-
-    return load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu"))
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)

@@ -12,25 +12,13 @@ import zipfile
 import numpy as np
 import pytest
 
-from doubles import paint_seeds
+from doubles import SeedBackend
 from app.core import imageio
 from app.core.geometry import Bounds
 from app.core.params import GenerationParams
 from app.editor.session import EditorSession
 from app.editor.worker import GenerationWorker
 from app.storage.project import ProjectError, load_project, save_project
-
-
-class SeedBackend:
-    """Paints each candidate's masked pixels with its own seed (mod 256): candidates differ and
-    the pixels say which seed made them."""
-
-    name = "test:seed"
-    native_resolution = True
-
-    def generate(self, request, progress, cancelled):
-        progress(1, 1, None)
-        return paint_seeds(request)
 
 
 @pytest.fixture

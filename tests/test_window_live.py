@@ -7,29 +7,14 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from doubles import paint_seeds
+from doubles import SeedBackend, shown_window
 from app.core.schedulers import split
-from app.editor.settings import Settings
 from app.editor.worker import GenerationWorker
-from app.widgets.main_window import MainWindow
-
-
-class SeedBackend:
-    name = "test:seed"
-    native_resolution = True
-
-    def generate(self, request, progress, cancelled):
-        progress(1, 1, None)
-        return paint_seeds(request)
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    w = MainWindow(Settings(tmp_path / "s.ini"), worker=GenerationWorker(lambda *a: SeedBackend()), discover=lambda: [])
-    qtbot.addWidget(w)
-    w.resize(1000, 700)
-    w.show()
-    qtbot.waitExposed(w)
+    w = shown_window(qtbot, tmp_path / "s.ini", GenerationWorker(lambda *a: SeedBackend()))
     yield w
     w.force_close()
 

@@ -7,30 +7,17 @@ status texts."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QIcon, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from app.core import imageio
-from app.core.params import GenerationParams
 from app.widgets import tools
 from app.widgets.expand_dialog import ExpandCanvasDialog
-from app.widgets.recovery_dialog import install
 from test_editor_reliability import data_dir  # noqa: F401
-from test_main_window import generate_and_wait, make_window, photo, settings, widget_point  # noqa: F401
-
-CLASSICAL = GenerationParams(model="builtin:telea")
-
-
-@pytest.fixture
-def window(qtbot, settings, data_dir):  # noqa: F811
-    w = make_window(qtbot, settings)
-    install(w, offer=False)
-    yield w
-    w.recovery.shutdown(clean=True)
-    w.force_close()
+from test_main_window import generate_and_wait, photo, settings, widget_point  # noqa: F401
+from test_window_work_never_lost import CLASSICAL, window  # noqa: F401  (the window with recovery installed)
 
 
 def opened_with_candidates(qtbot, window, photo):  # noqa: F811
