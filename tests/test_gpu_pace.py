@@ -14,6 +14,7 @@ from app.core.params import GenerationParams
 from app.inference.diffusers.preview import PreviewPump
 from app.inference.engine import BackendRequest, Engine, Job
 from app.inference.registry import LoadOptions, load_backend
+from test_diffusion import make_request as diffusion_request
 
 SIZE = 64
 #: Max |Δ| (8-bit levels) between a batched candidate and the single run of its seed, measured
@@ -29,12 +30,8 @@ def backend(tiny_inpaint_model):
 
 
 def make_request(seeds=(11,), size=SIZE, **kw):
-    rng = np.random.default_rng(5)
-    image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    mask = np.zeros((size, size), np.uint8)
-    mask[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 255
-    kw = {"prompt": "a stone wall", "steps": 2, "guidance": 5.0, "scheduler": "Euler a", **kw}
-    return BackendRequest(image, mask, GenerationParams(seed=seeds[0], batch_size=len(seeds), **kw), tuple(seeds))
+    """test_diffusion's request, with two steps and real guidance (a step sequence to count)."""
+    return diffusion_request(seeds, size, **{"steps": 2, "guidance": 5.0, **kw})
 
 
 def run(backend, request, progress=None, cancelled=None):
