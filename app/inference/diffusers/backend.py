@@ -288,7 +288,7 @@ class DiffusionBackend:
                                                                                    first.params.scheduler, first.params.guidance,
                                                                                    first.params.strength):
                 return False
-            if params.mode == "inpaint" and params.masked_content in ("latent_noise", "latent_nothing"):
+            if _fill_per_seed(params):
                 return False
             if extract_loras(params.prompt)[1] != extract_loras(first.params.prompt)[1]:
                 return False
@@ -372,7 +372,7 @@ class DiffusionBackend:
         """One batched call for all candidates? Not in the exact mode, and not where items differ
         in their pixel input (latent noise/nothing are made per seed before the call)."""
         return (not self.exact_batches and len(request.seeds) > 1 and hasattr(pipe, "prepare_mask_latents")
-                and not (request.params.mode == "inpaint" and request.params.masked_content in ("latent_noise", "latent_nothing")))
+                and not _fill_per_seed(request.params))
 
     def _generate(self, pipe, request, progress, cancelled) -> list[np.ndarray]:
         calls = [request.seeds] if self.batched(pipe, request) else [(s,) for s in request.seeds]
@@ -442,6 +442,12 @@ class DiffusionBackend:
         denormalize = [True] * image.shape[0] if nsfw is None else [not flagged for flagged in nsfw]
         arr = pipe.image_processor.postprocess(image, output_type="np", do_denormalize=denormalize)
         return (arr[0] * 255).round().astype(np.uint8)
+
+
+def _fill_per_seed(params) -> bool:
+    """Latent noise / latent nothing: each seed's pixel input is made before the call, so items
+    of one batched call would not share their image."""
+    return params.mode == "inpaint" and params.masked_content in ("latent_noise", "latent_nothing")
 
 
 def prompt_kwargs(pipe, prompt: str, negative: str, cancelled: CancelFn | None = None) -> dict:
