@@ -12,7 +12,9 @@ import random
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from app.core import guides
 from app.core.errors import UserError
+from app.core.guides import ControlUnit, Reference, SoftInpainting
 
 MODES = ("inpaint", "img2img")
 INPAINT_AREAS = ("masked", "whole")
@@ -71,9 +73,12 @@ class ParamError(UserError, ValueError):
         super().__init__(f"{field_name} = {value!r} is not valid: {allowed}")
 
 
+#: Fields holding `app.core.guides` values (JSON: dicts and lists).
+GUIDE_FIELDS = ("controls", "reference", "soft_inpainting")
+
 #: What a prompt-free method (classical, LaMa) ignores.
 SAMPLING_FIELDS = frozenset({"prompt", "negative_prompt", "scheduler", "steps", "guidance", "strength", "seed",
-                             "batch_size"})
+                             "batch_size", *GUIDE_FIELDS})
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,12 @@ class GenerationParams:
     padding: int = 32
     masked_content: str = "original"
     color_match: str = "auto"
+    #: ControlNets, in order; their images are `GenerationRequest.control_images`.
+    controls: tuple[ControlUnit, ...] = ()
+    #: IP-Adapter; its image is `GenerationRequest.reference_image`.
+    reference: Reference | None = None
+    #: Per-pixel change from the mask's grey levels; None = the mask is binarised for denoising.
+    soft_inpainting: SoftInpainting | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     # -- validation ---------------------------------------------------------------------------
@@ -131,6 +142,14 @@ class GenerationParams:
         _check_int("mask_blur", self.mask_blur, 0, 64)
         _check_int("mask_grow", self.mask_grow, 0, 64)
         _check_int("padding", self.padding, 0, 256)
+        if not isinstance(self.controls, tuple) or len(self.controls) > guides.MAX_CONTROLS:
+            raise ParamError("controls", self.controls, f"a tuple of at most {guides.MAX_CONTROLS} control units")
+        for i, unit in enumerate(self.controls):
+            unit.check(f"controls[{i}]")
+        if self.reference is not None:
+            self.reference.check("reference")
+        if self.soft_inpainting is not None:
+            self.soft_inpainting.check("soft_inpainting")
         return self
 
     @property
@@ -146,7 +165,8 @@ class GenerationParams:
     def deciding_fields(self) -> tuple[str, ...]:
         """The fields that decided this run's pixels: what a reader shows and a recall sets
         (a prompt-free method's record keeps default sampling fields that decided nothing)."""
-        names = [f for f in self.__dataclass_fields__ if f != "extra"]
+        names = [f for f in self.__dataclass_fields__
+                 if f != "extra" and not (f in GUIDE_FIELDS and not getattr(self, f))]
         return tuple(f for f in names if f not in SAMPLING_FIELDS) if self.is_prompt_free else tuple(names)
 
     # -- seeds ------------------------------------------------------------------------------
@@ -167,7 +187,11 @@ class GenerationParams:
 
     # -- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """JSON-ready: the guide fields become dicts and lists."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in GUIDE_FIELDS:
+            data[name] = guides.to_json(data[name])
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, strict: bool = False) -> GenerationParams:
@@ -193,6 +217,8 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         if not isinstance(value, dict):
             raise ParamError(name, value, "a JSON object")
         return value
+    if name in GUIDE_FIELDS:
+        return guides.from_json(name, value)
     if value is None and "None" in kind:
         return None
     try:

@@ -54,6 +54,10 @@ class GenerationRequest:
     mask: np.ndarray | None = None
     context: Bounds | None = None
     options: LoadOptions = LoadOptions()
+    #: One H×W×3 uint8 image per `params.controls` unit, in the document's size.
+    control_images: tuple[np.ndarray, ...] = ()
+    #: The IP-Adapter's image (any size, RGB uint8) when `params.reference` is set.
+    reference_image: np.ndarray | None = None
 
 
 class GenerationService:
