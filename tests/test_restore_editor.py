@@ -248,3 +248,59 @@ def test_upscale_paint_undo_redo_expand_restore_keep_the_document_consistent(qtb
     while doc.undo_stack.canUndo():
         doc.undo_stack.undo()
     assert _same(doc, history[0])
+
+
+# -- LaMa in the model list ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lama_file(tmp_path_factory):
+    """A full-size random-weight LaMa (spandrel builds only big-lama's shape) in a LaMa/ folder."""
+    models = tmp_path_factory.mktemp("lama-editor")
+    path = rm.save(rm.lama(), models / "LaMa" / "big-lama.safetensors")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INPAINT_STUDIO_MODELS", str(models))
+        mp.delenv("INPAINT_STUDIO_A1111", raising=False)
+        yield path
+
+
+def _choose_lama(qtbot, w, path):
+    picker = w.model_picker
+    qtbot.waitUntil(lambda: not picker.discovering and picker.combo.findData(f"lama:{path}") >= 0, timeout=WAIT_MS)
+    picker.combo.setCurrentIndex(picker.combo.findData(f"lama:{path}"))
+
+
+def test_lama_files_are_listed_and_the_panel_says_no_prompt_or_seed_is_used(qtbot, tmp_path, monkeypatch):
+    path = tmp_path / "models" / "LaMa" / "big-lama.safetensors"  # found by folder and name: never read here
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    monkeypatch.setenv("INPAINT_STUDIO_MODELS", str(tmp_path / "models"))
+    w = shown_window(qtbot, tmp_path / "settings.ini")
+    panel = w.params_panel
+    _choose_lama(qtbot, w, path)
+    assert w.model_picker.is_prompt_free() and "No prompt, no seed" in w.model_picker.detail.text()
+    for field in (panel.prompt, panel.negative, panel.seed, panel.random_seed, panel.scheduler, panel.steps,
+                  panel.guidance, panel.strength, panel.batch):
+        assert not field.isEnabled()
+    assert "LaMa uses no prompt and no seed" in panel.prompt.placeholderText()
+    w.open_image_array(rm.photo(16, 16))
+    w.document.fill_rect((4, 4, 4, 4))
+    assert panel.params().prompt == "" and panel.validation_message() == "" and w.generate_action.isEnabled()
+    assert w.session.check(w.current_params()) is None  # the session asks no prompt of LaMa either
+    w.model_picker.combo.setCurrentIndex(w.model_picker.combo.findData("builtin:telea"))
+    assert "Classical inpainting ignores the prompt" in panel.prompt.placeholderText()
+
+
+@pytest.mark.slow
+def test_generate_with_lama_needs_no_prompt_and_keeps_the_outside(qtbot, tmp_path, lama_file):
+    w = shown_window(qtbot, tmp_path / "settings.ini")
+    _choose_lama(qtbot, w, lama_file)
+    w.open_image_array(rm.photo(40, 48, seed=5))
+    w.document.fill_rect((16, 12, 12, 10))
+    with qtbot.waitSignal(w.session.generation_finished, timeout=WAIT_MS) as finished:
+        assert w.generate()
+    record = finished.args[0]
+    assert record.params.model == f"lama:{lama_file}" and record.params.prompt == ""
+    before = w.document.pixels.copy()
+    assert w.apply_candidate(0)
+    outside = maskops.feather_full(w.document.mask, record.params.mask_blur) == 0
+    assert np.array_equal(w.document.pixels[outside], before[outside])
+    assert w.document.undo_stack.undoText() == "Apply result (LaMa)"
