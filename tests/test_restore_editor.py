@@ -277,8 +277,8 @@ def test_lama_files_are_listed_and_the_panel_says_no_prompt_or_seed_is_used(qtbo
     panel = w.params_panel
     _choose_lama(qtbot, w, path)
     assert w.model_picker.is_prompt_free() and "No prompt, no seed" in w.model_picker.detail.text()
-    for field in (panel.prompt, panel.negative, panel.seed, panel.random_seed, panel.scheduler, panel.steps,
-                  panel.guidance, panel.strength, panel.batch):
+    for field in (panel.seed, panel.random_seed, panel.lock_seed, panel.scheduler, panel.steps, panel.guidance,
+                  panel.strength, panel.batch):
         assert not field.isEnabled()
     assert "LaMa uses no prompt and no seed" in panel.prompt.placeholderText()
     w.open_image_array(rm.photo(16, 16))

@@ -357,8 +357,8 @@ class ParamsPanel(QWidget):
     def set_model(self, model: str, classical: bool) -> None:
         """The model chosen in the picker: decides which fields matter. ``classical``: a
         prompt-free method (`GenerationParams.is_prompt_free`: classical or LaMa), which ignores
-        prompt, scheduler, steps, CFG, strength and seed; they are greyed out rather than hidden,
-        so nothing jumps, and the prompt's placeholder says so."""
+        prompt, scheduler, steps, CFG, strength and seed; those are greyed out rather than hidden,
+        so nothing jumps, and the prompt's placeholder says it is not used."""
         self._model = model
         self._classical = classical
         for w in (self.scheduler, self.steps, self.guidance, self.strength, self.seed,
@@ -369,9 +369,8 @@ class ParamsPanel(QWidget):
         self.auto_size.setEnabled(not classical)
         self.width_box.setEnabled(not classical and not self.auto_size.isChecked())
         self.height_box.setEnabled(not classical and not self.auto_size.isChecked())
+        # The prompt stays editable (typed text is kept for the next diffusion run); its placeholder says it is unused.
         self.prompt.setPlaceholderText(self._prompt_placeholder())
-        self.prompt.setEnabled(not classical)
-        self.negative.setEnabled(not classical)
         self._on_changed()
 
     def _prompt_placeholder(self) -> str:
