@@ -79,6 +79,8 @@ def test_upscale_x2_from_the_menu_is_one_undo_step_with_mask_and_box(qtbot, wind
     assert doc.mask.shape == (40, 48) and np.array_equal(doc.mask[::2, ::2], before_mask)  # the selection scaled with it
     assert doc.context_box == Bounds(4, 4, 32, 24)
     assert "Upscale ×2 — tiny-esrgan-x2 (ESRGAN ×2)" in doc.undo_stack.undoText()
+    steps = window.restore_panel.steps.model()  # the panel's edit history lists it with its parameters
+    assert steps.data(steps.index(steps.rowCount() - 1, 0)) == doc.undo_stack.undoText()
     window.undo_action.trigger()
     assert doc.size == (24, 20) and np.array_equal(doc.pixels, before_px) and np.array_equal(doc.mask, before_mask)
     assert doc.context_box == Bounds(2, 2, 16, 12)
@@ -169,7 +171,9 @@ def test_a_result_made_before_the_image_changed_is_not_applied_over_it(qtbot, wi
 def test_menu_lists_every_operation_and_waits_for_an_image(qtbot, tmp_path, models):
     w = shown_window(qtbot, tmp_path / "settings.ini")
     texts = [a.text() for a in w.restore_menu.actions() if not a.isSeparator()]
-    assert texts == ["&Upscale ×2…", "Upscale &×4…", "Restore &Faces…", "&Denoise…", "&Colourise…", "&Get Models…"]
+    assert texts == ["&Upscale ×2…", "Upscale &×4…", "Restore &Faces…", "&Denoise…", "&Colourise…", "&Get Models…",
+                     "Restore &Panel"]
+    assert [b.defaultAction() for b in w.restore_panel.buttons] == [*w.restore_actions.values(), w.restore_get_models_action]
     assert not any(a.isEnabled() for a in w.restore_actions.values())  # no image yet
     assert restore_actions.open_restore_dialog(w, UPSCALE) is None
     w.open_image_array(rm.photo(16, 16))

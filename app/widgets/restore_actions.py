@@ -1,6 +1,7 @@
-"""The Restore menu, installed on the main window in one call: Upscale ×2/×4, Restore Faces,
-Denoise, Colourise (once the service runs it) and Get Models…, each opening a `RestoreDialog`
-for the whole image or the selection. The runs go through one `RestoreRunner` per window, which
+"""The Restore menu and panel, installed on the main window in one call: Upscale ×2/×4, Restore
+Faces, Denoise, Colourise (once the service runs it) and Get Models…, each opening a
+`RestoreDialog` for the whole image or the selection; the panel (a dock tabbed with History) has
+the same actions and the edit history. The runs go through one `RestoreRunner` per window, which
 keeps the last model loaded between runs."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from PySide6.QtCore import Qt
 
 from app.editor.restore_task import COLORIZE, DENOISE, FACES, LABELS, UPSCALE, RestoreRunner, available
 from app.widgets.restore_dialog import RestoreDialog
-from app.widgets.window_layout import action
+from app.widgets.restore_panel import RestorePanel
+from app.widgets.window_layout import action, dock
 
 if TYPE_CHECKING:
     from app.widgets.main_window import MainWindow
@@ -45,6 +47,15 @@ def install(w: MainWindow) -> None:
     w.restore_get_models_action = action(w, "&Get Models…", w.model_picker.get_models,
                                          tip="Download a known-good upscaler, face restorer or other model")
     menu.addAction(w.restore_get_models_action)
+    panel = RestorePanel(list(w.restore_actions.values()), w.restore_get_models_action, w.document.undo_stack)
+    w.restore_panel = panel
+    w.restore_dock = dock(w, "Restore", panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+    w.tabifyDockWidget(w.history_dock, w.restore_dock)
+    w.history_dock.raise_()
+    menu.addSeparator()
+    w.restore_panel_action = w.restore_dock.toggleViewAction()
+    w.restore_panel_action.setText("Restore &Panel")
+    menu.addAction(w.restore_panel_action)
     w.document.reset.connect(lambda: update_actions(w))
     w.session.generation_started.connect(lambda _p: update_actions(w))
     for ended in (w.session.generation_finished, w.session.generation_failed, w.session.generation_cancelled):
