@@ -145,6 +145,15 @@ def test_cancel_mid_run_leaves_the_document_untouched(qtbot, window, models):
     assert dialog.run_button.isEnabled() and not window.restore_runner.running
 
 
+def test_an_image_opened_while_the_run_copies_the_document_cancels_it(qtbot, window, models):
+    runner = window.restore_runner
+    window.document.snapshots.slice_bytes = 64  # the copy takes several event-loop turns
+    with qtbot.waitSignal(runner.cancelled, timeout=WAIT_MS):
+        assert runner.start(RestoreChoice(DENOISE, str(models["dncnn"]))) == ""
+        window.open_image_array(rm.photo(20, 24, seed=9))  # the snapshot now holds the image that was closed
+    assert not runner.running and window.document.undo_stack.count() == 0
+
+
 def test_no_model_says_where_to_put_one_and_offers_get_models(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("INPAINT_STUDIO_MODELS", str(tmp_path / "empty"))
     w = shown_window(qtbot, tmp_path / "settings.ini")

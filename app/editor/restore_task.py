@@ -27,6 +27,7 @@ from app.core.geometry import Bounds
 from app.editor.background_task import BackgroundTask
 from app.editor.canvas_delta import PackedArray
 from app.editor.document import Document
+from app.editor.restore_preview import compare_pair, focus_of
 from app.inference.engine import Cancelled
 from app.inference.errors import ModelLoadError
 from app.service.restoration import OPERATIONS, RestorationRequest, RestorationService
@@ -106,6 +107,8 @@ class RestoreOutcome:
     before: np.ndarray  # the snapshot it was made from
     pixels: np.ndarray  # the result, in the document's layout and dtype
     region: Bounds | None  # where a same-size result may differ (None: anywhere)
+    focus: Bounds | None  # what the compare view centres on (the selection), None = the whole image
+    preview: tuple[np.ndarray, np.ndarray]  # the fitted before/after pair (`restore_preview.compare_pair`)
     packed: tuple[PackedArray, PackedArray] | None  # an upscale's before/after, packed on the pool thread
     version: int  # `Document.image_version` of the snapshot
     elapsed_s: float
@@ -154,14 +157,16 @@ def run_restoration(service: RestorationService, choice: RestoreChoice, image: n
         return RestoreFailure(exc.title, exc.message, isinstance(exc, ModelLoadError))
     pixels, h, w = result.pixels, image.shape[0], image.shape[1]
     label = choice.label(result.model, result.architecture, result.scale)
+    focus, packed, region = focus_of(selection), None, None
     if choice.operation == UPSCALE:
         pixels = resize_to(pixels, w * choice.factor, h * choice.factor)
         if cancelled():
             raise LoadCancelled
-        packed = (PackedArray.of(image), PackedArray.of(pixels))
-        return RestoreOutcome(choice, label, image, pixels, None, packed, version, result.elapsed_s)
-    region = maskops.bounds(selection).pad(maskops.feather_reach(request.mask_blur)) if selection is not None else None
-    return RestoreOutcome(choice, label, image, pixels, region and region.clamp(w, h), None, version, result.elapsed_s)
+        packed = (PackedArray.raw(image), PackedArray.raw(pixels))  # raw: undo/redo must not inflate 100s of MB
+    elif selection is not None:
+        region = maskops.bounds(selection).pad(maskops.feather_reach(request.mask_blur)).clamp(w, h)
+    preview = compare_pair(image, pixels, focus)
+    return RestoreOutcome(choice, label, image, pixels, region, focus, preview, packed, version, result.elapsed_s)
 
 
 class RestoreRunner(QObject):
@@ -180,11 +185,13 @@ class RestoreRunner(QObject):
         self.service = service or RestorationService()
         self.task: BackgroundTask | None = None
         self._cancel = threading.Event()
-        self._waiting_snapshot = False
+        self._active = False  # from `start` until its result (or cancel) is reported
+        self._resets = 0  # the document was replaced (opened, undo of a resize…): a snapshot under way is stale
+        document.reset.connect(self._on_reset)
 
     @property
     def running(self) -> bool:
-        return self._waiting_snapshot or (self.task is not None and self.task.running)
+        return self._active
 
     def problem(self, choice: RestoreChoice) -> str:
         """Why ``choice`` cannot start now ("" when it can)."""
@@ -207,15 +214,18 @@ class RestoreRunner(QObject):
         if problem:
             return problem
         self._cancel.clear()
-        self._waiting_snapshot = True
+        self._active = True
         self.started.emit()
-        self.document.snapshots.take(lambda state: self._submit(choice, state))
+        resets = self._resets
+        self.document.snapshots.take(lambda state: self._submit(choice, state, resets))
         return ""
 
-    def _submit(self, choice: RestoreChoice, state) -> None:
-        self._waiting_snapshot = False
-        if self._cancel.is_set():
-            self.cancelled.emit()
+    def _on_reset(self) -> None:
+        self._resets += 1
+
+    def _submit(self, choice: RestoreChoice, state, resets: int) -> None:
+        if self._cancel.is_set() or resets != self._resets:  # cancelled, or the snapshot is of a replaced image
+            self._end(self.cancelled)
             return
         version = self.document.image_version  # the snapshot equals the document now
         service, cancel = self.service, self._cancel
@@ -225,10 +235,14 @@ class RestoreRunner(QObject):
 
         task = BackgroundTask(work, f"{LABELS[choice.operation]}", self, title="Restoring")
         task.progress.connect(self.progress)
-        task.finished.connect(self.finished)
-        task.failed.connect(lambda text: self.finished.emit(RestoreFailure(f"{LABELS[choice.operation]} failed", text, False)))
-        task.cancelled.connect(self.cancelled)
+        task.finished.connect(lambda outcome: self._end(self.finished, outcome))
+        task.failed.connect(lambda text: self._end(self.finished, RestoreFailure(f"{LABELS[choice.operation]} failed", text, False)))
+        task.cancelled.connect(lambda: self._end(self.cancelled))
         self.task = task.start()
+
+    def _end(self, signal, *args) -> None:
+        self._active = False  # before the receivers run: they may start the next run
+        signal.emit(*args)
 
     def cancel(self) -> None:
         """Stop at the next tile (or face); ``cancelled`` follows and the document is untouched."""

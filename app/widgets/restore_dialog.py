@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core import maskops
 from app.editor.background_task import BackgroundTask
 from app.editor.restore_task import (
     FACES,
@@ -40,7 +39,8 @@ from app.editor.restore_task import (
     list_models,
 )
 from app.widgets.buttons import push_button
-from app.widgets.restore_compare import CompareView, compare_pair
+from app.editor.restore_preview import compare_pair
+from app.widgets.restore_compare import CompareView
 
 DESCRIPTIONS = {
     UPSCALE: "Enlarge the whole image with an upscaling model (ESRGAN, Real-ESRGAN, SwinIR, HAT…), tile by tile.",
@@ -220,11 +220,8 @@ class RestoreDialog(QDialog):
         o = self.outcome
         if o is None:
             return
-        focus = None
-        if o.choice.in_selection:
-            focus = maskops.bounds(self.runner.document.mask)
-            focus = focus.pad(max(16, max(focus.width, focus.height) // 2)) if focus is not None else None
-        self.compare.set_images(*compare_pair(o.before, o.pixels, focus, self.detail.isChecked()))
+        detail = self.detail.isChecked()  # a 1:1 crop is quick; the fitted pair was made on the pool thread
+        self.compare.set_images(*(compare_pair(o.before, o.pixels, o.focus, True) if detail else o.preview))
 
     # -- review -------------------------------------------------------------------------------
     def apply(self) -> bool:
