@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,14 +16,17 @@ from hypothesis import strategies as st
 import restoration_models as rm
 from app.core import maskops
 from app.core.geometry import Bounds
+from app.core.imageio import LoadedImage
 from app.core.outpaint import Expansion
 from app.editor.document import Document
 from app.editor.restore_task import DENOISE, FACES, UPSCALE, RestoreChoice, RestoreOutcome, RestoreRunner, run_restoration
 from app.service.restoration import RestorationService
 from doubles import shown_window
 from app.widgets import restore_actions
+from app.widgets.history_panel import parked_note
 
 WAIT_MS = 30000
+_SERVICE = RestorationService()  # one for the tests that run without a window (keeps its model loaded)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +90,38 @@ def test_upscale_x2_from_the_menu_is_one_undo_step_with_mask_and_box(qtbot, wind
     assert doc.context_box == Bounds(2, 2, 16, 12)
     window.redo_action.trigger()
     assert np.array_equal(doc.pixels, result) and doc.mask.shape == (40, 48)
+
+
+def test_candidates_under_review_end_at_an_upscale_and_fit_again_after_its_undo(qtbot, window, models):
+    doc, session = window.document, window.session
+    doc.fill_rect((6, 6, 5, 5))
+    with qtbot.waitSignal(session.generation_finished, timeout=WAIT_MS) as finished:
+        assert window.generate(window.current_params().replace(model="builtin:telea"))
+    record = finished.args[0]
+    assert session.candidates is record
+    dialog = _dialog(qtbot, window, UPSCALE, 2, models["esrgan"])
+    _run(qtbot, dialog)
+    assert dialog.apply()
+    assert session.candidates is None and "made on a 24×20 canvas" in parked_note(record, doc.size)
+    window.undo_action.trigger()
+    assert parked_note(record, doc.size) == "" and session.show_record(record)
+
+
+def test_upscale_keeps_16_bit_alpha_and_the_icc_profile(qtbot, models):
+    rgb = rm.photo(12, 14).astype(np.uint16) * 257 + 3
+    alpha = np.tile(np.linspace(100, 65000, 14).astype(np.uint16), (12, 1))
+    doc = Document()
+    doc.set_image(LoadedImage(np.dstack([rgb, alpha]), icc_profile=b"profile bytes"))
+    runner = RestoreRunner(doc)
+    outcome = run_restoration(_SERVICE, RestoreChoice(UPSCALE, str(models["compact"]), factor=4), doc.pixels.copy(),
+                              doc.mask.copy(), doc.image_version, lambda i, n: None, lambda: False)
+    assert runner.apply(outcome) == ""
+    assert doc.pixels.dtype == np.uint16 and doc.pixels.shape == (48, 56, 4) and doc.icc_profile == b"profile bytes"
+    assert np.array_equal(doc.pixels[:, :, 3], cv2.resize(alpha, (56, 48), interpolation=cv2.INTER_CUBIC))  # as the service does
+    colour = doc.pixels[:, :, :3]
+    assert np.any((colour >> 8) != (colour & 0xFF))  # 16-bit precision: not 8-bit values ×257
+    doc.undo_stack.undo()
+    assert np.array_equal(doc.pixels[:, :, 3], alpha) and doc.pixels.dtype == np.uint16
 
 
 def test_a_x4_model_gives_a_x2_upscale_when_x2_is_asked_for(qtbot, window, models):
@@ -190,7 +226,6 @@ def test_menu_lists_every_operation_and_waits_for_an_image(qtbot, tmp_path, mode
 
 
 # -- a sequence of edits keeps the document's invariants ------------------------------------------
-_SERVICE = RestorationService()
 _OPS = st.lists(st.sampled_from(["upscale", "paint", "undo", "redo", "expand", "denoise-selection"]), min_size=1, max_size=7)
 
 
