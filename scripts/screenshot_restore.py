@@ -1,8 +1,8 @@
 """Write a screenshot of the Restore menu, panel and dialog (for docs/screenshot-restore.png).
 
-The astronaut photo is open; a ×2 upscale has run and waits for review in the Restore dialog
-(before/after split, 1:1 detail), the Restore panel is docked beside History and the Restore menu
-is open. No model can be downloaded here, so the upscaler is a stand-in: Real-ESRGAN's compact
+The astronaut photo is open and upscaled ×2 once (a step in the panel's edit history); a second
+×2 waits for review in the Restore dialog (before/after split, fitted; Detail shows 1:1), the Restore panel is
+docked beside History and the Restore menu is open. No model can be downloaded here, so the upscaler is a stand-in: Real-ESRGAN's compact
 architecture with its learned residual set to zero, which makes it a nearest-neighbour ×2 (a real
 model file, e.g. RealESRGAN_x2plus, shows real detail). Run under a virtual display:
     xvfb-run -a -s "-screen 0 1400x900x24" python scripts/screenshot_restore.py [out.png]
@@ -57,17 +57,21 @@ def main() -> int:
     window.move(0, 0)
     window.restore_dock.show()
     window.restore_dock.raise_()
-    window.document.fill_rect((178, 60, 170, 200))  # a selection, as a face restore would use
-    window.document.clear_mask()
-    dialog = open_restore_dialog(window, UPSCALE, 2)
-    end = time.perf_counter() + 60
-    while not dialog.run_button.isEnabled() and time.perf_counter() < end:
-        wait(app, 0.05)
-    assert dialog.run(), dialog.note.text()
-    while dialog.outcome is None and time.perf_counter() < end:
-        wait(app, 0.05)
-    assert dialog.outcome is not None, dialog.note.text()
-    dialog.detail.setChecked(True)
+    end = time.perf_counter() + 120
+
+    def upscale():
+        dialog = open_restore_dialog(window, UPSCALE, 2)
+        while not dialog.run_button.isEnabled() and time.perf_counter() < end:
+            wait(app, 0.05)
+        assert dialog.run(), dialog.note.text()
+        while dialog.outcome is None and time.perf_counter() < end:
+            wait(app, 0.05)
+        assert dialog.outcome is not None, dialog.note.text()
+        return dialog
+
+    assert upscale().apply()  # one applied run in the edit history; a second one under review
+    window.canvas.zoom_fit()
+    dialog = upscale()
     dialog.compare.set_split(0.5)
     dialog.resize(700, 620)
     dialog.move(560, 170)

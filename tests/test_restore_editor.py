@@ -197,7 +197,7 @@ def test_no_model_says_where_to_put_one_and_offers_get_models(qtbot, tmp_path, m
     w.restore_actions[(UPSCALE, 4)].trigger()
     dialog = w.restore_dialog
     qtbot.waitUntil(lambda: dialog.get_models_button.isVisible(), timeout=WAIT_MS)
-    assert "No upscale model found" in dialog.note.text() and not dialog.run_button.isEnabled()
+    assert "No upscaling model found" in dialog.note.text() and not dialog.run_button.isEnabled()
     with qtbot.waitSignal(dialog.get_models_requested):
         dialog.get_models_button.click()
 

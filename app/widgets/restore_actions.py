@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 
 from app.editor.restore_task import COLORIZE, DENOISE, FACES, LABELS, UPSCALE, RestoreRunner, available
 from app.widgets.restore_dialog import RestoreDialog
@@ -31,6 +31,8 @@ ENTRIES = (
 def install(w: MainWindow) -> None:
     """Add the Restore menu (before Help) and its runner to a window built by `window_layout`."""
     w.restore_runner = RestoreRunner(w.document, w)
+    # The global thread pool is waited for at exit: a run must stop at its next tile, not finish first.
+    QCoreApplication.instance().aboutToQuit.connect(w.restore_runner.cancel)
     w.restore_dialog = None
     w.restore_actions = {}
     menu = w.menuBar().addMenu("&Restore")

@@ -48,6 +48,7 @@ DESCRIPTIONS = {
     "denoise": "Remove noise or JPEG artefacts with a restoration model (SCUNet, NAFNet, DRUNet, FBCNN…).",
     "colorize": "Colourise a black-and-white photo (DDColor).",
 }
+KINDS = {UPSCALE: "upscaling", FACES: "face restoration", "denoise": "denoising", "colorize": "colourisation"}
 NO_MODEL = ("No {what} model found. Put one (.safetensors or a weights-only .pth) in a sub-folder of your models "
             "folder (ESRGAN/, GFPGAN/, denoise/, …) or of an A1111 install's models/, or get one:")
 
@@ -160,7 +161,7 @@ class RestoreDialog(QDialog):
         self.run_button.setEnabled(bool(found))
         if not found:
             self.model.addItem("(none found)", None)
-            self._say(error or NO_MODEL.format(what=LABELS[self.operation].lower()), missing=True)
+            self._say(error or NO_MODEL.format(what=KINDS.get(self.operation, "restoration")), missing=True)
 
     def choice(self) -> RestoreChoice:
         return RestoreChoice(self.operation, self.model.currentData(), int(self.factor.currentData()),
@@ -170,6 +171,13 @@ class RestoreDialog(QDialog):
         self.note.setText(text)
         self.note.setVisible(bool(text))
         self.get_models_button.setVisible(missing)
+        self._fit()
+
+    def _fit(self) -> None:
+        """Grow (never shrink) to what is shown now: a note or the compare view appeared."""
+        self.layout().activate()
+        hint = self.sizeHint()
+        self.resize(max(self.width(), hint.width()), max(self.height(), hint.height()))
 
     # -- running ------------------------------------------------------------------------------
     def run(self) -> bool:
