@@ -21,6 +21,7 @@ from app.core.outpaint import Expansion
 from app.editor.document import Document
 from app.editor.restore_task import DENOISE, FACES, UPSCALE, RestoreChoice, RestoreOutcome, RestoreRunner, run_restoration
 from app.service.restoration import RestorationService
+from app.storage.project import load_project, save_project
 from doubles import shown_window
 from app.widgets import restore_actions
 from app.widgets.history_panel import parked_note
@@ -36,12 +37,17 @@ def models(tmp_path_factory):
         "esrgan": rm.save(rm.esrgan_x2(), base / "ESRGAN" / "tiny-esrgan-x2.safetensors"),
         "compact": rm.save(rm.compact_x4(), base / "RealESRGAN" / "tiny-compact-x4.pth"),
         "dncnn": rm.save(rm.dncnn(), base / "denoise" / "tiny-dncnn.pth"),
-        "faces": rm.save(rm.restoreformer(), base / "GFPGAN" / "tiny-restoreformer.safetensors"),
     }
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("INPAINT_STUDIO_MODELS", str(base))
         mp.delenv("INPAINT_STUDIO_A1111", raising=False)
-        yield paths
+        yield {**paths, "base": base}
+
+
+@pytest.fixture(scope="module")
+def face_model(models):
+    """A tiny RestoreFormer added to the same models folder (only the faces test pays for it)."""
+    return rm.save(rm.restoreformer(), models["base"] / "GFPGAN" / "tiny-restoreformer.safetensors")
 
 
 @pytest.fixture
@@ -124,6 +130,22 @@ def test_upscale_keeps_16_bit_alpha_and_the_icc_profile(qtbot, models):
     assert np.array_equal(doc.pixels[:, :, 3], alpha) and doc.pixels.dtype == np.uint16
 
 
+def test_an_upscaled_image_saves_and_reopens_as_a_project(qtbot, models, tmp_path):
+    doc = Document()
+    doc.set_image(rm.photo(10, 12))
+    doc.expand_canvas(Expansion(3, 2, 0, 0), "stretch")  # the original sits at (3, 2)
+    doc.fill_rect((1, 1, 4, 4))
+    runner = RestoreRunner(doc)
+    outcome = run_restoration(_SERVICE, RestoreChoice(UPSCALE, str(models["esrgan"]), factor=2), doc.pixels.copy(),
+                              doc.mask.copy(), doc.image_version, lambda i, n: None, lambda: False)
+    assert runner.apply(outcome) == ""
+    assert doc.original_offset == (6, 4) and doc.size == (30, 24)
+    save_project(tmp_path / "up.inpaint", doc.to_state())
+    back = load_project(tmp_path / "up.inpaint")
+    assert np.array_equal(back.current, doc.pixels) and np.array_equal(back.mask, doc.mask)
+    assert np.array_equal(back.original, doc.original) and tuple(back.original_offset) == (6, 4)
+
+
 def test_a_x4_model_gives_a_x2_upscale_when_x2_is_asked_for(qtbot, window, models):
     dialog = _dialog(qtbot, window, UPSCALE, 2, models["compact"])
     _run(qtbot, dialog)
@@ -131,7 +153,7 @@ def test_a_x4_model_gives_a_x2_upscale_when_x2_is_asked_for(qtbot, window, model
     assert "tiny-compact-x4 (Compact ×4)" in dialog.outcome.label
 
 
-def test_restore_faces_in_the_selection_leaves_every_other_pixel_bit_identical(qtbot, window, models, monkeypatch):
+def test_restore_faces_in_the_selection_leaves_every_other_pixel_bit_identical(qtbot, window, face_model, monkeypatch):
     from app.inference.restoration import faces
 
     monkeypatch.setattr(faces, "FACE_SIZE", 64)  # the tiny model's working size (real ones: 512)
@@ -247,7 +269,7 @@ def _restore(doc: Document, runner: RestoreRunner, choice: RestoreChoice) -> boo
     return True
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=_OPS, seed=st.integers(0, 1000))
 def test_upscale_paint_undo_redo_expand_restore_keep_the_document_consistent(qtbot, models, ops, seed):
     rng = np.random.default_rng(seed)
