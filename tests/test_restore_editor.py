@@ -357,6 +357,8 @@ def test_lama_files_are_listed_and_the_panel_says_no_prompt_or_seed_is_used(qtbo
     assert w.session.check(w.current_params()) is None  # the session asks no prompt of LaMa either
     w.model_picker.combo.setCurrentIndex(w.model_picker.combo.findData("builtin:telea"))
     assert "Classical inpainting ignores the prompt" in panel.prompt.placeholderText()
+    w.set_params(w.current_params().replace(model="lama"))  # the CLI's bare "lama", e.g. recalled from a PNG
+    assert w.model_picker.current_model() == f"lama:{path}" and not panel.seed.isEnabled()
 
 
 @pytest.mark.slow

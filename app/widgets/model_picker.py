@@ -226,13 +226,20 @@ class ModelPicker(QWidget):
         """Select ``ref``; a model not (yet) listed is remembered and selected once discovered
         — or added as a user entry if it is a path that exists."""
         self._wanted = ref
-        index = self.combo.findData(ref)
+        index = self._index_of(ref)
         if index < 0 and ref not in CLASSICAL_MODELS and Path(ref).exists():
             self._user.append(ModelEntry(Path(ref).name, ref, ref))
             self._rebuild()
             index = self.combo.findData(ref)
         if index >= 0:
             self.combo.setCurrentIndex(index)
+
+    def _index_of(self, ref: str) -> int:
+        """The row of ``ref``; a bare "lama" (the CLI's, recalled from a PNG) is the first LaMa found."""
+        index = self.combo.findData(ref)
+        if index < 0 and ref == LAMA_MODEL and self._lama:
+            index = self.combo.findData(self._lama[0].ref)
+        return index
 
     def model_refs(self) -> list[str]:
         return [self.combo.itemData(i) for i in range(self.combo.count()) if self.combo.itemData(i)]
@@ -403,7 +410,7 @@ class ModelPicker(QWidget):
                 self.combo.setItemData(row, e.detail, Qt.ItemDataRole.ToolTipRole)
                 if not e.usable:
                     self.combo.model().item(row).setEnabled(False)
-        index = self.combo.findData(want)
+        index = self._index_of(want)
         self.combo.setCurrentIndex(index if index >= 0 else 0)
         self.combo.blockSignals(False)
         self.hint.setVisible(not usable and not self.discovering)

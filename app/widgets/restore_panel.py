@@ -27,6 +27,7 @@ class RestorePanel(QWidget):
         heading.setStyleSheet("font-weight: bold;")
         self.steps = QUndoView(stack)
         self.steps.setEmptyLabel("Opened image")
+        self.steps.setWordWrap(True)  # a restoration's step names its model and parameters: show them whole
         self.steps.setToolTip("Every edit, restorations with their parameters; click a step to go back to it")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
