@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.params import CLASSICAL_METHODS, CLASSICAL_MODELS, DEFAULT_MODEL, LAMA_MODEL, is_lama_model
+from app.core.params import CLASSICAL_METHODS, CLASSICAL_MODELS, DEFAULT_MODEL, LAMA_MODEL, GenerationParams
 from app.storage.paths import models_dir, resources_dir
 from app.editor.settings import DEVICES
 
@@ -109,7 +109,7 @@ def default_discover_lama() -> list[ModelEntry]:
 
 def is_prompt_free(ref: str) -> bool:
     """A classical method or LaMa: nothing but the image and mask decides the pixels."""
-    return ref in CLASSICAL_MODELS or is_lama_model(ref)
+    return GenerationParams(model=ref).is_prompt_free  # the one definition
 
 
 class _Bridge(QObject):

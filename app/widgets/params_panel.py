@@ -32,7 +32,7 @@ from app.core.schedulers import SAMPLER_NAMES, compose, schedules_for, split  # 
 from app.core.sigma_schedules import SCHEDULE_TYPES
 from app.widgets.networks_panel import NetworksPanel
 from app.storage.paths import resources_dir
-from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL, SEED_MAX, GenerationParams, ParamError, default_strength
+from app.core.params import DEFAULT_MODEL, SEED_MAX, GenerationParams, ParamError, default_strength, is_lama_model
 
 MODE_LABELS = {"inpaint": "Inpaint (repaint the mask)", "img2img": "Image to image"}
 AREA_LABELS = {"masked": "Only masked (crop + padding)", "whole": "Whole image"}
@@ -376,7 +376,7 @@ class ParamsPanel(QWidget):
     def _prompt_placeholder(self) -> str:
         if not self._classical:
             return "What should appear in the masked area, e.g. “a wooden bench, evening light”"
-        if GenerationParams(model=self._model).is_prompt_free and self._model not in CLASSICAL_MODELS:
+        if is_lama_model(self._model):
             return ("LaMa uses no prompt and no seed: it continues the surrounding texture. "
                     "Choose a diffusion model to describe what to paint")
         return "Classical inpainting ignores the prompt: choose a diffusion model to use one"
