@@ -51,7 +51,8 @@ def face_model(models):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, models):
+def window(qtbot, tmp_path, models, monkeypatch):
+    monkeypatch.setenv("INPAINT_STUDIO_MODELS", str(models["base"]))  # whatever module fixture set it last
     w = shown_window(qtbot, tmp_path / "settings.ini")
     w.open_image_array(rm.photo(20, 24, seed=3))
     return w
@@ -362,7 +363,8 @@ def test_lama_files_are_listed_and_the_panel_says_no_prompt_or_seed_is_used(qtbo
 
 
 @pytest.mark.slow
-def test_generate_with_lama_needs_no_prompt_and_keeps_the_outside(qtbot, tmp_path, lama_file):
+def test_generate_with_lama_needs_no_prompt_and_keeps_the_outside(qtbot, tmp_path, lama_file, monkeypatch):
+    monkeypatch.setenv("INPAINT_STUDIO_MODELS", str(lama_file.parent.parent))
     w = shown_window(qtbot, tmp_path / "settings.ini")
     _choose_lama(qtbot, w, lama_file)
     w.open_image_array(rm.photo(40, 48, seed=5))
