@@ -1,0 +1,134 @@
+"""Restore faces without a selection (issue 27): the YuNet file is looked for where users keep
+face models, a missing or unreadable one is a message saying what to install (never a
+download), and faces a detector finds are restored inside their feathered ellipses only.
+Upscaled files keep their print size: the DPI is scaled with the pixels."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import restoration_models as rm
+from app.cli.main import main
+from app.core import density, maskops
+from app.core.geometry import Bounds
+from app.core.imageio import load_image, save_image
+from app.inference.restoration import detect, faces
+from app.service.restoration import RestorationRequest, RestorationService
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    base = tmp_path_factory.mktemp("detect")
+    models, a1111 = base / "models", base / "a1111"
+    (a1111 / "models").mkdir(parents=True)
+    paths = {
+        "faces": rm.save(rm.restoreformer(), models / "facerestore_models" / "tiny-restoreformer.safetensors"),
+        "x4": rm.save(rm.compact_x4(), models / "ESRGAN" / "tiny-compact-x4.safetensors"),
+        "models": models, "a1111": a1111,
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INPAINT_STUDIO_MODELS", str(models))
+        mp.setenv("INPAINT_STUDIO_A1111", str(a1111))
+        yield paths
+
+
+def test_without_a_yunet_file_the_message_says_what_to_put_where(library):
+    assert detect.find_yunet() is None
+    with pytest.raises(detect.NoFaceDetector) as caught:
+        detect.default_detector()
+    message = caught.value.message
+    assert message.startswith("no face detector: select the faces, or put face_detection_yunet_2023mar.onnx")
+    assert str(library["models"] / "facedetection") in message and not caught.value.bad_input
+
+
+def test_the_yunet_file_is_found_in_a1111s_face_folders_and_an_unreadable_one_is_named(library):
+    a1111_file = library["a1111"] / "models" / "GFPGAN" / "face_detection_yunet_2023mar.onnx"
+    a1111_file.parent.mkdir(parents=True)
+    a1111_file.write_bytes(b"not an onnx graph")
+    try:
+        assert detect.find_yunet() == a1111_file
+        ours = library["models"] / "facedetection" / "face_detection_yunet_2023mar.onnx"
+        ours.parent.mkdir()
+        ours.write_bytes(b"not an onnx graph either")
+        assert detect.find_yunet() == ours  # the models folder is searched first
+        with pytest.raises(detect.NoFaceDetector, match="is not a face detector OpenCV can load"):
+            detect.default_detector()  # OpenCV's own FaceDetectorYN refuses it; we say so in one line
+    finally:
+        a1111_file.unlink()
+        (library["models"] / "facedetection" / "face_detection_yunet_2023mar.onnx").unlink()
+
+
+def test_detected_faces_are_restored_inside_their_ellipses_and_nothing_else_changes(library, monkeypatch):
+    monkeypatch.setattr(faces, "FACE_SIZE", 32)  # the tiny model's working size (real ones: 512)
+    seen = []
+
+    def detector(rgb):
+        seen.append((rgb.dtype, rgb.shape))
+        return [Bounds(8, 10, 26, 30), Bounds(60, 20, 20, 24)]
+
+    rgb = rm.photo(72, 96).astype(np.uint16) * 257
+    rgba = np.dstack([rgb, np.full((72, 96), 40000, np.uint16)])
+    service = RestorationService(face_detector=detector)
+    full = service.run(RestorationRequest("restore-faces", rgba, strength=1.0, mask_blur=6)).pixels
+    assert seen == [(np.uint8, (72, 96, 3))]  # the detector sees 8-bit RGB, the model the 16-bit data
+    selection = detect.faces_mask([Bounds(8, 10, 26, 30), Bounds(60, 20, 20, 24)], 72, 96)
+    outside = maskops.feather_full(selection, 6) == 0
+    assert full.dtype == np.uint16 and np.array_equal(full[outside], rgba[outside])
+    assert np.array_equal(full[:, :, 3], rgba[:, :, 3])  # alpha untouched everywhere
+    for box in (Bounds(8, 10, 26, 30), Bounds(60, 20, 20, 24)):  # each face restored
+        centre = rgba[box.y + box.height // 2, box.x + box.width // 2]
+        assert not np.array_equal(full[box.y + box.height // 2, box.x + box.width // 2], centre)
+    none = service.run(RestorationRequest("restore-faces", rgba, strength=0.0)).pixels
+    assert np.array_equal(none, rgba)  # strength 0: every pixel as it was
+
+
+def test_a_detector_that_finds_no_face_asks_for_a_selection(library):
+    service = RestorationService(face_detector=lambda rgb: [])
+    with pytest.raises(detect.NoFacesFound, match="select the faces"):
+        service.run(RestorationRequest("restore-faces", rm.photo(32, 32)))
+
+
+def test_faces_mask_draws_one_grown_ellipse_per_box():
+    mask = detect.faces_mask([Bounds(10, 10, 20, 40)], 64, 64)
+    assert mask[30, 20] == 255 and mask[0, 0] == 0
+    ys, xs = np.nonzero(mask)
+    assert xs.max() - xs.min() + 1 == pytest.approx(20 * (1 + detect.GROW), abs=2)
+    assert ys.max() - ys.min() + 1 == pytest.approx(40 * (1 + detect.GROW), abs=2)
+    assert len(faces.face_boxes(detect.faces_mask([Bounds(2, 2, 12, 12), Bounds(40, 40, 12, 12)], 64, 64))) == 2
+
+
+# -- DPI: the print size is kept ------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_an_upscaled_file_has_its_dpi_times_the_scale(library, tmp_path, suffix, capsys):
+    src, out = tmp_path / f"in{suffix}", tmp_path / "out.png"
+    pixels = rm.photo(12, 16).astype(np.uint16) * 257 if suffix == ".tif" else rm.photo(12, 16)
+    save_image(src, pixels, dpi=(300, 150))
+    assert load_image(src).info["dpi"] == (300, 150)
+    assert main(["upscale", str(src), "-o", str(out), "--model", "tiny-compact-x4"]) == 0, capsys.readouterr().err
+    result = load_image(out)
+    assert result.pixels.shape[:2] == (48, 64) and result.pixels.dtype == pixels.dtype
+    assert result.info["dpi"] == (1200, 600)  # 16×12 px at 300 dpi and ×4 at 1200 dpi: the same inches
+
+
+def test_a_file_without_a_density_gets_none(library, tmp_path, capsys):
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    Image.fromarray(rm.photo(12, 16)).save(src)
+    assert main(["upscale", str(src), "-o", str(out), "--model", "tiny-compact-x4"]) == 0, capsys.readouterr().err
+    assert "dpi" not in load_image(out).info and "dpi" not in Image.open(out).info
+
+
+def test_density_is_written_into_jpeg_and_replaces_an_older_one():
+    buffer = io.BytesIO()
+    Image.fromarray(rm.photo(8, 8)).save(buffer, "JPEG", dpi=(72, 72))
+    data = density.with_dpi(buffer.getvalue(), "JPEG", density.scaled((72, 72), 2, 2))
+    assert Image.open(io.BytesIO(data)).info["dpi"] == (144, 144)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), np.asarray(Image.open(buffer)))
+    png = io.BytesIO()
+    Image.fromarray(rm.photo(8, 8)).save(png, "PNG", dpi=(96, 96))
+    again = density.with_dpi(png.getvalue(), "PNG", (192, 192))
+    assert again.count(b"pHYs") == 1 and density.of(Image.open(io.BytesIO(again)).info) == (192, 192)
+    assert density.scaled(None, 4, 4) is None
