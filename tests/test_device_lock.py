@@ -124,3 +124,12 @@ def test_one_restoration_service_per_generation_service_and_asking_never_waits(d
     assert generation.restoration is restoration  # answered while a generation holds the device
     flight.gates["generate"].set()
     assert RestorationService()._lock is not generation.device_lock  # a service of its own: its own device
+
+
+def test_releasing_the_generation_service_frees_the_restoration_model_on_its_device():
+    """After running out of memory (or when asked) both models on the device are let go."""
+    generation = GenerationService(loader=lambda ref, options: None)
+    restoration = generation.restoration
+    restoration._descriptor, restoration._key = object(), ("upscaler.safetensors", "cpu")
+    generation.release()
+    assert restoration._descriptor is None and restoration._key is None

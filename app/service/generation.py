@@ -130,9 +130,12 @@ class GenerationService:
             self._backend_for(model_ref, options)
 
     def release(self) -> None:
-        """Forget the cached backend so its memory can be freed; the next run loads again."""
+        """Forget the cached backend (and the restoration model on the same device) so their
+        memory can be freed — also after running out of memory; the next run loads again."""
         with self._lock:
             self._backend, self._key = None, None
+            if self._restoration is not None:
+                self._restoration.release_locked()
 
     # -- running ------------------------------------------------------------------------------
     def run(self, request: GenerationRequest, progress: ProgressFn | None = None,
