@@ -33,6 +33,7 @@ def library(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("INPAINT_STUDIO_MODELS", str(models))
         mp.setenv("INPAINT_STUDIO_A1111", str(a1111))
+        mp.setenv("TORCH_HOME", str(base / "torch"))  # IOPaint's cache: none here
         yield paths
 
 
@@ -49,17 +50,23 @@ def test_the_yunet_file_is_found_in_a1111s_face_folders_and_an_unreadable_one_is
     a1111_file = library["a1111"] / "models" / "GFPGAN" / "face_detection_yunet_2023mar.onnx"
     a1111_file.parent.mkdir(parents=True)
     a1111_file.write_bytes(b"not an onnx graph")
+    ours = library["models"] / "facedetection" / "face_detection_yunet_2023mar.onnx"
+    in_torch_hub = detect.torch_hub_checkpoints() / "face_detection_yunet_2023mar.onnx"
     try:
         assert detect.find_yunet() == a1111_file
-        ours = library["models"] / "facedetection" / "face_detection_yunet_2023mar.onnx"
         ours.parent.mkdir()
         ours.write_bytes(b"not an onnx graph either")
         assert detect.find_yunet() == ours  # the models folder is searched first
         with pytest.raises(detect.NoFaceDetector, match="is not a face detector OpenCV can load"):
             detect.default_detector()  # OpenCV's own FaceDetectorYN refuses it; we say so in one line
-    finally:
+        ours.unlink()
         a1111_file.unlink()
-        (library["models"] / "facedetection" / "face_detection_yunet_2023mar.onnx").unlink()
+        in_torch_hub.parent.mkdir(parents=True)
+        in_torch_hub.write_bytes(b"")
+        assert detect.find_yunet() == in_torch_hub  # where IOPaint keeps what it fetches
+    finally:
+        for path in (a1111_file, ours, in_torch_hub):
+            path.unlink(missing_ok=True)
 
 
 def test_detected_faces_are_restored_inside_their_ellipses_and_nothing_else_changes(library, monkeypatch):

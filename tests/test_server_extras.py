@@ -46,6 +46,7 @@ def library(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("INPAINT_STUDIO_MODELS", str(models))
         mp.setenv("INPAINT_STUDIO_A1111", str(a1111))
+        mp.setenv("TORCH_HOME", str(base / "torch"))  # no face detector file anywhere
         yield paths
 
 
@@ -170,6 +171,8 @@ def test_a_result_over_the_pixel_limit_is_refused_before_it_runs(client, monkeyp
     answer = extra(client, scene(32), upscaler_1="Lanczos", upscaling_resize=3)
     assert answer.status_code == 400 and answer.json()["field"] == "upscaling_resize"
     assert "96×96" in answer.json()["error"]
+    answer = extra(client, scene(32), upscaler_1="Lanczos", resize_mode=1, upscaling_resize_w=65, upscaling_resize_h=64)
+    assert answer.status_code == 400 and answer.json()["field"] == "upscaling_resize_w"
 
 
 def test_a_token_is_needed(client):

@@ -200,7 +200,9 @@ async def extra_single_image(request: Request) -> dict[str, Any]:
         try:
             extras.check(work)
         except UserError as exc:
-            raise ApiError(400, exc.message, "upscaling_resize", fields.by, "a result within the pixel limit") from None
+            field, asked = (("upscaling_resize", fields.by) if fields.resize_mode == 0 else
+                            ("upscaling_resize_w", f"{fields.to[0]}×{fields.to[1]}"))
+            raise ApiError(400, exc.message, field, asked, "a result within the pixel limit") from None
         dpi, icc = image.info.get("dpi"), image.icc_profile
 
         def task(ticket: Ticket) -> tuple[bytes, dict[str, str]]:

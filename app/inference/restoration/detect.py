@@ -4,7 +4,8 @@ opencv-python-headless 5 ships no Haar cascade files, so the bundled detector is
 (`cv2.FaceDetectorYN`, small, fast, Apache-2.0), which needs its ONNX file. We never download
 it: a user puts ``face_detection_yunet_2023mar.onnx`` (from the OpenCV model zoo) in a models
 folder's ``facedetection/`` sub-folder (ComfyUI-ReActor's and facexlib's name), or one of the
-face-model folders A1111/ComfyUI users already have (GFPGAN, Codeformer, facerestore_models).
+face-model folders A1111/ComfyUI users already have (GFPGAN, Codeformer, facerestore_models), or
+torch hub's checkpoints folder (IOPaint's model cache).
 Without one, `NoFaceDetector` says exactly that, and a selection still works.
 
 A detector is any function RGB uint8 → face boxes (`FaceDetector`), so a front end or a test
@@ -15,6 +16,7 @@ feathered ellipse stay bit-identical.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -72,18 +74,36 @@ class NoFacesFound(UserError):
 
 
 def find_yunet() -> Path | None:
-    """The first YuNet ONNX file in the searched folders (`files.search_roots`), or None."""
-    for root in files.search_roots():
+    """The first YuNet ONNX file in the searched folders (`files.search_roots`' face folders,
+    then torch hub's checkpoints folder, where IOPaint keeps the models it fetches), or None."""
+    for folder in [*_face_folders(), torch_hub_checkpoints()]:
         try:
-            folders = sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() in FOLDERS)
+            found = sorted(p for p in folder.glob("*.onnx") if "yunet" in p.name.lower() and p.is_file())
         except OSError:
             continue
-        folders.sort(key=lambda p: FOLDERS.index(p.name.lower()))
-        for folder in folders:
-            found = sorted(p for p in folder.glob("*.onnx") if "yunet" in p.name.lower() and p.is_file())
-            if found:
-                return found[0]
+        if found:
+            return found[0]
     return None
+
+
+def _face_folders() -> list[Path]:
+    folders = []
+    for root in files.search_roots():
+        try:
+            here = [p for p in root.iterdir() if p.is_dir() and p.name.lower() in FOLDERS]
+        except OSError:
+            continue
+        folders += sorted(here, key=lambda p: (FOLDERS.index(p.name.lower()), p.name))
+    return folders
+
+
+def torch_hub_checkpoints() -> Path:
+    """torch.hub's download folder ($TORCH_HOME, else $XDG_CACHE_HOME/torch or ~/.cache/torch),
+    without importing torch."""
+    home = os.environ.get("TORCH_HOME")
+    if not home:
+        home = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "torch")
+    return Path(home) / "hub" / "checkpoints"
 
 
 def yunet(path: Path, score: float = SCORE) -> FaceDetector:
