@@ -139,3 +139,29 @@ def test_density_is_written_into_jpeg_and_replaces_an_older_one():
     again = density.with_dpi(png.getvalue(), "PNG", (192, 192))
     assert again.count(b"pHYs") == 1 and density.of(Image.open(io.BytesIO(again)).info) == (192, 192)
     assert density.scaled(None, 4, 4) is None
+
+
+def test_yunet_boxes_come_back_in_the_images_own_coordinates(monkeypatch, tmp_path):
+    """A large photo is shown to YuNet shrunk to `DETECT_SIDE`; its boxes are scaled back and
+    clamped to the image. (OpenCV's net is replaced by one that finds one face at a fixed spot of
+    what it is shown: no model file is downloaded.)"""
+    shown = []
+
+    class Net:
+        def setInputSize(self, size):
+            self.size = size
+
+        def detect(self, bgr):
+            shown.append((bgr.shape, self.size))
+            w, h = self.size
+            faces = np.array([[w * 0.25, h * 0.5, w * 0.1, h * 0.1, *([0] * 10), 0.9],
+                              [w * 0.95, h * 0.9, w * 0.2, h * 0.2, *([0] * 10), 0.8]], np.float32)
+            return 1, faces
+
+    monkeypatch.setattr(detect.cv2.FaceDetectorYN, "create", lambda *args: Net())
+    find = detect.yunet(tmp_path / "face_detection_yunet_2023mar.onnx")
+    boxes = find(np.zeros((2000, 3000, 3), np.uint8))
+    assert shown == [((853, 1280, 3), (1280, 853))]  # shrunk to 1280 px on the long side, BGR
+    assert boxes[0] == Bounds(750, 1000, 300, 200)  # back in the photo's own pixels
+    assert boxes[1].right <= 3000 and boxes[1].bottom <= 2000  # a face over the edge is clamped
+    assert find(np.zeros((100, 60, 3), np.uint8))[0] == Bounds(15, 50, 6, 10)  # small images as they are
