@@ -175,6 +175,15 @@ def test_a_result_over_the_pixel_limit_is_refused_before_it_runs(client, monkeyp
     assert answer.status_code == 400 and answer.json()["field"] == "upscaling_resize_w"
 
 
+def test_a_model_pass_that_would_pass_the_pixel_limit_is_left_to_lanczos(client, monkeypatch):
+    image = rm.photo(20, 30)
+    monkeypatch.setattr(extras, "MAX_PIXELS", 5000)  # the ×2 target fits (60×40), the ×4 pass (120×80) would not
+    by_model = extra(client, image, upscaler_1="tiny-compact-x4", upscaling_resize=2)
+    by_lanczos = extra(client, image, upscaler_1="Lanczos", upscaling_resize=2)
+    assert by_model.status_code == 200 and decoded(by_model.json()).size == (60, 40)
+    assert np.array_equal(np.asarray(decoded(by_model.json())), np.asarray(decoded(by_lanczos.json())))
+
+
 def test_a_token_is_needed(client):
     answer = client.post("/sdapi/v1/extra-single-image", json={"image": png_b64(scene(16))},
                          headers={"Authorization": "Bearer wrong"})

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import html
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -88,10 +89,15 @@ def face_restorers(service: RestorationService) -> dict[str, Any]:
 
 
 def _find(listed: list[Upscaler], field: str, value: str) -> Upscaler:
+    """The upscaler ``value`` names: its listed name, or its file's name with or without the
+    suffix (any case)."""
+    wanted = value.casefold()
     for upscaler in listed:
-        model_names = () if upscaler.model is None else (upscaler.model.replace("\\", "/").rsplit("/", 1)[-1],)
-        if value.casefold() in {upscaler.name.casefold(), *(n.casefold() for n in model_names),
-                                *(n.rsplit(".", 1)[0].casefold() for n in model_names)}:
+        names = {upscaler.name}
+        if upscaler.model is not None:
+            path = Path(upscaler.model)
+            names |= {path.name, path.stem}
+        if wanted in {n.casefold() for n in names}:
             return upscaler
     raise bad_field(field, value, "one of " + ", ".join(u.name for u in listed) + " (GET /sdapi/v1/upscalers)")
 

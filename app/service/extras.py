@@ -145,18 +145,15 @@ def _upscale(service: RestorationService, pixels: np.ndarray, upscale: Upscale, 
 def _upscale_to(service: RestorationService, pixels: np.ndarray, upscaler: str, target: tuple[int, int],
                 device: str | None, progress, cancelled) -> np.ndarray:
     if upscaler not in RESIZES:
-        for _ in range(MAX_PASSES):
+        scale = service.resolve("upscale", upscaler).scale
+        for _ in range(MAX_PASSES if scale > 1 else 1):
             height, width = pixels.shape[:2]
-            if width >= target[0] and height >= target[1]:
-                break
+            if width >= target[0] and height >= target[1] or width * height * scale * scale > MAX_PIXELS:
+                break  # there, or a pass would overshoot the pixel limit: Lanczos does the rest
             if cancelled is not None and cancelled():
                 raise Cancelled()
-            result = service.run(RestorationRequest("upscale", pixels, model=upscaler, device=device), progress,
-                                 cancelled)
-            if result.pixels.shape[0] * result.pixels.shape[1] > MAX_PIXELS or result.scale <= 1:
-                pixels = result.pixels
-                break
-            pixels = result.pixels
+            pixels = service.run(RestorationRequest("upscale", pixels, model=upscaler, device=device), progress,
+                                 cancelled).pixels
     return resize(pixels, target, nearest=upscaler == NEAREST)
 
 
