@@ -85,7 +85,8 @@ def test_the_listings_name_what_is_installed_in_a1111s_words(client):
 def test_an_upscale_gives_the_models_own_pixels_and_keeps_profile_and_print_size(client, library):
     image = rm.photo(20, 30)
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    body = {"image": png_b64(image, icc_profile=icc, dpi=(300, 300)), "upscaler_1": "R-ESRGAN 2x+", "upscaling_resize": 2}
+    body = {"image": png_b64(image, icc_profile=icc, dpi=(300, 300)), "upscaler_1": "R-ESRGAN 2x+",
+            "upscaling_resize": 2}
     answer = client.post("/sdapi/v1/extra-single-image", json=body)
     assert answer.status_code == 200, answer.text
     out = decoded(answer.json())
@@ -121,6 +122,7 @@ def test_a_second_upscaler_is_blended_in_by_its_visibility(client):
 
 
 def test_faces_found_by_the_detector_are_restored_and_the_rest_kept(client, monkeypatch):
+    from app.core import maskops
     from app.inference.restoration import detect, faces
 
     monkeypatch.setattr(faces, "FACE_SIZE", 64)  # the tiny model's working size (real ones: 512)
@@ -131,8 +133,6 @@ def test_faces_found_by_the_detector_are_restored_and_the_rest_kept(client, monk
     assert answer.status_code == 200, answer.text
     out = np.asarray(decoded(answer.json()))
     face = detect.faces_mask([Bounds(10, 12, 24, 28)], 64, 64)
-    from app.core import maskops
-
     outside = maskops.feather_full(face, extras.FACE_FEATHER) == 0
     assert np.array_equal(out[outside], image[outside]) and not np.array_equal(out[face > 0], image[face > 0])
     assert "GFPGAN visibility: 1" in answer.json()["html_info"]

@@ -117,8 +117,8 @@ def yunet(path: Path, score: float = SCORE) -> FaceDetector:
     def detect(rgb: np.ndarray) -> list[Bounds]:
         height, width = rgb.shape[:2]
         shrink = min(1.0, DETECT_SIDE / max(height, width))
-        small = rgb if shrink == 1.0 else cv2.resize(rgb, (max(1, round(width * shrink)), max(1, round(height * shrink))),
-                                                     interpolation=cv2.INTER_AREA)
+        size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+        small = rgb if shrink == 1.0 else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         with lock:
             net.setInputSize((small.shape[1], small.shape[0]))
             _, faces = net.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
