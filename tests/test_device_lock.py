@@ -133,3 +133,26 @@ def test_releasing_the_generation_service_frees_the_restoration_model_on_its_dev
     restoration._descriptor, restoration._key = object(), ("upscaler.safetensors", "cpu")
     generation.release()
     assert restoration._descriptor is None and restoration._key is None
+
+
+#: The only places that build a `RestorationService` of their own: the generation service (whose
+#: `restoration` shares its device lock), the restore commands (a process that generates nothing)
+#: and the server's fallback for a cluster, whose generations run on other machines.
+OWN_RESTORATION_SERVICE = {"app/service/generation.py", "app/cli/restore.py", "app/server/app.py"}
+
+
+def test_front_ends_take_their_restoration_service_from_the_generation_service():
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    builders = set()
+    for path in (root / "app").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name == "RestorationService":
+                    builders.add(path.relative_to(root).as_posix())
+    assert builders <= OWN_RESTORATION_SERVICE, (
+        f"{sorted(builders - OWN_RESTORATION_SERVICE)} build a RestorationService of their own: take "
+        "GenerationService.restoration instead (e.g. the worker's service.restoration), so a restoration "
+        "and a generation never run at once on one device")

@@ -57,6 +57,18 @@ def client(library, tmp_path_factory):
         yield c
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A few bytes of PNG whose header declares ``width``×``height`` pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
 def png_b64(pixels: np.ndarray, **save) -> str:
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, "PNG", **save)
@@ -159,6 +171,7 @@ def test_restoring_faces_without_a_detector_is_a_400_saying_what_to_install(clie
     ({"upscaling_crop": "yes"}, "upscaling_crop"),
     ({"image": ""}, "image"),
     ({"image": base64.b64encode(b"not an image").decode()}, "image"),
+    ({"image": base64.b64encode(png_claiming(60000, 60000)).decode()}, "image"),  # the decode budget, from the header
 ])
 def test_bad_fields_are_400s_naming_a1111s_field(client, fields, field):
     answer = client.post("/sdapi/v1/extra-single-image", json={"image": png_b64(scene(16)), **fields})
