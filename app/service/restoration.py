@@ -1,11 +1,12 @@
 """The restoration service: the one path from "upscale / denoise this image (or selection)" to
-pixels, for every front end (the CLI now; the editor's Restore panel and the server's
-extra-single-image route next). Importing it loads no torch.
+pixels, for every front end (the CLI, the server's A1111 extras through `app.service.extras`,
+the editor's Restore panel). Importing it loads no torch.
 
-It keeps one model loaded (per file and device), runs one operation at a time under the device's
-lock (`app.service.device`: shared with the generation service that hands it out, so a
-restoration never overlaps a generation on one device), and when the device runs out of memory it halves the tile and tries again, down to the smallest tile, before
-reporting `GpuOutOfMemory` with the document untouched.
+It keeps one model loaded (per file and device), runs one operation at a time under the
+device's lock (`app.service.device`: shared with the generation service that hands it out —
+`GenerationService.restoration` — so a restoration never overlaps a generation on one device),
+and when the device runs out of memory it halves the tile and tries again, down to the smallest
+tile, before reporting `GpuOutOfMemory` with the document untouched.
 """
 
 from __future__ import annotations
