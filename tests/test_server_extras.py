@@ -238,6 +238,33 @@ def test_a_run_waits_its_turn_behind_a_generation_in_the_one_queue(library, tmp_
     assert answers["upscale"].status_code == 200 and decoded(answers["upscale"].json()).size == (60, 40)
 
 
+def test_a_run_shows_in_progress_and_interrupt_stops_it(client, monkeypatch):
+    from app.inference.engine import Cancelled
+
+    started = threading.Event()
+
+    def endless(service, work, progress, cancelled):  # a long upscale: runs until it is stopped
+        progress(1, 4)
+        started.set()
+        deadline = time.monotonic() + CAP_S
+        while not cancelled():
+            assert time.monotonic() < deadline, "never interrupted"
+            time.sleep(0.01)
+        raise Cancelled()
+
+    monkeypatch.setattr(extras, "run_extras", endless)
+    answers = {}
+    thread = threading.Thread(target=lambda: answers.setdefault("run", extra(client, scene(16), upscaler_1="Lanczos")),
+                              daemon=True)
+    thread.start()
+    assert started.wait(CAP_S)
+    progress = client.get("/sdapi/v1/progress").json()
+    assert progress["state"]["job_count"] == 1 and progress["progress"] == 0.25
+    assert client.post("/sdapi/v1/interrupt").json() == {}
+    thread.join(CAP_S)
+    assert answers["run"].status_code == 409 and "canceled" in answers["run"].json()["error"]
+
+
 def test_webuiapi_extra_single_image_upscalers_and_face_restorers(library, tmp_path):
     config = ServerConfig(data_dir=tmp_path, model="builtin:telea", tokens=(TOKEN,))
     with running_server(config) as server:
