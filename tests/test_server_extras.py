@@ -197,6 +197,23 @@ def test_a_model_pass_that_would_pass_the_pixel_limit_is_left_to_lanczos(client,
     assert np.array_equal(np.asarray(decoded(by_model.json())), np.asarray(decoded(by_lanczos.json())))
 
 
+def test_a_batch_gives_each_image_the_same_steps(client, monkeypatch):
+    images = [rm.photo(20, 30, seed=1), rm.photo(12, 16, seed=2)]
+    body = {"imageList": [{"data": png_b64(p), "name": f"{i}.png"} for i, p in enumerate(images)],
+            "upscaler_1": "R-ESRGAN 2x+", "upscaling_resize": 2}
+    answer = client.post("/sdapi/v1/extra-batch-images", json=body)
+    assert answer.status_code == 200, answer.text
+    outs = [Image.open(io.BytesIO(base64.b64decode(i))) for i in answer.json()["images"]]
+    singles = [decoded(extra(client, p, upscaler_1="R-ESRGAN 2x+", upscaling_resize=2).json()) for p in images]
+    assert [o.size for o in outs] == [(60, 40), (32, 24)]
+    assert all(np.array_equal(np.asarray(o), np.asarray(s)) for o, s in zip(outs, singles))
+    bad = client.post("/sdapi/v1/extra-batch-images", json={**body, "imageList": [{"data": png_b64(images[0])}, {}]})
+    assert bad.status_code == 400 and bad.json()["field"] == "imageList[1].data"
+    monkeypatch.setattr("app.server.extras.MAX_PIXELS", 700)  # each fits, both together do not
+    over = client.post("/sdapi/v1/extra-batch-images", json={**body, "upscaler_1": "None"})
+    assert over.status_code == 413 and over.json()["field"] == "imageList"
+
+
 def test_a_token_is_needed(client):
     answer = client.post("/sdapi/v1/extra-single-image", json={"image": png_b64(scene(16))},
                          headers={"Authorization": "Bearer wrong"})
@@ -277,3 +294,5 @@ def test_webuiapi_extra_single_image_upscalers_and_face_restorers(library, tmp_p
         assert [r["name"] for r in api.get_face_restorers()] == ["GFPGAN"]
         with pytest.raises(RuntimeError, match="upscaler_1"):
             api.extra_single_image(Image.fromarray(image), upscaler_1="LDSR")
+        batch = api.extra_batch_images([Image.fromarray(image)] * 2, upscaler_1="Nearest", upscaling_resize=2)
+        assert [i.size for i in batch.images] == [(60, 40), (60, 40)]

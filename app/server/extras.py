@@ -1,6 +1,7 @@
 """A1111's postprocessing routes (``/sdapi/v1``): ``extra-single-image`` (upscale and restore
-faces, the fields webuiapi's ``extra_single_image`` sends) → ``{html_info, image}``;
-``upscalers`` and ``face-restorers`` (what this server has).
+faces, the fields webuiapi's ``extra_single_image`` sends) → ``{html_info, image}``,
+``extra-batch-images`` (the same on ``imageList``) → ``{html_info, images}``; ``upscalers`` and
+``face-restorers`` (what this server has).
 
 Only the request shape lives here; the work is `app.service.extras` on the app's
 `RestorationService`, which shares the generation service's device lock. A run takes a place in
@@ -23,13 +24,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from app.core import density
+from app.core.decode_budget import MAX_PIXELS
 from app.core.errors import UserError
 from app.core.imageio import encode_png
 from app.server import dispatch
 from app.server.auth import owner_of, require_token
 from app.server.dispatch import Names
 from app.server.errors import ApiError, bad_field, scrub_paths
-from app.server.fetch import image_from_value
+from app.server.fetch import check_header, decode_base64, decode_image, image_from_value
 from app.server.queue import QueueFull, Ticket
 from app.server.shapes import json_object, optional_float, optional_int, optional_str, required
 from app.service import extras
@@ -56,6 +58,8 @@ _BY_FILE = {stem.casefold(): name for name, stem in A1111_NAMES.items()}
 RESIZE_SCALE = 4
 #: The largest ``upscaling_resize`` taken (A1111's slider goes to 8).
 MAX_RESIZE = 8.0
+#: Images one ``extra-batch-images`` request may carry.
+MAX_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -196,36 +200,91 @@ def _ref(upscaler: Upscaler) -> str:
 async def extra_single_image(request: Request) -> dict[str, Any]:
     body = await json_object(request)
     value = required(body, "image", str, "a base64 image")
+    pngs, info = await _postprocess(request, body, [(value, "image")])
+    return {"html_info": _html(info), "image": base64.b64encode(pngs[0]).decode()}
+
+
+@router.post("/extra-batch-images")
+async def extra_batch_images(request: Request) -> dict[str, Any]:
+    """The same on ``imageList`` (``[{data, name}]``, webuiapi's ``extra_batch_images``): at most
+    `MAX_BATCH` images, whose pixels together stay within the one pixel limit (from their
+    headers, before any is decoded); one queue place, one run after the other."""
+    body = await json_object(request)
+    items = required(body, "imageList", list, f"a list of 1 to {MAX_BATCH} {{data, name}} objects")
+    if len(items) > MAX_BATCH:
+        raise bad_field("imageList", items, f"at most {MAX_BATCH} images per request")
+    values = []
+    for i, item in enumerate(items):
+        data = item.get("data") if isinstance(item, dict) else None
+        if not isinstance(data, str) or not data:
+            raise bad_field(f"imageList[{i}].data", data, "a base64 image")
+        values.append((data, f"imageList[{i}].data"))
+    pngs, info = await _postprocess(request, body, values)
+    return {"html_info": _html(info), "images": [base64.b64encode(p).decode() for p in pngs]}
+
+
+async def _postprocess(request: Request, body: dict[str, Any],
+                       values: list[tuple[str, str]]) -> tuple[list[bytes], dict[str, str]]:
+    """Check the fields, hold a queue place, decode the images within the budget, run them as
+    one queue task and wait for it: the PNGs (ICC kept, DPI scaled) and what was done."""
     fields = Fields.parse(body)
     state = request.app.state
     service: RestorationService = state.restoration
     upscale, faces = await asyncio.to_thread(plan, service, fields)
     async with dispatch.admitted(request) as slot:
-        image = await image_from_value(value, "image", state.fetch_policy)
-        work = extras.ExtrasRequest(image.pixels, upscale, faces, fields.upscale_first)
-        try:
-            extras.check(work)
-        except UserError as exc:
-            field, asked = (("upscaling_resize", fields.by) if fields.resize_mode == 0 else
-                            ("upscaling_resize_w", f"{fields.to[0]}×{fields.to[1]}"))
-            raise ApiError(400, exc.message, field, asked, "a result within the pixel limit") from None
-        dpi, icc = image.info.get("dpi"), image.icc_profile
+        images = await _images(values, state.fetch_policy)
+        works = [extras.ExtrasRequest(image.pixels, upscale, faces, fields.upscale_first) for image in images]
+        for work in works:
+            try:
+                extras.check(work)
+            except UserError as exc:
+                field, asked = (("upscaling_resize", fields.by) if fields.resize_mode == 0 else
+                                ("upscaling_resize_w", f"{fields.to[0]}×{fields.to[1]}"))
+                raise ApiError(400, exc.message, field, asked, "a result within the pixel limit") from None
+        kept = [(image.info.get("dpi"), image.icc_profile) for image in images]
+        del images
 
-        def task(ticket: Ticket) -> tuple[bytes, dict[str, str]]:
-            def progress(step: int, total: int) -> None:
-                ticket.step, ticket.total = step, total
+        def task(ticket: Ticket) -> tuple[list[bytes], dict[str, str]]:
+            pngs, info = [], {}
+            for index, (work, (dpi, icc)) in enumerate(zip(works, kept)):
+                def progress(step: int, total: int, index: int = index) -> None:
+                    ticket.step, ticket.total = index * total + step, len(works) * total
 
-            result = extras.run_extras(service, work, progress, ticket.cancel.is_set)
-            png = encode_png(result.pixels, icc_profile=icc, fast=True)
-            return density.with_dpi(png, "PNG", density.scaled(dpi, *result.scale_from(work.image))), result.info
+                result = extras.run_extras(service, work, progress, ticket.cancel.is_set)
+                png = encode_png(result.pixels, icc_profile=icc, fast=True)
+                pngs.append(density.with_dpi(png, "PNG", density.scaled(dpi, *result.scale_from(work.image))))
+                info = result.info
+            return pngs, info
 
         try:
             ticket = state.queue.submit_task("a1111-extras", task, slot=slot, owner=owner_of(request) or "")
         except QueueFull as exc:
             raise dispatch.queue_full(exc) from None
-    png, info = await dispatch.wait(request, ticket, NAMES)
+    return await dispatch.wait(request, ticket, NAMES)
+
+
+async def _images(values: list[tuple[str, str]], policy) -> list:
+    """One image as any route takes it (base64, data URI, allowed URL); several: base64 only,
+    their declared pixels summed from the headers before any is decoded."""
+    if len(values) == 1:
+        return [await image_from_value(values[0][0], values[0][1], policy)]
+
+    def decode_all() -> list:
+        data = [decode_base64(text, field, policy.max_bytes) for text, field in values]
+        total = sum(w * h for (w, h) in (check_header(d, field, max_bytes=policy.max_bytes)
+                                           for d, (_, field) in zip(data, values)))
+        if total > MAX_PIXELS:
+            raise ApiError(413, f"the images hold {total:,} pixels together; the limit is {MAX_PIXELS:,}",
+                           "imageList", f"{total} pixels", f"at most {MAX_PIXELS} pixels in all")
+        return [decode_image(d, field, policy.max_bytes) for d, (_, field) in zip(data, values)]
+
+    return await asyncio.to_thread(decode_all)
+
+
+def _html(info: dict[str, str]) -> str:
+    """A1111's ``html_info``: what was done, as one paragraph."""
     text = ", ".join(f"{k}: {v}" for k, v in info.items())
-    return {"html_info": f"<p>{html.escape(text)}</p>" if text else "", "image": base64.b64encode(png).decode()}
+    return f"<p>{html.escape(text)}</p>" if text else ""
 
 
 @router.get("/upscalers")
