@@ -6,6 +6,7 @@ Upscaled files keep their print size: the DPI is scaled with the pixels."""
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -37,6 +38,69 @@ def library(tmp_path_factory):
         yield paths
 
 
+@pytest.fixture(scope="module")
+def yunet_bytes(tmp_path_factory):
+    """A YuNet-shaped ONNX graph (OpenCV's input and twelve output names, its layout) that
+    "finds a face" in every 32-px cell of the 32-px grid that is bright: a real file for OpenCV's
+    own FaceDetectorYN, made here (the real weights are never downloaded). torch writes it; its
+    last export step only adds onnxscript functions (none here) and needs the onnx package,
+    which we do not install, so that step is skipped."""
+    import torch
+    import torch.nn.functional as F
+    from torch.onnx._internal.torchscript_exporter import onnx_proto_utils
+
+    class BrightCells(torch.nn.Module):
+        def forward(self, x):
+            bright = x.mean(1, keepdim=True) / 255.0
+            outputs = {}
+            for stride in (8, 16, 32):
+                share = F.avg_pool2d(bright, stride, stride)
+                score = share if stride == 32 else share * 0  # one face per bright 32-px cell
+                zero = share * 0
+
+                def rows(t):
+                    return t.flatten(2).transpose(1, 2)
+
+                # cls, obj: the score; bbox: the cell's centre, exp(0)·stride = 32 px wide and high
+                outputs[stride] = (rows(score), rows(score), rows(torch.cat([zero + 0.5, zero + 0.5, zero, zero], 1)),
+                                   rows(torch.cat([zero] * 10, 1)))
+            return tuple(outputs[s][k] for k in range(4) for s in (8, 16, 32))
+
+    path = tmp_path_factory.mktemp("yunet") / "yunet.onnx"
+    names = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in (8, 16, 32)]
+    with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: enough for this graph
+        mp.setattr(onnx_proto_utils, "_add_onnxscript_fn", lambda model_bytes, custom_opsets: model_bytes)
+        torch.onnx.export(BrightCells(), torch.zeros(1, 3, 64, 64), str(path), input_names=["input"],
+                          output_names=names, dynamic_axes={"input": {2: "h", 3: "w"}}, opset_version=13, dynamo=False)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def yunet_installed(library, yunet_bytes):
+    path = library["models"] / "facedetection" / detect.YUNET_FILE
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(yunet_bytes)
+    yield path
+    path.unlink()
+
+
+def test_opencvs_yunet_from_the_models_folder_finds_the_faces_to_restore(yunet_installed, tmp_path, monkeypatch,
+                                                                        capsys):
+    monkeypatch.setattr(faces, "FACE_SIZE", 32)  # the tiny model's working size (real ones: 512)
+    image = np.zeros((96, 160, 3), np.uint8)
+    image[32:64, 64:96] = 230  # one bright 32-px cell: the "face"
+    image[40:56, 70:90] = (180, 120, 90)
+    assert detect.default_detector()(image) == [Bounds(64, 32, 32, 32)]
+    Image.fromarray(image).save(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    assert main(["restore-faces", str(tmp_path / "in.png"), "-o", str(out)]) == 0, capsys.readouterr().err
+    result = np.asarray(Image.open(out))
+    selection = detect.faces_mask([Bounds(64, 32, 32, 32)], 96, 160)
+    outside = maskops.feather_full(selection, 4) == 0  # the CLI's feather
+    assert np.array_equal(result[outside], image[outside]) and not np.array_equal(result, image)
+
+
 def test_without_a_yunet_file_the_message_says_what_to_put_where(library):
     assert detect.find_yunet() is None
     with pytest.raises(detect.NoFaceDetector) as caught:
@@ -54,7 +118,7 @@ def test_the_yunet_file_is_found_in_a1111s_face_folders_and_an_unreadable_one_is
     in_torch_hub = detect.torch_hub_checkpoints() / "face_detection_yunet_2023mar.onnx"
     try:
         assert detect.find_yunet() == a1111_file
-        ours.parent.mkdir()
+        ours.parent.mkdir(exist_ok=True)
         ours.write_bytes(b"not an onnx graph either")
         assert detect.find_yunet() == ours  # the models folder is searched first
         with pytest.raises(detect.NoFaceDetector, match="is not a face detector OpenCV can load"):

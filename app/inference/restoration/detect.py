@@ -133,17 +133,20 @@ def yunet(path: Path, score: float = SCORE) -> FaceDetector:
     return detect
 
 
-_cached: tuple[Path, FaceDetector] | None = None
+_cached: tuple[tuple[Path, int, int], FaceDetector] | None = None
 
 
 def default_detector() -> FaceDetector:
-    """YuNet from the first file found (kept while that file is the one found), else `NoFaceDetector`."""
+    """YuNet from the first file found (kept while that file, unchanged, is the one found), else
+    `NoFaceDetector`."""
     global _cached
     path = find_yunet()
     if path is None:
         raise NoFaceDetector(files.search_roots())
-    if _cached is None or _cached[0] != path:
-        _cached = (path, yunet(path))
+    st = path.stat()
+    key = (path, st.st_size, st.st_mtime_ns)
+    if _cached is None or _cached[0] != key:
+        _cached = (key, yunet(path))
     return _cached[1]
 
 
