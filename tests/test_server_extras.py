@@ -148,6 +148,10 @@ def test_faces_found_by_the_detector_are_restored_and_the_rest_kept(client, monk
     outside = maskops.feather_full(face, extras.FACE_FEATHER) == 0
     assert np.array_equal(out[outside], image[outside]) and not np.array_equal(out[face > 0], image[face > 0])
     assert "GFPGAN visibility: 1" in answer.json()["html_info"]
+    seen = []
+    monkeypatch.setattr(service, "face_detector", lambda rgb: seen.append(rgb.shape) or [Bounds(20, 24, 48, 56)])
+    both = extra(client, image, gfpgan_visibility=0.5, upscaler_1="Nearest", upscaling_resize=2, upscale_first=False)
+    assert both.status_code == 200 and seen == [(128, 128, 3)]  # upscaled first, as A1111 ≥ 1.6 does
 
 
 def test_restoring_faces_without_a_detector_is_a_400_saying_what_to_install(client):

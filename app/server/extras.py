@@ -120,7 +120,6 @@ class Fields:
     gfpgan: float
     codeformer: float
     codeformer_weight: float
-    upscale_first: bool
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> Fields:
@@ -147,7 +146,7 @@ class Fields:
                    optional_str(body, "upscaler_1", extras.NONE) or extras.NONE,
                    optional_str(body, "upscaler_2", extras.NONE) or extras.NONE,
                    shares["extras_upscaler_2_visibility"], shares["gfpgan_visibility"],
-                   shares["codeformer_visibility"], shares["codeformer_weight"], _flag(body, "upscale_first", False))
+                   shares["codeformer_visibility"], shares["codeformer_weight"])
 
 
 def _flag(body: dict[str, Any], key: str, default: bool) -> bool:
@@ -233,7 +232,7 @@ async def _postprocess(request: Request, body: dict[str, Any],
     upscale, faces = await asyncio.to_thread(plan, service, fields)
     async with dispatch.admitted(request) as slot:
         images = await _images(values, state.fetch_policy)
-        works = [extras.ExtrasRequest(image.pixels, upscale, faces, fields.upscale_first) for image in images]
+        works = [extras.ExtrasRequest(image.pixels, upscale, faces) for image in images]
         for work in works:
             try:
                 extras.check(work)

@@ -1,5 +1,6 @@
-"""Postprocessing as A1111's "Extras" tab does it: restore faces, then upscale (or the other way
-round), each optional, through the one `RestorationService`.
+"""Postprocessing as A1111's "Extras" tab does it: upscale, then restore faces (GFPGAN, then
+CodeFormer: A1111's script order since 1.6, whose API ignores ``upscale_first``), each optional,
+through the one `RestorationService`.
 
 The upscale step follows A1111's rules so its clients get the sizes they ask for: the target is
 the image × ``by`` (resize mode 0) or ``to`` (mode 1: scaled by the larger ratio, then
@@ -54,8 +55,7 @@ class FaceRestore:
 class ExtrasRequest:
     image: np.ndarray  # gray/RGB/RGBA, uint8/uint16
     upscale: Upscale | None = None
-    faces: tuple[FaceRestore, ...] = ()
-    upscale_first: bool = False
+    faces: tuple[FaceRestore, ...] = ()  # in this order, after the upscale
     device: str | None = None
 
 
@@ -102,23 +102,14 @@ def run_extras(service: RestorationService, request: ExtrasRequest, progress: Ca
     info: dict[str, str] = {}
     pixels = request.image
 
-    def faces(pixels: np.ndarray) -> np.ndarray:
-        for face in request.faces:
-            if face.visibility <= 0:
-                continue
-            result = service.run(RestorationRequest("restore-faces", pixels, model=face.model, device=request.device,
-                                                    strength=face.visibility, mask_blur=FACE_FEATHER),
-                                 progress, cancelled)
-            pixels = result.pixels
-            info[f"Postprocess {face.label} visibility"] = f"{face.visibility:g}"
-        return pixels
-
-    if not request.upscale_first:
-        pixels = faces(pixels)
     if request.upscale is not None and request.upscale.upscaler != NONE:
         pixels = _upscale(service, pixels, request.upscale, request.device, info, progress, cancelled)
-    if request.upscale_first:
-        pixels = faces(pixels)
+    for face in request.faces:
+        if face.visibility > 0:
+            pixels = service.run(RestorationRequest("restore-faces", pixels, model=face.model, device=request.device,
+                                                    strength=face.visibility, mask_blur=FACE_FEATHER),
+                                 progress, cancelled).pixels
+            info[f"Postprocess {face.label} visibility"] = f"{face.visibility:g}"
     return ExtrasResult(pixels, info)
 
 
