@@ -33,9 +33,10 @@ def add_commands(sub: Any) -> None:
     for name, (purpose, help_text, description) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=description + " Without --model the first model found "
                            f"in a models folder's {purpose} sub-folders is used (see '{name} --help' and "
-                           "'inpaint-studio models'). Alpha, 16-bit data and the ICC profile are kept.")
+                           "'inpaint-studio models'). Alpha, 16-bit data and the ICC profile are kept; an "
+                           "upscale multiplies the DPI by its scale, so the print size stays.")
         p.add_argument("image", metavar="IN", help="the image to process")
-        p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the result (.png, .tif, …)")
+        p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the result (a .png: 8 or 16 bit, as IN)")
         p.add_argument("--model", metavar="FILE", help="a .safetensors/.pth model file, or the name of one found")
         p.add_argument("--tile", type=int, metavar="PX", help="tile side in input pixels (default: from the memory budget)")
         p.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N (default: the best available)")
