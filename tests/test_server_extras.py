@@ -105,7 +105,7 @@ def test_an_upscale_gives_the_models_own_pixels_and_keeps_profile_and_print_size
     direct = RestorationService().run(RestorationRequest("upscale", image, model=str(library["x2"]))).pixels
     assert out.size == (60, 40) and np.array_equal(np.asarray(out), direct)
     assert out.info["icc_profile"] == icc and [round(v) for v in out.info["dpi"]] == [600, 600]
-    assert "Postprocess upscaler: RealESRGAN_x2plus" in answer.json()["html_info"]
+    assert "Postprocess upscale by: 2, Postprocess upscaler: R-ESRGAN 2x+" in answer.json()["html_info"]
 
 
 def test_sizes_follow_a1111s_rules(client):

@@ -167,7 +167,7 @@ def plan(service: RestorationService, fields: Fields) -> tuple[extras.Upscale | 
         first = _find(listed, "upscaler_1", fields.upscaler_1)
         second = _find(listed, "upscaler_2", fields.upscaler_2)
         upscale = extras.Upscale(_ref(first), fields.by, fields.to if fields.resize_mode == 1 else None, fields.crop,
-                                 _ref(second), fields.visibility_2)
+                                 _ref(second), fields.visibility_2, (first.name, second.name))
     faces = []
     wanted = [(name, key, share) for name, key, share in (("GFPGAN", "gfpgan_visibility", fields.gfpgan),
                                                           ("CodeFormer", "codeformer_visibility", fields.codeformer))

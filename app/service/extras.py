@@ -42,6 +42,7 @@ class Upscale:
     crop: bool = True  # mode 1: cut the scaled image to exactly ``to``
     second: str = NONE
     second_visibility: float = 0.0
+    labels: tuple[str, str] | None = None  # how the info names the two (default: the files' names)
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,12 @@ def _upscale(service: RestorationService, pixels: np.ndarray, upscale: Upscale, 
     else:
         info["Postprocess upscale to"] = f"{upscale.to[0]}x{upscale.to[1]}"
     out = _upscale_to(service, pixels, upscale.upscaler, target, device, progress, cancelled)
-    info["Postprocess upscaler"] = _label(upscale.upscaler)
+    labels = upscale.labels or (_label(upscale.upscaler), _label(upscale.second))
+    info["Postprocess upscaler"] = labels[0]
     if upscale.second != NONE and upscale.second_visibility > 0:
         second = _upscale_to(service, pixels, upscale.second, target, device, progress, cancelled)
         out = blend(out, second, upscale.second_visibility)
-        info["Postprocess upscaler 2"] = _label(upscale.second)
+        info["Postprocess upscaler 2"] = labels[1]
     if upscale.to is not None and upscale.crop:
         out = centre_crop(out, *upscale.to)
         info["Postprocess crop to"] = f"{upscale.to[0]}x{upscale.to[1]}"
