@@ -47,7 +47,7 @@ def case(image: np.ndarray, big: np.ndarray, pack) -> dict:
     doc = Document()
     doc.set_image(image)
     doc.fill_rect((100, 100, 800, 600))
-    runner = RestoreRunner(doc)
+    runner = RestoreRunner(doc, lambda: None)  # apply() runs no model
     packed, pack_s = timed(lambda: (pack(image), pack(big)))
     preview, preview_s = timed(lambda: compare_pair(image, big))
     outcome = RestoreOutcome(RestoreChoice(UPSCALE, None, 2), "Upscale ×2", image, big, None, None, preview, packed,

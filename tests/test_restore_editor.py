@@ -119,7 +119,7 @@ def test_upscale_keeps_16_bit_alpha_and_the_icc_profile(qtbot, models):
     alpha = np.tile(np.linspace(100, 65000, 14).astype(np.uint16), (12, 1))
     doc = Document()
     doc.set_image(LoadedImage(np.dstack([rgb, alpha]), icc_profile=b"profile bytes"))
-    runner = RestoreRunner(doc)
+    runner = RestoreRunner(doc, lambda: _SERVICE)
     outcome = run_restoration(_SERVICE, RestoreChoice(UPSCALE, str(models["compact"]), factor=4), doc.pixels.copy(),
                               doc.mask.copy(), doc.image_version, lambda i, n: None, lambda: False)
     assert runner.apply(outcome) == ""
@@ -136,7 +136,7 @@ def test_an_upscaled_image_saves_and_reopens_as_a_project(qtbot, models, tmp_pat
     doc.set_image(rm.photo(10, 12))
     doc.expand_canvas(Expansion(3, 2, 0, 0), "stretch")  # the original sits at (3, 2)
     doc.fill_rect((1, 1, 4, 4))
-    runner = RestoreRunner(doc)
+    runner = RestoreRunner(doc, lambda: _SERVICE)
     outcome = run_restoration(_SERVICE, RestoreChoice(UPSCALE, str(models["esrgan"]), factor=2), doc.pixels.copy(),
                               doc.mask.copy(), doc.image_version, lambda i, n: None, lambda: False)
     assert runner.apply(outcome) == ""
@@ -276,7 +276,7 @@ def test_upscale_paint_undo_redo_expand_restore_keep_the_document_consistent(qtb
     rng = np.random.default_rng(seed)
     doc = Document()
     doc.set_image(rm.photo(10, 12, seed=seed))
-    runner = RestoreRunner(doc)
+    runner = RestoreRunner(doc, lambda: _SERVICE)
     history, pos = [_state(doc)], 0
     for op in ops:
         if doc.width > 100:  # two upscales and an expansion are plenty

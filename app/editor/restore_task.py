@@ -178,16 +178,29 @@ class RestoreRunner(QObject):
     finished = Signal(object)
     cancelled = Signal()
 
-    def __init__(self, document: Document, parent: QObject | None = None,
-                 service: RestorationService | None = None) -> None:
+    def __init__(self, document: Document, service_of: Callable[[], RestorationService],
+                 parent: QObject | None = None) -> None:
+        """``service_of`` gives the generation service's restoration service at each run, so a
+        restoration and a generation never share the device at once (one device lock), even
+        after the window swaps its generation service."""
         super().__init__(parent)
         self.document = document
-        self.service = service or RestorationService()
+        self._service_of = service_of
+        self._service: RestorationService | None = None
         self.task: BackgroundTask | None = None
         self._cancel = threading.Event()
         self._active = False  # from `start` until its result (or cancel) is reported
         self._resets = 0  # the document was replaced (opened, undo of a resize…): a snapshot under way is stale
         document.reset.connect(self._on_reset)
+
+    @property
+    def service(self) -> RestorationService:
+        return self._service or self._service_of()
+
+    @service.setter
+    def service(self, service: RestorationService) -> None:
+        """Pin a service (tests, benchmarks)."""
+        self._service = service
 
     @property
     def running(self) -> bool:

@@ -30,7 +30,7 @@ ENTRIES = (
 
 def install(w: MainWindow) -> None:
     """Add the Restore menu (before Help) and its runner to a window built by `window_layout`."""
-    w.restore_runner = RestoreRunner(w.document, w)
+    w.restore_runner = RestoreRunner(w.document, lambda: w.session.worker.service.restoration, w)
     # The global thread pool is waited for at exit: a run must stop at its next tile, not finish first.
     QCoreApplication.instance().aboutToQuit.connect(w.restore_runner.cancel)
     w.restore_dialog = None
