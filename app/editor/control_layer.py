@@ -19,6 +19,7 @@ a snapshot into what a generation gets: ``params.controls`` and ``GenerationRequ
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -146,13 +147,19 @@ class ControlLayers(QObject):
 
     def __init__(self, document: Any) -> None:
         super().__init__(document)
-        self._doc = document
+        #: Weak, like the undo commands' owner: the Document holds us, and a strong reference back
+        #: would keep a closed document alive until the cycle collector runs.
+        self._doc_ref = weakref.ref(document)
         self.layers: list[ControlLayer] = []
         self.active: ControlLayer | None = None
         self.painting = False  # the canvas's brush paints the active layer instead of the mask
         self._stroke: TileSnapshot | None = None
         self._stroke_layer: ControlLayer | None = None
         self._stroke_mode = "paint"
+
+    @property
+    def _doc(self) -> Any:
+        return self._doc_ref()
 
     # -- reading ---------------------------------------------------------------------------
     def __len__(self) -> int:
