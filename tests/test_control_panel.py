@@ -161,3 +161,21 @@ def test_the_overlay_shows_a_visible_layer_and_hides_a_hidden_one(qtbot, window)
     assert before.pixelColor(centre).red() == 40
     panel.visible_check.setChecked(False)
     qtbot.waitUntil(lambda: canvas.grab().toImage().pixelColor(centre).red() == 40, timeout=20000)
+
+
+def test_a_big_image_is_preprocessed_on_a_pool_thread(qtbot, window):
+    from app.widgets.control_panel import BACKGROUND_PIXELS
+
+    panel, doc = window.control_panel, window.document
+    big = np.zeros((1000, 1200, 3), np.uint8)
+    big[200:800, 300:900] = 255
+    assert big.shape[0] * big.shape[1] >= BACKGROUND_PIXELS
+    window.open_image_array(big)
+    panel.add_layer()
+    panel.module_box.setCurrentText("canny")
+    assert panel.make_from_image()
+    layer = doc.controls.active
+    assert panel.task is not None and not panel.from_image_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.task is None, timeout=20000)
+    assert np.array_equal(layer.image, preprocess("canny", big)) and panel.from_image_button.isEnabled()
+    assert doc.undo_stack.undoText() == "Control layer from image (canny)"

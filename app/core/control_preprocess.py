@@ -99,15 +99,21 @@ def preprocess(module: str, image: np.ndarray, mask: np.ndarray | None = None, *
     module's (see `OPTIONS`); an unknown one raises `ParamError`, as does an unknown module or a bad
     image; a module that needs a network raises `PreprocessorModelMissing`.
     """
-    if module in MODEL_FILES:
-        raise PreprocessorModelMissing(module)
-    if module not in OPTIONS:
-        raise ParamError("module", module, "one of " + ", ".join((*BUILT_IN, *MODEL_FILES)))
-    settings = _options(module, options)
+    settings = check(module, **options)
     rgb = _rgb8(image)
     if module == "inpaint":
         return _inpaint(rgb, _mask(mask, rgb.shape[:2]))
     return _MODULES[module](rgb, **settings)
+
+
+def check(module: str, **options: float) -> dict[str, float]:
+    """The errors `preprocess` would raise for ``module`` and ``options``, without an image (a
+    window checks before it hands the work to a thread); returns every option's value."""
+    if module in MODEL_FILES:
+        raise PreprocessorModelMissing(module)
+    if module not in OPTIONS:
+        raise ParamError("module", module, "one of " + ", ".join((*BUILT_IN, *MODEL_FILES)))
+    return _options(module, options)
 
 
 def inpaint_condition(control_image: np.ndarray, mask: np.ndarray) -> np.ndarray:

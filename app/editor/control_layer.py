@@ -131,6 +131,23 @@ class ControlResizeDelta(ControlDelta):
         return not self.layers
 
 
+@dataclasses.dataclass(eq=False)
+class PreprocessJob:
+    """A preprocess with its inputs copied: `run` is safe on any thread; the result goes back
+    through `ControlLayers.finish_preprocess` on the GUI thread."""
+
+    layer: ControlLayer
+    module: str
+    region: Bounds | None  # None: the whole image
+    pixels: np.ndarray
+    mask: np.ndarray
+    options: dict[str, float]
+    size: tuple[int, int]  # the document's (w, h) when made
+
+    def run(self) -> np.ndarray:
+        return control_preprocess.preprocess(self.module, self.pixels, self.mask, **self.options)
+
+
 # -- the list ---------------------------------------------------------------------------------
 class ControlLayers(QObject):
     """The document's control layers and the one being edited (``active``).
@@ -241,14 +258,32 @@ class ControlLayers(QObject):
     def preprocess(self, layer: ControlLayer, module: str, region: Bounds | None = None, **options: float) -> bool:
         """Make ``layer``'s image from the document's pixels with ``module`` (whole image, or only
         ``region`` — e.g. the selection's box — leaving the rest of the layer as it is), set the
-        layer's module, as one undo step. Raises the preprocessor's `UserError`s."""
+        layer's module, as one undo step. Raises the preprocessor's `UserError`s. A window runs
+        big images in two halves instead: `preprocess_job` here, ``job.run()`` on a thread."""
+        job = self.preprocess_job(layer, module, region, **options)
+        return job is not None and self.finish_preprocess(job, job.run())
+
+    def preprocess_job(self, layer: ControlLayer, module: str, region: Bounds | None = None, **options: float) -> PreprocessJob | None:
+        """The inputs of a preprocess, checked and copied now (the pixels may be edited while the
+        job runs elsewhere); None when ``region`` is empty."""
+        if self.index(layer) < 0:
+            raise ValueError("not a layer of this document")
+        control_preprocess.check(module, **options)
         doc = self._doc
         b = doc.bounds if region is None else region.clamp(doc.width, doc.height)
         if b.is_empty:
+            return None
+        return PreprocessJob(layer, module, None if region is None else b, doc.pixels[b.slices].copy(), doc.mask[b.slices].copy(),
+                             dict(options), doc.size)
+
+    def finish_preprocess(self, job: PreprocessJob, image: np.ndarray) -> bool:
+        """Put a job's result in its layer (one undo step). False, changing nothing, if the layer
+        was removed or the canvas resized meanwhile."""
+        layer = job.layer
+        if self.index(layer) < 0 or self._doc.size != job.size or layer.image.shape[1::-1] != job.size:
             return False
-        out = control_preprocess.preprocess(module, doc.pixels[b.slices], doc.mask[b.slices], **options)
-        changed = self.set_image(layer, out, f"Control layer from image ({module})", None if region is None else b)
-        self.update(layer, module=module)
+        changed = self.set_image(layer, image, f"Control layer from image ({job.module})", job.region)
+        self.update(layer, module=job.module)
         return changed
 
     def fit(self, image: np.ndarray) -> np.ndarray:
