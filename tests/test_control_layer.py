@@ -273,3 +273,26 @@ def test_random_edits_keep_layers_document_sized_and_undo_exact(qtbot, ops):
         # A new edit drops the redo branch: forget the states past it.
         history = {k: v for k, v in history.items() if k < index or op in ("undo", "redo")}
         history[index] = layers_bytes()
+
+
+def test_a_stroke_on_a_control_layer_reruns_live_with_the_layer(qtbot, session):
+    from app.inference.registry import LoadOptions
+
+    session.open_image(imageio.LoadedImage(photo()), None, "t")
+    doc = session.document
+    doc.fill_rect((10, 10, 8, 8))
+    layer = doc.controls.add(module="scribble", model="control_v11p_sd15_scribble")
+    submitted: list = []
+    session.live.start(lambda: (GenerationParams(prompt="grass", model="test"), LoadOptions()))
+    worker = session.live._worker
+    real_submit = worker.submit
+    worker.submit = lambda request: (submitted.append(request), real_submit(request))[1]
+    qtbot.waitUntil(lambda: session.live.record is not None and not session.live.busy, timeout=20000)
+    doc.controls.begin_stroke()
+    doc.controls.stroke_segment((2, 30), (50, 30), 2)
+    doc.controls.end_stroke()
+    qtbot.waitUntil(lambda: bool(submitted) and not session.live.busy, timeout=20000)
+    request = submitted[-1]
+    assert request.params.controls == (ControlUnit("scribble", "control_v11p_sd15_scribble"),)
+    assert np.array_equal(request.control_images[0], layer.image) and layer.image[30, 20].tolist() == [255, 255, 255]
+    session.live.stop()

@@ -159,3 +159,35 @@ def test_output_is_always_hxwx3_uint8(module, height, width, channels, dtype, se
     mask = (rng.random((height, width)) > 0.5).astype(np.uint8) * 255
     out = preprocess(module, image, mask)
     assert out.shape == (height, width, 3) and out.dtype == np.uint8
+
+
+def _whole_image_scribble(rgb: np.ndarray, threshold: float = 32.0) -> np.ndarray:
+    """A1111's scribble_xdog as written there: whole-image float filters."""
+    x = rgb.astype(np.float32)
+    g1, g2 = cv2.GaussianBlur(x, (0, 0), 0.5), cv2.GaussianBlur(x, (0, 0), 5.0)
+    dog = (255.0 - np.min(g2 - g1, axis=2)).clip(0, 255).astype(np.uint8)
+    out = np.zeros(rgb.shape[:2], np.uint8)
+    out[2 * (255 - dog.astype(np.int32)) > threshold] = 255
+    return np.repeat(out[:, :, None], 3, axis=2)
+
+
+def _whole_image_lineart(rgb: np.ndarray, sigma: float = 6.0) -> np.ndarray:
+    """A1111's lineart_standard as written there."""
+    x = rgb.astype(np.float32)
+    intensity = np.min(cv2.GaussianBlur(x, (0, 0), sigma) - x, axis=2).clip(0, 255)
+    strong = intensity[intensity > 8]
+    intensity /= max(16.0, float(np.median(strong)) if strong.size else 16.0)
+    intensity *= 127
+    return np.repeat(intensity.clip(0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (7, 5, 3), (33, 20, 3), (70, 41, 3), (16, 90, 3)])
+def test_banded_filters_equal_the_whole_image_ones_bit_for_bit(monkeypatch, shape):
+    from app.core import control_preprocess
+
+    monkeypatch.setattr(control_preprocess, "BAND_ROWS", 8)  # many bands, edges inside the blur reach
+    img = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    img[shape[0] // 3:, : shape[1] // 2] //= 4  # dark and light areas: lines of both kinds
+    assert np.array_equal(preprocess("scribble", img), _whole_image_scribble(img))
+    for sigma in (0.5, 6.0, 20.0):
+        assert np.array_equal(preprocess("lineart", img, sigma=sigma), _whole_image_lineart(img, sigma))

@@ -226,20 +226,60 @@ def _softedge(rgb: np.ndarray, sigma: float, gamma: float) -> np.ndarray:
     return _gray_to_rgb(edges)
 
 
+#: Rows per band of the float filters (scribble, lineart): a band's float copies stay in cache.
+BAND_ROWS = 128
+
+
+def _blur_reach(sigma: float) -> int:
+    """Rows a float Gaussian blur of ``sigma`` reads on each side (OpenCV's kernel: 8σ + 1, odd)."""
+    return (int(round(sigma * 8 + 1)) | 1) // 2
+
+
+def _in_bands(rgb: np.ndarray, reach: int, band: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``band(rows)`` → H'×W float32 over horizontal bands, each read with ``reach`` rows of context.
+
+    Bit-identical to one call on the whole image (every output row sees the same input rows and
+    the same image-edge reflection) while the float temporaries stay a band's size: on 24 MP the
+    whole-image float copies are ~300 MB each and the filters become memory-bound.
+    """
+    h = rgb.shape[0]
+    out = np.empty(rgb.shape[:2], np.float32)
+    for y0 in range(0, h, BAND_ROWS):
+        y1 = min(h, y0 + BAND_ROWS)
+        a, b = max(0, y0 - reach), min(h, y1 + reach)
+        if a == 0 and b == h:
+            out[y0:y1] = band(rgb)[y0:y1]
+            continue
+        # Context rows beyond the image are OpenCV's default border (reflect 101), made here so a
+        # band at the edge sees exactly what the whole-image filter sees.
+        top, bottom = reach - (y0 - a), reach - (b - y1)
+        part = cv2.copyMakeBorder(rgb[a:b], top, bottom, 0, 0, cv2.BORDER_REFLECT_101) if top or bottom else rgb[a:b]
+        out[y0:y1] = band(part)[reach:reach + (y1 - y0)]
+    return out
+
+
+def _min_channel(x: np.ndarray) -> np.ndarray:
+    c = cv2.split(x)
+    return cv2.min(cv2.min(c[0], c[1]), c[2])
+
+
 def _scribble(rgb: np.ndarray, threshold: float) -> np.ndarray:
-    x = rgb.astype(np.float32)
-    g1 = cv2.GaussianBlur(x, (0, 0), 0.5)
-    g2 = cv2.GaussianBlur(x, (0, 0), 5.0)
-    dog = (255.0 - np.min(g2 - g1, axis=2)).clip(0, 255).astype(np.uint8)
+    def band(part: np.ndarray) -> np.ndarray:
+        x = part.astype(np.float32)
+        return _min_channel(cv2.GaussianBlur(x, (0, 0), 5.0) - cv2.GaussianBlur(x, (0, 0), 0.5))
+
+    dog = (255.0 - _in_bands(rgb, _blur_reach(5.0), band)).clip(0, 255).astype(np.uint8)
     out = np.zeros(rgb.shape[:2], np.uint8)
     out[2 * (255 - dog.astype(np.int32)) > threshold] = 255
     return _gray_to_rgb(out)
 
 
 def _lineart(rgb: np.ndarray, sigma: float) -> np.ndarray:
-    x = rgb.astype(np.float32)
-    g = cv2.GaussianBlur(x, (0, 0), sigma)
-    intensity = np.min(g - x, axis=2).clip(0, 255)
+    def band(part: np.ndarray) -> np.ndarray:
+        x = part.astype(np.float32)
+        return _min_channel(cv2.GaussianBlur(x, (0, 0), sigma) - x)
+
+    intensity = _in_bands(rgb, _blur_reach(sigma), band).clip(0, 255)
     strong = intensity[intensity > 8]
     intensity /= max(16.0, float(np.median(strong)) if strong.size else 16.0)
     intensity *= 127
