@@ -28,18 +28,25 @@ class ControlOverlay:
     def __init__(self, canvas: CanvasView) -> None:
         self._canvas = canvas
         self._controls: Any = None
+        self._document: Any = None
         #: layer → (the image array wrapped, its QImage, its levels); rebuilt when the array is replaced.
         self._cache: dict[int, tuple[Any, QImage, LevelCache]] = {}
 
     def set_document(self, document: Any) -> None:
         if self._controls is not None:
-            self._controls.changed.disconnect(self._on_changed)
-            self._controls.image_changed.disconnect(self._on_image_changed)
+            for signal, slot in self._connections():
+                signal.disconnect(slot)
+        self._document = document
         self._controls = getattr(document, "controls", None)
         self._cache.clear()
         if self._controls is not None:
-            self._controls.changed.connect(self._on_changed)
-            self._controls.image_changed.connect(self._on_image_changed)
+            for signal, slot in self._connections():
+                signal.connect(slot)
+
+    def _connections(self) -> list:
+        # ``reset``: opening an image or project replaces the layers without a signal of their own.
+        return [(self._controls.changed, self._on_changed), (self._controls.image_changed, self._on_image_changed),
+                (self._document.reset, self._on_changed)]
 
     def _on_changed(self) -> None:
         live = {id(layer) for layer in self._controls.layers}
