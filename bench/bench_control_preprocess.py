@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--width", type=int, default=6000)
     ap.add_argument("--height", type=int, default=4000)
-    ap.add_argument("--modules", default="canny,softedge,scribble,lineart,tile,blur,shuffle,inpaint,none")
+    ap.add_argument("--modules", default="canny,softedge,scribble,lineart,mlsd,tile,blur,shuffle,inpaint,none")
     args = ap.parse_args()
     image = photo(args.width, args.height)
     mask = np.zeros(image.shape[:2], np.uint8)

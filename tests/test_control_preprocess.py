@@ -81,6 +81,17 @@ def test_lineart_turns_dark_lines_on_white_into_white_on_black():
     assert out[31, 32] > 100 and out[5, 5] == 0
 
 
+def test_mlsd_draws_the_straight_sides_and_drops_short_segments():
+    img = np.zeros((200, 300, 3), np.uint8)
+    cv2.rectangle(img, (50, 40), (250, 160), (255, 255, 255), -1)
+    out = preprocess("mlsd", img)[:, :, 0]
+    assert set(np.unique(out)) == {0, 255}
+    for y, x in ((39, 150), (160, 150), (100, 49), (100, 250)):  # each side, at the edge between the areas
+        assert out[y - 1: y + 2, x - 1: x + 2].any(), (y, x)
+    assert not out[60:140, 70:230].any() and not out[:30].any()
+    assert not preprocess("mlsd", img, min_length=1.0).any()  # no segment is as long as the diagonal
+
+
 def test_tile_and_blur_keep_colour_and_lose_detail():
     img = square()
     assert np.array_equal(preprocess("tile", img), img)  # A1111's default rate 1: as is

@@ -17,13 +17,17 @@ scribble       thick binary strokes from a sketch or photo (``scribble_xdog``: d
                Gaussians σ 0.5 / 5, ``threshold`` 32)
 lineart        dark lines on a light background made white-on-black (``lineart_standard``, the
                extension's model-free line art; ``sigma`` 6.0)
+mlsd           straight line segments, white on black, for the M-LSD ControlNet: an OpenCV stand-in
+               for ``mlsd`` (the LSD line-segment detector at ≤ 1 MP instead of the M-LSD network;
+               segments shorter than ``min_length`` × the image diagonal, default 0.04, are dropped,
+               as M-LSD drops its weak short ones)
 tile           the image down- and up-sampled (``tile_resample``; ``down_sampling_rate`` 1.0)
 blur           Gaussian blur (``blur_gaussian``; ``sigma`` 9.0)
 shuffle        the image's content scrambled by a smooth random warp (``shuffle``; ``seed`` 0)
 inpaint        the image with the masked pixels black (``inpaint_only``), see below
 =============  ===============================================================================
 
-The modules that need a network ("depth", "openpose", "mlsd", "normal", "seg") raise a
+The modules that need a network ("depth", "openpose", "normal", "seg") raise a
 `PreprocessorModelMissing` naming the model file the extension uses; none is run by this version.
 
 **The inpaint ControlNet** (``control_v11p_sd15_inpaint``) wants masked pixels at −1 in a float
@@ -54,6 +58,7 @@ OPTIONS: dict[str, dict[str, float]] = {
     "softedge": {"sigma": 2.0, "gamma": 0.7},
     "scribble": {"threshold": 32.0},
     "lineart": {"sigma": 6.0},
+    "mlsd": {"min_length": 0.04},
     "tile": {"down_sampling_rate": 1.0},
     "blur": {"sigma": 9.0},
     "shuffle": {"seed": 0.0},
@@ -65,7 +70,6 @@ OPTIONS: dict[str, dict[str, float]] = {
 MODEL_FILES: dict[str, str] = {
     "depth": "dpt_hybrid-midas-501f0c75.pt (MiDaS)",
     "openpose": "body_pose_model.pth and hand_pose_model.pth (OpenPose)",
-    "mlsd": "mlsd_large_512_fp32.pth (M-LSD)",
     "normal": "scannet.pt (NormalBae)",
     "seg": "upernet_global_small.pth (UniFormer)",
 }
@@ -74,6 +78,8 @@ BUILT_IN = tuple(OPTIONS)
 
 #: Soft edges are computed at most at this many pixels (then scaled to the image's size).
 SOFTEDGE_WORK_PIXELS = 4_000_000
+#: Straight lines are found at most at this many pixels (M-LSD itself works at 512²).
+MLSD_WORK_PIXELS = 1_000_000
 
 
 class PreprocessorModelMissing(UserError):
@@ -158,6 +164,8 @@ def _check_ranges(module: str, o: dict[str, float]) -> None:
         need("sigma", 0.1, 256)
     elif module == "tile":
         need("down_sampling_rate", 1, 64)
+    elif module == "mlsd":
+        need("min_length", 0, 1)
     elif module == "shuffle":
         need("seed", 0, 2**32 - 1)
 
@@ -286,6 +294,26 @@ def _lineart(rgb: np.ndarray, sigma: float) -> np.ndarray:
     return _gray_to_rgb(intensity.clip(0, 255).astype(np.uint8))
 
 
+def _mlsd(rgb: np.ndarray, min_length: float) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    out = np.zeros((h, w), np.uint8)
+    if min(h, w) < 8:  # nothing a line detector can see
+        return _gray_to_rgb(out)
+    scale = min(1.0, (MLSD_WORK_PIXELS / (h * w)) ** 0.5)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        gray = cv2.resize(gray, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
+    lines = cv2.createLineSegmentDetector().detect(gray)[0]
+    if lines is not None:
+        segments = lines.reshape(-1, 4) * np.array([w / gray.shape[1], h / gray.shape[0]] * 2, np.float32)
+        length = np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1])
+        keep = np.round(segments[length >= min_length * float(np.hypot(w, h))]).astype(np.int32)
+        if len(keep):
+            # One pixel at M-LSD's 512 px, as thick here as its output is once scaled up.
+            cv2.polylines(out, list(keep.reshape(-1, 2, 2)), False, 255, max(1, round(max(h, w) / 512)), cv2.LINE_8)
+    return _gray_to_rgb(out)
+
+
 def _tile(rgb: np.ndarray, down_sampling_rate: float) -> np.ndarray:
     if down_sampling_rate <= 1.0:
         return rgb.copy()
@@ -326,6 +354,7 @@ _MODULES: dict[str, Callable[..., np.ndarray]] = {
     "softedge": _softedge,
     "scribble": _scribble,
     "lineart": _lineart,
+    "mlsd": _mlsd,
     "tile": _tile,
     "blur": _blur,
     "shuffle": _shuffle,
