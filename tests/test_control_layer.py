@@ -200,7 +200,7 @@ def test_generate_sends_the_enabled_layers_as_units_and_images(qtbot, session):
                                        ControlUnit("inpaint", "control_v11p_sd15_inpaint", 1.0, 0.0, 1.0))
     assert len(request.control_images) == 2
     assert np.array_equal(request.control_images[0], on.image) and request.control_images[0] is not on.image
-    assert np.array_equal(request.control_images[1], preprocess("inpaint", pixels, doc.mask))  # made at the click
+    assert np.array_equal(request.control_images[1], pixels)  # the picture as it is at the click; the mask marks it
     assert done.args[0].params.controls == request.params.controls
     assert not inpaint.image.any()  # the layer itself is not rewritten by a run
 

@@ -439,16 +439,16 @@ class ControlLayers(QObject):
 
 def request_controls(state: Any) -> tuple[tuple[ControlUnit, ...], tuple[np.ndarray, ...]]:
     """What a generation gets from a snapshot (`ProjectState`): the enabled layers' units and their
-    images. An "inpaint" unit's image is made now from the snapshot's pixels and mask (the
-    control must show the picture as it is, not as it was when the layer was made); the
-    generation side turns it into −1-marked input with `control_preprocess.inpaint_condition`."""
+    images. An "inpaint" unit's image is the snapshot's pixels as they are now (RGB8; no copy for an
+    RGB8 document), not the layer: the generation side marks the request's masked pixels −1 with
+    `control_preprocess.inpaint_condition(image, request.mask)`."""
     units, images = [], []
     for control in getattr(state, "controls", ()):
         if not control.enabled:
             continue
         units.append(control.unit)
         if control.module == "inpaint":
-            images.append(control_preprocess.preprocess("inpaint", state.current, state.mask))
+            images.append(to_rgb8(state.current))
         else:
             images.append(control.image)
     return tuple(units), tuple(images)
