@@ -68,6 +68,41 @@ def test_paint_and_erase_on_a_control_layer_are_undoable_byte_for_byte(qtbot):
     assert [doc.undo_stack.text(i) for i in range(3)] == ["Add control layer 1", "Paint on control layer", "Erase on control layer"]
 
 
+def test_unit_settings_are_undo_steps_and_a_run_of_ticks_is_one(qtbot):
+    doc = document()
+    layer = doc.controls.add(model="a")
+    doc.mark_saved()
+    for weight in (0.9, 0.8, 0.7):  # a spin box's ticks: one step
+        doc.controls.update(layer, weight=weight)
+    assert doc.modified and doc.undo_stack.count() == 2 and doc.undo_stack.text(1) == "Control layer 1: weight"
+    doc.controls.update(layer, opacity=0.2, visible=False)  # the view only: no step
+    assert doc.undo_stack.count() == 2 and (layer.opacity, layer.visible) == (0.2, False)
+    doc.controls.update(layer, model="b")
+    doc.controls.update(layer, model="bc")  # typing a name: one step
+    assert doc.undo_stack.count() == 3
+    doc.undo_stack.undo()
+    assert layer.model == "a" and layer.weight == 0.7
+    doc.undo_stack.undo()
+    assert layer.weight == 1.0 and not doc.modified
+    doc.undo_stack.redo()
+    doc.mark_saved()
+    doc.controls.update(layer, weight=0.5)  # after a save the saved step stays as it was
+    assert doc.undo_stack.count() == 3 and doc.modified
+    doc.undo_stack.undo()
+    assert layer.weight == 0.7 and not doc.modified
+
+
+def test_preprocess_sets_the_module_in_the_same_undo_step(qtbot):
+    doc = document()
+    layer = doc.controls.add()
+    doc.controls.preprocess(layer, "canny")
+    assert layer.module == "canny" and doc.undo_stack.count() == 2
+    doc.undo_stack.undo()
+    assert layer.module == "none" and not layer.image.any()
+    doc.undo_stack.redo()
+    assert layer.module == "canny" and layer.image.any()
+
+
 def test_add_and_remove_are_undo_steps_that_keep_the_layer(qtbot):
     doc = document()
     first = doc.controls.add(module="scribble", model="m")

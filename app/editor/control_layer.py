@@ -7,8 +7,9 @@ owned by the `Document` (``document.controls``), and every change to pixels or t
 undo command on the document's one history (`app.editor.undo`): a stroke or a replaced image
 stores only its changed tiles (`ControlTileDelta`), adding or removing a layer keeps the layer
 object (`ControlListDelta`), expanding the canvas keeps both sizes packed (`ControlResizeDelta`).
-Settings (module, model, weight, range, visibility, opacity) are not undo steps, like the
-generation parameters in the panel; they are saved with the project and autosaved.
+The unit's settings (module, model, weight, range, enabled) are undo steps too
+(`ControlSettingsDelta`; a run of spin-box ticks is one); how a layer is shown (visibility,
+opacity) is view state, saved with the project but not undone.
 
 Images are edited in place (like the mask), so the canvas wraps them without copying; `saved()`
 hands out copies for writer threads (`app.storage.project_controls.SavedControl`), cached per
@@ -38,6 +39,9 @@ from app.storage.project_controls import SavedControl
 
 #: Settings `ControlLayers.update` accepts, with their kinds.
 SETTINGS = {"module": str, "model": str, "weight": float, "start": float, "end": float, "enabled": bool, "visible": bool, "opacity": float}
+#: The settings a generation reads: changing one is an undo step (and unsaved work); the others
+#: (shown, opacity) only change the view.
+UNIT_SETTINGS = ("module", "model", "weight", "start", "end", "enabled")
 
 
 class ControlLayer:
@@ -96,6 +100,20 @@ class ControlTileDelta(ControlDelta):
     @property
     def is_empty(self) -> bool:
         return self.tiles.is_empty
+
+
+@dataclasses.dataclass(eq=False)
+class ControlSettingsDelta(ControlDelta):
+    """Unit settings of one layer before and after a change (``after`` grows while a spin box or
+    a typed model name keeps changing the same keys: see `ControlLayers.update`)."""
+
+    layer: ControlLayer
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+    @property
+    def is_empty(self) -> bool:
+        return self.before == self.after
 
 
 @dataclasses.dataclass(eq=False)
@@ -231,9 +249,12 @@ class ControlLayers(QObject):
         self.changed.emit()
 
     # -- pixel edits (undoable) ---------------------------------------------------------------
-    def set_image(self, layer: ControlLayer, image: np.ndarray, label: str = "Set control image", region: Bounds | None = None) -> bool:
+    def set_image(self, layer: ControlLayer, image: np.ndarray, label: str = "Set control image", region: Bounds | None = None,
+                  settings: dict[str, Any] | None = None) -> bool:
         """Replace ``layer``'s pixels by ``image`` (any size: fitted to the document; or a patch the
-        size of ``region``), storing only changed tiles. False if nothing changed."""
+        size of ``region``), storing only changed tiles, and apply unit ``settings`` in the same
+        undo step. False if nothing changed."""
+        extra = self._settings_delta(layer, settings or {})
         if self.index(layer) < 0:
             raise ValueError("not a layer of this document")
         self.cancel_stroke()
@@ -243,14 +264,15 @@ class ControlLayers(QObject):
         else:
             new = self.fit(image)
         delta = diff_tiles("control", layer.image, new, region, keep_after=False)
-        if delta.is_empty:
-            return False
         h, w = new.shape[:2]
         for ty, tx in delta.tiles:
             sl = tile_bounds(ty, tx, h, w).slices
             layer.image[sl] = new[sl]
-        self._changed_pixels(layer, delta.bounds())
-        return self._doc._push(label, [ControlTileDelta(layer, delta)], already_applied=True)
+        if not delta.is_empty:
+            self._changed_pixels(layer, delta.bounds())
+        if extra is not None:
+            self._apply_settings(layer, extra.after)
+        return self._doc._push(label, [ControlTileDelta(layer, delta)] + ([extra] if extra is not None else []), already_applied=True)
 
     def clear(self, layer: ControlLayer) -> bool:
         return self.set_image(layer, np.zeros_like(layer.image), "Clear control layer")
@@ -282,9 +304,7 @@ class ControlLayers(QObject):
         layer = job.layer
         if self.index(layer) < 0 or self._doc.size != job.size or layer.image.shape[1::-1] != job.size:
             return False
-        changed = self.set_image(layer, image, f"Control layer from image ({job.module})", job.region)
-        self.update(layer, module=job.module)
-        return changed
+        return self.set_image(layer, image, f"Control layer from image ({job.module})", job.region, {"module": job.module})
 
     def fit(self, image: np.ndarray) -> np.ndarray:
         """``image`` as H×W×3 uint8 of the document's size (an imported file of another size is
@@ -298,12 +318,48 @@ class ControlLayers(QObject):
 
     # -- settings (not undo steps) ------------------------------------------------------------
     def update(self, layer: ControlLayer, **settings: Any) -> None:
+        """Change settings of ``layer``. Unit settings (`UNIT_SETTINGS`) are an undo step; a change
+        of the same keys of the same layer right after the last one joins that step (a spin box's
+        ticks, a typed model name), unless that step is the saved state."""
+        if self.index(layer) < 0:
+            raise ValueError("not a layer of this document")
         checked = self._checked(settings)
-        changed = {k: v for k, v in checked.items() if getattr(layer, k) != v}
-        if changed:
-            for key, value in changed.items():
-                setattr(layer, key, value)
+        view = {k: v for k, v in checked.items() if k not in UNIT_SETTINGS and getattr(layer, k) != v}
+        delta = self._settings_delta(layer, {k: v for k, v in checked.items() if k in UNIT_SETTINGS})
+        for key, value in view.items():
+            setattr(layer, key, value)
+        if delta is not None:
+            self._apply_settings(layer, delta.after, emit=False)
+            if not self._merge(delta):
+                keys = ", ".join(delta.after)
+                self._doc._push(f"Control layer {self.index(layer) + 1}: {keys}", [delta], already_applied=True)
+        if view or delta is not None:
             self.changed.emit()
+
+    def _settings_delta(self, layer: ControlLayer, settings: dict[str, Any]) -> ControlSettingsDelta | None:
+        after = {k: v for k, v in self._checked(settings).items() if getattr(layer, k) != v}
+        return ControlSettingsDelta(layer, {k: getattr(layer, k) for k in after}, after) if after else None
+
+    def _apply_settings(self, layer: ControlLayer, values: dict[str, Any], emit: bool = True) -> None:
+        for key, value in values.items():
+            setattr(layer, key, value)
+        if emit:
+            self.changed.emit()
+
+    def _merge(self, delta: ControlSettingsDelta) -> bool:
+        """Fold ``delta`` into the newest undo step if it changed the same keys of the same layer."""
+        stack = self._doc.undo_stack
+        index = stack.index()
+        if index == 0 or index != stack.count() or stack.cleanIndex() == index:
+            return False
+        last = getattr(stack.command(index - 1), "deltas", None)
+        if not last or len(last) != 1 or not isinstance(last[0], ControlSettingsDelta):
+            return False
+        top = last[0]
+        if top.layer is not delta.layer or set(top.after) != set(delta.after):
+            return False
+        top.after.update(delta.after)
+        return True
 
     def set_active(self, layer: ControlLayer | None) -> None:
         if layer is not None and self.index(layer) < 0:
@@ -400,6 +456,8 @@ class ControlLayers(QObject):
             self._changed_pixels(delta.layer, b)
         elif isinstance(delta, ControlListDelta):
             self._apply_list(delta.after if which == "after" else delta.before)
+        elif isinstance(delta, ControlSettingsDelta):
+            self._apply_settings(delta.layer, delta.after if which == "after" else delta.before)
         elif isinstance(delta, ControlResizeDelta):
             for layer, packed in zip(delta.layers, delta.after if which == "after" else delta.before):
                 layer.image = packed.unpack()
