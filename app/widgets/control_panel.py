@@ -259,8 +259,7 @@ class ControlPanel(QWidget):
     def add_layer(self) -> None:
         if self._doc.is_empty or len(self._controls) >= MAX_CONTROLS:
             return
-        model = self.model_box.currentText().strip() if self._active() is not None else ""
-        self._controls.add(model=model)
+        self._controls.add()  # no model yet: Generate says so until one is chosen
 
     def remove_layer(self) -> None:
         if self._active() is not None:
