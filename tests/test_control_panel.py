@@ -45,7 +45,9 @@ def test_the_brush_paints_the_control_layer_while_paint_on_layer_is_on(qtbot, wi
     qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
     layer = doc.controls.active
     assert layer is not None and panel.layers.count() == 1 and panel.paint_check.isEnabled()
+    panel.visible_check.setChecked(False)
     panel.paint_check.setChecked(True)
+    assert layer.visible and panel.visible_check.isChecked()  # painting shows the layer
     canvas.set_tool(tools.BRUSH)
     canvas.set_brush_size(8)
     stroke(qtbot, canvas, [(20, 20), (60, 20), (100, 20)])

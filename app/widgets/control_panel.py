@@ -155,7 +155,7 @@ class ControlPanel(QWidget):
         self.layers.itemChanged.connect(self._on_item_checked)
         self.add_button.clicked.connect(self.add_layer)
         self.remove_button.clicked.connect(self.remove_layer)
-        self.paint_check.toggled.connect(lambda on: self._controls.set_painting(on))
+        self.paint_check.toggled.connect(self._on_paint_toggled)
         self.module_box.currentTextChanged.connect(lambda text: self._set(module=text))
         self.from_image_button.clicked.connect(self.make_from_image)
         self.import_button.clicked.connect(self.import_dialog)
@@ -243,6 +243,14 @@ class ControlPanel(QWidget):
             if end <= start:
                 start = end - 0.05
         self._controls.update(self._active(), start=start, end=end)
+
+    def _on_paint_toggled(self, on: bool) -> None:
+        if self._syncing:
+            return
+        layer = self._active()
+        if on and layer is not None and (not layer.visible or layer.opacity < 0.2):
+            self._controls.update(layer, visible=True, opacity=max(layer.opacity, 0.5))  # see what you paint
+        self._controls.set_painting(on)
 
     def _on_row(self, row: int) -> None:
         if not self._syncing and 0 <= row < len(self._controls):
