@@ -6,7 +6,8 @@ model, weight, start/end) and how it is shown (visible, opacity). `ControlLayers
 owned by the `Document` (``document.controls``), and every change to pixels or to the list is an
 undo command on the document's one history (`app.editor.undo`): a stroke or a replaced image
 stores only its changed tiles (`ControlTileDelta`), adding or removing a layer keeps the layer
-object (`ControlListDelta`), expanding the canvas keeps both sizes packed (`ControlResizeDelta`).
+object (`ControlListDelta`), expanding the canvas keeps both sizes packed (`ControlResizeDelta`;
+all in `app.editor.control_undo`).
 The unit's settings (module, model, weight, range, enabled) are undo steps too
 (`ControlSettingsDelta`; a run of spin-box ticks is one); how a layer is shown (visibility,
 opacity) is view state, saved with the project but not undone.
@@ -34,7 +35,8 @@ from app.core.geometry import Bounds
 from app.core.guides import CONTROL_MODULES, MAX_CONTROLS, ControlUnit
 from app.editor.brush import Point, brush_coverage, segment_bounds
 from app.editor.canvas_delta import PackedArray
-from app.editor.undo import TileDelta, TileSnapshot, diff_tiles, qrect, tile_bounds
+from app.editor.control_undo import ControlDelta, ControlListDelta, ControlResizeDelta, ControlSettingsDelta, ControlTileDelta
+from app.editor.undo import TileSnapshot, diff_tiles, qrect, tile_bounds
 from app.storage.project_controls import SavedControl
 
 #: Settings `ControlLayers.update` accepts, with their kinds.
@@ -72,81 +74,6 @@ class ControlLayer:
         elif any(getattr(self._saved[1], key) != value for key, value in settings.items()):
             self._saved = (self.version, dataclasses.replace(self._saved[1], **settings))
         return self._saved[1]
-
-
-# -- undo data --------------------------------------------------------------------------------
-class ControlDelta:
-    """Base of the control layers' undo data; the Document hands these to `ControlLayers.apply_delta`."""
-
-    target = "control"
-    nbytes = 0
-
-    @property
-    def is_empty(self) -> bool:
-        return False
-
-
-@dataclasses.dataclass(eq=False)
-class ControlTileDelta(ControlDelta):
-    """Changed tiles of one layer's image (a stroke, a preprocess, an import)."""
-
-    layer: ControlLayer
-    tiles: TileDelta
-
-    @property
-    def nbytes(self) -> int:  # type: ignore[override]
-        return self.tiles.nbytes
-
-    @property
-    def is_empty(self) -> bool:
-        return self.tiles.is_empty
-
-
-@dataclasses.dataclass(eq=False)
-class ControlSettingsDelta(ControlDelta):
-    """Unit settings of one layer before and after a change (``after`` grows while a spin box or
-    a typed model name keeps changing the same keys: see `ControlLayers.update`)."""
-
-    layer: ControlLayer
-    before: dict[str, Any]
-    after: dict[str, Any]
-
-    @property
-    def is_empty(self) -> bool:
-        return self.before == self.after
-
-
-@dataclasses.dataclass(eq=False)
-class ControlListDelta(ControlDelta):
-    """The list of layers before and after an add or remove (the layer objects, images and all)."""
-
-    before: tuple[ControlLayer, ...]
-    after: tuple[ControlLayer, ...]
-
-    @property
-    def nbytes(self) -> int:  # type: ignore[override]
-        return sum(layer.image.nbytes for layer in set(self.before) ^ set(self.after))
-
-    @property
-    def is_empty(self) -> bool:
-        return self.before == self.after
-
-
-@dataclasses.dataclass(eq=False)
-class ControlResizeDelta(ControlDelta):
-    """Every layer's image before and after a canvas resize, zlib-packed (like `CanvasDelta`)."""
-
-    layers: tuple[ControlLayer, ...]
-    before: tuple[PackedArray, ...]
-    after: tuple[PackedArray, ...]
-
-    @property
-    def nbytes(self) -> int:  # type: ignore[override]
-        return sum(len(p.data) for p in (*self.before, *self.after))
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.layers
 
 
 @dataclasses.dataclass(eq=False)

@@ -21,7 +21,8 @@ from app.core import maskops, outpaint, selection
 from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
 from app.editor.canvas_delta import CanvasDelta, CanvasState
-from app.editor.control_layer import ControlDelta, ControlLayers
+from app.editor.control_layer import ControlLayers
+from app.editor.control_undo import ControlDelta
 from app.editor.brush import Point, brush_coverage, segment_bounds
 from app.editor.display_cache import DisplayCache
 from app.editor.opened_image import PreparedImage, prepare_image, prepare_state
