@@ -42,6 +42,8 @@ def stroke(qtbot, canvas, points) -> None:
 def test_the_brush_paints_the_control_layer_while_paint_on_layer_is_on(qtbot, window):
     panel, doc, canvas = window.control_panel, window.document, window.canvas
     assert window.control_dock.isVisible() and panel.add_button.isEnabled() and not panel.paint_check.isEnabled()
+    panels = next(a.menu() for a in window.view_menu.actions() if a.menu() is not None and a.text() == "&Panels")
+    assert "Control layers" in [a.text() for a in panels.actions()]
     qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
     layer = doc.controls.active
     assert layer is not None and panel.layers.count() == 1 and panel.paint_check.isEnabled()
