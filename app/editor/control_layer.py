@@ -189,7 +189,7 @@ class ControlLayers(QObject):
             new = layer.image.copy()
             new[region.slices] = to_rgb8(np.asarray(image))
         else:
-            new = self.fit(image)
+            new = self.fit(image, copy=False)  # only read: its changed tiles are copied in below
         delta = diff_tiles("control", layer.image, new, region, keep_after=False)
         h, w = new.shape[:2]
         for ty, tx in delta.tiles:
@@ -233,15 +233,16 @@ class ControlLayers(QObject):
             return False
         return self.set_image(layer, image, f"Control layer from image ({job.module})", job.region, {"module": job.module})
 
-    def fit(self, image: np.ndarray) -> np.ndarray:
+    def fit(self, image: np.ndarray, copy: bool = True) -> np.ndarray:
         """``image`` as H×W×3 uint8 of the document's size (an imported file of another size is
-        stretched to it: a control image must line up with the picture)."""
+        stretched to it: a control image must line up with the picture); ``copy=False`` may return
+        ``image`` itself (read only)."""
         rgb = to_rgb8(np.asarray(image))
         size = (self._doc.width, self._doc.height)
         if rgb.shape[1::-1] != size:
             shrink = rgb.shape[0] * rgb.shape[1] > size[0] * size[1]
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-        return np.array(rgb, copy=True, order="C")
+        return np.array(rgb, copy=True, order="C") if copy else rgb
 
     # -- settings (not undo steps) ------------------------------------------------------------
     def update(self, layer: ControlLayer, **settings: Any) -> None:
