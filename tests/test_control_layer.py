@@ -262,7 +262,7 @@ def test_autosave_includes_the_layers(qtbot, session, tmp_path):
     assert len(state.controls) == 1 and np.array_equal(state.controls[0].image, layer.image)
 
 
-OPS = st.sampled_from(["paint", "erase", "preprocess", "add", "remove", "undo", "redo", "expand", "save_load"])
+OPS = st.sampled_from(["paint", "erase", "preprocess", "add", "remove", "weight", "undo", "redo", "expand", "save_load"])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -272,8 +272,8 @@ def test_random_edits_keep_layers_document_sized_and_undo_exact(qtbot, ops):
     doc.controls.add()
     history: dict[int, list[bytes]] = {}  # undo index → the layers' bytes there
 
-    def layers_bytes() -> list[bytes]:
-        return [layer.image.tobytes() for layer in doc.controls.layers]
+    def layers_bytes() -> list:
+        return [(layer.image.tobytes(), layer.module, layer.weight) for layer in doc.controls.layers]
 
     history[doc.undo_stack.index()] = layers_bytes()
     for op, n in ops:
@@ -287,6 +287,8 @@ def test_random_edits_keep_layers_document_sized_and_undo_exact(qtbot, ops):
             doc.controls.preprocess(doc.controls.active, ["canny", "scribble", "blur", "softedge"][n % 4])
         elif op == "add" and len(doc.controls) < 4:
             doc.controls.add()
+        elif op == "weight" and doc.controls.active is not None:
+            doc.controls.update(doc.controls.active, weight=(n % 21) / 10)
         elif op == "remove" and doc.controls.layers:
             doc.controls.remove(doc.controls.layers[n % len(doc.controls)])
         elif op == "undo" and doc.undo_stack.canUndo():
