@@ -12,7 +12,7 @@ its records come back whole; a saved result carries `candidate_params` of the ap
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -21,6 +21,7 @@ from app.core import imageio
 from app.core.errors import EmptyMaskError, UserError
 from app.core.params import CLASSICAL_METHODS, GenerationParams
 from app.core.records import GenerationRecord
+from app.editor.control_layer import request_controls
 from app.editor.document import Document
 from app.editor.live import LivePainter
 from app.editor.opened_image import PreparedImage
@@ -235,6 +236,8 @@ class EditorSession(QObject):
         doc = self.document
         if doc.is_empty:
             return Problem("warning", "No image", "Open an image first (Ctrl+O, drag and drop, or paste).")
+        if params.controls and (control_problem := doc.controls.problem()) is not None:
+            return Problem("warning", "Control layer", control_problem)
         try:
             params.validate()
         except UserError as exc:
@@ -251,6 +254,7 @@ class EditorSession(QObject):
             return Problem("info", "Busy", "A generation is running; cancel it (Esc) or wait.")
         if self.live.enabled:
             return Problem("info", "Live mode is on", "Apply keeps the live result; turn Live off to generate candidates.")
+        params = replace(params, controls=self.document.controls.units())  # the layers are the units
         problem = self.check(params)
         if problem is not None:
             return problem
@@ -273,7 +277,10 @@ class EditorSession(QObject):
             self.generation_cancelled.emit()
             return
         mask = state.mask if params.mode == "inpaint" or state.mask.any() else None
-        if not self.worker.submit(GenerationRequest(params, state.current, mask, state.context_box, options)):
+        units, images = request_controls(state)  # the layers as copied with the pixels
+        params = self.run_params = replace(params, controls=units)
+        request = GenerationRequest(params, state.current, mask, state.context_box, options, control_images=images)
+        if not self.worker.submit(request):
             self.generating = False
             self.generation_failed.emit("Busy", "The generation thread is busy; try again in a moment.")
 

@@ -27,7 +27,7 @@ from app.core.params import CLASSICAL_MODELS, GenerationParams
 from app.editor.session import EditorSession
 from app.editor.settings import Settings
 from app.editor.worker import GenerationWorker
-from app.widgets import outpaint_actions, restore_actions, tools
+from app.widgets import control_panel, outpaint_actions, restore_actions, tools
 from app.widgets import window_layout as layout
 from app.widgets.candidates import CandidatesPanel
 from app.widgets.canvas import CanvasView
@@ -92,6 +92,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         layout.build_status_bar(self)
         outpaint_actions.install(self)
         restore_actions.install(self)
+        control_panel.install(self)  # ControlNet layers; the lead wires a model finder into list_models
         guard_wheel(self.params_panel)
         guard_wheel(self.model_picker)
         guard_wheel(self.findChild(QToolBar))  # the brush size
