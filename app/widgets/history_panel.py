@@ -22,7 +22,7 @@ THUMB = 64
 def has_seed(params) -> bool:
     """Whether a run's seed meant anything: the service records seed 0 for a method without
     seeds (a classical one), which would only mislead if shown."""
-    return not (params.is_classical and params.seed == 0)
+    return not (params.is_prompt_free and params.seed == 0)
 
 
 def parked_note(record: GenerationRecord, canvas: tuple[int, int] | None) -> str:

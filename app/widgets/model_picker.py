@@ -84,15 +84,15 @@ def entry_from_info(info: Any) -> ModelEntry:
 def default_inspect(ref: str) -> Any:
     """What the catalog says of a path the user adds (configs and weight headers only: no torch,
     no tensor read), so a broken download is marked when added, not when it fails to load."""
-    from app.inference.diffusers.catalog import resolve_model
+    from app.service import catalog
 
-    return resolve_model(ref)
+    return catalog.resolve_model(ref)
 
 
 def default_discover() -> list[Any]:
-    from app.inference.diffusers.catalog import discover_models  # imported on the discovery thread
+    from app.service import catalog  # imported on the discovery thread
 
-    return discover_models()
+    return catalog.discover_models()
 
 
 class _Bridge(QObject):
@@ -195,9 +195,6 @@ class ModelPicker(QWidget):
     # -- state --------------------------------------------------------------------------------
     def current_model(self) -> str:
         return self.combo.currentData() or DEFAULT_MODEL
-
-    def is_classical(self) -> bool:
-        return self.current_model() in CLASSICAL_MODELS
 
     def set_current_model(self, ref: str) -> None:
         """Select ``ref``; a model not (yet) listed is remembered and selected once discovered
