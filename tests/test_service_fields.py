@@ -54,6 +54,9 @@ def test_check_holds_every_rule_and_names_the_front_ends_field():
     assert err.value.field == "prompt" and "required with a diffusion model" in err.value.allowed
     with pytest.raises(FieldError, match="scheduler"):  # unknown even where the method ignores it
         check(GenerationParams(scheduler="Euler b"), CLASSICAL_CAPABILITIES)
+    with pytest.raises(FieldError, match="must be a number") as err:  # read even where the prompt is ignored
+        check(GenerationParams(negative_prompt="x <lora:x:abc>"), CLASSICAL_CAPABILITIES, FRONT)
+    assert err.value.field == "negative_prompt"
     with pytest.raises(ParamError, match="img2img needs a diffusion model"):
         check(GenerationParams(mode="img2img"), CLASSICAL_CAPABILITIES)
     for caps in (CLASSICAL_CAPABILITIES, RESTORATION_CAPABILITIES):  # prompt-free: no prompt needed, sampling reset

@@ -21,7 +21,6 @@ from fastapi import Request
 from app.core.errors import EmptyMaskError, UserError
 from app.core.imageio import ImageLoadError, LoadedImage, load_mask
 from app.core.params import GenerationParams, ParamError
-from app.core.prompt_syntax import extract_loras
 from app.core.records import GenerationRecord
 from app.service import Cancelled, LoadOptions
 from app.server.auth import owner_of
@@ -54,18 +53,12 @@ async def make_params(request: Request, front: FrontEnd, **fields: Any) -> Gener
 
 
 def check_prompt(field: str, text: object, status: int = 400) -> None:
-    """A 400 for a prompt over `MAX_PROMPT_CHARS` or with an unreadable ``<lora:name:weight>``
-    tag (found here, not as a failed job after the queue)."""
-    if not isinstance(text, str):
-        return
-    if len(text) > MAX_PROMPT_CHARS:
+    """A 400 for a prompt over `MAX_PROMPT_CHARS`, before it is parsed (the server's own limit;
+    every other rule of a prompt is the service's)."""
+    if isinstance(text, str) and len(text) > MAX_PROMPT_CHARS:
         raise bad_field(field, text, f"at most {MAX_PROMPT_CHARS} characters (about {MAX_PROMPT_CHARS} CLIP tokens; "
                                      "longer prompts are encoded in chunks of 75 tokens, and few models use more than a few)",
                         status)
-    try:
-        extract_loras(text)
-    except ValueError as exc:
-        raise ApiError(status, f"{field}: {exc}", field, None, "<lora:NAME:WEIGHT> with a number as the weight") from None
 
 
 def mask_for(image: LoadedImage, mask: LoadedImage | np.ndarray, field: str) -> np.ndarray:

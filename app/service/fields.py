@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.params import GenerationParams, ParamError, coerce_field, default_strength
+from app.core.prompt_syntax import extract_loras
 from app.core.schedulers import canonical_name
 from app.inference.registry import Capabilities, nominal_capabilities
 
@@ -92,17 +93,28 @@ def build(front: FrontEnd, given: Mapping[str, Any], base: GenerationParams = _D
 
 def check(params: GenerationParams, caps: Capabilities, front: FrontEnd = PARAMS) -> GenerationParams:
     """Every rule of a run, in one place: ``params`` validated (ranges, choices, guides), the
-    scheduler by the scheduler table's names (even where the backend ignores it), a prompt for a
+    scheduler by the scheduler table's names (even where the backend ignores it), readable
+    ``<lora:…>`` tags, a prompt for a
     model that is guided by one, and fitted to what the backend can do (`fit_to`). Raises
     `FieldError` in ``front``'s words; returns the params to run."""
     try:
         params = params.validate()
         params = params.replace(scheduler=canonical_name(params.scheduler))
+        for name in ("prompt", "negative_prompt"):
+            _check_lora_tags(name, getattr(params, name))
         if caps.requires_prompt and not params.prompt.strip():
             raise ParamError("prompt", params.prompt, "required with a diffusion model: say what to paint")
         return fit_to(params, caps)
     except ParamError as exc:
         raise front.error(exc) from None
+
+
+def _check_lora_tags(name: str, text: str) -> None:
+    """Every ``<lora:NAME:WEIGHT>`` tag readable, found here rather than as a failed run."""
+    try:
+        extract_loras(text)
+    except ValueError as exc:
+        raise ParamError(name, text, str(exc)) from None
 
 
 def check_nominal(params: GenerationParams, front: FrontEnd = PARAMS) -> GenerationParams:
