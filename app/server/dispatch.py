@@ -85,7 +85,7 @@ def load_options(request: Request, safety_checker: object, model_ref: str, field
         return LoadOptions()
     if safety_checker is not True:
         raise bad_field(field, safety_checker, "true or false")
-    if request.app.state.service.capabilities(model_ref).prompt_free:
+    if request.app.state.service.nominal_capabilities(model_ref).prompt_free:  # no file read on the event loop
         raise ApiError(400, f"{field}: the safety checker was asked for, but {model_ref} has none (it is not a "
                             "diffusion model); turn it off or choose a diffusion model", field, True, "false with " + model_ref)
     return LoadOptions(safety_checker=True)
