@@ -23,8 +23,8 @@ from PySide6.QtCore import QObject, Signal
 from app.core.params import GenerationParams
 from app.core.records import GenerationRecord
 from app.editor.worker import GenerationWorker
-from app.inference.registry import LoadOptions
 from app.editor.control_layer import request_controls
+from app.service import LoadOptions
 from app.service.generation import GenerationRequest
 from app.storage.project import ProjectState
 

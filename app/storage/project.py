@@ -134,7 +134,7 @@ class PngCache:
         self._entries = {k: v for k, v in self._entries.items() if k in keep}
 
 
-def encode_png(arr: np.ndarray, *, icc_profile: bytes | None = None, compress_level: int = 3) -> bytes:
+def member_png(arr: np.ndarray, *, icc_profile: bytes | None = None, compress_level: int = 3) -> bytes:
     """Lossless PNG of a project member (gray/RGB/RGBA, 8 or 16 bit, optional ICC) through the
     one PNG writer, `app.core.imageio.encode_png`."""
     arr = _normalise_pixels(arr, "image")
@@ -171,7 +171,29 @@ def _thumbnail(arr: np.ndarray, mask: np.ndarray | None = None, size: int = 256)
     if mask is not None and mask.any():
         cover = cv2.resize(mask, dsize, interpolation=cv2.INTER_AREA).astype(np.float32)[:, :, None] / 510.0
         small = np.clip(small * (1 - cover) + MASK_TINT * cover + 0.5, 0, 255).astype(np.uint8)
-    return encode_png(small, compress_level=6)
+    return member_png(small, compress_level=6)
+
+
+def _checked_arrays(state: ProjectState, dest: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(current, original, mask) of ``state``, checked to fit together, and its params checked
+    to reopen (a file that would not reopen is worse than an error now)."""
+    current = _normalise_pixels(state.current, "current image")
+    original = _normalise_pixels(state.original, "original image")
+    ox, oy = (int(v) for v in state.original_offset)
+    if original.shape[2:] != current.shape[2:] or original.dtype != current.dtype or not Bounds.of_image(
+        current.shape[1], current.shape[0]
+    ).contains(Bounds(ox, oy, original.shape[1], original.shape[0])):
+        raise ValueError(f"original {original.shape} {original.dtype} at {(ox, oy)} does not fit current {current.shape} {current.dtype}")
+    mask = np.asarray(state.mask)
+    if mask.shape != current.shape[:2] or mask.dtype != np.uint8:
+        raise ValueError(f"mask {mask.shape} {mask.dtype} does not match the image {current.shape[:2]}")
+    try:
+        state.params.validate()
+        for record in state.generations:
+            record.params.validate()
+    except ParamError as exc:
+        raise ProjectError(f"Cannot save {dest.name}: parameter {exc.field} = {exc.value!r} is not valid ({exc.allowed}).") from None
+    return current, original, mask
 
 
 def save_project(
@@ -189,26 +211,11 @@ def save_project(
     (the OSError) is chained. ``cache`` lets autosave skip re-encoding unchanged arrays.
     """
     dest = Path(path)
-    current = _normalise_pixels(state.current, "current image")
-    original = _normalise_pixels(state.original, "original image")
-    ox, oy = (int(v) for v in state.original_offset)
-    if original.shape[2:] != current.shape[2:] or original.dtype != current.dtype or not Bounds.of_image(
-        current.shape[1], current.shape[0]
-    ).contains(Bounds(ox, oy, original.shape[1], original.shape[0])):
-        raise ValueError(f"original {original.shape} {original.dtype} at {(ox, oy)} does not fit current {current.shape} {current.dtype}")
-    mask = np.asarray(state.mask)
-    if mask.shape != current.shape[:2] or mask.dtype != np.uint8:
-        raise ValueError(f"mask {mask.shape} {mask.dtype} does not match the image {current.shape[:2]}")
+    current, original, mask = _checked_arrays(state, dest)
     icc = state.icc_profile or None
-    try:  # a file that would not reopen is worse than an error now
-        state.params.validate()
-        for record in state.generations:
-            record.params.validate()
-    except ParamError as exc:
-        raise ProjectError(f"Cannot save {dest.name}: parameter {exc.field} = {exc.value!r} is not valid ({exc.allowed}).") from None
 
     def enc(arr: np.ndarray, *, cached: bool, with_icc: bool = True) -> bytes:
-        encode = lambda a: encode_png(a, icc_profile=icc if with_icc else None, compress_level=compress_level)  # noqa: E731
+        encode = lambda a: member_png(a, icc_profile=icc if with_icc else None, compress_level=compress_level)  # noqa: E731
         return cache.get(arr, encode) if (cache is not None and cached) else encode(arr)
 
     records = []
