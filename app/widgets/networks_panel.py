@@ -20,7 +20,7 @@ DEFAULT_WEIGHT = 70  # hundredths: A1111's usual starting weight for a LoRA
 
 
 def default_networks() -> tuple[list[Any], list[Any]]:
-    from app.inference.diffusers.catalog import discover_embeddings, discover_loras
+    from app.inference.diffusers.network_files import discover_embeddings, discover_loras
 
     return discover_loras(), discover_embeddings()
 

@@ -33,7 +33,8 @@ from PIL import Image
 from app.inference.diffusers.device import DeviceChoice
 from app.inference.engine import BackendRequest, Cancelled, CancelFn
 from app.inference.errors import GpuOutOfMemory, ModelLoadError
-from app.inference.diffusers.catalog import ModelInfo, network_hashes
+from app.inference.diffusers.catalog import ModelInfo
+from app.inference.diffusers.network_files import network_hashes
 from app.inference.diffusers.batching import per_seed_inputs
 from app.inference.diffusers.preview import PreviewPump
 from app.inference.diffusers.networks import ExtraNetworks
