@@ -289,7 +289,7 @@ def _info_for_file(path: Path) -> ModelInfo:
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
-def _hf_snapshot(repo_dir: Path) -> Path | None:
+def hf_snapshot(repo_dir: Path) -> Path | None:
     """The snapshot ``refs/main`` names, else the newest one; a ref holding a path (``../..``)
     is not followed out of the cache."""
     ref = repo_dir / "refs" / "main"
@@ -333,7 +333,7 @@ def hf_cache_models(cache: Path | None = None) -> list[ModelInfo]:
     for repo_dir in sorted(cache.glob("models--*")):
         repo_id = repo_dir.name[len("models--"):].replace("--", "/", 1)
         try:
-            snap = _hf_snapshot(repo_dir)
+            snap = hf_snapshot(repo_dir)
             if snap is None or not (snap / "model_index.json").is_file():
                 continue
             info = _info_for_folder(snap, "hf_cache", repo_id, repo_id)
@@ -416,7 +416,7 @@ def resolve_model(ref: str) -> ModelInfo:
         raise ModelLoadError(f"{path}: not a model file (expected a .safetensors checkpoint or a diffusers folder)")
     if ref.count("/") == 1 and not path.is_absolute():
         repo_dir = hf_cache_dir() / ("models--" + ref.replace("/", "--"))
-        snap = _hf_snapshot(repo_dir) if repo_dir.is_dir() else None
+        snap = hf_snapshot(repo_dir) if repo_dir.is_dir() else None
         if snap is not None:
             return _whole(_info_for_folder(snap, "hf_cache", ref, ref))
         raise ModelLoadError(f"{ref} is not in the Hugging Face cache ({hf_cache_dir()}) and nothing is downloaded: "
