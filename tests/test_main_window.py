@@ -416,10 +416,10 @@ def test_mask_menu_operations_and_export_import(qtbot, window, photo, tmp_path):
     assert doc.mask[0, 0] == 255 and doc.mask[120, 120] == 0
     window.invert_action.trigger()
     dialog = window.open_mask_dialog("grow")
-    assert window.canvas.mask_preview_active
+    assert window.canvas.mask_overlay.preview_active
     dialog.amount.setValue(5)
     dialog.accept()
-    assert not window.canvas.mask_preview_active
+    assert not window.canvas.mask_overlay.preview_active
     assert doc.mask[97, 120] == 255 and doc.mask[90, 120] == 0
     out = tmp_path / "mask.png"
     with qtbot.waitSignal(window.session.saver.saved, timeout=20000):
@@ -447,7 +447,7 @@ def test_settings_persist_params_and_preferences(qtbot, settings, tmp_path):
     try:
         got = w2.current_params()
         assert (got.prompt, got.steps, got.mask_blur, got.width, got.height) == ("persist me", 40, 9, 512, 384)
-        assert w2.canvas.mask_opacity == pytest.approx(0.8) and w2.model_picker.device_choice() == "cpu"
+        assert w2.canvas.mask_overlay.opacity == pytest.approx(0.8) and w2.model_picker.device_choice() == "cpu"
     finally:
         w2.force_close()
     assert str(tmp_path) in settings.path  # the test never touched the user's settings

@@ -172,7 +172,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         self.safety_action.setChecked(s.safety_checker())
         self.compile_action.setChecked(s.compile_unet())
         self.set_params(s.last_params())
-        self.canvas.set_mask_color(s.mask_color())
+        self.canvas.mask_overlay.set_color(s.mask_color())
         self.set_mask_opacity(s.mask_opacity())
         geometry, state = s.window_state()
         if geometry is not None:

@@ -38,9 +38,9 @@ class MaskAdjustDialog(QDialog):
     def _preview(self) -> None:
         doc, px = self.window_.document, self.amount.value()
         preview = {"grow": lambda: doc.grown_mask(px), "shrink": lambda: doc.grown_mask(-px), "feather": lambda: doc.feathered_mask(px)}
-        self.window_.canvas.set_mask_preview(preview[self.op]())
+        self.window_.canvas.mask_overlay.set_preview(preview[self.op]())
 
     def _done(self, result: int) -> None:
-        self.window_.canvas.set_mask_preview(None)
+        self.window_.canvas.mask_overlay.set_preview(None)
         if result == QDialog.DialogCode.Accepted:
             self.window_.adjust_mask(self.op, self.amount.value())

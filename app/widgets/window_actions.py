@@ -91,7 +91,7 @@ class WindowActions:
         return {"grow": d.grow_mask, "shrink": d.shrink_mask, "feather": d.feather_mask}[op](px)
 
     def choose_mask_color(self) -> None:
-        dialog = QColorDialog(self.canvas.mask_color, self)
+        dialog = QColorDialog(self.canvas.mask_overlay.color, self)
         dialog.setWindowTitle("Mask overlay colour")
         dialog.colorSelected.connect(self.set_mask_color)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -99,11 +99,11 @@ class WindowActions:
 
     def set_mask_color(self, color: QColor | str) -> None:
         color = QColor(color)
-        self.canvas.set_mask_color(color)
+        self.canvas.mask_overlay.set_color(color)
         self.settings.set_mask_color(color.name())
 
     def set_mask_opacity(self, opacity: float) -> None:
-        self.canvas.set_mask_opacity(opacity)
+        self.canvas.mask_overlay.set_opacity(opacity)
         self.settings.set_mask_opacity(opacity)
         for value, a in self.opacity_actions.items():
             a.setChecked(value == round(opacity * 100))

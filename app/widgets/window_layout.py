@@ -120,7 +120,7 @@ def build_actions(w: MainWindow) -> None:
     w.zoom_actual_action = action(w, "&Actual Size (100 %)", w.canvas.zoom_actual, "Ctrl+1")
     w.show_mask_action = action(w, "Show &Mask", None, "Ctrl+H", "Show or hide the mask overlay", checkable=True)
     w.show_mask_action.setChecked(True)
-    w.show_mask_action.toggled.connect(w.canvas.set_mask_visible)
+    w.show_mask_action.toggled.connect(w.canvas.mask_overlay.set_visible)
     w.mask_color_action = action(w, "Mask &Colour…", w.choose_mask_color)
 
     w.generate_action = action(w, "&Generate", w.generate, ["Ctrl+Return", "Ctrl+Enter"], "Generate (Ctrl+Enter)", "generate")
