@@ -112,7 +112,7 @@ class FileActions(QObject):
         return self.session.document
 
     def _status(self, text: str) -> None:
-        self.window.status_message.setText(text)
+        self.window.status.message.setText(text)
 
     # -- opening -----------------------------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -189,7 +189,7 @@ class FileActions(QObject):
         self._status(f"Opened {self.session.display_name}" + (f" ({notes})" if notes else "") + " — paint the area to repaint.")
         recalled = info.get("recall")
         if recalled is not None:
-            self.window.offer_recall(recalled, path)
+            self.window.params_recall.offer(recalled, path)
         self.window.document_opened.emit(path or "")
 
     def fill_recent_menu(self, files: list[str] | None = None) -> None:

@@ -191,7 +191,7 @@ def _open_window(sample: Path, settings_file: Path) -> str:
         window = MainWindow(Settings(settings_file))
         try:
             window.show()
-            if not window.open_path(str(sample)):
+            if not window.files.open_path(str(sample)):
                 raise SelfTestError(f"window: MainWindow could not open {sample.name}")
             deadline = time.monotonic() + 5.0
             while time.monotonic() < deadline and not window.isVisible():
