@@ -88,7 +88,10 @@ class MainWindow(QMainWindow):
             run_options=self.run_options, update_actions=self._update_actions, parent=self)
         self.params_recall = ParamsRecall(self.current_params, self.set_params, self.status, self.message_bar)
         self.mask_view = MaskViewOptions(self.canvas.mask_overlay, self.settings, self)
-        self.files = FileActions(self)
+        self.files = FileActions(self, self.session, self.settings, canvas=self.canvas, status=self.status,
+                                 messages=self.message_bar, recall=self.params_recall,
+                                 document_opened=self.document_opened, current_params=self.current_params,
+                                 set_params=self.set_params)
         self._close_confirmed = False
         self._close_when_idle_armed = False
         self._stop_box: QMessageBox | None = None
