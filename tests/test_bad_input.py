@@ -31,6 +31,7 @@ from app.core.params import GenerationParams, ParamError
 from app.storage.project import ProjectError, load_project, save_project
 from app.editor.worker import GenerationWorker
 from app.service import GenerationRequest
+from app.editor.snapshot import project_state
 from worker_recorder import Recorder
 
 
@@ -107,7 +108,7 @@ def test_failed_open_leaves_the_open_document_and_its_autosave_alone(files, tmp_
     doc.fill_rect((0, 0, 10, 10))
     before_pixels, before_mask = doc.pixels.copy(), doc.mask.copy()
     project = tmp_path / "work.inpaint"
-    save_project(project, doc.to_state(GenerationParams()))
+    save_project(project, project_state(doc, GenerationParams()))
     saved = project.read_bytes()
     for bad in ("truncated.png", "notes.png", "empty.png", "bomb.png"):
         with pytest.raises(ImageLoadError):

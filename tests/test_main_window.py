@@ -30,6 +30,7 @@ from app.widgets.main_window import MainWindow
 from app.editor.worker import GenerationWorker
 from app.inference.registry import load_backend
 from app.widgets import window_dialogs
+from app.editor.snapshot import project_state
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -542,7 +543,7 @@ def test_open_path_opens_a_project_file(qtbot, window, photo, settings, tmp_path
     window.document.fill_rect((100, 120, 40, 30))
     params = GenerationParams(prompt="restore the sleeve", seed=42, steps=31)
     project = tmp_path / "session.inpaint"
-    save_project(project, window.document.to_state(params))
+    save_project(project, project_state(window.document, params))
 
     other = make_window(qtbot, settings)
     try:

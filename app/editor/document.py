@@ -420,26 +420,8 @@ class Document(QObject):
         return self._replace("mask", new, f"{label} ({mode})")
 
     # -- project state ----------------------------------------------------------------------
-    def to_state(self, params: Any = None, *, copy: bool = True):
-        """Snapshot as ``app.storage.project.ProjectState`` (copies by default: painting edits in place)."""
-        from app.core.params import GenerationParams
-        from app.storage.project import ProjectState
-
-        c = (lambda a: a.copy()) if copy else (lambda a: a)
-        return ProjectState(
-            original=c(self.original),
-            current=c(self.pixels),
-            mask=c(self.mask),
-            params=params if params is not None else GenerationParams(),
-            generations=list(self.generations),
-            icc_profile=self.icc_profile,
-            source_path=self.path,
-            context_box=self._context_box,
-            original_offset=self.original_offset,
-        )
-
     def load_state(self, state: Any) -> None:
-        """Restore a ``ProjectState`` (copied) or one made ready off the GUI thread (a `PreparedImage`
+        """Restore a ``ProjectState`` (copied; `snapshot.project_state` makes one) or one made ready off the GUI thread (a `PreparedImage`
         from `prepare_state`, adopted as it is): image, original, mask, context box, generations.
         Clears undo."""
         prepared = state if isinstance(state, PreparedImage) else prepare_state(state, owned=False)
