@@ -8,8 +8,8 @@ nor diffusers (`tests/test_params_panel.py` checks the panel import stays torch-
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRegularExpression, Qt, Signal
-from PySide6.QtGui import QIcon, QPainter, QPixmap, QRegularExpressionValidator
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -28,11 +27,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.widgets.seed_box import SeedBox
 from app.core.schedulers import SAMPLER_NAMES, compose, schedules_for, split  # plain tables: no torch
 from app.core.sigma_schedules import SCHEDULE_TYPES
 from app.widgets.networks_panel import NetworksPanel
 from app.storage.paths import resources_dir
-from app.core.params import DEFAULT_MODEL, SEED_MAX, GenerationParams, ParamError, default_strength
+from app.core.params import DEFAULT_MODEL, GenerationParams, ParamError, default_strength
 
 MODE_LABELS = {"inpaint": "Inpaint (repaint the mask)", "img2img": "Image to image"}
 AREA_LABELS = {"masked": "Only masked (crop + padding)", "whole": "Whole image"}
@@ -106,32 +106,6 @@ def _set_combo(box: QComboBox, value: str) -> None:
         box.addItem(value, value)
         index = box.count() - 1
     box.setCurrentIndex(index)
-
-
-class SeedBox(QLineEdit):
-    """A whole-number field for 0…2⁶⁴−1 (spin boxes hold 32-bit ints or doubles, which round
-    seeds above 2⁵³) showing −1 as "Random". ``valueChanged`` mirrors the spin boxes' signal."""
-
-    valueChanged = Signal(object)  # a Python int: Qt's int is 32-bit
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setValidator(QRegularExpressionValidator(QRegularExpression(r"-1|\d{0,20}|[Rr]andom"), self))
-        self.setPlaceholderText("Random")
-        self.setToolTip("Seed of the first image (batch items use seed+1, seed+2, …); empty or Random picks one and records it")
-        self.textChanged.connect(lambda _t: self.valueChanged.emit(self.seed()))
-
-    def seed(self) -> int:
-        text = self.text().strip()
-        if not text.isdigit():
-            return -1
-        return min(int(text), SEED_MAX)
-
-    def value(self) -> int:
-        return self.seed()
-
-    def setValue(self, seed: int) -> None:  # noqa: N802 - the spin boxes' name
-        self.setText("Random" if seed < 0 else str(int(seed)))
 
 
 class ParamsPanel(QWidget):
