@@ -139,10 +139,10 @@ def test_quit_during_a_slow_step_asks_cancels_waits_and_closes(qtbot, settings, 
         window.close()
         _answer(qtbot, lambda: window.files.question, Buttons.Discard)
     else:
-        _answer(qtbot, lambda: window._stop_box, Buttons.Cancel)
+        _answer(qtbot, lambda: window.close_guard.stop_question, Buttons.Cancel)
         assert window.isVisible() and window.generating
         window.close()
-        _answer(qtbot, lambda: window._stop_box, Buttons.Yes)
+        _answer(qtbot, lambda: window.close_guard.stop_question, Buttons.Yes)
     ticks = []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.monotonic()))

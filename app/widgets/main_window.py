@@ -3,7 +3,7 @@
 The session (app/editor/session.py) holds the open work: document, history, paths, the running
 generation, autosave. The window owns one object per job, each given what it needs when it is
 made: ``generation`` (`GenerationView`: generate, cancel, progress, candidates), ``files``
-(`FileActions`: open, save, masks, projects), ``params_recall`` (`ParamsRecall`), ``mask_view``
+(`FileActions`: open, save, masks, projects), ``close_guard`` (`CloseGuard`), ``params_recall`` (`ParamsRecall`), ``mask_view``
 (`MaskViewOptions`: overlay colour and opacity), ``status`` (`WindowStatus`: the status bar) and
 ``live`` (`LiveControls`). The layout (docks, actions, menus, toolbar) is built by
 `app.widgets.window_layout`, the plain dialogs by `app.widgets.window_dialogs`, canvas tools by
@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent
-from PySide6.QtWidgets import QAbstractButton, QApplication, QMainWindow, QMessageBox, QToolBar, QWidget
+from PySide6.QtWidgets import QAbstractButton, QApplication, QMainWindow, QToolBar, QWidget
 
 from app.core.params import CLASSICAL_MODELS, GenerationParams
 from app.editor.session import EditorSession
@@ -33,6 +33,7 @@ from app.widgets import tools, window_dialogs
 from app.widgets import window_layout as layout
 from app.widgets.candidates import CandidatesPanel
 from app.widgets.canvas import CanvasView
+from app.widgets.close_guard import CloseGuard
 from app.widgets.file_actions import FileActions, accepts_drop
 from app.widgets.generation_controls import GenerationView
 from app.widgets.history_panel import HistoryPanel, parked_note
@@ -81,33 +82,13 @@ class MainWindow(QMainWindow):
         self.candidates_panel = CandidatesPanel()
         layout.build_docks(self)
         self.status = WindowStatus(self.statusBar())
-        self.generation = GenerationView(
-            self.session, self.settings, params_panel=self.params_panel, model_picker=self.model_picker,
-            candidates_panel=self.candidates_panel, candidates_dock=self.candidates_dock, canvas=self.canvas,
-            status=self.status, messages=self.message_bar, current_params=self.current_params,
-            run_options=self.run_options, update_actions=self._update_actions, parent=self)
-        self.params_recall = ParamsRecall(self.current_params, self.set_params, self.status, self.message_bar)
-        self.mask_view = MaskViewOptions(self.canvas.mask_overlay, self.settings, self)
-        self.files = FileActions(self, self.session, self.settings, canvas=self.canvas, status=self.status,
-                                 messages=self.message_bar, recall=self.params_recall,
-                                 document_opened=self.document_opened, current_params=self.current_params,
-                                 set_params=self.set_params)
-        self._close_confirmed = False
-        self._close_when_idle_armed = False
-        self._stop_box: QMessageBox | None = None
+        self._make_jobs()
+        self.close_guard = CloseGuard(self, self.session, self.files, self.status)
         self._shown_once = False
         self._preload_timer = QTimer(self)
         self._preload_timer.setSingleShot(True)
         self._preload_timer.setInterval(400)
         self._preload_timer.timeout.connect(self._preload_model)
-
-        self.menu_actions = WindowActions(self, files=self.files, document=self.document, canvas=self.canvas,
-                                          generation=self.generation, mask_view=self.mask_view,
-                                          messages=self.message_bar, adjust_mask=self.adjust_mask)
-        self.live = LiveControls(self, self.session, params_panel=self.params_panel, model_picker=self.model_picker,
-                                 canvas=self.canvas, status=self.status, messages=self.message_bar,
-                                 current_params=self.current_params, run_options=self.run_options,
-                                 update_actions=self._update_actions)
         layout.build_menus(self)
         layout.build_toolbar(self)
         self.outpaint_actions = OutpaintActions(
@@ -122,6 +103,27 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         self._update_actions()
         self._update_title()
+
+    def _make_jobs(self) -> None:
+        """The objects that do the window's jobs, each given the panels and callbacks it uses."""
+        self.generation = GenerationView(
+            self.session, self.settings, params_panel=self.params_panel, model_picker=self.model_picker,
+            candidates_panel=self.candidates_panel, candidates_dock=self.candidates_dock, canvas=self.canvas,
+            status=self.status, messages=self.message_bar, current_params=self.current_params,
+            run_options=self.run_options, update_actions=self._update_actions, parent=self)
+        self.params_recall = ParamsRecall(self.current_params, self.set_params, self.status, self.message_bar)
+        self.mask_view = MaskViewOptions(self.canvas.mask_overlay, self.settings, self)
+        self.files = FileActions(self, self.session, self.settings, canvas=self.canvas, status=self.status,
+                                 messages=self.message_bar, recall=self.params_recall,
+                                 document_opened=self.document_opened, current_params=self.current_params,
+                                 set_params=self.set_params)
+        self.menu_actions = WindowActions(self, files=self.files, document=self.document, canvas=self.canvas,
+                                          generation=self.generation, mask_view=self.mask_view,
+                                          messages=self.message_bar, adjust_mask=self.adjust_mask)
+        self.live = LiveControls(self, self.session, params_panel=self.params_panel, model_picker=self.model_picker,
+                                 canvas=self.canvas, status=self.status, messages=self.message_bar,
+                                 current_params=self.current_params, run_options=self.run_options,
+                                 update_actions=self._update_actions)
 
     # -- the session's state and signals, under the names other features use ----------------------
     @property
@@ -381,56 +383,16 @@ class MainWindow(QMainWindow):
         (event.acceptProposedAction if self.files.open_mime(event.mimeData()) else event.ignore)()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        """Quit asks about unsaved work or a running generation; once confirmed, a running
-        generation is cancelled (it stops within one step) and the window closes when the worker
-        has let go, so the thread is never destroyed while it runs and the GUI never blocks."""
-        if not self._close_confirmed and (self.session.has_unsaved_work or self.session.generating):
+        """Quit asks about unsaved work or a running generation first (`CloseGuard`)."""
+        if not self.close_guard.may_close():
             event.ignore()
-            self._ask_before_close()
-            return
-        if self.session.generating:
-            event.ignore()
-            self._close_when_idle()
             return
         self.shutdown()
         super().closeEvent(event)
 
-    def _ask_before_close(self) -> None:
-        running = " A generation is running; it will be stopped." if self.session.generating else ""
-        if self.session.has_unsaved_work:
-            name = self.session.display_name or "The image"
-            self.files.ask_unsaved(f"{name} has changes that are not saved.{running} Save them before quitting?",
-                                   self.force_close, quitting=True)
-            return
-        if self._stop_box is not None:
-            return
-        buttons = QMessageBox.StandardButton
-        box = QMessageBox(QMessageBox.Icon.Question, "Generation running", "A generation is running. Stop it and quit?",
-                          buttons.Yes | buttons.Cancel, self)
-        box.button(buttons.Yes).setText("Stop and Quit")
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.finished.connect(lambda _c, b=box: self._after_stop_question(b.clickedButton() is b.button(buttons.Yes)))
-        self._stop_box = box
-        box.open()
-
-    def _after_stop_question(self, stop: bool) -> None:
-        self._stop_box = None
-        if stop:
-            self.force_close()
-
-    def _close_when_idle(self) -> None:
-        """Cancel the run and close once the worker reports its end (within one step)."""
-        self.status.message.setText("Stopping the generation before quitting…")
-        self.session.cancel()
-        if not self._close_when_idle_armed:
-            self._close_when_idle_armed = True
-            s = self.session
-            for ended in (s.generation_cancelled, s.generation_finished, s.generation_failed, s.generation_dropped):
-                ended.connect(lambda *_: QTimer.singleShot(0, self, self.close))
-
     def force_close(self) -> None:
         """Close without asking about unsaved changes (after the user chose, or in tests)."""
-        self._close_confirmed = True
+        self.close_guard.confirmed = True
         self.close()
 
     def shutdown(self) -> None:
