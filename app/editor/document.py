@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QRect, Signal
 from PySide6.QtGui import QImage, QUndoStack
@@ -20,7 +19,8 @@ from PySide6.QtGui import QImage, QUndoStack
 from app.core import maskops, outpaint, selection
 from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
-from app.editor.canvas_delta import CanvasDelta, CanvasState, PackedArray
+from app.editor import canvas_size
+from app.editor.canvas_delta import CanvasDelta, CanvasState
 from app.editor.control_layer import ControlLayers
 from app.editor.control_undo import ControlDelta
 from app.editor.brush import Point, lasso_fill
@@ -144,8 +144,7 @@ class Document(QObject):
         return int(self.pixels.shape[0])
 
     @property
-    def size(self) -> tuple[int, int]:
-        """(width, height)."""
+    def size(self) -> tuple[int, int]:  # (width, height)
         return self.width, self.height
 
     @property
@@ -164,8 +163,7 @@ class Document(QObject):
     def modified(self) -> bool:
         return not self.undo_stack.isClean()
 
-    def mark_saved(self) -> None:
-        """The current state is on disk: clears ``modified`` (undo can make it modified again)."""
+    def mark_saved(self) -> None:  # on disk: clears ``modified`` (undo can make it modified again)
         self.undo_stack.setClean()
 
     # -- display cache ----------------------------------------------------------------------
@@ -393,42 +391,28 @@ class Document(QObject):
 
     # -- canvas size: expand for outpainting -----------------------------------------------------
     def expand_canvas(self, exp: outpaint.Expansion, fill: str = "stretch", colour: tuple[int, ...] | None = None) -> bool:
-        """Grow the canvas by ``exp`` as one undo step: the new area pre-filled (`outpaint.FILL_MODES`)
-        and masked, the context box set to the new area plus the old border. Original pixels keep
-        their exact values, moved by ``exp.offset``. False if ``exp`` adds nothing."""
+        """Grow the canvas by ``exp`` as one undo step (`canvas_size.expanded`); the mask covers the
+        new area, original pixels keep their exact values. False if ``exp`` adds nothing."""
         self._require_image()
         if exp.is_empty:
             return False
-        pixels = outpaint.expand_pixels(self.pixels, exp, fill, colour)
-        mask = outpaint.expand_mask(self.mask, exp)
-        box = outpaint.context_box_for(self.width, self.height, exp)
-        ox, oy = self.original_offset
-        before = CanvasState.of(self.pixels, self.mask, self._context_box, self.original_offset)
-        after = CanvasState.of(pixels, mask, box, (ox + exp.left, oy + exp.top))
-        self._set_canvas(after, pixels, mask)
-        controls = self.controls.resize_delta(lambda image: outpaint.expand_pixels(image, exp, "solid", (0, 0, 0)))
-        w, h = exp.new_size(before.pixels.shape[1], before.pixels.shape[0])
-        deltas = [CanvasDelta(before, after)] + ([controls] if controls is not None else [])
-        return self._push(f"Expand canvas to {w}×{h}", deltas, already_applied=True)
+        return self._swap_canvas(canvas_size.expanded(self.pixels, self.mask, self._context_box, self.original_offset,
+                                                      exp, fill, colour))
 
     def resize_canvas(self, pixels: np.ndarray, mask: np.ndarray, box: Bounds | None, original_offset: tuple[int, int],
                       label: str, packed: tuple[Any, Any] | None = None) -> bool:
-        """Swap in a canvas of another size made elsewhere (an upscale: pixels, mask and box
-        scaled together) as one undo step, like `expand_canvas`. ``packed``: the (before, after)
-        pixels as `PackedArray` s made off the GUI thread (packing a ×4 result takes seconds)."""
+        """Swap in a canvas of another size made elsewhere (an upscale: pixels, mask and box scaled
+        together) as one undo step, like `expand_canvas` (`canvas_size.resized` checks it fits)."""
         self._require_image()
-        if pixels.dtype != self.pixels.dtype or pixels.shape[2:] != self.pixels.shape[2:] or mask.shape != pixels.shape[:2]:
-            raise ValueError(f"canvas {pixels.shape} {pixels.dtype} (mask {mask.shape}) does not fit {self.pixels.shape} {self.pixels.dtype}")
-        oh, ow = self.original.shape[:2]
-        if not Bounds.of_image(pixels.shape[1], pixels.shape[0]).contains(Bounds(*original_offset, ow, oh)):
-            raise ValueError(f"the original ({ow}×{oh}) does not fit the new canvas at {original_offset}")
-        before_px, after_px = packed if packed is not None else (PackedArray.of(self.pixels), PackedArray.of(pixels))
-        before = CanvasState(before_px, PackedArray.of(self.mask), self._context_box, self.original_offset)
-        after = CanvasState(after_px, PackedArray.of(mask), box, tuple(original_offset))
-        self._set_canvas(after, pixels, mask)
-        size = (pixels.shape[1], pixels.shape[0])
-        controls = self.controls.resize_delta(lambda image: cv2.resize(image, size, interpolation=cv2.INTER_LINEAR))
-        return self._push(label, [CanvasDelta(before, after)] + ([controls] if controls is not None else []),
+        current = (self.pixels, self.mask, self._context_box, self.original_offset)
+        size = (self.original.shape[1], self.original.shape[0])
+        return self._swap_canvas(canvas_size.resized(current, size, pixels, mask, box, original_offset, label, packed))
+
+    def _swap_canvas(self, new: canvas_size.NewCanvas) -> bool:
+        """Take ``new`` with the control layers resized alike, as one undo step."""
+        self._set_canvas(new.after, new.pixels, new.mask)
+        controls = self.controls.resize_delta(new.resize_layer)
+        return self._push(new.label, [CanvasDelta(new.before, new.after)] + ([controls] if controls is not None else []),
                           already_applied=True)
 
     def _set_canvas(self, state: CanvasState, pixels: np.ndarray | None = None, mask: np.ndarray | None = None) -> None:
