@@ -22,7 +22,7 @@ from app.inference.engine import CancelFn
 from app.inference.errors import GpuOutOfMemory, UnsupportedModelError
 
 #: operation → the purpose its model must have (`app.inference.restoration.files`)
-OPERATIONS = {"upscale": "upscale", "denoise": "restore", "restore-faces": "face"}
+OPERATIONS = {"upscale": "upscale", "denoise": "restore", "restore-faces": "face", "colorize": "colorize"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,12 @@ class RestorationService:
                         pixels = faces.restore_faces_in_mask(descriptor, request.image, request.mask,
                                                              strength=request.strength, blur=request.mask_blur,
                                                              device=device, progress=progress, cancelled=cancelled)
+                    elif request.operation == "colorize":
+                        from app.inference.restoration import colorize
+
+                        ab_model, size = colorize.ab_function(descriptor, device)
+                        pixels = colorize.colorize_pixels(ab_model, size, request.image, request.mask,
+                                                          blur=request.mask_blur, progress=progress, cancelled=cancelled)
                     elif request.mask is None:
                         pixels = process.apply_image_model(descriptor, request.image, device=device, tile=tile,
                                                            progress=progress, cancelled=cancelled)
@@ -119,6 +125,14 @@ class RestorationService:
                     tile = max(tiling.MIN_TILE, current // 2)
         return RestorationResult(pixels, summary.path, summary.architecture, summary.scale, tile,
                                  time.perf_counter() - t0)
+
+    def colorize(self, image: np.ndarray, mask: np.ndarray | None = None, *, model: str | None = None,
+                 device: str | None = None, mask_blur: int = 4, progress: Callable[[int, int], None] | None = None,
+                 cancelled: CancelFn | None = None) -> RestorationResult:
+        """``image`` colourised by a DDColor model (spandrel-extra-arches), only within ``mask``
+        when given: `run` with the "colorize" operation (the result is RGB or RGBA)."""
+        request = RestorationRequest("colorize", image, mask, model, device=device, mask_blur=mask_blur)
+        return self.run(request, progress, cancelled)
 
     def _model(self, path: Path, device: str):
         from app.inference.restoration import loader
