@@ -91,7 +91,8 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
                    folder="GFPGAN", kind="face restorer", weights_only=True,
                    note="published only as a .pth: read with torch's weights-only unpickler, its published SHA256 "
                         "checked"),
-    CatalogueEntry("ddcolor", "DDColor (ModelScope weights)", "piddnad/DDColor-models", False, "Apache-2.0",
+    CatalogueEntry("ddcolor", "DDColor (ModelScope weights)", "piddnad/DDColor-models", False,
+                   "weights Apache-2.0; its architecture's code non-commercial",
                    int(0.912 * GB), filename="ddcolor_modelscope.pth",
                    sha256={"ddcolor_modelscope.pth":
                            "17c460d7e55b32a598370621d77173be59e03c24b0823f06821db23a50c263ce"},

@@ -3,11 +3,13 @@
 The engine drives it like any backend: it plans regions around the mask, crops, hands this
 backend RGB8 at the crop's own size (``native_resolution``: no prompt, no seed, no model size)
 and composites the result into the original pixels, so everything outside the mask stays
-bit-identical and the cost follows the mask, not the photo. A region larger than `MAX_AREA` is
-inpainted window by window, so memory stays bounded whatever the mask's extent.
+bit-identical and the cost follows the mask, not the photo. big-lama's full-resolution layers
+run in strips of rows (`lama_strips`), so a pass holds ≈0.5 GB above the weights for a 1 MP crop;
+a region larger than `MAX_AREA` is inpainted window by window, so memory stays bounded whatever
+the mask's extent. MAT (with spandrel-extra-arches) runs the same way, padded to its 512² squares.
 
-Model references: ``lama`` (the first LaMa file found in the models folders' ``LaMa/``,
-``inpaint/`` or ``restoration/`` sub-folders) or ``lama:PATH``.
+Model references: ``lama`` (the first LaMa or MAT file found in the models folders' ``LaMa/``,
+``inpaint/``, ``MAT/`` or ``restoration/`` sub-folders) or ``lama:PATH``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from app.inference.errors import ModelLoadError, UnsupportedModelError
 from app.inference.restoration import files, lama_strips, tiling
 
 PREFIX = LAMA_MODEL
-#: Largest region (pixels) LaMa sees in one pass: ≈1.6 GB of float32 activations on the CPU.
+#: Largest region (pixels) LaMa sees in one pass: ≈0.7 GB of float32 activations on the CPU.
 #: A larger region (a scratch across a 24 MP scan) is inpainted in windows: cores of
 #: `WINDOW_CORE` px, each seen with `WINDOW_CONTEXT` px of surround, so memory stays bounded.
 MAX_AREA = 1280 * 1280

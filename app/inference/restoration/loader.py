@@ -25,7 +25,7 @@ ARCHITECTURE_PURPOSES = {"DDColor": files.COLORIZE}
 #: Architectures only spandrel-extra-arches brings: a tensor name each of their files has (to
 #: say which package a file needs) and the licence of its code, which the user weighs.
 EXTRA_ARCHITECTURES = {
-    "DDColor": ("refine_net.0.0.weight_orig", "Apache-2.0"),
+    "DDColor": ("refine_net.0.0.weight_orig", "academic, non-commercial use (the weights' card says Apache-2.0)"),
     "MAT": ("synthesis.first_stage.conv_first.conv.resample_filter", "CC BY-NC 4.0, non-commercial"),
     "CodeFormer": ("ft_layers.0.self_attn.in_proj_weight", "S-Lab License 1.0, non-commercial"),
 }
