@@ -189,6 +189,19 @@ def test_the_dialog_says_a_lora_arrived_so_the_lora_list_refreshes(qtbot, fake, 
     assert models == [] and "LoRA list" in dialog.status.text()
 
 
+def test_the_dialog_fetches_gfpgans_pth_which_has_no_allow_pickle_box(qtbot, fake, tmp_path):
+    from app.widgets.download_dialog import DownloadDialog
+
+    dialog = DownloadDialog(dest=tmp_path / "models")
+    qtbot.addWidget(dialog)
+    dialog.source.setText("gfpgan-1.4")
+    dialog.download_button.click()
+    qtbot.waitUntil(lambda: not dialog.busy and dialog.status.text().startswith(("Downloaded", "Failed")),
+                    timeout=30_000)
+    target = tmp_path / "models" / "GFPGAN" / "GFPGANv1.4.pth"
+    assert dialog.status.text() == f"Downloaded: {target}" and target.read_bytes() == GFPGAN_PTH
+
+
 def test_the_window_lists_a_lora_the_dialog_fetched(qtbot, hub_env, tmp_path):
     from app.editor.settings import Settings
     from app.widgets.main_window import MainWindow

@@ -154,3 +154,25 @@ def test_models_offers_the_lama_file_as_an_inpainting_model(lama_file, capsys):
     assert main(["models"]) == 0
     text = capsys.readouterr().out
     assert "big-lama  [LaMa, inpaint, ×1]" in text and f"--model lama:{lama_file}" in text
+
+
+def test_a_square_only_inpainter_like_mat_gets_square_padded_input():
+    """MAT (spandrel-extra-arches) accepts only squares of 512·n: the backend pads the crop to a
+    square of the model's multiple and crops the answer back."""
+    from types import SimpleNamespace
+
+    from app.inference.restoration import lama
+
+    seen = []
+
+    def model(image, mask):
+        seen.append((tuple(image.shape), tuple(mask.shape)))
+        return image.flip(-1)
+
+    requirements = SimpleNamespace(minimum=16, multiple_of=16, square=True)
+    square = type("Square", (), {"size_requirements": requirements, "__call__": lambda self, i, m: model(i, m)})()
+    backend = lama.LamaBackend("lama", square)
+    image = rm.photo(20, 40)
+    out = backend._inpaint(image, np.zeros((20, 40), np.uint8))
+    assert seen == [((1, 3, 48, 48), (1, 1, 48, 48))]
+    assert out.shape == (20, 40, 3) and out.dtype == np.uint8
