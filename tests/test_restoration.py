@@ -297,7 +297,8 @@ def test_faces_painted_in_the_mask_are_restored_and_blended_by_strength(library,
     assert np.array_equal(faces.restore_faces_in_mask(model, rgba, mask, strength=0.0), rgba)
 
 
-def test_restore_faces_command_needs_a_mask_and_keeps_the_rest(library, tmp_path, monkeypatch, capsys):
+def test_restore_faces_command_without_a_mask_or_detector_says_what_to_install(library, tmp_path, monkeypatch,
+                                                                             capsys):
     from app.inference.restoration import faces
 
     monkeypatch.setattr(faces, "FACE_SIZE", 64)
@@ -306,8 +307,10 @@ def test_restore_faces_command_needs_a_mask_and_keeps_the_rest(library, tmp_path
     Image.fromarray(image).save(tmp_path / "in.png")
     Image.fromarray(mask).save(tmp_path / "faces.png")
     out = tmp_path / "out.png"
-    assert main(["restore-faces", str(tmp_path / "in.png"), "-o", str(out)]) == 2  # which faces? (no detector yet)
-    assert "--mask" in capsys.readouterr().err
+    assert main(["restore-faces", str(tmp_path / "in.png"), "-o", str(out)]) == 1  # which faces? no detector here
+    err = capsys.readouterr().err
+    assert "no face detector: select the faces, or put face_detection_yunet_2023mar.onnx" in err
+    assert "facedetection" in err and err.count("\n") == 1 and not out.exists()
     assert main(["restore-faces", str(tmp_path / "in.png"), "-o", str(out), "-m", str(tmp_path / "faces.png"),
                  "--strength", "0.8"]) == 0, capsys.readouterr().err
     result = np.asarray(Image.open(out))

@@ -196,3 +196,19 @@ def test_with_the_extra_package_a_ddcolor_file_is_a_colorize_model(tmp_path):
     assert r > g and b < r  # a ≈ +20, b ≈ −10 on mid gray: a warm, pinkish tone
     lightness = lab(np.uint8([[result["pixel"]]]))[0, 0, 0]
     assert abs(lightness - lab(np.uint8([[[128] * 3]]))[0, 0, 0]) < 1.0
+
+
+def test_the_editor_says_a_gray_image_cannot_hold_colour_before_loading_a_model():
+    """A document keeps its layout through undo and projects, and colour needs RGB: the
+    editor's Colourise refuses a gray image in one message (the command line writes RGB)."""
+    from app.editor.restore_task import COLORIZE, RestoreChoice, RestoreFailure, run_restoration
+
+    class NoService:
+        def run(self, *args, **kwargs):
+            raise AssertionError("no model may be loaded for a refused run")
+
+    gray = np.zeros((8, 8), np.uint16)
+    outcome = run_restoration(NoService(), RestoreChoice(COLORIZE), gray, np.zeros((8, 8), np.uint8), 0,
+                              lambda done, total: None, lambda: False)
+    assert isinstance(outcome, RestoreFailure) and not outcome.missing_model
+    assert "grayscale" in outcome.message and "inpaint-studio colorize IN -o OUT" in outcome.message

@@ -2,7 +2,8 @@
 over the whole image, tiled within a memory budget, through `app.service.restoration`.
 
 The output keeps the input's layout, bit depth, alpha and ICC profile (`app.inference.
-restoration.process`); failures are one line and write nothing, like ``inpaint``.
+restoration.process`), and its DPI times the scale (the print size stays: `app.core.density`);
+failures are one line and write nothing, like ``inpaint``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ COMMANDS = {
                 "Enlarge IN by the model's scale (×2, ×4, …), tile by tile, and write OUT."),
     "denoise": ("restore", "remove noise or JPEG artefacts with a restoration model (SCUNet, NAFNet, DRUNet, FBCNN, …)",
                 "Run a same-size restoration model over IN (or only where MASK is white) and write OUT."),
-    "restore-faces": ("face", "restore the faces painted white in MASK (GFPGAN, RestoreFormer, …)",
-                      "Restore each face painted white in MASK (one blob per face) and blend it back."),
+    "restore-faces": ("face", "restore the faces in IN, or those painted white in MASK (GFPGAN, RestoreFormer, …)",
+                      "Restore each face painted white in MASK (one blob per face) or, without MASK, each face "
+                      "OpenCV's YuNet detector finds (its file, face_detection_yunet_2023mar.onnx, in a models "
+                      "folder's facedetection/ sub-folder), and blend it back."),
     "colorize": ("colorize", "colourise a black-and-white photo with DDColor (needs spandrel-extra-arches)",
                  "Give IN the colour a DDColor model predicts, keeping IN's own lightness (so its detail) at full "
                  "size; only where MASK is white when given. A gray image is written as RGB. DDColor's "
@@ -34,13 +37,14 @@ def add_commands(sub: Any) -> None:
     for name, (purpose, help_text, description) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=description + " Without --model the first model found "
                            f"in a models folder's {purpose} sub-folders is used (see '{name} --help' and "
-                           "'inpaint-studio models'). Alpha, 16-bit data and the ICC profile are kept.")
+                           "'inpaint-studio models'). Alpha, 16-bit data and the ICC profile are kept; an "
+                           "upscale multiplies the DPI by its scale, so the print size stays.")
         p.add_argument("image", metavar="IN", help="the image to process")
-        p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the result (.png, .tif, …)")
+        p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the result (a .png: 8 or 16 bit, as IN)")
         p.add_argument("--model", metavar="FILE", help="a .safetensors/.pth model file, or the name of one found")
         p.add_argument("--tile", type=int, metavar="PX", help="tile side in input pixels (default: from the memory budget)")
         p.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N (default: the best available)")
-        p.add_argument("-m", "--mask", metavar="MASK", required=name == "restore-faces",
+        p.add_argument("-m", "--mask", metavar="MASK",
                        help="white = where to apply it (same-size models only); the rest stays bit-identical")
         if name == "restore-faces":
             p.add_argument("--strength", type=float, default=1.0, help="0–1: how much of the restored face is used")
@@ -66,6 +70,7 @@ def run(ns: argparse.Namespace, command: str, purpose: str) -> int:
 
 def _run(ns: argparse.Namespace, command: str, purpose: str) -> int:
     from app.cli.generate import _CancelOnSigint, _isatty, _ProgressPrinter, as_cli_error
+    from app.core import density
     from app.core.imageio import load_image, load_mask, save_image
     from app.service.restoration import RestorationRequest, RestorationService
 
@@ -87,7 +92,8 @@ def _run(ns: argparse.Namespace, command: str, purpose: str) -> int:
             finally:
                 reporter.finish()
             pixels = result.pixels
-            save_image(ns.output, pixels, icc_profile=loaded.icc_profile)
+            dpi = density.scaled(loaded.info.get("dpi"), pixels.shape[1] / loaded.width, pixels.shape[0] / loaded.height)
+            save_image(ns.output, pixels, icc_profile=loaded.icc_profile, dpi=dpi)
     except BaseException as exc:
         raise as_cli_error(exc, ns, command, output=ns.output) from None
     height, width = pixels.shape[:2]

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from app.core import compositing, metadata
+from app.core import compositing, density, metadata
 from app.core.atomic import atomic_write_bytes
 from app.core.decode_budget import (  # re-exported: callers import the budget from here
     MAX_FRAMES_COUNTED,
@@ -240,6 +240,8 @@ def _join_notes(*notes: str | None) -> str:
 def _decode(pil: Image.Image, data: bytes, name: str, read_metadata: bool, header: ImageHeader) -> LoadedImage:
     fmt = pil.format or ""
     info: dict[str, Any] = {"mode": pil.mode, "size": pil.size}
+    if (dpi := density.of(pil.info)) is not None:
+        info["dpi"] = dpi  # kept for saving: an upscale scales it (`app.core.density`)
     n_frames = header.frames
     if n_frames > 1:
         info["frames"] = n_frames
@@ -420,6 +422,7 @@ def save_image(
     icc_profile: bytes | None = None,
     quality: int = 95,
     fast_png: bool = False,
+    dpi: tuple[float, float] | None = None,
 ) -> Path:
     """Write ``pixels`` atomically; the format comes from the extension.
 
@@ -427,6 +430,7 @@ def save_image(
     AUTOMATIC1111 ``parameters`` chunk plus our JSON chunk. TIFF keeps 16 bit and ICC. JPEG/WebP
     are 8-bit only (16-bit data is rounded) and carry the A1111 text in EXIF UserComment.
     ``fast_png`` trades flat-graphics compression for encode time (`PNG_FAST_STRATEGY`).
+    ``dpi``: the pixel density to record (`app.core.density`; not in WebP).
     Raises OSError (with the reason) when the destination cannot be written; nothing is left half.
     """
     dest = Path(path)
@@ -440,7 +444,7 @@ def save_image(
     if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ValueError(f"cannot save pixels of shape {arr.shape} and type {arr.dtype}")
     data = encode_image(arr, fmt, params=params, icc_profile=icc_profile, quality=quality, fast_png=fast_png)
-    atomic_write_bytes(dest, data)
+    atomic_write_bytes(dest, density.with_dpi(data, fmt, dpi))
     return dest
 
 

@@ -23,13 +23,21 @@ class PackedArray:
     data: bytes
     shape: tuple[int, ...]
     dtype: np.dtype
+    compressed: bool = True
 
     @staticmethod
     def of(array: np.ndarray) -> PackedArray:
         return PackedArray(zlib.compress(np.ascontiguousarray(array).tobytes(), _LEVEL), array.shape, array.dtype)
 
+    @staticmethod
+    def raw(array: np.ndarray) -> PackedArray:
+        """Stored as it is: for large photographic pixels (an upscale's), which zlib shrinks
+        little while inflating ~100 MB takes seconds, on the GUI thread at each undo/redo."""
+        return PackedArray(np.ascontiguousarray(array).tobytes(), array.shape, array.dtype, compressed=False)
+
     def unpack(self) -> np.ndarray:
-        return np.frombuffer(zlib.decompress(self.data), self.dtype).reshape(self.shape).copy()
+        data = zlib.decompress(self.data) if self.compressed else self.data
+        return np.frombuffer(data, self.dtype).reshape(self.shape).copy()
 
 
 @dataclass(frozen=True)

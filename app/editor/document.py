@@ -20,7 +20,7 @@ from PySide6.QtGui import QImage, QUndoStack
 from app.core import maskops, outpaint, selection
 from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
-from app.editor.canvas_delta import CanvasDelta, CanvasState
+from app.editor.canvas_delta import CanvasDelta, CanvasState, PackedArray
 from app.editor.brush import Point, brush_coverage, segment_bounds
 from app.editor.display_cache import DisplayCache
 from app.editor.opened_image import PreparedImage, prepare_image, prepare_state
@@ -470,6 +470,23 @@ class Document(QObject):
         self._set_canvas(after, pixels, mask)
         w, h = exp.new_size(before.pixels.shape[1], before.pixels.shape[0])
         return self._push(f"Expand canvas to {w}×{h}", [CanvasDelta(before, after)], already_applied=True)
+
+    def resize_canvas(self, pixels: np.ndarray, mask: np.ndarray, box: Bounds | None, original_offset: tuple[int, int],
+                      label: str, packed: tuple[Any, Any] | None = None) -> bool:
+        """Swap in a canvas of another size made elsewhere (an upscale: pixels, mask and box
+        scaled together) as one undo step, like `expand_canvas`. ``packed``: the (before, after)
+        pixels as `PackedArray` s made off the GUI thread (packing a ×4 result takes seconds)."""
+        self._require_image()
+        if pixels.dtype != self.pixels.dtype or pixels.shape[2:] != self.pixels.shape[2:] or mask.shape != pixels.shape[:2]:
+            raise ValueError(f"canvas {pixels.shape} {pixels.dtype} (mask {mask.shape}) does not fit {self.pixels.shape} {self.pixels.dtype}")
+        oh, ow = self.original.shape[:2]
+        if not Bounds.of_image(pixels.shape[1], pixels.shape[0]).contains(Bounds(*original_offset, ow, oh)):
+            raise ValueError(f"the original ({ow}×{oh}) does not fit the new canvas at {original_offset}")
+        before_px, after_px = packed if packed is not None else (PackedArray.of(self.pixels), PackedArray.of(pixels))
+        before = CanvasState(before_px, PackedArray.of(self.mask), self._context_box, self.original_offset)
+        after = CanvasState(after_px, PackedArray.of(mask), box, tuple(original_offset))
+        self._set_canvas(after, pixels, mask)
+        return self._push(label, [CanvasDelta(before, after)], already_applied=True)
 
     def _set_canvas(self, state: CanvasState, pixels: np.ndarray | None = None, mask: np.ndarray | None = None) -> None:
         """Swap in a whole canvas state (new array identities, so observers get ``reset``)."""

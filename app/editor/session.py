@@ -49,6 +49,8 @@ def apply_label(record: GenerationRecord, index: int) -> str:
     (which has no seed: the service records 0)."""
     if record.params.is_classical:
         return f"Apply result ({CLASSICAL_METHODS[record.params.model].label})"
+    if record.params.is_prompt_free:  # LaMa: no seed either
+        return "Apply result (LaMa)"
     return f"Apply result (seed {record.seeds[index]})"
 
 
@@ -239,7 +241,7 @@ class EditorSession(QObject):
             return Problem("error", exc.title, exc.message)
         if params.mode == "inpaint" and not doc.mask.any():
             return Problem("warning", EmptyMaskError.title, EmptyMaskError().message)
-        if not params.is_classical and not params.prompt:
+        if not params.is_prompt_free and not params.prompt:
             return Problem("warning", "Prompt needed", "A diffusion model needs a prompt describing what to paint.")
         return None
 

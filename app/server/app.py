@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from app.server import a1111, appypie, backend_route, openai, predictions, segmind
+from app.server import a1111, appypie, backend_route, extras, openai, predictions, segmind
 from app.server.auth import TokenGate, require_token
 from app.server.config import ServerConfig
 from app.server.errors import (ApiError, api_error_handler, render, style_of, unexpected_error_handler,
@@ -32,6 +32,7 @@ from app.server.models import ModelTable
 from app.server.queue import JobQueue
 from app.server.readiness import Preload
 from app.service.generation import GenerationService
+from app.service.restoration import RestorationService
 
 #: Request bodies above this are refused before they are read: two images at the 50 MB cap,
 #: base64-encoded (4/3), plus room for the other fields.
@@ -103,6 +104,7 @@ def create_app(config: ServerConfig, service: GenerationService | None = None,
                   description="Stable Diffusion 1.5 inpainting behind the hosted APIs' request shapes. See docs/API.md.")
     app.state.config = config
     app.state.service = service
+    app.state.restoration = restoration_for(service)
     app.state.store = store
     app.state.metrics = metrics
     app.state.queue = JobQueue(service, store, metrics, config.queue_depth, config.concurrency, runtime,
@@ -118,7 +120,7 @@ def create_app(config: ServerConfig, service: GenerationService | None = None,
     app.add_middleware(TokenGate, tokens=config.tokens)  # before the body is read or parsed
     if checks_hosts(config.host, config.allowed_hosts):
         app.add_middleware(HostGuard, allowed=config.allowed_hosts)  # outermost: before any body is read
-    for module in (openai, segmind, predictions, appypie, a1111, backend_route):
+    for module in (openai, segmind, predictions, appypie, a1111, extras, backend_route):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["server"])
@@ -153,6 +155,14 @@ def create_app(config: ServerConfig, service: GenerationService | None = None,
         return render(ApiError(404, f"no route {request.method} {request.url.path}; see /docs"), style_of(request.url.path))
 
     return app
+
+
+def restoration_for(service: object) -> RestorationService:
+    """The generation service's own restoration service (one device lock: a restoration never
+    overlaps a generation); a service without one (a cluster's, whose generations run on its
+    replicas) gets a separate one for this process."""
+    restoration = getattr(service, "restoration", None)
+    return restoration if isinstance(restoration, RestorationService) else RestorationService()
 
 
 def _version() -> str:

@@ -11,7 +11,6 @@ Importing this module loads no torch and no Qt: torch comes with the first diffu
 
 from __future__ import annotations
 
-
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
@@ -29,10 +28,13 @@ from app.inference.engine import Backend, BackendRequest, CancelFn, Engine, Job,
 from app.inference.errors import GpuOutOfMemory, MissingDependencyError
 from app.inference.registry import Capabilities, LoadOptions
 from app.service.batching import batch_key
+from app.service.device import DeviceLock
 from app.service.records import record_from_result
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from app.service.restoration import RestorationService
 
 Loader = Callable[[str, LoadOptions], Backend]
 
@@ -70,17 +72,37 @@ class GenerationService:
 
     def __init__(self, loader: Loader | None = None,
                  capabilities: Callable[[str, LoadOptions | None], Capabilities] | None = None,
-                 compile_step: bool = False):
+                 compile_step: bool = False, device_lock: DeviceLock | None = None):
         """``compile_step``: every model this service loads gets the background-compiled UNet
-        step, whatever the requests' options say (`serve --compile`)."""
+        step, whatever the requests' options say (`serve --compile`). ``device_lock``: the lock
+        of the device its runs use (default: a new one; `restoration` shares it)."""
         self._loader = loader or registry.load_backend
         self.compile_step = compile_step
         if capabilities is None:
             capabilities = registry.capabilities if loader is None else (lambda ref, options=None: UNRESTRICTED)
         self._capabilities = capabilities
-        self._lock = threading.RLock()
+        self._lock = device_lock or DeviceLock()
+        self._restoration: RestorationService | None = None
+        self._restoration_made = threading.Lock()
         self._backend: Backend | None = None
         self._key: tuple[str, LoadOptions] | None = None
+
+    @property
+    def device_lock(self) -> DeviceLock:
+        """Held while a run of this service uses the device."""
+        return self._lock
+
+    @property
+    def restoration(self) -> RestorationService:
+        """The restoration service (upscale, denoise, restore faces) for the same device: its
+        runs take this service's `device_lock`, so a restoration never overlaps a generation.
+        Front ends get theirs here rather than building one, so there is one lock per device."""
+        with self._restoration_made:  # not the device lock: asking must not wait for a run
+            if self._restoration is None:
+                from app.service.restoration import RestorationService
+
+                self._restoration = RestorationService(device_lock=self._lock)
+            return self._restoration
 
     # -- before running -----------------------------------------------------------------------
     def capabilities(self, model_ref: str, options: LoadOptions | None = None) -> Capabilities:
@@ -108,9 +130,12 @@ class GenerationService:
             self._backend_for(model_ref, options)
 
     def release(self) -> None:
-        """Forget the cached backend so its memory can be freed; the next run loads again."""
+        """Forget the cached backend (and the restoration model on the same device) so their
+        memory can be freed — also after running out of memory; the next run loads again."""
         with self._lock:
             self._backend, self._key = None, None
+            if self._restoration is not None:
+                self._restoration.release_locked()
 
     # -- running ------------------------------------------------------------------------------
     def run(self, request: GenerationRequest, progress: ProgressFn | None = None,

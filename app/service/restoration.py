@@ -1,25 +1,31 @@
 """The restoration service: the one path from "upscale / denoise this image (or selection)" to
-pixels, for every front end (the CLI now; the editor's Restore panel and the server's
-extra-single-image route next). Importing it loads no torch.
+pixels, for every front end (the CLI, the server's A1111 extras through `app.service.extras`,
+the editor's Restore panel). Importing it loads no torch.
 
-It keeps one model loaded (per file and device), runs one operation at a time, and when the
-device runs out of memory it halves the tile and tries again, down to the smallest tile, before
-reporting `GpuOutOfMemory` with the document untouched.
+It keeps one model loaded (per file and device), runs one operation at a time under the
+device's lock (`app.service.device`: shared with the generation service that hands it out —
+`GenerationService.restoration` — so a restoration never overlaps a generation on one device),
+and when the device runs out of memory it halves the tile and tries again, down to the smallest
+tile, before reporting `GpuOutOfMemory` with the document untouched.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app.core.errors import UserError
 from app.inference.engine import CancelFn
 from app.inference.errors import GpuOutOfMemory, UnsupportedModelError
+from app.service.device import DeviceLock
+
+if TYPE_CHECKING:
+    from app.inference.restoration.detect import FaceDetector
 
 #: operation → the purpose its model must have (`app.inference.restoration.files`)
 OPERATIONS = {"upscale": "upscale", "denoise": "restore", "restore-faces": "face", "colorize": "colorize"}
@@ -29,7 +35,8 @@ OPERATIONS = {"upscale": "upscale", "denoise": "restore", "restore-faces": "face
 class RestorationRequest:
     operation: str  # a key of OPERATIONS
     image: np.ndarray  # the document's pixels (gray/RGB/RGBA, uint8/uint16)
-    mask: np.ndarray | None = None  # H×W, 255 = apply here (same-size models only); None = everywhere
+    #: H×W, 255 = apply here (same-size models only); None = everywhere (restore-faces: the faces found)
+    mask: np.ndarray | None = None
     model: str | None = None  # a file path or the name of a discovered file; None = the first found
     tile: int | None = None  # None = from the memory budget
     device: str | None = None  # None = the best available
@@ -48,8 +55,12 @@ class RestorationResult:
 
 
 class RestorationService:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, device_lock: DeviceLock | None = None, face_detector: FaceDetector | None = None) -> None:
+        """``device_lock``: the lock of the device (`GenerationService.restoration` passes its
+        own). ``face_detector``: finds faces for restore-faces without a mask (default: OpenCV's
+        YuNet from the models folder, `app.inference.restoration.detect`)."""
+        self._lock = device_lock or DeviceLock()
+        self.face_detector = face_detector
         self._key: tuple[str, str] | None = None
         self._descriptor = None
 
@@ -63,20 +74,31 @@ class RestorationService:
             raise ValueError(f"unknown restoration operation {operation!r}: use one of {', '.join(OPERATIONS)}")
         purpose = OPERATIONS[operation]
         if model is None:  # the first file of that purpose that loads (a refused one is skipped)
-            for found in files.discover():
-                if found.folder_purpose in (purpose, None):
-                    try:
-                        summary = loader.detect(found.path)
-                    except UserError:
-                        continue
-                    if summary.purpose == purpose:
-                        return summary
+            for summary in self._found(purpose):
+                return summary
         path = files.resolve(model, purpose)
         summary = loader.detect(path)
         if summary.purpose != purpose:
             raise UnsupportedModelError(f"{path.name}: a {summary.architecture} model for {summary.purpose} "
                                         f"(×{summary.scale}); {operation} needs a {purpose} model")
         return summary
+
+    def available(self, operation: str) -> list:
+        """Every model file found that detects as fit for ``operation`` (`ModelSummary`s, in
+        search order; refused or unreadable files are left out): what a front end lists."""
+        return list(self._found(OPERATIONS[operation]))
+
+    def _found(self, purpose: str):
+        from app.inference.restoration import files, loader
+
+        for found in files.discover():
+            if found.folder_purpose in (purpose, None):
+                try:
+                    summary = loader.detect(found.path)
+                except UserError:
+                    continue
+                if summary.purpose == purpose:
+                    yield summary
 
     def run(self, request: RestorationRequest, progress: Callable[[int, int], None] | None = None,
             cancelled: CancelFn | None = None) -> RestorationResult:
@@ -87,8 +109,7 @@ class RestorationService:
             raise UserError(f"{summary.path.name} changes the image's size (×{summary.scale}): it applies to the "
                             "whole image, not to a selection")
         if request.operation == "restore-faces" and request.mask is None:
-            raise UserError("select the faces to restore (paint a mask over each face): finding faces by "
-                            "themselves is not available yet")
+            request = replace(request, mask=self.find_faces(request.image))
         device = request.device or loader.best_device()
         t0 = time.perf_counter()
         with self._lock:
@@ -125,6 +146,17 @@ class RestorationService:
                     tile = max(tiling.MIN_TILE, current // 2)
         return RestorationResult(pixels, summary.path, summary.architecture, summary.scale, tile,
                                  time.perf_counter() - t0)
+
+    def find_faces(self, image: np.ndarray) -> np.ndarray:
+        """A selection with one feathered-ready ellipse per face the detector finds (`NoFaceDetector`
+        when there is no detector, `NoFacesFound` when it finds none)."""
+        from app.inference.restoration import detect
+
+        detector = self.face_detector or detect.default_detector()
+        boxes = detector(detect.detection_input(image))
+        if not boxes:
+            raise detect.NoFacesFound()
+        return detect.faces_mask(boxes, image.shape[0], image.shape[1])
 
     def colorize(self, image: np.ndarray, mask: np.ndarray | None = None, *, model: str | None = None,
                  device: str | None = None, mask_blur: int = 4, progress: Callable[[int, int], None] | None = None,

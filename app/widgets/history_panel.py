@@ -21,8 +21,8 @@ THUMB = 64
 
 def has_seed(params) -> bool:
     """Whether a run's seed meant anything: the service records seed 0 for a method without
-    seeds (a classical one), which would only mislead if shown."""
-    return not (params.is_classical and params.seed == 0)
+    seeds (a classical one, LaMa), which would only mislead if shown."""
+    return not (params.is_prompt_free and params.seed == 0)
 
 
 def parked_note(record: GenerationRecord, canvas: tuple[int, int] | None) -> str:
@@ -153,4 +153,4 @@ class HistoryPanel(QWidget):
         seeded = record is None or has_seed(record.params)
         self.new_seed_button.setEnabled(record is not None and seeded)
         self.new_seed_button.setToolTip("Run again with these parameters and a new random seed" if seeded
-                                        else "The classical method has no seed: a new run gives the same result")
+                                        else "This method has no seed: a new run gives the same result")

@@ -27,7 +27,7 @@ from app.core.params import CLASSICAL_MODELS, GenerationParams
 from app.editor.session import EditorSession
 from app.editor.settings import Settings
 from app.editor.worker import GenerationWorker
-from app.widgets import outpaint_actions, tools
+from app.widgets import outpaint_actions, restore_actions, tools
 from app.widgets import window_layout as layout
 from app.widgets.candidates import CandidatesPanel
 from app.widgets.canvas import CanvasView
@@ -35,7 +35,7 @@ from app.widgets.file_actions import FileActions, accepts_drop
 from app.widgets.generation_controls import GenerationControls
 from app.widgets.history_panel import HistoryPanel, parked_note
 from app.widgets.messages import MessageBar
-from app.widgets.model_picker import ModelPicker
+from app.widgets.model_picker import ModelPicker, is_prompt_free
 from app.widgets.params_panel import ParamsPanel
 from app.widgets.undo_keys import UndoKeysFilter
 from app.widgets.wheel_guard import guard_wheel
@@ -91,6 +91,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         layout.build_toolbar(self)
         layout.build_status_bar(self)
         outpaint_actions.install(self)
+        restore_actions.install(self)
         guard_wheel(self.params_panel)
         guard_wheel(self.model_picker)
         guard_wheel(self.findChild(QToolBar))  # the brush size
@@ -216,7 +217,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         """Show ``params`` in the panel and select its model in the picker."""
         self.params_panel.set_params(params)
         self.model_picker.set_current_model(params.model)
-        self.params_panel.set_model(self.model_picker.current_model(), self.model_picker.is_classical())
+        self.params_panel.set_model(self.model_picker.current_model(), self.model_picker.is_prompt_free())
 
     def _fit_model_dock(self) -> None:
         """Once the "no model" hint hides, the model dock would keep its height as an empty gap:
@@ -308,7 +309,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
             widget.blockSignals(False)
 
     def _on_model_changed(self, ref: str) -> None:
-        self.params_panel.set_model(ref, ref in CLASSICAL_MODELS)
+        self.params_panel.set_model(ref, is_prompt_free(ref))
         self._update_actions()
         if ref not in CLASSICAL_MODELS and self.isVisible():
             self._preload_timer.start()

@@ -1,5 +1,5 @@
-"""The model picker: built-in classical methods, the diffusion models found on disk, "Add model…",
-and the device / low-memory choices.
+"""The model picker: built-in classical methods, LaMa files found on disk (prompt-free, like the
+classical methods), the diffusion models found on disk, "Add model…", and the device / low-memory choices.
 
 Discovery runs on a plain background thread: `app.inference.diffusers.catalog` belongs to the torch side and
 scanning caches touches the disk, and neither may delay the window. Until it reports, the
@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.params import CLASSICAL_METHODS, CLASSICAL_MODELS, DEFAULT_MODEL
+from app.core.params import CLASSICAL_METHODS, CLASSICAL_MODELS, DEFAULT_MODEL, LAMA_MODEL, GenerationParams
 from app.storage.paths import models_dir, resources_dir
 from app.editor.settings import DEVICES
 
@@ -95,10 +95,27 @@ def default_discover() -> list[Any]:
     return discover_models()
 
 
+LAMA_DETAIL = ("LaMa: removes objects, scratches, text and wires by continuing the surrounding texture. "
+               "No prompt, no seed: the prompt, sampler, steps, CFG and strength fields are not used.")
+
+
+def default_discover_lama() -> list[ModelEntry]:
+    """The LaMa files in the models folders' LaMa/ (inpaint/, restoration/) sub-folders, as
+    prompt-free rows (``lama:PATH``); found by name and folder only, no torch."""
+    from app.inference.restoration import lama  # imported on the discovery thread
+
+    return [ModelEntry(f"LaMa — {p.stem}", f"{LAMA_MODEL}:{p}", f"{LAMA_DETAIL}\n{p}") for p in lama.discover()]
+
+
+def is_prompt_free(ref: str) -> bool:
+    """A classical method or LaMa: nothing but the image and mask decides the pixels."""
+    return GenerationParams(model=ref).is_prompt_free  # the one definition
+
+
 class _Bridge(QObject):
     """Carries the discovery result from the plain thread to the GUI thread (queued)."""
 
-    done = Signal(object, str)  # entries, error text
+    done = Signal(object, object, str)  # diffusion entries, LaMa entries, error text
 
 
 class ModelPicker(QWidget):
@@ -113,9 +130,12 @@ class ModelPicker(QWidget):
     lora_downloaded = Signal(str)  # the download dialog fetched a LoRA: the window refreshes its list
 
     def __init__(self, parent: QWidget | None = None, *, discover: Callable[[], list[Any]] | None = None,
-                 inspect: Callable[[str], Any] | None = None) -> None:
+                 inspect: Callable[[str], Any] | None = None,
+                 discover_lama: Callable[[], list[ModelEntry]] | None = None) -> None:
         super().__init__(parent)
         self._discover = discover or default_discover
+        self._discover_lama = discover_lama or default_discover_lama
+        self._lama: list[ModelEntry] = []
         self._inspect = inspect or default_inspect
         self._discovered: list[ModelEntry] = []
         self._user: list[ModelEntry] = []
@@ -199,17 +219,27 @@ class ModelPicker(QWidget):
     def is_classical(self) -> bool:
         return self.current_model() in CLASSICAL_MODELS
 
+    def is_prompt_free(self) -> bool:
+        return is_prompt_free(self.current_model())
+
     def set_current_model(self, ref: str) -> None:
         """Select ``ref``; a model not (yet) listed is remembered and selected once discovered
         — or added as a user entry if it is a path that exists."""
         self._wanted = ref
-        index = self.combo.findData(ref)
+        index = self._index_of(ref)
         if index < 0 and ref not in CLASSICAL_MODELS and Path(ref).exists():
             self._user.append(ModelEntry(Path(ref).name, ref, ref))
             self._rebuild()
             index = self.combo.findData(ref)
         if index >= 0:
             self.combo.setCurrentIndex(index)
+
+    def _index_of(self, ref: str) -> int:
+        """The row of ``ref``; a bare "lama" (the CLI's, recalled from a PNG) is the first LaMa found."""
+        index = self.combo.findData(ref)
+        if index < 0 and ref == LAMA_MODEL and self._lama:
+            index = self.combo.findData(self._lama[0].ref)
+        return index
 
     def model_refs(self) -> list[str]:
         return [self.combo.itemData(i) for i in range(self.combo.count()) if self.combo.itemData(i)]
@@ -275,10 +305,14 @@ class ModelPicker(QWidget):
 
         def work() -> None:
             try:
+                lama = list(self._discover_lama())
+            except Exception:  # noqa: BLE001 - an unreadable LaMa folder must not hide the diffusion models
+                lama = []
+            try:
                 entries = [entry_from_info(i) for i in self._discover()]
-                self._bridge.done.emit(entries, "")
+                self._bridge.done.emit(entries, lama, "")
             except Exception as exc:  # noqa: BLE001 - a broken cache must not break the picker
-                self._bridge.done.emit([], f"{type(exc).__name__}: {exc}")
+                self._bridge.done.emit([], lama, f"{type(exc).__name__}: {exc}")
 
         self._thread = threading.Thread(target=work, name="model-discovery", daemon=True)
         self._thread.start()
@@ -287,10 +321,11 @@ class ModelPicker(QWidget):
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _on_discovered(self, entries: list[ModelEntry], error: str) -> None:
+    def _on_discovered(self, entries: list[ModelEntry], lama: list[ModelEntry], error: str) -> None:
         self.discovering = False
         self.refresh_button.setEnabled(True)
         self.discovery_error = error
+        self._lama = list(lama)
         self._discovered = [e for e in entries if e.ref not in CLASSICAL_MODELS]
         self._rebuild()
         self.discovery_finished.emit()
@@ -361,6 +396,9 @@ class ModelPicker(QWidget):
         for ref in CLASSICAL_MODELS:
             self.combo.addItem(CLASSICAL_METHODS[ref].label if ref in CLASSICAL_METHODS else ref, ref)
             self.combo.setItemData(self.combo.count() - 1, "Built in, no model needed: fills the mask from its surroundings", Qt.ItemDataRole.ToolTipRole)
+        for e in self._lama:  # prompt-free too: beside the classical methods
+            self.combo.addItem(e.name, e.ref)
+            self.combo.setItemData(self.combo.count() - 1, e.detail, Qt.ItemDataRole.ToolTipRole)
         diffusion = self._discovered + [u for u in self._user if all(u.ref != d.ref for d in self._discovered)]
         diffusion += self._remote
         usable = [e for e in diffusion if e.usable]
@@ -372,7 +410,7 @@ class ModelPicker(QWidget):
                 self.combo.setItemData(row, e.detail, Qt.ItemDataRole.ToolTipRole)
                 if not e.usable:
                     self.combo.model().item(row).setEnabled(False)
-        index = self.combo.findData(want)
+        index = self._index_of(want)
         self.combo.setCurrentIndex(index if index >= 0 else 0)
         self.combo.blockSignals(False)
         self.hint.setVisible(not usable and not self.discovering)
@@ -392,7 +430,7 @@ class ModelPicker(QWidget):
         if ref in CLASSICAL_MODELS:
             text = "Built in (OpenCV): no model or prompt needed; good for blemishes, wires, small objects."
         else:
-            entry = next((e for e in self._discovered + self._user if e.ref == ref), None)
+            entry = next((e for e in self._lama + self._discovered + self._user if e.ref == ref), None)
             text = entry.detail if entry else ref
         if self.discovery_error:
             text += f"\nModel search failed: {self.discovery_error}"

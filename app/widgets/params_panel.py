@@ -32,7 +32,7 @@ from app.core.schedulers import SAMPLER_NAMES, compose, schedules_for, split  # 
 from app.core.sigma_schedules import SCHEDULE_TYPES
 from app.widgets.networks_panel import NetworksPanel
 from app.storage.paths import resources_dir
-from app.core.params import DEFAULT_MODEL, SEED_MAX, GenerationParams, ParamError, default_strength
+from app.core.params import DEFAULT_MODEL, SEED_MAX, GenerationParams, ParamError, default_strength, is_lama_model
 
 MODE_LABELS = {"inpaint": "Inpaint (repaint the mask)", "img2img": "Image to image"}
 AREA_LABELS = {"masked": "Only masked (crop + padding)", "whole": "Whole image"}
@@ -355,8 +355,10 @@ class ParamsPanel(QWidget):
         self._on_changed()
 
     def set_model(self, model: str, classical: bool) -> None:
-        """The model chosen in the picker: decides which fields matter (classical methods ignore
-        prompt, scheduler, steps…, which are greyed out rather than hidden, so nothing jumps)."""
+        """The model chosen in the picker: decides which fields matter. ``classical``: a
+        prompt-free method (`GenerationParams.is_prompt_free`: classical or LaMa), which ignores
+        prompt, scheduler, steps, CFG, strength and seed; those are greyed out rather than hidden,
+        so nothing jumps, and the prompt's placeholder says it is not used."""
         self._model = model
         self._classical = classical
         for w in (self.scheduler, self.steps, self.guidance, self.strength, self.seed,
@@ -367,12 +369,17 @@ class ParamsPanel(QWidget):
         self.auto_size.setEnabled(not classical)
         self.width_box.setEnabled(not classical and not self.auto_size.isChecked())
         self.height_box.setEnabled(not classical and not self.auto_size.isChecked())
-        self.prompt.setPlaceholderText(
-            "Classical inpainting ignores the prompt: choose a diffusion model to use one"
-            if classical
-            else "What should appear in the masked area, e.g. “a wooden bench, evening light”"
-        )
+        # The prompt stays editable (typed text is kept for the next diffusion run); its placeholder says it is unused.
+        self.prompt.setPlaceholderText(self._prompt_placeholder())
         self._on_changed()
+
+    def _prompt_placeholder(self) -> str:
+        if not self._classical:
+            return "What should appear in the masked area, e.g. “a wooden bench, evening light”"
+        if is_lama_model(self._model):
+            return ("LaMa uses no prompt and no seed: it continues the surrounding texture. "
+                    "Choose a diffusion model to describe what to paint")
+        return "Classical inpainting ignores the prompt: choose a diffusion model to use one"
 
     def set_last_seed(self, seed: int | None) -> None:
         self._last_seed = seed
@@ -405,7 +412,7 @@ class ParamsPanel(QWidget):
         except ParamError as exc:
             return str(exc)
         if not self._classical and not params.prompt:
-            return "Write a prompt: a diffusion model needs one (or choose a classical method)."
+            return "Write a prompt: a diffusion model needs one (or choose a classical method or LaMa)."
         if self._classical and params.mode == "img2img":
             return "Image to image needs a diffusion model: choose one, or switch the mode to Inpaint."
         return ""

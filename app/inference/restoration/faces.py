@@ -4,8 +4,8 @@ selection: each painted blob of the mask is one face.
 Face models are trained on 512² face crops, so each face is cut out as a square with a margin,
 resized to the model's size, restored, resized back and blended in with the editor's feather
 times ``strength``: pixels ``blur`` + 1 px or more from the selection, and alpha everywhere,
-stay bit-identical. (Finding faces by themselves needs a detector: opencv-python-headless 5
-ships no cascade files, see docs/ARCHITECTURE.md.)
+stay bit-identical. Without a selection the faces come from a detector
+(`app.inference.restoration.detect`), drawn as one ellipse per face into such a mask.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ def restore_faces_in_mask(
     boxes = face_boxes(hard)
     if not boxes:
         raise EmptyMaskError()
+    if strength == 0.0:  # nothing of a restored face would be used
+        return pixels.copy()
     maxv = float(np.iinfo(pixels.dtype).max)
     size = size or FACE_SIZE
     run = model_function(descriptor, device)

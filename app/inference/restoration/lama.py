@@ -45,12 +45,18 @@ def resolve(model_ref: str) -> Path:
         if not path.is_file():
             raise ModelLoadError(f"{path}: no such LaMa model file")
         return files.resolve(str(path), files.INPAINT)
-    candidates = [f for f in files.discover() if f.folder_purpose == files.INPAINT or "lama" in f.name.lower()]
+    candidates = discover()
     if not candidates:
         raise ModelLoadError("no LaMa model found: put big-lama.safetensors (or a weights-only big-lama.pth) in a "
                              "LaMa/ folder of a models folder, or give --model lama:FILE "
                              f"({files.search_roots()[0]} is the first models folder)")
-    return candidates[0].path
+    return candidates[0]
+
+
+def discover() -> list[Path]:
+    """The LaMa files found (an inpainting sub-folder, or "lama" in the name), in search order,
+    without torch: what the editor's model list offers and a bare ``lama`` reference takes."""
+    return [f.path for f in files.discover() if f.folder_purpose == files.INPAINT or "lama" in f.name.lower()]
 
 
 class LamaBackend:
