@@ -212,3 +212,14 @@ def test_the_editor_says_a_gray_image_cannot_hold_colour_before_loading_a_model(
                               lambda done, total: None, lambda: False)
     assert isinstance(outcome, RestoreFailure) and not outcome.missing_model
     assert "grayscale" in outcome.message and "inpaint-studio colorize IN -o OUT" in outcome.message
+
+
+def test_colorize_with_no_model_says_what_it_needs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INPAINT_STUDIO_MODELS", str(tmp_path / "models"))
+    monkeypatch.delenv("INPAINT_STUDIO_A1111", raising=False)
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    Image.fromarray(rm.photo(20, 30)).save(src)
+    assert main(["colorize", str(src), "-o", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "no colorize model found" in err and "DDColor" in err and "spandrel-extra-arches" in err
+    assert err.count("\n") == 1 and not out.exists()
