@@ -13,7 +13,7 @@ from PIL import ImageCms
 from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
 from app.core.params import GenerationParams
-from app.storage.project import ProjectState, encode_png
+from app.storage.project import ProjectState, member_png
 
 
 def srgb_icc() -> bytes:
@@ -90,12 +90,12 @@ def v1_project(current: np.ndarray, mask: np.ndarray, original: np.ndarray | Non
     }
     members = {
         "manifest.json": json.dumps(manifest).encode(),
-        "image.png": encode_png(current),
-        "mask.png": encode_png(mask),
-        "cand0.png": encode_png(current),
+        "image.png": member_png(current),
+        "mask.png": member_png(mask),
+        "cand0.png": member_png(current),
     }
     if original is not None:
-        members["original.png"] = encode_png(original)
+        members["original.png"] = member_png(original)
     return zip_bytes(members)
 
 

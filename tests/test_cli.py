@@ -155,7 +155,7 @@ BAD_CASES = {
     "output folder missing": (["-o", "{dir}/no/such/out.png"], "does not exist"),
     "model not found": (["--model", "{dir}/no-model", "--prompt", "a cat"], "model not found"),
     "not a model file": (["--model", "{dir}/text.png", "--prompt", "a cat"], "not a model file"),
-    "diffusion without prompt": (["--model", "{dir}/sd15"], "--prompt is required with a diffusion model"),
+    "diffusion without prompt": (["--model", "{dir}/sd15"], "--prompt '' is not valid: required with a diffusion model"),
     "unknown option": (["--colour", "red"], "unrecognized arguments: --colour red"),
 }
 
@@ -427,7 +427,7 @@ def test_the_input_pixels_are_freed_before_the_output_is_encoded(tmp_path, monke
     mask[20:40, 20:40] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
     inputs: list = []
-    real_load, real_save = imageio.load_image, service.save_candidate
+    real_load, real_save = imageio.load_image, service.save_outputs
 
     def load(path, **kwargs):
         loaded = real_load(path, **kwargs)
@@ -441,7 +441,7 @@ def test_the_input_pixels_are_freed_before_the_output_is_encoded(tmp_path, monke
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(imageio, "load_image", load)
-    monkeypatch.setattr(service, "save_candidate", save)
+    monkeypatch.setattr(service, "save_outputs", save)
     out = tmp_path / "out.png"
     assert main(["inpaint", "-i", str(tmp_path / "in.png"), "-m", str(tmp_path / "mask.png"), "-o", str(out),
                  "--model", "builtin:telea"]) == 0

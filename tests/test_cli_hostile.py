@@ -84,8 +84,12 @@ def test_a_non_utf8_output_name_on_a_strict_terminal_still_exits_0(files):
 
 def test_batch_names_past_the_file_system_limit_are_refused_before_the_run(files, capsys):
     out = files / ("n" * 250 + ".png")  # 254 bytes: fine alone, OUT-0.png is 256
+    model = files / "sd15"  # a diffusion model as far as its configs tell (a classical method makes one file)
+    (model / "unet").mkdir(parents=True)
+    (model / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionInpaintPipeline"}))
+    (model / "unet" / "config.json").write_text(json.dumps({"in_channels": 9, "cross_attention_dim": 768}))
     code = main(["inpaint", "-i", str(files / "in.png"), "-m", str(files / "mask.png"), "-o", str(out), "--samples", "2",
-                 "--model", "builtin:telea"])
+                 "--model", str(model), "--prompt", "a cat"])
     err = capsys.readouterr().err
     assert code == 2 and "more than the 255 this folder allows" in err
-    assert sorted(p.name for p in files.iterdir()) == ["in.png", "mask.png"]
+    assert sorted(p.name for p in files.iterdir()) == ["in.png", "mask.png", "sd15"]

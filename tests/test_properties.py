@@ -25,7 +25,7 @@ from app.core.imageio import load_image_bytes
 from app.inference.classical import ClassicalBackend
 from app.inference.engine import Engine, Job
 from app.core.schedulers import SCHEDULER_NAMES
-from app.core.params import INPAINT_AREAS, MASKED_CONTENT, MODES, SEED_MAX, GenerationParams, ParamError
+from app.core.params import CLASSICAL_MODELS, INPAINT_AREAS, MASKED_CONTENT, MODES, SEED_MAX, GenerationParams, ParamError
 from app.storage.project import ProjectState, load_project_bytes, project_bytes
 
 EXAMPLES = int(os.environ.get("INPAINT_STUDIO_HYPOTHESIS_EXAMPLES", "60"))
@@ -248,7 +248,7 @@ def test_a1111_text_round_trips_what_it_carries(params, prompt, negative):
     text = metadata.format_a1111(params, 512, 512)
     back = metadata.parse_a1111(text)
     assert (back.prompt, back.negative_prompt) == (params.prompt, params.negative_prompt)
-    if params.is_classical:  # no sampling: the text carries none of its fields
+    if params.model in CLASSICAL_MODELS:  # no sampling: the text carries none of its fields
         assert not {"Seed", "Steps", "Sampler", "CFG scale", "Denoising strength"} & set(parse_fields(text))
         return
     assert (back.steps, back.seed, back.scheduler) == (params.steps, params.seed, params.scheduler)

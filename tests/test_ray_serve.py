@@ -28,7 +28,6 @@ from ray import serve
 from app.core import maskops
 from app.core.params import GenerationParams
 from app.server.config import ServerConfig
-from app.inference.remote import encode_png
 from app.server.ray_app import APP_NAME, GENERATOR, RayOptions, build_application, start
 from app.service.generation import GenerationRequest, GenerationService
 from serverutil import b64, centre_mask, data_uri, decode_png, scene

@@ -307,7 +307,7 @@ def test_restore_faces_command_without_a_mask_or_detector_says_what_to_install(l
     Image.fromarray(image).save(tmp_path / "in.png")
     Image.fromarray(mask).save(tmp_path / "faces.png")
     out = tmp_path / "out.png"
-    assert main(["restore-faces", str(tmp_path / "in.png"), "-o", str(out)]) == 1  # which faces? no detector here
+    assert main(["restore-faces", str(tmp_path / "in.png"), "-o", str(out)]) == 2  # which faces? no detector here (a missing model: exit 2, app/service/errors.py)
     err = capsys.readouterr().err
     assert "no face detector: select the faces, or put face_detection_yunet_2023mar.onnx" in err
     assert "facedetection" in err and err.count("\n") == 1 and not out.exists()

@@ -347,7 +347,7 @@ def test_lama_files_are_listed_and_the_panel_says_no_prompt_or_seed_is_used(qtbo
     w = shown_window(qtbot, tmp_path / "settings.ini")
     panel = w.params_panel
     _choose_lama(qtbot, w, path)
-    assert w.model_picker.is_prompt_free() and "No prompt, no seed" in w.model_picker.detail.text()
+    assert w.session.prompt_free(w.model_picker.current_model()) and "No prompt, no seed" in w.model_picker.detail.text()
     for field in (panel.seed, panel.random_seed, panel.lock_seed, panel.scheduler, panel.steps, panel.guidance,
                   panel.strength, panel.batch):
         assert not field.isEnabled()

@@ -212,7 +212,7 @@ def test_an_unexpected_error_is_500_json_in_the_routes_shape(local, monkeypatch)
 def test_bad_backend_fields_are_4xx_json(local):
     for body, field in ((region_body(seeds=[SEED_MAX + 1]), "seeds"), (region_body(seeds=[True]), "seeds"),
                         (region_body(params={"prompt": "<lora:x:abc>"}), "params.prompt"),
-                        (region_body(params={"steps": "many"}), "params"), (region_body(params=[1]), "params"),
+                        (region_body(params={"steps": "many"}), "params.steps"), (region_body(params=[1]), "params"),
                         (region_body(image="not base64!"), "image"), (region_body(image=b64(scene(60))), "image")):
         r = local.post("/v1/backend/generate", json=body)
         assert r.status_code in (400, 422) and r.json()["field"] == field, (field, r.text)

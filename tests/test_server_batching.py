@@ -81,7 +81,7 @@ def diff(a, b) -> int:
     return int(np.abs(a.astype(int) - b.astype(int)).max())
 
 
-JOBS = [(3, "a stone wall", 0), (8, "a red cup", 1), (21, "", 2)]
+JOBS = [(3, "a stone wall", 0), (8, "a red cup", 1), (21, "moss", 2)]  # a diffusion model needs a prompt
 
 
 def test_service_runs_compatible_requests_as_one_batched_call(service, tiny_inpaint_model, alone):

@@ -102,9 +102,9 @@ def test_check_refuses_what_the_backend_cannot_do_before_loading(photo, tmp_path
         limited.check(GenerationRequest(GenerationParams(model="m", scheduler="Euler b"), image, mask))
     assert err.value.field == "scheduler" and "DDIM" in err.value.allowed
     # aliases become the canonical name
-    assert limited.check(GenerationRequest(GenerationParams(model="m", scheduler="k_euler"), image, mask)).scheduler == "Euler"
+    assert limited.check(GenerationRequest(GenerationParams(model="m", scheduler="k_euler"), image, mask)).params.scheduler == "Euler"
 
-    assert limited.check(GenerationRequest(fits.replace(batch_size=2), image, mask)) == fits.replace(batch_size=2)
+    assert limited.check(GenerationRequest(fits.replace(batch_size=2), image, mask)).params == fits.replace(batch_size=2)
     with pytest.raises(EmptyMaskError):
         limited.check(GenerationRequest(fits, image, np.zeros_like(mask)))
     with pytest.raises(EmptyMaskError):
@@ -139,7 +139,7 @@ def test_classical_params_are_stripped_and_its_record_carries_no_seed(photo, tmp
                              scheduler="Euler a", guidance=12.0, strength=0.5, batch_size=4, width=512, height=512)
     service = GenerationService()
     assert service.capabilities("builtin:telea").kind == CLASSICAL
-    checked = service.check(GenerationRequest(asked, image, mask))
+    checked = service.check(GenerationRequest(asked, image, mask)).params
     defaults = GenerationParams()
     assert (checked.seed, checked.batch_size, checked.prompt, checked.negative_prompt) == (0, 1, "", "")
     assert (checked.steps, checked.scheduler, checked.guidance, checked.strength) == (

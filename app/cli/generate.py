@@ -18,37 +18,25 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from app.cli.errors import EXIT_OK, CliError, one_line
 from app.cli.terminal import safe
-from app.cli.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, one_line
 from app.core.errors import UserError
 from app.core.outpaint import FILL_MODES, ExpandError, parse_expansion
 from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL, GenerationParams, ParamError, default_strength
-from app.inference.threads import thread_count
+from app.service import FrontEnd, build, outcome, thread_count
 
 _DEFAULTS = GenerationParams()
 
-#: GenerationParams field → the option that sets it, so a validation error names what the user typed.
-OPTION_OF_FIELD = {
-    "prompt": "--prompt",
-    "negative_prompt": "--negative-prompt",
-    "mode": "command",
-    "model": "--model",
-    "scheduler": "--scheduler",
-    "steps": "--steps",
-    "guidance": "--guidance",
-    "strength": "--strength",
-    "seed": "--seed",
-    "batch_size": "--samples",
-    "width": "--width",
-    "height": "--height",
-    "mask_blur": "--mask-blur",
-    "mask_grow": "--mask-grow",
-    "inpaint_area": "--inpaint-area",
-    "padding": "--padding",
-    "masked_content": "--masked-content",
-    "color_match": "--color-match",
-    "image": "-i",
-}
+#: GenerationParams field → the option that sets it, so an error names what the user typed.
+#: A new option: add its field here and its argument in `_add_generation_args`.
+CLI = FrontEnd("cli", {
+    "prompt": "--prompt", "negative_prompt": "--negative-prompt", "mode": "command", "model": "--model",
+    "scheduler": "--scheduler", "steps": "--steps", "guidance": "--guidance", "strength": "--strength",
+    "seed": "--seed", "batch_size": "--samples", "width": "--width", "height": "--height",
+    "mask_blur": "--mask-blur", "mask_grow": "--mask-grow", "inpaint_area": "--inpaint-area",
+    "padding": "--padding", "masked_content": "--masked-content", "color_match": "--color-match",
+    "image": "-i", "mask": "-m",
+})
 
 _EPILOG = (
     "output: OUT.png gets the AUTOMATIC1111 'parameters' text chunk and the 'inpaint-studio' JSON chunk.\n"
@@ -81,14 +69,8 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
     d = _DEFAULTS
     io_group = p.add_argument_group("input and output")
     io_group.add_argument("-i", "--image", required=True, metavar="IN", help="the image (PNG, JPEG, TIFF, WebP)")
-    io_group.add_argument(
-        "-m",
-        "--mask",
-        required=False,
-        metavar="MASK",
-        help="mask image of the same size: white = repaint, black = keep"
-        + (" (required unless --expand is given)" if mode == "inpaint" else " (optional: without it the whole image is re-generated)"),
-    )
+    io_group.add_argument("-m", "--mask", metavar="MASK", help="mask image of the same size: white = repaint, black = keep" + (
+        " (required unless --expand is given)" if mode == "inpaint" else " (optional: without it the whole image is re-generated)"))
     io_group.add_argument("-o", "--output", required=True, metavar="OUT.png", help="where to write the result (PNG)")
     io_group.add_argument("--force", action="store_true",
                           help="replace OUT.png even if it is read-only, a link, or one of the inputs")
@@ -96,23 +78,16 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
     g = p.add_argument_group("generation (defaults as in the editor)")
     g.add_argument("-p", "--prompt", metavar="TEXT", help="what to paint (required with a diffusion model)")
     g.add_argument("-n", "--negative-prompt", metavar="TEXT", help="what to avoid")
-    g.add_argument(
-        "--model",
-        metavar="REF",
-        help="a diffusers folder, a .safetensors/.ckpt file, a Hugging Face id in the local cache, "
-        "remote:http://HOST:PORT[#MODEL] (a model on an 'inpaint-studio serve' machine; see --token), or "
-        + " / ".join(CLASSICAL_MODELS)
-        + (f" (default: {DEFAULT_MODEL})" if mode == "inpaint" else " (required)"),
-    )
+    g.add_argument("--model", metavar="REF", help="a diffusers folder, a .safetensors/.ckpt file, a Hugging Face id in the "
+                   "local cache, remote:http://HOST:PORT[#MODEL] (a model on an 'inpaint-studio serve' machine; see --token), "
+                   "or " + " / ".join(CLASSICAL_MODELS) + (f" (default: {DEFAULT_MODEL})" if mode == "inpaint" else " (required)"))
     g.add_argument("--scheduler", metavar="NAME", help=f"sampler name as any SD tool writes it, e.g. 'Euler a', 'DDIM', 'DPM++ 2M Karras', 'dpmpp_2m_sde_karras' (default: {d.scheduler})")
     g.add_argument("--schedule", metavar="TYPE", help="the sampler's schedule type, as A1111's 'Schedule type': "
                    "Automatic, Uniform, Karras, Exponential, Polyexponential, 'SGM Uniform', 'KL Optimal', "
                    "'Align Your Steps', Simple, Normal, DDIM or Beta (default: the one --scheduler names, else Automatic)")
     g.add_argument("--steps", type=int, metavar="N", help=f"denoising steps, 1–150 (default: {d.steps})")
     g.add_argument("--guidance", type=float, metavar="CFG", help=f"CFG scale, 0–30 (default: {d.guidance:g})")
-    g.add_argument(
-        "--strength", type=float, metavar="X", help=f"denoising strength, 0.01–1 (default: {default_strength(mode):g})"
-    )
+    g.add_argument("--strength", type=float, metavar="X", help=f"denoising strength, 0.01–1 (default: {default_strength(mode):g})")
     g.add_argument("--seed", type=int, metavar="S", help="0 … 18446744073709551615 (64-bit), or -1 for random (default: -1); the seed used is printed")
     g.add_argument("--samples", type=int, metavar="N", help=f"how many images, 1–8, seeds S, S+1, … (default: {d.batch_size})")
     g.add_argument("--width", type=int, metavar="PX", help="model width, multiple of 8 in 256–2048 (default: from the region)")
@@ -137,48 +112,46 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
                    "gives identical pixels on a CPU only at the same thread count")
     r.add_argument("--token", metavar="TOKEN", help="API token of a remote: model's server (default: the "
                    "INPAINT_STUDIO_TOKEN environment variable)")
-    r.add_argument(
-        "--allow-pickle",
-        action="store_true",
-        help="allow loading a pickle .ckpt file (it can run arbitrary code: only for files you trust)",
-    )
+    r.add_argument("--allow-pickle", action="store_true",
+                   help="allow loading a pickle .ckpt file (it can run arbitrary code: only for files you trust)")
     r.add_argument("--progress", action="store_true", help="print 'step N/M' on stderr even when it is not a terminal")
 
 
 # --------------------------------------------------------------------------------------------
 def params_from_args(ns: argparse.Namespace, mode: str) -> GenerationParams:
-    """Options → validated `GenerationParams`; options not given keep the dataclass defaults."""
-    given = {field: getattr(ns, option.lstrip("-").replace("-", "_"), None)
-             for field, option in OPTION_OF_FIELD.items() if option.startswith("--")}
-    given["batch_size"] = ns.samples
-    kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-    kwargs["mode"] = mode
-    kwargs.setdefault("strength", default_strength(mode))
-    if mode == "img2img" and "model" not in kwargs:
+    """Options → `GenerationParams` through the service's one builder (options not given keep
+    the defaults); checked later, once, by the service (`check_params`)."""
+    given = {field: getattr(ns, option[2:].replace("-", "_"), None)
+             for field, option in CLI.names.items() if option.startswith("--")}
+    if mode == "img2img" and given.get("model") is None:
         raise CliError("img2img needs a diffusion model: give --model (see 'inpaint-studio models')")
-    from app.core import schedulers  # data only, no torch: a typo fails before any work
-
     try:
-        params = GenerationParams(**kwargs).validate()
-        params = params.replace(scheduler=schedulers.canonical_name(params.scheduler))
+        params = build(CLI, given | {"mode": mode})
+        if getattr(ns, "schedule", None):  # overrides a schedule the --scheduler name carries
+            params = params.replace(scheduler=_with_schedule(params.scheduler, ns.schedule))
     except ParamError as exc:
         raise _param_error(exc) from None
-    if getattr(ns, "schedule", None):  # overrides a schedule the --scheduler name carries
-        sampler = schedulers.split(params.scheduler)[0]
-        allowed = schedulers.schedules_for(sampler)
-        try:
-            schedule = schedulers.schedule_type(ns.schedule)
-        except ParamError:
-            schedule = None
-        if schedule not in allowed:
-            raise CliError(f"--schedule {ns.schedule!r} is not valid with {sampler}: one of " + ", ".join(allowed))
-        params = params.replace(scheduler=schedulers.compose(sampler, schedule))
     return params
 
 
+def _with_schedule(scheduler: str, schedule_name: str) -> str:
+    """``--scheduler``'s sampler with ``--schedule``'s type (a `ParamError` for an unknown sampler)."""
+    from app.core import schedulers  # data only, no torch: a typo fails before any work
+
+    sampler = schedulers.split(schedulers.canonical_name(scheduler))[0]
+    allowed = schedulers.schedules_for(sampler)
+    try:
+        schedule = schedulers.schedule_type(schedule_name)
+    except ParamError:
+        schedule = None
+    if schedule not in allowed:
+        raise CliError(f"--schedule {schedule_name!r} is not valid with {sampler}: one of " + ", ".join(allowed))
+    return schedulers.compose(sampler, schedule)
+
+
 def _param_error(exc: ParamError) -> CliError:
-    option = OPTION_OF_FIELD.get(exc.field, exc.field)
-    return CliError(f"{option} {exc.value!r} is not valid: {exc.allowed}")
+    exc = CLI.error(exc)
+    return CliError(f"{exc.field} {exc.value!r} is not valid: {exc.allowed}", outcome(exc, "cli"))
 
 
 def output_paths(output: str, samples: int) -> list[Path]:
@@ -215,41 +188,50 @@ def _check_name_lengths(paths: list[Path]) -> None:
 
 
 def _user_error(exc: UserError, ns: argparse.Namespace) -> CliError:
-    """A typed error as the CLI says it: option names for parameters, exit 2 for bad input."""
-    from app.inference.errors import DeviceError, GpuOutOfMemory
+    """A typed error as the CLI says it: option names for parameters, the exit code of its kind."""
+    from app.service import DeviceError, GpuOutOfMemory
 
     if isinstance(exc, ParamError):
         return _param_error(exc)
     text = one_line(exc)
     if isinstance(exc, DeviceError):
-        return CliError(f"--device {ns.device}: {text}")
+        return CliError(f"--device {ns.device}: {text}", outcome(exc, "cli"))
     if isinstance(exc, GpuOutOfMemory) and "low-memory" not in text:
         text += " (try --low-memory, fewer --samples or a smaller --width/--height)"
-    return CliError(text, EXIT_USAGE if exc.bad_input else EXIT_FAILED)
+    return CliError(text, outcome(exc, "cli"))
 
 
 def as_cli_error(exc: BaseException, ns: argparse.Namespace, what: str, output: str | None = None) -> BaseException:
     """What a command's run raises instead of ``exc``: its one line and exit code (a typed
     error as `_user_error` says it, a cancel, a write failure of ``output``, anything else as
     "WHAT failed"); a `CliError` or Ctrl+C as it is."""
-    from app.inference.engine import Cancelled
+    from app.service import Cancelled
 
     if isinstance(exc, UserError):
         return _user_error(exc, ns)
     if isinstance(exc, Cancelled):
-        return CliError("cancelled; nothing was written", EXIT_CANCELLED)
+        return CliError("cancelled; nothing was written", outcome(exc, "cli"))
     if isinstance(exc, (CliError, KeyboardInterrupt)) or not isinstance(exc, Exception):
         return exc
     if isinstance(exc, OSError) and output is not None:
-        return CliError(f"cannot write {output}: {one_line(exc)}", EXIT_FAILED)
+        return CliError(f"cannot write {output}: {one_line(exc)}", outcome(exc, "cli"))
     if os.environ.get("INPAINT_STUDIO_DEBUG"):
         traceback.print_exception(exc)
-    return CliError(f"{what} failed: {type(exc).__name__}: {one_line(exc)}", EXIT_FAILED)
+    return CliError(f"{what} failed: {type(exc).__name__}: {one_line(exc)}", outcome(exc, "cli"))
 
 
 def run_generation(ns: argparse.Namespace, mode: str) -> int:
-    """Read, check, run and save; every failure becomes a `CliError` with one line."""
-    params = params_from_args(ns, mode)
+    """Build, check (the service's rules, once, before any image is read), run and save; every
+    failure becomes a `CliError` with one line."""
+    from app.service import GenerationService, LoadOptions
+
+    service = GenerationService()
+    options = LoadOptions(device=ns.device, low_memory=ns.low_memory, allow_pickle=ns.allow_pickle,
+                          server_token=ns.token)
+    try:
+        params = service.check_params(params_from_args(ns, mode), options, CLI)
+    except UserError as exc:
+        raise _user_error(exc, ns) from None
     _check_output(ns.output)
     expansion = _expansion_from_args(ns, mode)
     from app.cli.outputs import OutputRefused, check_outputs, output_lock
@@ -260,7 +242,7 @@ def run_generation(ns: argparse.Namespace, mode: str) -> int:
     try:
         check_outputs(sorted(maybe), [Path(p) for p in (ns.image, ns.mask) if p], force=ns.force)
         with output_lock(Path(ns.output)):
-            return _run(ns, mode, params, expansion)
+            return _run(ns, service, params, options, expansion)
     except OutputRefused as exc:
         raise CliError(str(exc)) from None
 
@@ -281,45 +263,43 @@ def _expansion_from_args(ns: argparse.Namespace, mode: str) -> Any:
         raise CliError(str(exc)) from None
 
 
-def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion: Any = None) -> int:
+def _inputs(ns: argparse.Namespace, mode: str, expansion: Any) -> tuple[Any, Any, Any, Any]:
+    """(loaded image, pixels, mask, context box): both headers first, so a mask of the wrong size
+    is told before a 16383² image is decoded; an expansion grows all three."""
     from app.core.imageio import ImageLoadError, load_image, load_mask, probe_image  # numpy/cv2 only now
-    from app.inference.registry import LoadOptions
-    from app.inference.threads import use_threads
-    from app.service import GenerationRequest, GenerationService
+
+    width, height = probe_image(ns.image).oriented_size
+    if ns.mask:
+        mask_w, mask_h = probe_image(ns.mask).oriented_size
+        if (mask_w, mask_h) != (width, height):
+            raise ImageLoadError(f"The mask is {mask_w}×{mask_h} but the image is {width}×{height}: "
+                                 "use a mask of the same size as the image.")
+    loaded = load_image(ns.image, read_metadata=False)  # the CLI never recalls parameters
+    mask = None
+    if ns.mask:
+        mask = load_mask(ns.mask, (loaded.height, loaded.width))
+        if mode == "inpaint" and not mask.any() and expansion is None:
+            raise CliError(f"the mask {Path(ns.mask).name} is empty (all black): paint the area to repaint in white")
+    if expansion is None:
+        return loaded, loaded.pixels, mask, None
+    from app.core.outpaint import prepare_outpaint
+
+    grown = prepare_outpaint(loaded.pixels, mask, expansion, ns.expand_fill)
+    return loaded, grown.pixels, grown.mask, grown.context
+
+
+def _run(ns: argparse.Namespace, service: Any, params: GenerationParams, options: Any, expansion: Any = None) -> int:
+    from app.service import GenerationRequest, use_threads
 
     try:
-        # Both headers first: a mask of the wrong size is told before a 16383² image is decoded.
-        width, height = probe_image(ns.image).oriented_size
-        if ns.mask:
-            mask_w, mask_h = probe_image(ns.mask).oriented_size
-            if (mask_w, mask_h) != (width, height):
-                raise ImageLoadError(f"The mask is {mask_w}×{mask_h} but the image is {width}×{height}: "
-                                     "use a mask of the same size as the image.")
-        loaded = load_image(ns.image, read_metadata=False)  # the CLI never recalls parameters
-        mask = None
-        if ns.mask:
-            mask = load_mask(ns.mask, (loaded.height, loaded.width))
-            if mode == "inpaint" and not mask.any() and expansion is None:
-                raise CliError(f"the mask {Path(ns.mask).name} is empty (all black): paint the area to repaint in white")
-        pixels, context = loaded.pixels, None
-        if expansion is not None:
-            from app.core.outpaint import prepare_outpaint
-
-            grown = prepare_outpaint(pixels, mask, expansion, ns.expand_fill)
-            pixels, mask, context = grown.pixels, grown.mask, grown.context
+        loaded, pixels, mask, context = _inputs(ns, params.mode, expansion)
         use_threads(ns.threads)
-        service = GenerationService()
-        options = LoadOptions(device=ns.device, low_memory=ns.low_memory, allow_pickle=ns.allow_pickle,
-                              server_token=ns.token)
-        request = GenerationRequest(params, pixels, mask, context, options=options)
-        checked = service.check(request)  # refusals before any model loads
-        caps = service.capabilities(checked.model, options)
-        if caps.prompts and not checked.prompt.strip():
-            raise CliError("--prompt is required with a diffusion model")
+        request = GenerationRequest(params, pixels, mask, context, options=options, front=CLI, checked=True)
+        caps = service.capabilities(params.model, options)
         show_progress = ns.progress or _isatty(sys.stderr)
-        if show_progress and not service.is_loaded(checked.model, options) and caps.kind != "classical":
-            print(safe(f"loading {checked.model} …"), file=sys.stderr, flush=True)
-        service.preload(checked.model, options)
+        if show_progress and not service.is_loaded(params.model, options) and not caps.prompt_free:
+            print(safe(f"loading {params.model} …"), file=sys.stderr, flush=True)
+        service.preload(params.model, options)
         reporter = _ProgressPrinter(enabled=show_progress)
         with _CancelOnSigint() as interrupt:
             try:
@@ -333,34 +313,23 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion:
     except BaseException as exc:
         raise as_cli_error(exc, ns, "generation") from None
     for path, seed in zip(outputs, record.seeds):
-        print(safe(f"wrote {path} (seed {seed})" if caps.seeds else f"wrote {path}"))
+        print(safe(f"wrote {path} (seed {seed})" if not caps.prompt_free else f"wrote {path}"))
     sys.stdout.flush()
     return EXIT_OK
 
 
 def _save_all(outputs: list[Path], record: Any, icc_profile: bytes | None) -> None:
-    """Write every candidate atomically (each records its own seed, batch 1, so recalling any one
-    reproduces exactly it); if one fails, remove those this run already wrote."""
-    from app.service import save_candidate
+    """Every candidate, each recording its own seed (batch 1), or none (`save_outputs`)."""
+    from app.service import save_outputs
 
-    written: list[Path] = []
     try:
-        for index, path in enumerate(outputs):
-            save_candidate(path, record, index, icc_profile)
-            written.append(path)
-    except BaseException as exc:  # incl. a second Ctrl+C: a batch is written whole or not at all
-        for done in written:
-            try:
-                done.unlink()
-            except OSError:
-                pass
-        if isinstance(exc, OSError):  # "the disk is full; …", never a raw "[Errno 28]"
-            from app.core.atomic import write_error_reason
+        save_outputs(outputs, record, icc_profile=icc_profile)
+    except OSError as exc:  # "the disk is full; …", never a raw "[Errno 28]"
+        from app.core.atomic import write_error_reason
 
-            raise CliError(f"cannot write {path}: {write_error_reason(exc)}", EXIT_FAILED) from None
-        if isinstance(exc, ValueError):
-            raise CliError(f"cannot write {path}: {one_line(exc)}", EXIT_FAILED) from None
-        raise
+        raise CliError(f"cannot write {exc.filename or outputs[0]}: {write_error_reason(exc)}", outcome(exc, "cli")) from None
+    except ValueError as exc:
+        raise CliError(f"cannot write {outputs[0]}: {one_line(exc)}", outcome(exc, "cli")) from None
 
 
 class _ProgressPrinter:

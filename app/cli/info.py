@@ -118,7 +118,7 @@ def _one_line(value: Any) -> str:
 
 def _local_models() -> dict[str, str]:
     """Usable local models by lower-case name and file stem → their --model reference."""
-    from app.inference.diffusers import catalog  # offline discovery, no torch
+    from app.service import catalog  # offline discovery, no torch
 
     found: dict[str, str] = {}
     for info in catalog.discover_models():

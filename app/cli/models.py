@@ -11,6 +11,7 @@ from typing import Any
 
 from app.cli.errors import EXIT_OK
 from app.cli.terminal import safe
+from app.core.params import is_prompt_free
 
 
 def add_command(sub: Any) -> None:
@@ -25,7 +26,7 @@ def add_command(sub: Any) -> None:
 
 
 def run_models(ns: argparse.Namespace) -> int:
-    from app.inference.diffusers import catalog
+    from app.service import catalog
 
     dirs = [str(d) for d in catalog.models_dirs()]
     cache = str(catalog.hf_cache_dir())
@@ -45,7 +46,7 @@ def run_models(ns: argparse.Namespace) -> int:
     for r in usable:
         _say(f"  {r['name']}  [{_describe(r)}]")
         _say(f"      --model {_quote(r['ref'])}")
-    if not any(r["kind"] != "classical" for r in usable):
+    if all(is_prompt_free(r["ref"]) for r in usable):
         _say("  No diffusion model found: put a diffusers folder or an SD 1.5 .safetensors file in a models folder,")
         _say("  or download one into the Hugging Face cache (huggingface-cli download ...).")
     if unusable:
@@ -71,13 +72,13 @@ def _restoration_rows() -> list[dict[str, Any]]:
     """Restoration model files (`app.inference.restoration.files`, LaMa, upscalers, …) with what
     spandrel detects in each; torch is imported only when there is a file to inspect."""
     from app.core.errors import UserError
-    from app.inference.restoration import files
+    from app.service import restoration_files as files
 
     rows = []
     for found in files.discover():
         row: dict[str, Any] = {"name": found.name, "path": str(found.path), "folder_purpose": found.folder_purpose}
         try:
-            from app.inference.restoration import loader
+            from app.service import restoration_loader as loader
 
             summary = loader.detect(found.path)
         except UserError as exc:
@@ -112,7 +113,7 @@ def _describe(row: dict[str, Any]) -> str:
         return ", ".join([kinds.get(row["kind"], row["kind"]), families.get(row["family"], row["family"] or "?")])
     if row["inpainting"] is None:
         use = "inpainting unknown until loaded"
-    elif row["kind"] == "classical":
+    elif is_prompt_free(row["ref"]):
         use = "inpainting"
     else:
         use = "inpainting model (9-channel UNet)" if row["inpainting"] else "base model (img2img; inpaints by latent blending)"

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.inference.threads import thread_count
+from app.service import thread_count
 
 HELP = "serve the hosted inpainting APIs (OpenAI, Segmind, Replicate-style, Appypie, A1111) over HTTP"
 
@@ -89,7 +89,7 @@ def run(ns: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if ns.ray:
         return serve_on_ray(ns, config)
-    from app.inference.threads import use_threads
+    from app.service import use_threads
 
     use_threads(ns.threads)
     try:

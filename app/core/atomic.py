@@ -20,7 +20,7 @@ import os
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -110,6 +110,45 @@ def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[BinaryIO],
     """Stream the content through ``writer(fh)`` (e.g. a zip writer) without holding it in memory."""
     with atomic_open(path, private=private) as fh:
         writer(fh)
+
+
+def atomic_write_all(files: Sequence[tuple[str | os.PathLike[str], Callable[[BinaryIO], None]]], *,
+                     private: bool = False) -> None:
+    """Write every file or none: each goes to its own temp file first, and only when all are
+    complete are they renamed into place (a batch of outputs is never left half written). A
+    failure before the renames leaves every destination untouched; one during them (rare: the
+    temp files are already complete) removes the files this call had put in place. An `OSError`
+    names the destination it failed on (``filename``)."""
+    staged: list[tuple[str, Path]] = []
+    placed: list[Path] = []
+    dest = Path()
+    try:
+        for path, writer in files:
+            dest = Path(path)
+            folder = dest.parent if str(dest.parent) else Path(".")
+            fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest), suffix=TEMP_SUFFIX, dir=folder)
+            staged.append((tmp, dest))
+            with os.fdopen(fd, "w+b") as fh:
+                writer(fh)
+                fh.flush()
+                if hasattr(os, "fchmod"):
+                    os.fchmod(fh.fileno(), final_mode(dest, private))
+                os.fsync(fh.fileno())
+        for tmp, dest in staged:
+            os.replace(tmp, dest)
+            placed.append(dest)
+    except BaseException as exc:
+        if isinstance(exc, OSError):
+            exc.filename = str(dest)
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        for dest in placed:
+            with contextlib.suppress(OSError):
+                os.unlink(dest)
+        raise
+    for folder in {dest.parent if str(dest.parent) else Path(".") for _, dest in staged}:
+        fsync_dir(folder)
 
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:

@@ -63,7 +63,7 @@ def few_step_kind(params: GenerationParams) -> FewStep | None:
     for tag in tags:
         if tag.weight != 0 and (rec := _match(tag.name)) is not None:
             return rec
-    return _match(PurePath(params.model).name) if not params.is_classical else None
+    return _match(PurePath(params.model).name) if not params.is_prompt_free else None
 
 
 def recommended(params: GenerationParams) -> GenerationParams | None:

@@ -24,6 +24,7 @@ class MaskError(UserError, ValueError):
     """The mask cannot be used as given; the message says what to do."""
 
     title = "Mask problem"
+    field = "mask"
 
 
 def validate_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

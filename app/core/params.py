@@ -46,6 +46,13 @@ def is_lama_model(model: str) -> bool:
     return model == LAMA_MODEL or model.startswith(LAMA_MODEL + ":")
 
 
+def is_prompt_free(model: str) -> bool:
+    """The one answer to "is it classical?": no prompt, seed, sampler, CFG or strength decides
+    what ``model`` paints (the classical methods, LaMa). `Capabilities.prompt_free` says the
+    same of a loaded or remote backend."""
+    return model in CLASSICAL_METHODS or is_lama_model(model)
+
+
 DEFAULT_MODEL = "builtin:telea"
 DEFAULT_SCHEDULER = "DPM++ 2M Karras"
 
@@ -153,13 +160,9 @@ class GenerationParams:
         return self
 
     @property
-    def is_classical(self) -> bool:
-        return self.model in CLASSICAL_MODELS
-
-    @property
     def is_prompt_free(self) -> bool:
-        """No prompt, seed, sampler, CFG or strength decides the pixels (classical methods, LaMa)."""
-        return self.is_classical or is_lama_model(self.model)
+        """No prompt, seed, sampler, CFG or strength decides the pixels (`is_prompt_free`)."""
+        return is_prompt_free(self.model)
 
     @property
     def deciding_fields(self) -> tuple[str, ...]:
@@ -207,12 +210,14 @@ class GenerationParams:
         for name, value in data.items():
             if name not in known:
                 continue
-            kwargs[name] = _coerce(name, value, cls.__dataclass_fields__[name].type)
+            kwargs[name] = coerce_field(name, value)
         return cls(**kwargs).validate()
 
 
-def _coerce(name: str, value: Any, annotation: Any) -> Any:
-    kind = str(annotation)
+def coerce_field(name: str, value: Any) -> Any:
+    """``value`` (as JSON or a front end gives it) as field ``name``'s type, or a `ParamError`
+    naming the field; ranges are `validate`'s."""
+    kind = str(GenerationParams.__dataclass_fields__[name].type)
     if name == "extra":
         if not isinstance(value, dict):
             raise ParamError(name, value, "a JSON object")

@@ -34,9 +34,9 @@ class ClickSegmentation(QObject):
     def _get(self):
         if self._segmenter is None:
             if self._factory is None:
-                from app.inference.segment import ClickSegmenter
+                from app.service import segment
 
-                self._factory = ClickSegmenter
+                self._factory = segment.ClickSegmenter
             self._segmenter = self._factory()
         return self._segmenter
 

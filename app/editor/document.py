@@ -21,6 +21,8 @@ from app.core import maskops, outpaint, selection
 from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
 from app.editor.canvas_delta import CanvasDelta, CanvasState, PackedArray
+from app.editor.control_layer import ControlLayers
+from app.editor.control_undo import ControlDelta
 from app.editor.brush import Point, brush_coverage, segment_bounds
 from app.editor.display_cache import DisplayCache
 from app.editor.opened_image import PreparedImage, prepare_image, prepare_state
@@ -78,6 +80,8 @@ class Document(QObject):
         #: (read-only array, image_version) equal to ``pixels`` at that version: see `unchanged_pixels`.
         self._pristine: tuple[np.ndarray, int] | None = None
         self._snapshots: Snapshots | None = None
+        #: ControlNet images and settings (`app.editor.control_layer`), in this document's history.
+        self.controls = ControlLayers(self)
 
     # -- image -----------------------------------------------------------------------------
     def set_image(self, loaded: Any, path: str | None = None) -> None:
@@ -90,6 +94,7 @@ class Document(QObject):
         self.source_params = prepared.params
         self.path = str(path) if path is not None else getattr(prepared.loaded, "path", None)
         self.generations = []
+        self.controls.restore()
         self._after_replace(None, prepared.display)
         self._pristine = (self.original, self.image_version)
         self.generations_changed.emit()
@@ -222,6 +227,9 @@ class Document(QObject):
             self.cancel_stroke()
         if isinstance(delta, BoxDelta):
             self._set_box(delta.value(which))
+            return
+        if isinstance(delta, ControlDelta):
+            self.controls.apply_delta(delta, which)
             return
         if isinstance(delta, CanvasDelta):
             self._set_canvas(delta.state(which))
@@ -468,8 +476,10 @@ class Document(QObject):
         before = CanvasState.of(self.pixels, self.mask, self._context_box, self.original_offset)
         after = CanvasState.of(pixels, mask, box, (ox + exp.left, oy + exp.top))
         self._set_canvas(after, pixels, mask)
+        controls = self.controls.resize_delta(lambda image: outpaint.expand_pixels(image, exp, "solid", (0, 0, 0)))
         w, h = exp.new_size(before.pixels.shape[1], before.pixels.shape[0])
-        return self._push(f"Expand canvas to {w}×{h}", [CanvasDelta(before, after)], already_applied=True)
+        deltas = [CanvasDelta(before, after)] + ([controls] if controls is not None else [])
+        return self._push(f"Expand canvas to {w}×{h}", deltas, already_applied=True)
 
     def resize_canvas(self, pixels: np.ndarray, mask: np.ndarray, box: Bounds | None, original_offset: tuple[int, int],
                       label: str, packed: tuple[Any, Any] | None = None) -> bool:
@@ -486,7 +496,10 @@ class Document(QObject):
         before = CanvasState(before_px, PackedArray.of(self.mask), self._context_box, self.original_offset)
         after = CanvasState(after_px, PackedArray.of(mask), box, tuple(original_offset))
         self._set_canvas(after, pixels, mask)
-        return self._push(label, [CanvasDelta(before, after)], already_applied=True)
+        size = (pixels.shape[1], pixels.shape[0])
+        controls = self.controls.resize_delta(lambda image: cv2.resize(image, size, interpolation=cv2.INTER_LINEAR))
+        return self._push(label, [CanvasDelta(before, after)] + ([controls] if controls is not None else []),
+                          already_applied=True)
 
     def _set_canvas(self, state: CanvasState, pixels: np.ndarray | None = None, mask: np.ndarray | None = None) -> None:
         """Swap in a whole canvas state (new array identities, so observers get ``reset``)."""
@@ -526,6 +539,7 @@ class Document(QObject):
             source_path=self.path,
             context_box=self._context_box,
             original_offset=self.original_offset,
+            controls=self.controls.saved(),
         )
 
     def load_state(self, state: Any) -> None:
@@ -540,6 +554,7 @@ class Document(QObject):
         self.path = state.source_path
         self.source_params = None
         self.generations = list(state.generations)
+        self.controls.restore(getattr(state, "controls", ()))
         self._after_replace(getattr(state, "context_box", None), prepared.display)
         self.generations_changed.emit()
 

@@ -23,7 +23,8 @@ from PySide6.QtCore import QObject, Signal
 from app.core.params import GenerationParams
 from app.core.records import GenerationRecord
 from app.editor.worker import GenerationWorker
-from app.inference.registry import LoadOptions
+from app.editor.control_layer import request_controls
+from app.service import LoadOptions
 from app.service.generation import GenerationRequest
 from app.storage.project import ProjectState
 
@@ -108,6 +109,7 @@ class LivePainter(QObject):
     def _start_run(self) -> None:
         self._pending = False
         params, options = self.live_params()
+        params = params.replace(controls=self._doc.controls.units())  # a scribble stroke steers the next live run
         problem = self._session.check(params)
         if problem is not None:
             self.failed.emit(problem.title, problem.text)
@@ -128,7 +130,9 @@ class LivePainter(QObject):
         assert self._worker is not None
         self.started += 1
         self._run_token = token
-        if not self._worker.submit(GenerationRequest(params, state.current, mask, state.context_box, options)):
+        units, images = request_controls(state)
+        params = params.replace(controls=units)
+        if not self._worker.submit(GenerationRequest(params, state.current, mask, state.context_box, options, control_images=images)):
             self._running = False  # cannot happen: one run at a time on this worker
             self.failed.emit("Busy", "The live generation thread is busy.")
 

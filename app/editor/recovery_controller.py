@@ -105,6 +105,10 @@ class RecoveryController(QObject):
         document.mask_changed.connect(self._on_mask_work)
         document.context_box_changed.connect(self._on_mask_work)
         document.reset.connect(self._on_reset)
+        self._controls = getattr(document, "controls", None)  # control layers: painted or set up like the mask
+        if self._controls is not None:
+            self._controls.changed.connect(self._on_mask_work)
+            self._controls.image_changed.connect(self._on_mask_work)
 
     # -- configuration -------------------------------------------------------------------------
     @property
@@ -261,4 +265,7 @@ class RecoveryController(QObject):
             self.document.mask_changed.disconnect(self._on_mask_work)
             self.document.context_box_changed.disconnect(self._on_mask_work)
             self.document.reset.disconnect(self._on_reset)
+            if self._controls is not None:
+                self._controls.changed.disconnect(self._on_mask_work)
+                self._controls.image_changed.disconnect(self._on_mask_work)
         self.autosaver.close(clean=clean)

@@ -28,8 +28,7 @@ from app.editor.background_task import BackgroundTask
 from app.editor.canvas_delta import PackedArray
 from app.editor.document import Document
 from app.editor.restore_preview import compare_pair, focus_of
-from app.inference.engine import Cancelled
-from app.inference.errors import ModelLoadError
+from app.service import Cancelled, ModelLoadError
 from app.service.restoration import OPERATIONS, RestorationRequest, RestorationService
 from app.storage.project import LoadCancelled
 
@@ -61,7 +60,7 @@ class ModelChoice:
 def list_models(operation: str) -> list[ModelChoice]:
     """The model files usable for ``operation`` (imports torch and spandrel: run it off the GUI
     thread). A file that cannot be read or is for another purpose is left out."""
-    from app.inference.restoration import files, loader
+    from app.service import restoration_files as files, restoration_loader as loader
 
     purpose = OPERATIONS.get(operation)
     found = []

@@ -12,7 +12,7 @@ its records come back whole; a saved result carries `candidate_params` of the ap
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -21,6 +21,7 @@ from app.core import imageio
 from app.core.errors import EmptyMaskError, UserError
 from app.core.params import CLASSICAL_METHODS, GenerationParams
 from app.core.records import GenerationRecord
+from app.editor.control_layer import request_controls
 from app.editor.document import Document
 from app.editor.live import LivePainter
 from app.editor.opened_image import PreparedImage
@@ -28,7 +29,8 @@ from app.editor.recovery_controller import RecoveryController
 from app.editor.saving import Saver
 from app.editor.undo import AppliedDelta
 from app.editor.worker import GenerationWorker
-from app.inference.registry import LoadOptions
+from app.service import FrontEnd, LoadOptions
+from app.service.fields import PARAMS
 from app.service.generation import GenerationRequest
 from app.service.records import candidate_params
 from app.storage.project import ProjectState, load_project, save_project
@@ -47,7 +49,7 @@ def _pixels_only(deltas) -> bool:
 def apply_label(record: GenerationRecord, index: int) -> str:
     """The Edit menu's name for applying candidate ``index``: its seed, or the classical method
     (which has no seed: the service records 0)."""
-    if record.params.is_classical:
+    if record.params.model in CLASSICAL_METHODS:  # its name, from the table of methods
         return f"Apply result ({CLASSICAL_METHODS[record.params.model].label})"
     if record.params.is_prompt_free:  # LaMa: no seed either
         return "Apply result (LaMa)"
@@ -228,30 +230,38 @@ class EditorSession(QObject):
         return self.recovery
 
     # -- generation --------------------------------------------------------------------------------
-    def check(self, params: GenerationParams) -> Problem | None:
-        """Why ``params`` cannot run on the open document, found without touching the model (the
-        GUI thread never reads model files); the service checks everything again on the worker
-        and its typed errors arrive through ``generation_failed``."""
+    def prompt_free(self, model_ref: str) -> bool:
+        """Whether ``model_ref`` ignores prompt, seed and sampler (what the panel greys out), as
+        its reference alone tells (`Capabilities.prompt_free`; no file read on the GUI thread)."""
+        return self.worker.service.nominal_capabilities(model_ref).prompt_free
+
+    def check(self, params: GenerationParams, front: FrontEnd = PARAMS) -> Problem | None:
+        """Why ``params`` cannot run on the open document: the service's rules
+        (`GenerationService.check_nominal`, in ``front``'s names), found without touching the
+        model (the GUI thread never reads model files); the service checks the model's own
+        capabilities again on the worker and its typed errors arrive through ``generation_failed``."""
         doc = self.document
         if doc.is_empty:
             return Problem("warning", "No image", "Open an image first (Ctrl+O, drag and drop, or paste).")
+        if params.controls and (control_problem := doc.controls.problem()) is not None:
+            return Problem("warning", "Control layer", control_problem)
         try:
-            params.validate()
+            self.worker.service.check_nominal(params, front)
         except UserError as exc:
             return Problem("error", exc.title, exc.message)
         if params.mode == "inpaint" and not doc.mask.any():
             return Problem("warning", EmptyMaskError.title, EmptyMaskError().message)
-        if not params.is_prompt_free and not params.prompt:
-            return Problem("warning", "Prompt needed", "A diffusion model needs a prompt describing what to paint.")
         return None
 
-    def generate(self, params: GenerationParams, options: LoadOptions = LoadOptions()) -> Problem | None:
+    def generate(self, params: GenerationParams, options: LoadOptions = LoadOptions(),
+                 front: FrontEnd = PARAMS) -> Problem | None:
         """Start a run; None when it started. The document changes only when a candidate is applied."""
         if self.generating:
             return Problem("info", "Busy", "A generation is running; cancel it (Esc) or wait.")
         if self.live.enabled:
             return Problem("info", "Live mode is on", "Apply keeps the live result; turn Live off to generate candidates.")
-        problem = self.check(params)
+        params = replace(params, controls=self.document.controls.units())  # the layers are the units
+        problem = self.check(params, front)
         if problem is not None:
             return problem
         if self.worker.busy:
@@ -263,17 +273,21 @@ class EditorSession(QObject):
         self.generation_started.emit(params)
         # The run gets its own copy of the document (painting edits it in place meanwhile), taken
         # a slice per event-loop turn: copying 24 MP at the click froze the window ~0.3 s.
-        self.document.snapshots.take(lambda state: self._submit(params, options, state))
+        self.document.snapshots.take(lambda state: self._submit(params, options, state, front))
         return None
 
-    def _submit(self, params: GenerationParams, options: LoadOptions, state: ProjectState) -> None:
+    def _submit(self, params: GenerationParams, options: LoadOptions, state: ProjectState, front: FrontEnd) -> None:
         """The snapshot is complete: hand it to the worker, unless the run was cancelled meanwhile."""
         if self._cancelled_before_start or self._run_token != self._doc_token:
             self.generating = False
             self.generation_cancelled.emit()
             return
         mask = state.mask if params.mode == "inpaint" or state.mask.any() else None
-        if not self.worker.submit(GenerationRequest(params, state.current, mask, state.context_box, options)):
+        units, images = request_controls(state)  # the layers as copied with the pixels
+        params = self.run_params = replace(params, controls=units)
+        request = GenerationRequest(params, state.current, mask, state.context_box, options, control_images=images,
+                                    front=front)
+        if not self.worker.submit(request):
             self.generating = False
             self.generation_failed.emit("Busy", "The generation thread is busy; try again in a moment.")
 

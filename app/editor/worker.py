@@ -19,9 +19,7 @@ import traceback
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.core.errors import UserError
-from app.inference.engine import Cancelled, Progress
-from app.inference.errors import GpuOutOfMemory
-from app.inference.registry import LoadOptions
+from app.service import Cancelled, GpuOutOfMemory, LoadOptions, Progress
 from app.service.generation import GenerationRequest, GenerationService, Loader
 
 #: Seconds between two progress signals (the first and the last step are always sent).
@@ -117,7 +115,7 @@ class GenerationWorker(QObject):
     # -- worker thread ----------------------------------------------------------------------
     def _load(self, model_ref: str, options: LoadOptions) -> None:
         if not self.service.is_loaded(model_ref, options):
-            if self.service.capabilities(model_ref, options).kind != "classical":
+            if not self.service.capabilities(model_ref, options).prompt_free:
                 self.status.emit(f"Loading model {model_ref}…")
             self.service.preload(model_ref, options)
 
@@ -134,7 +132,7 @@ class GenerationWorker(QObject):
     @Slot(object)
     def _run(self, request: GenerationRequest) -> None:
         try:
-            self.service.check(request)
+            request = self.service.check(request)
             self._load(request.params.model, request.options)
             record = self.service.run(request, self._throttled_progress(), self._cancel.is_set)
         except Cancelled:

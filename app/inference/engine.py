@@ -18,13 +18,15 @@ from typing import Protocol
 import numpy as np
 
 from app.core import compositing, maskops, regions, seams
-from app.core.errors import EmptyMaskError
+from app.core.errors import CANCELLED, EmptyMaskError
 from app.core.geometry import Bounds
 from app.core.params import GenerationParams
 
 
 class Cancelled(Exception):
     """The user cancelled the run; the engine stays usable."""
+
+    kind = CANCELLED
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,10 @@ class Engine:
         self.backend = backend
 
     def plan(self, job: Job) -> tuple[GenerationParams, np.ndarray, list[regions.RegionPlan], bool]:
-        """Validate the job and plan its regions: (params with seed, hard mask, plans, whole-image
-        replace?). Raises `EmptyMaskError`, `ParamError`, `MaskError`, ValueError."""
-        params = job.params.validate().with_resolved_seed()
+        """Plan the job's regions: (params with seed, hard mask, plans, whole-image replace?). Its
+        params are checked already, once, by the service (`app.service.fields.check`). Raises
+        `EmptyMaskError`, `MaskError`, ValueError."""
+        params = job.params.with_resolved_seed()
         image = job.image
         compositing.check_pixels(image)
         height, width = image.shape[:2]

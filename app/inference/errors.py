@@ -3,13 +3,15 @@ Each message says what went wrong and what to do, because every front end shows 
 
 from __future__ import annotations
 
-from app.core.errors import UserError
+from app.core.errors import MODEL_MISSING, OUT_OF_MEMORY, UserError
 
 
 class ModelLoadError(UserError):
     """A model could not be found or loaded (missing file, unreadable checkpoint, ...)."""
 
     title = "Cannot load the model"
+    kind = MODEL_MISSING
+    field = "model"
 
 
 class UnsupportedModelError(ModelLoadError):
@@ -35,6 +37,7 @@ class DeviceError(UserError, RuntimeError):
     """The requested device does not exist or is not usable with this torch build."""
 
     title = "Device not available"
+    field = "device"
 
 
 class GpuOutOfMemory(UserError, RuntimeError):
@@ -42,7 +45,7 @@ class GpuOutOfMemory(UserError, RuntimeError):
     ``low_memory_active`` tells the UI whether offering the low-memory mode can still help."""
 
     title = "Out of memory"
-    bad_input = False
+    kind = OUT_OF_MEMORY
 
     def __init__(self, device: str, low_memory_active: bool, detail: str = ""):
         self.device = device

@@ -52,6 +52,13 @@ class Capabilities:
     prompts: bool  # the prompt guides the result
     native_resolution: bool  # works at the image's own size (no model width/height)
     input_channels: int | None = None  # UNet input channels: 9 inpainting, 4 base; None = unknown or n/a
+    requires_prompt: bool = False  # a run without a prompt is refused (a diffusion model paints noise without one)
+
+    @property
+    def prompt_free(self) -> bool:
+        """No prompt, seed, sampler, CFG or strength decides the pixels: the one answer to "is it
+        classical?" (classical methods and LaMa; `GenerationParams.is_prompt_free` for a ref)."""
+        return self.kind != DIFFUSION
 
 
 CLASSICAL_CAPABILITIES = Capabilities(CLASSICAL, img2img=False, max_batch=1, seeds=False, schedulers=(),
@@ -60,15 +67,27 @@ CLASSICAL_CAPABILITIES = Capabilities(CLASSICAL, img2img=False, max_batch=1, see
 RESTORATION_CAPABILITIES = replace(CLASSICAL_CAPABILITIES, kind=RESTORATION)
 
 
-def is_classical(model_ref: str) -> bool:
-    return model_ref in CLASSICAL_METHODS
+#: What the reference alone says of a diffusion model (`nominal_capabilities`).
+DIFFUSION_NOMINAL = Capabilities(DIFFUSION, img2img=True, max_batch=8, seeds=True, schedulers=SCHEDULER_NAMES,
+                                 prompts=True, native_resolution=False, requires_prompt=True)
+
+
+def nominal_capabilities(model_ref: str) -> Capabilities:
+    """What ``model_ref`` alone tells, without reading a file or asking a server: for checks on
+    the window's GUI thread (the service checks the real `capabilities` before the run). A
+    ``remote:`` model's server decides whether it needs a prompt."""
+    if model_ref in CLASSICAL_METHODS:
+        return CLASSICAL_CAPABILITIES
+    if lama.is_lama(model_ref):
+        return RESTORATION_CAPABILITIES
+    return replace(DIFFUSION_NOMINAL, requires_prompt=False) if remote.is_remote(model_ref) else DIFFUSION_NOMINAL
 
 
 def capabilities(model_ref: str, options: LoadOptions | None = None) -> Capabilities:
     """What ``model_ref`` can do, without loading weights. Raises a `ModelLoadError` subclass when
     the model cannot be found or is of an unsupported family, and, given ``options``, when they
     forbid loading it (a pickle file without ``allow_pickle``)."""
-    if is_classical(model_ref):
+    if model_ref in CLASSICAL_METHODS:
         return CLASSICAL_CAPABILITIES
     if remote.is_remote(model_ref):
         return remote.remote_capabilities(model_ref, None if options is None else options.server_token)
@@ -78,9 +97,7 @@ def capabilities(model_ref: str, options: LoadOptions | None = None) -> Capabili
     from app.inference.diffusers.loader import preflight
 
     info = preflight(model_ref, allow_pickle=True if options is None else options.allow_pickle)
-    channels = None if info.inpainting is None else (9 if info.inpainting else 4)
-    return Capabilities(DIFFUSION, img2img=True, max_batch=8, seeds=True, schedulers=SCHEDULER_NAMES,
-                        prompts=True, native_resolution=False, input_channels=channels)
+    return replace(DIFFUSION_NOMINAL, input_channels=None if info.inpainting is None else (9 if info.inpainting else 4))
 
 
 def load_backend(model_ref: str, options: LoadOptions = LoadOptions()):
@@ -88,7 +105,7 @@ def load_backend(model_ref: str, options: LoadOptions = LoadOptions()):
     diffusion model through the offline loader (torch imported only then), a LaMa model
     (`app.inference.restoration.lama`, torch and spandrel imported then), or a `remote:` model
     on an ``inpaint-studio serve`` machine (no torch here at all)."""
-    if is_classical(model_ref):
+    if model_ref in CLASSICAL_METHODS:
         from app.inference.classical import ClassicalBackend
 
         return ClassicalBackend(model_ref)

@@ -24,17 +24,18 @@ from app.core.sigma_schedules import SCHEDULE_TYPES
 from app.core.sdmeta.a1111 import parse_fields
 from app.server import dispatch
 from app.server.auth import owner_of, require_token
-from app.server.dispatch import Names
 from app.server.errors import bad_field
 from app.server.fetch import check_header, decode_base64, image_from_value
 from app.server.models import public_record
 from app.server.predictions import echo
 from app.server.shapes import json_object, optional_float, optional_int, optional_str, required
+from app.service.fields import FrontEnd
 from app.service.generation import GenerationRequest
 
 router = APIRouter(prefix="/sdapi/v1", tags=["AUTOMATIC1111"], dependencies=[Depends(require_token)])
-NAMES = Names(guidance="cfg_scale", strength="denoising_strength", scheduler="sampler_name", image="init_images",
-              masked_content="inpainting_fill", padding="inpaint_full_res_padding", model="sd_model_checkpoint")
+NAMES = FrontEnd("a1111", dict(guidance="cfg_scale", strength="denoising_strength", scheduler="sampler_name",
+                               image="init_images", masked_content="inpainting_fill",
+                               padding="inpaint_full_res_padding", model="sd_model_checkpoint"))
 FILL = {0: "fill", 1: "original", 2: "latent_noise", 3: "latent_nothing"}
 
 
@@ -71,8 +72,8 @@ async def img2img(request: Request) -> dict[str, Any]:
     served = request.app.state.models.resolve(settings.get("sd_model_checkpoint"), "sd_model_checkpoint")
     has_mask = body.get("mask") not in (None, "")
     full_res = body.get("inpaint_full_res", True)
-    params = dispatch.make_params(
-        NAMES, prompt=optional_str(body, "prompt"), negative_prompt=optional_str(body, "negative_prompt"),
+    params = await dispatch.make_params(
+        request, NAMES, prompt=optional_str(body, "prompt"), negative_prompt=optional_str(body, "negative_prompt"),
         model=served.ref, mode="inpaint" if has_mask else "img2img", scheduler=_sampler(body),
         steps=optional_int(body, "steps"), guidance=optional_float(body, "cfg_scale"),
         strength=optional_float(body, "denoising_strength"), seed=optional_int(body, "seed"), batch_size=_batch(body),

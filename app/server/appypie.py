@@ -13,15 +13,15 @@ from fastapi import APIRouter, Depends, Request
 
 from app.server import dispatch
 from app.server.auth import owner_of, require_token
-from app.server.dispatch import Names
 from app.server.errors import ApiError, bad_field
 from app.server.fetch import image_from_value
 from app.server.jobs import JobRecord
 from app.server.shapes import json_object, optional_float, optional_int, optional_str, required
+from app.service.fields import FrontEnd
 from app.service.generation import GenerationRequest
 
 router = APIRouter(tags=["Appypie / Pixazo"], dependencies=[Depends(require_token)])
-NAMES = Names(steps="num_steps", mask="maskUrl", image="imageUrl")
+NAMES = FrontEnd("appypie", dict(steps="num_steps", mask="maskUrl", image="imageUrl"))
 
 
 def _results(request: Request, job: JobRecord) -> list[dict[str, str]]:
@@ -32,14 +32,14 @@ def _results(request: Request, job: JobRecord) -> list[dict[str, str]]:
 async def get_image(request: Request) -> dict[str, Any]:
     body = await json_object(request)
     served = request.app.state.models.resolve(body.get("model"))
-    params = dispatch.make_params(
-        NAMES, prompt=optional_str(body, "prompt"), negative_prompt=optional_str(body, "negative_prompt"),
+    params = await dispatch.make_params(
+        request, NAMES, prompt=optional_str(body, "prompt"), negative_prompt=optional_str(body, "negative_prompt"),
         model=served.ref, steps=optional_int(body, "num_steps"), guidance=optional_float(body, "guidance"),
         seed=optional_int(body, "seed"), width=optional_int(body, "width"), height=optional_int(body, "height"),
         scheduler=optional_str(body, "scheduler"), strength=optional_float(body, "strength"))
     required(body, "prompt")
     policy = request.app.state.fetch_policy
-    options = dispatch.load_options(body.get("safety_checker"), params.model, "safety_checker")
+    options = dispatch.load_options(request, body.get("safety_checker"), params.model, "safety_checker")
     blank = body.get("imageUrl") in (None, "")
     if blank and body.get("maskUrl"):
         raise bad_field("imageUrl", None, "required when maskUrl is given")

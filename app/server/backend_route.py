@@ -26,16 +26,17 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from PIL import Image
 
-from app.core.errors import UserError
+from app.core.errors import BAD_INPUT, UserError
 from app.core.params import SEED_MAX, GenerationParams
-from app.inference.engine import BackendRequest, Cancelled
-from app.inference.remote import encode_png
 from app.server.auth import owner_of, require_token
-from app.server.dispatch import check_prompt, queue_full
+from app.server.dispatch import check_prompt, queue_full, user_error
 from app.server.errors import ApiError, bad_field, scrub_paths
 from app.server.fetch import check_header, decode_base64, image_kind
 from app.server.queue import QueueFull, Ticket
 from app.server.shapes import json_object
+from app.service import BackendRequest, Cancelled, png_base64
+from app.service.errors import BACKEND, kind_of
+from app.service.fields import PARAM_FIELDS, FrontEnd, build
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ async def capabilities(request: Request, model: str = "") -> dict[str, Any]:
 #: The largest region taken: the editor sends model-sized crops (at most 2048², sides multiples of 8).
 MAX_REGION_PIXELS = 2048 * 2048
 MAX_SEEDS = 8
+#: The route's names: every parameter is a key of its ``params`` object.
+NAMES = FrontEnd("backend", {name: f"params.{name}" for name in PARAM_FIELDS})
 
 
 def parse_body(body: dict[str, Any], ref: str) -> tuple[GenerationParams, bytes, bytes, tuple[int, ...]]:
@@ -66,13 +69,11 @@ def parse_body(body: dict[str, Any], ref: str) -> tuple[GenerationParams, bytes,
     if not isinstance(raw, dict):
         raise bad_field("params", raw, "a JSON object of generation parameters", 422)
     for key in ("prompt", "negative_prompt"):
-        check_prompt(f"params.{key}", raw.get(key), 422)
-    try:
-        params = GenerationParams.from_dict(raw).replace(model=ref)
+        check_prompt(NAMES.of(key), raw.get(key), 422)
+    try:  # built here, checked by the service (`check_region`) before the region is queued
+        params = build(NAMES, {k: v for k, v in raw.items() if k in PARAM_FIELDS and k != "model"} | {"model": ref})
     except UserError as exc:
-        raise ApiError(422, scrub_paths(exc.message), "params", None) from None
-    except (TypeError, ValueError, OverflowError) as exc:  # a value of a type the dataclass cannot take
-        raise ApiError(422, f"params: {type(exc).__name__}", "params", None) from None
+        raise user_error(exc, NAMES, BACKEND) from None
     seeds = body.get("seeds")
     if (not isinstance(seeds, list) or not 1 <= len(seeds) <= MAX_SEEDS
             or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= SEED_MAX for s in seeds)):
@@ -128,6 +129,10 @@ async def generate(request: Request) -> StreamingResponse:
     params, image, mask, seeds = await asyncio.to_thread(parse_body, body, served.ref)
     del body
     service = request.app.state.service
+    try:  # the service's rules, once, before the region is queued
+        params = await asyncio.to_thread(service.check_params, params, front=NAMES)
+    except UserError as exc:
+        raise user_error(exc, NAMES, BACKEND) from None
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
@@ -138,24 +143,25 @@ async def generate(request: Request) -> StreamingResponse:
         def progress(step: int, total: int, preview: np.ndarray | None) -> None:
             ticket.step, ticket.total = step, total
             emit({"type": "progress", "step": step, "total": total,
-                  "preview": None if preview is None else encode_png(preview)})
+                  "preview": None if preview is None else png_base64(preview)})
 
         try:
             region = decode_region(params, image, mask, seeds)
             images = service.generate_region(served.ref, region, progress, ticket.cancel.is_set)
-            emit({"type": "result", "images": [encode_png(i) for i in images]})
+            emit({"type": "result", "images": [png_base64(i) for i in images]})
         except Cancelled:
             emit({"type": "cancelled"})
             raise
         except ApiError as exc:
-            emit({"type": "error", "title": "Bad request", "message": exc.message})
+            emit({"type": "error", "title": "Bad request", "message": exc.message, "kind": BAD_INPUT})
             raise
         except UserError as exc:
-            emit({"type": "error", "title": exc.title, "message": scrub_paths(exc.message)})
+            emit({"type": "error", "title": exc.title, "message": scrub_paths(exc.message), "kind": kind_of(exc)})
             raise
         except Exception as exc:  # the run fails, the server goes on
             log.error("backend region failed", exc_info=exc)
-            emit({"type": "error", "title": "Generation failed", "message": f"internal error: {type(exc).__name__}"})
+            emit({"type": "error", "title": "Generation failed", "message": f"internal error: {type(exc).__name__}",
+                  "kind": kind_of(exc)})
             raise
 
     queue = request.app.state.queue

@@ -2,14 +2,16 @@
 (for synchronous routes) wait for the record while watching the client.
 
 Each API names the same parameter differently (``num_inference_steps``, ``steps``, ``num_steps``);
-a route passes its own names, so an error says ``num_inference_steps = 500 is not valid: must
-be from 1 to 150`` in the words the client used. Checks themselves are the service's.
+a route passes its `FrontEnd` (its name map), so an error says ``num_inference_steps = 500 is not
+valid: must be from 1 to 150`` in the words the client used. Building and checking are the
+service's (`app.service.fields`); statuses come from its one table (`app.service.errors`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -19,15 +21,14 @@ from fastapi import Request
 from app.core.errors import EmptyMaskError, UserError
 from app.core.imageio import ImageLoadError, LoadedImage, load_mask
 from app.core.params import GenerationParams, ParamError
-from app.core.prompt_syntax import extract_loras
 from app.core.records import GenerationRecord
-from app.core.schedulers import canonical_name
-from app.inference.engine import Cancelled
-from app.inference.registry import LoadOptions
+from app.service import Cancelled, LoadOptions
 from app.server.auth import owner_of
 from app.server.errors import ApiError, bad_field, scrub_paths
 from app.server.jobs import JobRecord
 from app.server.queue import JobQueue, QueueFull, Slot, Ticket
+from app.service.errors import HTTP, outcome
+from app.service.fields import FrontEnd, build
 from app.service.generation import GenerationRequest
 
 #: How often a waiting synchronous route checks whether its client went away.
@@ -38,42 +39,26 @@ DISCONNECT_POLL_S = 0.1
 MAX_PROMPT_CHARS = 3000
 
 
-class Names(dict):
-    """GenerationParams field → the request's name for it (missing = same name)."""
-
-    def of(self, field: str) -> str:
-        return self.get(field, field)
-
-
-def make_params(names: Names, **fields: Any) -> GenerationParams:
-    """Validated params from the fields given (None = the dataclass default); the scheduler by
-    the scheduler table's names, so an unknown one is refused whatever the model."""
-    given = {k: v for k, v in fields.items() if v is not None}
+async def make_params(request: Request, front: FrontEnd, **fields: Any) -> GenerationParams:
+    """The request's fields (keyed by `GenerationParams` field; None = not given) through the
+    service's builder and check (`GenerationService.check_params`, the one place of every
+    rule), before any image is fetched: the params to run, or a 400 in ``front``'s names."""
     for key in ("prompt", "negative_prompt"):
-        check_prompt(names.of(key), given.get(key))
+        check_prompt(front.of(key), fields.get(key))
     try:
-        if "scheduler" in given:  # checked by name even where the backend ignores it (classical)
-            given["scheduler"] = canonical_name(given["scheduler"])
-        return GenerationParams(**given).validate()
-    except ParamError as exc:
-        raise bad_field(names.of(exc.field), exc.value, exc.allowed) from None
-    except TypeError as exc:  # a wrongly typed value the dataclass could not take
-        raise ApiError(400, str(exc)) from None
+        params = build(front, fields)
+        return await asyncio.to_thread(request.app.state.service.check_params, params, LoadOptions(), front)
+    except UserError as exc:
+        raise user_error(exc, front) from None
 
 
 def check_prompt(field: str, text: object, status: int = 400) -> None:
-    """A 400 for a prompt over `MAX_PROMPT_CHARS` or with an unreadable ``<lora:name:weight>``
-    tag (found here, not as a failed job after the queue)."""
-    if not isinstance(text, str):
-        return
-    if len(text) > MAX_PROMPT_CHARS:
+    """A 400 for a prompt over `MAX_PROMPT_CHARS`, before it is parsed (the server's own limit;
+    every other rule of a prompt is the service's)."""
+    if isinstance(text, str) and len(text) > MAX_PROMPT_CHARS:
         raise bad_field(field, text, f"at most {MAX_PROMPT_CHARS} characters (about {MAX_PROMPT_CHARS} CLIP tokens; "
                                      "longer prompts are encoded in chunks of 75 tokens, and few models use more than a few)",
                         status)
-    try:
-        extract_loras(text)
-    except ValueError as exc:
-        raise ApiError(status, f"{field}: {exc}", field, None, "<lora:NAME:WEIGHT> with a number as the weight") from None
 
 
 def mask_for(image: LoadedImage, mask: LoadedImage | np.ndarray, field: str) -> np.ndarray:
@@ -92,7 +77,7 @@ def blank_canvas(width: int | None, height: int | None) -> tuple[np.ndarray, np.
     return np.full((h, w, 3), 127, np.uint8), np.full((h, w), 255, np.uint8)
 
 
-def load_options(safety_checker: object, model_ref: str, field: str) -> LoadOptions:
+def load_options(request: Request, safety_checker: object, model_ref: str, field: str) -> LoadOptions:
     """Off unless asked (the local default, as in the editor); asking for it on a method that has
     none is a 400, never a silent pass. A diffusion model without an installed checker fails
     its load with a message saying so (the loader checks the folder)."""
@@ -100,34 +85,27 @@ def load_options(safety_checker: object, model_ref: str, field: str) -> LoadOpti
         return LoadOptions()
     if safety_checker is not True:
         raise bad_field(field, safety_checker, "true or false")
-    from app.inference.registry import is_classical
-
-    if is_classical(model_ref):
-        raise ApiError(400, f"{field}: the safety checker was asked for, but {model_ref} has none (it is a "
-                            "classical method, not a diffusion model); turn it off or choose a diffusion model",
-                       field, True, "false with " + model_ref)
+    if request.app.state.service.nominal_capabilities(model_ref).prompt_free:  # no file read on the event loop
+        raise ApiError(400, f"{field}: the safety checker was asked for, but {model_ref} has none (it is not a "
+                            "diffusion model); turn it off or choose a diffusion model", field, True, "false with " + model_ref)
     return LoadOptions(safety_checker=True)
 
 
-def user_error(exc: UserError, names: Names) -> ApiError:
-    """A service error as an HTTP error in the route's own field names."""
+def user_error(exc: UserError | Cancelled, front: FrontEnd, api: str = HTTP) -> ApiError:
+    """A service error as an HTTP error: the status of its kind (`app.service.errors.OUTCOMES`),
+    the field in the route's own names."""
+    status = outcome(exc, api)
+    if isinstance(exc, Cancelled):
+        return ApiError(status, "the job was canceled")
     if isinstance(exc, ParamError):
-        return bad_field(names.of(exc.field), exc.value, exc.allowed)
-    if isinstance(exc, EmptyMaskError):
-        return ApiError(400, exc.message, names.of("mask"), "empty", "a mask with at least one pixel to repaint")
+        named = front.error(exc)
+        return bad_field(named.field, named.value, named.allowed, status)
     message = scrub_paths(exc.message)
+    if isinstance(exc, EmptyMaskError):
+        return ApiError(status, message, front.of("mask"), "empty", "a mask with at least one pixel to repaint")
     if exc.bad_input:
-        return ApiError(400, message, names.of(_field_of(exc)))
-    return ApiError(503 if "memory" in message else 500, message)
-
-
-def _field_of(exc: UserError) -> str:
-    name = type(exc).__name__
-    if "Mask" in name:
-        return "mask"
-    if "Model" in name or "Pickle" in name or "Dependency" in name:
-        return "model"
-    return "image"
+        return ApiError(status, message, front.of(exc.field or "image"))
+    return ApiError(status, message)
 
 
 def queue_full(exc: QueueFull) -> ApiError:
@@ -149,24 +127,25 @@ async def admitted(request: Request) -> AsyncIterator[Slot]:
         slot.release()
 
 
-async def start(request: Request, api: str, generation: GenerationRequest, names: Names,
+async def start(request: Request, api: str, generation: GenerationRequest, names: FrontEnd,
                 extra: Mapping[str, Any] | None = None, slot: Slot | None = None) -> Ticket:
-    """Check with the service (400 on bad input), then queue (429 with Retry-After when full)
+    """Check the pixels with the service (400 on bad input; the params were checked by
+    `make_params`, once), then queue (429 with Retry-After when full)
     in ``slot`` when the route holds one (`admitted`). The job belongs to the caller's token.
     Await ``ticket.recorded`` before telling the client an unfinished job's id (`queued`)."""
     state = request.app.state
     try:
-        params = await asyncio.to_thread(state.service.check, generation)
+        generation = await asyncio.to_thread(state.service.check, replace(generation, front=names, checked=True))
     except UserError as exc:
         raise user_error(exc, names) from None
     queue: JobQueue = state.queue
     try:
-        return queue.submit(api, params.to_dict(), extra or {}, generation, slot, owner_of(request) or "")
+        return queue.submit(api, generation.params.to_dict(), extra or {}, generation, slot, owner_of(request) or "")
     except QueueFull as exc:
         raise queue_full(exc) from None
 
 
-async def queued(request: Request, api: str, generation: GenerationRequest, names: Names,
+async def queued(request: Request, api: str, generation: GenerationRequest, names: FrontEnd,
                  extra: Mapping[str, Any] | None = None, slot: Slot | None = None) -> Ticket:
     """`start`, answered once the job's record is on disk: for routes that return the id of a
     job that may still run (a restart must find it)."""
@@ -179,7 +158,7 @@ async def queued(request: Request, api: str, generation: GenerationRequest, name
     return ticket
 
 
-async def wait(request: Request, ticket: Ticket, names: Names) -> GenerationRecord:
+async def wait(request: Request, ticket: Ticket, names: FrontEnd) -> GenerationRecord:
     """The record of a synchronous job. A client that disconnects cancels its job."""
     future = asyncio.wrap_future(ticket.future)
     deadline = asyncio.get_running_loop().time() + request.app.state.config.sync_timeout_s
@@ -194,15 +173,13 @@ async def wait(request: Request, ticket: Ticket, names: Names) -> GenerationReco
                                 f"it goes on as job {ticket.job.id}")
     try:
         return future.result()
-    except Cancelled:
-        raise ApiError(409, "the job was canceled") from None
-    except UserError as exc:
+    except (Cancelled, UserError) as exc:
         raise user_error(exc, names) from None
     except Exception as exc:
         raise ApiError(500, scrub_paths(f"the job failed: {type(exc).__name__}: {exc}")) from None
 
 
-async def run(request: Request, api: str, generation: GenerationRequest, names: Names,
+async def run(request: Request, api: str, generation: GenerationRequest, names: FrontEnd,
               extra: Mapping[str, Any] | None = None, slot: Slot | None = None) -> tuple[JobRecord, GenerationRecord]:
     """`start` then `wait`: what the synchronous routes do."""
     ticket = await start(request, api, generation, names, extra, slot)

@@ -29,7 +29,7 @@ from app.core.errors import UserError
 from app.core.imageio import encode_png
 from app.server import dispatch
 from app.server.auth import owner_of, require_token
-from app.server.dispatch import Names
+from app.service.fields import FrontEnd
 from app.server.errors import ApiError, bad_field, scrub_paths
 from app.server.fetch import check_header, decode_base64, decode_image, image_from_value
 from app.server.queue import QueueFull, Ticket
@@ -38,7 +38,7 @@ from app.service import extras
 from app.service.restoration import RestorationService
 
 router = APIRouter(prefix="/sdapi/v1", tags=["AUTOMATIC1111"], dependencies=[Depends(require_token)])
-NAMES = Names(model="upscaler_1", image="image", mask="image")
+NAMES = FrontEnd("a1111-extras", {"model": "upscaler_1", "image": "image", "mask": "image"})
 
 #: A1111's names for the upscaler files it ships or downloads (its Real-ESRGAN list and its
 #: ESRGAN/SwinIR defaults) → their usual file names: a client asking for "R-ESRGAN 4x+" gets
@@ -186,7 +186,7 @@ def plan(service: RestorationService, fields: Fields) -> tuple[extras.Upscale | 
 
 
 def _default_detector():
-    from app.inference.restoration import detect
+    from app.service import face_detection as detect
 
     return detect.default_detector()
 

@@ -2,7 +2,7 @@
 
 Layout under ``--data``: ``jobs/<id>.json`` (one record per job, rewritten atomically on every
 change) and ``outputs/<id>-<k>.png`` (each candidate with the editor's PNG metadata, written by
-the service's `save_candidate` with fast PNG compression: a client waits for it). Records on disk
+the service's `save_outputs`, all or none, with fast PNG compression: a client waits for it). Records on disk
 are read lazily (the first time a client asks for one, or lists): start-up costs one directory
 listing, and a record over `MAX_RECORD_BYTES` (never written by this version) is skipped. A job
 that was queued or running when the server stopped is marked ``failed`` with "server
@@ -26,7 +26,7 @@ from typing import Any
 from app.core.atomic import atomic_write_bytes
 from app.core.records import GenerationRecord
 from app.server.models import public_record
-from app.service.records import candidate_params, save_candidate
+from app.service.records import candidate_params, save_outputs
 
 log = logging.getLogger(__name__)
 
@@ -159,13 +159,11 @@ class JobStore:
         return sorted(jobs, key=lambda j: j.created_at, reverse=True)
 
     def save_outputs(self, job: JobRecord, record: GenerationRecord) -> None:
-        """Write every candidate (PNG with metadata); the record names them when the job is
-        finished (one write), so a record never names a file that is not complete on disk."""
-        names, public = [], public_record(record)
-        for k in range(len(record.candidates)):
-            name = f"{job.id}-{k}.png"
-            save_candidate(self.outputs_dir / name, public, k, fast_png=True)
-            names.append(name)
+        """Write every candidate (PNG with metadata) or none (the service's `save_outputs`); the
+        record names them when the job is finished (one write), so a record never names a file
+        that is not complete on disk, nor a job half of whose outputs are."""
+        names = [f"{job.id}-{k}.png" for k in range(len(record.candidates))]
+        save_outputs([self.outputs_dir / name for name in names], public_record(record), fast_png=True)
         self.update(job, persist=False, outputs=names, seeds=list(record.seeds),
                     candidate_params=[_jsonable(candidate_params(record, k).to_dict()) for k in range(len(names))])
 

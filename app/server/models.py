@@ -14,9 +14,9 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL
+from app.core.params import CLASSICAL_MODELS, DEFAULT_MODEL, is_prompt_free
 from app.core.records import GenerationRecord
-from app.inference.diffusers import catalog
+from app.service import catalog
 from app.server.errors import ApiError
 
 INPAINT_ALIASES = ("runwayml/stable-diffusion-v1-5-inpainting", "stable-diffusion-v1-5/stable-diffusion-inpainting",
@@ -36,7 +36,7 @@ class ServedModel:
 class ModelTable:
     def __init__(self, default_ref: str | None):
         found = [m for m in catalog.discover_models() if m.usable]
-        diffusion = [m for m in found if m.kind != "classical"]
+        diffusion = [m for m in found if not is_prompt_free(m.ref)]
         if default_ref is None:
             inpainting = [m for m in diffusion if m.inpainting]
             default_ref = inpainting[0].ref if inpainting else DEFAULT_MODEL

@@ -21,14 +21,14 @@ from starlette.datastructures import UploadFile
 from app.core.imageio import LoadedImage
 from app.server import dispatch
 from app.server.auth import require_token
-from app.server.dispatch import Names
 from app.server.errors import ApiError, bad_field
 from app.server.fetch import decode_image, image_from_value, mask_from_alpha, too_large
 from app.server.shapes import json_object, one_of, optional_float, optional_int, optional_str
+from app.service.fields import FrontEnd
 from app.service.generation import GenerationRequest
 
 router = APIRouter(prefix="/v1", tags=["OpenAI images"], dependencies=[Depends(require_token)])
-NAMES = Names(batch_size="n", width="size", height="size", guidance="guidance", model="model")
+NAMES = FrontEnd("openai", dict(batch_size="n", width="size", height="size", guidance="guidance", model="model"))
 FORMATS = ("url", "b64_json")
 
 
@@ -43,18 +43,15 @@ def parse_size(value: object) -> tuple[int | None, int | None]:
     return w, h
 
 
-def _params(request: Request, fields: dict[str, Any]):
+async def _params(request: Request, fields: dict[str, Any]):
     served = request.app.state.models.resolve(fields.get("model"))
     one_of("response_format", fields.get("response_format"), FORMATS)
     width, height = parse_size(fields.get("size"))
-    params = dispatch.make_params(
-        NAMES, prompt=fields.get("prompt"), negative_prompt=fields.get("negative_prompt"), model=served.ref,
+    return await dispatch.make_params(  # strength not given: the mode's default
+        request, NAMES, prompt=fields.get("prompt"), negative_prompt=fields.get("negative_prompt"), model=served.ref,
         mode=served.mode, batch_size=fields.get("n"), width=width, height=height, seed=fields.get("seed"),
         steps=fields.get("steps"), guidance=fields.get("guidance"), strength=fields.get("strength"),
         scheduler=fields.get("scheduler"))
-    if served.mode == "img2img" and fields.get("strength") is None:
-        params = params.replace(strength=0.75)
-    return params
 
 
 async def _respond(request: Request, generation: GenerationRequest, response_format: str | None,
@@ -76,9 +73,9 @@ async def generations(request: Request) -> dict[str, Any]:
     for key in ("guidance", "strength"):
         optional_float(body, key)
     optional_str(body, "prompt")
-    params = _params(request, body)
+    params = await _params(request, body)
     policy = request.app.state.fetch_policy
-    options = dispatch.load_options(body.get("safety_checker"), params.model, "safety_checker")
+    options = dispatch.load_options(request, body.get("safety_checker"), params.model, "safety_checker")
     if body.get("image") is None and body.get("mask") is not None:
         raise bad_field("image", None, "required when a mask is given")
     if body.get("image") is not None and body.get("mask") is None and params.mode == "inpaint":
@@ -124,8 +121,8 @@ async def edits(request: Request) -> dict[str, Any]:
     for key in ("guidance", "strength"):
         if key in fields:
             fields[key] = _number(key, fields[key], float)
-    params = _params(request, fields)
-    options = dispatch.load_options(_bool(fields.get("safety_checker")), params.model, "safety_checker")
+    params = await _params(request, fields)
+    options = dispatch.load_options(request, _bool(fields.get("safety_checker")), params.model, "safety_checker")
     async with dispatch.admitted(request) as slot:
         image = await _upload(form, ("image", "image[]"), limit)
         if image is None:

@@ -22,18 +22,18 @@ from fastapi.responses import JSONResponse
 
 from app.server import dispatch
 from app.server.auth import owner_of, require_token
-from app.server.dispatch import Names
 from app.server.errors import ApiError
 from app.server.fetch import image_from_value
 from app.server.jobs import JobRecord
 from app.server.models import INPAINT_ALIASES
 from app.server.shapes import in_range, json_object, one_of, optional_float, optional_int, optional_str, required
+from app.service.fields import FrontEnd
 from app.service.generation import GenerationRequest
 
 router = APIRouter(tags=["Predictions (Replicate-style)"], dependencies=[Depends(require_token)])
 SCHEDULERS = ("DDIM", "K_EULER", "DPMSolverMultistep", "K_EULER_ANCESTRAL", "PNDM", "KLMS")
-NAMES = Names(steps="num_inference_steps", guidance="guidance_scale", batch_size="num_outputs",
-              strength="prompt_strength")
+NAMES = FrontEnd("predictions", dict(steps="num_inference_steps", guidance="guidance_scale",
+                                     batch_size="num_outputs", strength="prompt_strength"))
 MAX_WAIT_S = 60
 _WAIT = re.compile(r"wait(?:=(\d+))?")
 
@@ -121,8 +121,8 @@ async def _create(request: Request, model_name: str | None) -> JSONResponse:
     num_outputs = optional_int(fields, "num_outputs")
     in_range("num_outputs", num_outputs, 1, 4)
     strength = optional_float(fields, "prompt_strength", optional_float(fields, "strength"))
-    params = dispatch.make_params(
-        NAMES, prompt=optional_str(fields, "prompt"), negative_prompt=optional_str(fields, "negative_prompt"),
+    params = await dispatch.make_params(
+        request, NAMES, prompt=optional_str(fields, "prompt"), negative_prompt=optional_str(fields, "negative_prompt"),
         model=served.ref, mode=served.mode, scheduler=fields.get("scheduler"),
         steps=optional_int(fields, "num_inference_steps"), guidance=optional_float(fields, "guidance_scale"),
         strength=strength, seed=optional_int(fields, "seed"), batch_size=num_outputs,
@@ -131,7 +131,7 @@ async def _create(request: Request, model_name: str | None) -> JSONResponse:
     safety = fields.get("safety_checker")
     if safety is None and fields.get("disable_safety_checker") is False:
         safety = True  # asked for explicitly
-    options = dispatch.load_options(safety, params.model, "safety_checker")
+    options = dispatch.load_options(request, safety, params.model, "safety_checker")
     extra = {"model": served.id, "version": version or "", "input": echo(fields)}
     image_value = required(fields, "image")
     with_mask = fields.get("mask") is not None or served.mode != "img2img"

@@ -25,8 +25,7 @@ from typing import Any
 
 from app.core.errors import UserError
 from app.core.records import GenerationRecord
-from app.inference import threads
-from app.inference.engine import Cancelled, Progress
+from app.service import Cancelled, Progress, threads
 from app.server.errors import scrub_paths
 from app.server.gather import BatchPolicy
 from app.server.jobs import CANCELED, FAILED, PROCESSING, SUCCEEDED, JobRecord, JobStore, new_id

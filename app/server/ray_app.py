@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import threading
 import time
 from collections.abc import Hashable
@@ -30,10 +29,9 @@ from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.handle import DeploymentHandle
 
-from app.core.errors import UserError
-from app.inference.engine import BackendRequest, Cancelled, Progress
-from app.inference.registry import Capabilities
-from app.inference.threads import runtime, use_threads
+from app.core.errors import UNAVAILABLE, UserError
+from app.server.ray_start import LOOPBACK, _starts_local, start  # noqa: F401  (re-exported: serve --ray, tests)
+from app.service import BackendRequest, Cancelled, Capabilities, Progress, runtime, use_threads
 from app.server.config import ServerConfig
 from app.server.gather import MAX_ITEMS, WINDOW_MS, BatchPolicy
 from app.service.generation import GenerationRequest, GenerationService
@@ -55,15 +53,15 @@ class ReplicaLost(UserError, RuntimeError):
     """A generator replica died under a job twice in a row (the job was retried once)."""
 
     title = "Generation server lost the job"
-    bad_input = False
+    kind = UNAVAILABLE
 
 
 class RemoteRunError(UserError):
-    """A `UserError` raised on a replica, carried back by title and message."""
+    """A `UserError` raised on a replica, carried back by title, message and kind."""
 
-    def __init__(self, title: str, message: str, bad_input: bool):
+    def __init__(self, title: str, message: str, kind: str):
         super().__init__(message)
-        self.title, self.bad_input = title, bad_input
+        self.title, self.kind = title, kind
 
 
 @dataclass(frozen=True)
@@ -118,7 +116,7 @@ class RayOptions:
 class Generator:
     """One loaded model (loaded in ``__init__``: a RUNNING replica is a ready one). ``run`` and
     ``region`` stream ("progress", step, total, preview) events, then ("result", value),
-    ("cancelled",) or ("error", title, message, bad_input); closing the stream (the caller
+    ("cancelled",) or ("error", title, message, kind); closing the stream (the caller
     cancelled or its client left) stops the run at the engine's next step."""
 
     def __init__(self, model_ref: str, threads: int | None = None, batching: BatchPolicy = BatchPolicy(window_s=0),
@@ -190,7 +188,7 @@ def _last_event(outcome: Any, device: str | None) -> tuple:
     if isinstance(outcome, Cancelled):
         return ("cancelled",)
     if isinstance(outcome, UserError):
-        return ("error", outcome.title, outcome.message, outcome.bad_input)
+        return ("error", outcome.title, outcome.message, outcome.kind)
     if isinstance(outcome, Exception):  # a replica bug fails the job, with its reason
         return ("error", "Generation failed", f"internal error: {type(outcome).__name__}: {outcome}", False)
     return ("result", outcome, runtime(device))
@@ -305,8 +303,8 @@ class ClusterService(GenerationService):
         return self._caps[model_ref]
 
     def run(self, request: GenerationRequest, progress=None, cancelled=None):
-        params = self.check(request).with_resolved_seed()  # a retry must draw the same seed
-        request = dataclasses.replace(request, params=params)
+        request = self.check(request)
+        request = dataclasses.replace(request, params=request.params.with_resolved_seed())  # a retry draws the same seed
         report = progress or (lambda p: None)
         return self._with_retry(lambda: self._stream(lambda: self.generator.options(stream=True).run.remote(request),
                                                      lambda step, total, _: report(Progress(step, total)),
@@ -365,43 +363,6 @@ class Ingress:
 
         service = ClusterService(self.generator)
         return create_app(self.config, service, not_ready=service.not_ready, runtime=service.runtime)
-
-
-# -- starting Ray and Serve ---------------------------------------------------------------------
-#: Where a local cluster's nodes say they are (and the ports Ray lets us place listen): loopback.
-LOOPBACK = "127.0.0.1"
-
-
-def start(address: str | None, host: str, port: int, num_cpus: int | None = None) -> bool:
-    """Join the cluster at ``address`` (or RAY_ADDRESS, or a running ``ray start`` cluster, as
-    ``ray.init`` finds them), else start a local one on loopback; then start Serve's HTTP proxy
-    on ``host:port`` only. Quiet: Ray's and Serve's start-up chatter stays at WARNING. Returns
-    True when it started a local cluster. Ray's core ports (GCS, raylet, workers, agents) bind
-    every interface whatever we ask: docs/DEPLOY.md names them and the firewall rule."""
-    import ray
-
-    local = _starts_local(address)
-    options: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
-                                   configure_logging=False)
-    if local:
-        options.update(address="local", _node_ip_address=LOOPBACK, num_cpus=num_cpus)
-    else:
-        options.update(address=address)
-    for name in ("ray", "ray.serve"):  # "Started Serve", "New http_options … will not be applied" on every start
-        logging.getLogger(name).setLevel(logging.WARNING)
-    ray.init(**options)
-    serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
-    return local
-
-
-def _starts_local(address: str | None) -> bool:
-    """Whether ``ray.init(address)`` would start a local cluster, by Ray's own rule (a private
-    helper; where it is gone, the documented part of the rule: no address, no RAY_ADDRESS)."""
-    try:
-        from ray._private.services import canonicalize_bootstrap_address
-    except ImportError:
-        return address == "local" or (address is None and not os.environ.get("RAY_ADDRESS"))
-    return canonicalize_bootstrap_address(address) is None
 
 
 # -- building the application -------------------------------------------------------------------

@@ -13,18 +13,18 @@ from fastapi.responses import JSONResponse, Response
 
 from app.server import dispatch
 from app.server.auth import require_token
-from app.server.dispatch import Names
 from app.server.fetch import image_from_value
 from app.server.models import INPAINT_ALIASES
 from app.server.shapes import in_range, json_object, one_of, optional_float, optional_int, optional_str, required
+from app.service.fields import FrontEnd
 from app.service.generation import GenerationRequest
 
 router = APIRouter(tags=["Segmind"], dependencies=[Depends(require_token)])
 SCHEDULERS = ("DDIM", "DPM Multi", "DPM Single", "Euler a", "Euler", "Heun", "DPM2 a Karras", "DPM2 Karras", "LMS",
               "PNDM", "UniPC")
 SIZES = (512, 768)
-NAMES = Names(steps="num_inference_steps", guidance="guidance_scale", batch_size="samples", width="img_width",
-              height="img_height")
+NAMES = FrontEnd("segmind", dict(steps="num_inference_steps", guidance="guidance_scale", batch_size="samples",
+                                 width="img_width", height="img_height"))
 
 
 @router.post("/v1/sd1.5-inpainting")
@@ -47,11 +47,11 @@ async def sd15_inpainting(request: Request) -> Response:
     one_of("img_height", height, SIZES)
     seed = optional_int(body, "seed")
     served = request.app.state.models.resolve(body.get("model") or INPAINT_ALIASES[0])
-    params = dispatch.make_params(NAMES, prompt=prompt, negative_prompt=optional_str(body, "negative_prompt"),
+    params = await dispatch.make_params(request, NAMES, prompt=prompt, negative_prompt=optional_str(body, "negative_prompt"),
                                   model=served.ref, scheduler=scheduler, steps=steps, guidance=guidance,
                                   strength=strength, seed=seed, batch_size=samples, width=width, height=height)
     policy = request.app.state.fetch_policy
-    options = dispatch.load_options(body.get("safety_checker"), params.model, "safety_checker")
+    options = dispatch.load_options(request, body.get("safety_checker"), params.model, "safety_checker")
     image_value, mask_value = required(body, "image"), required(body, "mask")
     async with dispatch.admitted(request) as slot:
         image = await image_from_value(image_value, "image", policy)

@@ -22,13 +22,15 @@ from app.core.geometry import Bounds
 from app.core.imageio import MAX_PIXELS
 from app.core.params import GenerationParams, ParamError
 from app.core.records import GenerationRecord
-from app.core.schedulers import SCHEDULER_NAMES, canonical_name
+from app.core.schedulers import SCHEDULER_NAMES
 from app.inference import registry
 from app.inference.engine import Backend, BackendRequest, CancelFn, Engine, Job, Progress, ProgressFn
 from app.inference.errors import GpuOutOfMemory, MissingDependencyError
 from app.inference.registry import Capabilities, LoadOptions
+from app.service import fields
 from app.service.batching import batch_key
 from app.service.device import DeviceLock
+from app.service.fields import PARAMS, FrontEnd
 from app.service.records import record_from_result
 
 if TYPE_CHECKING:
@@ -37,8 +39,6 @@ if TYPE_CHECKING:
     from app.service.restoration import RestorationService
 
 Loader = Callable[[str, LoadOptions], Backend]
-
-_DEFAULTS = GenerationParams()
 
 #: What a backend that accepts every field can do (test doubles behind a custom loader).
 UNRESTRICTED = Capabilities(registry.DIFFUSION, img2img=True, max_batch=8, seeds=True, schedulers=SCHEDULER_NAMES,
@@ -60,6 +60,10 @@ class GenerationRequest:
     control_images: tuple[np.ndarray, ...] = ()
     #: The IP-Adapter's image (any size, RGB uint8) when `params.reference` is set.
     reference_image: np.ndarray | None = None
+    #: The front end whose names an error uses (`app.service.fields.FrontEnd`).
+    front: FrontEnd = PARAMS
+    #: True once `GenerationService.check` passed its params: a run does not check them again.
+    checked: bool = False
 
 
 class GenerationService:
@@ -105,20 +109,40 @@ class GenerationService:
             return self._restoration
 
     # -- before running -----------------------------------------------------------------------
+    @staticmethod
+    def nominal_capabilities(model_ref: str) -> Capabilities:
+        """What ``model_ref`` alone tells (`registry.nominal_capabilities`): no file, no server."""
+        return registry.nominal_capabilities(model_ref)
+
     def capabilities(self, model_ref: str, options: LoadOptions | None = None) -> Capabilities:
         """What ``model_ref`` can do, without loading weights (``options`` carry a remote server's token)."""
         return self._capabilities(model_ref, options)
 
-    def check(self, request: GenerationRequest) -> GenerationParams:
-        """The request's params validated against the backend's capabilities and normalised
-        (canonical scheduler name; fields the backend ignores reset), or a typed `UserError`:
-        `ParamError` (with .field/.value/.allowed), `EmptyMaskError`, `MaskError`, a
+    def check_params(self, params: GenerationParams, options: LoadOptions = LoadOptions(),
+                     front: FrontEnd = PARAMS) -> GenerationParams:
+        """Every rule of `app.service.fields.check` against the model's capabilities, without
+        pixels: what a front end asks before it reads or fetches images. Loads no weights."""
+        return fields.check(params, self._capabilities(params.model, options), front)
+
+    def check_nominal(self, params: GenerationParams, front: FrontEnd = PARAMS) -> GenerationParams:
+        """`check_params` against what the model's reference alone tells
+        (`registry.nominal_capabilities`: no file read, no server asked): the window's check on
+        its GUI thread; `check` runs the real capabilities before the run."""
+        return fields.check_nominal(params, front)
+
+    def check(self, request: GenerationRequest) -> GenerationRequest:
+        """The request to run: its params checked (`check_params`, once: a request already
+        checked keeps them) and its pixels checked, or a typed `UserError`: `FieldError` (a
+        `ParamError` in the request's front end's words), `EmptyMaskError`, `MaskError`, a
         `ModelLoadError` subclass. Loads no weights."""
-        params = request.params.validate()
-        caps = self._capabilities(params.model, request.options)
-        params = _fit_to(params, caps)
-        _check_pixels(request)
-        return params
+        if not request.checked:
+            params = self.check_params(request.params, request.options, request.front)
+            request = replace(request, params=params, checked=True)
+        try:
+            _check_pixels(request)
+        except ParamError as exc:
+            raise request.front.error(exc) from None
+        return request
 
     def is_loaded(self, model_ref: str, options: LoadOptions = LoadOptions()) -> bool:
         """True when the next run on ``model_ref`` with ``options`` reuses the cached backend."""
@@ -143,7 +167,8 @@ class GenerationService:
         """Check, load (or reuse) the backend, run, and return the record. Raises `Cancelled`
         when ``cancelled()`` turns true, a `UserError` for anything the user should read, and
         lets programming errors through unchanged."""
-        params = self.check(request)
+        request = self.check(request)
+        params = request.params
         with self._lock:
             backend = self._backend_for(params.model, request.options)
             job = Job(params, request.image, request.mask, request.context)
@@ -173,14 +198,16 @@ class GenerationService:
         """Several requests, each to its own record or to the exception its own `run` would
         raise; compatible ones (`batch_key`) share one batched backend call (`Engine.run_batch`),
         the others run alone. A cancelled request gets `Cancelled` without stopping the rest."""
+        requests = list(requests)
         outcomes: list[GenerationRecord | Exception | None] = [None] * len(requests)
         groups: dict[Hashable, list[tuple[int, GenerationParams]]] = {}
         for i, request in enumerate(requests):
             try:
-                params = self.check(request)
+                requests[i] = request = self.check(request)
             except Exception as exc:
                 outcomes[i] = exc
                 continue
+            params = request.params
             key = batch_key(params, request.options)
             groups.setdefault(i if key is None else key, []).append((i, params))
         with self._lock:
@@ -216,8 +243,9 @@ class GenerationService:
 
     def generate_region(self, model_ref: str, region: BackendRequest, progress: Callable[[int, int, np.ndarray | None], None],
                         cancelled: CancelFn, options: LoadOptions = LoadOptions()) -> list[np.ndarray]:
-        """One model-sized region straight through the backend (a remote editor's engine planned
-        and will composite it), under the same lock as `run` so runs never overlap."""
+        """One model-sized region, its params checked by `check_params`, straight through the
+        backend (a remote editor's engine planned and will composite it), under the same lock as
+        `run` so runs never overlap."""
         with self._lock:
             return self._backend_for(model_ref, options).generate(region, progress, cancelled)
 
@@ -239,31 +267,6 @@ class GenerationService:
             self._key = key
         assert self._backend is not None
         return self._backend
-
-
-def _fit_to(params: GenerationParams, caps: Capabilities) -> GenerationParams:
-    """Refuse what the backend cannot do; reset what it ignores, so records hold only what
-    decided the pixels (a classical record has seed 0, batch 1 and default sampler fields)."""
-    changes: dict[str, object] = {}
-    if params.mode == "img2img" and not caps.img2img:
-        raise ParamError("mode", params.mode, f"{params.model} only inpaints; img2img needs a diffusion model")
-    if caps.schedulers:
-        scheduler = canonical_name(params.scheduler)
-        if scheduler not in caps.schedulers:
-            raise ParamError("scheduler", params.scheduler, "one of " + ", ".join(caps.schedulers))
-        changes["scheduler"] = scheduler
-    else:
-        changes.update(scheduler=_DEFAULTS.scheduler, steps=_DEFAULTS.steps, guidance=_DEFAULTS.guidance,
-                       strength=1.0)
-    if not caps.seeds:
-        changes.update(seed=0, batch_size=1)  # every seed gives the same pixels: one candidate
-    elif params.batch_size > caps.max_batch:
-        raise ParamError("batch_size", params.batch_size, f"at most {caps.max_batch} with {params.model}")
-    if not caps.prompts:
-        changes.update(prompt="", negative_prompt="")
-    if caps.native_resolution:
-        changes.update(width=None, height=None)
-    return params.replace(**changes)
 
 
 def _check_pixels(request: GenerationRequest) -> None:

@@ -8,6 +8,7 @@ backend runs each batch item as its own call, so this reproduces its pixels bit 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from app.core.params import GenerationParams
@@ -43,3 +44,30 @@ def save_candidate(path: str | os.PathLike[str], record: GenerationRecord, index
 
     return save_image(path, record.candidates[index], params=candidate_params(record, index), icc_profile=icc_profile,
                       fast_png=fast_png)
+
+
+def save_outputs(paths: Sequence[str | os.PathLike[str]], record: GenerationRecord, *,
+                 icc_profile: bytes | None = None, fast_png: bool = False) -> list[Path]:
+    """Write candidate k of ``record`` to ``paths[k]``, every one or none (`atomic_write_all`):
+    the CLI's files and the server's outputs of one run, each with the metadata that regenerates
+    it alone (`candidate_params`). Raises the first `OSError` (or encoding `ValueError`) with
+    nothing written."""
+    from app.core.atomic import atomic_write_all
+    import numpy as np
+
+    from app.core.imageio import SAVE_FORMATS, encode_image
+
+    if len(paths) != len(record.candidates):
+        raise ValueError(f"{len(paths)} paths for {len(record.candidates)} candidates")
+
+    def writer(path: Path, index: int):
+        fmt = SAVE_FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise ValueError(f"cannot save {path.name}: use one of the extensions {', '.join(sorted(SAVE_FORMATS))}")
+        return lambda fh: fh.write(encode_image(np.ascontiguousarray(record.candidates[index]), fmt,
+                                                params=candidate_params(record, index), icc_profile=icc_profile,
+                                                fast_png=fast_png))
+
+    dests = [Path(p) for p in paths]
+    atomic_write_all([(dest, writer(dest, k)) for k, dest in enumerate(dests)])
+    return dests

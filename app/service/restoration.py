@@ -11,6 +11,7 @@ tile, before reporting `GpuOutOfMemory` with the document untouched.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -185,8 +186,12 @@ class RestorationService:
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    """MemoryError (CPU) or torch's OutOfMemoryError (CUDA, MPS), without importing torch."""
-    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or (
+    """MemoryError (CPU), torch's OutOfMemoryError (CUDA) by its type, or the plain RuntimeError
+    torch raises for other devices (MPS), which has no type of its own: the one message read, at
+    the torch boundary, before the failure becomes a typed `GpuOutOfMemory`. Imports no torch."""
+    torch = sys.modules.get("torch")
+    typed = getattr(torch, "OutOfMemoryError", ()) if torch is not None else ()
+    return isinstance(exc, (MemoryError, typed) if typed else MemoryError) or (
         isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
 
 

@@ -9,6 +9,7 @@ Layout (format version 3)::
     original.png         pixels as first opened   (8/16 bit, gray/RGB/RGBA kept, ICC embedded)
     current.png          pixels now                (same depth and channels; may be larger)
     mask.png             H×W 8-bit gray, 255 = repaint
+    controls/cN.png      control layer N, H×W 8-bit RGB (optional: `app.storage.project_controls`)
     candidates/gN_K.png  every candidate of generation N (same depth and channels as current)
     thumbnail.png        small RGB preview for the recovery dialog (optional; never trusted)
 
@@ -47,6 +48,7 @@ from app.core.compositing import to_8bit
 from app.core.geometry import Bounds
 from app.core.params import GenerationParams, ParamError
 from app.core.records import GenerationRecord
+from app.storage.project_controls import SavedControl, control_members, raw_controls, read_controls
 from app.storage.project_archive import Archive, LoadCancelled, Progress, decode_png, open_zip, parse_manifest
 from app.storage.project_format import FORMAT_VERSION, PROJECT_SUFFIX, ProjectError, migrate_manifest
 from app.storage.project_manifest import (
@@ -78,6 +80,7 @@ class ProjectState:
     source_path: str | None = None
     context_box: Bounds | None = None  # the area the model sees; older files have none
     original_offset: tuple[int, int] = (0, 0)  # where `original` sits in `current` (expanded canvas)
+    controls: tuple[SavedControl, ...] = ()  # control layers (ControlNet images + settings); older files have none
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ class PngCache:
         self._entries = {k: v for k, v in self._entries.items() if k in keep}
 
 
-def encode_png(arr: np.ndarray, *, icc_profile: bytes | None = None, compress_level: int = 3) -> bytes:
+def member_png(arr: np.ndarray, *, icc_profile: bytes | None = None, compress_level: int = 3) -> bytes:
     """Lossless PNG of a project member (gray/RGB/RGBA, 8 or 16 bit, optional ICC) through the
     one PNG writer, `app.core.imageio.encode_png`."""
     arr = _normalise_pixels(arr, "image")
@@ -168,7 +171,29 @@ def _thumbnail(arr: np.ndarray, mask: np.ndarray | None = None, size: int = 256)
     if mask is not None and mask.any():
         cover = cv2.resize(mask, dsize, interpolation=cv2.INTER_AREA).astype(np.float32)[:, :, None] / 510.0
         small = np.clip(small * (1 - cover) + MASK_TINT * cover + 0.5, 0, 255).astype(np.uint8)
-    return encode_png(small, compress_level=6)
+    return member_png(small, compress_level=6)
+
+
+def _checked_arrays(state: ProjectState, dest: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(current, original, mask) of ``state``, checked to fit together, and its params checked
+    to reopen (a file that would not reopen is worse than an error now)."""
+    current = _normalise_pixels(state.current, "current image")
+    original = _normalise_pixels(state.original, "original image")
+    ox, oy = (int(v) for v in state.original_offset)
+    if original.shape[2:] != current.shape[2:] or original.dtype != current.dtype or not Bounds.of_image(
+        current.shape[1], current.shape[0]
+    ).contains(Bounds(ox, oy, original.shape[1], original.shape[0])):
+        raise ValueError(f"original {original.shape} {original.dtype} at {(ox, oy)} does not fit current {current.shape} {current.dtype}")
+    mask = np.asarray(state.mask)
+    if mask.shape != current.shape[:2] or mask.dtype != np.uint8:
+        raise ValueError(f"mask {mask.shape} {mask.dtype} does not match the image {current.shape[:2]}")
+    try:
+        state.params.validate()
+        for record in state.generations:
+            record.params.validate()
+    except ParamError as exc:
+        raise ProjectError(f"Cannot save {dest.name}: parameter {exc.field} = {exc.value!r} is not valid ({exc.allowed}).") from None
+    return current, original, mask
 
 
 def save_project(
@@ -186,26 +211,11 @@ def save_project(
     (the OSError) is chained. ``cache`` lets autosave skip re-encoding unchanged arrays.
     """
     dest = Path(path)
-    current = _normalise_pixels(state.current, "current image")
-    original = _normalise_pixels(state.original, "original image")
-    ox, oy = (int(v) for v in state.original_offset)
-    if original.shape[2:] != current.shape[2:] or original.dtype != current.dtype or not Bounds.of_image(
-        current.shape[1], current.shape[0]
-    ).contains(Bounds(ox, oy, original.shape[1], original.shape[0])):
-        raise ValueError(f"original {original.shape} {original.dtype} at {(ox, oy)} does not fit current {current.shape} {current.dtype}")
-    mask = np.asarray(state.mask)
-    if mask.shape != current.shape[:2] or mask.dtype != np.uint8:
-        raise ValueError(f"mask {mask.shape} {mask.dtype} does not match the image {current.shape[:2]}")
+    current, original, mask = _checked_arrays(state, dest)
     icc = state.icc_profile or None
-    try:  # a file that would not reopen is worse than an error now
-        state.params.validate()
-        for record in state.generations:
-            record.params.validate()
-    except ParamError as exc:
-        raise ProjectError(f"Cannot save {dest.name}: parameter {exc.field} = {exc.value!r} is not valid ({exc.allowed}).") from None
 
     def enc(arr: np.ndarray, *, cached: bool, with_icc: bool = True) -> bytes:
-        encode = lambda a: encode_png(a, icc_profile=icc if with_icc else None, compress_level=compress_level)  # noqa: E731
+        encode = lambda a: member_png(a, icc_profile=icc if with_icc else None, compress_level=compress_level)  # noqa: E731
         return cache.get(arr, encode) if (cache is not None and cached) else encode(arr)
 
     records = []
@@ -224,7 +234,10 @@ def save_project(
             cached_arrays.append(cand)
         records.append(record_json(record, names))
 
-    manifest = manifest_bytes(state, current, original, records)
+    controls = control_members(state.controls, current.shape[:2])
+    members += [(name, image) for name, image, _ in controls]
+    cached_arrays += [image for _, image, _ in controls]  # snapshots share an unchanged layer's copy
+    manifest = manifest_bytes(state, current, original, records, [entry for _, _, entry in controls])
 
     def write(fh) -> None:
         with zipfile.ZipFile(fh, "w", allowZip64=True) as zf:
@@ -234,7 +247,7 @@ def save_project(
             zf.writestr("mask.png", enc(mask, cached=False, with_icc=False))
             zf.writestr("thumbnail.png", _thumbnail(current, mask))
             for name, arr in members:
-                zf.writestr(name, enc(arr, cached=True))
+                zf.writestr(name, enc(arr, cached=True, with_icc=not name.startswith("controls/")))
 
     try:
         atomic_write_with(dest, write, private=private)
@@ -289,9 +302,10 @@ def _load(archive: Archive) -> ProjectState:
     source = source if isinstance(source, str) else None
 
     raw_gens = read_generations(manifest, name)
-    referenced = referenced_members(files, raw_gens, name)
+    raw_ctrl = raw_controls(manifest, name)
+    referenced = referenced_members(files, raw_gens, name, raw_ctrl)
     archive.images_total = len(referenced)
-    decoded = decoded_bytes(layout, raw_gens, name)
+    decoded = decoded_bytes(layout, raw_gens, name) + len(raw_ctrl) * layout["width"] * layout["height"] * 3
     if decoded > MAX_DECODED_BYTES:
         raise ProjectError(
             f"{name} needs {decoded / 2**30:.1f} GiB of memory to open, more than the {MAX_DECODED_BYTES / 2**30:.0f} GiB limit."
@@ -314,6 +328,7 @@ def _load(archive: Archive) -> ProjectState:
     mask = decode_png(archive, read_member(files, "mask", name), mask_layout, "mask")[0]
 
     generations = [read_record(archive, raw, index, layout) for index, raw in enumerate(raw_gens)]
+    controls = read_controls(archive, raw_ctrl, layout)
     return ProjectState(
         original=original,
         current=current,
@@ -324,6 +339,7 @@ def _load(archive: Archive) -> ProjectState:
         source_path=source,
         context_box=read_context_box(manifest.get("context_box"), layout, name),
         original_offset=original_offset,
+        controls=controls,
     )
 
 

@@ -76,8 +76,10 @@ def record_json(record: GenerationRecord, names: list[str]) -> dict[str, Any]:
     return out
 
 
-def manifest_bytes(state: ProjectState, current: np.ndarray, original: np.ndarray, records: list[dict[str, Any]]) -> bytes:
-    """The manifest of ``state`` (with its pixel arrays already checked) as UTF-8 JSON."""
+def manifest_bytes(state: ProjectState, current: np.ndarray, original: np.ndarray, records: list[dict[str, Any]],
+                   controls: list[dict[str, Any]] = ()) -> bytes:
+    """The manifest of ``state`` (with its pixel arrays already checked) as UTF-8 JSON; ``controls``:
+    the control layers' entries (`app.storage.project_controls`)."""
     ox, oy = (int(v) for v in state.original_offset)
     box = state.context_box
     manifest = {
@@ -94,6 +96,7 @@ def manifest_bytes(state: ProjectState, current: np.ndarray, original: np.ndarra
         "context_box": None if box is None else [box.x, box.y, box.width, box.height],
         "params": state.params.to_dict(),
         "generations": records,
+        "controls": list(controls),
     }
     return json.dumps(manifest, ensure_ascii=False, indent=1, default=str, allow_nan=False).encode("utf-8")
 
@@ -169,10 +172,11 @@ def read_generations(manifest: dict[str, Any], name: str) -> list:
     return raw_gens
 
 
-def referenced_members(files: dict, raw_gens: list, name: str) -> list:
-    """Every image member the manifest names, checked before any is decoded: at most
-    `MAX_IMAGES`, and none named twice."""
+def referenced_members(files: dict, raw_gens: list, name: str, raw_controls: list = ()) -> list:
+    """Every image member the manifest names (control layers' too), checked before any is
+    decoded: at most `MAX_IMAGES`, and none named twice."""
     members = [files.get(k) for k in ("current", "original", "mask") if files.get(k) is not None]
+    members += [c.get("image") for c in raw_controls]
     for g in raw_gens:
         if isinstance(g, dict) and isinstance(g.get("candidates"), list):
             members += g["candidates"][: MAX_CANDIDATES + 1]

@@ -29,6 +29,7 @@ from app.editor.opened_image import PreparedImage
 from app.editor.qimage import display_rgb8, qimage_from_array
 from app.widgets import tools
 from app.widgets.canvas_tools import Tool, make_tools
+from app.widgets.control_overlay import ControlOverlay
 from app.widgets.level_cache import LevelCache, checker_brush, first_paint_levels
 from app.widgets.tools import BRUSH, ERASER, BrushOptions, clamp_size
 from app.widgets.zoom_pan import ZOOM_STEP, ZoomPan
@@ -56,6 +57,7 @@ class CanvasView(ZoomPan, QWidget):
         self._offset = QPointF(0.0, 0.0)
         self._fit_mode = True
         self.tools: dict[str, Tool] = make_tools()
+        self.control_overlay = ControlOverlay(self)  # the document's control layers, drawn over the picture
         self._tool = tools.BRUSH
         self._brush = BrushOptions()
         self._mask_color = QColor(255, 40, 40)
@@ -95,6 +97,7 @@ class CanvasView(ZoomPan, QWidget):
         self._doc = document
         for sig, slot in self._connections():
             sig.connect(slot)
+        self.control_overlay.set_document(document)
         self._on_reset()
 
     def _connections(self):
@@ -364,6 +367,7 @@ class CanvasView(ZoomPan, QWidget):
                 self._draw_layer(p, src, self._candidate_img, self._candidate_levels)
             else:
                 self._draw_layer(p, src, self._doc.display_qimage(), self._image_levels)
+                self.control_overlay.paint(p, src)
                 stroking = self._doc.in_stroke  # the stroke being painted shows over the live result
                 if self._live is not None and stroking:
                     self._draw_live(p)

@@ -76,6 +76,13 @@ class Tool:
         return f"{self.label} ({self.key}) — {self.hint}"
 
 
+def stroke_target(canvas: CanvasView):
+    """What the brush paints: the active control layer while the Control layers panel's "Paint on
+    layer" is on (`app.editor.control_layer.ControlLayers`, the same stroke methods), else the mask."""
+    controls = getattr(canvas.document, "controls", None)
+    return controls if controls is not None and controls.painting and controls.active is not None else canvas.document
+
+
 class BrushTool(Tool):
     """Round brush strokes; one stroke is one undo command. ``erases`` picks the default mode."""
 
@@ -86,19 +93,21 @@ class BrushTool(Tool):
         super().__init__()
         self.name, self.label, self.key, self.erases = name, label, key, erases
         self._last: QPointF | None = None
+        self._target = None  # the document (mask) or its control layers, fixed for the stroke
 
     def press(self, canvas: CanvasView, img: QPointF, alt: bool) -> None:
         super().press(canvas, img, alt)
-        canvas.document.begin_stroke("erase" if self.erases != alt else "paint")
+        self._target = stroke_target(canvas)
+        self._target.begin_stroke("erase" if self.erases != alt else "paint")
         self._last = img
         self._segment(canvas, img, img)
 
     def _segment(self, canvas: CanvasView, a: QPointF, b: QPointF) -> None:
         brush = canvas.brush
-        canvas.document.stroke_segment((a.x(), a.y()), (b.x(), b.y()), brush.size / 2, brush.hardness)
+        self._target.stroke_segment((a.x(), a.y()), (b.x(), b.y()), brush.size / 2, brush.hardness)
 
     def move(self, canvas: CanvasView, img: QPointF) -> None:
-        if not canvas.document.in_stroke:
+        if self._target is None or not self._target.in_stroke:
             self.active = False  # the stroke was cancelled under us (undo pressed mid-stroke)
             return
         self._segment(canvas, self._last or img, img)
@@ -106,19 +115,19 @@ class BrushTool(Tool):
 
     def release(self, canvas: CanvasView, img: QPointF) -> None:
         super().release(canvas, img)
-        doc = canvas.document
-        if doc.in_stroke:
+        target = self._target
+        if target is not None and target.in_stroke:
             last = self._last or img
             if (last.x(), last.y()) != (img.x(), img.y()):
                 self._segment(canvas, last, img)
-            doc.end_stroke()
-        self._last = None
+            target.end_stroke()
+        self._last = self._target = None
 
     def cancel(self, canvas: CanvasView) -> None:
         super().cancel(canvas)
-        if canvas.document is not None and canvas.document.in_stroke:
-            canvas.document.end_stroke()  # keep what was painted: it is undoable
-        self._last = None
+        if self._target is not None and self._target.in_stroke:
+            self._target.end_stroke()  # keep what was painted: it is undoable
+        self._last = self._target = None
 
 
 class BoxTool(Tool):

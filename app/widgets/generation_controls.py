@@ -12,7 +12,8 @@ from pathlib import Path
 
 from app.core.params import GenerationParams
 from app.core.records import GenerationRecord
-from app.inference.registry import LoadOptions
+from app.service import LoadOptions
+from app.widgets.panel_names import PANEL
 from app.widgets.history_panel import has_seed
 
 
@@ -36,7 +37,7 @@ class GenerationControls:
             return False
         params = params if params is not None else self.current_params()
         self.set_compare(False)
-        problem = self.session.generate(params, self.run_options())
+        problem = self.session.generate(params, self.run_options(), PANEL)
         if problem is not None:
             self.show_message(problem.level, problem.title, problem.text)
         return problem is None
@@ -53,7 +54,7 @@ class GenerationControls:
         self.progress.setRange(0, 0)  # busy until the first step reports
         self.progress.setFormat("Starting…")
         self.progress.show()
-        self.status_message.setText("Generating…" if params.is_classical else f"Generating with {Path(params.model).name}…")
+        self.status_message.setText("Generating…" if params.is_prompt_free else f"Generating with {Path(params.model).name}…")
         self._update_actions()
 
     def _on_progress(self, step: int, total: int, eta: float, preview, region) -> None:

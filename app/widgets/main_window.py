@@ -23,11 +23,11 @@ from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import QAbstractButton, QApplication, QMainWindow, QMessageBox, QStyle, QToolBar, QVBoxLayout, QWidget
 
-from app.core.params import CLASSICAL_MODELS, GenerationParams
+from app.core.params import GenerationParams
 from app.editor.session import EditorSession
 from app.editor.settings import Settings
 from app.editor.worker import GenerationWorker
-from app.widgets import outpaint_actions, restore_actions, tools
+from app.widgets import control_panel, outpaint_actions, restore_actions, tools
 from app.widgets import window_layout as layout
 from app.widgets.candidates import CandidatesPanel
 from app.widgets.canvas import CanvasView
@@ -35,7 +35,7 @@ from app.widgets.file_actions import FileActions, accepts_drop
 from app.widgets.generation_controls import GenerationControls
 from app.widgets.history_panel import HistoryPanel, parked_note
 from app.widgets.messages import MessageBar
-from app.widgets.model_picker import ModelPicker, is_prompt_free
+from app.widgets.model_picker import ModelPicker
 from app.widgets.params_panel import ParamsPanel
 from app.widgets.undo_keys import UndoKeysFilter
 from app.widgets.wheel_guard import guard_wheel
@@ -92,6 +92,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         layout.build_status_bar(self)
         outpaint_actions.install(self)
         restore_actions.install(self)
+        control_panel.install(self)  # ControlNet layers; the lead wires a model finder into list_models
         guard_wheel(self.params_panel)
         guard_wheel(self.model_picker)
         guard_wheel(self.findChild(QToolBar))  # the brush size
@@ -217,7 +218,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         """Show ``params`` in the panel and select its model in the picker."""
         self.params_panel.set_params(params)
         self.model_picker.set_current_model(params.model)
-        self.params_panel.set_model(self.model_picker.current_model(), self.model_picker.is_prompt_free())
+        self.params_panel.set_model(self.model_picker.current_model(), self.session.prompt_free(self.model_picker.current_model()))
 
     def _fit_model_dock(self) -> None:
         """Once the "no model" hint hides, the model dock would keep its height as an empty gap:
@@ -309,14 +310,14 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
             widget.blockSignals(False)
 
     def _on_model_changed(self, ref: str) -> None:
-        self.params_panel.set_model(ref, is_prompt_free(ref))
+        self.params_panel.set_model(ref, self.session.prompt_free(ref))
         self._update_actions()
-        if ref not in CLASSICAL_MODELS and self.isVisible():
+        if not self.session.prompt_free(ref) and self.isVisible():
             self._preload_timer.start()
 
     def _preload_model(self) -> None:
         ref = self.model_picker.current_model()
-        if ref not in CLASSICAL_MODELS:
+        if not self.session.prompt_free(ref):
             self.session.preload(ref, self.run_options())
 
     def _update_actions(self) -> None:
@@ -347,7 +348,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
             self._shown_once = True
             # After the first paint: discovery reads configs on a thread; never before the window is up.
             QTimer.singleShot(0, self.model_picker, self.model_picker.refresh)
-            if not self.model_picker.is_classical():
+            if not self.session.prompt_free(self.model_picker.current_model()):
                 self._preload_timer.start()
 
     def keyPressEvent(self, event) -> None:  # noqa: N802

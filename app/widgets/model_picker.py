@@ -84,15 +84,15 @@ def entry_from_info(info: Any) -> ModelEntry:
 def default_inspect(ref: str) -> Any:
     """What the catalog says of a path the user adds (configs and weight headers only: no torch,
     no tensor read), so a broken download is marked when added, not when it fails to load."""
-    from app.inference.diffusers.catalog import resolve_model
+    from app.service import catalog
 
-    return resolve_model(ref)
+    return catalog.resolve_model(ref)
 
 
 def default_discover() -> list[Any]:
-    from app.inference.diffusers.catalog import discover_models  # imported on the discovery thread
+    from app.service import catalog  # imported on the discovery thread
 
-    return discover_models()
+    return catalog.discover_models()
 
 
 LAMA_DETAIL = ("LaMa: removes objects, scratches, text and wires by continuing the surrounding texture. "
@@ -102,14 +102,9 @@ LAMA_DETAIL = ("LaMa: removes objects, scratches, text and wires by continuing t
 def default_discover_lama() -> list[ModelEntry]:
     """The LaMa files in the models folders' LaMa/ (inpaint/, restoration/) sub-folders, as
     prompt-free rows (``lama:PATH``); found by name and folder only, no torch."""
-    from app.inference.restoration import lama  # imported on the discovery thread
+    from app.service import lama  # imported on the discovery thread
 
     return [ModelEntry(f"LaMa — {p.stem}", f"{LAMA_MODEL}:{p}", f"{LAMA_DETAIL}\n{p}") for p in lama.discover()]
-
-
-def is_prompt_free(ref: str) -> bool:
-    """A classical method or LaMa: nothing but the image and mask decides the pixels."""
-    return GenerationParams(model=ref).is_prompt_free  # the one definition
 
 
 class _Bridge(QObject):
@@ -215,12 +210,6 @@ class ModelPicker(QWidget):
     # -- state --------------------------------------------------------------------------------
     def current_model(self) -> str:
         return self.combo.currentData() or DEFAULT_MODEL
-
-    def is_classical(self) -> bool:
-        return self.current_model() in CLASSICAL_MODELS
-
-    def is_prompt_free(self) -> bool:
-        return is_prompt_free(self.current_model())
 
     def set_current_model(self, ref: str) -> None:
         """Select ``ref``; a model not (yet) listed is remembered and selected once discovered

@@ -20,9 +20,9 @@ DEFAULT_WEIGHT = 70  # hundredths: A1111's usual starting weight for a LoRA
 
 
 def default_networks() -> tuple[list[Any], list[Any]]:
-    from app.inference.diffusers.catalog import discover_embeddings, discover_loras
+    from app.service import catalog
 
-    return discover_loras(), discover_embeddings()
+    return catalog.discover_loras(), catalog.discover_embeddings()
 
 
 def _fill(box: QComboBox, infos: list[Any], none_text: str) -> None:

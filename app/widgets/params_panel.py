@@ -30,7 +30,9 @@ from PySide6.QtWidgets import (
 
 from app.core.schedulers import SAMPLER_NAMES, compose, schedules_for, split  # plain tables: no torch
 from app.core.sigma_schedules import SCHEDULE_TYPES
+from app.service.fields import build, check_nominal
 from app.widgets.networks_panel import NetworksPanel
+from app.widgets.panel_names import PANEL
 from app.storage.paths import resources_dir
 from app.core.params import DEFAULT_MODEL, SEED_MAX, GenerationParams, ParamError, default_strength, is_lama_model
 
@@ -291,9 +293,9 @@ class ParamsPanel(QWidget):
 
     # -- reading and writing ------------------------------------------------------------------
     def params(self) -> GenerationParams:
-        """The parameters as edited (not validated: see `validation_message`)."""
+        """The parameters as edited, through the service's builder (not checked: see `validation_message`)."""
         auto = self.auto_size.isChecked()
-        return GenerationParams(
+        return build(PANEL, dict(
             prompt=self.prompt.toPlainText().strip(),
             negative_prompt=self.negative.toPlainText().strip(),
             mode=self.mode.currentData(),
@@ -313,7 +315,7 @@ class ParamsPanel(QWidget):
             masked_content=self.masked_content.currentData(),
             color_match=self.color_match.currentData(),
             extra=dict(self._extra),
-        )
+        ))
 
     def set_params(self, params: GenerationParams) -> None:
         """Show ``params`` (e.g. recalled from history or a PNG); one ``changed`` at the end."""
@@ -405,16 +407,11 @@ class ParamsPanel(QWidget):
             self.seed.setValue(-1)
 
     def validation_message(self) -> str:
-        """Why the current values cannot run, or "" when they can."""
-        params = self.params()
+        """Why the current values cannot run (the service's rules, in the panel's names), or "" when they can."""
         try:
-            params.validate()
+            check_nominal(self.params(), PANEL)
         except ParamError as exc:
             return str(exc)
-        if not self._classical and not params.prompt:
-            return "Write a prompt: a diffusion model needs one (or choose a classical method or LaMa)."
-        if self._classical and params.mode == "img2img":
-            return "Image to image needs a diffusion model: choose one, or switch the mode to Inpaint."
         return ""
 
     # -- reactions ----------------------------------------------------------------------------

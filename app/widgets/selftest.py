@@ -204,10 +204,10 @@ def _check_diffusion_wanted() -> bool:
 
 def _check_diffusion_stack() -> str:
     """Import what the first generation imports and pick the device, as the worker would."""
-    from app.inference.diffusers.loader import check_stack
+    from app.service import diffusion_loader
 
     try:
-        return check_stack()
+        return diffusion_loader.check_stack()
     except Exception as exc:  # ImportError, a missing metadata record, a broken CUDA library
         raise SelfTestError(f"diffusion stack: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
 

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFormLay
 
 from app.core.errors import UserError
 from app.editor.settings import Settings
-from app.inference.remote import get_json, make_ref
+from app.service import remote
 
 #: The Test button waits at most this long: the window is not usable meanwhile.
 TEST_TIMEOUT_S = 5.0
@@ -56,15 +56,15 @@ class ServerDialog(QDialog):
             return False
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            health = get_json(url, "/healthz", self.token.text().strip() or None, timeout_s=TEST_TIMEOUT_S)
-            listed = get_json(url, "/v1/models", self.token.text().strip() or None, timeout_s=TEST_TIMEOUT_S)
+            health = remote.get_json(url, "/healthz", self.token.text().strip() or None, timeout_s=TEST_TIMEOUT_S)
+            listed = remote.get_json(url, "/v1/models", self.token.text().strip() or None, timeout_s=TEST_TIMEOUT_S)
         except UserError as exc:
             self.result.setText(f"{exc.title}: {exc.message}")
             return False
         finally:
             QApplication.restoreOverrideCursor()
         ids = [m["id"] for m in listed.get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)]
-        self.models = [make_ref(url)] + [make_ref(url, i) for i in ids]
+        self.models = [remote.make_ref(url)] + [remote.make_ref(url, i) for i in ids]
         self.result.setText(f"Connected: default model {health.get('model')}, {len(ids)} models, "
                             f"{health.get('queue_waiting', 0)} jobs waiting.")
         return True

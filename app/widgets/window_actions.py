@@ -22,12 +22,12 @@ A1111_ENV = "INPAINT_STUDIO_A1111"
 
 def missing_networks_for(params: GenerationParams) -> list[str]:
     """The LoRAs tagged in a recalled prompt and embeddings in its "TI hashes" not usable here."""
-    from app.inference.diffusers.catalog import missing_networks  # folder scans: only on recall
+    from app.service import catalog  # folder scans: only on recall
 
     hashes = str(params.extra.get("TI hashes", ""))
     names = [part.split(":")[0].strip() for part in hashes.split(",") if part.strip()]
     try:
-        return missing_networks(params.prompt, names)
+        return catalog.missing_networks(params.prompt, names)
     except ValueError as exc:  # an unreadable <lora:…> weight
         return [str(exc)]
 
