@@ -35,10 +35,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.core import imageio  # noqa: E402  (after the path set-up)
+try:  # the PNG writer's module since imageio was split; imageio on older checkouts
+    from app.core import image_save as png_writer  # noqa: E402  (after the path set-up)
+except ImportError:
+    from app.core import imageio as png_writer  # noqa: E402
 
-PNG_LEVEL = getattr(imageio, "PNG_LEVEL", 3)  # 3 was hard-coded before it had a name
-PNG_FILTER = getattr(imageio, "PNG_FILTER", None)  # None: the app used the default filter
+PNG_LEVEL = getattr(png_writer, "PNG_LEVEL", 3)  # 3 was hard-coded before it had a name
+PNG_FILTER = getattr(png_writer, "PNG_FILTER", None)  # None: the app used the default filter
 
 TIME = "/usr/bin/time"
 

@@ -91,7 +91,7 @@ def _open(app, meter, window, path: Path) -> tuple[float, float]:
     app.processEvents()
     meter.start()
     t0 = time.perf_counter()
-    assert window.open_path(str(path)) is not False, window.message_bar.text
+    assert window.files.open_path(str(path)) is not False, window.message_bar.text
     _wait(app, lambda: window.document.pixels.shape[:2] == (4000, 6000))
     return meter.stop()["max_ms"], time.perf_counter() - t0
 
@@ -139,10 +139,10 @@ def io_cases(tmp: Path, repeat: int) -> int:
                 window.generation_finished.connect(finished.append)
                 meter.start()
                 t0 = time.perf_counter()
-                assert window.generate(window.current_params()), window.message_bar.text  # Telea, the default
+                assert window.generation.generate(window.current_params()), window.message_bar.text  # Telea, the default
                 _wait(app, lambda: bool(finished))
                 rows.setdefault("Generate (Telea) until its candidate shows", []).append((meter.stop()["max_ms"], time.perf_counter() - t0))
-                window.apply_candidate(0)
+                window.generation.apply_candidate(0)
                 window.session.install_recovery(window.current_params, autosaver=Autosaver(tmp / "recovery"))
                 recovery = window.recovery
                 for i in range(200):  # 200 strokes, each one undo step
@@ -155,13 +155,13 @@ def io_cases(tmp: Path, repeat: int) -> int:
                 result[1000:3000, 2000:4000] //= 2  # a result applied: the pixels must be copied now
                 window.document.apply_result(result, region=(2000, 1000, 2000, 2000))
                 rows.setdefault("autosave after a result (pixels copied too)", []).append(_autosave(app, meter, recovery))
-                for case, start in (("save result, 24 MP PNG", lambda: window.save_result(tmp / "result.png")),
+                for case, start in (("save result, 24 MP PNG", lambda: window.files.save_result(tmp / "result.png")),
                                      ("save project, 24 MP + 201 steps", lambda: window.files.save_project_to(tmp / "work.inpaint"))):
                     done: list = []
                     window.session.saver.saved.connect(done.append)
                     meter.start()
                     t0 = time.perf_counter()
-                    assert start(), window.status_message.text()
+                    assert start(), window.status.message.text()
                     _wait(app, lambda: bool(done))
                     wall = time.perf_counter() - t0
                     rows.setdefault(case, []).append((meter.stop()["max_ms"], wall))
@@ -225,7 +225,7 @@ def main() -> int:
     window.show()
     photo = tmp / "astronaut.png"
     imageio.save_image(photo, skimage.data.astronaut())
-    window.open_path(str(photo))
+    window.files.open_path(str(photo))
     window.document.fill_rect((200, 180, 120, 90))
     window.model_picker.add_model_path(str(model))
     window._preload_timer.stop()  # measure the cold load inside the first generation
@@ -240,7 +240,7 @@ def main() -> int:
         window.generation_failed.connect(lambda t, m: (done.append((t, m)), loop.quit()))
         meter.start()
         t0 = time.perf_counter()
-        assert window.generate(params), window.message_bar.text
+        assert window.generation.generate(params), window.message_bar.text
         loop.exec()  # a real event loop, as in the app (no busy polling)
         wall = time.perf_counter() - t0
         stats = meter.stop()
@@ -248,7 +248,7 @@ def main() -> int:
         window.generation_failed.disconnect()
         if isinstance(done[0], tuple):
             raise SystemExit(f"generation failed: {done[0]}")
-        window.discard_candidates()
+        window.generation.discard_candidates()
         results[label] = (stats, wall)
 
     # Baseline: the same generation on the GUI thread.

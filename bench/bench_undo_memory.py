@@ -65,11 +65,11 @@ def main() -> None:
         doc.end_stroke()
         commit_ms.append((time.perf_counter() - t0) * 1000)
     rss1 = proc.memory_info().rss
-    history = doc.history_bytes()
+    history = doc.history.nbytes()
     commands = doc.undo_stack.count()
     full_mask = doc.mask.nbytes * commands  # naive: one full mask copy per undo step
     full_rgb = (doc.mask.nbytes + doc.pixels.nbytes) * commands
-    print(f"commands on the stack: {commands} (strokes that changed nothing push none; evicted by the budget: {doc.evicted_commands})")
+    print(f"commands on the stack: {commands} (strokes that changed nothing push none; evicted by the budget: {doc.history.evicted})")
     print(f"undo history:          {history / 1e6:9.2f} MB  ({history / max(1, commands) / 1e3:.1f} kB per stroke)")
     print(f"full mask copies:      {full_mask / 1e6:9.2f} MB  -> history is {full_mask / max(1, history):.0f}x smaller")
     print(f"full mask+image copies:{full_rgb / 1e6:9.2f} MB  -> history is {full_rgb / max(1, history):.0f}x smaller")
@@ -86,15 +86,15 @@ def main() -> None:
     redo_s = time.perf_counter() - t0
     print(f"undo all: {undo_s * 1000:.0f} ms (mask back to empty: {exact}); redo all: {redo_s * 1000:.0f} ms "
           f"(identical: {np.array_equal(doc.mask, final)})")
-    print(f"history after undo/redo of everything (\"after\" tiles captured by the undo): {doc.history_bytes() / 1e6:.2f} MB")
+    print(f"history after undo/redo of everything (\"after\" tiles captured by the undo): {doc.history.nbytes() / 1e6:.2f} MB")
     # a generated result on a 1024x1024 region: what an applied candidate costs in history
-    before = doc.history_bytes()
+    before = doc.history.nbytes()
     result = doc.pixels.copy()
     region = Bounds(2000, 1500, 1024, 1024)
     result[region.slices] = 255 - result[region.slices]  # a changed region with photo-like content
     t0 = time.perf_counter()
     doc.apply_result(result, "Inpaint", region=region)
-    print(f"apply_result 1024x1024 changed region: +{(doc.history_bytes() - before) / 1e6:.2f} MB history, "
+    print(f"apply_result 1024x1024 changed region: +{(doc.history.nbytes() - before) / 1e6:.2f} MB history, "
           f"{(time.perf_counter() - t0) * 1000:.0f} ms (a full RGB copy would be {doc.pixels.nbytes / 1e6:.0f} MB)")
 
 

@@ -53,9 +53,9 @@ def main(out: Path) -> int:
     stroke([(400, 100), (465, 80)])
     stroke([(405, 75), (460, 105)])
     panel.opacity.setValue(100)
-    window.show_mask_action.setChecked(False)
+    window.menu_actions.show_mask.setChecked(False)
     canvas.zoom_fit()
-    window.status_message.setText("Two control layers: soft edges from the image, and a scribble painted with the brush.")
+    window.status.message.setText("Two control layers: soft edges from the image, and a scribble painted with the brush.")
     save_grab(app, window, out, f"{len(doc.controls)} control layers")
     return 0
 

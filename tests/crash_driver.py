@@ -83,7 +83,7 @@ def work(out: Path, use_window: bool) -> None:
     photo = out / "photo.png"
     save_image(photo, data.astronaut()[100:260, 150:350])
     if window is not None:
-        assert window.open_path(photo)
+        assert window.files.open_path(photo)
     else:
         doc.set_image(load_image(photo), str(photo))
     set_params(PARAMS)
@@ -91,9 +91,9 @@ def work(out: Path, use_window: bool) -> None:
     doc.stroke_segment((40, 40), (120, 70), 6)
     doc.end_stroke()
     if window is not None:  # the real path: worker thread, candidates, Apply
-        assert window.generate()
+        assert window.generation.generate()
         (record,) = wait_for(window.generation_finished)
-        assert window.apply_candidate(0)
+        assert window.generation.apply_candidate(0)
         params = window.current_params()
     else:
         result = Engine(ClassicalBackend()).run(Job(PARAMS, doc.pixels.copy(), doc.mask.copy()))
@@ -126,12 +126,12 @@ def undo_expand(out: Path, use_window: bool) -> None:
 
     photo = out / "photo.png"
     save_image(photo, data.astronaut()[100:260, 150:350])
-    assert window.open_path(photo)
+    assert window.files.open_path(photo)
     doc.expand_canvas(Expansion(0, 0, 64, 0), "stretch")
-    assert window.generate(GenerationParams(model="builtin:telea"))
+    assert window.generation.generate(GenerationParams(model="builtin:telea"))
     wait_for(window.generation_finished)
-    window.discard_candidates()
-    window.undo_action.trigger()
+    window.generation.discard_candidates()
+    window.menu_actions.undo.trigger()
     assert doc.size == (200, 160), doc.size
     wait_for(ctl.saved)
     doc.begin_stroke()

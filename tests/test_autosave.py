@@ -381,7 +381,7 @@ def test_install_on_the_real_main_window(qtbot, data_dir, tmp_path):
     ctl = window.recovery or install(window, offer=False)
     assert {"Open &Project…", "Save Pro&ject", "Save Project &As…"} <= {a.text() for a in window.file_menu.actions()}
     rng = np.random.default_rng(1)
-    window.open_image_array(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    window.files.open_image_array(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
     window.document.fill_rect((5, 5, 10, 10))
     window.set_params(GenerationParams(prompt="a bench", steps=9, seed=77))
     result = window.document.pixels.copy()
@@ -402,7 +402,7 @@ def test_install_on_the_real_main_window(qtbot, data_dir, tmp_path):
     assert window.message_bar.title == "Cannot open the project" and "damaged" in window.message_bar.text
     assert np.array_equal(window.document.pixels, before)
 
-    window.open_image_array(np.zeros((10, 10, 3), np.uint8))
+    window.files.open_image_array(np.zeros((10, 10, 3), np.uint8))
     assert window.files.open_project(path)
     qtbot.waitUntil(lambda: not window.files.loading.running, timeout=10000)
     assert np.array_equal(window.document.pixels, result) and window.current_params().steps == 9

@@ -31,6 +31,7 @@ from app.core.params import GenerationParams, ParamError
 from app.storage.project import ProjectError, load_project, save_project
 from app.editor.worker import GenerationWorker
 from app.service import GenerationRequest
+from app.editor.snapshot import project_state
 from worker_recorder import Recorder
 
 
@@ -107,7 +108,7 @@ def test_failed_open_leaves_the_open_document_and_its_autosave_alone(files, tmp_
     doc.fill_rect((0, 0, 10, 10))
     before_pixels, before_mask = doc.pixels.copy(), doc.mask.copy()
     project = tmp_path / "work.inpaint"
-    save_project(project, doc.to_state(GenerationParams()))
+    save_project(project, project_state(doc, GenerationParams()))
     saved = project.read_bytes()
     for bad in ("truncated.png", "notes.png", "empty.png", "bomb.png"):
         with pytest.raises(ImageLoadError):
@@ -432,11 +433,11 @@ def test_gpu_oom_in_the_main_window_keeps_the_work_and_offers_low_memory(qtbot, 
 
     window = MainWindow(Settings(tmp_path / "s.ini"), worker=GenerationWorker(lambda *a: _OomBackend()), discover=lambda: [])
     qtbot.addWidget(window)
-    window.open_image_array(_photo())
+    window.files.open_image_array(_photo())
     window.document.fill_rect((10, 10, 20, 15))
     before, mask_before, undo_before = window.document.pixels.copy(), window.document.mask.copy(), window.document.undo_stack.count()
     with qtbot.waitSignal(window.generation_failed, timeout=10000) as failed:
-        assert window.generate()
+        assert window.generation.generate()
     assert failed.args[0] == "Out of memory" and "Nothing in your image was changed" in failed.args[1]
     assert window.message_bar.button("Use low-memory mode and retry") is not None
     assert np.array_equal(window.document.pixels, before) and np.array_equal(window.document.mask, mask_before)

@@ -185,18 +185,18 @@ def rgb(image, point: QPoint):
 
 def test_overlays_render_mask_preview_candidate_and_generation_preview(qtbot, view):
     canvas, doc = view
-    canvas.set_mask_color(QColor(255, 0, 0))
-    canvas.set_mask_opacity(1.0)
+    canvas.mask_overlay.set_color(QColor(255, 0, 0))
+    canvas.mask_overlay.set_opacity(1.0)
     doc.fill_rect(Bounds(0, 0, 50, 50))
     shot = canvas.grab().toImage()
     assert rgb(shot, w(25, 25)) == (255, 0, 0) and rgb(shot, w(100, 100)) == (100, 100, 100)
-    canvas.set_mask_visible(False)
+    canvas.mask_overlay.set_visible(False)
     assert rgb(canvas.grab().toImage(), w(25, 25)) == (100, 100, 100)
-    canvas.set_mask_visible(True)
+    canvas.mask_overlay.set_visible(True)
     # live preview of a grown mask, without changing the document
-    canvas.set_mask_preview(doc.grown_mask(20))
+    canvas.mask_overlay.set_preview(doc.grown_mask(20))
     assert rgb(canvas.grab().toImage(), w(60, 25)) == (255, 0, 0) and doc.mask[25, 60] == 0
-    canvas.set_mask_preview(None)
+    canvas.mask_overlay.set_preview(None)
     assert rgb(canvas.grab().toImage(), w(60, 25)) == (100, 100, 100)
     # a candidate replaces the document pixels and hides the overlay
     candidate = np.zeros_like(doc.pixels)
@@ -248,7 +248,7 @@ def test_zoomed_out_levels_follow_dirty_rectangles_exactly(qtbot, view):
     canvas.grab()  # builds the mask levels lazily
     drag(qtbot, canvas, [QPoint(100, 100), QPoint(160, 130)])
     doc.fill_rect(Bounds(3, 5, 17, 9))
-    built = canvas._mask_levels
+    built = canvas.mask_overlay.levels
     fresh = LevelCache(doc.mask, "mask")
     level = built.level_for(canvas.zoom)
     assert level >= 2
@@ -263,11 +263,11 @@ def test_reset_clears_candidate_preview_and_context_box(qtbot, view):
     canvas.show_candidate(np.zeros_like(doc.pixels))
     canvas.set_preview(np.zeros((4, 4, 3), np.uint8), Bounds(0, 0, 10, 10))
     canvas.set_context_box(Bounds(0, 0, 50, 50))
-    canvas.set_mask_preview(np.full(doc.mask.shape, 255, np.uint8))
+    canvas.mask_overlay.set_preview(np.full(doc.mask.shape, 255, np.uint8))
     with qtbot.waitSignal(canvas.context_box_changed):
         doc.set_image(np.full((40, 30), 30000, np.uint16))  # 16-bit grey: drawn through the 8-bit cache
     assert not canvas.candidate_shown and canvas.preview_region is None and canvas.context_box is None
-    assert not canvas.mask_preview_active
+    assert not canvas.mask_overlay.preview_active
     assert canvas.zoom == pytest.approx(min(700 / 30, 500 / 40))  # a new image is fitted
     shot = canvas.grab().toImage()
     centre = canvas.map_from_image(QPointF(15, 20)).toPoint()

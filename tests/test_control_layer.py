@@ -19,6 +19,7 @@ from app.core.geometry import Bounds
 from app.core.guides import ControlUnit
 from app.core.params import GenerationParams
 from app.editor.document import Document
+from app.editor.snapshot import project_state
 from app.editor.session import EditorSession
 from app.editor.worker import GenerationWorker
 from app.storage.project import ProjectError, load_project, load_project_bytes, project_bytes
@@ -175,7 +176,7 @@ def test_project_round_trip_is_bit_exact_and_old_projects_open(qtbot, tmp_path):
     doc.controls.stroke_segment((3, 3), (40, 30), 2.5, 0.5)  # soft edge: grey levels too
     doc.controls.end_stroke()
     b = doc.controls.add(photo(seed=5), module="none", model="tile", enabled=False, visible=False)
-    data = project_bytes(doc.to_state(GenerationParams(prompt="p")))
+    data = project_bytes(project_state(doc, GenerationParams(prompt="p")))
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert {"controls/c0.png", "controls/c1.png"} <= set(names)
     state = load_project_bytes(data)
@@ -203,7 +204,7 @@ def test_project_round_trip_is_bit_exact_and_old_projects_open(qtbot, tmp_path):
 def test_a_hostile_control_entry_is_refused_with_a_message(qtbot):
     doc = document()
     doc.controls.add()
-    data = project_bytes(doc.to_state())
+    data = project_bytes(project_state(doc))
 
     def with_manifest(edit) -> bytes:
         buf = io.BytesIO()
@@ -313,7 +314,7 @@ def test_random_edits_keep_layers_document_sized_and_undo_exact(qtbot, ops):
             doc.expand_canvas(outpaint.Expansion(left=n % 3, top=n % 2, right=1))
         elif op == "save_load":
             saved = layers_bytes()
-            doc.load_state(load_project_bytes(project_bytes(doc.to_state())))
+            doc.load_state(load_project_bytes(project_bytes(project_state(doc))))
             assert layers_bytes() == saved
             history.clear()  # loading starts a new history
         for layer in doc.controls.layers:

@@ -22,7 +22,7 @@ def window(qtbot, tmp_path, monkeypatch):
     w = shown_window(qtbot, tmp_path / "s.ini", worker=GenerationWorker(lambda *a: SeedBackend()))
     image = np.full((120, 160, 3), 40, np.uint8)
     image[30:90, 40:110] = (230, 200, 20)  # a bright block: edges for the preprocessors
-    w.open_image_array(image)
+    w.files.open_image_array(image)
     yield w
     w.force_close()
 
@@ -58,11 +58,11 @@ def test_the_brush_paints_the_control_layer_while_paint_on_layer_is_on(qtbot, wi
     canvas.set_tool(tools.ERASER)
     stroke(qtbot, canvas, [(60, 20), (61, 20)])
     assert layer.image[20, 60].tolist() == [0, 0, 0]
-    window.undo_action.trigger()
+    window.menu_actions.undo.trigger()
     assert np.array_equal(layer.image, painted)
-    window.undo_action.trigger()
+    window.menu_actions.undo.trigger()
     assert not layer.image.any()
-    window.redo_action.trigger()
+    window.menu_actions.redo.trigger()
     assert np.array_equal(layer.image, painted)
     panel.paint_check.setChecked(False)  # the brush paints the mask again
     canvas.set_tool(tools.BRUSH)
@@ -128,7 +128,7 @@ def test_project_round_trip_through_the_window(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.session.saver.saved, timeout=20000):
         assert window.session.save_project(path, GenerationParams(prompt="p"))
     image = layer.image.copy()
-    window.open_image_array(np.zeros((10, 10, 3), np.uint8))
+    window.files.open_image_array(np.zeros((10, 10, 3), np.uint8))
     assert len(doc.controls) == 0 and panel.layers.count() == 0
     window.session.open_project(path)
     assert panel.layers.count() == 1 and "scribble-model" in panel.layers.item(0).text()
@@ -146,7 +146,7 @@ def test_generate_from_the_window_sends_the_units_and_images(qtbot, window):
     real_submit = window.session.worker.submit
     window.session.worker.submit = lambda request: (submitted.append(request), real_submit(request))[1]
     with qtbot.waitSignal(window.generation_finished, timeout=20000):
-        assert window.generate(GenerationParams(prompt="a wall", model="test:seed"))
+        assert window.generation.generate(GenerationParams(prompt="a wall", model="test:seed"))
     (request,) = submitted
     assert [u.module for u in request.params.controls] == ["softedge"]
     assert request.params.controls[0].model == "control_v11p_sd15_softedge"
@@ -155,7 +155,7 @@ def test_generate_from_the_window_sends_the_units_and_images(qtbot, window):
 
 def test_the_overlay_shows_a_visible_layer_and_hides_a_hidden_one(qtbot, window):
     panel, doc, canvas = window.control_panel, window.document, window.canvas
-    window.show_mask_action.setChecked(False)
+    window.menu_actions.show_mask.setChecked(False)
     before = canvas.grab().toImage()
     panel.add_layer()
     doc.controls.set_image(doc.controls.active, np.full((120, 160, 3), 255, np.uint8))
@@ -174,7 +174,7 @@ def test_a_big_image_is_preprocessed_on_a_pool_thread(qtbot, window):
     big = np.zeros((1000, 1200, 3), np.uint8)
     big[200:800, 300:900] = 255
     assert big.shape[0] * big.shape[1] >= BACKGROUND_PIXELS
-    window.open_image_array(big)
+    window.files.open_image_array(big)
     panel.add_layer()
     panel.module_box.setCurrentText("canny")
     assert panel.make_from_image()

@@ -164,7 +164,7 @@ def test_latent_noise_masked_content(base):
 def test_latent_nothing_masked_content(kind, request):
     """A1111's "latent nothing": the starting latents are zero under the mask, the rest is the
     encoded image; reproducible, and another picture than "original" or "latent noise"."""
-    from app.inference.diffusers.backend import latent_nothing_inputs
+    from app.inference.diffusers.pipeline_inputs import latent_nothing_inputs
 
     backend = request.getfixturevalue(kind)
     req = make_request(strength=0.5)

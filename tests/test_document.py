@@ -14,6 +14,7 @@ from app.editor.document import Document
 from app.core.records import GenerationRecord
 from app.core.geometry import Bounds
 from app.core.params import GenerationParams
+from app.editor.snapshot import project_state
 
 
 @pytest.fixture
@@ -225,7 +226,7 @@ def test_state_round_trip(doc):
     doc.apply_result(result)
     record = GenerationRecord(params=GenerationParams(prompt="sky", seed=3), candidates=[result], seeds=[3])
     doc.add_generation(record)
-    state = doc.to_state(GenerationParams(prompt="sky"))
+    state = project_state(doc, GenerationParams(prompt="sky"))
     assert state.params.prompt == "sky" and state.source_path == "/tmp/photo.png"
     assert np.array_equal(state.current, result) and state.mask is not doc.mask
     other = Document()

@@ -16,11 +16,11 @@ from safetensors.numpy import save
 from app.cli.main import main
 from app.core.few_step import few_step_kind
 from app.core.params import GenerationParams
-from app.inference.diffusers import catalog
+from app.inference.diffusers import catalog, network_files
 from app.storage import download_catalogue, downloads
 from fake_hub import FakeHub, FakeRepo, hub_env, running  # noqa: F401 (fixtures)
 
-#: A tiny SD 1.x LoRA in the diffusers/peft naming (catalog.inspect_lora reads the 768-wide key).
+#: A tiny SD 1.x LoRA in the diffusers/peft naming (network_files.inspect_lora reads the 768-wide key).
 LORA = save({"unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.lora_A.weight":
              np.zeros((4, 768), np.float32),
              "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.lora_B.weight":
@@ -72,10 +72,10 @@ def test_a_few_step_lora_lands_in_lora_under_its_tag_name_and_is_recognised(fake
                                                                               steps):
     assert main(["download", key]) == 0
     assert f"<lora:{name}:1>" in capsys.readouterr().out
-    found = {info.name: info for info in catalog.discover_loras()}
+    found = {info.name: info for info in network_files.discover_loras()}
     assert found[name].path == downloads.models_dir() / "Lora" / where
     assert found[name].path.read_bytes() == LORA and found[name].note == "" and found[name].context_dim == 768
-    assert catalog.find_lora(name).path == found[name].path
+    assert network_files.find_lora(name).path == found[name].path
     assert not list(downloads.models_dir().glob("*.safetensors"))  # nothing in the models root
     rec = few_step_kind(GenerationParams(prompt=f"a cup <lora:{name}:1>", model="test"))
     assert (rec.kind, rec.steps) == (kind, steps)

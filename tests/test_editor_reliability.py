@@ -91,7 +91,7 @@ def test_restored_work_is_unsaved_and_quit_asks_and_keeps_the_recovery(qtbot, se
 def test_discard_at_quit_deletes_the_recovery(qtbot, settings, data_dir, photo):
     window = make_window(qtbot, settings)
     ctl = install(window, offer=False)
-    window.open_path(photo)
+    window.files.open_path(photo)
     window.document.fill_rect((10, 10, 20, 20))
     assert ctl.autosave_now(wait=True) and ctl.autosaver.path.exists()
     window.close()
@@ -105,7 +105,7 @@ def test_discard_at_quit_deletes_the_recovery(qtbot, settings, data_dir, photo):
 def test_first_change_is_autosaved_within_three_seconds_then_on_the_interval(qtbot, settings, data_dir, photo):
     window = make_window(qtbot, settings)
     ctl = install(window, offer=False)  # the default 120 s interval
-    window.open_path(photo)
+    window.files.open_path(photo)
     t0 = time.monotonic()
     with qtbot.waitSignal(ctl.saved, timeout=5000):
         paint_stroke(qtbot, window.canvas, [(50, 50), (80, 60), (120, 90)])
@@ -114,7 +114,7 @@ def test_first_change_is_autosaved_within_three_seconds_then_on_the_interval(qtb
     with qtbot.assertNotEmitted(ctl.saved, wait=3500):  # later strokes wait for the interval
         paint_stroke(qtbot, window.canvas, [(200, 200), (220, 210)])
     assert ctl.dirty
-    window.open_path(photo)  # asks: the work is unsaved
+    window.files.open_path(photo)  # asks: the work is unsaved
     _answer(qtbot, lambda: window.files.question, Buttons.Discard)
     with qtbot.waitSignal(ctl.saved, timeout=5000):  # a newly opened image gets a quick first save again
         paint_stroke(qtbot, window.canvas, [(300, 300), (310, 310)])
@@ -125,12 +125,12 @@ def test_first_change_is_autosaved_within_three_seconds_then_on_the_interval(qtb
 @pytest.mark.parametrize("unsaved", [False, True])
 def test_quit_during_a_slow_step_asks_cancels_waits_and_closes(qtbot, settings, photo, unsaved):
     window = make_window(qtbot, settings, lambda model, options: SlowBackend(steps=400, delay=0.05))
-    window.open_path(photo)
+    window.files.open_path(photo)
     window.document.fill_rect((100, 100, 50, 50))
     if not unsaved:
         window.document.mark_saved()
     with qtbot.waitSignal(window.session.progress, timeout=10000):
-        assert window.generate()
+        assert window.generation.generate()
     thread = window.session.worker._thread
     window.close()
     if unsaved:
@@ -139,10 +139,10 @@ def test_quit_during_a_slow_step_asks_cancels_waits_and_closes(qtbot, settings, 
         window.close()
         _answer(qtbot, lambda: window.files.question, Buttons.Discard)
     else:
-        _answer(qtbot, lambda: window._stop_box, Buttons.Cancel)
+        _answer(qtbot, lambda: window.close_guard.stop_question, Buttons.Cancel)
         assert window.isVisible() and window.generating
         window.close()
-        _answer(qtbot, lambda: window._stop_box, Buttons.Yes)
+        _answer(qtbot, lambda: window.close_guard.stop_question, Buttons.Yes)
     ticks = []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.monotonic()))
@@ -159,24 +159,24 @@ def test_quit_during_a_slow_step_asks_cancels_waits_and_closes(qtbot, settings, 
 # -- 4: opening over unsaved work asks ---------------------------------------------------------------
 def test_opening_over_unsaved_work_asks_save_discard_cancel(qtbot, settings, photo, tmp_path):
     window = make_window(qtbot, settings)
-    window.open_path(photo)
+    window.files.open_path(photo)
     window.document.fill_rect((10, 10, 30, 30))
     undo_count = window.document.undo_stack.count()
     other = tmp_path / "other.png"
     from app.core import imageio
 
     imageio.save_image(other, np.full((40, 50, 3), 9, np.uint8))
-    assert not window.open_path(other)  # asked first
+    assert not window.files.open_path(other)  # asked first
     _answer(qtbot, lambda: window.files.question, Buttons.Cancel)
     assert window.document.undo_stack.count() == undo_count and window.document.width == 512
 
-    assert not window.open_image_array(np.zeros((8, 8, 3), np.uint8))  # paste asks too
+    assert not window.files.open_image_array(np.zeros((8, 8, 3), np.uint8))  # paste asks too
     _answer(qtbot, lambda: window.files.question, Buttons.Discard)
     assert window.document.width == 8
 
     window.document.apply_result(np.full((8, 8, 3), 7, np.uint8))  # pixels only: the result image holds it
     window.session.save_path = str(tmp_path / "result.png")  # Save writes there without a dialog
-    assert not window.open_path(other)
+    assert not window.files.open_path(other)
     with qtbot.waitSignal(window.session.saver.saved, timeout=20000):
         _answer(qtbot, lambda: window.files.question, Buttons.Save)
     qtbot.waitUntil(lambda: window.document.width == 50, timeout=10000)  # opened once the file was on disk
@@ -190,14 +190,14 @@ def test_ctrl_s_on_an_opened_project_saves_the_project(qtbot, settings, tmp_path
     project = tmp_path / "portrait.inpaint"
     save_project(project, make_state(seed=2))
     window = make_window(qtbot, settings)
-    assert window.open_path(project)
+    assert window.files.open_path(project)
     _wait_loaded(qtbot, window)
-    assert "portrait.inpaint" in window.windowTitle() and "portrait.inpaint" in window.status_message.text()
+    assert "portrait.inpaint" in window.windowTitle() and "portrait.inpaint" in window.status.message.text()
     window.document.fill_rect((20, 15, 4, 4))
     assert window.isWindowModified()
     with qtbot.waitSignal(window.session.saver.saved, timeout=20000):
-        window.save_action.trigger()
-    assert QKeySequence(QKeySequence.StandardKey.Save) in window.save_action.shortcuts()
+        window.menu_actions.save.trigger()
+    assert QKeySequence(QKeySequence.StandardKey.Save) in window.menu_actions.save.shortcuts()
     assert not window.document.modified and "portrait.inpaint" in window.windowTitle()
     assert load_project(project).mask[16, 21] == 255
     assert sorted(p.name for p in tmp_path.glob("*.png")) == []  # no "…-inpainted.png"
@@ -237,14 +237,14 @@ def test_cancelled_or_failed_project_open_leaves_the_document(qtbot, settings, p
     project = tmp_path / "big.inpaint"
     save_project(project, make_state(600, 800, generations=40, seed=5))
     window = make_window(qtbot, settings)
-    window.open_path(photo)
+    window.files.open_path(photo)
     before = window.document.pixels.copy()
-    assert window.open_path(project)
+    assert window.files.open_path(project)
     window.files.loading.cancel()
     _wait_loaded(qtbot, window)
-    assert np.array_equal(window.document.pixels, before) and "cancelled" in window.status_message.text()
+    assert np.array_equal(window.document.pixels, before) and "cancelled" in window.status.message.text()
     (tmp_path / "bad.inpaint").write_bytes(b"PK\x03\x04 broken")
-    window.open_path(tmp_path / "bad.inpaint")
+    window.files.open_path(tmp_path / "bad.inpaint")
     _wait_loaded(qtbot, window)
     assert window.message_bar.level == "error" and np.array_equal(window.document.pixels, before)
     window.force_close()
@@ -258,7 +258,7 @@ def test_unwritable_recovery_folder_is_one_message_in_the_bar(qtbot, settings, d
     ctl = install(window, offer=False)
     shown = []
     window.message_bar.show_message = lambda *a, **k: shown.append(a)  # count what reaches the bar
-    window.open_path(photo)
+    window.files.open_path(photo)
     for k in range(3):
         window.document.fill_rect((10 * k, 10, 5, 5))
         ctl.autosave_now(wait=True)
@@ -280,14 +280,14 @@ def test_a_big_image_decodes_on_a_pool_thread_and_a_bad_one_keeps_the_open_work(
     imageio.save_image(big, np.random.default_rng(0).integers(0, 256, (2000, 2100, 3), dtype=np.uint8), quality=80)
     assert imageio.header_pixels(big) == 4_200_000 >= file_actions.BACKGROUND_OPEN_PIXELS
     window = make_window(qtbot, settings)
-    assert window.open_path(str(small)) and window.document.size == (60, 40)  # small: at once
-    assert window.open_path(str(big))
+    assert window.files.open_path(str(small)) and window.document.size == (60, 40)  # small: at once
+    assert window.files.open_path(str(big))
     assert window.files.loading is not None and window.document.size == (60, 40)  # still the old image
     _wait_loaded(qtbot, window)
     qtbot.waitUntil(lambda: window.document.size == (2100, 2000), timeout=20000)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(big.read_bytes()[:4000])  # the header claims 4.2 MP; the data ends early
-    assert window.open_path(str(broken))
+    assert window.files.open_path(str(broken))
     _wait_loaded(qtbot, window)
     qtbot.waitUntil(lambda: window.message_bar.level == "error", timeout=20000)
     assert "broken.jpg" in window.message_bar.text and window.document.size == (2100, 2000)

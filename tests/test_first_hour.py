@@ -14,6 +14,7 @@ from app.core.geometry import Bounds
 from app.editor.settings import Settings
 from app.widgets.main_window import MainWindow
 from app.widgets.params_panel import CONTENT_LABELS
+from app.widgets import window_dialogs
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def window(qtbot, tmp_path):
 def opened(window, tmp_path):
     path = tmp_path / "astronaut.png"
     imageio.save_image(path, skimage.data.astronaut())
-    assert window.open_path(path)
+    assert window.files.open_path(path)
     return window
 
 
@@ -71,13 +72,13 @@ def test_x_swaps_brush_and_eraser_and_tools_menu_shows_keys(qtbot, opened):
     qtbot.waitUntil(lambda: w.canvas.hasFocus())
     w.canvas.set_tool("brush")
     qtbot.keyClick(w.canvas, Qt.Key.Key_X)
-    assert w.canvas.tool == "eraser" and w.tool_actions["eraser"].isChecked()
+    assert w.canvas.tool == "eraser" and w.menu_actions.tools["eraser"].isChecked()
     qtbot.keyClick(w.canvas, Qt.Key.Key_X)
     assert w.canvas.tool == "brush"
     in_menu = set(w.tools_menu.actions())
-    for a in [*w.tool_actions.values(), w.swap_tool_action]:  # every tool entry (options and submenus have none)
+    for a in [*w.menu_actions.tools.values(), w.menu_actions.swap_tool]:  # every tool entry (options and submenus have none)
         assert a in in_menu and not a.shortcut().isEmpty(), a.text()
-    assert w.swap_tool_action.shortcut() == QKeySequence("X")
+    assert w.menu_actions.swap_tool.shortcut() == QKeySequence("X")
 
 
 def test_typing_x_in_the_prompt_types_it(qtbot, opened):
@@ -92,7 +93,7 @@ def test_typing_x_in_the_prompt_types_it(qtbot, opened):
 def test_help_lists_every_shortcut_from_the_actions(window):
     texts = [a.text() for a in window.help_menu.actions()]
     assert "&Keyboard Shortcuts" in texts and "&Documentation" in texts
-    dialog = window.show_shortcuts()
+    dialog = window_dialogs.show_shortcuts(window)
     keys = {name: k for k, name in dialog.rows}
     assert keys["Undo"] == QKeySequence(QKeySequence.StandardKey.Undo).toString(QKeySequence.SequenceFormat.NativeText)
     assert "Redo" not in keys["Redo"] and "Ctrl+Y" in keys["Redo"]
@@ -122,7 +123,7 @@ def fast_window(qtbot, tmp_path):
     qtbot.waitExposed(w)
     path = tmp_path / "a.png"
     imageio.save_image(path, skimage.data.astronaut())
-    assert w.open_path(path)
+    assert w.files.open_path(path)
     w.document.fill_rect(Bounds(50, 50, 40, 40))
     yield w
     w.force_close()
@@ -130,14 +131,14 @@ def fast_window(qtbot, tmp_path):
 
 def run(qtbot, w):
     with qtbot.waitSignal(w.generation_finished, timeout=20000) as blocker:
-        assert w.generate(w.current_params().replace(model="/models/fake-sd15"))
+        assert w.generation.generate(w.current_params().replace(model="/models/fake-sd15"))
     return blocker.args[0]
 
 
 def test_recalled_seed_is_used_once_then_random_unless_locked(qtbot, fast_window):
     w = fast_window
     w.params_panel.prompt.setPlainText("a bench")
-    w.recall_params(w.current_params().replace(seed=42))
+    w.params_recall.apply(w.current_params().replace(seed=42))
     assert run(qtbot, w).params.seed == 42
     assert w.params_panel.seed.seed() == -1  # back to Random
     assert run(qtbot, w).params.seed != 42
@@ -157,7 +158,7 @@ def test_classical_run_gives_one_candidate_and_records_no_sampler_fields(qtbot, 
     panel = w.params_panel
     assert not any(x.isEnabled() for x in (panel.batch, panel.seed, panel.steps, panel.scheduler, panel.schedule, panel.lock_seed))
     with qtbot.waitSignal(w.generation_finished, timeout=20000) as blocker:
-        assert w.generate()
+        assert w.generation.generate()
     record = blocker.args[0]
     assert len(record.candidates) == 1 and w.candidates_panel.count() == 1
     p = record.params
@@ -256,8 +257,8 @@ def test_status_shows_how_long_the_result_took(qtbot, opened):
     w = opened
     w.document.fill_rect(Bounds(100, 100, 30, 30))
     with qtbot.waitSignal(w.generation_finished, timeout=20000) as blocker:
-        assert w.generate()
-    assert f"in {blocker.args[0].elapsed_s:.2f} s" in w.status_message.text()
+        assert w.generation.generate()
+    assert f"in {blocker.args[0].elapsed_s:.2f} s" in w.status.message.text()
 
 
 # -- item 10: small things ----------------------------------------------------------------------------
@@ -308,25 +309,25 @@ def test_model_ready_does_not_replace_the_running_status(qtbot, opened):
     w = opened
     w.document.fill_rect(Bounds(100, 100, 30, 30))
     with qtbot.waitSignal(w.generation_finished, timeout=20000):
-        assert w.generate()
+        assert w.generation.generate()
         w.session.worker_status.emit("Model ready")
-        assert w.status_message.text().startswith("Generating")
+        assert w.status.message.text().startswith("Generating")
     w.session.worker_status.emit("Model ready")
-    assert w.status_message.text() == "Model ready"
+    assert w.status.message.text() == "Model ready"
 
 
 def test_hold_to_compare_goes_with_the_candidates(qtbot, opened):
     w = opened
     w.document.fill_rect(Bounds(100, 100, 30, 30))
     with qtbot.waitSignal(w.generation_finished, timeout=20000):
-        assert w.generate()
+        assert w.generation.generate()
     button = w.candidates_panel.compare_button
     assert button.isVisible()
     qtbot.mousePress(button, Qt.MouseButton.LeftButton)
-    assert "before this generation" in w.status_message.text()
-    w.discard_candidates()
-    assert not button.isVisible() and not w._compare
-    assert "before this generation" not in w.status_message.text()
+    assert "before this generation" in w.status.message.text()
+    w.generation.discard_candidates()
+    assert not button.isVisible() and not w.generation.comparing
+    assert "before this generation" not in w.status.message.text()
 
 
 # -- item 3: one Add button for files and folders; the CLI sees what the window added ----------------
@@ -428,7 +429,7 @@ def test_a1111_folder_field_lists_its_models_and_recall_names_missing_networks(q
     forge_model = str(forge / "models" / "Stable-diffusion" / "forge-model")
     qtbot.waitUntil(lambda: forge_model in w.model_picker.model_refs(), timeout=20000)
     assert w.params_panel.networks.lora.findData("here") >= 0
-    w.recall_params(GenerationParams(prompt="x <lora:here:0.5> <lora:gone:1>", extra={"TI hashes": "nohands: abc123"}))
+    w.params_recall.apply(GenerationParams(prompt="x <lora:here:0.5> <lora:gone:1>", extra={"TI hashes": "nohands: abc123"}))
     from PySide6.QtWidgets import QLabel
 
     text = w.message_bar.findChildren(QLabel)
@@ -443,10 +444,10 @@ def test_classical_history_and_status_show_no_seed_but_the_time(qtbot, opened):
     w = opened
     w.document.fill_rect(Bounds(100, 100, 30, 30))
     with qtbot.waitSignal(w.generation_finished, timeout=20000) as blocker:
-        assert w.generate()
+        assert w.generation.generate()
     text, tip = describe(blocker.args[0])
     assert "seed" not in text.lower() and "Seed" not in tip and f"{blocker.args[0].elapsed_s:.1f} s" in text
-    assert w.seed_label.text() == ""
+    assert w.status.seed.text() == ""
 
 
 def test_model_panel_leaves_no_gap_once_models_are_found(qtbot, tmp_path):
@@ -480,8 +481,8 @@ def test_multi_frame_file_says_only_its_first_frame_was_opened(qtbot, tmp_path):
     frames = [Image.new("RGB", (32, 24), c) for c in ("red", "green", "blue")]
     path = tmp_path / "pages.tif"
     frames[0].save(path, save_all=True, append_images=frames[1:])
-    assert window.open_path(str(path))
-    assert "only the first of 3 frames/pages is used" in window.status_message.text()
+    assert window.files.open_path(str(path))
+    assert "only the first of 3 frames/pages is used" in window.status.message.text()
     window.force_close()
 
 

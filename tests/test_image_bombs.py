@@ -160,9 +160,9 @@ def test_metadata_past_pillows_limits_never_blocks_the_pixels(tmp_path):
 
 
 def test_an_oversized_icc_profile_is_dropped_with_a_note(monkeypatch):
-    from app.core import imageio
+    from app.core import decode_budget, imageio
 
-    monkeypatch.setattr(imageio, "MAX_ICC_BYTES", 64 * 1024)  # the 8 MB cap, scaled down to keep the test fast
+    monkeypatch.setattr(decode_budget, "MAX_ICC_BYTES", 64 * 1024)  # the 8 MB cap, scaled down to keep the test fast
     buf = io.BytesIO()
     Image.new("RGB", (16, 16), "red").save(buf, "JPEG", icc_profile=b"\x01" * (100 * 1024))
     loaded = load_image_bytes(buf.getvalue(), "photo.jpg")

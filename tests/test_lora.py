@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.inference.diffusers.catalog import discover_embeddings, discover_loras, short_hash
+from app.inference.diffusers.network_files import discover_embeddings, discover_loras, short_hash
 from app.inference.registry import LoadOptions, load_backend
 from app.inference.diffusers.prompts import encode_prompt_pair, tokenize_chunks
 from app.inference.errors import ModelLoadError, UnsupportedModelError
@@ -213,7 +213,7 @@ def test_lora_applies_on_the_fused_qkv_fast_path(tiny_inpaint_model, backend, en
 def test_a1111_text_round_trip_keeps_loras_fill_mode_and_names_what_is_missing(env):
     from app.core.metadata import format_a1111, parse_a1111
     from app.core.params import GenerationParams
-    from app.inference.diffusers.catalog import missing_networks, network_hashes
+    from app.inference.diffusers.network_files import missing_networks, network_hashes
 
     prompt = "wall, myemb <lora:film:0.7> <lora:gone:0.3>"
     params = GenerationParams(prompt=prompt, masked_content="latent_nothing", seed=3,

@@ -29,6 +29,8 @@ from app.editor.qimage import qimage_to_array
 from app.widgets.main_window import MainWindow
 from app.editor.worker import GenerationWorker
 from app.inference.registry import load_backend
+from app.widgets import window_dialogs
+from app.editor.snapshot import project_state
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,17 +105,17 @@ def paint_stroke(qtbot, canvas, points) -> None:
 
 def generate_and_wait(qtbot, window, params=None, timeout=20000):
     with qtbot.waitSignal(window.generation_finished, timeout=timeout) as blocker:
-        assert window.generate(params)
+        assert window.generation.generate(params)
     return blocker.args[0]
 
 
 # ------------------------------------------------------------------------------------------------
 def test_open_paint_generate_apply_undo_redo(qtbot, window, photo):
     original = skimage.data.astronaut()
-    assert window.open_path(str(photo))
+    assert window.files.open_path(str(photo))
     doc = window.document
     assert doc.size == (512, 512) and np.array_equal(doc.pixels, original)
-    assert "512 × 512" in window.size_label.text()
+    assert "512 × 512" in window.status.size.text()
     assert photo.name in window.windowTitle()
 
     window.canvas.set_tool("brush")
@@ -127,40 +129,40 @@ def test_open_paint_generate_apply_undo_redo(qtbot, window, photo):
     record = generate_and_wait(qtbot, window)
     assert record in doc.generations and record.backend == "builtin:telea"
     assert window.candidates_panel.count() == 1 and window.canvas.candidate_shown
-    assert window.seed_label.text() == ""  # a classical method has no seed to show
+    assert window.status.seed.text() == ""  # a classical method has no seed to show
     assert np.array_equal(doc.pixels, original), "a generation must not touch the document before Apply"
 
-    assert window.apply_candidate(0)
+    assert window.generation.apply_candidate(0)
     changed = np.any(doc.pixels != original, axis=2)
     assert changed[300, 240]
     far = maskops.grow(doc.mask, 8) == 0  # beyond the feather (mask blur 4): bit-identical
     assert np.array_equal(doc.pixels[far], original[far])
     assert not window.canvas.candidate_shown and record.applied == 0
 
-    window.undo_action.trigger()
+    window.menu_actions.undo.trigger()
     assert doc.pixels.tobytes() == original.tobytes()
-    window.redo_action.trigger()
+    window.menu_actions.redo.trigger()
     assert np.array_equal(doc.pixels, record.candidates[0])
-    window.undo_action.trigger()
-    window.undo_action.trigger()  # the stroke too
+    window.menu_actions.undo.trigger()
+    window.menu_actions.undo.trigger()  # the stroke too
     assert not doc.mask.any()
 
 
 def test_tiny_diffusion_model_generates_with_progress(qtbot, window, photo, tiny_inpaint_model):
-    window.open_path(str(photo))
+    window.files.open_path(str(photo))
     window.document.fill_rect((200, 200, 80, 60))
     window.model_picker.add_model_path(str(tiny_inpaint_model))
     assert window.model_picker.current_model() == str(tiny_inpaint_model)
     assert window.params_panel.steps.isEnabled()  # diffusion fields enabled
     params = window.current_params().replace(prompt="a red balloon", steps=2, guidance=1.0, width=256, height=256, seed=7)
     steps = []
-    window.progress.valueChanged.connect(lambda v: steps.append((v, window.progress.maximum())))
+    window.status.progress.valueChanged.connect(lambda v: steps.append((v, window.status.progress.maximum())))
     record = generate_and_wait(qtbot, window, params, timeout=120000)
     assert record.seeds == [7] and len(record.candidates) == 1 and record.params.model == str(tiny_inpaint_model)
     assert steps and steps[-1][0] == steps[-1][1]  # the bar reached "step M/M"
     assert window.candidates_panel.count() == 1 and window.canvas.candidate_shown
     before = window.document.pixels.copy()
-    assert window.apply_candidate(0)
+    assert window.generation.apply_candidate(0)
     assert np.array_equal(window.document.pixels, record.candidates[0])
     changed = np.any(window.document.pixels != before, axis=-1)
     assert changed[200:260, 200:280].any() and not changed[:150].any()  # only around the mask
@@ -168,30 +170,30 @@ def test_tiny_diffusion_model_generates_with_progress(qtbot, window, photo, tiny
 
 def test_cancel_mid_run_leaves_document_untouched(qtbot, slow_window, photo):
     w = slow_window
-    w.open_path(str(photo))
+    w.files.open_path(str(photo))
     w.document.fill_rect((10, 10, 40, 40))
     before = w.document.pixels.copy()
-    assert w.generate()
-    qtbot.waitUntil(lambda: "Step" in w.progress.format(), timeout=5000)
-    assert w.generating and w.cancel_action.isEnabled() and w.progress.isVisible()
+    assert w.generation.generate()
+    qtbot.waitUntil(lambda: "Step" in w.status.progress.format(), timeout=5000)
+    assert w.generating and w.menu_actions.cancel.isEnabled() and w.status.progress.isVisible()
     with qtbot.waitSignal(w.generation_cancelled, timeout=3000):
-        w.cancel_action.trigger()
-    assert not w.generating and not w.progress.isVisible()
+        w.menu_actions.cancel.trigger()
+    assert not w.generating and not w.status.progress.isVisible()
     assert np.array_equal(w.document.pixels, before) and not w.document.generations
-    assert "cancelled" in w.status_message.text().lower()
+    assert "cancelled" in w.status.message.text().lower()
     w.session.worker.set_service(lambda *a: SlowBackend(steps=5, delay=0.001))
     record = generate_and_wait(qtbot, w, w.current_params().replace(batch_size=3, seed=10))  # usable after a cancel
     assert record.backend == "test:slow" and record.seeds == [10, 11, 12]
     assert w.candidates_panel.count() == 3
     for i in range(3):
         w.candidates_panel.select(i)
-        assert w.canvas.candidate_shown and w.seed_label.text() == f"Seed {10 + i}"
+        assert w.canvas.candidate_shown and w.status.seed.text() == f"Seed {10 + i}"
 
 
 def test_event_loop_stays_responsive_during_generation(qtbot, slow_window, photo):
     """A 5 ms timer keeps ticking while the worker runs: the longest gap is the worst freeze."""
     w = slow_window
-    w.open_path(str(photo))
+    w.files.open_path(str(photo))
     w.document.fill_rect((100, 100, 300, 300))
     gaps, last = [], [time.perf_counter()]
 
@@ -213,9 +215,9 @@ def test_event_loop_stays_responsive_during_generation(qtbot, slow_window, photo
 
 
 def test_empty_mask_and_broken_model_are_reported_and_document_untouched(qtbot, window, photo, tmp_path, tiny_inpaint_model):
-    window.open_path(str(photo))
+    window.files.open_path(str(photo))
     before = window.document.pixels.copy()
-    assert not window.generate()
+    assert not window.generation.generate()
     assert window.message_bar.isVisible() and "mask is empty" in window.message_bar.text
     config_only = tmp_path / "configs-only"
     config_only.mkdir()
@@ -230,12 +232,12 @@ def test_empty_mask_and_broken_model_are_reported_and_document_untouched(qtbot, 
     assert window.model_picker.add_model_path(str(broken))
     params = window.current_params().replace(prompt="a cat", steps=2)
     with qtbot.waitSignal(window.generation_failed, timeout=60000) as blocker:
-        assert window.generate(params)
+        assert window.generation.generate(params)
     title, message = blocker.args
     assert title == "Cannot load the model" and "broken-model" in message
     assert window.message_bar.level == "error" and "Cannot load the model" in window.message_bar.text
     assert np.array_equal(window.document.pixels, before) and not window.document.generations
-    assert not window.generating and not window.cancel_action.isEnabled()
+    assert not window.generating and not window.menu_actions.cancel.isEnabled()
 
 
 def test_out_of_memory_offers_low_memory_mode(qtbot, settings, photo):
@@ -247,10 +249,10 @@ def test_out_of_memory_offers_low_memory_mode(qtbot, settings, photo):
 
     w = make_window(qtbot, settings, lambda *a: OomBackend())
     try:
-        w.open_path(str(photo))
+        w.files.open_path(str(photo))
         w.document.fill_rect((20, 20, 30, 30))
         with qtbot.waitSignal(w.generation_failed, timeout=5000):
-            w.generate()
+            w.generation.generate()
         assert w.message_bar.title == "Out of memory"
         button = w.message_bar.button("Use low-memory mode and retry")
         assert button is not None
@@ -261,10 +263,10 @@ def test_out_of_memory_offers_low_memory_mode(qtbot, settings, photo):
 
 
 def test_bad_image_file_keeps_the_open_document(window, photo, tmp_path):
-    window.open_path(str(photo))
+    window.files.open_path(str(photo))
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
-    assert not window.open_path(str(bad))
+    assert not window.files.open_path(str(bad))
     assert window.message_bar.level == "error" and "broken.png" in window.message_bar.text
     assert window.document.path == str(photo) and window.document.size == (512, 512)
 
@@ -274,7 +276,7 @@ def test_png_with_parameters_offers_recall(qtbot, window, tmp_path):
                               guidance=6.0, seed=1234, mode="img2img", strength=0.6, model="stable-diffusion-v1-5")
     path = tmp_path / "with-params.png"
     imageio.save_image(path, skimage.data.chelsea(), params=params)
-    assert window.open_path(str(path))
+    assert window.files.open_path(str(path))
     button = window.message_bar.button("Recall parameters")
     assert button is not None and window.message_bar.isVisible()
     assert window.params_panel.params().prompt != params.prompt  # nothing changes until asked
@@ -297,7 +299,7 @@ def test_recall_changes_only_what_the_file_holds_and_nothing_for_a_screenshot(qt
     info = __import__("PIL.PngImagePlugin", fromlist=["PngInfo"]).PngInfo()
     info.add_text("parameters", "a red barn\nSteps: 12, Sampler: Euler a, Seed: 17123564234, CFG scale: 7, Size: 64x64")
     Image.fromarray(skimage.data.chelsea()[:64, :64]).save(sparse, pnginfo=info)
-    assert window.open_path(str(sparse))
+    assert window.files.open_path(str(sparse))
     qtbot.mouseClick(window.message_bar.button("Recall parameters"), Qt.MouseButton.LeftButton)
     got = window.current_params()
     assert (got.prompt, got.seed, got.steps, got.scheduler) == ("a red barn", 17123564234, 12, "Euler a")
@@ -308,34 +310,34 @@ def test_recall_changes_only_what_the_file_holds_and_nothing_for_a_screenshot(qt
     exif[0x9286] = b"ASCII\x00\x00\x00Screenshot"
     Image.fromarray(skimage.data.chelsea()[:64, :64]).save(shot, exif=exif)
     window.message_bar.dismiss()
-    assert window.open_path(str(shot))
+    assert window.files.open_path(str(shot))
     assert window.message_bar.button("Recall parameters") is None
     assert window.current_params().prompt == "a red barn"
 
 
 def test_save_result_carries_applied_parameters(qtbot, window, photo, tmp_path):
-    window.open_path(str(photo))
+    window.files.open_path(str(photo))
     window.document.fill_rect((50, 50, 40, 40))
     record = generate_and_wait(qtbot, window)
-    window.apply_candidate(0)
+    window.generation.apply_candidate(0)
     assert window.document.modified
     out = tmp_path / "result.png"
     with qtbot.waitSignal(window.session.saver.saved, timeout=20000):
-        assert window.save_result(out)  # started: written off the GUI thread
+        assert window.files.save_result(out)  # started: written off the GUI thread
     assert not window.document.modified
     assert np.array_equal(imageio.load_image(out).pixels, window.document.pixels)
     assert metadata.read_params(out) == record.params
-    assert window.save_action.isEnabled()
+    assert window.menu_actions.save.isEnabled()
     readonly = tmp_path / "no-such-dir" / "x" / "result.bmp"
     with qtbot.waitSignal(window.session.saver.failed, timeout=20000):
-        assert window.save_result(readonly)
+        assert window.files.save_result(readonly)
     assert window.message_bar.level == "error" and "result.bmp" in window.message_bar.text
 
 
 def test_history_recall_rerun_and_new_seed(qtbot, slow_window, photo):
     w = slow_window
     w.session.worker.set_service(lambda *a: SlowBackend(steps=3, delay=0.001))
-    w.open_path(str(photo))
+    w.files.open_path(str(photo))
     w.document.fill_rect((50, 50, 40, 40))
     first = generate_and_wait(qtbot, w, w.current_params().replace(seed=42))
     assert w.history_panel.records() == [first]
@@ -357,7 +359,7 @@ def test_history_recall_rerun_and_new_seed(qtbot, slow_window, photo):
 
 
 def test_candidates_compare_and_discard(qtbot, window, photo):
-    window.open_path(str(photo))
+    window.files.open_path(str(photo))
     window.document.fill_rect((50, 50, 40, 40))
     generate_and_wait(qtbot, window)
     assert window.canvas.candidate_shown
@@ -394,43 +396,43 @@ def test_drop_paste_copy_and_recent_files(qtbot, window, photo, settings):
     assert settings.recent_files() == [str(photo.resolve())]
     assert window.recent_menu.actions()[0].toolTip() == str(photo.resolve())
 
-    assert window.copy_image()
+    assert window.files.copy_image()
     copied = qimage_to_array(QGuiApplication.clipboard().image())
     assert np.array_equal(copied[..., :3], skimage.data.astronaut())
 
     chelsea = np.ascontiguousarray(skimage.data.chelsea())
     image = QImage(chelsea.data, chelsea.shape[1], chelsea.shape[0], chelsea.strides[0], QImage.Format.Format_RGB888).copy()
     QGuiApplication.clipboard().setImage(image)
-    assert window.paste_action.isEnabled()
-    window.paste_action.trigger()
+    assert window.menu_actions.paste.isEnabled()
+    window.menu_actions.paste.trigger()
     assert window.document.size == (chelsea.shape[1], chelsea.shape[0])
     assert np.array_equal(window.document.pixels[..., :3], chelsea)
     assert window.document.path is None
 
 
 def test_mask_menu_operations_and_export_import(qtbot, window, photo, tmp_path):
-    window.open_path(str(photo))
+    window.files.open_path(str(photo))
     doc = window.document
     doc.fill_rect((100, 100, 50, 50))
-    window.invert_action.trigger()
+    window.menu_actions.invert_mask.trigger()
     assert doc.mask[0, 0] == 255 and doc.mask[120, 120] == 0
-    window.invert_action.trigger()
-    dialog = window.open_mask_dialog("grow")
-    assert window.canvas.mask_preview_active
+    window.menu_actions.invert_mask.trigger()
+    dialog = window.adjust_mask("grow")
+    assert window.canvas.mask_overlay.preview_active
     dialog.amount.setValue(5)
     dialog.accept()
-    assert not window.canvas.mask_preview_active
+    assert not window.canvas.mask_overlay.preview_active
     assert doc.mask[97, 120] == 255 and doc.mask[90, 120] == 0
     out = tmp_path / "mask.png"
     with qtbot.waitSignal(window.session.saver.saved, timeout=20000):
-        assert window.export_mask(out)
-    window.clear_action.trigger()
+        assert window.files.export_mask(out)
+    window.menu_actions.clear_mask.trigger()
     assert not doc.mask.any()
-    assert window.import_mask(out)
+    assert window.files.import_mask(out)
     assert doc.mask[97, 120] == 255
     wrong = tmp_path / "small-mask.png"
     imageio.save_image(wrong, np.zeros((10, 10), np.uint8))
-    assert not window.import_mask(wrong)
+    assert not window.files.import_mask(wrong)
     assert "mask" in window.message_bar.text.lower()
 
 
@@ -438,7 +440,7 @@ def test_settings_persist_params_and_preferences(qtbot, settings, tmp_path):
     w = make_window(qtbot, settings)
     params = w.current_params().replace(prompt="persist me", steps=40, mask_blur=9, width=512, height=384)
     w.set_params(params)
-    w.set_mask_opacity(0.8)
+    w.mask_view.set_opacity(0.8)
     w.model_picker.set_device_choice("cpu")
     w.force_close()
     again = Settings(settings.path)
@@ -447,7 +449,7 @@ def test_settings_persist_params_and_preferences(qtbot, settings, tmp_path):
     try:
         got = w2.current_params()
         assert (got.prompt, got.steps, got.mask_blur, got.width, got.height) == ("persist me", 40, 9, 512, 384)
-        assert w2.canvas.mask_opacity == pytest.approx(0.8) and w2.model_picker.device_choice() == "cpu"
+        assert w2.canvas.mask_overlay.opacity == pytest.approx(0.8) and w2.model_picker.device_choice() == "cpu"
     finally:
         w2.force_close()
     assert str(tmp_path) in settings.path  # the test never touched the user's settings
@@ -462,7 +464,7 @@ def test_first_launch_without_models_says_how_to_add_one(qtbot, window):
 
 
 def test_about_dialog_lists_versions_without_importing_torch(window):
-    dialog = window.show_about()
+    dialog = window_dialogs.show_about(window)
     text = dialog.text()
     for name in ("Python", "torch", "diffusers", "PySide6", "Qt", "Device", "Licence"):
         assert name in text
@@ -503,19 +505,19 @@ def test_run_gui_opens_command_line_path_and_exits_cleanly(tmp_path, photo):
 
 
 def test_standard_shortcuts_reach_the_actions(qtbot, window, photo):
-    window.open_path(str(photo))
+    window.files.open_path(str(photo))
     window.activateWindow()
     qtbot.waitActive(window)
     window.canvas.setFocus()
     window.document.fill_rect((10, 10, 20, 20))
-    assert window.undo_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Undo)
+    assert window.menu_actions.undo.shortcut() == QKeySequence(QKeySequence.StandardKey.Undo)
     qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert not window.document.mask.any()
     qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert window.document.mask[15, 15] == 255
     zoom = window.canvas.zoom
     qtbot.keyClick(window.canvas, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
-    assert window.canvas.zoom == 1.0 != zoom and window.zoom_label.text() == "100 %"
+    assert window.canvas.zoom == 1.0 != zoom and window.status.zoom.text() == "100 %"
     with qtbot.waitSignal(window.generation_finished, timeout=10000):
         qtbot.keyClick(window.canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
 
@@ -537,15 +539,15 @@ def test_open_path_opens_a_project_file(qtbot, window, photo, settings, tmp_path
     project opens there with its pixels, mask and parameters, and a damaged one changes nothing."""
     from app.storage.project import save_project
 
-    window.open_path(str(photo))
+    window.files.open_path(str(photo))
     window.document.fill_rect((100, 120, 40, 30))
     params = GenerationParams(prompt="restore the sleeve", seed=42, steps=31)
     project = tmp_path / "session.inpaint"
-    save_project(project, window.document.to_state(params))
+    save_project(project, project_state(window.document, params))
 
     other = make_window(qtbot, settings)
     try:
-        assert other.open_path(str(project))  # loads on a pool thread
+        assert other.files.open_path(str(project))  # loads on a pool thread
         qtbot.waitUntil(lambda: not other.files.loading.running, timeout=10000)
         assert np.array_equal(other.document.pixels, window.document.pixels)
         assert np.array_equal(other.document.mask, window.document.mask)
@@ -555,7 +557,7 @@ def test_open_path_opens_a_project_file(qtbot, window, photo, settings, tmp_path
 
         damaged = tmp_path / "damaged.inpaint"
         damaged.write_bytes(project.read_bytes()[:200])
-        assert other.open_path(str(damaged))
+        assert other.files.open_path(str(damaged))
         qtbot.waitUntil(lambda: not other.files.loading.running, timeout=10000)
         assert other.message_bar.level == "error"
         assert np.array_equal(other.document.mask, window.document.mask)
@@ -597,14 +599,14 @@ def test_the_compiled_step_is_a_remembered_choice_that_reaches_the_run(qtbot, se
     background-compiled step (issue 34), and the choice survives a restart."""
     w = make_window(qtbot, settings)
     try:
-        assert w.compile_action in w.generate_menu.actions()
-        assert not w.compile_action.isChecked() and not w.run_options().compile
-        w.compile_action.setChecked(True)
+        assert w.menu_actions.compile in w.generate_menu.actions()
+        assert not w.menu_actions.compile.isChecked() and not w.run_options().compile
+        w.menu_actions.compile.setChecked(True)
         assert w.run_options().compile
     finally:
         w.force_close()
     again = make_window(qtbot, settings)
     try:
-        assert again.compile_action.isChecked() and again.run_options().compile
+        assert again.menu_actions.compile.isChecked() and again.run_options().compile
     finally:
         again.force_close()

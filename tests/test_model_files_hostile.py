@@ -177,7 +177,7 @@ def test_models_command_exits_0_and_escapes_control_characters(hostile_models, c
 
 
 def test_a_bad_embedding_file_only_matters_to_prompts_that_name_it(tmp_path, monkeypatch):
-    from app.inference.diffusers import catalog
+    from app.inference.diffusers import network_files
 
     emb = tmp_path / "models" / "embeddings"
     (emb / "sub").mkdir(parents=True)
@@ -186,13 +186,13 @@ def test_a_bad_embedding_file_only_matters_to_prompts_that_name_it(tmp_path, mon
     (emb / "sub" / "loop").symlink_to(emb)  # a folder link back up: walked once
     _safetensors_with_header(emb / "sub" / "good.safetensors", {"emb_params": {"dtype": "F32", "shape": [2, 768],
                                                                               "data_offsets": [0, 6144]}})
-    monkeypatch.setattr(catalog, "embedding_dirs", lambda: [emb])
-    assert catalog.embeddings_in("a photo of a cat", "") == []
-    [good] = catalog.embeddings_in("good, a cat")
+    monkeypatch.setattr(network_files, "embedding_dirs", lambda: [emb])
+    assert network_files.embeddings_in("a photo of a cat", "") == []
+    [good] = network_files.embeddings_in("good, a cat")
     assert good.usable and good.context_dim == 768
-    [broken] = catalog.embeddings_in("broken")
+    [broken] = network_files.embeddings_in("broken")
     assert not broken.usable and "nested deeper" in broken.note
-    assert sorted(i.name for i in catalog.discover_embeddings()) == ["broken", "good"]
+    assert sorted(i.name for i in network_files.discover_embeddings()) == ["broken", "good"]
 
 
 def test_pickle_shards_are_refused_before_torch_is_imported(tiny_inpaint_model, tmp_path):

@@ -9,7 +9,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QDialog
 
 from doubles import shown_window
-from app.widgets import outpaint_actions, tools
+from app.widgets import tools
 from tinysam import build_tiny_sam
 
 
@@ -19,7 +19,7 @@ def window(qtbot, tmp_path):
     image = np.zeros((120, 160, 3), np.uint8)
     image[:, :] = (20, 120, 200)
     image[30:90, 40:110] = (230, 200, 20)  # a flat yellow block
-    w.open_image_array(image)
+    w.files.open_image_array(image)
     yield w
     w.force_close()
 
@@ -34,13 +34,13 @@ def test_tools_menu_shows_every_tool_key(window):
     for name in (tools.WAND, tools.GRABCUT, tools.SAM, tools.BRUSH):
         tool = window.canvas.tools[name]
         assert texts[tool.label] == tool.key
-    assert window.expand_canvas_action.shortcut().toString() == "Ctrl+Alt+E"
+    assert window.outpaint_actions.expand_canvas.shortcut().toString() == "Ctrl+Alt+E"
 
 
 def test_expand_dialog_preview_and_one_undo_step(window, qtbot):
     doc = window.document
     before = doc.pixels.copy()
-    dialog = outpaint_actions.open_expand_dialog(window)
+    dialog = window.outpaint_actions.open_expand_dialog()
     dialog.aspect.setCurrentText("16:9")
     assert dialog.size_label.text() == "160×120 → 214×120"
     assert not dialog.preview.pixmap().isNull()
@@ -54,7 +54,7 @@ def test_expand_dialog_preview_and_one_undo_step(window, qtbot):
     dialog.done(QDialog.DialogCode.Accepted)
     assert doc.size == (261, 125) and np.array_equal(doc.pixels[0:120, 37:197], before)
     assert doc.undo_stack.count() == 1 and doc.mask[:, :37].min() == 255
-    window.undo_action.trigger()
+    window.menu_actions.undo.trigger()
     assert np.array_equal(doc.pixels, before) and not doc.mask.any()
 
 
@@ -79,7 +79,7 @@ def test_wand_and_grabcut_by_key_and_mouse(window, qtbot):
     qtbot.waitUntil(lambda: doc.mask.any(), timeout=5000)
     sel = doc.mask > 0
     assert (sel & block).sum() / (sel | block).sum() >= 0.9 and doc.undo_stack.undoText() == "GrabCut (add)"
-    outpaint_actions.set_selection_mode(window, "replace")
+    window.outpaint_actions.set_selection_mode("replace")
     assert window.canvas.tools[tools.SAM].mode == "replace"
 
 

@@ -7,6 +7,7 @@ import pytest
 from app.core.outpaint import Expansion, expand_mask, expand_pixels
 from app.editor.document import Document
 from app.storage.project import FORMAT_VERSION, ProjectError, load_project, load_project_bytes, project_bytes, save_project
+from app.editor.snapshot import project_state
 from reliability_fixtures import assert_states_equal, make_state, manifest_of, rewrite, v1_project
 
 
@@ -35,7 +36,7 @@ def test_document_expand_then_save_and_reopen(qapp, tmp_path):
     img = np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)
     doc.set_image(img)
     doc.expand_canvas(Expansion(0, 8, 16, 0), "solid")
-    save_project(tmp_path / "d.inpaint", doc.to_state())
+    save_project(tmp_path / "d.inpaint", project_state(doc))
     other = Document()
     other.load_state(load_project(tmp_path / "d.inpaint"))
     assert other.original_offset == (0, 8) and other.size == (56, 38)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from app.core.prompt_syntax import BREAK_WEIGHT, extract_loras, is_plain, lora_tag, parse_prompt_attention
-from app.inference.diffusers.backend import prompt_kwargs
+from app.inference.diffusers.pipeline_inputs import prompt_kwargs
 from app.inference.registry import LoadOptions, load_backend
 from app.inference.diffusers.prompts import CHUNK_TOKENS, encode_prompt_pair, tokenize_chunks
 from test_diffusion import make_request, run

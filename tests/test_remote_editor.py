@@ -23,7 +23,7 @@ def window(qtbot, tmp_path):
     w = shown_window(qtbot, tmp_path / "settings.ini")
     path = tmp_path / "photo.png"
     imageio.save_image(path, skimage.data.astronaut()[:320, :320])
-    w.open_path(str(path))
+    w.files.open_path(str(path))
     w.document.fill_rect((120, 120, 70, 50))
     yield w
     w.force_close()
@@ -33,7 +33,7 @@ def generate(qtbot, w, params):
     ended = []
     w.generation_finished.connect(ended.append)
     w.generation_failed.connect(lambda title, text: ended.append(f"{title}: {text}"))
-    assert w.generate(params)
+    assert w.generation.generate(params)
     qtbot.waitUntil(lambda: bool(ended), timeout=120000)
     assert not isinstance(ended[0], str), ended[0]
     return ended[0]
@@ -68,19 +68,19 @@ def test_editor_on_a_server_gives_the_local_pixels_and_survives_the_server_going
         params = w.current_params().replace(prompt="a red balloon", steps=2, guidance=1.0, width=256, height=256, seed=7)
         assert params.model == ref
         steps = []
-        w.progress.valueChanged.connect(lambda v: steps.append(v))
+        w.status.progress.valueChanged.connect(lambda v: steps.append(v))
         remote = generate(qtbot, w, params)
         assert remote.backend == ref and steps
-    w.discard_action.trigger()
+    w.menu_actions.discard.trigger()
     local = generate(qtbot, w, params.replace(model=str(tiny_inpaint_model)))
     assert np.array_equal(remote.candidates[0], local.candidates[0]), "remote and local pixels differ"
-    w.discard_action.trigger()
+    w.menu_actions.discard.trigger()
 
     w.set_params(params)
     mask = w.document.mask.copy()
     assert mask.any()
     with qtbot.waitSignal(w.generation_failed, timeout=30000):  # the server is gone
-        assert w.generate(params)
+        assert w.generation.generate(params)
     assert w.message_bar.title == "Generation server unreachable"
     assert np.array_equal(w.document.mask, mask) and w.current_params().prompt == "a red balloon"
     with running_server(config, port=server.port):  # back on the same address

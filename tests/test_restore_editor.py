@@ -19,6 +19,7 @@ from app.core.geometry import Bounds
 from app.core.imageio import LoadedImage
 from app.core.outpaint import Expansion
 from app.editor.document import Document
+from app.editor.snapshot import project_state
 from app.editor.restore_task import DENOISE, FACES, UPSCALE, RestoreChoice, RestoreOutcome, RestoreRunner, run_restoration
 from app.service.restoration import RestorationService
 from app.storage.project import load_project, save_project
@@ -54,7 +55,7 @@ def face_model(models):
 def window(qtbot, tmp_path, models, monkeypatch):
     monkeypatch.setenv("INPAINT_STUDIO_MODELS", str(models["base"]))  # whatever module fixture set it last
     w = shown_window(qtbot, tmp_path / "settings.ini")
-    w.open_image_array(rm.photo(20, 24, seed=3))
+    w.files.open_image_array(rm.photo(20, 24, seed=3))
     return w
 
 
@@ -92,10 +93,10 @@ def test_upscale_x2_from_the_menu_is_one_undo_step_with_mask_and_box(qtbot, wind
     assert "Upscale ×2 — tiny-esrgan-x2 (ESRGAN ×2)" in doc.undo_stack.undoText()
     steps = window.restore_panel.steps.model()  # the panel's edit history lists it with its parameters
     assert steps.data(steps.index(steps.rowCount() - 1, 0)) == doc.undo_stack.undoText()
-    window.undo_action.trigger()
+    window.menu_actions.undo.trigger()
     assert doc.size == (24, 20) and np.array_equal(doc.pixels, before_px) and np.array_equal(doc.mask, before_mask)
     assert doc.context_box == Bounds(2, 2, 16, 12)
-    window.redo_action.trigger()
+    window.menu_actions.redo.trigger()
     assert np.array_equal(doc.pixels, result) and doc.mask.shape == (40, 48)
 
 
@@ -103,14 +104,14 @@ def test_candidates_under_review_end_at_an_upscale_and_fit_again_after_its_undo(
     doc, session = window.document, window.session
     doc.fill_rect((6, 6, 5, 5))
     with qtbot.waitSignal(session.generation_finished, timeout=WAIT_MS) as finished:
-        assert window.generate(window.current_params().replace(model="builtin:telea"))
+        assert window.generation.generate(window.current_params().replace(model="builtin:telea"))
     record = finished.args[0]
     assert session.candidates is record
     dialog = _dialog(qtbot, window, UPSCALE, 2, models["esrgan"])
     _run(qtbot, dialog)
     assert dialog.apply()
     assert session.candidates is None and "made on a 24×20 canvas" in parked_note(record, doc.size)
-    window.undo_action.trigger()
+    window.menu_actions.undo.trigger()
     assert parked_note(record, doc.size) == "" and session.show_record(record)
 
 
@@ -141,7 +142,7 @@ def test_an_upscaled_image_saves_and_reopens_as_a_project(qtbot, models, tmp_pat
                               doc.mask.copy(), doc.image_version, lambda i, n: None, lambda: False)
     assert runner.apply(outcome) == ""
     assert doc.original_offset == (6, 4) and doc.size == (30, 24)
-    save_project(tmp_path / "up.inpaint", doc.to_state())
+    save_project(tmp_path / "up.inpaint", project_state(doc))
     back = load_project(tmp_path / "up.inpaint")
     assert np.array_equal(back.current, doc.pixels) and np.array_equal(back.mask, doc.mask)
     assert np.array_equal(back.original, doc.original) and tuple(back.original_offset) == (6, 4)
@@ -170,7 +171,7 @@ def test_restore_faces_in_the_selection_leaves_every_other_pixel_bit_identical(q
     assert np.array_equal(doc.pixels[outside], before[outside])
     assert not np.array_equal(doc.pixels, before)
     assert "strength 0.80" in doc.undo_stack.undoText() and "in the selection" in doc.undo_stack.undoText()
-    window.undo_action.trigger()
+    window.menu_actions.undo.trigger()
     assert np.array_equal(doc.pixels, before)
 
 
@@ -209,14 +210,14 @@ def test_an_image_opened_while_the_run_copies_the_document_cancels_it(qtbot, win
     window.document.snapshots.slice_bytes = 64  # the copy takes several event-loop turns
     with qtbot.waitSignal(runner.cancelled, timeout=WAIT_MS):
         assert runner.start(RestoreChoice(DENOISE, str(models["dncnn"]))) == ""
-        window.open_image_array(rm.photo(20, 24, seed=9))  # the snapshot now holds the image that was closed
+        window.files.open_image_array(rm.photo(20, 24, seed=9))  # the snapshot now holds the image that was closed
     assert not runner.running and window.document.undo_stack.count() == 0
 
 
 def test_no_model_says_where_to_put_one_and_offers_get_models(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("INPAINT_STUDIO_MODELS", str(tmp_path / "empty"))
     w = shown_window(qtbot, tmp_path / "settings.ini")
-    w.open_image_array(rm.photo(16, 16))
+    w.files.open_image_array(rm.photo(16, 16))
     w.restore_actions[(UPSCALE, 4)].trigger()
     dialog = w.restore_dialog
     qtbot.waitUntil(lambda: dialog.get_models_button.isVisible(), timeout=WAIT_MS)
@@ -244,7 +245,7 @@ def test_menu_lists_every_operation_and_waits_for_an_image(qtbot, tmp_path, mode
     assert [b.defaultAction() for b in w.restore_panel.buttons] == [*w.restore_actions.values(), w.restore_get_models_action]
     assert not any(a.isEnabled() for a in w.restore_actions.values())  # no image yet
     assert restore_actions.open_restore_dialog(w, UPSCALE) is None
-    w.open_image_array(rm.photo(16, 16))
+    w.files.open_image_array(rm.photo(16, 16))
     assert w.restore_actions[(UPSCALE, 2)].isEnabled() and w.restore_actions[(DENOISE, 1)].isEnabled()
 
 
@@ -352,9 +353,9 @@ def test_lama_files_are_listed_and_the_panel_says_no_prompt_or_seed_is_used(qtbo
                   panel.strength, panel.batch):
         assert not field.isEnabled()
     assert "LaMa uses no prompt and no seed" in panel.prompt.placeholderText()
-    w.open_image_array(rm.photo(16, 16))
+    w.files.open_image_array(rm.photo(16, 16))
     w.document.fill_rect((4, 4, 4, 4))
-    assert panel.params().prompt == "" and panel.validation_message() == "" and w.generate_action.isEnabled()
+    assert panel.params().prompt == "" and panel.validation_message() == "" and w.menu_actions.generate.isEnabled()
     assert w.session.check(w.current_params()) is None  # the session asks no prompt of LaMa either
     w.model_picker.combo.setCurrentIndex(w.model_picker.combo.findData("builtin:telea"))
     assert "Classical inpainting ignores the prompt" in panel.prompt.placeholderText()
@@ -367,14 +368,14 @@ def test_generate_with_lama_needs_no_prompt_and_keeps_the_outside(qtbot, tmp_pat
     monkeypatch.setenv("INPAINT_STUDIO_MODELS", str(lama_file.parent.parent))
     w = shown_window(qtbot, tmp_path / "settings.ini")
     _choose_lama(qtbot, w, lama_file)
-    w.open_image_array(rm.photo(40, 48, seed=5))
+    w.files.open_image_array(rm.photo(40, 48, seed=5))
     w.document.fill_rect((16, 12, 12, 10))
     with qtbot.waitSignal(w.session.generation_finished, timeout=WAIT_MS) as finished:
-        assert w.generate()
+        assert w.generation.generate()
     record = finished.args[0]
     assert record.params.model == f"lama:{lama_file}" and record.params.prompt == ""
     before = w.document.pixels.copy()
-    assert w.apply_candidate(0)
+    assert w.generation.apply_candidate(0)
     outside = maskops.feather_full(w.document.mask, record.params.mask_blur) == 0
     assert np.array_equal(w.document.pixels[outside], before[outside])
     assert w.document.undo_stack.undoText() == "Apply result (LaMa)"

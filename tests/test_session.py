@@ -166,12 +166,12 @@ def test_tools_come_from_one_table(qtbot, tmp_path):
     window = MainWindow(Settings(tmp_path / "s.ini"), discover=lambda: [])
     qtbot.addWidget(window)
     canvas = window.canvas
-    assert list(window.tool_actions) == list(canvas.tools) == ["brush", "eraser", "rect", "lasso", "context", "wand", "grabcut", "sam"]
+    assert list(window.menu_actions.tools) == list(canvas.tools) == ["brush", "eraser", "rect", "lasso", "context", "wand", "grabcut", "sam"]
     for name, tool in canvas.tools.items():
-        assert window.tool_actions[name].text() == tool.label and f"({tool.key})" in window.tool_actions[name].toolTip()
+        assert window.menu_actions.tools[name].text() == tool.label and f"({tool.key})" in window.menu_actions.tools[name].toolTip()
         canvas.set_tool("brush" if name != "brush" else "eraser")
         qtbot.keyClick(canvas, getattr(Qt.Key, f"Key_{tool.key}"))
-        assert canvas.tool == name and window.tool_actions[name].isChecked()
+        assert canvas.tool == name and window.menu_actions.tools[name].isChecked()
     with pytest.raises(ValueError, match="unknown tool"):
         canvas.set_tool("smudge")
     window.force_close()

@@ -55,7 +55,7 @@ def test_two_hundred_strokes_store_far_less_than_full_copies(big_doc):
         assert doc.end_stroke()
     assert doc.undo_stack.count() == 200
     full_copies = 200 * doc.mask.nbytes
-    stored = doc.history_bytes()
+    stored = doc.history.nbytes()
     assert stored < full_copies / 200, (stored, full_copies)  # less than ONE full mask for all 200
     final = doc.mask.copy()
     doc.undo_stack.setIndex(0)
@@ -78,13 +78,13 @@ def test_budget_evicts_oldest_and_keeps_the_rest_working(qapp):
         states.append(doc.pixels.copy())
 
     apply(0)
-    one = doc.history_bytes()
-    doc.history_budget = int(one * 4.5)
+    one = doc.history.nbytes()
+    doc.history.budget = int(one * 4.5)
     for i in range(1, 12):
         apply(i)
-    assert doc.history_bytes() <= doc.history_budget
+    assert doc.history.nbytes() <= doc.history.budget
     assert doc.undo_stack.count() == 4
-    assert doc.evicted_commands == 8
+    assert doc.history.evicted == 8
     assert doc.undo_stack.index() == 4
     # the kept commands still undo to the exact bytes of their states, and redo again
     for back in range(1, 5):
@@ -107,7 +107,7 @@ def test_budget_eviction_keeps_clean_state(qapp):
     doc.apply_result(rng.integers(0, 256, (60, 60), dtype=np.uint8), "r4", region=Bounds(0, 0, 60, 60))
     assert doc.modified
     one = doc.undo_stack.command(0).nbytes
-    doc.history_budget = 3 * one  # drops the two oldest of five
+    doc.history.budget = 3 * one  # drops the two oldest of five
     assert doc.undo_stack.count() == 3
     assert doc.modified
     doc.undo_stack.undo()

@@ -30,11 +30,11 @@ def stroke(qtbot, canvas, y: float) -> None:
 
 
 def test_live_layer_follows_strokes_and_enters_history_only_on_apply(qtbot, window):
-    window.open_image_array(np.full((96, 128, 3), 90, np.uint8))
+    window.files.open_image_array(np.full((96, 128, 3), 90, np.uint8))
     window.params_panel.prompt.setPlainText("moss")
     doc, live = window.document, window.session.live
     window.live.live_action.trigger()
-    assert live.enabled and not window.generate_action.isEnabled()
+    assert live.enabled and not window.menu_actions.generate.isEnabled()
     stroke(qtbot, window.canvas, 40)
     qtbot.waitUntil(lambda: window.canvas.live_layer_shown and not live.busy, timeout=20000)
     assert doc.undo_stack.count() == 1 and doc.generations == []  # the stroke only
@@ -47,7 +47,7 @@ def test_live_layer_follows_strokes_and_enters_history_only_on_apply(qtbot, wind
     assert doc.undo_stack.count() == 2 and len(doc.generations) == 1 and doc.generations[0].params.prompt == "moss, wet"
     assert (doc.pixels[40, 30:50] == live.seed % 256).all() and not window.canvas.live_layer_shown
     window.live.live_action.trigger()
-    assert not live.enabled and window.generate_action.isEnabled()
+    assert not live.enabled and window.menu_actions.generate.isEnabled()
 
 
 def test_choosing_a_few_step_lora_sets_its_recommended_settings(qtbot, window):

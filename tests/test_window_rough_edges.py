@@ -15,13 +15,14 @@ from PySide6.QtWidgets import QApplication
 from app.core import imageio
 from app.widgets import tools
 from app.widgets.expand_dialog import ExpandCanvasDialog
+from app.widgets import window_dialogs
 from test_editor_reliability import data_dir  # noqa: F401
 from test_main_window import generate_and_wait, photo, settings, widget_point  # noqa: F401
 from test_window_work_never_lost import CLASSICAL, window  # noqa: F401  (the window with recovery installed)
 
 
 def opened_with_candidates(qtbot, window, photo):  # noqa: F811
-    window.open_path(photo)
+    window.files.open_path(photo)
     window.document.fill_rect((200, 200, 60, 60))
     return generate_and_wait(qtbot, window, CLASSICAL)
 
@@ -71,19 +72,19 @@ def test_an_undone_apply_is_unmarked_everywhere(qtbot, window, photo, tmp_path):
     record = opened_with_candidates(qtbot, window, photo)
     window.candidates_panel.apply_button.click()
     assert "✓ applied" in window.history_panel.list.item(0).text()
-    window.undo_action.trigger()
+    window.menu_actions.undo.trigger()
     assert record.applied is None and "✓ applied" not in window.history_panel.list.item(0).text()
-    assert window.status_message.text().startswith("Undone: Apply result")
-    assert "seed" not in window.redo_action.text()  # "Redo Apply result (Classical — Telea …)"
-    window.redo_action.trigger()
-    assert record.applied == 0 and window.status_message.text().startswith("Redone: Apply result")
+    assert window.status.message.text().startswith("Undone: Apply result")
+    assert "seed" not in window.menu_actions.redo.text()  # "Redo Apply result (Classical — Telea …)"
+    window.menu_actions.redo.trigger()
+    assert record.applied == 0 and window.status.message.text().startswith("Redone: Apply result")
 
 
 def test_the_classical_method_records_no_sampling_and_offers_no_new_seed(qtbot, window, photo, tmp_path):
     opened_with_candidates(qtbot, window, photo)
     window.candidates_panel.apply_button.click()
     with qtbot.waitSignal(window.session.saver.saved, timeout=20000):
-        window.save_result(tmp_path / "out.png")
+        window.files.save_result(tmp_path / "out.png")
     text = Image.open(tmp_path / "out.png").text["parameters"]
     for field in ("Schedule type", "Sampler", "Steps", "Seed", "CFG scale"):
         assert field not in text
@@ -97,15 +98,15 @@ def test_the_classical_method_records_no_sampling_and_offers_no_new_seed(qtbot, 
 def test_save_project_needs_an_image_and_esc_is_in_the_shortcuts(qtbot, window, photo):
     save_project = next(a for a in window.file_menu.actions() if a.text().replace("&", "") == "Save Project")
     assert not save_project.isEnabled()
-    window.open_path(photo)
+    window.files.open_path(photo)
     assert save_project.isEnabled()
-    dialog = window.show_shortcuts()
+    dialog = window_dialogs.show_shortcuts(window)
     assert ("Esc", "Cancel") in dialog.rows
     dialog.close()
 
 
 def test_help_documentation_shows_the_guide_in_the_app(qtbot, window):
-    dialog = window.open_docs()
+    dialog = window_dialogs.open_docs(window, window.message_bar)
     assert dialog is not None and dialog.isVisible()
     assert "Inpaint Studio" in dialog.browser.toPlainText() and len(dialog.browser.toPlainText()) > 2000
     dialog.close()
@@ -116,13 +117,13 @@ def test_the_brush_is_sized_from_the_image_and_remembered_per_size_class(qtbot, 
     imageio.save_image(big, np.zeros((2000, 3000, 3), np.uint8))
     small = tmp_path / "small.png"
     imageio.save_image(small, np.zeros((300, 400, 3), np.uint8))
-    assert window.open_path(big)
+    assert window.files.open_path(big)
     qtbot.waitUntil(lambda: window.document.width == 3000, timeout=20000)  # 6 MP loads on a pool thread
     assert window.canvas.brush_size == tools.default_brush_size(3000, 2000) == 250
     window.brush_size.setValue(120)  # the user's choice for photos of this size
     window.files.open_path(small)
     assert window.canvas.brush_size == 33 and window.brush_size.value() == 33
-    assert window.open_image_array(np.zeros((2400, 3200, 3), np.uint8))  # another photo of the big class
+    assert window.files.open_image_array(np.zeros((2400, 3200, 3), np.uint8))  # another photo of the big class
     assert window.canvas.brush_size == 120
 
 
@@ -138,11 +139,11 @@ def test_expand_dialog_shows_what_an_aspect_adds_in_the_greyed_fields(qtbot):
 
 
 def test_status_texts_are_never_stale(qtbot, window, photo, tmp_path):
-    window.open_path(photo)
+    window.files.open_path(photo)
     missing = tmp_path / "no-such-folder" / "out.inpaint"
     window.files.save_project_to(missing)
     qtbot.waitUntil(lambda: not window.session.saver.busy, timeout=20000)
-    assert "Saving" not in window.status_message.text() and "nothing was written" in window.status_message.text()
+    assert "Saving" not in window.status.message.text() and "nothing was written" in window.status.message.text()
 
 
 def test_the_restore_preview_shows_the_mask(tmp_path):
@@ -175,13 +176,13 @@ def test_greyed_seed_buttons_look_greyed(qtbot, window):
 def test_a_long_status_line_is_shortened_with_the_whole_text_in_its_tooltip(qtbot, window):
     width = window.width()
     long = "Cannot load the model: " + "unet/diffusion_pytorch_model.safetensors is truncated " * 8
-    window.status_message.setText(long)
+    window.status.message.setText(long)
     qtbot.wait(10)
-    assert window.width() == width and window.status_message.minimumSizeHint().width() < 100  # never widens the window
-    assert window.status_message.text() == long and window.status_message.toolTip() == long
-    assert window.status_message.shown_text().endswith("…")
-    window.status_message.setText("Saved out.png")
-    assert window.status_message.toolTip() == ""
+    assert window.width() == width and window.status.message.minimumSizeHint().width() < 100  # never widens the window
+    assert window.status.message.text() == long and window.status.message.toolTip() == long
+    assert window.status.message.shown_text().endswith("…")
+    window.status.message.setText("Saved out.png")
+    assert window.status.message.toolTip() == ""
 
 
 def test_a_broken_download_is_listed_as_incomplete_not_unsupported(qtbot, settings, tmp_path):  # noqa: F811

@@ -48,7 +48,7 @@ def save_dialog_answers(monkeypatch, *paths) -> list:
 
 # -- 1: undoing Expand canvas after a generation ----------------------------------------------------
 def test_undo_of_expand_after_generate_and_discard_keeps_autosave_and_save_project_working(qtbot, window, photo, tmp_path):
-    window.open_path(photo)
+    window.files.open_path(photo)
     doc, ctl = window.document, window.recovery
     doc.expand_canvas(Expansion(0, 0, 64, 0), "stretch")
     generate_and_wait(qtbot, window, CLASSICAL)
@@ -59,7 +59,7 @@ def test_undo_of_expand_after_generate_and_discard_keeps_autosave_and_save_proje
     assert "made on a 576×512 canvas" in window.history_panel.list.item(0).text()  # parked, and said so
     assert ctl.autosave_now(wait=True) and ctl.autosaver.last_error is None
     qtbot.wait(50)  # queued signals from the autosave thread
-    assert not window.autosave_label.isVisible() and ctl.failing is None
+    assert not window.status.autosave.isVisible() and ctl.failing is None
     assert load_project(ctl.autosaver.path).current.shape == (512, 512, 3)
     with qtbot.waitSignal(window.session.saver.saved, timeout=20000):
         assert window.files.save_project_to(tmp_path / "work.inpaint")
@@ -73,20 +73,20 @@ def test_undo_of_expand_after_generate_and_discard_keeps_autosave_and_save_proje
 def test_a_failed_autosave_stays_visible_until_one_succeeds(qtbot, window, photo, monkeypatch):
     import app.storage.autosave as autosave_module
 
-    window.open_path(photo)
+    window.files.open_path(photo)
     ctl = window.recovery
     real = autosave_module.save_project
     monkeypatch.setattr(autosave_module, "save_project", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
     window.document.fill_rect((10, 10, 20, 20))
     with qtbot.waitSignal(ctl.save_failed, timeout=10000):
         ctl.autosave_now()
-    assert window.autosave_label.isVisible() and "No space left" in window.autosave_label.toolTip()
+    assert window.status.autosave.isVisible() and "No space left" in window.status.autosave.toolTip()
     window.message_bar.dismiss()
-    assert window.autosave_label.isVisible()  # dismissing the banner does not hide the failure
+    assert window.status.autosave.isVisible()  # dismissing the banner does not hide the failure
     monkeypatch.setattr(autosave_module, "save_project", real)
     with qtbot.waitSignal(ctl.saved, timeout=10000):
         ctl.autosave_now()
-    assert not window.autosave_label.isVisible()
+    assert not window.status.autosave.isVisible()
 
 
 # -- 2: the quit question after a restored recovery ---------------------------------------------------
@@ -119,7 +119,7 @@ def test_quit_after_restoring_offers_save_project_and_deletes_the_recovery_only_
 
 
 def test_candidates_under_review_are_unsaved_work(qtbot, window, photo, monkeypatch, tmp_path):
-    window.open_path(photo)
+    window.files.open_path(photo)
     window.document.fill_rect((100, 100, 40, 40))
     window.document.mark_saved()  # as after Save: only the candidates below are new
     generate_and_wait(qtbot, window, CLASSICAL)
@@ -133,25 +133,25 @@ def test_candidates_under_review_are_unsaved_work(qtbot, window, photo, monkeypa
 
 # -- 3: Save / Save As over files that must not be replaced --------------------------------------------
 def test_save_as_over_a_read_only_file_refuses_and_offers_another_name(qtbot, window, photo, tmp_path, monkeypatch):
-    window.open_path(photo)
+    window.files.open_path(photo)
     protected = tmp_path / "protected.png"
     imageio.save_image(protected, np.zeros((4, 4, 3), np.uint8))
     protected.chmod(0o444)
     before = protected.read_bytes()
     save_dialog_answers(monkeypatch, protected, tmp_path / "other.png")
-    window.save_as_action.trigger()
+    window.menu_actions.save_as.trigger()
     qtbot.waitUntil(lambda: window.files.refusal is not None, timeout=5000)
     box = window.files.refusal
-    assert "protected.png is read-only" in box.text() and "read-only" in window.status_message.text()
+    assert "protected.png is read-only" in box.text() and "read-only" in window.status.message.text()
     assert protected.read_bytes() == before and stat.S_IMODE(protected.stat().st_mode) == 0o444
     with qtbot.waitSignal(window.session.saver.saved, timeout=20000):
         box.button(Buttons.Save).click()  # "Choose Another Name…"
     assert imageio.load_image(tmp_path / "other.png").pixels.shape == (512, 512, 3)
-    assert window.status_message.text() == "Saved other.png"
+    assert window.status.message.text() == "Saved other.png"
 
 
 def test_ctrl_s_to_a_read_only_result_and_save_over_the_opened_photo_are_refused(qtbot, window, photo, tmp_path, monkeypatch):
-    window.open_path(photo)
+    window.files.open_path(photo)
     window.document.fill_rect((1, 1, 5, 5))
     target = tmp_path / "result.png"
     imageio.save_image(target, np.zeros((4, 4, 3), np.uint8))

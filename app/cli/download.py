@@ -84,7 +84,7 @@ def run(ns: argparse.Namespace) -> int:
 
 def _use_hint(plan, path: Path) -> str:
     """How to use what arrived: a checkpoint by --model, a LoRA by its prompt tag (named as
-    `catalog.discover_loras` names it: the folder of a diffusers-layout file, else the stem)."""
+    `network_files.discover_loras` names it: the folder of a diffusers-layout file, else the stem)."""
     if plan.folder == "Lora":
         return f"use it with: <lora:{path.name if plan.is_folder else path.stem}:1> in the prompt"
     if plan.folder == "LaMa":

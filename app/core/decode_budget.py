@@ -47,6 +47,9 @@ MAX_PIXELS_PER_BYTE = 20_000
 SMALL_PIXELS = 16 * 1024 * 1024
 #: libjpeg-turbo's advice for untrusted files is a scan limit; real progressive JPEGs have ≤ ~12.
 MAX_JPEG_SCANS = 150
+#: Largest ICC profile kept (real ones are 0.5–600 KB). A bigger one (a JPEG can carry any size)
+#: is dropped at load (`imageio`) with a note, so no PNG we write carries one our reader would refuse.
+MAX_ICC_BYTES = 8 * 1024 * 1024
 #: Frames or pages counted for the "only the first of N is used" note; past this: "N+".
 MAX_FRAMES_COUNTED = 1000
 #: Copies of the decoded image alive at once while loading and editing it.

@@ -186,6 +186,29 @@ def feather_full(hard: np.ndarray, blur: int) -> np.ndarray:
     return feather(hard, blur, None)
 
 
+def reach_window(mask: np.ndarray, px: int) -> Bounds | None:
+    """Box of the painted mask grown by ``px``: morphology and blur never reach past it.
+
+    Working on this box instead of the whole 24 MP mask is what makes the grow/feather preview
+    interactive (tens of ms instead of seconds) and gives the same bytes as a full-image pass.
+    """
+    b = bounds(mask)
+    height, width = mask.shape[:2]
+    return None if b is None else b.pad(abs(int(px)) + 1).clamp(width, height)
+
+
+def feathered_u8(mask: np.ndarray, px: int) -> np.ndarray:
+    """``mask`` feathered by ``px`` as uint8 (a soft edge to look at; a copy when ``px`` <= 0)."""
+    if px <= 0:
+        return mask.copy()
+    out = np.zeros_like(mask)
+    win = reach_window(mask, px)
+    if win is not None:
+        soft = feather(mask, int(px), win)
+        out[win.slices] = np.clip(soft * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
 def classical_fill(rgb: np.ndarray, mask: np.ndarray, radius: int = 3) -> np.ndarray:
     """Fill the masked area from its surround (OpenCV Telea): the "fill" masked-content option.
 

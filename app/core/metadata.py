@@ -100,7 +100,7 @@ def format_a1111(params: GenerationParams, width: int, height: int) -> str:
             fields["Masked area padding"] = params.padding
         if params.masked_content in _MASKED_CONTENT_TO_A1111:
             fields["Masked content"] = _MASKED_CONTENT_TO_A1111[params.masked_content]
-    for key in NETWORK_HASH_FIELDS:  # set by the diffusion backend (catalog.network_hashes)
+    for key in NETWORK_HASH_FIELDS:  # set by the diffusion backend (network_files.network_hashes)
         fields[key] = params.extra.get(key)
     line = ", ".join(f"{k}: {quote(v)}" for k, v in fields.items() if v is not None and v != "")
     negative = f"\nNegative prompt: {params.negative_prompt}" if params.negative_prompt else ""

@@ -1,10 +1,14 @@
-"""Round-brush geometry for mask strokes: which pixels a segment touches and how much.
+"""Mask painting geometry: which pixels a round-brush segment touches and how much, and the
+lasso polygon fill.
 
-Pure numpy, kept apart from the Document so the maths can be read (and tested) on its own.
+Pure numpy and OpenCV, kept apart from the Document so the maths can be read (and tested) on its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
+import cv2
 import numpy as np
 
 from app.core.geometry import Bounds
@@ -49,3 +53,19 @@ def brush_coverage(bounds: Bounds, p0: Point, p1: Point, radius: float, hardness
         t = np.clip((radius - d) / (radius - inner), 0.0, 1.0)
         cov = t * t * (3.0 - 2.0 * t)
     return (cov * 255.0 + 0.5).astype(np.uint8)
+
+
+def lasso_fill(points: Sequence[Point], value: int, width: int, height: int) -> tuple[Bounds, Callable[[np.ndarray], None]]:
+    """The box a lasso polygon (image coordinates) covers, clamped, and an edit that fills it
+    with ``value`` in a view of that box. OpenCV fills the pixel centres inside the polygon;
+    4 bits of fixed point (``shift=4``) keep sub-pixel vertices."""
+    pts = np.asarray(points, np.float64)
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
+    b = Bounds(int(x0), int(y0), int(x1 - x0) + 1, int(y1 - y0) + 1).clamp(width, height)
+    local = np.round((pts - [b.x + 0.5, b.y + 0.5]) * 16).astype(np.int32)
+
+    def edit(region: np.ndarray) -> None:
+        cv2.fillPoly(region, [local], value, lineType=cv2.LINE_8, shift=4)
+
+    return b, edit

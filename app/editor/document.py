@@ -23,21 +23,14 @@ from app.core.geometry import Bounds
 from app.editor.canvas_delta import CanvasDelta, CanvasState, PackedArray
 from app.editor.control_layer import ControlLayers
 from app.editor.control_undo import ControlDelta
-from app.editor.brush import Point, brush_coverage, segment_bounds
+from app.editor.brush import Point, lasso_fill
 from app.editor.display_cache import DisplayCache
+from app.editor.mask_stroke import MaskStroke
 from app.editor.opened_image import PreparedImage, prepare_image, prepare_state
 from app.editor.qimage import rgba8
 from app.editor.snapshot import Snapshots
-from app.editor.undo import DEFAULT_BUDGET_BYTES, AppliedDelta, BoxDelta, HistoryBudget, TileDelta, TileSnapshot, diff_tiles, qrect, tile_bounds
-
-
-def _to_bounds(region: Bounds | QRect | Sequence[int] | None) -> Bounds | None:
-    if region is None or isinstance(region, Bounds):
-        return region
-    if isinstance(region, QRect):
-        return Bounds(region.x(), region.y(), region.width(), region.height())
-    x, y, w, h = region
-    return Bounds(int(x), int(y), int(w), int(h))
+from app.editor.undo import (DEFAULT_BUDGET_BYTES, AppliedDelta, BoxDelta, HistoryBudget, TileDelta, copy_changed_tiles,
+                             edit_tiles, qrect, to_bounds)
 
 
 class Document(QObject):
@@ -71,11 +64,11 @@ class Document(QObject):
         #: derived from the image, such as the select-by-click embedding.
         self.image_version = 0
         self.undo_stack = QUndoStack(self)
-        self._budget = HistoryBudget(self.undo_stack, self._apply_delta, history_budget)
-        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
-        self._stroke: TileSnapshot | None = None
-        self._stroke_mode = "paint"
-        self._stroke_bounds: Bounds | None = None
+        #: The undo history's byte budget: ``history.budget`` (settable, evicts at once),
+        #: ``history.nbytes()`` (compressed tiles held), ``history.evicted`` (commands dropped).
+        self.history = HistoryBudget(self.undo_stack, self._apply_delta, history_budget)
+        self.undo_stack.cleanChanged.connect(self.modified_changed)  # signal to signal: no Python emit
+        self._stroke: MaskStroke | None = None
         self._display = DisplayCache(self.pixels)
         #: (read-only array, image_version) equal to ``pixels`` at that version: see `unchanged_pixels`.
         self._pristine: tuple[np.ndarray, int] | None = None
@@ -88,26 +81,33 @@ class Document(QObject):
         """Open an image (an ``app.core.imageio.LoadedImage``, an array, or a `PreparedImage` made
         off the GUI thread, whose arrays are adopted without a copy). Resets mask, undo, generations."""
         prepared = loaded if isinstance(loaded, PreparedImage) else prepare_image(loaded)
-        self.original, self.pixels, self.mask = prepared.original, prepared.pixels, prepared.mask
-        self.original_offset = (0, 0)
-        self.icc_profile = prepared.icc_profile
         self.source_params = prepared.params
-        self.path = str(path) if path is not None else getattr(prepared.loaded, "path", None)
-        self.generations = []
-        self.controls.restore()
-        self._after_replace(None, prepared.display)
-        self._pristine = (self.original, self.image_version)
-        self.generations_changed.emit()
+        path = str(path) if path is not None else getattr(prepared.loaded, "path", None)
+        self._adopt(prepared, path, (0, 0), None, [], pristine=True)
 
-    def _after_replace(self, context_box: Bounds | None, display: DisplayCache | None = None) -> None:
+    def _adopt(self, prepared: PreparedImage, path: str | None, original_offset: tuple[int, int],
+               context_box: Bounds | None, generations: list[GenerationRecord], *, pristine: bool,
+               controls: Sequence[Any] = ()) -> None:
+        """Take a whole new document state (opened or restored): undo cleared, observers reset.
+        ``pristine``: the pixels are the file's own, so snapshots may share them (`unchanged_pixels`);
+        ``controls``: the control layers (`SavedControl` s) — none for an opened image."""
+        self.original, self.pixels, self.mask = prepared.original, prepared.pixels, prepared.mask
+        self.original_offset = tuple(original_offset)
+        self.icc_profile = prepared.icc_profile
+        self.path = path
+        self.generations = generations
+        self.controls.restore(controls)
         self._stroke = None
         self.image_version += 1
         self._pristine = None
         self.undo_stack.clear()
         self.undo_stack.setClean()
-        self._display = display if display is not None and display.pixels is self.pixels else DisplayCache(self.pixels)
+        self._display = prepared.display if prepared.display.pixels is self.pixels else DisplayCache(self.pixels)
         self._context_box = self._clamped_box(context_box)
         self.reset.emit()  # covers the box too: observers re-read everything
+        if pristine:
+            self._pristine = (self.original, self.image_version)
+        self.generations_changed.emit()
 
     # -- context box --------------------------------------------------------------------------
     @property
@@ -116,7 +116,7 @@ class Document(QObject):
         return self._context_box
 
     def _clamped_box(self, box: Bounds | QRect | Sequence[int] | None) -> Bounds | None:
-        box = _to_bounds(box)
+        box = to_bounds(box)
         if box is None or self.is_empty:
             return None
         box = box.clamp(self.width, self.height)
@@ -160,9 +160,6 @@ class Document(QObject):
     def has_alpha(self) -> bool:
         return self.pixels.ndim == 3 and self.pixels.shape[2] == 4
 
-    def _on_clean_changed(self, _clean: bool) -> None:
-        self.modified_changed.emit()
-
     @property
     def modified(self) -> bool:
         return not self.undo_stack.isClean()
@@ -200,23 +197,6 @@ class Document(QObject):
         return rgba8(self.pixels)
 
     # -- undo plumbing ----------------------------------------------------------------------
-    @property
-    def history_budget(self) -> int:
-        return self._budget.budget
-
-    @history_budget.setter
-    def history_budget(self, nbytes: int) -> None:
-        self._budget.budget = int(nbytes)
-        self._budget.enforce()
-
-    def history_bytes(self) -> int:
-        """Bytes held by the undo history (compressed tiles)."""
-        return self._budget.nbytes()
-
-    @property
-    def evicted_commands(self) -> int:
-        return self._budget.evicted
-
     def _array(self, target: str) -> np.ndarray:
         return self.mask if target == "mask" else self.pixels
 
@@ -254,7 +234,7 @@ class Document(QObject):
         deltas = [d for d in deltas if not d.is_empty]
         if not deltas:
             return False
-        self._budget.push(self._budget.make(label, deltas, already_applied=already_applied))
+        self.history.push(self.history.make(label, deltas, already_applied=already_applied))
         return True
 
     def _replace(self, target: str, new: np.ndarray, label: str, bounds: Bounds | None = None, extra: Sequence[Any] = ()) -> bool:
@@ -263,14 +243,9 @@ class Document(QObject):
         Only tiles touching ``bounds`` (default: all) are compared and copied.
         """
         self._require_image()
-        array = self._array(target)
-        delta = diff_tiles(target, array, new, bounds, keep_after=False)
+        delta = copy_changed_tiles(target, self._array(target), new, bounds)
         if delta.is_empty:
             return False
-        h, w = array.shape[:2]
-        for ty, tx in delta.tiles:
-            sl = tile_bounds(ty, tx, h, w).slices
-            array[sl] = new[sl]
         self._emit(target, delta.bounds())
         return self._push(label, [delta, *extra], already_applied=True)
 
@@ -280,10 +255,7 @@ class Document(QObject):
         b = bounds.clamp(self.width, self.height)
         if b.is_empty:
             return False
-        snap = TileSnapshot(target, self._array(target))
-        snap.touch(b)
-        edit(self._array(target)[b.slices])
-        delta = snap.finish()
+        delta = edit_tiles(target, self._array(target), b, edit)
         if delta.is_empty:
             return False
         self._emit(target, b)
@@ -305,7 +277,7 @@ class Document(QObject):
         """
         self._require_image()
         pixels = np.asarray(pixels)
-        b = _to_bounds(region)
+        b = to_bounds(region)
         extra = [] if record is None else [AppliedDelta(record, record.applied, index)]
         if pixels.dtype != self.pixels.dtype:
             raise ValueError(f"result is {pixels.dtype}, the image is {self.pixels.dtype}")
@@ -346,44 +318,28 @@ class Document(QObject):
     def fill_mask(self) -> bool:
         return self._replace("mask", np.full_like(self.mask, 255), "Fill mask")
 
-    def _mask_window(self, px: int) -> Bounds | None:
-        """Box of the painted mask grown by ``px``: morphology and blur never reach past it.
-
-        Working on this box instead of the whole 24 MP mask is what makes the grow/feather preview
-        interactive (tens of ms instead of seconds) and gives the same bytes as a full-image pass.
-        """
-        b = maskops.bounds(self.mask)
-        return None if b is None else b.pad(abs(int(px)) + 1).clamp(self.width, self.height)
-
     def grown_mask(self, px: int) -> np.ndarray:
         """The mask grown by ``px`` (negative shrinks), not applied: for the live preview."""
-        return maskops.grow(self.mask, int(px))  # works on the mask's box, like `_mask_window`
+        return maskops.grow(self.mask, int(px))  # works on the mask's box, like `maskops.reach_window`
 
     def feathered_mask(self, px: int) -> np.ndarray:
         """The mask feathered by ``px`` as uint8 (soft edge), not applied: for the live preview."""
-        if px <= 0:
-            return self.mask.copy()
-        out = np.zeros_like(self.mask)
-        win = self._mask_window(px)
-        if win is not None:
-            soft = maskops.feather(self.mask, int(px), win)
-            out[win.slices] = np.clip(soft * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return out
+        return maskops.feathered_u8(self.mask, int(px))
 
     def grow_mask(self, px: int) -> bool:
         label = f"Grow mask {px}px" if px >= 0 else f"Shrink mask {-px}px"
-        return self._replace("mask", self.grown_mask(px), label, self._mask_window(px))
+        return self._replace("mask", self.grown_mask(px), label, maskops.reach_window(self.mask, px))
 
     def shrink_mask(self, px: int) -> bool:
-        return self._replace("mask", self.grown_mask(-int(px)), f"Shrink mask {px}px", self._mask_window(px))
+        return self._replace("mask", self.grown_mask(-int(px)), f"Shrink mask {px}px", maskops.reach_window(self.mask, px))
 
     def feather_mask(self, px: int) -> bool:
-        return self._replace("mask", self.feathered_mask(px), f"Feather mask {px}px", self._mask_window(px))
+        return self._replace("mask", self.feathered_mask(px), f"Feather mask {px}px", maskops.reach_window(self.mask, px))
 
     # -- mask: region fills -----------------------------------------------------------------
     def fill_rect(self, rect: Bounds | QRect | Sequence[int], erase: bool = False) -> bool:
         """Fill (255) or erase (0) a rectangle of the mask, undoably."""
-        b = _to_bounds(rect)
+        b = to_bounds(rect)
         value = 0 if erase else 255
         return self._edit_in_place("mask", b, lambda r: r.fill(value), "Erase rectangle" if erase else "Fill rectangle")
 
@@ -391,54 +347,30 @@ class Document(QObject):
         """Fill (255) or erase (0) a lasso polygon (image coordinates), undoably."""
         if len(points) < 3:
             return False
-        pts = np.asarray(points, np.float64)
-        x0, y0 = np.floor(pts.min(axis=0)).astype(int)
-        x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
-        b = Bounds(int(x0), int(y0), int(x1 - x0) + 1, int(y1 - y0) + 1).clamp(self.width, self.height)
-        value = 0 if erase else 255
-        # cv2 fills pixel centres inside the polygon; shift=4 keeps sub-pixel precision.
-        local = np.round((pts - [b.x + 0.5, b.y + 0.5]) * 16).astype(np.int32)
-
-        def edit(region: np.ndarray) -> None:
-            cv2.fillPoly(region, [local], value, lineType=cv2.LINE_8, shift=4)
-
+        b, edit = lasso_fill(points, 0 if erase else 255, self.width, self.height)
         return self._edit_in_place("mask", b, edit, "Erase lasso" if erase else "Fill lasso")
 
     # -- mask: brush strokes ----------------------------------------------------------------
     def begin_stroke(self, mode: str = "paint") -> None:
         """Start a brush stroke; ``mode`` is "paint" (towards 255) or "erase" (towards 0)."""
         self._require_image()
-        if mode not in ("paint", "erase"):
-            raise ValueError(f"stroke mode must be 'paint' or 'erase', not {mode!r}")
+        stroke = MaskStroke(self.mask, mode)
         if self._stroke is not None:
             self.end_stroke()
-        self._stroke = TileSnapshot("mask", self.mask)
-        self._stroke_mode = mode
-        self._stroke_bounds = None
+        self._stroke = stroke
 
     @property
     def in_stroke(self) -> bool:
         return self._stroke is not None
 
     def stroke_segment(self, p0: Point, p1: Point, radius: float, hardness: float = 1.0) -> QRect:
-        """Paint one segment of the current stroke; returns the dirty rect (also signalled).
-
-        Works on the segment's bounding box only. Within a stroke, paint keeps the maximum of
-        mask and brush (erase the minimum), so overlapping segments never build up.
-        """
+        """Paint one segment of the current stroke (see `MaskStroke.paint`); returns the dirty rect
+        (also signalled)."""
         if self._stroke is None:
             raise RuntimeError("stroke_segment() outside begin_stroke()/end_stroke()")
-        b = segment_bounds(p0, p1, radius, self.width, self.height)
+        b = self._stroke.paint(p0, p1, radius, hardness)
         if b.is_empty:
             return QRect()
-        self._stroke.touch(b)
-        cov = brush_coverage(b, p0, p1, radius, hardness)
-        region = self.mask[b.slices]
-        if self._stroke_mode == "paint":
-            np.maximum(region, cov, out=region)
-        else:
-            np.minimum(region, 255 - cov, out=region)
-        self._stroke_bounds = b if self._stroke_bounds is None else self._stroke_bounds.union(b)
         rect = qrect(b)
         self.mask_changed.emit(rect)
         return rect
@@ -447,17 +379,15 @@ class Document(QObject):
         """Finish the stroke: one undo command with the changed tiles. False if nothing changed."""
         if self._stroke is None:
             return False
-        snap, self._stroke = self._stroke, None
-        delta = snap.finish()
-        label = label or ("Erase stroke" if self._stroke_mode == "erase" else "Brush stroke")
-        return self._push(label, [delta], already_applied=True)
+        stroke, self._stroke = self._stroke, None
+        return self._push(label or stroke.label, [stroke.finish()], already_applied=True)
 
     def cancel_stroke(self) -> None:
         """Abandon the current stroke and restore the mask as it was before it."""
         if self._stroke is None:
             return
-        snap, self._stroke = self._stroke, None
-        delta = snap.finish()
+        stroke, self._stroke = self._stroke, None
+        delta = stroke.finish()
         if not delta.is_empty:
             self._apply_delta(delta, "before")
 
@@ -523,38 +453,14 @@ class Document(QObject):
         return self._replace("mask", new, f"{label} ({mode})")
 
     # -- project state ----------------------------------------------------------------------
-    def to_state(self, params: Any = None, *, copy: bool = True):
-        """Snapshot as ``app.storage.project.ProjectState`` (copies by default: painting edits in place)."""
-        from app.core.params import GenerationParams
-        from app.storage.project import ProjectState
-
-        c = (lambda a: a.copy()) if copy else (lambda a: a)
-        return ProjectState(
-            original=c(self.original),
-            current=c(self.pixels),
-            mask=c(self.mask),
-            params=params if params is not None else GenerationParams(),
-            generations=list(self.generations),
-            icc_profile=self.icc_profile,
-            source_path=self.path,
-            context_box=self._context_box,
-            original_offset=self.original_offset,
-            controls=self.controls.saved(),
-        )
-
     def load_state(self, state: Any) -> None:
-        """Restore a ``ProjectState`` (copied) or one made ready off the GUI thread (a `PreparedImage`
+        """Restore a ``ProjectState`` (copied; `snapshot.project_state` makes one) or one made ready off the GUI thread (a `PreparedImage`
         from `prepare_state`, adopted as it is): image, original, mask, context box, generations.
         Clears undo."""
         prepared = state if isinstance(state, PreparedImage) else prepare_state(state, owned=False)
         state = prepared.loaded
-        self.original, self.pixels, self.mask = prepared.original, prepared.pixels, prepared.mask
-        self.original_offset = tuple(getattr(state, "original_offset", (0, 0)))
-        self.icc_profile = state.icc_profile
-        self.path = state.source_path
         self.source_params = None
-        self.generations = list(state.generations)
-        self.controls.restore(getattr(state, "controls", ()))
-        self._after_replace(getattr(state, "context_box", None), prepared.display)
-        self.generations_changed.emit()
+        self._adopt(prepared, state.source_path, getattr(state, "original_offset", (0, 0)),
+                    getattr(state, "context_box", None), list(state.generations), pristine=False,
+                    controls=getattr(state, "controls", ()))
 

@@ -18,10 +18,34 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QRect, QTimer
+
+if TYPE_CHECKING:
+    from app.editor.document import Document
+
+def project_state(doc: Document, params: Any = None, *, copy: bool = True):
+    """``doc`` as an ``app.storage.project.ProjectState`` (copies by default: painting edits in
+    place; ``copy=False`` shares the arrays, for a `Snapshots` copy to replace)."""
+    from app.core.params import GenerationParams
+    from app.storage.project import ProjectState
+
+    c = (lambda a: a.copy()) if copy else (lambda a: a)
+    return ProjectState(
+        original=c(doc.original),
+        current=c(doc.pixels),
+        mask=c(doc.mask),
+        params=params if params is not None else GenerationParams(),
+        generations=list(doc.generations),
+        icc_profile=doc.icc_profile,
+        source_path=doc.path,
+        context_box=doc.context_box,
+        original_offset=doc.original_offset,
+        controls=doc.controls.saved(),
+    )
+
 
 #: Bytes copied per event-loop turn: ~1–5 ms of memcpy and first-touch page faults on a loaded 2-core machine.
 SLICE_BYTES = 2 << 20
@@ -133,7 +157,7 @@ class Snapshots(QObject):
 
     def _begin(self) -> None:
         doc = self.document
-        self._before = doc.to_state(copy=False)  # the other fields, should the document be replaced
+        self._before = project_state(doc, copy=False)  # the other fields, should the document be replaced
         self._replaced = False
         self._start_pixels()
         self._copies["mask"] = SlicedCopy(doc.mask, doc.mask_changed, self._maybe_finish, self.slice_bytes, self)
@@ -171,7 +195,7 @@ class Snapshots(QObject):
         for sliced in self._copies.values():
             sliced.stop_listening()
             sliced.deleteLater()
-        state = self._before if self._replaced else doc.to_state(copy=False)
+        state = self._before if self._replaced else project_state(doc, copy=False)
         pixels = self._copies["pixels"].copy if "pixels" in self._copies else self._shared[1]
         if "pixels" in self._copies and not self._replaced:
             self._cached = (doc.image_version, pixels)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import weakref
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,6 +131,17 @@ def diff_tiles(
     return delta
 
 
+def copy_changed_tiles(target: str, array: np.ndarray, new: np.ndarray, bounds: Bounds | None = None) -> TileDelta:
+    """Make ``array`` equal to ``new`` in place, comparing and copying only the tiles touching
+    ``bounds`` (default: all); the delta holds the changed tiles' bytes from before."""
+    delta = diff_tiles(target, array, new, bounds, keep_after=False)
+    h, w = array.shape[:2]
+    for ty, tx in delta.tiles:
+        sl = tile_bounds(ty, tx, h, w).slices
+        array[sl] = new[sl]
+    return delta
+
+
 class TileSnapshot:
     """Copy-on-first-touch record of one array during an in-place edit (a brush stroke).
 
@@ -164,6 +175,14 @@ class TileSnapshot:
                 delta.tiles[key] = [delta._pack(before), None]
         self._saved.clear()
         return delta
+
+
+def edit_tiles(target: str, array: np.ndarray, bounds: Bounds, edit: Callable[[np.ndarray], object]) -> TileDelta:
+    """Run ``edit`` on the view of ``bounds`` of ``array``, in place; the delta holds the tiles it changed."""
+    snap = TileSnapshot(target, array)
+    snap.touch(bounds)
+    edit(array[bounds.slices])
+    return snap.finish()
 
 
 @dataclass(frozen=True)
@@ -253,9 +272,19 @@ class HistoryBudget:
         #: Weak, for the same reason as TileCommand's owner: ``apply`` is a Document method and
         #: the Document owns this budget.
         self._apply = weakref.WeakMethod(apply) if hasattr(apply, "__self__") else (lambda: apply)
-        self.budget = int(budget)
+        self._budget = int(budget)
         self.replaying = False
         self.evicted = 0  # commands dropped so far (for tests and the status bar)
+
+    @property
+    def budget(self) -> int:
+        """Bytes the history may hold; setting it evicts at once."""
+        return self._budget
+
+    @budget.setter
+    def budget(self, nbytes: int) -> None:
+        self._budget = int(nbytes)
+        self.enforce()
 
     def commands(self) -> list[QUndoCommand]:
         return [self.stack.command(i) for i in range(self.stack.count())]
@@ -311,3 +340,13 @@ class HistoryBudget:
 
 def qrect(b: Bounds | None) -> QRect:
     return QRect() if b is None else QRect(b.x, b.y, b.width, b.height)
+
+
+def to_bounds(region: Bounds | QRect | Sequence[int] | None) -> Bounds | None:
+    """``region`` as `Bounds` (None stays None): callers may pass a QRect or (x, y, w, h)."""
+    if region is None or isinstance(region, Bounds):
+        return region
+    if isinstance(region, QRect):
+        return Bounds(region.x(), region.y(), region.width(), region.height())
+    x, y, w, h = region
+    return Bounds(int(x), int(y), int(w), int(h))

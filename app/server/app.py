@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 
@@ -103,6 +103,7 @@ def create_app(config: ServerConfig, service: GenerationService | None = None,
                   docs_url="/docs" if config.docs else None, redoc_url=None,
                   description="Stable Diffusion 1.5 inpainting behind the hosted APIs' request shapes. See docs/API.md.")
     app.state.config = config
+    app.state.not_ready = not_ready
     app.state.service = service
     app.state.restoration = restoration_for(service)
     app.state.store = store
@@ -113,48 +114,63 @@ def create_app(config: ServerConfig, service: GenerationService | None = None,
     app.state.fetch_policy = FetchPolicy(config.allow_fetch, config.fetch_timeout_s, config.max_input_bytes)
     #: Images decoded outside a job (png-info) at once: each may take up to the pixel cap.
     app.state.decodes = asyncio.Semaphore(2)
+    _add_errors_and_guards(app, config)
+    for module in (openai, segmind, predictions, appypie, a1111, extras, backend_route):
+        app.include_router(module.router)
+    app.include_router(server_router)
+    return app
+
+
+def _add_errors_and_guards(app: FastAPI, config: ServerConfig) -> None:
+    """Every error rendered in its route's API shape; the body limit, tokens and host check
+    in front of every route, outermost first to refuse before a body is read."""
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
+    app.add_exception_handler(404, _not_found)
     app.add_middleware(BodyLimit, limit=body_limit(config.max_input_bytes))
     app.add_middleware(TokenGate, tokens=config.tokens)  # before the body is read or parsed
     if checks_hosts(config.host, config.allowed_hosts):
         app.add_middleware(HostGuard, allowed=config.allowed_hosts)  # outermost: before any body is read
-    for module in (openai, segmind, predictions, appypie, a1111, extras, backend_route):
-        app.include_router(module.router)
 
-    @app.get("/healthz", tags=["server"])
-    async def healthz(request: Request) -> dict[str, Any]:
-        queue = request.app.state.queue
-        return {"status": "ok", "model": request.app.state.models.default.id, "queue_waiting": queue.waiting(),
-                "running": queue.current is not None}
 
-    @app.get("/readyz", tags=["server"])
-    async def readyz(request: Request) -> JSONResponse:
-        """200 once a generator is loaded, else 503 with the reason (a probe takes the pod out of
-        rotation, not kills it); never waits behind a job."""
-        reason = await asyncio.to_thread(not_ready)
-        if reason is None:
-            return JSONResponse({"status": "ready", "model": request.app.state.models.default.id})
-        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    return render(ApiError(404, f"no route {request.method} {request.url.path}; see /docs"), style_of(request.url.path))
 
-    @app.get("/metrics", tags=["server"], dependencies=[Depends(require_token)])
-    async def metrics_text(request: Request) -> Response:
-        return Response(request.app.state.metrics.text(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/files/{name}", name="output_file", tags=["server"])
-    async def output_file(name: str, request: Request) -> FileResponse:
-        """No token: clients fetch returned URLs without one; the name is the secret."""
-        path = request.app.state.store.output_path(name)
-        if path is None:
-            raise ApiError(404, "no such output", "name", None, "a URL returned by this server")
-        return FileResponse(path, media_type="image/png", headers=OUTPUT_HEADERS)
+#: The server's own routes (not an API shape): probes, metrics and the output files.
+server_router = APIRouter(tags=["server"])
 
-    @app.exception_handler(404)
-    async def not_found(request: Request, exc: Exception) -> JSONResponse:
-        return render(ApiError(404, f"no route {request.method} {request.url.path}; see /docs"), style_of(request.url.path))
 
-    return app
+@server_router.get("/healthz")
+async def healthz(request: Request) -> dict[str, Any]:
+    queue = request.app.state.queue
+    return {"status": "ok", "model": request.app.state.models.default.id, "queue_waiting": queue.waiting(),
+            "running": queue.current is not None}
+
+
+@server_router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """200 once a generator is loaded, else 503 with the reason (a probe takes the pod out of
+    rotation, not kills it); never waits behind a job."""
+    reason = await asyncio.to_thread(request.app.state.not_ready)
+    if reason is None:
+        return JSONResponse({"status": "ready", "model": request.app.state.models.default.id})
+    return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+
+
+@server_router.get("/metrics", dependencies=[Depends(require_token)])
+async def metrics_text(request: Request) -> Response:
+    return Response(request.app.state.metrics.text(), media_type="text/plain; version=0.0.4")
+
+
+@server_router.get("/files/{name}", name="output_file")
+async def output_file(name: str, request: Request) -> FileResponse:
+    """No token: clients fetch returned URLs without one; the name is the secret."""
+    path = request.app.state.store.output_path(name)
+    if path is None:
+        raise ApiError(404, "no such output", "name", None, "a URL returned by this server")
+    return FileResponse(path, media_type="image/png", headers=OUTPUT_HEADERS)
 
 
 def restoration_for(service: object) -> RestorationService:

@@ -26,7 +26,7 @@ class CatalogueEntry:
     sha256: dict[str, str] = field(default_factory=dict)
     note: str = ""
     #: The models folder's sub-folder it goes in, where the app looks for its kind ("" = the root,
-    #: "Lora" = `catalog.lora_dirs`, "RealESRGAN"/"GFPGAN" = `restoration.files.FOLDERS`).
+    #: "Lora" = `network_files.lora_dirs`, "RealESRGAN"/"GFPGAN" = `restoration.files.FOLDERS`).
     folder: str = ""
     kind: str = ""  # what it is, shown instead of inpainting/base ("LoRA", "upscaler ×4", …)
     url: str | None = None  # one file from a web server (not the hub) instead of ``repo_id``

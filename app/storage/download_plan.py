@@ -115,7 +115,7 @@ def _with_known_hashes(plan: DownloadPlan, known: dict[str, str]) -> DownloadPla
 def _placed(plan: DownloadPlan, entry: download_catalogue.CatalogueEntry) -> DownloadPlan:
     """Into the entry's sub-folder. A lone file with the diffusers LoRA name
     (``pytorch_lora_weights.safetensors``, the same in every repo) goes in a folder named by the
-    key, which is what `catalog.discover_loras` then calls it."""
+    key, which is what `network_files.discover_loras` then calls it."""
     if not plan.is_folder and plan.name == DIFFUSERS_LORA:
         plan = replace(plan, name=entry.key, is_folder=True)
     return replace(plan, folder=entry.folder)

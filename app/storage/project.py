@@ -174,28 +174,6 @@ def _thumbnail(arr: np.ndarray, mask: np.ndarray | None = None, size: int = 256)
     return member_png(small, compress_level=6)
 
 
-def _checked_arrays(state: ProjectState, dest: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(current, original, mask) of ``state``, checked to fit together, and its params checked
-    to reopen (a file that would not reopen is worse than an error now)."""
-    current = _normalise_pixels(state.current, "current image")
-    original = _normalise_pixels(state.original, "original image")
-    ox, oy = (int(v) for v in state.original_offset)
-    if original.shape[2:] != current.shape[2:] or original.dtype != current.dtype or not Bounds.of_image(
-        current.shape[1], current.shape[0]
-    ).contains(Bounds(ox, oy, original.shape[1], original.shape[0])):
-        raise ValueError(f"original {original.shape} {original.dtype} at {(ox, oy)} does not fit current {current.shape} {current.dtype}")
-    mask = np.asarray(state.mask)
-    if mask.shape != current.shape[:2] or mask.dtype != np.uint8:
-        raise ValueError(f"mask {mask.shape} {mask.dtype} does not match the image {current.shape[:2]}")
-    try:
-        state.params.validate()
-        for record in state.generations:
-            record.params.validate()
-    except ParamError as exc:
-        raise ProjectError(f"Cannot save {dest.name}: parameter {exc.field} = {exc.value!r} is not valid ({exc.allowed}).") from None
-    return current, original, mask
-
-
 def save_project(
     path: str | os.PathLike[str],
     state: ProjectState,
@@ -211,32 +189,17 @@ def save_project(
     (the OSError) is chained. ``cache`` lets autosave skip re-encoding unchanged arrays.
     """
     dest = Path(path)
-    current, original, mask = _checked_arrays(state, dest)
+    current, original, mask = _checked_arrays(state)
+    _check_params(state, dest)
     icc = state.icc_profile or None
 
     def enc(arr: np.ndarray, *, cached: bool, with_icc: bool = True) -> bytes:
         encode = lambda a: member_png(a, icc_profile=icc if with_icc else None, compress_level=compress_level)  # noqa: E731
         return cache.get(arr, encode) if (cache is not None and cached) else encode(arr)
 
-    records = []
-    members: list[tuple[str, Any]] = []  # (name, bytes or array to encode lazily)
-    cached_arrays: list[np.ndarray] = [original]
-    for g_index, record in enumerate(state.generations):
-        names = []
-        for c_index, cand in enumerate(record.candidates):
-            cand = _normalise_pixels(cand, "candidate")
-            # Any size: made before an expansion (smaller) or on an expansion since undone (larger).
-            if cand.shape[2:] != current.shape[2:] or cand.dtype != current.dtype or cand.shape[:2] != record.candidates[0].shape[:2]:
-                raise ValueError(f"candidate {cand.shape} {cand.dtype} does not match the image {current.shape} or its generation")
-            name = f"candidates/g{g_index}_{c_index}.png"
-            names.append(name)
-            members.append((name, cand))
-            cached_arrays.append(cand)
-        records.append(record_json(record, names))
-
+    records, members = _candidate_members(state, current)
     controls = control_members(state.controls, current.shape[:2])
-    members += [(name, image) for name, image, _ in controls]
-    cached_arrays += [image for _, image, _ in controls]  # snapshots share an unchanged layer's copy
+    members += [(name, image) for name, image, _ in controls]  # snapshots share an unchanged layer's copy: cached
     manifest = manifest_bytes(state, current, original, records, [entry for _, _, entry in controls])
 
     def write(fh) -> None:
@@ -254,8 +217,53 @@ def save_project(
     except OSError as exc:
         raise ProjectError(describe_write_error(exc, dest)) from exc
     if cache is not None:
-        cache.retain(cached_arrays)
+        cache.retain([original] + [arr for _, arr in members])
     return dest
+
+
+def _checked_arrays(state: ProjectState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(current, original, mask), normalised, or ValueError: the original must fit inside the
+    current image at its offset, and the mask must cover the current image."""
+    current = _normalise_pixels(state.current, "current image")
+    original = _normalise_pixels(state.original, "original image")
+    ox, oy = (int(v) for v in state.original_offset)
+    if original.shape[2:] != current.shape[2:] or original.dtype != current.dtype or not Bounds.of_image(
+        current.shape[1], current.shape[0]
+    ).contains(Bounds(ox, oy, original.shape[1], original.shape[0])):
+        raise ValueError(f"original {original.shape} {original.dtype} at {(ox, oy)} does not fit current {current.shape} {current.dtype}")
+    mask = np.asarray(state.mask)
+    if mask.shape != current.shape[:2] or mask.dtype != np.uint8:
+        raise ValueError(f"mask {mask.shape} {mask.dtype} does not match the image {current.shape[:2]}")
+    return current, original, mask
+
+
+def _check_params(state: ProjectState, dest: Path) -> None:
+    """Refuse to save parameters that would not load again: a file that would not reopen is
+    worse than an error now."""
+    try:
+        state.params.validate()
+        for record in state.generations:
+            record.params.validate()
+    except ParamError as exc:
+        raise ProjectError(f"Cannot save {dest.name}: parameter {exc.field} = {exc.value!r} is not valid ({exc.allowed}).") from None
+
+
+def _candidate_members(state: ProjectState, current: np.ndarray) -> tuple[list[dict], list[tuple[str, np.ndarray]]]:
+    """The generations' manifest records and their candidate images as (member name, pixels)."""
+    records = []
+    members: list[tuple[str, np.ndarray]] = []
+    for g_index, record in enumerate(state.generations):
+        names = []
+        for c_index, cand in enumerate(record.candidates):
+            cand = _normalise_pixels(cand, "candidate")
+            # Any size: made before an expansion (smaller) or on an expansion since undone (larger).
+            if cand.shape[2:] != current.shape[2:] or cand.dtype != current.dtype or cand.shape[:2] != record.candidates[0].shape[:2]:
+                raise ValueError(f"candidate {cand.shape} {cand.dtype} does not match the image {current.shape} or its generation")
+            name = f"candidates/g{g_index}_{c_index}.png"
+            names.append(name)
+            members.append((name, cand))
+        records.append(record_json(record, names))
+    return records, members
 
 
 # ============================================================================================

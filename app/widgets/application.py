@@ -94,9 +94,9 @@ def run_gui(paths: list[str] | None = None) -> int:
     if paths:
         # After the first paint, so a big photo never delays the window itself.
         def open_first() -> None:
-            window.open_path(paths[0])
+            window.files.open_path(paths[0])
             if len(paths) > 1:
-                window.status_message.setText(f"Opened {os.path.basename(paths[0])}; one image at a time, {len(paths) - 1} more ignored.")
+                window.status.message.setText(f"Opened {os.path.basename(paths[0])}; one image at a time, {len(paths) - 1} more ignored.")
 
         QTimer.singleShot(0, open_first)
     quit_after = os.environ.get(ENV_QUIT_AFTER)

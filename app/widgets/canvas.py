@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QKeySequence, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen, qRgba
+from PySide6.QtGui import QColor, QImage, QKeySequence, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QApplication, QSizePolicy, QWidget
 
 from app.core.geometry import Bounds
@@ -30,7 +30,8 @@ from app.editor.qimage import display_rgb8, qimage_from_array
 from app.widgets import tools
 from app.widgets.canvas_tools import Tool, make_tools
 from app.widgets.control_overlay import ControlOverlay
-from app.widgets.level_cache import LevelCache, checker_brush, first_paint_levels
+from app.widgets.level_cache import LevelCache, checker_brush, draw_layer, first_paint_levels
+from app.widgets.mask_overlay import MaskOverlay
 from app.widgets.tools import BRUSH, ERASER, BrushOptions, clamp_size
 from app.widgets.zoom_pan import ZOOM_STEP, ZoomPan
 
@@ -60,15 +61,10 @@ class CanvasView(ZoomPan, QWidget):
         self.control_overlay = ControlOverlay(self)  # the document's control layers, drawn over the picture
         self._tool = tools.BRUSH
         self._brush = BrushOptions()
-        self._mask_color = QColor(255, 40, 40)
-        self._mask_opacity = 0.5
-        self._mask_visible = True
-        self._mask_qimage = QImage()
-        self._mask_levels: LevelCache | None = None
+        self.mask_overlay = MaskOverlay(self.update)
         self._image_levels: LevelCache | None = None
         self._candidate_levels: LevelCache | None = None
         self._offered: tuple[LevelCache, LevelCache] | None = None  # see `offer_levels`
-        self._mask_preview: np.ndarray | None = None
         self._preview_img: QImage | None = None
         self._preview_region: Bounds | None = None
         self._live: tuple[QImage, Bounds] | None = None  # the live painting result (`set_live_layer`)
@@ -117,7 +113,6 @@ class CanvasView(ZoomPan, QWidget):
 
     def _on_reset(self) -> None:
         self._cancel_drag()
-        self._mask_preview = None
         self._preview_img, self._preview_region = None, None
         self._live = None
         self._candidate_img = self._candidate_levels = None
@@ -125,30 +120,23 @@ class CanvasView(ZoomPan, QWidget):
         display = self._doc.display_array() if self._has_image() else None
         self._image_levels = None if display is None else offered[0] if getattr(offered[0], "base", None) is display else LevelCache(display, "image")
         self._on_context_box(self._doc.context_box)
-        self._rebuild_mask_qimage(offered[1])
+        self.mask_overlay.show_document_mask(self._doc.mask, offered[1])
         self._fit_mode = True
         self._apply_fit()
         self.update()
 
     def _on_image_changed(self, rect: QRect) -> None:
         if self._image_levels is not None:
-            self._invalidate(self._image_levels, rect)
+            self._image_levels.invalidate_rect(rect)
         if self._candidate_img is None:
             self._update_image_rect(rect)
 
     def _on_mask_changed(self, rect: QRect) -> None:
-        if self._mask_preview is None:
-            if self._mask_levels is not None:
-                self._invalidate(self._mask_levels, rect)
-            if self._mask_visible and self._candidate_img is None:
+        if not self.mask_overlay.preview_active:
+            if self.mask_overlay.levels is not None:
+                self.mask_overlay.levels.invalidate_rect(rect)
+            if self.mask_overlay.visible and self._candidate_img is None:
                 self._update_image_rect(rect)
-
-    def _invalidate(self, cache: LevelCache, rect: QRect) -> None:
-        if rect.isEmpty():
-            h, w = cache.base.shape[:2]
-            cache.invalidate(0, 0, w, h)
-        else:
-            cache.invalidate(rect.x(), rect.y(), rect.width(), rect.height())
 
     def _has_image(self) -> bool:
         return self._doc is not None and not self._doc.is_empty
@@ -202,94 +190,25 @@ class CanvasView(ZoomPan, QWidget):
             self._brush.hardness = hardness
             self.brush_changed.emit(self._brush.size, hardness)
 
-    # -- overlays -----------------------------------------------------------------------------
-    @property
-    def mask_color(self) -> QColor:
-        return QColor(self._mask_color)
-
-    def set_mask_color(self, color: QColor | str) -> None:
-        self._mask_color = QColor(color)
-        self._apply_color_table()
-
-    @property
-    def mask_opacity(self) -> float:
-        return self._mask_opacity
-
-    def set_mask_opacity(self, opacity: float) -> None:
-        self._mask_opacity = float(min(1.0, max(0.0, opacity)))
-        self._apply_color_table()
-
-    @property
-    def mask_visible(self) -> bool:
-        return self._mask_visible
-
-    def set_mask_visible(self, visible: bool) -> None:
-        self._mask_visible = bool(visible)
-        self.update()
-
-    def _rebuild_mask_qimage(self, levels: LevelCache | None = None) -> None:
-        """Wrap the shown mask (``levels``: prebuilt for it by `prepare_levels`, else built here)."""
-        src = self._mask_preview if self._mask_preview is not None else (self._doc.mask if self._doc else None)
-        if src is None or src.size == 0:
-            self._mask_qimage, self._mask_levels = QImage(), None
-            return
-        h, w = src.shape
-        img = QImage(src.data, w, h, src.strides[0], QImage.Format.Format_Indexed8)
-        img._keep = src  # type: ignore[attr-defined]
-        self._mask_qimage = img
-        self._mask_levels = levels if levels is not None and levels.base is src else LevelCache(src, "mask")
-        self._apply_color_table()
-
-    def _apply_color_table(self) -> None:
-        if self._mask_qimage.isNull():
-            return
-        c, a = self._mask_color, self._mask_opacity
-        table = [qRgba(c.red(), c.green(), c.blue(), round(a * i)) for i in range(256)]
-        self._mask_qimage.setColorTable(table)
-        if self._mask_levels is not None:
-            self._mask_levels.set_color_table(table)
-        self.update()
-
-    def set_mask_preview(self, mask: np.ndarray | None) -> None:
-        """Show ``mask`` (H×W uint8, e.g. a grown or feathered mask) instead of the document's."""
-        if mask is not None:
-            mask = np.ascontiguousarray(mask, dtype=np.uint8)
-            if self._doc is None or mask.shape != self._doc.mask.shape:
-                raise ValueError(f"preview mask {mask.shape} does not match the image")
-        self._mask_preview = mask
-        self._rebuild_mask_qimage()
-        self.update()
-
-    @property
-    def mask_preview_active(self) -> bool:
-        return self._mask_preview is not None
-
+    # -- result layers --------------------------------------------------------------------------
     def set_preview(self, rgb8: np.ndarray | None, region: Bounds | None = None) -> None:
         """Draw a live generation preview (any size, scaled) into ``region`` (default: whole image)."""
         old = self._preview_region
         if rgb8 is None:
             self._preview_img, self._preview_region = None, None
         else:
-            arr = np.ascontiguousarray(display_rgb8(np.asarray(rgb8)))
-            self._preview_img = qimage_from_array(arr.copy())
-            self._preview_region = region or (self._doc.bounds if self._doc else Bounds(0, 0, arr.shape[1], arr.shape[0]))
-        for r in (old, self._preview_region):
-            if r is not None:
-                self._update_image_rect(QRect(r.x, r.y, r.width, r.height))
+            self._preview_img = _own_qimage(rgb8)
+            self._preview_region = region or (self._doc.bounds if self._doc else
+                                              Bounds(0, 0, self._preview_img.width(), self._preview_img.height()))
+        self._update_image_regions(old, self._preview_region)
 
     def set_live_layer(self, rgb8: np.ndarray | None, region: Bounds | None = None) -> None:
         """Show the live painting result ``rgb8`` (the size of ``region``) over the image and the
         mask overlay, except while a stroke is painted (the stroke shows on top); None hides it.
         Not a document change: the history and the pixels are untouched."""
         old = self._live[1] if self._live is not None else None
-        if rgb8 is None or region is None:
-            self._live = None
-        else:
-            arr = np.ascontiguousarray(display_rgb8(np.asarray(rgb8)))
-            self._live = (qimage_from_array(arr.copy()), region)
-        for r in (old, region):
-            if r is not None:
-                self._update_image_rect(QRect(r.x, r.y, r.width, r.height))
+        self._live = None if rgb8 is None or region is None else (_own_qimage(rgb8), region)
+        self._update_image_regions(old, region)
 
     @property
     def live_layer_shown(self) -> bool:
@@ -336,18 +255,6 @@ class CanvasView(ZoomPan, QWidget):
             self.context_box_changed.emit(box)
 
     # -- painting -----------------------------------------------------------------------------
-    def _source_rect(self, widget_rect: QRect) -> QRect:
-        """Integer image rect covering ``widget_rect``, clipped to the image.
-
-        Two spare pixels each side keep smooth (bilinear) sampling identical to a full redraw, so
-        partial repaints leave no seams; the painter's clip keeps the drawing inside the exposed area.
-        """
-        a = self.map_to_image(QPointF(widget_rect.topLeft()))
-        b = self.map_to_image(QPointF(widget_rect.right() + 1, widget_rect.bottom() + 1))
-        x0, y0 = max(0, math.floor(a.x()) - 2), max(0, math.floor(a.y()) - 2)
-        x1, y1 = min(self._doc.width, math.ceil(b.x()) + 2), min(self._doc.height, math.ceil(b.y()) + 2)
-        return QRect(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
-
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         p = QPainter(self)
         exposed = event.rect()
@@ -357,22 +264,22 @@ class CanvasView(ZoomPan, QWidget):
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Open an image (Ctrl+O) or drop one here")
             p.end()
             return
-        src = self._source_rect(exposed)
+        src = self.image_source_rect(exposed, self._doc.width, self._doc.height)
         if not src.isEmpty():
             target = self.image_rect_to_widget(src)
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._zoom < 1.0)
             if self._doc.has_alpha:
                 p.fillRect(target, self._checker)
             if self._candidate_img is not None:
-                self._draw_layer(p, src, self._candidate_img, self._candidate_levels)
+                draw_layer(p, self, src, self._candidate_img, self._candidate_levels)
             else:
-                self._draw_layer(p, src, self._doc.display_qimage(), self._image_levels)
+                draw_layer(p, self, src, self._doc.display_qimage(), self._image_levels)
                 self.control_overlay.paint(p, src)
                 stroking = self._doc.in_stroke  # the stroke being painted shows over the live result
                 if self._live is not None and stroking:
                     self._draw_live(p)
-                if self._mask_visible and not self._mask_qimage.isNull():
-                    self._draw_layer(p, src, self._mask_qimage, self._mask_levels)
+                if self.mask_overlay.shown:
+                    draw_layer(p, self, src, self.mask_overlay.image, self.mask_overlay.levels)
                 if self._live is not None and not stroking:
                     self._draw_live(p)
         if self._preview_img is not None and self._preview_region is not None:
@@ -385,21 +292,6 @@ class CanvasView(ZoomPan, QWidget):
     def _draw_live(self, p: QPainter) -> None:
         live, r = self._live
         p.drawImage(self.image_rect_to_widget(QRect(r.x, r.y, r.width, r.height)), live)
-
-    def _draw_layer(self, p: QPainter, src: QRect, full: QImage, levels: LevelCache | None) -> None:
-        """Draw image rect ``src`` of a layer, from the coarsest level that still has detail."""
-        level = levels.level_for(self._zoom) if levels is not None else 0
-        if level == 0:
-            p.drawImage(self.image_rect_to_widget(src), full, QRectF(src))
-            return
-        image = levels.image(level)
-        f = 1 << level
-        x0, y0 = src.x() // f, src.y() // f
-        x1, y1 = min(image.width(), -(-(src.x() + src.width()) // f)), min(image.height(), -(-(src.y() + src.height()) // f))
-        if x1 <= x0 or y1 <= y0:
-            return
-        lsrc = QRect(x0, y0, x1 - x0, y1 - y0)
-        p.drawImage(self.image_rect_to_widget(QRect(x0 * f, y0 * f, lsrc.width() * f, lsrc.height() * f)), image, QRectF(lsrc))
 
     def _paint_tool_overlays(self, p: QPainter) -> None:
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
@@ -548,3 +440,8 @@ class CanvasView(ZoomPan, QWidget):
         self._space = False
         self._update_cursor()
         super().focusOutEvent(e)
+
+
+def _own_qimage(rgb8: np.ndarray) -> QImage:
+    """A QImage of its own copy of ``rgb8`` in display form: the caller may reuse its array."""
+    return qimage_from_array(np.ascontiguousarray(display_rgb8(np.asarray(rgb8))).copy())

@@ -16,7 +16,7 @@ from PySide6.QtCore import QRect
 from PySide6.QtGui import QImage, QPainter
 
 from app.editor.qimage import qimage_from_array
-from app.widgets.level_cache import LevelCache
+from app.widgets.level_cache import LevelCache, draw_layer
 
 if TYPE_CHECKING:
     from app.widgets.canvas import CanvasView
@@ -84,5 +84,5 @@ class ControlOverlay:
             p.save()
             p.setOpacity(layer.opacity)
             p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Screen)
-            self._canvas._draw_layer(p, src, full, levels)
+            draw_layer(p, self._canvas, src, full, levels)
             p.restore()

@@ -5,31 +5,34 @@ the window's message bar; the document is never left half-changed. Opening over 
 Save / Discard / Cancel first (`ask_unsaved`); projects and images of 1 MP or more load off the
 GUI thread with a progress dialog and Cancel (`app.editor.background_task`), and every save writes
 off it (`app.editor.saving`). Save (Ctrl+S) saves an open project as the project, otherwise the
-result image. The window passes itself for
-its dialogs' parent, message bar and status line, and for the parameter panel a project restores.
+result image. What it uses (dialog parent, status line, message bar, recall, the parameter form a
+project saves and restores) comes as constructor arguments.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 import numpy as np
-from PySide6.QtCore import QMimeData, QObject, Qt, QUrl
+from PySide6.QtCore import QMimeData, QObject, Qt, QUrl, SignalInstance
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
 from app.core import imageio
 from app.core.overwrite import overwrite_refusal
+from app.core.params import GenerationParams
 from app.editor.background_task import BackgroundTask, image_load, project_load
 from app.editor.opened_image import PreparedImage
 from app.editor.qimage import qimage_to_array
+from app.editor.session import EditorSession
+from app.editor.settings import Settings
+from app.widgets.canvas import CanvasView
+from app.widgets.messages import MessageBar
+from app.widgets.params_recall import ParamsRecall
+from app.widgets.window_status import WindowStatus
 from app.widgets.task_progress import TaskProgressDialog
 from app.storage.project import PROJECT_SUFFIX, is_project_file
 
-if TYPE_CHECKING:
-    from app.widgets.main_window import MainWindow
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp);;All files (*)"
 OPEN_FILTER = "Images and projects (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.inpaint);;" + IMAGE_FILTER
@@ -51,13 +54,18 @@ def accepts_drop(mime: QMimeData) -> bool:
 
 
 class FileActions(QObject):
-    """Opening and saving for one window and its session."""
+    """Opening and saving for one window and its session. ``window`` parents the dialogs;
+    ``document_opened`` is emitted with the path ("" for pasted data) after an open;
+    ``current_params`` / ``set_params`` read and fill the form a project saves and restores."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: QWidget, session: EditorSession, settings: Settings, *, canvas: CanvasView,
+                 status: WindowStatus, messages: MessageBar, recall: ParamsRecall, document_opened: SignalInstance,
+                 current_params: Callable[[], GenerationParams], set_params: Callable[[GenerationParams], None]) -> None:
         super().__init__(window)
-        self.window = window
-        self.session = window.session
-        self.settings = window.settings
+        self.window, self.session, self.settings = window, session, settings
+        self.canvas, self.status, self.messages, self.recall = canvas, status, messages, recall
+        self.document_opened = document_opened
+        self.current_params, self.set_params = current_params, set_params
         self.recent_menu: QMenu | None = None
         self.loading: BackgroundTask | None = None  # the image or project load in progress
         self.question: QMessageBox | None = None  # the open "unsaved changes" question
@@ -112,7 +120,7 @@ class FileActions(QObject):
         return self.session.document
 
     def _status(self, text: str) -> None:
-        self.window.status_message.setText(text)
+        self.status.message.setText(text)
 
     # -- opening -----------------------------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -139,7 +147,7 @@ class FileActions(QObject):
         try:
             loaded = imageio.load_image(path)
         except imageio.ImageLoadError as exc:
-            self.window.show_message("error", "Cannot open the image", str(exc))
+            self.messages.show_message("error", "Cannot open the image", str(exc))
             return False
         self._image_loaded(path, loaded)
         return True
@@ -150,7 +158,7 @@ class FileActions(QObject):
         thread too; ``done(path, prepared)`` on success, one message on failure; the open work
         stays as it is until then."""
         self.cancel_loading()
-        canvas = self.window.canvas
+        canvas = self.canvas
         load = task(path, self, view=canvas.prepare_levels())
 
         def loaded(result) -> None:
@@ -159,7 +167,7 @@ class FileActions(QObject):
             done(path, prepared)
 
         load.finished.connect(loaded)
-        load.failed.connect(lambda text: self.window.show_message("error", failure_title, text))
+        load.failed.connect(lambda text: self.messages.show_message("error", failure_title, text))
         load.cancelled.connect(lambda: self._status(f"Opening {Path(path).name} was cancelled; the open image is unchanged."))
         self.loading = load
         TaskProgressDialog(load, self.window)
@@ -182,15 +190,15 @@ class FileActions(QObject):
                                 lambda: self._opened(imageio.LoadedImage(np.ascontiguousarray(pixels)), None, name))
 
     def _opened(self, loaded: imageio.LoadedImage | PreparedImage, path: str | None, name: str | None = None) -> None:
-        self.window.message_bar.dismiss()
+        self.messages.dismiss()
         self.session.open_image(loaded, path, name)
         info = loaded.info  # a dict on both kinds
         notes = "; ".join(str(info[k]) for k in ("converted", "note") if info.get(k))  # e.g. "only the first of 3 frames/pages is used"
         self._status(f"Opened {self.session.display_name}" + (f" ({notes})" if notes else "") + " — paint the area to repaint.")
         recalled = info.get("recall")
         if recalled is not None:
-            self.window.offer_recall(recalled, path)
-        self.window.document_opened.emit(path or "")
+            self.recall.offer(recalled, path)
+        self.document_opened.emit(path or "")
 
     def fill_recent_menu(self, files: list[str] | None = None) -> None:
         menu = self.recent_menu
@@ -222,7 +230,7 @@ class FileActions(QObject):
             return self.open_path(QUrl(text.splitlines()[0]).toLocalFile())
         if text and Path(text).is_file():
             return self.open_path(text)
-        self.window.show_message("warning", "Nothing to paste", "The clipboard holds no image or image file.")
+        self.messages.show_message("warning", "Nothing to paste", "The clipboard holds no image or image file.")
         return False
 
     def paste(self) -> bool:
@@ -307,7 +315,7 @@ class FileActions(QObject):
         if self._refused(path, lambda: self.save_project_as_dialog(then)):
             return False
         name = Path(path).name
-        return self._saving(self.session.save_project(path, self.window.current_params()), "Cannot save the project",
+        return self._saving(self.session.save_project(path, self.current_params()), "Cannot save the project",
                             f"Saving project {name}…", f"Saved project {name}", then)
 
     def export_mask_dialog(self) -> None:
@@ -342,7 +350,7 @@ class FileActions(QObject):
     def _save_failed(self, path: str, message: str) -> None:
         title, _done, _then = self._save_report  # what was to follow the save does not happen
         self._status(f"{title}: nothing was written; the work is unchanged.")  # not a stale "Saving…"
-        self.window.show_message("error", title, message)
+        self.messages.show_message("error", title, message)
 
     def import_mask_dialog(self) -> None:
         if self.document.is_empty:
@@ -355,7 +363,7 @@ class FileActions(QObject):
         try:
             self.document.set_mask(imageio.load_mask(path, self.document.mask.shape), "Import mask")
         except ValueError as exc:  # ImageLoadError and MaskError are ValueErrors
-            self.window.show_message("error", "Cannot import the mask", str(exc))
+            self.messages.show_message("error", "Cannot import the mask", str(exc))
             return False
         return True
 
@@ -366,12 +374,12 @@ class FileActions(QObject):
         return self._load_in_background(project_load, str(path), "Cannot open the project", self._project_loaded)
 
     def _project_loaded(self, path: str, prepared: PreparedImage) -> None:
-        self.window.message_bar.dismiss()
+        self.messages.dismiss()
         state = self.session.open_project(path, prepared)
-        self.window.set_params(state.params)
+        self.set_params(state.params)
         self._remember(path)
         self._status(f"Opened project {Path(path).name}: {len(state.generations)} generation(s); Ctrl+S saves the project.")
-        self.window.document_opened.emit(path)
+        self.document_opened.emit(path)
 
     def cancel_loading(self, wait_s: float = 0.0) -> None:
         """Cancel a project load in progress (``wait_s``: and wait for its thread, when quitting)."""

@@ -6,9 +6,10 @@ import math
 
 import cv2
 import numpy as np
+from PySide6.QtCore import QRect, QRectF
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPixmap
 
-from app.widgets.zoom_pan import fit_zoom
+from app.widgets.zoom_pan import ZoomPan, fit_zoom
 
 
 class LevelCache:
@@ -78,6 +79,14 @@ class LevelCache:
             if level > 0:
                 img.setColorTable(table)
 
+    def invalidate_rect(self, rect: QRect) -> None:
+        """`invalidate` a document change's rect (an empty one: everything changed)."""
+        if rect.isEmpty():
+            h, w = self.base.shape[:2]
+            self.invalidate(0, 0, w, h)
+        else:
+            self.invalidate(rect.x(), rect.y(), rect.width(), rect.height())
+
     def invalidate(self, x: int, y: int, width: int, height: int) -> None:
         """Re-average the built levels over a changed rectangle of level 0."""
         x0, y0, x1, y1 = x, y, x + width, y + height
@@ -123,3 +132,20 @@ def checker_brush() -> QBrush:
     p.fillRect(8, 8, 8, 8, QColor(153, 153, 153))
     p.end()
     return QBrush(pm)
+
+
+def draw_layer(p: QPainter, view: ZoomPan, src: QRect, full: QImage, levels: LevelCache | None) -> None:
+    """Draw image rect ``src`` of a layer through ``view`` (its zoom and mapping),
+    from the coarsest level that still has detail."""
+    level = levels.level_for(view.zoom) if levels is not None else 0
+    if level == 0:
+        p.drawImage(view.image_rect_to_widget(src), full, QRectF(src))
+        return
+    image = levels.image(level)
+    f = 1 << level
+    x0, y0 = src.x() // f, src.y() // f
+    x1, y1 = min(image.width(), -(-(src.x() + src.width()) // f)), min(image.height(), -(-(src.y() + src.height()) // f))
+    if x1 <= x0 or y1 <= y0:
+        return
+    lsrc = QRect(x0, y0, x1 - x0, y1 - y0)
+    p.drawImage(view.image_rect_to_widget(QRect(x0 * f, y0 * f, lsrc.width() * f, lsrc.height() * f)), image, QRectF(lsrc))

@@ -1,50 +1,61 @@
 """The main window: a shell that builds the panels and wires them to an `EditorSession`.
 
 The session (app/editor/session.py) holds the open work: document, history, paths, the running
-generation, autosave. The window turns panel input into session calls and session signals into
-what the panels show; generate/cancel/candidates in `app.widgets.generation_controls`, file
-actions in `app.widgets.file_actions`, recall, mask options and dialogs in
-`app.widgets.window_actions`, the layout (docks, menus, toolbar, status bar) in
-`app.widgets.window_layout`, canvas tools in `app.widgets.canvas_tools`.
-Nothing here imports torch: the worker imports it on its own thread.
+generation, autosave. The window owns one object per job, each given what it needs when it is
+made: ``generation`` (`GenerationView`: generate, cancel, progress, candidates), ``files``
+(`FileActions`: open, save, masks, projects), ``close_guard`` (`CloseGuard`), ``params_recall`` (`ParamsRecall`), ``mask_view``
+(`MaskViewOptions`: overlay colour and opacity), ``status`` (`WindowStatus`: the status bar) and
+``live`` (`LiveControls`). The layout (docks, actions, menus, toolbar) is built by
+`app.widgets.window_layout`, the plain dialogs by `app.widgets.window_dialogs`, canvas tools by
+`app.widgets.canvas_tools`. Nothing here imports torch: the worker imports it on its own thread.
 
 Hooks for other features: ``file_menu`` + `add_file_actions`, ``session``, ``document``,
-`current_params` / `set_params`, `open_path`, `show_message`, and the signals ``document_opened``,
-``generation_finished`` and ``result_applied`` (the session's).
+`current_params` / `set_params`, ``files.open_path``, `show_message`, and the signals
+``document_opened``, ``generation_finished`` and ``result_applied`` (the session's).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication
-from PySide6.QtWidgets import QAbstractButton, QApplication, QMainWindow, QMessageBox, QStyle, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtWidgets import QAbstractButton, QApplication, QMainWindow, QToolBar, QWidget
 
 from app.core.params import GenerationParams
 from app.editor.session import EditorSession
 from app.editor.settings import Settings
 from app.editor.worker import GenerationWorker
-from app.widgets import control_panel, outpaint_actions, restore_actions, tools
+from app.service import LoadOptions
+from app.widgets import control_panel, restore_actions, tools, window_dialogs
 from app.widgets import window_layout as layout
 from app.widgets.candidates import CandidatesPanel
 from app.widgets.canvas import CanvasView
+from app.widgets.close_guard import CloseGuard
 from app.widgets.file_actions import FileActions, accepts_drop
-from app.widgets.generation_controls import GenerationControls
+from app.widgets.generation_controls import GenerationView
 from app.widgets.history_panel import HistoryPanel, parked_note
+from app.widgets.live_controls import LiveControls
+from app.widgets.mask_dialog import MaskAdjustDialog, open_mask_dialog
+from app.widgets.mask_view import MaskViewOptions
 from app.widgets.messages import MessageBar
 from app.widgets.model_picker import ModelPicker
+from app.widgets.outpaint_actions import OutpaintActions
 from app.widgets.params_panel import ParamsPanel
+from app.widgets.params_recall import ParamsRecall
 from app.widgets.undo_keys import UndoKeysFilter
 from app.widgets.wheel_guard import guard_wheel
 from app.widgets.window_actions import WindowActions
+from app.widgets.window_status import WindowStatus
+
+A1111_ENV = "INPAINT_STUDIO_A1111"
 
 COMPARE_KEY = Qt.Key.Key_Backslash
 
 
-class MainWindow(GenerationControls, WindowActions, QMainWindow):
+class MainWindow(QMainWindow):
     """The editor window. See the module docstring for the hooks other features use."""
 
     document_opened = Signal(str)  # path, or "" for pasted data
@@ -64,35 +75,27 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
 
         self.canvas = CanvasView(self.document)
         self.message_bar = MessageBar()
-        central = QWidget()
-        cl = QVBoxLayout(central)
-        cl.setContentsMargins(0, 0, 0, 0)
-        cl.setSpacing(0)
-        cl.addWidget(self.message_bar)
-        cl.addWidget(self.canvas, 1)
-        self.setCentralWidget(central)
+        layout.build_centre(self, self.message_bar, self.canvas)
         self.params_panel = ParamsPanel()
         self.model_picker = ModelPicker(discover=discover)
         self.history_panel = HistoryPanel()
         self.candidates_panel = CandidatesPanel()
-        self.files = FileActions(self)
         layout.build_docks(self)
-        self._close_confirmed = False
-        self._close_when_idle_armed = False
-        self._stop_box: QMessageBox | None = None
+        self.status = WindowStatus(self.statusBar())
+        self._make_jobs()
+        self.close_guard = CloseGuard(self, self.session, self.files, self.status)
         self._shown_once = False
         self._preload_timer = QTimer(self)
         self._preload_timer.setSingleShot(True)
         self._preload_timer.setInterval(400)
         self._preload_timer.timeout.connect(self._preload_model)
-
-        layout.build_actions(self)
         layout.build_menus(self)
         layout.build_toolbar(self)
-        layout.build_status_bar(self)
-        outpaint_actions.install(self)
+        self.outpaint_actions = OutpaintActions(
+            self, self.session, self.canvas, edit_menu=self.edit_menu, tools_menu=self.tools_menu,
+            tool_actions=self.menu_actions.tools, status=self.status, messages=self.message_bar)
         restore_actions.install(self)
-        control_panel.install(self)  # ControlNet layers; the lead wires a model finder into list_models
+        control_panel.install(self)  # ControlNet layers
         guard_wheel(self.params_panel)
         guard_wheel(self.model_picker)
         guard_wheel(self.findChild(QToolBar))  # the brush size
@@ -102,6 +105,27 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         self._restore_settings()
         self._update_actions()
         self._update_title()
+
+    def _make_jobs(self) -> None:
+        """The objects that do the window's jobs, each given the panels and callbacks it uses."""
+        self.generation = GenerationView(
+            self.session, self.settings, params_panel=self.params_panel, model_picker=self.model_picker,
+            candidates_panel=self.candidates_panel, candidates_dock=self.candidates_dock, canvas=self.canvas,
+            status=self.status, messages=self.message_bar, current_params=self.current_params,
+            run_options=self.run_options, update_actions=self._update_actions, parent=self)
+        self.params_recall = ParamsRecall(self.current_params, self.set_params, self.status, self.message_bar)
+        self.mask_view = MaskViewOptions(self.canvas.mask_overlay, self.settings, self)
+        self.files = FileActions(self, self.session, self.settings, canvas=self.canvas, status=self.status,
+                                 messages=self.message_bar, recall=self.params_recall,
+                                 document_opened=self.document_opened, current_params=self.current_params,
+                                 set_params=self.set_params)
+        self.menu_actions = WindowActions(self, files=self.files, document=self.document, canvas=self.canvas,
+                                          generation=self.generation, mask_view=self.mask_view,
+                                          messages=self.message_bar, adjust_mask=self.adjust_mask)
+        self.live = LiveControls(self, self.session, params_panel=self.params_panel, model_picker=self.model_picker,
+                                 canvas=self.canvas, status=self.status, messages=self.message_bar,
+                                 current_params=self.current_params, run_options=self.run_options,
+                                 update_actions=self._update_actions)
 
     # -- the session's state and signals, under the names other features use ----------------------
     @property
@@ -124,24 +148,17 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         d.reset.connect(self._show_history)  # an undone Expand canvas parks candidates of another size
         d.mask_changed.connect(lambda _r: self._update_actions())
         s.title_changed.connect(self._update_title)
-        s.generation_started.connect(self._on_started)
-        s.progress.connect(self._on_progress)
-        s.generation_finished.connect(self._on_finished)
-        s.generation_failed.connect(self._on_failed)
-        s.generation_cancelled.connect(lambda: self._end_run("Generation cancelled. The image is unchanged."))
-        s.generation_dropped.connect(lambda: self._end_run("A generation finished for an image that is no longer open; it was dropped."))
-        s.worker_status.connect(self._on_worker_status)
-        s.candidates_changed.connect(self._on_candidates_changed)
-        self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
+        self.canvas.zoom_changed.connect(lambda z: self.status.zoom.setText(f"{z * 100:.0f} %"))
         self.canvas.cursor_moved.connect(self._on_cursor)
-        self.canvas.tool_changed.connect(lambda name: self.tool_actions[name].setChecked(True))
+        self.canvas.tool_changed.connect(lambda name: self.menu_actions.tools[name].setChecked(True))
         self.canvas.brush_changed.connect(self._on_brush_changed)
         self.document_opened.connect(self._brush_for_image)
         stack = d.undo_stack  # the status line says what an undo/redo did (not a stale "Result applied")
-        self.undo_action.triggered.connect(lambda: self.status_message.setText(f"Undone: {stack.text(stack.index())}."))
-        self.redo_action.triggered.connect(lambda: self.status_message.setText(f"Redone: {stack.text(stack.index() - 1)}."))
-        self.document_opened.connect(lambda _path: self.seed_label.setText(""))  # the last run's seed belongs to the last image
-        self.params_panel.generate_requested.connect(self.generate)
+        message = self.status.message
+        self.menu_actions.undo.triggered.connect(lambda: message.setText(f"Undone: {stack.text(stack.index())}."))
+        self.menu_actions.redo.triggered.connect(lambda: message.setText(f"Redone: {stack.text(stack.index() - 1)}."))
+        self.document_opened.connect(lambda _path: self.status.seed.setText(""))  # the last run's seed belongs to the last image
+        self.params_panel.generate_requested.connect(self.generation.generate)
         self.params_panel.changed.connect(self._update_actions)
         self.model_picker.model_changed.connect(self._on_model_changed)
         self.model_picker.model_added.connect(self.settings.add_user_model)
@@ -150,17 +167,12 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         self.model_picker.discovery_finished.connect(lambda: QTimer.singleShot(0, self, self._fit_model_dock))
         self.model_picker.device_changed.connect(self.settings.set_device)
         self.model_picker.low_memory_changed.connect(lambda: self.settings.set_low_memory(self.model_picker.low_memory))
-        self.allow_pickle_action.toggled.connect(self.settings.set_allow_pickle)
-        self.safety_action.toggled.connect(self.settings.set_safety_checker)
-        self.compile_action.toggled.connect(self.settings.set_compile_unet)
-        self.candidates_panel.candidate_selected.connect(self.preview_candidate)
-        self.candidates_panel.apply_requested.connect(self.apply_candidate)
-        self.candidates_panel.discard_requested.connect(self.discard_candidates)
-        self.candidates_panel.compare_pressed.connect(lambda: self.set_compare(True))
-        self.candidates_panel.compare_released.connect(lambda: self.set_compare(False))
-        self.history_panel.recall_requested.connect(lambda r: self.recall_params(r.params))
-        self.history_panel.rerun_requested.connect(lambda r: self.generate(r.params))
-        self.history_panel.rerun_new_seed_requested.connect(lambda r: self.generate(r.params.replace(seed=-1)))
+        self.menu_actions.allow_pickle.toggled.connect(self.settings.set_allow_pickle)
+        self.menu_actions.safety_checker.toggled.connect(self.settings.set_safety_checker)
+        self.menu_actions.compile.toggled.connect(self.settings.set_compile_unet)
+        self.history_panel.recall_requested.connect(lambda r: self.params_recall.apply(r.params))
+        self.history_panel.rerun_requested.connect(lambda r: self.generation.generate(r.params))
+        self.history_panel.rerun_new_seed_requested.connect(lambda r: self.generation.generate(r.params.replace(seed=-1)))
         self.history_panel.show_requested.connect(self._review_record)
 
     def _restore_settings(self) -> None:
@@ -170,30 +182,19 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         self.model_picker.set_remote_models(s.remote_models())
         self.model_picker.set_device_choice(s.device())
         self.model_picker.set_low_memory(s.low_memory())
-        self.allow_pickle_action.setChecked(s.allow_pickle())
-        self.safety_action.setChecked(s.safety_checker())
-        self.compile_action.setChecked(s.compile_unet())
+        self.menu_actions.allow_pickle.setChecked(s.allow_pickle())
+        self.menu_actions.safety_checker.setChecked(s.safety_checker())
+        self.menu_actions.compile.setChecked(s.compile_unet())
         self.set_params(s.last_params())
-        self.canvas.set_mask_color(s.mask_color())
-        self.set_mask_opacity(s.mask_opacity())
+        self.canvas.mask_overlay.set_color(s.mask_color())
+        self.mask_view.set_opacity(s.mask_opacity())
         geometry, state = s.window_state()
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self._first_geometry()
+            layout.first_geometry(self)
         if state is not None:
             self.restoreState(state)
-
-    def _first_geometry(self) -> None:
-        """1440×900 on a screen that holds it; else the screen's free area, so a 1366×768 laptop
-        sees every panel on the first start."""
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        free = screen.availableGeometry() if screen is not None else None
-        if free is None or free.isEmpty():
-            self.resize(1440, 900)
-            return
-        size = QSize(min(1440, free.width()), min(900, free.height()))
-        self.setGeometry(QStyle.alignedRect(Qt.LayoutDirection.LeftToRight, Qt.AlignmentFlag.AlignCenter, size, free))
 
     def save_settings(self) -> None:
         """Persist preferences, the last parameters and the window layout."""
@@ -232,33 +233,39 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         """Show a message in the bar above the canvas (level: info, warning, error)."""
         self.message_bar.show_message(level, title, text, actions)
 
-    # file actions under the names tests and scripts use
-    def open_path(self, path: str | Path) -> bool:
-        return self.files.open_path(path)
+    def run_options(self) -> LoadOptions:
+        """How the chosen model loads and runs: the picker's device and memory mode, the Generate
+        menu's toggles and the generation server's token."""
+        mp = self.model_picker
+        m = self.menu_actions
+        return LoadOptions(device=mp.device_choice(), low_memory=mp.low_memory, allow_pickle=m.allow_pickle.isChecked(),
+                           safety_checker=m.safety_checker.isChecked(), compile=m.compile.isChecked(),
+                           server_token=self.settings.generation_server()[1] or None)
 
-    def open_image_array(self, pixels: np.ndarray, name: str = "Pasted image") -> bool:
-        return self.files.open_image_array(pixels, name)
+    def adjust_mask(self, op: str) -> MaskAdjustDialog | None:
+        """Grow, shrink or feather the mask in a dialog that previews it on the canvas."""
+        return open_mask_dialog(self, self.document, self.canvas.mask_overlay, op)
 
-    def save(self) -> bool:
-        return self.files.save()
+    def set_a1111_folder(self, folder: str) -> None:
+        """Remember the A1111/Forge folder for window and CLI, and list its models and networks."""
+        self.settings.shared.set_a1111_folder(folder)
+        if folder:
+            os.environ[A1111_ENV] = folder  # this process's discovery, worker included
+        else:
+            os.environ.pop(A1111_ENV, None)
+        self.model_picker.refresh()
+        self.params_panel.networks.refresh()
 
-    def save_result(self, path: str | Path) -> bool:
-        return self.files.save_result(path)
-
-    def import_mask(self, path: str | Path) -> bool:
-        return self.files.import_mask(path)
-
-    def export_mask(self, path: str | Path) -> bool:
-        return self.files.export_mask(path)
-
-    def copy_image(self) -> bool:
-        return self.files.copy_image()
+    def open_server_dialog(self):
+        """Generate → Generation Server…; on OK the picker lists the server's models."""
+        return window_dialogs.open_server_dialog(
+            self, self.settings, lambda: self.model_picker.set_remote_models(self.settings.remote_models()))
 
     # -- reactions and state -----------------------------------------------------------------------
     def _on_document_reset(self) -> None:
         d = self.document
-        self.size_label.setText("" if d.is_empty else f"{d.width} × {d.height}" + (" · 16-bit" if d.pixels.dtype == np.uint16 else ""))
-        self.zoom_label.setText(f"{self.canvas.zoom * 100:.0f} %")
+        self.status.size.setText("" if d.is_empty else f"{d.width} × {d.height}" + (" · 16-bit" if d.pixels.dtype == np.uint16 else ""))
+        self.status.zoom.setText(f"{self.canvas.zoom * 100:.0f} %")
         self._update_actions()
 
     def _return_focus_after_panel_actions(self) -> None:
@@ -291,7 +298,7 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
 
     def _on_cursor(self, x: int, y: int) -> None:
         d = self.document
-        self.cursor_label.setText(f"{x}, {y}" if not d.is_empty and 0 <= x < d.width and 0 <= y < d.height else "")
+        self.status.cursor.setText(f"{x}, {y}" if not d.is_empty and 0 <= x < d.width and 0 <= y < d.height else "")
 
     def _brush_for_image(self, _path: str = "") -> None:
         """An opened image gets the brush size last chosen for its size class, else one sized from it."""
@@ -323,18 +330,18 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
     def _update_actions(self) -> None:
         has_image, generating = not self.document.is_empty, self.session.generating
         has_candidates = self.session.candidates is not None
-        for a in (self.save_action, self.save_as_action, self.export_mask_action, self.import_mask_action, self.copy_action,
-                  self.invert_action, self.clear_action, self.fill_action, self.grow_action, self.shrink_action,
-                  self.feather_action, self.zoom_fit_action, self.zoom_actual_action, self.zoom_in_action, self.zoom_out_action,
+        m = self.menu_actions
+        for a in (m.save, m.save_as, m.export_mask, m.import_mask, m.copy, m.invert_mask, m.clear_mask, m.fill_mask,
+                  m.grow_mask, m.shrink_mask, m.feather_mask, m.zoom_fit, m.zoom_actual, m.zoom_in, m.zoom_out,
                   *self.files.needs_image):
             a.setEnabled(has_image)
         ready = has_image and not generating and not self.session.live.enabled and not self.params_panel.validation_message()
-        self.generate_action.setEnabled(ready)
+        m.generate.setEnabled(ready)
         self.params_panel.generate_button.setEnabled(ready)
-        self.cancel_action.setEnabled(generating)
+        m.cancel.setEnabled(generating)
         self.live.live_action.setEnabled(has_image and (not generating or self.session.live.enabled))
-        self.apply_action.setEnabled(has_candidates)
-        self.discard_action.setEnabled(has_candidates)
+        m.apply.setEnabled(has_candidates)
+        m.discard.setEnabled(has_candidates)
 
     def _update_title(self) -> None:
         name = self.session.display_name
@@ -353,19 +360,19 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         if event.key() == COMPARE_KEY and not event.isAutoRepeat() and self.session.candidates is not None:
-            self.set_compare(True)
+            self.generation.set_compare(True)
             return
         super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event) -> None:  # noqa: N802
-        if event.key() == COMPARE_KEY and not event.isAutoRepeat() and self._compare:
-            self.set_compare(False)
+        if event.key() == COMPARE_KEY and not event.isAutoRepeat() and self.generation.comparing:
+            self.generation.set_compare(False)
             return
         super().keyReleaseEvent(event)
 
     def event(self, event) -> bool:
-        if event.type() == QEvent.Type.WindowDeactivate and self._compare:
-            self.set_compare(False)  # a released key is not seen once focus left
+        if event.type() == QEvent.Type.WindowDeactivate and self.generation.comparing:
+            self.generation.set_compare(False)  # a released key is not seen once focus left
         return super().event(event)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802
@@ -378,56 +385,16 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         (event.acceptProposedAction if self.files.open_mime(event.mimeData()) else event.ignore)()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        """Quit asks about unsaved work or a running generation; once confirmed, a running
-        generation is cancelled (it stops within one step) and the window closes when the worker
-        has let go, so the thread is never destroyed while it runs and the GUI never blocks."""
-        if not self._close_confirmed and (self.session.has_unsaved_work or self.session.generating):
+        """Quit asks about unsaved work or a running generation first (`CloseGuard`)."""
+        if not self.close_guard.may_close():
             event.ignore()
-            self._ask_before_close()
-            return
-        if self.session.generating:
-            event.ignore()
-            self._close_when_idle()
             return
         self.shutdown()
         super().closeEvent(event)
 
-    def _ask_before_close(self) -> None:
-        running = " A generation is running; it will be stopped." if self.session.generating else ""
-        if self.session.has_unsaved_work:
-            name = self.session.display_name or "The image"
-            self.files.ask_unsaved(f"{name} has changes that are not saved.{running} Save them before quitting?",
-                                   self.force_close, quitting=True)
-            return
-        if self._stop_box is not None:
-            return
-        buttons = QMessageBox.StandardButton
-        box = QMessageBox(QMessageBox.Icon.Question, "Generation running", "A generation is running. Stop it and quit?",
-                          buttons.Yes | buttons.Cancel, self)
-        box.button(buttons.Yes).setText("Stop and Quit")
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.finished.connect(lambda _c, b=box: self._after_stop_question(b.clickedButton() is b.button(buttons.Yes)))
-        self._stop_box = box
-        box.open()
-
-    def _after_stop_question(self, stop: bool) -> None:
-        self._stop_box = None
-        if stop:
-            self.force_close()
-
-    def _close_when_idle(self) -> None:
-        """Cancel the run and close once the worker reports its end (within one step)."""
-        self.status_message.setText("Stopping the generation before quitting…")
-        self.session.cancel()
-        if not self._close_when_idle_armed:
-            self._close_when_idle_armed = True
-            s = self.session
-            for ended in (s.generation_cancelled, s.generation_finished, s.generation_failed, s.generation_dropped):
-                ended.connect(lambda *_: QTimer.singleShot(0, self, self.close))
-
     def force_close(self) -> None:
         """Close without asking about unsaved changes (after the user chose, or in tests)."""
-        self._close_confirmed = True
+        self.close_guard.confirmed = True
         self.close()
 
     def shutdown(self) -> None:

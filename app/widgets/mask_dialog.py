@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout
+from app.editor.document import Document
+from app.widgets.mask_overlay import MaskOverlay
 
-if TYPE_CHECKING:
-    from app.widgets.main_window import MainWindow
+MASK_OPS = ("grow", "shrink", "feather")
+
+
+def open_mask_dialog(parent: QWidget, document: Document, overlay: MaskOverlay, op: str) -> MaskAdjustDialog | None:
+    """Open the dialog for ``op`` (one of `MASK_OPS`) without blocking; None while no image is open."""
+    if document.is_empty:
+        return None
+    dialog = MaskAdjustDialog(parent, document, overlay, op)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.open()
+    return dialog
 
 
 class MaskAdjustDialog(QDialog):
     """Grow / shrink / feather; the canvas previews the result until OK (applied) or Cancel."""
 
-    def __init__(self, window: MainWindow, op: str) -> None:
-        super().__init__(window)
-        self.window_ = window
-        self.op = op
+    def __init__(self, parent: QWidget, document: Document, overlay: MaskOverlay, op: str) -> None:
+        super().__init__(parent)
+        self.document, self.overlay, self.op = document, overlay, op
         self.setWindowTitle({"grow": "Grow mask", "shrink": "Shrink mask", "feather": "Feather mask"}[op])
         self.amount = QSpinBox()
         self.amount.setRange(1, 64)
@@ -36,11 +46,12 @@ class MaskAdjustDialog(QDialog):
         self._preview()
 
     def _preview(self) -> None:
-        doc, px = self.window_.document, self.amount.value()
+        doc, px = self.document, self.amount.value()
         preview = {"grow": lambda: doc.grown_mask(px), "shrink": lambda: doc.grown_mask(-px), "feather": lambda: doc.feathered_mask(px)}
-        self.window_.canvas.set_mask_preview(preview[self.op]())
+        self.overlay.set_preview(preview[self.op]())
 
     def _done(self, result: int) -> None:
-        self.window_.canvas.set_mask_preview(None)
+        self.overlay.set_preview(None)
         if result == QDialog.DialogCode.Accepted:
-            self.window_.adjust_mask(self.op, self.amount.value())
+            doc = self.document
+            {"grow": doc.grow_mask, "shrink": doc.shrink_mask, "feather": doc.feather_mask}[self.op](self.amount.value())

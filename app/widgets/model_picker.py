@@ -143,7 +143,14 @@ class ModelPicker(QWidget):
         self.discovery_error = ""
         self.discovering = False
         self._a1111 = ""
+        self._make_model_row()
+        self._make_labels()
+        self._make_run_options()
+        self._build_layout()
+        self._rebuild()
 
+    def _make_model_row(self) -> None:
+        """The model list, its refresh button and the Add model… button with its menu."""
         self.combo = QComboBox()
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setMinimumContentsLength(18)
@@ -166,6 +173,8 @@ class ModelPicker(QWidget):
         self.refresh_button.setToolTip("Search for installed models again")
         self.refresh_button.clicked.connect(self.refresh)
 
+    def _make_labels(self) -> None:
+        """What the chosen model is (``detail``) and the hint shown while no model is installed."""
         self.detail = QLabel()
         self.detail.setWordWrap(True)
         self.detail.setStyleSheet("color: palette(mid); font-size: 11px;")
@@ -176,6 +185,13 @@ class ModelPicker(QWidget):
         self.hint.setStyleSheet("QLabel { background: rgba(140,196,255,0.12); border-radius: 4px; padding: 6px; }")
         self.hint.hide()
 
+    def _make_run_options(self) -> None:
+        """Where models come from and run: the A1111/Forge folder, the device, low-memory mode."""
+        self.a1111 = QLineEdit()
+        self.a1111.setPlaceholderText("e.g. ~/stable-diffusion-webui")
+        self.a1111.setToolTip("An AUTOMATIC1111 or Forge folder: its models/Stable-diffusion, Lora and embeddings "
+                              "are listed here and in the CLI (INPAINT_STUDIO_A1111 overrides it)")
+        self.a1111.editingFinished.connect(self._on_a1111_edited)
         self.device = QComboBox()
         for value in DEVICES:
             self.device.addItem(DEVICE_LABELS[value], value)
@@ -184,6 +200,7 @@ class ModelPicker(QWidget):
         self.low_memory_box.setToolTip("Attention slicing, VAE tiling and model offload: slower, fits small GPUs")
         self.low_memory_box.toggled.connect(lambda _on: self.low_memory_changed.emit())
 
+    def _build_layout(self) -> None:
         row = QHBoxLayout()
         row.setSpacing(4)
         row.addWidget(self.combo, 1)
@@ -194,18 +211,12 @@ class ModelPicker(QWidget):
         layout.addWidget(self.add_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.detail)
         layout.addWidget(self.hint)
-        self.a1111 = QLineEdit()
-        self.a1111.setPlaceholderText("e.g. ~/stable-diffusion-webui")
-        self.a1111.setToolTip("An AUTOMATIC1111 or Forge folder: its models/Stable-diffusion, Lora and embeddings "
-                              "are listed here and in the CLI (INPAINT_STUDIO_A1111 overrides it)")
-        self.a1111.editingFinished.connect(self._on_a1111_edited)
         form = QFormLayout()
         form.addRow("A1111/Forge", self.a1111)
         form.addRow("Device", self.device)
         form.addRow("", self.low_memory_box)
         layout.addLayout(form)
         layout.addStretch(1)
-        self._rebuild()
 
     # -- state --------------------------------------------------------------------------------
     def current_model(self) -> str:

@@ -20,9 +20,9 @@ DEFAULT_WEIGHT = 70  # hundredths: A1111's usual starting weight for a LoRA
 
 
 def default_networks() -> tuple[list[Any], list[Any]]:
-    from app.service import catalog
+    from app.service import network_files
 
-    return catalog.discover_loras(), catalog.discover_embeddings()
+    return network_files.discover_loras(), network_files.discover_embeddings()
 
 
 def _fill(box: QComboBox, infos: list[Any], none_text: str) -> None:

@@ -8,8 +8,8 @@ nor diffusers (`tests/test_params_panel.py` checks the panel import stays torch-
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRegularExpression, Qt, Signal
-from PySide6.QtGui import QIcon, QPainter, QPixmap, QRegularExpressionValidator
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -28,13 +27,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.widgets.seed_box import SeedBox
 from app.core.schedulers import SAMPLER_NAMES, compose, schedules_for, split  # plain tables: no torch
 from app.core.sigma_schedules import SCHEDULE_TYPES
 from app.service.fields import build, check_nominal
 from app.widgets.networks_panel import NetworksPanel
 from app.widgets.panel_names import PANEL
 from app.storage.paths import resources_dir
-from app.core.params import DEFAULT_MODEL, SEED_MAX, GenerationParams, ParamError, default_strength, is_lama_model
+from app.core.params import DEFAULT_MODEL, GenerationParams, ParamError, default_strength, is_lama_model
 
 MODE_LABELS = {"inpaint": "Inpaint (repaint the mask)", "img2img": "Image to image"}
 AREA_LABELS = {"masked": "Only masked (crop + padding)", "whole": "Whole image"}
@@ -67,38 +67,47 @@ def _combo(items: dict[str, str]) -> QComboBox:
     return box
 
 
+def _spin(lo: int, hi: int, *, suffix: str = "", tooltip: str = "") -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    box.setSuffix(suffix)
+    box.setToolTip(tooltip)
+    return box
+
+
+def _dspin(lo: float, hi: float, step: float, decimals: int, tooltip: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setDecimals(decimals)
+    box.setToolTip(tooltip)
+    return box
+
+
+def _form(title: str) -> tuple[QGroupBox, QFormLayout]:
+    box = QGroupBox(title)
+    layout = QFormLayout(box)
+    layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    layout.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    return box, layout
+
+
+def _row(spacing: int, *items) -> QHBoxLayout:
+    """A row of widgets; an item ``(widget, stretch)`` takes that stretch."""
+    row = QHBoxLayout()
+    row.setSpacing(spacing)
+    for item in items:
+        widget, stretch = item if isinstance(item, tuple) else (item, 0)
+        row.addWidget(widget, stretch)
+    return row
+
+
 def _set_combo(box: QComboBox, value: str) -> None:
     index = box.findData(value)
     if index < 0:  # e.g. a scheduler alias recalled from an A1111 PNG: keep it selectable
         box.addItem(value, value)
         index = box.count() - 1
     box.setCurrentIndex(index)
-
-
-class SeedBox(QLineEdit):
-    """A whole-number field for 0…2⁶⁴−1 (spin boxes hold 32-bit ints or doubles, which round
-    seeds above 2⁵³) showing −1 as "Random". ``valueChanged`` mirrors the spin boxes' signal."""
-
-    valueChanged = Signal(object)  # a Python int: Qt's int is 32-bit
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setValidator(QRegularExpressionValidator(QRegularExpression(r"-1|\d{0,20}|[Rr]andom"), self))
-        self.setPlaceholderText("Random")
-        self.setToolTip("Seed of the first image (batch items use seed+1, seed+2, …); empty or Random picks one and records it")
-        self.textChanged.connect(lambda _t: self.valueChanged.emit(self.seed()))
-
-    def seed(self) -> int:
-        text = self.text().strip()
-        if not text.isdigit():
-            return -1
-        return min(int(text), SEED_MAX)
-
-    def value(self) -> int:
-        return self.seed()
-
-    def setValue(self, seed: int) -> None:  # noqa: N802 - the spin boxes' name
-        self.setText("Random" if seed < 0 else str(int(seed)))
 
 
 class ParamsPanel(QWidget):
@@ -115,7 +124,24 @@ class ParamsPanel(QWidget):
         self._classical = True
         self._loading = False
 
-        # prompt ------------------------------------------------------------------------------
+        self._make_prompt_widgets(networks_discover)
+        self._make_sampling_widgets()
+        self._make_seed_widgets()
+        self._make_mask_widgets()
+        self.validation = QLabel()
+        self.validation.setWordWrap(True)
+        self.validation.setStyleSheet("color: #ff8c8c;")
+        self.validation.hide()
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setToolTip("Generate (Ctrl+Enter)")
+        self.generate_button.setMinimumHeight(34)
+        self.generate_button.setStyleSheet("QPushButton { font-weight: bold; }")
+        self.generate_button.clicked.connect(self.generate_requested)
+        self._build_layout()
+        self.set_params(GenerationParams())
+        self._connect_edits()
+
+    def _make_prompt_widgets(self, networks_discover) -> None:
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("What should appear in the masked area, e.g. “a wooden bench, evening light”")
         self.prompt.setTabChangesFocus(True)
@@ -128,7 +154,7 @@ class ParamsPanel(QWidget):
         self.networks = NetworksPanel(discover=networks_discover)
         self.networks.insert_text.connect(self.insert_in_prompt)
 
-        # sampling ------------------------------------------------------------------------------
+    def _make_sampling_widgets(self) -> None:
         self.scheduler = QComboBox()  # the sampler; with `schedule`, the pair params carry ("Euler a Karras")
         for name in SAMPLER_NAMES:
             self.scheduler.addItem(name, name)
@@ -136,20 +162,21 @@ class ParamsPanel(QWidget):
         for name in SCHEDULE_TYPES:
             self.schedule.addItem(name, name)
         self.schedule.setToolTip("Schedule type: the noise levels the sampler steps through (Automatic: the sampler's own)")
-        self.steps = QSpinBox()
-        self.steps.setRange(1, 150)
-        self.guidance = QDoubleSpinBox()
-        self.guidance.setRange(0.0, 30.0)
-        self.guidance.setSingleStep(0.5)
-        self.guidance.setDecimals(1)
-        self.guidance.setToolTip("Classifier-free guidance (CFG): how strictly the prompt is followed")
-        self.strength = QDoubleSpinBox()
-        self.strength.setRange(0.01, 1.0)
-        self.strength.setSingleStep(0.05)
-        self.strength.setDecimals(2)
-        self.strength.setToolTip("Denoising strength: 1 repaints completely, lower keeps more of the original")
+        self.steps = _spin(1, 150)
+        self.guidance = _dspin(0.0, 30.0, 0.5, 1, "Classifier-free guidance (CFG): how strictly the prompt is followed")
+        self.strength = _dspin(0.01, 1.0, 0.05, 2,
+                               "Denoising strength: 1 repaints completely, lower keeps more of the original")
+        self.batch = _spin(1, 8, tooltip="Images per run: each becomes a candidate to compare")
+        self.auto_size = QCheckBox("Auto")
+        self.auto_size.setToolTip("Derive the model resolution from the masked region (multiple of 8)")
+        self.width_box = _spin(256, 2048, suffix=" px")
+        self.height_box = _spin(256, 2048, suffix=" px")
+        for box in (self.width_box, self.height_box):
+            box.setSingleStep(8)
+            box.setValue(512)
+            box.editingFinished.connect(lambda b=box: b.setValue(round(b.value() / 8) * 8))
 
-        # seed and batch ----------------------------------------------------------------------
+    def _make_seed_widgets(self) -> None:
         self.seed = SeedBox()
         self.random_seed = QToolButton()
         self.random_seed.setIcon(_icon("dice"))
@@ -163,51 +190,17 @@ class ParamsPanel(QWidget):
         self.lock_seed.setCheckable(True)
         self.lock_seed.setToolTip("Lock the seed: keep it for every run. Unlocked, a typed or recalled seed is used "
                                   "for the next run only, then the seed returns to Random")
-        self.batch = QSpinBox()
-        self.batch.setRange(1, 8)
-        self.batch.setToolTip("Images per run: each becomes a candidate to compare")
 
-        # resolution ---------------------------------------------------------------------------
-        self.auto_size = QCheckBox("Auto")
-        self.auto_size.setToolTip("Derive the model resolution from the masked region (multiple of 8)")
-        self.width_box = QSpinBox()
-        self.height_box = QSpinBox()
-        for box in (self.width_box, self.height_box):
-            box.setRange(256, 2048)
-            box.setSingleStep(8)
-            box.setValue(512)
-            box.setSuffix(" px")
-            box.editingFinished.connect(lambda b=box: b.setValue(round(b.value() / 8) * 8))
-
-        # mask and area -------------------------------------------------------------------------
-        self.mask_blur = QSpinBox()
-        self.mask_blur.setRange(0, 64)
-        self.mask_blur.setSuffix(" px")
-        self.mask_blur.setToolTip("Feather width of the blend between result and original")
-        self.mask_grow = QSpinBox()
-        self.mask_grow.setRange(0, 64)
-        self.mask_grow.setSuffix(" px")
+    def _make_mask_widgets(self) -> None:
+        self.mask_blur = _spin(0, 64, suffix=" px", tooltip="Feather width of the blend between result and original")
+        self.mask_grow = _spin(0, 64, suffix=" px")
         self.inpaint_area = _combo(AREA_LABELS)
-        self.padding = QSpinBox()
-        self.padding.setRange(0, 256)
-        self.padding.setSuffix(" px")
-        self.padding.setToolTip("Context around the mask that the model sees (only masked)")
+        self.padding = _spin(0, 256, suffix=" px", tooltip="Context around the mask that the model sees (only masked)")
         self.masked_content = _combo(CONTENT_LABELS)
         self.color_match = _combo(COLOR_MATCH_LABELS)
         self.color_match.setToolTip("Match tone and colour of the generated area to its surround, so no seam shows")
 
-        self.validation = QLabel()
-        self.validation.setWordWrap(True)
-        self.validation.setStyleSheet("color: #ff8c8c;")
-        self.validation.hide()
-        self.generate_button = QPushButton("Generate")
-        self.generate_button.setToolTip("Generate (Ctrl+Enter)")
-        self.generate_button.setMinimumHeight(34)
-        self.generate_button.setStyleSheet("QPushButton { font-weight: bold; }")
-        self.generate_button.clicked.connect(self.generate_requested)
-
-        self._build_layout()
-        self.set_params(GenerationParams())
+    def _connect_edits(self) -> None:
         for w in (self.prompt, self.negative):
             w.textChanged.connect(self._on_changed)
         self.scheduler.currentIndexChanged.connect(self._enable_schedule)
@@ -223,58 +216,10 @@ class ParamsPanel(QWidget):
         self.reuse_seed.clicked.connect(self.reuse_last_seed)
 
     def _build_layout(self) -> None:
-        def form(title: str) -> tuple[QGroupBox, QFormLayout]:
-            box = QGroupBox(title)
-            layout = QFormLayout(box)
-            layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-            layout.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            return box, layout
-
-        prompt_box = QGroupBox("Prompt")
-        pl = QVBoxLayout(prompt_box)
-        pl.addWidget(self.prompt)
-        neg_label = QLabel("Negative prompt")
-        neg_label.setStyleSheet("color: palette(mid);")
-        pl.addWidget(neg_label)
-        pl.addWidget(self.negative)
-        mode_row = QFormLayout()
-        mode_row.addRow("Mode", self.mode)
-        pl.addLayout(mode_row)
-
-        sampling, sl = form("Sampling")
-        sl.addRow("Sampler", self.scheduler)
-        sl.addRow("Schedule type", self.schedule)
-        sl.addRow("Steps", self.steps)
-        sl.addRow("Guidance", self.guidance)
-        sl.addRow("Strength", self.strength)
-        seed_row = QHBoxLayout()
-        seed_row.setSpacing(2)
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(self.random_seed)
-        seed_row.addWidget(self.reuse_seed)
-        seed_row.addWidget(self.lock_seed)
-        sl.addRow("Seed", seed_row)
-        sl.addRow("Batch size", self.batch)
-        size_row = QHBoxLayout()
-        size_row.setSpacing(4)
-        size_row.addWidget(self.auto_size)
-        size_row.addWidget(self.width_box, 1)
-        size_row.addWidget(QLabel("×"))
-        size_row.addWidget(self.height_box, 1)
-        sl.addRow("Resolution", size_row)
-
-        mask, ml = form("Mask and area")
-        ml.addRow("Mask blur", self.mask_blur)
-        ml.addRow("Mask grow", self.mask_grow)
-        ml.addRow("Inpaint area", self.inpaint_area)
-        ml.addRow("Padding", self.padding)
-        ml.addRow("Masked content", self.masked_content)
-        ml.addRow("Colour match", self.color_match)
-
         inner = QWidget()
         col = QVBoxLayout(inner)
         col.setContentsMargins(4, 4, 4, 4)
-        for w in (prompt_box, self.networks, sampling, mask):
+        for w in (self._prompt_group(), self.networks, self._sampling_group(), self._mask_group()):
             col.addWidget(w)
         col.addStretch(1)
         scroll = QScrollArea()
@@ -290,6 +235,37 @@ class ParamsPanel(QWidget):
         bottom.addWidget(self.validation)
         bottom.addWidget(self.generate_button)
         outer.addLayout(bottom)
+
+    def _prompt_group(self) -> QGroupBox:
+        box = QGroupBox("Prompt")
+        pl = QVBoxLayout(box)
+        pl.addWidget(self.prompt)
+        neg_label = QLabel("Negative prompt")
+        neg_label.setStyleSheet("color: palette(mid);")
+        pl.addWidget(neg_label)
+        pl.addWidget(self.negative)
+        mode_row = QFormLayout()
+        mode_row.addRow("Mode", self.mode)
+        pl.addLayout(mode_row)
+        return box
+
+    def _sampling_group(self) -> QGroupBox:
+        box, sl = _form("Sampling")
+        for label, w in (("Sampler", self.scheduler), ("Schedule type", self.schedule), ("Steps", self.steps),
+                         ("Guidance", self.guidance), ("Strength", self.strength)):
+            sl.addRow(label, w)
+        sl.addRow("Seed", _row(2, (self.seed, 1), self.random_seed, self.reuse_seed, self.lock_seed))
+        sl.addRow("Batch size", self.batch)
+        sl.addRow("Resolution", _row(4, self.auto_size, (self.width_box, 1), QLabel("×"), (self.height_box, 1)))
+        return box
+
+    def _mask_group(self) -> QGroupBox:
+        box, ml = _form("Mask and area")
+        for label, w in (("Mask blur", self.mask_blur), ("Mask grow", self.mask_grow), ("Inpaint area", self.inpaint_area),
+                         ("Padding", self.padding), ("Masked content", self.masked_content),
+                         ("Colour match", self.color_match)):
+            ml.addRow(label, w)
+        return box
 
     # -- reading and writing ------------------------------------------------------------------
     def params(self) -> GenerationParams:

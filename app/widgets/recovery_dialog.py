@@ -189,9 +189,9 @@ def offer_recovery_later(parent: QWidget | None, controller: Any) -> RecoveryDia
 
 def _autosave_failed(window: Any, text: str) -> None:
     window.show_message("warning", "Autosave failed", text)
-    window.autosave_label.setToolTip(f"{text}\nA crash now would restore older work; it is retried until it succeeds. "
+    window.status.autosave.setToolTip(f"{text}\nA crash now would restore older work; it is retried until it succeeds. "
                                      "Save the project (File ▸ Save Project) to be safe.")
-    window.autosave_label.show()
+    window.status.autosave.show()
 
 
 def install(window: Any, *, offer: bool = True, mask_interval_s: float | None = None) -> RecoveryController:
@@ -207,13 +207,13 @@ def install(window: Any, *, offer: bool = True, mask_interval_s: float | None = 
     kwargs = {} if mask_interval_s is None else {"mask_interval_s": mask_interval_s}
     controller = session.install_recovery(window.current_params, **kwargs)
     controller.restored.connect(window.set_params)
-    controller.restored.connect(lambda _params: window.status_message.setText(
+    controller.restored.connect(lambda _params: window.status.message.setText(
         "Restored unsaved work — save it as a project (File ▸ Save Project) to keep the mask and history."))
     window.add_file_actions(window.files.project_actions())
     # The autosaver reports one failure once (not per attempt): one message in the bar, no dialog;
     # the status bar keeps saying so until an autosave succeeds (it is retried meanwhile).
     controller.save_failed.connect(lambda text: _autosave_failed(window, text))
-    controller.saved.connect(lambda _path: window.autosave_label.hide())
+    controller.saved.connect(lambda _path: window.status.autosave.hide())
     if offer:
         QTimer.singleShot(0, window, lambda: offer_recovery_later(window, controller))
     return controller

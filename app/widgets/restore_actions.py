@@ -84,7 +84,7 @@ def open_restore_dialog(w: MainWindow, operation: str, factor: int = 2, **kwargs
         old.reject()
     dialog = RestoreDialog(w.restore_runner, operation, factor, w, **kwargs)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    dialog.applied.connect(lambda label: w.status_message.setText(f"{label} — Undo (Ctrl+Z) restores the previous image."))
+    dialog.applied.connect(lambda label: w.status.message.setText(f"{label} — Undo (Ctrl+Z) restores the previous image."))
     dialog.get_models_requested.connect(w.model_picker.get_models)
     dialog.destroyed.connect(lambda *_: setattr(w, "restore_dialog", None) if w.restore_dialog is dialog else None)
     w.restore_dialog = dialog

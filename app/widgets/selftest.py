@@ -83,20 +83,33 @@ def run(output: str | os.PathLike[str] | None = None) -> int:
 
 
 def _run_steps(out_path: Path) -> str:
-    import numpy as np
-
     sample = sample_path()
     if not sample.is_file():
         raise SelfTestError(f"sample image: {sample} is missing from the installation")
 
     with tempfile.TemporaryDirectory(prefix="inpaint-studio-selftest-settings-") as settings_dir:
         window_report = _open_window(sample, Path(settings_dir) / "settings.ini")
+    loaded, record, elapsed = _inpaint_sample(sample)
+    recalled = _check_saved_png(out_path, record)
+    from app.core import versions
+
+    qt = versions.qt_version() or versions.package_version("PySide6") or "?"
+    return (
+        f"{window_report}; classical inpaint of {sample.name} {loaded.width}×{loaded.height} in {elapsed:.2f} s, "
+        f"0 pixels changed outside the mask; PNG metadata recalled ({recalled.model}); "
+        f"Python {sys.version.split()[0]}, Qt {qt}, {_torch_text()}"
+    )
+
+
+def _inpaint_sample(sample: Path):
+    """(loaded sample, record, seconds) of a classical inpaint through the generation service,
+    checked: same shape and depth, nothing changed outside the feathered mask, something inside."""
+    import numpy as np
 
     from app.core import maskops
     from app.core.imageio import ImageLoadError, load_image
-    from app.core.metadata import A1111_KEY, read_params
     from app.core.params import GenerationParams
-    from app.service import GenerationRequest, GenerationService, candidate_params, save_candidate
+    from app.service import GenerationRequest, GenerationService
 
     try:
         loaded = load_image(sample)
@@ -117,7 +130,19 @@ def _run_steps(out_path: Path) -> str:
         raise SelfTestError(f"inpaint: {changed_outside} pixels outside the mask changed")
     if not np.any(out[mask > 0] != original[mask > 0]):
         raise SelfTestError("inpaint: nothing changed inside the mask")
+    return loaded, record, elapsed
 
+
+def _check_saved_png(out_path: Path, record):
+    """Save the result as the CLI and the window do and read it back: the same pixels, the
+    A1111 chunk, and the parameters recalled equal to the candidate's. Returns those parameters."""
+    import numpy as np
+
+    from app.core.imageio import load_image
+    from app.core.metadata import A1111_KEY, read_params
+    from app.service import candidate_params, save_candidate
+
+    out = record.candidates[0]
     try:
         save_candidate(out_path, record, 0)
     except (OSError, ValueError) as exc:
@@ -130,20 +155,17 @@ def _run_steps(out_path: Path) -> str:
     recalled = read_params(out_path)
     if recalled != candidate_params(record, 0):
         raise SelfTestError(f"{out_path.name}: generation parameters could not be recalled from the PNG ({recalled!r})")
+    return recalled
 
+
+def _torch_text() -> str:
+    """What the report says of torch: the diffusion stack checked, or why it was not loaded."""
     from app.core import versions
 
     torch_v = versions.package_version("torch")
     if torch_v and _check_diffusion_wanted():
-        torch_text = _check_diffusion_stack()
-    else:
-        torch_text = f"torch {torch_v} (not loaded)" if torch_v else "no torch (classical-only build)"
-    qt = versions.qt_version() or versions.package_version("PySide6") or "?"
-    return (
-        f"{window_report}; classical inpaint of {sample.name} {loaded.width}×{loaded.height} in {elapsed:.2f} s, "
-        f"0 pixels changed outside the mask; PNG metadata recalled ({recalled.model}); "
-        f"Python {sys.version.split()[0]}, Qt {qt}, {torch_text}"
-    )
+        return _check_diffusion_stack()
+    return f"torch {torch_v} (not loaded)" if torch_v else "no torch (classical-only build)"
 
 
 def _open_window(sample: Path, settings_file: Path) -> str:
@@ -169,7 +191,7 @@ def _open_window(sample: Path, settings_file: Path) -> str:
         window = MainWindow(Settings(settings_file))
         try:
             window.show()
-            if not window.open_path(str(sample)):
+            if not window.files.open_path(str(sample)):
                 raise SelfTestError(f"window: MainWindow could not open {sample.name}")
             deadline = time.monotonic() + 5.0
             while time.monotonic() < deadline and not window.isVisible():

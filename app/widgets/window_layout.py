@@ -1,8 +1,9 @@
-"""How the main window looks: docks, actions, menus, toolbar and status bar, built once.
+"""Where things are in the main window: docks, menus and toolbar, built once from the window's
+objects (its actions are `window_actions.WindowActions`, its status bar `window_status.WindowStatus`).
 
 Kept apart from `app.widgets.main_window` so the window class reads as wiring (session ↔ panels)
-while this module holds the long but flat list of what is where. Each builder sets the widgets
-and actions on the window as attributes (tests and other features use them by name).
+while this module holds the long but flat list of what is where; the docks, menus and toolbar
+fields stay window attributes (``file_menu`` is a hook other features add to).
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QProgressBar, QSizePolicy, QSlider, QSpinBox, QToolBar, QToolButton, QWidget
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMenu, QSizePolicy, QSlider, QSpinBox, QStyle, QToolBar,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from app.storage.paths import resources_dir
 from app.widgets import tools
-from app.widgets.live_controls import LiveControls
-from app.widgets.status_label import StatusLabel
 
 if TYPE_CHECKING:
     from app.widgets.main_window import MainWindow
@@ -28,12 +28,6 @@ def icon(name: str) -> QIcon:
     return QIcon(str(path)) if path.exists() else QIcon()
 
 
-def docs_url() -> QUrl | None:
-    """The user guide (README.md next to the code, in a checkout), or None when not installed."""
-    readme = resources_dir().parent / "README.md"
-    return QUrl.fromLocalFile(str(readme)) if readme.is_file() else None
-
-
 def dock(w: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
     d = QDockWidget(title, w)
     d.setObjectName(f"dock-{title.lower()}")
@@ -42,6 +36,29 @@ def dock(w: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea) -
                   | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
     w.addDockWidget(area, d)
     return d
+
+
+def build_centre(w: QMainWindow, message_bar: QWidget, canvas: QWidget) -> None:
+    """The message bar above the canvas, the two filling the space between the docks."""
+    central = QWidget()
+    column = QVBoxLayout(central)
+    column.setContentsMargins(0, 0, 0, 0)
+    column.setSpacing(0)
+    column.addWidget(message_bar)
+    column.addWidget(canvas, 1)
+    w.setCentralWidget(central)
+
+
+def first_geometry(w: QMainWindow) -> None:
+    """1440×900 on a screen that holds it; else the screen's free area, so a 1366×768 laptop
+    sees every panel on the first start."""
+    screen = w.screen() or QGuiApplication.primaryScreen()
+    free = screen.availableGeometry() if screen is not None else None
+    if free is None or free.isEmpty():
+        w.resize(1440, 900)
+        return
+    size = QSize(min(1440, free.width()), min(900, free.height()))
+    w.setGeometry(QStyle.alignedRect(Qt.LayoutDirection.LeftToRight, Qt.AlignmentFlag.AlignCenter, size, free))
 
 
 def build_docks(w: MainWindow) -> None:
@@ -78,121 +95,34 @@ def action(w: QMainWindow, text: str, slot: Callable | None = None, shortcut=Non
     return a
 
 
-def document_op(w: MainWindow, name: str) -> Callable[[], None]:
-    def run() -> None:
-        if not w.document.is_empty:
-            getattr(w.document, name)()
-    return run
-
-
-def build_actions(w: MainWindow) -> None:
-    SK = QKeySequence.StandardKey
-    w.open_action = action(w, "&Open…", w.files.open_dialog, SK.Open, "Open an image", "open")
-    w.save_action = action(w, "&Save", w.files.save, SK.Save, "Save the result (PNG keeps the parameters)", "save")
-    w.save_as_action = action(w, "Save Result &As…", w.files.save_as_dialog, SK.SaveAs, "Save the result under a new name")
-    w.export_mask_action = action(w, "&Export Mask…", w.files.export_mask_dialog, tip="Save the mask as a black and white PNG")
-    w.import_mask_action = action(w, "&Import Mask…", w.files.import_mask_dialog, tip="Load a mask image (white = repaint)")
-    w.copy_action = action(w, "&Copy Image", w.files.copy_image, SK.Copy, "Copy the current image to the clipboard")
-    w.paste_action = action(w, "&Paste", w.files.paste, SK.Paste, "Open the image (or image file) on the clipboard")
-    w.quit_action = action(w, "&Quit", w.close, SK.Quit)
-
-    w.undo_action = w.document.undo_stack.createUndoAction(w, "&Undo")
-    w.undo_action.setShortcut(QKeySequence(SK.Undo))
-    w.undo_action.setIcon(icon("undo"))
-    w.undo_action.setData("Undo")  # its text names the last step; the shortcuts page wants the plain name
-    w.redo_action = w.document.undo_stack.createRedoAction(w, "&Redo")
-    redo_keys = QKeySequence.keyBindings(SK.Redo)
-    if QKeySequence("Ctrl+Y") not in redo_keys:
-        redo_keys.append(QKeySequence("Ctrl+Y"))
-    w.redo_action.setShortcuts(redo_keys)
-    w.redo_action.setIcon(icon("redo"))
-    w.redo_action.setData("Redo")
-    w.invert_action = action(w, "&Invert Mask", document_op(w, "invert_mask"), "Ctrl+Shift+I", "Swap masked and unmasked areas", "invert")
-    w.clear_action = action(w, "&Clear Mask", document_op(w, "clear_mask"), "Ctrl+D", "Remove the whole mask", "clear")
-    w.fill_action = action(w, "&Fill Mask", document_op(w, "fill_mask"), tip="Mask the whole image")
-    w.grow_action = action(w, "&Grow Mask…", lambda: w.open_mask_dialog("grow"), tip="Grow the mask with a live preview")
-    w.shrink_action = action(w, "S&hrink Mask…", lambda: w.open_mask_dialog("shrink"), tip="Shrink the mask with a live preview")
-    w.feather_action = action(w, "F&eather Mask…", lambda: w.open_mask_dialog("feather"), tip="Soften the mask edge with a live preview")
-
-    w.zoom_in_action = action(w, "Zoom &In", w.canvas.zoom_in, [SK.ZoomIn, "Ctrl+="])
-    w.zoom_out_action = action(w, "Zoom &Out", w.canvas.zoom_out, SK.ZoomOut)
-    w.zoom_fit_action = action(w, "&Fit to Window", w.canvas.zoom_fit, "Ctrl+0", "Fit the image in the window", "fit")
-    w.zoom_actual_action = action(w, "&Actual Size (100 %)", w.canvas.zoom_actual, "Ctrl+1")
-    w.show_mask_action = action(w, "Show &Mask", None, "Ctrl+H", "Show or hide the mask overlay", checkable=True)
-    w.show_mask_action.setChecked(True)
-    w.show_mask_action.toggled.connect(w.canvas.set_mask_visible)
-    w.mask_color_action = action(w, "Mask &Colour…", w.choose_mask_color)
-
-    w.generate_action = action(w, "&Generate", w.generate, ["Ctrl+Return", "Ctrl+Enter"], "Generate (Ctrl+Enter)", "generate")
-    w.cancel_action = action(w, "&Cancel", w.cancel_generation, "Esc", "Cancel the running generation (Esc)", "cancel")
-    w.apply_action = action(w, "&Apply Candidate", w.apply_current_candidate, tip="Apply the selected candidate")
-    w.discard_action = action(w, "&Discard Candidates", w.discard_candidates)
-    w.live = LiveControls(w)
-    w.allow_pickle_action = action(w, "Allow Pickle Checkpoints (.ckpt)", None, checkable=True,
-                                   tip="Loading a pickle file can run code hidden in it: only for files you trust")
-    w.safety_action = action(w, "NSFW &Safety Checker", None, checkable=True,
-                             tip="Filter results with the Stable Diffusion safety checker (needs its weights installed)")
-    w.compile_action = action(w, "&Compiled UNet Step", None, checkable=True,
-                              tip="Compile the model's denoising step in the background (GPU: several times faster once "
-                                  "ready; runs go on uncompiled meanwhile, and the result is cached on disk for the next start)")
-    w.about_action = action(w, "&About Inpaint Studio", w.show_about)
-
-    w.tool_group = QActionGroup(w)
-    w.tool_actions: dict[str, QAction] = {}
-    for name, tool in w.canvas.tools.items():
-        a = QAction(icon(name), tool.label, w)
-        a.setCheckable(True)
-        a.setToolTip(tool.tooltip)
-        a.setShortcut(QKeySequence(tool.key))  # shown in the Tools menu; text fields keep typed letters
-        a.triggered.connect(lambda _c=False, n=name: w.canvas.set_tool(n))
-        w.addAction(a)
-        w.tool_group.addAction(a)
-        w.tool_actions[name] = a
-    w.tool_actions[w.canvas.tool].setChecked(True)
-    w.swap_tool_action = action(w, "S&wap Brush and Eraser", w.canvas.swap_brush_eraser, "X",
-                                "Switch between brush and eraser (X)")
-    w.shortcuts_action = action(w, "&Keyboard Shortcuts", w.show_shortcuts, "F1", "Every shortcut in one list")
-    w.docs_action = action(w, "&Documentation", w.open_docs, tip="Open the user guide (README)")
-
-
 def build_menus(w: MainWindow) -> None:
-    mb = w.menuBar()
+    mb, a = w.menuBar(), w.menu_actions
     w.file_menu = mb.addMenu("&File")
-    w.file_menu.addAction(w.open_action)
+    w.file_menu.addAction(a.open)
     w.recent_menu = w.file_menu.addMenu("Open &Recent")
     w.recent_menu.aboutToShow.connect(w.files.fill_recent_menu)
     w.files.recent_menu = w.recent_menu
     w.files.fill_recent_menu()
-    fill_menu(w.file_menu, [None, w.save_action, w.save_as_action])
+    fill_menu(w.file_menu, [None, a.save, a.save_as])
     #: Where `add_file_actions` puts other features' actions (project files, …).
     w._file_anchor = w.file_menu.addSeparator()
-    fill_menu(w.file_menu, [w.import_mask_action, w.export_mask_action, None, w.copy_action, w.paste_action, None,
-                            w.quit_action])
-    w.edit_menu = fill_menu(mb.addMenu("&Edit"), [w.undo_action, w.redo_action, None, w.invert_action, w.clear_action,
-                                                   w.fill_action, w.grow_action, w.shrink_action, w.feather_action])
-    w.view_menu = fill_menu(mb.addMenu("&View"), [w.zoom_in_action, w.zoom_out_action, w.zoom_fit_action,
-                                                   w.zoom_actual_action, None, w.show_mask_action, w.mask_color_action])
-    opacity_menu = w.view_menu.addMenu("Mask &Opacity")
-    w.opacity_group = QActionGroup(w)
-    w.opacity_actions: dict[int, QAction] = {}
-    for pct in (25, 40, 50, 65, 80, 100):
-        a = opacity_menu.addAction(f"{pct} %")
-        a.setCheckable(True)
-        a.triggered.connect(lambda _c=False, p=pct: w.set_mask_opacity(p / 100))
-        w.opacity_group.addAction(a)
-        w.opacity_actions[pct] = a
+    fill_menu(w.file_menu, [a.import_mask, a.export_mask, None, a.copy, a.paste, None, a.quit])
+    w.edit_menu = fill_menu(mb.addMenu("&Edit"), [a.undo, a.redo, None, a.invert_mask, a.clear_mask, a.fill_mask,
+                                                   a.grow_mask, a.shrink_mask, a.feather_mask])
+    w.view_menu = fill_menu(mb.addMenu("&View"), [a.zoom_in, a.zoom_out, a.zoom_fit, a.zoom_actual, None, a.show_mask,
+                                                   a.mask_color])
+    w.mask_view.add_opacity_menu(w.view_menu)
     w.view_menu.addSeparator()
     panels = w.view_menu.addMenu("&Panels")
     for dock in (w.model_dock, w.params_dock, w.candidates_dock, w.history_dock):
         panels.addAction(dock.toggleViewAction())
 
-    w.tools_menu = fill_menu(mb.addMenu("&Tools"), [*w.tool_group.actions(), None, w.swap_tool_action])
-    w.generate_menu = fill_menu(mb.addMenu("&Generate"), [w.generate_action, w.cancel_action, None, w.apply_action,
-                                                           w.discard_action, None, w.live.live_action,
-                                                           w.live.apply_live_action, None, w.allow_pickle_action, w.safety_action,
-                                                           w.compile_action])
+    w.tools_menu = fill_menu(mb.addMenu("&Tools"), [*a.tool_group.actions(), None, a.swap_tool])
+    w.generate_menu = fill_menu(mb.addMenu("&Generate"), [a.generate, a.cancel, None, a.apply, a.discard, None,
+                                                           w.live.live_action, w.live.apply_live_action, None,
+                                                           a.allow_pickle, a.safety_checker, a.compile])
     w.generate_menu.addAction("Generation &Server…", w.open_server_dialog)
-    w.help_menu = fill_menu(mb.addMenu("&Help"), [w.shortcuts_action, w.docs_action, None, w.about_action])
+    w.help_menu = fill_menu(mb.addMenu("&Help"), [a.shortcuts, a.docs, None, a.about])
 
 
 def fill_menu(menu: QMenu, items: list[QAction | None]) -> QMenu:
@@ -206,17 +136,17 @@ def fill_menu(menu: QMenu, items: list[QAction | None]) -> QMenu:
 
 
 def build_toolbar(w: MainWindow) -> None:
-    tb = QToolBar("Main")
+    tb, m = QToolBar("Main"), w.menu_actions
     tb.setObjectName("toolbar-main")
     tb.setMovable(False)
     tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
-    for a in (w.open_action, w.save_action):
+    for a in (m.open, m.save):
         tb.addAction(a)
     tb.addSeparator()
-    tb.addAction(w.undo_action)
-    tb.addAction(w.redo_action)
+    tb.addAction(m.undo)
+    tb.addAction(m.redo)
     tb.addSeparator()
-    for a in w.tool_group.actions():
+    for a in m.tool_group.actions():
         tb.addAction(a)
     tb.addSeparator()
     tb.addWidget(QLabel(" Size "))
@@ -236,9 +166,9 @@ def build_toolbar(w: MainWindow) -> None:
     w.hardness.valueChanged.connect(lambda v: w.canvas.set_hardness(v / 100))
     tb.addWidget(w.hardness)
     tb.addSeparator()
-    tb.addAction(w.invert_action)
-    tb.addAction(w.clear_action)
-    tb.addAction(w.zoom_fit_action)
+    tb.addAction(m.invert_mask)
+    tb.addAction(m.clear_mask)
+    tb.addAction(m.zoom_fit)
     spacer = QWidget()
     spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
     tb.addWidget(spacer)
@@ -247,35 +177,12 @@ def build_toolbar(w: MainWindow) -> None:
         button.setDefaultAction(a)  # shows the action's icon text: "Live", "Apply Live"
         tb.addWidget(button)
     gen = QToolButton()
-    gen.setDefaultAction(w.generate_action)
+    gen.setDefaultAction(m.generate)
     gen.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     tb.addWidget(gen)
     cancel = QToolButton()
-    cancel.setDefaultAction(w.cancel_action)
+    cancel.setDefaultAction(m.cancel)
     cancel.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     tb.addWidget(cancel)
     w.addToolBar(tb)
     w.main_toolbar = tb
-
-
-def build_status_bar(w: MainWindow) -> None:
-    sb = w.statusBar()
-    w.status_message = StatusLabel("Open an image (Ctrl+O), drop one here or paste it (Ctrl+V).")
-    sb.addWidget(w.status_message, 1)
-    w.progress = QProgressBar()
-    w.progress.setFixedWidth(220)
-    w.progress.setTextVisible(True)
-    w.progress.hide()
-    w.seed_label = QLabel()
-    w.seed_label.setToolTip("Seed actually used by the last generation")
-    w.size_label = QLabel()
-    w.cursor_label = QLabel()
-    w.cursor_label.setMinimumWidth(90)
-    w.zoom_label = QLabel()
-    w.zoom_label.setMinimumWidth(56)
-    # Shown while the last autosave failed (`recovery_dialog.install`): a crash now would restore older work.
-    w.autosave_label = QLabel("⚠ Autosave failed")
-    w.autosave_label.setStyleSheet("color: #b00020; font-weight: bold;")
-    w.autosave_label.hide()
-    for w in (w.autosave_label, w.progress, w.seed_label, w.size_label, w.cursor_label, w.zoom_label):
-        sb.addPermanentWidget(w)

@@ -12,6 +12,8 @@ import math
 
 from PySide6.QtCore import QPointF, QRect, QRectF, QSize
 
+from app.core.geometry import Bounds
+
 MIN_ZOOM, MAX_ZOOM = 1 / 64, 64.0
 ZOOM_STEP = 1.25
 
@@ -45,6 +47,18 @@ class ZoomPan:
         tl = self.map_from_image(r.topLeft())
         return QRectF(tl.x(), tl.y(), r.width() * self._zoom, r.height() * self._zoom)
 
+    def image_source_rect(self, widget_rect: QRect, width: int, height: int) -> QRect:
+        """Integer rect of a ``width``×``height`` image covering ``widget_rect``, clipped to the image.
+
+        Two spare pixels each side keep smooth (bilinear) sampling identical to a full redraw, so
+        partial repaints leave no seams; the painter's clip keeps the drawing inside the exposed area.
+        """
+        a = self.map_to_image(QPointF(widget_rect.topLeft()))
+        b = self.map_to_image(QPointF(widget_rect.right() + 1, widget_rect.bottom() + 1))
+        x0, y0 = max(0, math.floor(a.x()) - 2), max(0, math.floor(a.y()) - 2)
+        x1, y1 = min(width, math.ceil(b.x()) + 2), min(height, math.ceil(b.y()) + 2)
+        return QRect(x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+
     def _widget_dirty(self, rect: QRect, pad: float = 2.0) -> QRect:
         return self.image_rect_to_widget(rect).adjusted(-pad, -pad, pad, pad).toAlignedRect()
 
@@ -53,6 +67,11 @@ class ZoomPan:
             self.update()
         else:
             self.update(self._widget_dirty(rect))
+
+    def _update_image_regions(self, *regions: Bounds | None) -> None:
+        for r in regions:
+            if r is not None:
+                self._update_image_rect(QRect(r.x, r.y, r.width, r.height))
 
     def set_zoom(self, zoom: float, anchor: QPointF | None = None) -> None:
         """Zoom keeping the image point under ``anchor`` (widget coords; default centre) fixed."""

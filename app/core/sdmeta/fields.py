@@ -53,47 +53,14 @@ def build_params(fields: dict[str, Any]) -> tuple[GenerationParams, frozenset[st
     notes: list[str] = []
     set_keys = {k for k in ("Prompt", "Negative prompt") if f.get(k)}
 
-    def number(key: str, cast: type, lo: float, hi: float) -> None:
-        if f.get(key) in (None, ""):
-            return
-        try:
-            value = cast(round(float(f[key]))) if cast is int else float(f[key])
-        except (TypeError, ValueError, OverflowError):
-            notes.append(f"{key} {f[key]!r} is not a number: left out")
-            return
-        if not math.isfinite(value):  # NaN compares false both ways: clamping it gave NaN and lost every field
-            notes.append(f"{key} {f[key]!r} is not a finite number: left out")
-            return
-        clamped = min(max(value, lo), hi)
-        if clamped != value:
-            notes.append(f"{key} {value} is outside {lo}–{hi}: set to {clamped}")
-        kw[_FIELD_OF[key]] = cast(clamped)
-        set_keys.add(key)
-
-    number("Steps", int, 1, 150)
-    number("CFG scale", float, 0.0, 30.0)
-    number("Mask blur", int, 0, 64)
-    number("Masked area padding", int, 0, 256)
+    for key, cast, lo, hi in (("Steps", int, 1, 150), ("CFG scale", float, 0.0, 30.0), ("Mask blur", int, 0, 64),
+                              ("Masked area padding", int, 0, 256)):
+        _number(f, kw, set_keys, notes, key, cast, lo, hi)
     _seed(f, kw, set_keys, notes)
     _sampler(f, kw, set_keys, notes)
     _size(f, kw, set_keys, notes)
     made_by = origin(f)
-    if made_by == "txt2img":
-        # An inpaint at full strength regenerates the area as txt2img generated the image.
-        kw["strength"] = 1.0
-        if any(k in f for k in _HIRES_KEYS):
-            notes.append(f"hires fix (×{f.get('Hires upscale', '?')}, second pass at denoising "
-                         f"{f.get('Denoising strength', '?')}) is not re-run: recalled as its first, txt2img pass")
-    else:
-        kw["mode"] = made_by
-        number("Denoising strength", float, 0.01, 1.0)
-    if made_by == "inpaint":
-        if "Inpaint area" in f:
-            kw["inpaint_area"] = "masked" if str(f["Inpaint area"]).lower().startswith("only") else "whole"
-            set_keys.add("Inpaint area")
-        if "Masked content" in f:
-            kw["masked_content"] = _MASKED_CONTENT.get(str(f["Masked content"]).lower(), "original")
-            set_keys.add("Masked content")
+    _mode(f, kw, set_keys, notes, made_by)
     if str(f.get("Model", "")) in CLASSICAL_MODELS:
         kw["model"] = f["Model"]
         set_keys.add("Model")
@@ -108,6 +75,46 @@ def build_params(fields: dict[str, Any]) -> tuple[GenerationParams, frozenset[st
     if "mode" in kw:
         names.add("mode")
     return params, frozenset(names), notes
+
+
+def _number(f: dict[str, Any], kw: dict[str, Any], set_keys: set[str], notes: list[str], key: str, cast: type,
+            lo: float, hi: float) -> None:
+    """Field ``key`` as a number clamped to [lo, hi] (with a note), or left out with a note."""
+    if f.get(key) in (None, ""):
+        return
+    try:
+        value = cast(round(float(f[key]))) if cast is int else float(f[key])
+    except (TypeError, ValueError, OverflowError):
+        notes.append(f"{key} {f[key]!r} is not a number: left out")
+        return
+    if not math.isfinite(value):  # NaN compares false both ways: clamping it gave NaN and lost every field
+        notes.append(f"{key} {f[key]!r} is not a finite number: left out")
+        return
+    clamped = min(max(value, lo), hi)
+    if clamped != value:
+        notes.append(f"{key} {value} is outside {lo}–{hi}: set to {clamped}")
+    kw[_FIELD_OF[key]] = cast(clamped)
+    set_keys.add(key)
+
+
+def _mode(f: dict[str, Any], kw: dict[str, Any], set_keys: set[str], notes: list[str], made_by: str) -> None:
+    """Mode, strength and the inpaint-only fields from what made the image: a txt2img image is
+    recalled as an inpaint at full strength, which regenerates the area as txt2img made it."""
+    if made_by == "txt2img":
+        kw["strength"] = 1.0
+        if any(k in f for k in _HIRES_KEYS):
+            notes.append(f"hires fix (×{f.get('Hires upscale', '?')}, second pass at denoising "
+                         f"{f.get('Denoising strength', '?')}) is not re-run: recalled as its first, txt2img pass")
+    else:
+        kw["mode"] = made_by
+        _number(f, kw, set_keys, notes, "Denoising strength", float, 0.01, 1.0)
+    if made_by == "inpaint":
+        if "Inpaint area" in f:
+            kw["inpaint_area"] = "masked" if str(f["Inpaint area"]).lower().startswith("only") else "whole"
+            set_keys.add("Inpaint area")
+        if "Masked content" in f:
+            kw["masked_content"] = _MASKED_CONTENT.get(str(f["Masked content"]).lower(), "original")
+            set_keys.add("Masked content")
 
 
 def _seed(f: dict[str, Any], kw: dict[str, Any], set_keys: set[str], notes: list[str]) -> None:

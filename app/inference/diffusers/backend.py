@@ -32,12 +32,13 @@ from PIL import Image
 
 from app.inference.diffusers.device import DeviceChoice
 from app.inference.engine import BackendRequest, Cancelled, CancelFn
-from app.inference.errors import GpuOutOfMemory, ModelLoadError
-from app.inference.diffusers.catalog import ModelInfo, network_hashes
+from app.inference.errors import GpuOutOfMemory
+from app.inference.diffusers.catalog import ModelInfo
+from app.inference.diffusers.network_files import network_hashes
 from app.inference.diffusers.batching import per_seed_inputs
 from app.inference.diffusers.preview import PreviewPump
 from app.inference.diffusers.networks import ExtraNetworks
-from app.inference.diffusers.prompts import encode_prompt_pair, needs_chunked_encoding
+from app.inference.diffusers.pipeline_inputs import fills_per_seed, latent_nothing_inputs, needs_embeddings, noise_fill, prompt_kwargs, takes_mask
 from app.core.prompt_syntax import extract_loras
 from app.inference.diffusers.schedulers import make_scheduler
 
@@ -163,32 +164,12 @@ class DiffusionBackend:
             pipe.to(self.device.device)
 
     def enable_safety_checker(self) -> None:
-        """Load the safety checker from the model folder (safety_checker/, feature_extractor/) or
-        from the Hugging Face cache (CompVis/stable-diffusion-safety-checker), offline."""
-        from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
-        from transformers import CLIPImageProcessor
+        """Put the safety checker (`loader.load_safety_checker`) into every pipeline of this model."""
+        from app.inference.diffusers.loader import load_safety_checker
 
-        from app.inference.diffusers.catalog import _hf_snapshot, hf_cache_dir
-
-        candidates = []
-        if self.info.path is not None and self.info.path.is_dir():
-            candidates.append((self.info.path / "safety_checker", self.info.path / "feature_extractor"))
-        repo = hf_cache_dir() / "models--CompVis--stable-diffusion-safety-checker"
-        snap = _hf_snapshot(repo) if repo.is_dir() else None
-        if snap is not None:
-            candidates.append((snap, snap))
-        for checker_dir, fe_dir in candidates:
-            if (checker_dir / "config.json").is_file() and (fe_dir / "preprocessor_config.json").is_file():
-                checker = StableDiffusionSafetyChecker.from_pretrained(str(checker_dir), local_files_only=True,
-                                                                       torch_dtype=self.device.dtype)
-                extractor = CLIPImageProcessor.from_pretrained(str(fe_dir), local_files_only=True)
-                for pipe in self._pipes.values():
-                    pipe.register_modules(safety_checker=checker.to(self.device.device), feature_extractor=extractor)
-                return
-        raise ModelLoadError(
-            "The safety checker is turned on but its weights are not installed: put safety_checker/ and "
-            "feature_extractor/ in the model folder, or have CompVis/stable-diffusion-safety-checker in the "
-            "Hugging Face cache.")
+        checker, extractor = load_safety_checker(self.info, self.device)
+        for pipe in self._pipes.values():
+            pipe.register_modules(safety_checker=checker.to(self.device.device), feature_extractor=extractor)
 
     def _active(self, kind: str):
         """The pipeline for ``kind`` ("inpaint" or "img2img"), made once with ``from_pipe`` so it
@@ -288,7 +269,7 @@ class DiffusionBackend:
                                                                                    first.params.scheduler, first.params.guidance,
                                                                                    first.params.strength):
                 return False
-            if _fill_per_seed(params):
+            if fills_per_seed(params):
                 return False
             if extract_loras(params.prompt)[1] != extract_loras(first.params.prompt)[1]:
                 return False
@@ -362,7 +343,7 @@ class DiffusionBackend:
             num_images_per_prompt=1,
             generator=torch.Generator("cpu").manual_seed(seed),
         )
-        if _takes_mask(pipe):
+        if takes_mask(pipe):
             kwargs.update(mask_image=Image.fromarray(request.mask), height=height, width=width)
             if params.masked_content == "latent_nothing" and params.mode == "inpaint":
                 kwargs.update(latent_nothing_inputs(pipe, image, request.mask, kwargs["generator"]))
@@ -372,7 +353,7 @@ class DiffusionBackend:
         """One batched call for all candidates? Not in the exact mode, and not where items differ
         in their pixel input (latent noise/nothing are made per seed before the call)."""
         return (not self.exact_batches and len(request.seeds) > 1 and hasattr(pipe, "prepare_mask_latents")
-                and not _fill_per_seed(request.params))
+                and not fills_per_seed(request.params))
 
     def _generate(self, pipe, request, progress, cancelled) -> list[np.ndarray]:
         calls = [request.seeds] if self.batched(pipe, request) else [(s,) for s in request.seeds]
@@ -444,68 +425,8 @@ class DiffusionBackend:
         return (arr[0] * 255).round().astype(np.uint8)
 
 
-def _fill_per_seed(params) -> bool:
-    """Latent noise / latent nothing: each seed's pixel input is made before the call, so items
-    of one batched call would not share their image."""
-    return params.mode == "inpaint" and params.masked_content in ("latent_noise", "latent_nothing")
-
-
-def prompt_kwargs(pipe, prompt: str, negative: str, cancelled: CancelFn | None = None) -> dict:
-    """The prompt arguments of a pipeline call, ``<lora:…>`` tags taken out: plain text when
-    CLIP can take both prompts as they are (exactly what a direct diffusers call does), else
-    A1111-style weighted, chunked embeddings (`app.inference.diffusers.prompts`)."""
-    prompt, _ = extract_loras(prompt)
-    negative, _ = extract_loras(negative)
-    if not needs_embeddings(pipe, prompt, negative):
-        return dict(prompt=prompt, negative_prompt=negative or None)
-    prompt_embeds, negative_embeds = encode_prompt_pair(pipe, prompt, negative, cancelled)
-    return dict(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds)
-
-
-def needs_embeddings(pipe, prompt: str, negative: str) -> bool:
-    """Whether the prompts (``<lora:…>`` tags taken out) need weighted, chunked embeddings
-    rather than plain text."""
-    convert = getattr(pipe, "maybe_convert_prompt", lambda text, _tokenizer: text)  # multi-vector embeddings
-    return any(needs_chunked_encoding(pipe.tokenizer, convert(text, pipe.tokenizer)) for text in (prompt, negative))
-
-
-@torch.no_grad()
-def latent_nothing_inputs(pipe, image: np.ndarray, mask: np.ndarray, generator) -> dict:
-    """A1111's "latent nothing" masked content: the starting latents are zero under the mask, so
-    at strength < 1 nothing of the old content survives there (at strength 1 the start is pure
-    noise anyway). Given to the inpaint pipeline as ``image`` in latent form, which it takes as
-    is, with masked-image latents to match (a 9-channel UNet's usual ones, computed here the same way)."""
-    height, width = image.shape[:2]
-    vae = pipe.vae
-    device = pipe._execution_device
-    pixels = pipe.image_processor.preprocess(Image.fromarray(image), height=height, width=width).to(device, vae.dtype)
-    masked = pipe.mask_processor.preprocess(Image.fromarray(mask), height=height, width=width).to(device, vae.dtype)
-    latents = pipe._encode_vae_image(pixels, generator=generator)
-    keep = torch.nn.functional.interpolate(masked, size=latents.shape[-2:]) < 0.5
-    start = latents * keep
-    if pipe.unet.config.in_channels == 9:
-        return {"image": start, "masked_image_latents": pipe._encode_vae_image(pixels * (masked < 0.5), generator=generator)}
-    return {"image": start, "masked_image_latents": start}  # a 4-channel UNet never reads it; diffusers needs a latent one
-
-
-def _takes_mask(pipe) -> bool:
-    import inspect
-
-    return "mask_image" in inspect.signature(pipe.__call__).parameters
-
-
 def _bad_decode(image: torch.Tensor, latents: torch.Tensor) -> bool:
     if not torch.isfinite(latents).all():
         return False  # the latents themselves are broken: fp32 decode would not help
     return bool(torch.isnan(image).any() or (image <= -1.0).all())
 
-
-def noise_fill(image: np.ndarray, mask: np.ndarray, seed: int) -> np.ndarray:
-    """"Latent noise" masked content, done cheaply in pixel space: masked pixels become
-    seeded uniform noise, so the model keeps nothing of the old content there (matters for
-    strength < 1). Deterministic per seed."""
-    rng = np.random.default_rng(seed)
-    out = image.copy()
-    sel = mask > 0
-    out[sel] = rng.integers(0, 256, size=(int(sel.sum()), 3), dtype=np.uint8)
-    return out

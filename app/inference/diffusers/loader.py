@@ -12,7 +12,8 @@ import time
 import warnings
 from pathlib import Path
 
-from app.inference.diffusers.catalog import PICKLE_SUFFIXES, SD1, ModelInfo, _read_json, inspect_checkpoint, resolve_model, safetensors_header
+from app.inference.diffusers.catalog import (PICKLE_SUFFIXES, SD1, ModelInfo, _read_json, hf_cache_dir, hf_snapshot, inspect_checkpoint,
+                                             resolve_model, safetensors_header)
 from app.inference.diffusers.checkpoint import derive_single_file_config, load_clip_tokenizer
 from app.inference.errors import MissingDependencyError, ModelLoadError, PickleRefusedError, UnsupportedModelError
 from app.inference.registry import LoadOptions
@@ -134,6 +135,31 @@ def preflight(model_ref: str, allow_pickle: bool = True) -> ModelInfo:
         except ModelLoadError:
             pass
     return info
+
+
+def load_safety_checker(info: ModelInfo, device):
+    """The safety checker and its feature extractor, offline: from the model folder
+    (safety_checker/, feature_extractor/) or the Hugging Face cache
+    (CompVis/stable-diffusion-safety-checker); `ModelLoadError` saying where to put them if neither."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPImageProcessor
+
+    candidates = []
+    if info.path is not None and info.path.is_dir():
+        candidates.append((info.path / "safety_checker", info.path / "feature_extractor"))
+    repo = hf_cache_dir() / "models--CompVis--stable-diffusion-safety-checker"
+    snap = hf_snapshot(repo) if repo.is_dir() else None
+    if snap is not None:
+        candidates.append((snap, snap))
+    for checker_dir, fe_dir in candidates:
+        if (checker_dir / "config.json").is_file() and (fe_dir / "preprocessor_config.json").is_file():
+            checker = StableDiffusionSafetyChecker.from_pretrained(str(checker_dir), local_files_only=True,
+                                                                   torch_dtype=device.dtype)
+            return checker, CLIPImageProcessor.from_pretrained(str(fe_dir), local_files_only=True)
+    raise ModelLoadError(
+        "The safety checker is turned on but its weights are not installed: put safety_checker/ and "
+        "feature_extractor/ in the model folder, or have CompVis/stable-diffusion-safety-checker in the "
+        "Hugging Face cache.")
 
 
 def quiet_libraries() -> None:

@@ -20,7 +20,7 @@ from collections import OrderedDict
 import torch
 
 from app.core.prompt_syntax import extract_loras
-from app.inference.diffusers.catalog import FAMILY_NAMES, CONTEXT_DIMS, embeddings_in, find_lora
+from app.inference.diffusers.network_files import FAMILY_NAMES, CONTEXT_DIMS, embeddings_in, find_lora
 from app.inference.errors import ModelLoadError, UnsupportedModelError
 
 KEEP_ADAPTERS = 8
