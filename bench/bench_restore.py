@@ -37,6 +37,11 @@ def _photo(width: int, height: int):
     return cv2.resize(data.astronaut(), (width, height), interpolation=cv2.INTER_CUBIC).astype(np.uint8)
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _peaks(device: str) -> dict:
     out = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device.startswith("cuda"):
@@ -69,11 +74,12 @@ def case_lama(width: int, height: int, mask_side: int, device: str) -> dict:
     warm[96:160, 96:160] = 255
     engine.run(Job(GenerationParams(model="lama"), _photo(256, 256), warm))  # first-call costs (allocator, FFT plans)
     before = _peaks(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     result = engine.run(Job(GenerationParams(model="lama"), image, mask))
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     return {"case": f"LaMa {width}x{height} ({width * height / 1e6:.1f} MP), mask {mask_side}² px",
-            "seconds": round(elapsed, 2), "model_seconds": round(result.timings.get("model", 0.0), 2),
+            "seconds": round(elapsed, 2), "cpu_seconds": round(cpu, 1),
+            "model_seconds": round(result.timings.get("model", 0.0), 2),
             "rss_before_mib": round(before["peak_rss_mib"]), **{k: round(v) for k, v in _peaks(device).items()}}
 
 
@@ -96,11 +102,11 @@ def case_upscale(megapixels: float, budget_mib: int, device: str) -> dict:
     tile = tiling.tile_for_budget(budget, 4)
     process.apply_image_model(descriptor, _photo(64, 64), device=device, budget=budget)  # first-call costs
     steps = []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     out = process.apply_image_model(descriptor, image, device=device, budget=budget, progress=lambda i, n: steps.append(n))
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     return {"case": f"×4 Compact-64x32 on {width}x{height} ({width * height / 1e6:.1f} MP) → {out.shape[1]}x{out.shape[0]}",
-            "seconds": round(elapsed, 2), "tile": tile, "tiles": steps[-1],
+            "seconds": round(elapsed, 2), "cpu_seconds": round(cpu, 1), "tile": tile, "tiles": steps[-1],
             "budget_mib": budget_mib, "estimate_mib": round(tiling.estimate_bytes(tile, 4) / 2**20),
             **{k: round(v) for k, v in _peaks(device).items()}}
 
@@ -127,13 +133,20 @@ def main() -> None:
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"device {ns.device}{' (' + torch.cuda.get_device_name() + ')' if ns.device.startswith('cuda') else ''}")
     cases = [f"lama:1732:1155:{ns.mask_side}", f"lama:6000:4000:{ns.mask_side}", f"upscale:{ns.upscale_mp}:{ns.budget_mib}"]
+    results: dict[str, dict] = {}
     for case in cases:
         proc = subprocess.run([sys.executable, __file__, "--case", case, "--device", ns.device],
                               capture_output=True, text=True, cwd=ROOT)
         if proc.returncode:
             print(f"{case}: failed\n{proc.stderr[-2000:]}")
             continue
-        print(json.dumps(json.loads(proc.stdout.strip().splitlines()[-1]), ensure_ascii=False))
+        results[case] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(json.dumps(results[case], ensure_ascii=False))
+    if cases[0] in results and cases[1] in results:
+        small, big = results[cases[0]], results[cases[1]]
+        print(f"# 24 MP / 2 MP LaMa: wall {big['seconds'] / small['seconds']:.2f}×, CPU "
+              f"{big['cpu_seconds'] / small['cpu_seconds']:.2f}× (goal ≤ 1.3×); peak RSS {small['peak_rss_mib']} and "
+              f"{big['peak_rss_mib']} MiB (goal ≤ 1.5 GB = {1.5e9 / 2**20:.0f} MiB)")
 
 
 if __name__ == "__main__":

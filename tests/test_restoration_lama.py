@@ -111,6 +111,30 @@ def test_a_region_larger_than_one_pass_is_inpainted_window_by_window(lama_file, 
     assert np.array_equal(out[outside], image[outside]) and not np.array_equal(out[20:24], image[20:24])
 
 
+@pytest.mark.slow
+def test_lamas_full_resolution_layers_in_strips_give_the_whole_forwards_result(lama_file):
+    """The backend runs big-lama's outer layers on strips of rows with a halo (its memory then
+    follows the bottleneck: docs/PERFORMANCE.md); the halo must make every kept row exact."""
+    import torch
+
+    from app.inference.restoration import lama_strips
+
+    generator = loader.load(lama_file, "cpu").model.model
+    assert lama_strips.supported(generator)
+    torch.manual_seed(0)
+    x = torch.rand(1, 4, 72, 40)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: 30× faster than two threads waiting on each other under load
+    try:
+        with torch.inference_mode():
+            whole = generator.model(x)
+            for rows in (16, 32):  # 5 and 3 strips (the last one short), halos wider than the strips
+                assert torch.allclose(lama_strips.forward(generator, x, rows=rows), whole, rtol=0, atol=1e-5)
+    finally:
+        torch.set_num_threads(threads)
+    assert not torch.allclose(whole[:, :, :8], whole[:, :, 8:16])  # not a flat result any stitching gives
+
+
 def test_a_lama_generator_saved_without_its_prefix_is_still_lama(lama_file):
     """Converting IOPaint's TorchScript big-lama.pt to safetensors gives keys ``model.N…``
     (no ``generator.``): spandrel alone would not know it."""
@@ -130,3 +154,25 @@ def test_models_offers_the_lama_file_as_an_inpainting_model(lama_file, capsys):
     assert main(["models"]) == 0
     text = capsys.readouterr().out
     assert "big-lama  [LaMa, inpaint, ×1]" in text and f"--model lama:{lama_file}" in text
+
+
+def test_a_square_only_inpainter_like_mat_gets_square_padded_input():
+    """MAT (spandrel-extra-arches) accepts only squares of 512·n: the backend pads the crop to a
+    square of the model's multiple and crops the answer back."""
+    from types import SimpleNamespace
+
+    from app.inference.restoration import lama
+
+    seen = []
+
+    def model(image, mask):
+        seen.append((tuple(image.shape), tuple(mask.shape)))
+        return image.flip(-1)
+
+    requirements = SimpleNamespace(minimum=16, multiple_of=16, square=True)
+    square = type("Square", (), {"size_requirements": requirements, "__call__": lambda self, i, m: model(i, m)})()
+    backend = lama.LamaBackend("lama", square)
+    image = rm.photo(20, 40)
+    out = backend._inpaint(image, np.zeros((20, 40), np.uint8))
+    assert seen == [((1, 3, 48, 48), (1, 1, 48, 48))]
+    assert out.shape == (20, 40, 3) and out.dtype == np.uint8

@@ -29,7 +29,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "verified and resumable. "
         "Nothing is ever downloaded unless you run this command (or use Add model… ▸ Download a model… in the editor).",
         epilog="MODEL: a name from --list, a Hugging Face repo id (org/name) or an http(s) URL of a .safetensors file.\n"
-        "Catalogue LoRAs go to the models folder's Lora/, restoration models to RealESRGAN/ or GFPGAN/.\n"
+        "Catalogue LoRAs go to the models folder's Lora/, restoration models to LaMa/, RealESRGAN/, GFPGAN/ or DDColor/.\n"
         "Hugging Face: HF_ENDPOINT, HF_HOME and the token of 'hf auth login' (or HF_TOKEN) are honoured.\n"
         "exit codes: 0 ok, 1 download failed, 2 bad usage, 130 cancelled (run again to resume).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -87,6 +87,8 @@ def _use_hint(plan, path: Path) -> str:
     `network_files.discover_loras` names it: the folder of a diffusers-layout file, else the stem)."""
     if plan.folder == "Lora":
         return f"use it with: <lora:{path.name if plan.is_folder else path.stem}:1> in the prompt"
+    if plan.folder == "LaMa":
+        return f"it is in {path.parent}, where the restoration tools look: use it with --model lama"
     if plan.folder:
         return f"it is in {path.parent}, where the restoration tools look"
     return f"use it with: --model {path}"

@@ -7,7 +7,7 @@ Usage::
     inpaint-studio inpaint -i IN -m MASK -o OUT.png [--prompt TEXT --model REF ...]
     inpaint-studio img2img -i IN [-m MASK] -o OUT.png --model REF --prompt TEXT [...]
     inpaint-studio models [--json]                  # what models are found, and where
-    inpaint-studio upscale|denoise|restore-faces IN -o OUT [--model FILE] [-m MASK]   # app.cli.restore
+    inpaint-studio upscale|denoise|restore-faces|colorize IN -o OUT [--model FILE] [-m MASK]   # app.cli.restore
     inpaint-studio --self-test [OUT.png]            # check an installation, exit 0 if it works
     inpaint-studio --version
 
@@ -37,7 +37,8 @@ from typing import NoReturn
 from app.cli.terminal import safe, tolerant_streams
 from app.cli.errors import EXIT_BROKEN_PIPE, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, CliError, one_line
 
-COMMANDS = ("inpaint", "img2img", "models", "info", "download", "serve", "upscale", "denoise", "restore-faces")
+COMMANDS = ("inpaint", "img2img", "models", "info", "download", "serve", "upscale", "denoise", "restore-faces",
+            "colorize")
 
 #: How `app.__main__` opens the editor with paths, and runs the self-test with an output path.
 Launcher = Callable[[list[str]], int]
@@ -96,6 +97,7 @@ def _top_level(args: list[str], editor: Launcher | None, self_test: SelfTest | N
         "  upscale   enlarge an image with an upscaling model (ESRGAN, …; tiled)\n"
         "  denoise   remove noise or JPEG artefacts with a restoration model\n"
         "  restore-faces  restore the faces painted in a mask (GFPGAN, RestoreFormer, …)\n"
+        "  colorize  colourise a black-and-white photo (DDColor, with spandrel-extra-arches)\n"
         f"run '{PROG} COMMAND --help' for the options of a command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

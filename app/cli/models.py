@@ -55,7 +55,8 @@ def run_models(ns: argparse.Namespace) -> int:
             _say(f"  {r['name']}  [{_describe(r)}]  {r['path']}")
             _say(f"      skipped: {r['note']}")
     if restoration:
-        _say(f"Restoration models ({len(restoration)}; upscale / denoise --model NAME, inpaint --model lama:PATH):")
+        _say(f"Restoration models ({len(restoration)}; upscale / denoise / restore-faces / colorize --model NAME, "
+             "inpaint --model lama:PATH):")
         for r in restoration:
             if r["usable"]:
                 _say(f"  {r['name']}  [{r['architecture']}, {r['purpose']}, ×{r['scale']}]  {r['path']}")

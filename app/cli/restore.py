@@ -1,4 +1,4 @@
-"""``inpaint-studio upscale|denoise|restore-faces IN -o OUT [--model FILE] [-m MASK]``: a restoration model (spandrel)
+"""``inpaint-studio upscale|denoise|restore-faces|colorize IN -o OUT [--model FILE] [-m MASK]``: a restoration model (spandrel)
 over the whole image, tiled within a memory budget, through `app.service.restoration`.
 
 The output keeps the input's layout, bit depth, alpha and ICC profile (`app.inference.
@@ -26,6 +26,10 @@ COMMANDS = {
                       "Restore each face painted white in MASK (one blob per face) or, without MASK, each face "
                       "OpenCV's YuNet detector finds (its file, face_detection_yunet_2023mar.onnx, in a models "
                       "folder's facedetection/ sub-folder), and blend it back."),
+    "colorize": ("colorize", "colourise a black-and-white photo with DDColor (needs spandrel-extra-arches)",
+                 "Give IN the colour a DDColor model predicts, keeping IN's own lightness (so its detail) at full "
+                 "size; only where MASK is white when given. A gray image is written as RGB. DDColor's "
+                 "architecture comes with the optional package spandrel-extra-arches (README: Photo restoration)."),
 }
 
 

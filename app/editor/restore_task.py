@@ -146,6 +146,11 @@ def scale_canvas(mask: np.ndarray, box: Bounds | None, offset: tuple[int, int],
 def run_restoration(service: RestorationService, choice: RestoreChoice, image: np.ndarray, mask: np.ndarray,
                     version: int, progress: Callable[[int, int], None], cancelled: Callable[[], bool]) -> RestoreOutcome | RestoreFailure:
     """One run on the pool thread (what `RestoreRunner` schedules; tests may call it directly)."""
+    if choice.operation == COLORIZE and (image.ndim == 2 or image.shape[2] == 1):
+        # the service returns RGB, and a document keeps its layout through undo and projects
+        return RestoreFailure("A gray image cannot hold colour",
+                              "This image is grayscale. Colourise it with the command line, which writes RGB "
+                              "(inpaint-studio colorize IN -o OUT), and open the result.", False)
     selection = maskops.binarize(mask) if choice.in_selection else None
     request = RestorationRequest(choice.operation, image, mask=selection, model=choice.model, strength=choice.strength)
     try:

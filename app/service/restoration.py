@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from app.inference.restoration.detect import FaceDetector
 
 #: operation → the purpose its model must have (`app.inference.restoration.files`)
-OPERATIONS = {"upscale": "upscale", "denoise": "restore", "restore-faces": "face"}
+OPERATIONS = {"upscale": "upscale", "denoise": "restore", "restore-faces": "face", "colorize": "colorize"}
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,12 @@ class RestorationService:
                         pixels = faces.restore_faces_in_mask(descriptor, request.image, request.mask,
                                                              strength=request.strength, blur=request.mask_blur,
                                                              device=device, progress=progress, cancelled=cancelled)
+                    elif request.operation == "colorize":
+                        from app.inference.restoration import colorize
+
+                        ab_model, size = colorize.ab_function(descriptor, device)
+                        pixels = colorize.colorize_pixels(ab_model, size, request.image, request.mask,
+                                                          blur=request.mask_blur, progress=progress, cancelled=cancelled)
                     elif request.mask is None:
                         pixels = process.apply_image_model(descriptor, request.image, device=device, tile=tile,
                                                            progress=progress, cancelled=cancelled)
@@ -152,6 +158,14 @@ class RestorationService:
         if not boxes:
             raise detect.NoFacesFound()
         return detect.faces_mask(boxes, image.shape[0], image.shape[1])
+
+    def colorize(self, image: np.ndarray, mask: np.ndarray | None = None, *, model: str | None = None,
+                 device: str | None = None, mask_blur: int = 4, progress: Callable[[int, int], None] | None = None,
+                 cancelled: CancelFn | None = None) -> RestorationResult:
+        """``image`` colourised by a DDColor model (spandrel-extra-arches), only within ``mask``
+        when given: `run` with the "colorize" operation (the result is RGB or RGBA)."""
+        request = RestorationRequest("colorize", image, mask, model, device=device, mask_blur=mask_blur)
+        return self.run(request, progress, cancelled)
 
     def _model(self, path: Path, device: str):
         from app.inference.restoration import loader

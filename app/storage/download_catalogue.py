@@ -30,6 +30,9 @@ class CatalogueEntry:
     folder: str = ""
     kind: str = ""  # what it is, shown instead of inpainting/base ("LoRA", "upscaler ×4", …)
     url: str | None = None  # one file from a web server (not the hub) instead of ``repo_id``
+    #: A torch ``.pth`` only ever read by the restoration loader's weights-only unpickler (no code
+    #: can run: docs/ARCHITECTURE.md, "Restoration models"), so it needs no --allow-pickle.
+    weights_only: bool = False
 
     @property
     def page(self) -> str:
@@ -64,8 +67,16 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
     CatalogueEntry("hyper-sd15-8steps", "Hyper-SD 1.5, 8-step LoRA", "ByteDance/Hyper-SD", False, "OpenRAIL++",
                    int(0.269 * GB), filename="Hyper-SD15-8steps-lora.safetensors", folder="Lora",
                    kind="few-step LoRA", note="8 steps with the TCD sampler: <lora:Hyper-SD15-8steps-lora:1>"),
-    # Restoration models, in the sub-folders app.inference.restoration.files searches. big-lama is
-    # not offered: its published file (big-lama.pt) is a TorchScript program, which the loader refuses.
+    # Restoration models, in the sub-folders app.inference.restoration.files searches. IOPaint's
+    # big-lama.pt is a TorchScript program (refused by the loader); Fooocus publishes big-lama's
+    # generator as safetensors (fp16), which is what "big-lama" fetches.
+    CatalogueEntry("big-lama", "LaMa (big-lama), Fooocus's safetensors copy", "lllyasviel/fooocus_inpaint", False,
+                   "Apache-2.0 (LaMa); the repository's card says OpenRAIL", 102_218_542,
+                   filename="fooocus_lama.safetensors",
+                   sha256={"fooocus_lama.safetensors":
+                           "9cca32dda6b2e8d12d150f4e39087cea44c1fff9d799e71f23b65e7b065f18b2"},
+                   folder="LaMa", kind="prompt-free inpainting (LaMa)",
+                   note="removes objects and scratches: --model lama; big-lama's weights in fp16"),
     CatalogueEntry("realesrgan-x4plus", "Real-ESRGAN x4plus", "Comfy-Org/Real-ESRGAN_repackaged", False,
                    "BSD-3-Clause", 66_857_836, filename="RealESRGAN_x4plus.safetensors",
                    sha256={"RealESRGAN_x4plus.safetensors":
@@ -77,8 +88,17 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
     CatalogueEntry("gfpgan-1.4", "GFPGAN 1.4", "TencentARC/GFPGAN", False, "Apache-2.0", int(0.349 * GB),
                    url="https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth",
                    sha256={"GFPGANv1.4.pth": "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad"},
-                   folder="GFPGAN", kind="face restorer",
-                   note="published only as a .pth (pickle): needs --allow-pickle; the loader reads it weights-only"),
+                   folder="GFPGAN", kind="face restorer", weights_only=True,
+                   note="published only as a .pth: read with torch's weights-only unpickler, its published SHA256 "
+                        "checked"),
+    CatalogueEntry("ddcolor", "DDColor (ModelScope weights)", "piddnad/DDColor-models", False,
+                   "weights Apache-2.0; its architecture's code non-commercial",
+                   int(0.912 * GB), filename="ddcolor_modelscope.pth",
+                   sha256={"ddcolor_modelscope.pth":
+                           "17c460d7e55b32a598370621d77173be59e03c24b0823f06821db23a50c263ce"},
+                   folder="DDColor", kind="colouriser (needs spandrel-extra-arches)", weights_only=True,
+                   note="colorize; its architecture comes with the optional package spandrel-extra-arches "
+                        "(README: Photo restoration); a .pth read weights-only; size approximate"),
 )
 
 

@@ -65,6 +65,7 @@ def plan_download(source: str, *, filename: str | None = None, revision: str | N
     entry = catalogue_entry(source)
     try:
         if entry is not None:
+            allow_pickle = allow_pickle or entry.weights_only
             if entry.url:
                 plan = _plan_url(entry.url, allow_pickle)
                 if entry.sha256 and plan.name not in entry.sha256:  # its published checksum must apply

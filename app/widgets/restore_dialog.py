@@ -46,7 +46,8 @@ DESCRIPTIONS = {
     UPSCALE: "Enlarge the whole image with an upscaling model (ESRGAN, Real-ESRGAN, SwinIR, HAT…), tile by tile.",
     FACES: "Restore faces with a face model (GFPGAN, RestoreFormer…). With a selection, each painted blob is one face.",
     "denoise": "Remove noise or JPEG artefacts with a restoration model (SCUNet, NAFNet, DRUNet, FBCNN…).",
-    "colorize": "Colourise a black-and-white photo (DDColor).",
+    "colorize": "Colourise a black-and-white RGB photo (DDColor: its architecture needs the optional package "
+                "spandrel-extra-arches, README: Colourise). The photo keeps its own lightness.",
 }
 KINDS = {UPSCALE: "upscaling", FACES: "face restoration", "denoise": "denoising", "colorize": "colourisation"}
 NO_MODEL = ("No {what} model found. Put one (.safetensors or a weights-only .pth) in a sub-folder of your models "

@@ -31,6 +31,9 @@ FOLDERS: dict[str, str | None] = {
     "scunet": RESTORE, "nafnet": RESTORE, "drunet": RESTORE, "fbcnn": RESTORE, "denoise": RESTORE,
     "ddcolor": COLORIZE, "colorize": COLORIZE,
 }
+#: What a purpose needs beyond its file, said when none is found.
+HINTS = {COLORIZE: ". Colourising needs a DDColor model (DDColor/ or colorize/ sub-folder) and the optional "
+                   "package spandrel-extra-arches: python -m pip install --no-deps spandrel-extra-arches"}
 #: Nesting searched below a sub-folder (``ESRGAN/4x/model.pth`` is found, deeper is not).
 MAX_DEPTH = 2
 
@@ -106,7 +109,7 @@ def resolve(name_or_path: str | None, purpose: str) -> Path:
     for f in discover():
         if f.folder_purpose == purpose:
             return f.path
-    raise ModelLoadError(f"no {purpose} model found ({_where()}); give one with --model FILE")
+    raise ModelLoadError(f"no {purpose} model found ({_where()}); give one with --model FILE{HINTS.get(purpose, '')}")
 
 
 def _where() -> str:

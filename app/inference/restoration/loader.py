@@ -16,10 +16,19 @@ from pathlib import Path
 
 from app.inference.errors import ModelLoadError, PickleRefusedError, UnsupportedModelError
 from app.inference.restoration import files
-from app.inference.restoration.spandrel_import import spandrel
+from app.inference.restoration.spandrel_import import EXTRA_PACKAGE, extra_arches_installed, spandrel
 
 #: spandrel's purpose → ours (an "SR" model of scale 1 restores rather than upscales).
 PURPOSES = {"SR": files.UPSCALE, "FaceSR": files.FACE, "Inpainting": files.INPAINT, "Restoration": files.RESTORE}
+#: Architectures whose purpose spandrel names too broadly ("Restoration").
+ARCHITECTURE_PURPOSES = {"DDColor": files.COLORIZE}
+#: Architectures only spandrel-extra-arches brings: a tensor name each of their files has (to
+#: say which package a file needs) and the licence of its code, which the user weighs.
+EXTRA_ARCHITECTURES = {
+    "DDColor": ("refine_net.0.0.weight_orig", "academic, non-commercial use (the weights' card says Apache-2.0)"),
+    "MAT": ("synthesis.first_stage.conv_first.conv.resample_filter", "CC BY-NC 4.0, non-commercial"),
+    "CodeFormer": ("ft_layers.0.self_attn.in_proj_weight", "S-Lab License 1.0, non-commercial"),
+}
 
 
 @dataclass(frozen=True)
@@ -124,12 +133,26 @@ def build(state: dict, path: Path, device: str):
     try:
         return module.ModelLoader(device=device).load_from_state_dict(state).eval()
     except module.UnsupportedModelError:
+        needed = extra_architecture(state)
+        if needed is not None and not extra_arches_installed():
+            raise UnsupportedModelError(
+                f"{path.name} is a {needed} model, an architecture that comes with {EXTRA_PACKAGE}, an optional "
+                f"package whose architectures carry their own licences ({needed}: {EXTRA_ARCHITECTURES[needed][1]}). "
+                f"Install it: python -m pip install --no-deps {EXTRA_PACKAGE} (README: Photo restoration).") from None
         raise UnsupportedModelError(
             f"{path.name}: not an architecture spandrel {module.__version__} knows (LaMa, ESRGAN, Compact, SwinIR, "
             "HAT, GFPGAN, RestoreFormer, SCUNet, NAFNet, DRUNet, FBCNN, …)") from None
     except Exception as exc:  # a known architecture with shapes it cannot build
         raise UnsupportedModelError(f"{path.name}: looks like a model spandrel knows but does not load "
                                     f"({type(exc).__name__}: {exc})") from exc
+
+
+def extra_architecture(state: dict) -> str | None:
+    """The spandrel-extra-arches architecture ``state``'s tensor names belong to, if any."""
+    for architecture, (name, _licence) in EXTRA_ARCHITECTURES.items():
+        if any(key == name or key.endswith("." + name) for key in state):
+            return architecture
+    return None
 
 
 def summarise(descriptor, path: Path) -> ModelSummary:
@@ -148,6 +171,8 @@ def summarise(descriptor, path: Path) -> ModelSummary:
 
 
 def _purpose(descriptor) -> str:
+    if str(descriptor.architecture.id) in ARCHITECTURE_PURPOSES:
+        return ARCHITECTURE_PURPOSES[str(descriptor.architecture.id)]
     if descriptor.purpose == "SR" and descriptor.scale == 1:
         return files.RESTORE
     return PURPOSES.get(descriptor.purpose, files.RESTORE)
@@ -173,9 +198,12 @@ def detect(path: Path) -> ModelSummary:
     try:
         with torch.device("meta"):
             summary = summarise(build(state, path, "meta"), path)
-    except UnsupportedModelError:
-        raise
-    except Exception:  # an architecture that reads tensor values while building: build it for real
+    except UnsupportedModelError as exc:
+        if exc.__cause__ is None:  # no architecture matched
+            raise
+        # one matched but reads tensor values while building (DDColor runs its encoder): for real
+        summary = summarise(build(read_state_dict(path), path, "cpu"), path)
+    except Exception:
         summary = summarise(build(read_state_dict(path), path, "cpu"), path)
     with _detected_lock:
         _detected[key] = summary

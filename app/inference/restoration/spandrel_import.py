@@ -49,6 +49,8 @@ def spandrel():
         sys.modules.update(stand_in or {})
         try:
             import spandrel as module
+
+            _install_extra_arches()
         except ImportError as exc:
             raise RestorationNotInstalledError(str(exc)) from exc
         finally:
@@ -56,6 +58,25 @@ def spandrel():
                 for name in _NAMES:
                     sys.modules.pop(name, None)
         return module
+
+
+#: The opt-in extra that adds DDColor, MAT, CodeFormer, … to spandrel (README: Photo restoration).
+EXTRA_PACKAGE = "spandrel-extra-arches"
+
+
+def extra_arches_installed() -> bool:
+    """Whether spandrel-extra-arches' architectures are registered (after `spandrel()`)."""
+    return "spandrel_extra_arches" in sys.modules
+
+
+def _install_extra_arches() -> None:
+    """Register spandrel-extra-arches' architectures where the package is installed: its code
+    carries its architectures' licences (some non-commercial), so it is never a requirement."""
+    try:
+        import spandrel_extra_arches
+    except ImportError:
+        return
+    spandrel_extra_arches.install(ignore_duplicates=True)
 
 
 def _torchvision_works() -> bool:
