@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from app.core.guides import MAX_CONTROLS
 from app.core.params import CLASSICAL_METHODS
 from app.core.schedulers import SCHEDULER_NAMES
 from app.inference import remote
@@ -52,6 +53,7 @@ class Capabilities:
     prompts: bool  # the prompt guides the result
     native_resolution: bool  # works at the image's own size (no model width/height)
     input_channels: int | None = None  # UNet input channels: 9 inpainting, 4 base; None = unknown or n/a
+    controls: int = 0  # ControlNet units a run may have; 0 = none (classical, LaMa)
 
 
 CLASSICAL_CAPABILITIES = Capabilities(CLASSICAL, img2img=False, max_batch=1, seeds=False, schedulers=(),
@@ -80,7 +82,7 @@ def capabilities(model_ref: str, options: LoadOptions | None = None) -> Capabili
     info = preflight(model_ref, allow_pickle=True if options is None else options.allow_pickle)
     channels = None if info.inpainting is None else (9 if info.inpainting else 4)
     return Capabilities(DIFFUSION, img2img=True, max_batch=8, seeds=True, schedulers=SCHEDULER_NAMES,
-                        prompts=True, native_resolution=False, input_channels=channels)
+                        prompts=True, native_resolution=False, input_channels=channels, controls=MAX_CONTROLS)
 
 
 def load_backend(model_ref: str, options: LoadOptions = LoadOptions()):

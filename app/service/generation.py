@@ -21,6 +21,7 @@ from app.core import compositing, maskops
 from app.core.errors import EmptyMaskError
 from app.core.geometry import Bounds
 from app.core.imageio import MAX_PIXELS
+from app.core.guides import MAX_CONTROLS
 from app.core.params import GenerationParams, ParamError
 from app.core.records import GenerationRecord
 from app.core.schedulers import SCHEDULER_NAMES, canonical_name
@@ -29,6 +30,7 @@ from app.inference.engine import Backend, BackendRequest, CancelFn, Engine, Job,
 from app.inference.errors import GpuOutOfMemory, MissingDependencyError
 from app.inference.registry import Capabilities, LoadOptions
 from app.service.batching import batch_key
+from app.service.controls import check_controls, control_images
 from app.service.records import record_from_result
 
 if TYPE_CHECKING:
@@ -40,7 +42,7 @@ _DEFAULTS = GenerationParams()
 
 #: What a backend that accepts every field can do (test doubles behind a custom loader).
 UNRESTRICTED = Capabilities(registry.DIFFUSION, img2img=True, max_batch=8, seeds=True, schedulers=SCHEDULER_NAMES,
-                            prompts=True, native_resolution=False)
+                            prompts=True, native_resolution=False, controls=MAX_CONTROLS)
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,6 +98,7 @@ class GenerationService:
         caps = self._capabilities(params.model, request.options)
         params = _fit_to(params, caps)
         _check_pixels(request)
+        check_controls(request, params, caps)
         return params
 
     def is_loaded(self, model_ref: str, options: LoadOptions = LoadOptions()) -> bool:
@@ -121,7 +124,7 @@ class GenerationService:
         params = self.check(request)
         with self._lock:
             backend = self._backend_for(params.model, request.options)
-            job = Job(params, request.image, request.mask, request.context)
+            job = Job(params, request.image, request.mask, request.context, control_images(request, params))
             try:
                 result = Engine(backend).run(job, progress, cancelled)
             except MemoryError as exc:
@@ -178,7 +181,8 @@ class GenerationService:
     def _run_together(self, group, requests, progress, cancelled) -> list:
         first = requests[group[0][0]]
         backend = self._backend_for(group[0][1].model, first.options)
-        jobs = [Job(params, requests[i].image, requests[i].mask, requests[i].context) for i, params in group]
+        jobs = [Job(params, requests[i].image, requests[i].mask, requests[i].context,
+                    control_images(requests[i], params)) for i, params in group]
         try:
             results = Engine(backend).run_batch(jobs, [progress[i] for i, _ in group], [cancelled[i] for i, _ in group])
         except MemoryError as exc:

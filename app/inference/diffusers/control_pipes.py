@@ -1,0 +1,101 @@
+"""Running ControlNets: the diffusers ControlNet pipelines made from the loaded one with
+``from_pipe`` (every SD weight shared, nothing reloaded), the ControlNet models loaded once per
+backend, and the public arguments that feed them.
+
+A unit of weight 0 is left out before anything is built, so a run whose units all weigh 0 is the
+plain pipeline's run: the same pixels bit for bit. Several units run as one
+`MultiControlNetModel` with per-unit ``controlnet_conditioning_scale`` and
+``control_guidance_start/end``. Control images arrive already cropped and resized like the
+region's image (`app.inference.engine`), so the pipeline sees them at the work size.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+from PIL import Image
+
+from app.core.guides import ControlUnit
+from app.inference.diffusers import controlnet as files
+
+#: ControlNet pipelines kept per backend (one per pipeline kind and model set); each is a few
+#: Python objects over shared weights.
+MAX_PIPES = 4
+
+
+class ControlNets:
+    """The ControlNet side of one `DiffusionBackend`: loaded models (by path) and pipelines."""
+
+    def __init__(self, device, allow_pickle: bool = False):
+        self.device = device
+        self.allow_pickle = allow_pickle
+        self._models: dict[str, object] = {}
+        self._pipes: OrderedDict[tuple, object] = OrderedDict()
+
+    @staticmethod
+    def active(request) -> list[tuple[ControlUnit, np.ndarray]]:
+        """The units that change the pixels (weight > 0), each with its work-size image."""
+        units = request.params.controls
+        images = getattr(request, "control_images", ())
+        if len(images) != len(units):
+            raise ValueError(f"{len(units)} control units but {len(images)} control images")
+        return [(u, img) for u, img in zip(units, images) if u.weight > 0]
+
+    def model(self, ref: str):
+        """The loaded `ControlNetModel` for ``ref`` (loaded once, on this backend's device)."""
+        info = files.preflight(ref, self.allow_pickle)
+        key = str(info.path.resolve())
+        if key not in self._models:
+            self._models[key] = files.load_controlnet(info, self.device.dtype, self.allow_pickle).to(self.device.device).eval()
+        return self._models[key]
+
+    def pipeline(self, base, units: list[tuple[ControlUnit, np.ndarray]]):
+        """The ControlNet pipeline over ``base`` (the inpaint or img2img pipeline the mode runs
+        on) for ``units``; ``base`` itself when there are none."""
+        if not units:
+            return base
+        from diffusers import (StableDiffusionControlNetImg2ImgPipeline, StableDiffusionControlNetInpaintPipeline,
+                               StableDiffusionImg2ImgPipeline)
+        from diffusers.pipelines.controlnet import MultiControlNetModel
+
+        models = [self.model(unit.model) for unit, _ in units]
+        cls = (StableDiffusionControlNetImg2ImgPipeline if isinstance(base, StableDiffusionImg2ImgPipeline)
+               else StableDiffusionControlNetInpaintPipeline)
+        key = (cls.__name__, id(base), tuple(id(m) for m in models))
+        if key not in self._pipes:
+            net = models[0] if len(models) == 1 else MultiControlNetModel(models)
+            pipe = cls.from_pipe(base, controlnet=net, dtype=self.device.dtype)
+            pipe.set_progress_bar_config(disable=True)
+            self._pipes[key] = pipe
+            while len(self._pipes) > MAX_PIPES:
+                self._pipes.popitem(last=False)
+        self._pipes.move_to_end(key)
+        return self._pipes[key]
+
+    @staticmethod
+    def call_kwargs(units: list[tuple[ControlUnit, np.ndarray]]) -> dict:
+        """The pipeline's public ControlNet arguments for ``units`` (none when there are none)."""
+        if not units:
+            return {}
+        images = [Image.fromarray(np.ascontiguousarray(img)) for _, img in units]
+        one = len(units) == 1
+        return dict(control_image=images[0] if one else images,
+                    controlnet_conditioning_scale=units[0][0].weight if one else [u.weight for u, _ in units],
+                    control_guidance_start=[u.start for u, _ in units], control_guidance_end=[u.end for u, _ in units])
+
+    @staticmethod
+    def model_labels(params) -> dict[str, dict[str, str]]:
+        """{``CONTROLNET_MODELS``: {model ref: "name [hash]"}}: how A1111's infotext names the
+        units' models (`app.core.metadata.controlnet_fields`); a model not found here is left
+        out (the run itself reports it) and is written by its own name."""
+        from app.core.metadata import CONTROLNET_MODELS
+
+        labels = {}
+        for unit in params.controls:
+            try:
+                info = files.resolve(unit.model)
+            except Exception:  # noqa: BLE001
+                continue
+            labels[unit.model] = f"{info.name} [{files.short_hash(info)}]"
+        return {CONTROLNET_MODELS: labels} if labels else {}
