@@ -55,9 +55,8 @@ class ControlNets:
         on) for ``units``; ``base`` itself when there are none."""
         if not units:
             return base
-        from diffusers import (StableDiffusionControlNetImg2ImgPipeline, StableDiffusionControlNetInpaintPipeline,
-                               StableDiffusionImg2ImgPipeline)
-        from diffusers.pipelines.controlnet import MultiControlNetModel
+        from diffusers import (MultiControlNetModel, StableDiffusionControlNetImg2ImgPipeline,
+                               StableDiffusionControlNetInpaintPipeline, StableDiffusionImg2ImgPipeline)
 
         models = [self.model(unit.model) for unit, _ in units]
         cls = (StableDiffusionControlNetImg2ImgPipeline if isinstance(base, StableDiffusionImg2ImgPipeline)
