@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from app.cli.control_args import add_control_args, with_controls
 from app.cli.terminal import safe
 from app.cli.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, one_line
 from app.core.errors import UserError
@@ -129,6 +130,8 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
     m.add_argument("--expand-fill", metavar="MODE", default="stretch",
                    help="how the new area is pre-filled before the model paints it: " + ", ".join(FILL_MODES) + " (default: stretch)")
     m.add_argument("--color-match", metavar="MODE", help=f"match the generated area's colour to its surround: 'auto' (diffusion models), 'on' or 'off' (default: {d.color_match})")
+
+    add_control_args(p)
 
     r = p.add_argument_group("runtime")
     r.add_argument("--device", metavar="DEVICE", help="cuda, cuda:N, mps or cpu (default: the best available)")
@@ -311,7 +314,8 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion:
         service = GenerationService()
         options = LoadOptions(device=ns.device, low_memory=ns.low_memory, allow_pickle=ns.allow_pickle,
                               server_token=ns.token)
-        request = GenerationRequest(params, pixels, mask, context, options=options)
+        params, control_images = with_controls(ns, params, pixels)
+        request = GenerationRequest(params, pixels, mask, context, options=options, control_images=control_images)
         checked = service.check(request)  # refusals before any model loads
         caps = service.capabilities(checked.model, options)
         if caps.prompts and not checked.prompt.strip():

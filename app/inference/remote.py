@@ -156,7 +156,8 @@ class RemoteBackend:
     def generate(self, request: BackendRequest, progress: Callable[[int, int, np.ndarray | None], None],
                  cancelled: CancelFn) -> list[np.ndarray]:
         body = {"model": self.model, "image": encode_png(request.image), "mask": encode_png(request.mask),
-                "params": request.params.to_dict(), "seeds": list(request.seeds)}
+                "params": request.params.to_dict(), "seeds": list(request.seeds),
+                "controls": [encode_png(c) for c in request.control_images]}  # work-size, as the image
         try:
             with _client() as client, client.stream("POST", self.url + GENERATE_PATH, json=body,
                                                     headers=_headers(self.token)) as response:
