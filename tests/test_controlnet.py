@@ -305,3 +305,41 @@ def test_controlnet_infotext_round_trips_through_our_writer_reader_and_sd_parser
     assert {k: a.metadata[k] for k in shared} == {"Guidance Start": "0.0", "Guidance End": "1.0", "Weight": "1.2",
                                                   "Resize Mode": "Crop and Resize"}
     assert shared <= set(b.metadata)
+
+
+# -- the same pixels from every front end -------------------------------------------------------------
+def test_webuiapi_controlnet_request_gets_the_cli_pixels(controlnets, tiny_inpaint_model, tmp_path):
+    """A webuiapi img2img with a ControlNetUnit and the CLI with the same arguments write the same
+    pixels: one parameter model, one service, one engine behind both."""
+    import webuiapi
+
+    from app.cli.main import main
+    from app.server.config import ServerConfig
+    from serverutil import centre_mask, running_server, scene
+
+    image, mask = scene(), centre_mask()
+    control = np.zeros((SIZE, SIZE, 3), np.uint8)
+    control[:, ::8] = 255  # a scribble of vertical lines
+    for name, arr in (("in", image), ("mask", mask), ("ctl", control)):
+        Image.fromarray(arr).save(tmp_path / f"{name}.png")
+    info = cn.resolve(CANNY)
+    config = ServerConfig(data_dir=tmp_path / "serve", model=str(tiny_inpaint_model))
+    with running_server(config) as server:
+        api = webuiapi.WebUIApi(host="127.0.0.1", port=server.port, sampler="Euler a", steps=2)
+        unit = webuiapi.ControlNetUnit(image=Image.fromarray(control), module="none", weight=0.8, guidance_start=0.1,
+                                       guidance_end=0.9, model=f"{CANNY} [{cn.short_hash(info)}]")
+        result = api.img2img(images=[Image.fromarray(image)], mask_image=Image.fromarray(mask), prompt="a wall", seed=7,
+                             inpainting_fill=1, inpaint_full_res=True, inpaint_full_res_padding=16, denoising_strength=1.0,
+                             cfg_scale=7, width=256, height=256, mask_blur=4, controlnet_units=[unit])
+    via_api = np.asarray(result.image.convert("RGB"))
+    assert f'ControlNet 0: "Module: none, Model: {CANNY} [{cn.short_hash(info)}], Weight: 0.8' in result.info["infotexts"][0]
+    out = tmp_path / "cli.png"
+    assert main(["inpaint", "-i", str(tmp_path / "in.png"), "-m", str(tmp_path / "mask.png"), "-o", str(out),
+                 "--model", str(tiny_inpaint_model), "-p", "a wall", "--seed", "7", "--steps", "2", "--scheduler", "Euler a",
+                 "--guidance", "7", "--strength", "1", "--width", "256", "--height", "256", "--mask-blur", "4",
+                 "--masked-content", "original", "--inpaint-area", "masked", "--padding", "16",
+                 "--control", f"none:{tmp_path / 'ctl.png'}:0.8:0.1:0.9", "--control-model", CANNY]) == 0
+    via_cli = np.asarray(Image.open(out).convert("RGB"))
+    assert np.array_equal(via_api, via_cli)
+    assert not np.array_equal(via_cli[mask > 0], image[mask > 0])
+    assert metadata.read_params(out).controls == (ControlUnit("none", CANNY, 0.8, 0.1, 0.9),)
