@@ -343,3 +343,22 @@ def test_webuiapi_controlnet_request_gets_the_cli_pixels(controlnets, tiny_inpai
     assert np.array_equal(via_api, via_cli)
     assert not np.array_equal(via_cli[mask > 0], image[mask > 0])
     assert metadata.read_params(out).controls == (ControlUnit("none", CANNY, 0.8, 0.1, 0.9),)
+
+
+def test_remote_backend_sends_control_images_and_gets_the_local_pixels(controlnets, backend, tiny_inpaint_model, tmp_path):
+    """The editor's remote: model sends each work-size control image (PNG) with its crop; the
+    server's backend then paints what the local one does. A path as a model is refused there."""
+    from app.inference.remote import RemoteBackend, RemoteGenerationError
+    from app.server.config import ServerConfig
+    from serverutil import running_server
+
+    control = np.zeros((SIZE, SIZE, 3), np.uint8)
+    control[::8] = 255
+    request = _request([ControlUnit("none", CANNY, 0.9)], [control])
+    local = backend.generate(request, lambda *a: None, lambda: False)
+    with running_server(ServerConfig(data_dir=tmp_path / "serve", model=str(tiny_inpaint_model))) as server:
+        remote = RemoteBackend(f"remote:{server.url}")
+        assert np.array_equal(remote.generate(request, lambda *a: None, lambda: False)[0], local[0])
+        by_path = _request([ControlUnit("none", str(controlnets / f"{CANNY}.safetensors"), 0.9)], [control])
+        with pytest.raises(RemoteGenerationError, match="422"):
+            remote.generate(by_path, lambda *a: None, lambda: False)
