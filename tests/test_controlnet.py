@@ -140,6 +140,21 @@ def test_weight_zero_is_bit_exact_and_weight_changes_the_image(backend, controln
         is backend.pipeline_for("inpaint").unet
 
 
+def test_hint_encoder_runs_once_per_run_with_the_same_pixels(backend, controlnets, monkeypatch):
+    """The control image's embedding is the same every step: computed once (`memo_hint`), and the
+    image is the one the per-step computation gives."""
+    run = lambda req: backend.generate(req, lambda *a: None, lambda: False)[0]  # noqa: E731
+    control = np.random.default_rng(8).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    request = _request([ControlUnit("none", CANNY, 1.0)], [control])
+    embed = backend.controls.model(CANNY).controlnet_cond_embedding
+    calls = []
+    embed.conv_in.register_forward_hook(lambda *a: calls.append(1))
+    once = run(request)
+    assert len(calls) == 1 and request.params.steps == 2
+    monkeypatch.setattr(embed, "forward", type(embed).forward.__get__(embed))  # every step, as diffusers does
+    assert np.array_equal(run(request), once) and len(calls) == 3
+
+
 class _Recorder:
     """A backend that returns the image it got and keeps the requests."""
 
