@@ -113,12 +113,12 @@ def backend(tiny_inpaint_model):
     return load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu"))
 
 
-def _request(units=(), images=(), seed=11):
+def _request(units=(), images=(), seed=11, steps=1):
     rng = np.random.default_rng(5)
     image = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
     mask = np.zeros((SIZE, SIZE), np.uint8)
     mask[16:48, 16:48] = 255
-    params = GenerationParams(prompt="a stone wall", seed=seed, steps=2, guidance=3.0, scheduler="Euler a",
+    params = GenerationParams(prompt="a stone wall", seed=seed, steps=steps, guidance=3.0, scheduler="Euler a",
                               controls=tuple(units))
     return BackendRequest(image, mask, params, (seed,), tuple(images))
 
@@ -126,11 +126,11 @@ def _request(units=(), images=(), seed=11):
 def test_weight_zero_is_bit_exact_and_weight_changes_the_image(backend, controlnets):
     run = lambda req: backend.generate(req, lambda *a: None, lambda: False)[0]  # noqa: E731
     control = np.random.default_rng(8).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
-    plain = run(_request())
-    zero = run(_request([ControlUnit("none", CANNY, 0.0)], [control]))
-    one = run(_request([ControlUnit("none", CANNY, 1.0)], [control]))
+    plain = run(_request(steps=2))
+    zero = run(_request([ControlUnit("none", CANNY, 0.0)], [control], steps=2))
+    one = run(_request([ControlUnit("none", CANNY, 1.0)], [control], steps=2))
     two = run(_request([ControlUnit("none", CANNY, 1.0), ControlUnit("none", SCRIBBLE, 0.7, 0.0, 0.5)],
-                       [control, control[::-1].copy()]))
+                       [control, control[::-1].copy()], steps=2))  # the second acts on the first of 2 steps
     assert np.array_equal(zero, plain)
     assert np.abs(one.astype(int) - plain).mean() > 1.0
     assert np.abs(two.astype(int) - one).mean() > 1.0
@@ -145,7 +145,7 @@ def test_hint_encoder_runs_once_per_run_with_the_same_pixels(backend, controlnet
     image is the one the per-step computation gives."""
     run = lambda req: backend.generate(req, lambda *a: None, lambda: False)[0]  # noqa: E731
     control = np.random.default_rng(8).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
-    request = _request([ControlUnit("none", CANNY, 1.0)], [control])
+    request = _request([ControlUnit("none", CANNY, 1.0)], [control], steps=2)
     embed = backend.controls.model(CANNY).controlnet_cond_embedding
     calls = []
     embed.conv_in.register_forward_hook(lambda *a: calls.append(1))
@@ -341,8 +341,8 @@ def test_webuiapi_controlnet_request_gets_the_cli_pixels(controlnets, tiny_inpai
     config = ServerConfig(data_dir=tmp_path / "serve", model=str(tiny_inpaint_model))
     with running_server(config) as server:
         api = webuiapi.WebUIApi(host="127.0.0.1", port=server.port, sampler="Euler a", steps=2)
-        unit = webuiapi.ControlNetUnit(image=Image.fromarray(control), module="none", weight=0.8, guidance_start=0.1,
-                                       guidance_end=0.9, model=f"{CANNY} [{cn.short_hash(info)}]")
+        unit = webuiapi.ControlNetUnit(image=Image.fromarray(control), module="none", weight=0.8, guidance_start=0.0,
+                                       guidance_end=0.5, model=f"{CANNY} [{cn.short_hash(info)}]")
         result = api.img2img(images=[Image.fromarray(image)], mask_image=Image.fromarray(mask), prompt="a wall", seed=7,
                              inpainting_fill=1, inpaint_full_res=True, inpaint_full_res_padding=16, denoising_strength=1.0,
                              cfg_scale=7, width=256, height=256, mask_blur=4, controlnet_units=[unit])
@@ -353,11 +353,11 @@ def test_webuiapi_controlnet_request_gets_the_cli_pixels(controlnets, tiny_inpai
                  "--model", str(tiny_inpaint_model), "-p", "a wall", "--seed", "7", "--steps", "2", "--scheduler", "Euler a",
                  "--guidance", "7", "--strength", "1", "--width", "256", "--height", "256", "--mask-blur", "4",
                  "--masked-content", "original", "--inpaint-area", "masked", "--padding", "16",
-                 "--control", f"none:{tmp_path / 'ctl.png'}:0.8:0.1:0.9", "--control-model", CANNY]) == 0
+                 "--control", f"none:{tmp_path / 'ctl.png'}:0.8:0:0.5", "--control-model", CANNY]) == 0
     via_cli = np.asarray(Image.open(out).convert("RGB"))
     assert np.array_equal(via_api, via_cli)
     assert not np.array_equal(via_cli[mask > 0], image[mask > 0])
-    assert metadata.read_params(out).controls == (ControlUnit("none", CANNY, 0.8, 0.1, 0.9),)
+    assert metadata.read_params(out).controls == (ControlUnit("none", CANNY, 0.8, 0.0, 0.5),)
 
 
 def test_remote_backend_sends_control_images_and_gets_the_local_pixels(controlnets, backend, tiny_inpaint_model, tmp_path):

@@ -122,9 +122,10 @@ class GenerationService:
         when ``cancelled()`` turns true, a `UserError` for anything the user should read, and
         lets programming errors through unchanged."""
         params = self.check(request)
+        controls = control_images(request, params)  # preprocessors run outside the lock
         with self._lock:
             backend = self._backend_for(params.model, request.options)
-            job = Job(params, request.image, request.mask, request.context, control_images(request, params))
+            job = Job(params, request.image, request.mask, request.context, controls)
             try:
                 result = Engine(backend).run(job, progress, cancelled)
             except MemoryError as exc:
