@@ -52,6 +52,7 @@ def controlnets(tmp_path_factory):
     _fake_header_file(folder / "control_sdxl_canny.safetensors", {
         "control_model.input_hint_block.0.weight": [16, 3, 3, 3], "control_model.label_emb.0.0.weight": [1280, 2816]})
     (folder / "control_v11f1p_sd15_depth.pth").write_bytes(b"not opened")
+    (folder / "control_loop.safetensors").symlink_to(folder / "control_loop.safetensors")
     a1111 = root / "a1111"
     save_single_file(a1111 / "models" / "ControlNet" / "t2i_like_shuffle.safetensors", seed=6)
     with pytest.MonkeyPatch.context() as mp:
@@ -77,6 +78,7 @@ def test_discovery_resolution_and_refusals(controlnets, tmp_path):
     found = {i.name: i for i in cn.discover_controlnets()}
     assert {CANNY, SCRIBBLE, LINEART, "t2i_like_shuffle", "control_sdxl_canny", "control_v11f1p_sd15_depth"} <= set(found)
     assert "SDXL" in found["control_sdxl_canny"].note and found[CANNY].usable and found[SCRIBBLE].kind == "diffusers"
+    assert "cannot be read" in found["control_loop"].note  # a link loop is listed with why, never ends the listing
     # a unit's model: by name, by A1111's "name [hash]", by path, by Hugging Face id in the cache
     assert cn.resolve(f"{CANNY} [{cn.short_hash(found[CANNY])}]").path == found[CANNY].path
     assert cn.resolve(str(controlnets / SCRIBBLE)).kind == "diffusers"

@@ -140,9 +140,11 @@ def discover_controlnets() -> list[ControlNetInfo]:
         for path in entries:
             try:
                 real = path.resolve()
-                info = None if real in seen else _entry(path)
-            except _ENTRY_ERRORS as exc:
-                info = ControlNetInfo(path.stem, path, "single_file", f"cannot be read ({exc})")
+                if real in seen:
+                    continue
+                info = _entry(path)
+            except _ENTRY_ERRORS as exc:  # a link loop, an unreadable entry: listed with why
+                real, info = path, ControlNetInfo(path.stem, path, "single_file", f"cannot be read ({exc})")
             if info is not None:
                 seen.add(real)
                 found.append(info)
