@@ -91,7 +91,10 @@ class ControlNets:
             while len(self._pipes) > MAX_PIPES:
                 self._pipes.popitem(last=False)
         self._pipes.move_to_end(key)
-        return self._pipes[key]
+        pipe = self._pipes[key]
+        if pipe.safety_checker is not base.safety_checker:  # turned on after this pipeline was made
+            pipe.register_modules(safety_checker=base.safety_checker, feature_extractor=base.feature_extractor)
+        return pipe
 
     @staticmethod
     def call_kwargs(units: list[tuple[ControlUnit, np.ndarray]]) -> dict:
