@@ -338,7 +338,8 @@ class DiffusionBackend:
         return out
 
     def infotext_fields(self, params) -> dict[str, str]:
-        """Extra A1111 infotext fields of a run: the short hashes of its LoRAs and embeddings."""
+        """Extra A1111 infotext fields of a run: the short hashes of its LoRAs and embeddings, and
+        its ControlNets' ``name [hash]``."""
         return {**network_hashes(params.prompt, params.negative_prompt), **self.controls.model_labels(params)}
 
     def _free_memory(self) -> None:
