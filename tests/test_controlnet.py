@@ -347,7 +347,8 @@ def test_webuiapi_controlnet_request_gets_the_cli_pixels(controlnets, tiny_inpai
                                        guidance_end=0.5, model=f"{CANNY} [{cn.short_hash(info)}]")
         result = api.img2img(images=[Image.fromarray(image)], mask_image=Image.fromarray(mask), prompt="a wall", seed=7,
                              inpainting_fill=1, inpaint_full_res=True, inpaint_full_res_padding=16, denoising_strength=1.0,
-                             cfg_scale=7, width=256, height=256, mask_blur=4, controlnet_units=[unit])
+                             cfg_scale=7, width=256, height=256, mask_blur=4, controlnet_units=[unit],
+                             alwayson_scripts={})  # webuiapi writes the units into this dict: not into its shared default
     via_api = np.asarray(result.image.convert("RGB"))
     assert f'ControlNet 0: "Module: none, Model: {CANNY} [{cn.short_hash(info)}], Weight: 0.8' in result.info["infotexts"][0]
     out = tmp_path / "cli.png"
