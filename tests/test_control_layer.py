@@ -243,15 +243,17 @@ def test_generate_sends_the_enabled_layers_as_units_and_images(qtbot, session):
     submitted: list = []
     real_submit = session.worker.submit
     session.worker.submit = lambda request: (submitted.append(request), real_submit(request))[1]
-    with qtbot.waitSignal(session.generation_finished, timeout=20000) as done:
-        assert session.generate(GenerationParams(prompt="x", seed=1)) is None
+    assert session.generate(GenerationParams(prompt="x", seed=1)) is None
+    # No such ControlNets are installed here: the service refuses the run once it has the request.
+    qtbot.waitUntil(lambda: submitted and not session.generating, timeout=20000)
     (request,) = submitted
+    assert request.control_maps  # the layers are the finished maps: no preprocessor runs on them again
     assert request.params.controls == (ControlUnit("canny", "control_v11p_sd15_canny", 0.8, 0.0, 0.5),
                                        ControlUnit("inpaint", "control_v11p_sd15_inpaint", 1.0, 0.0, 1.0))
     assert len(request.control_images) == 2
     assert np.array_equal(request.control_images[0], on.image) and request.control_images[0] is not on.image
     assert np.array_equal(request.control_images[1], pixels)  # the picture as it is at the click; the mask marks it
-    assert done.args[0].params.controls == request.params.controls
+    assert session.run_params.controls == request.params.controls
     assert not inpaint.image.any()  # the layer itself is not rewritten by a run
 
 
@@ -328,18 +330,19 @@ def test_random_edits_keep_layers_document_sized_and_undo_exact(qtbot, ops):
 
 
 def test_a_stroke_on_a_control_layer_reruns_live_with_the_layer(qtbot, session):
-    from app.inference.registry import LoadOptions
+    from app.service import LoadOptions
 
     session.open_image(imageio.LoadedImage(photo()), None, "t")
     doc = session.document
     doc.fill_rect((10, 10, 8, 8))
-    layer = doc.controls.add(module="scribble", model="control_v11p_sd15_scribble")
     submitted: list = []
     session.live.start(lambda: (GenerationParams(prompt="grass", model="test"), LoadOptions()))
     worker = session.live._worker
     real_submit = worker.submit
     worker.submit = lambda request: (submitted.append(request), real_submit(request))[1]
     qtbot.waitUntil(lambda: session.live.record is not None and not session.live.busy, timeout=20000)
+    # Added after the first run: no such ControlNet is installed here, so runs with it are refused.
+    layer = doc.controls.add(module="scribble", model="control_v11p_sd15_scribble")
     doc.controls.begin_stroke()
     doc.controls.stroke_segment((2, 30), (50, 30), 2)
     doc.controls.end_stroke()

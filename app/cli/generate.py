@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from app.cli.control_args import add_control_args, with_controls
 from app.cli.errors import EXIT_OK, CliError, one_line
 from app.cli.terminal import safe
 from app.core.errors import UserError
@@ -104,6 +105,8 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
     m.add_argument("--expand-fill", metavar="MODE", default="stretch",
                    help="how the new area is pre-filled before the model paints it: " + ", ".join(FILL_MODES) + " (default: stretch)")
     m.add_argument("--color-match", metavar="MODE", help=f"match the generated area's colour to its surround: 'auto' (diffusion models), 'on' or 'off' (default: {d.color_match})")
+
+    add_control_args(p)
 
     r = p.add_argument_group("runtime")
     r.add_argument("--device", metavar="DEVICE", help="cuda, cuda:N, mps or cpu (default: the best available)")
@@ -294,7 +297,9 @@ def _run(ns: argparse.Namespace, service: Any, params: GenerationParams, options
     try:
         loaded, pixels, mask, context = _inputs(ns, params.mode, expansion)
         use_threads(ns.threads)
-        request = GenerationRequest(params, pixels, mask, context, options=options, front=CLI, checked=True)
+        params, control_images = with_controls(ns, params, pixels)
+        request = GenerationRequest(params, pixels, mask, context, options=options, front=CLI, checked=True,
+                                    control_images=control_images)
         caps = service.capabilities(params.model, options)
         show_progress = ns.progress or _isatty(sys.stderr)
         if show_progress and not service.is_loaded(params.model, options) and not caps.prompt_free:

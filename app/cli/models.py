@@ -32,8 +32,12 @@ def run_models(ns: argparse.Namespace) -> int:
     cache = str(catalog.hf_cache_dir())
     rows = [_model_row(m) for m in catalog.discover_models()]
     restoration = _restoration_rows()
+    from app.service import controlnet
+
+    controlnets = controlnet.listing()
     if ns.json:
-        print(json.dumps({"models_dirs": dirs, "hf_cache": cache, "models": rows, "restoration": restoration}, indent=2))
+        print(json.dumps({"models_dirs": dirs, "hf_cache": cache, "models": rows, "restoration": restoration,
+                          "controlnets": controlnets}, indent=2))
         return EXIT_OK
     _say("Looked in:")
     for d in dirs:
@@ -65,7 +69,17 @@ def run_models(ns: argparse.Namespace) -> int:
             else:
                 _say(f"  {r['name']}  {r['path']}")
                 _say(f"      skipped: {r['note']}")
+    _say_controlnets(controlnets, controlnet.controlnet_dirs())
     return EXIT_OK
+
+
+def _say_controlnets(rows: list[dict[str, Any]], dirs: list[Path]) -> None:
+    _say(f"ControlNets ({len(rows)}; inpaint/img2img --control TYPE:IMAGE --control-model NAME), looked in "
+         + ", ".join(str(d) for d in dirs) + " and the Hugging Face cache:")
+    for r in rows:
+        _say(f"  {r['name']}  [{r['kind']}]  {r['path']}")
+        if not r["usable"]:
+            _say(f"      skipped: {r['note']}")
 
 
 def _restoration_rows() -> list[dict[str, Any]]:

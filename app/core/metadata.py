@@ -51,6 +51,8 @@ def a1111_sampler(scheduler: str) -> tuple[str, str]:
 
 #: A1111's fields naming the LoRAs and embeddings of a run with short hashes ("name: hash, …").
 NETWORK_HASH_FIELDS = ("Lora hashes", "TI hashes")
+#: ``params.extra`` key the diffusion backend fills: {ControlNet model ref: "name [hash]"}.
+CONTROLNET_MODELS = "ControlNet models"
 _MASKED_CONTENT_TO_A1111 = {"fill": "fill", "latent_noise": "latent noise", "latent_nothing": "latent nothing"}
 
 
@@ -102,9 +104,21 @@ def format_a1111(params: GenerationParams, width: int, height: int) -> str:
             fields["Masked content"] = _MASKED_CONTENT_TO_A1111[params.masked_content]
     for key in NETWORK_HASH_FIELDS:  # set by the diffusion backend (network_files.network_hashes)
         fields[key] = params.extra.get(key)
+    fields.update(controlnet_fields(params))
     line = ", ".join(f"{k}: {quote(v)}" for k, v in fields.items() if v is not None and v != "")
     negative = f"\nNegative prompt: {params.negative_prompt}" if params.negative_prompt else ""
     return f"{params.prompt}{negative}\n{line}".strip()
+
+
+def controlnet_fields(params: GenerationParams) -> dict[str, str]:
+    """``ControlNet N`` fields as A1111's extension writes them, each model named ``name [hash]``
+    as the backend found it (``extra["ControlNet models"]``, by reference), else by its own name."""
+    from app.core.sdmeta.controlnet import format_unit
+
+    labels = params.extra.get(CONTROLNET_MODELS)
+    labels = labels if isinstance(labels, dict) else {}
+    return {f"ControlNet {i}": format_unit(unit, str(labels.get(unit.model) or _model_name(unit.model)))
+            for i, unit in enumerate(params.controls)}
 
 
 def _num(value: float) -> str:

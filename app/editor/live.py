@@ -132,7 +132,9 @@ class LivePainter(QObject):
         self._run_token = token
         units, images = request_controls(state)
         params = params.replace(controls=units)
-        if not self._worker.submit(GenerationRequest(params, state.current, mask, state.context_box, options, control_images=images)):
+        request = GenerationRequest(params, state.current, mask, state.context_box, options, control_images=images,
+                                    control_maps=True)  # the layers are finished maps
+        if not self._worker.submit(request):
             self._running = False  # cannot happen: one run at a time on this worker
             self.failed.emit("Busy", "The live generation thread is busy.")
 

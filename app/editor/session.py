@@ -286,6 +286,7 @@ class EditorSession(QObject):
         units, images = request_controls(state)  # the layers as copied with the pixels
         params = self.run_params = replace(params, controls=units)
         request = GenerationRequest(params, state.current, mask, state.context_box, options, control_images=images,
+                                    control_maps=True,
                                     front=front)
         if not self.worker.submit(request):
             self.generating = False

@@ -51,6 +51,8 @@ class BackendRequest:
     mask: np.ndarray  # h×w uint8, 255 = repaint (the grown hard mask, not feathered)
     params: GenerationParams  # seed resolved
     seeds: tuple[int, ...]
+    #: One h×w×3 uint8 image per `params.controls` unit, cropped and resized as ``image`` was.
+    control_images: tuple[np.ndarray, ...] = ()
 
 
 class Backend(Protocol):
@@ -82,6 +84,7 @@ class Job:
     image: np.ndarray
     mask: np.ndarray | None  # H×W uint8, 255 = repaint; None for img2img of the whole image
     context: Bounds | None = None  # what the model sees, chosen apart from the mask
+    control_images: tuple[np.ndarray, ...] = ()  # H×W×3 uint8 per params.controls unit, the image's size
 
 
 @dataclass(frozen=True)
@@ -271,7 +274,9 @@ class Engine:
         _add(timings, "resize", tick)
         if params.masked_content == "fill" and not self.backend.native_resolution and not replace_all:
             work_rgb = maskops.classical_fill(work_rgb, work_mask)
-        return BackendRequest(work_rgb, work_mask, params, state.seeds), crop_rgb, crop_hard
+        controls = tuple(compositing.resize(compositing.to_rgb8(c[crop.slices]), plan.work_size)
+                         for c in state.job.control_images)  # exactly the image's crop and resize
+        return BackendRequest(work_rgb, work_mask, params, state.seeds, controls), crop_rgb, crop_hard
 
     def _region_output(self, state: _State, plan: regions.RegionPlan, crop_rgb: np.ndarray, crop_hard: np.ndarray,
                        generated: list[np.ndarray]) -> None:

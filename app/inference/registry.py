@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from app.core.guides import MAX_CONTROLS
 from app.core.params import CLASSICAL_METHODS
 from app.core.schedulers import SCHEDULER_NAMES
 from app.inference import remote
@@ -52,6 +53,7 @@ class Capabilities:
     prompts: bool  # the prompt guides the result
     native_resolution: bool  # works at the image's own size (no model width/height)
     input_channels: int | None = None  # UNet input channels: 9 inpainting, 4 base; None = unknown or n/a
+    controls: int = 0  # ControlNet units a run may have; 0 = none (classical, LaMa)
     requires_prompt: bool = False  # a run without a prompt is refused (a diffusion model paints noise without one)
 
     @property
@@ -69,7 +71,7 @@ RESTORATION_CAPABILITIES = replace(CLASSICAL_CAPABILITIES, kind=RESTORATION)
 
 #: What the reference alone says of a diffusion model (`nominal_capabilities`).
 DIFFUSION_NOMINAL = Capabilities(DIFFUSION, img2img=True, max_batch=8, seeds=True, schedulers=SCHEDULER_NAMES,
-                                 prompts=True, native_resolution=False, requires_prompt=True)
+                                 prompts=True, native_resolution=False, requires_prompt=True, controls=MAX_CONTROLS)
 
 
 def nominal_capabilities(model_ref: str) -> Capabilities:

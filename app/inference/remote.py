@@ -158,7 +158,8 @@ class RemoteBackend:
     def generate(self, request: BackendRequest, progress: Callable[[int, int, np.ndarray | None], None],
                  cancelled: CancelFn) -> list[np.ndarray]:
         body = {"model": self.model, "image": png_base64(request.image), "mask": png_base64(request.mask),
-                "params": request.params.to_dict(), "seeds": list(request.seeds)}
+                "params": request.params.to_dict(), "seeds": list(request.seeds),
+                "controls": [png_base64(c) for c in request.control_images]}  # work-size, as the image
         try:
             with _client() as client, client.stream("POST", self.url + GENERATE_PATH, json=body,
                                                     headers=_headers(self.token)) as response:

@@ -61,10 +61,10 @@ MAX_SEEDS = 8
 NAMES = FrontEnd("backend", {name: f"params.{name}" for name in PARAM_FIELDS})
 
 
-def parse_body(body: dict[str, Any], ref: str) -> tuple[GenerationParams, bytes, bytes, tuple[int, ...]]:
-    """The request's params, seeds and the two PNGs' bytes, every field checked and both images
-    within the decode budget by their headers alone (nothing decoded yet), or 400/413/422 naming
-    the field."""
+def parse_body(body: dict[str, Any], ref: str) -> tuple[GenerationParams, bytes, bytes, tuple[int, ...], tuple[bytes, ...]]:
+    """The request's params, seeds, and the PNGs' bytes (image, mask, one per control unit), every
+    field checked and every image within the decode budget by its header alone (nothing decoded
+    yet), or 400/413/422 naming the field."""
     raw = body.get("params")
     if not isinstance(raw, dict):
         raise bad_field("params", raw, "a JSON object of generation parameters", 422)
@@ -78,29 +78,47 @@ def parse_body(body: dict[str, Any], ref: str) -> tuple[GenerationParams, bytes,
     if (not isinstance(seeds, list) or not 1 <= len(seeds) <= MAX_SEEDS
             or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= SEED_MAX for s in seeds)):
         raise bad_field("seeds", seeds, f"1 to {MAX_SEEDS} whole numbers from 0 to {SEED_MAX}", 422)
+    controls = body.get("controls") or []
+    if not isinstance(controls, list) or len(controls) != len(params.controls):
+        raise bad_field("controls", f"{len(controls) if isinstance(controls, list) else controls}",
+                        f"one base64 PNG per params.controls unit ({len(params.controls)})", 422)
+    for i, unit in enumerate(params.controls):
+        _listed_controlnet(f"params.controls[{i}].model", unit.model)
     images = []
-    for key in ("image", "mask"):
-        value = body.get(key)
+    named = [("image", body.get("image")), ("mask", body.get("mask")), *((f"controls[{i}]", c) for i, c in enumerate(controls))]
+    for key, value in named:
         if not isinstance(value, str) or not value:
             raise bad_field(key, value, "a base64 PNG", 422)
         data = decode_base64(value, key)
         if image_kind(data) != "png":
             raise bad_field(key, f"{len(data)} bytes", "a base64 PNG", 422)
         images.append((data, check_header(data, key, MAX_REGION_PIXELS)))
-    (image, (w, h)), (mask, mask_size) = images
-    if (w, h) != mask_size or w % 8 or h % 8:
-        raise ApiError(422, f"image {w}×{h} and mask {mask_size[0]}×{mask_size[1]}: same size, sides multiples of 8, "
-                       "at most 2048²", "image", f"{w}×{h}", "a model-sized crop")
-    return params, image, mask, tuple(seeds)
+    (image, (w, h)), (mask, mask_size), *control_pngs = images
+    if (w, h) != mask_size or w % 8 or h % 8 or any(size != (w, h) for _, size in control_pngs):
+        raise ApiError(422, f"image {w}×{h}, mask {mask_size[0]}×{mask_size[1]} and control images: same size, sides "
+                       "multiples of 8, at most 2048²", "image", f"{w}×{h}", "a model-sized crop")
+    return params, image, mask, tuple(seeds), tuple(data for data, _ in control_pngs)
 
 
-def decode_region(params: GenerationParams, image: bytes, mask: bytes, seeds: tuple[int, ...]) -> BackendRequest:
+def _listed_controlnet(field: str, name: str) -> None:
+    """A client names ControlNets as this server lists them, never by a path on it."""
+    from app.service import ModelLoadError, controlnet
+
+    try:
+        controlnet.resolve(name, allow_paths=False)
+    except ModelLoadError as exc:
+        raise ApiError(422, scrub_paths(exc.message), field, name) from None
+
+
+def decode_region(params: GenerationParams, image: bytes, mask: bytes, seeds: tuple[int, ...],
+                  controls: tuple[bytes, ...] = ()) -> BackendRequest:
     """The pixels, decoded once the request holds its place in the queue (on the worker)."""
     try:
         pixels, mask_pixels = _pixels(image, "RGB"), _pixels(mask, "L")
+        control_images = tuple(_pixels(c, "RGB") for c in controls)
     except Exception as exc:  # PIL raises many types for a bad file
-        raise ApiError(422, f"image and mask must be PNGs ({type(exc).__name__})", "image", None) from None
-    return BackendRequest(pixels, mask_pixels, params, seeds)
+        raise ApiError(422, f"image, mask and control images must be PNGs ({type(exc).__name__})", "image", None) from None
+    return BackendRequest(pixels, mask_pixels, params, seeds, control_images)
 
 
 def _pixels(png: bytes, mode: str) -> np.ndarray:
@@ -116,7 +134,9 @@ REGION_SCHEMA = {"type": "object", "required": ["image", "mask", "params", "seed
     "mask": {"type": "string", "description": "its mask, base64 PNG (8-bit, 255 = repaint), the same size"},
     "params": {"type": "object", "description": "GenerationParams as a JSON object"},
     "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
-              "minItems": 1, "maxItems": MAX_SEEDS}}}
+              "minItems": 1, "maxItems": MAX_SEEDS},
+    "controls": {"type": "array", "items": {"type": "string"}, "description": "one base64 PNG per params.controls "
+                 "unit (RGB8, the crop's size), cropped and resized as the image was"}}}
 
 
 @router.post("/generate", openapi_extra={"requestBody": {"required": True,
@@ -126,7 +146,7 @@ async def generate(request: Request) -> StreamingResponse:
     metrics); decoded and run on the queue's worker; streamed back."""
     body = await json_object(request)
     served = request.app.state.models.resolve(body.get("model"))
-    params, image, mask, seeds = await asyncio.to_thread(parse_body, body, served.ref)
+    params, image, mask, seeds, controls = await asyncio.to_thread(parse_body, body, served.ref)
     del body
     service = request.app.state.service
     try:  # the service's rules, once, before the region is queued
@@ -146,7 +166,7 @@ async def generate(request: Request) -> StreamingResponse:
                   "preview": None if preview is None else png_base64(preview)})
 
         try:
-            region = decode_region(params, image, mask, seeds)
+            region = decode_region(params, image, mask, seeds, controls)
             images = service.generate_region(served.ref, region, progress, ticket.cancel.is_set)
             emit({"type": "result", "images": [png_base64(i) for i in images]})
         except Cancelled:

@@ -41,6 +41,7 @@ _EXPORTS = {
 #: Inference modules a front end uses as a whole (offline discovery and files: no torch at import).
 _MODULES = {
     "catalog": "app.inference.diffusers.catalog",
+    "controlnet": "app.inference.diffusers.controlnet",
     "network_files": "app.inference.diffusers.network_files",
     "restoration_files": "app.inference.restoration.files",
     "restoration_loader": "app.inference.restoration.loader",

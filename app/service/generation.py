@@ -20,6 +20,7 @@ from app.core import compositing, maskops
 from app.core.errors import EmptyMaskError
 from app.core.geometry import Bounds
 from app.core.imageio import MAX_PIXELS
+from app.core.guides import MAX_CONTROLS
 from app.core.params import GenerationParams, ParamError
 from app.core.records import GenerationRecord
 from app.core.schedulers import SCHEDULER_NAMES
@@ -29,6 +30,7 @@ from app.inference.errors import GpuOutOfMemory, MissingDependencyError
 from app.inference.registry import Capabilities, LoadOptions
 from app.service import fields
 from app.service.batching import batch_key
+from app.service.controls import check_controls, control_images
 from app.service.device import DeviceLock
 from app.service.fields import PARAMS, FrontEnd
 from app.service.records import record_from_result
@@ -42,7 +44,7 @@ Loader = Callable[[str, LoadOptions], Backend]
 
 #: What a backend that accepts every field can do (test doubles behind a custom loader).
 UNRESTRICTED = Capabilities(registry.DIFFUSION, img2img=True, max_batch=8, seeds=True, schedulers=SCHEDULER_NAMES,
-                            prompts=True, native_resolution=False)
+                            prompts=True, native_resolution=False, controls=MAX_CONTROLS)
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,6 +62,9 @@ class GenerationRequest:
     control_images: tuple[np.ndarray, ...] = ()
     #: The IP-Adapter's image (any size, RGB uint8) when `params.reference` is set.
     reference_image: np.ndarray | None = None
+    #: True: ``control_images`` are the finished maps (the editor's control layers, made or
+    #: painted there); False: inputs each unit's module turns into its map (CLI, APIs).
+    control_maps: bool = False
     #: The front end whose names an error uses (`app.service.fields.FrontEnd`).
     front: FrontEnd = PARAMS
     #: True once `GenerationService.check` passed its params: a run does not check them again.
@@ -140,6 +145,7 @@ class GenerationService:
             request = replace(request, params=params, checked=True)
         try:
             _check_pixels(request)
+            check_controls(request, request.params, self._capabilities(request.params.model, request.options))
         except ParamError as exc:
             raise request.front.error(exc) from None
         return request
@@ -169,9 +175,10 @@ class GenerationService:
         lets programming errors through unchanged."""
         request = self.check(request)
         params = request.params
+        controls = control_images(request, params)  # preprocessors run outside the lock
         with self._lock:
             backend = self._backend_for(params.model, request.options)
-            job = Job(params, request.image, request.mask, request.context)
+            job = Job(params, request.image, request.mask, request.context, controls)
             try:
                 result = Engine(backend).run(job, progress, cancelled)
             except MemoryError as exc:
@@ -230,7 +237,8 @@ class GenerationService:
     def _run_together(self, group, requests, progress, cancelled) -> list:
         first = requests[group[0][0]]
         backend = self._backend_for(group[0][1].model, first.options)
-        jobs = [Job(params, requests[i].image, requests[i].mask, requests[i].context) for i, params in group]
+        jobs = [Job(params, requests[i].image, requests[i].mask, requests[i].context,
+                    control_images(requests[i], params)) for i, params in group]
         try:
             results = Engine(backend).run_batch(jobs, [progress[i] for i, _ in group], [cancelled[i] for i, _ in group])
         except MemoryError as exc:

@@ -359,7 +359,14 @@ def _load_pixels(path: str):
     return imageio.load_image(path, read_metadata=False).pixels
 
 
-def install(w: MainWindow, list_models: Callable[[], list[str]] = lambda: []) -> ControlPanel:
+def found_controlnets() -> list[str]:
+    """The usable ControlNet models found (models folders, an A1111 install, the HF cache), by name."""
+    from app.service import controlnet
+
+    return [info.name for info in controlnet.discover_controlnets() if info.usable]
+
+
+def install(w: MainWindow, list_models: Callable[[], list[str]] = found_controlnets) -> ControlPanel:
     """Add the panel to a window built by `window_layout`: a dock under History, listed in View ▸ Panels."""
     from app.widgets.wheel_guard import guard_wheel
     from app.widgets.window_layout import dock

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.core.params import CLASSICAL_MODELS, SEED_MAX, GenerationParams, ParamError
 from app.core.schedulers import resolve_sampler
+from app.core.sdmeta.controlnet import units_from_fields
 
 #: A1111's field names; keys are matched case-insensitively ("CFG Scale" as "CFG scale").
 KNOWN = ("Prompt", "Negative prompt", "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Size-1",
@@ -64,6 +65,10 @@ def build_params(fields: dict[str, Any]) -> tuple[GenerationParams, frozenset[st
     if str(f.get("Model", "")) in CLASSICAL_MODELS:
         kw["model"] = f["Model"]
         set_keys.add("Model")
+    kw["controls"], control_notes = units_from_fields(f)  # A1111's ControlNet extension: "ControlNet 0", …
+    notes += control_notes
+    if kw["controls"]:
+        set_keys.add("ControlNet")
     kw["extra"] = {"origin": made_by, "source_fields": {k: v for k, v in f.items() if k not in ("Prompt", "Negative prompt")}}
     try:
         params = GenerationParams(**kw).validate()
@@ -72,6 +77,7 @@ def build_params(fields: dict[str, Any]) -> tuple[GenerationParams, frozenset[st
         params = GenerationParams(prompt=kw["prompt"], negative_prompt=kw["negative_prompt"], extra=kw["extra"])
         set_keys &= {"Prompt", "Negative prompt"}
     names = {_FIELD_OF[k] for k in set_keys if k in _FIELD_OF} | ({"model"} if "Model" in set_keys else set())
+    names |= {"controls"} if "ControlNet" in set_keys else set()
     if "mode" in kw:
         names.add("mode")
     return params, frozenset(names), notes

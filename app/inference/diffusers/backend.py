@@ -34,6 +34,7 @@ from app.inference.diffusers.device import DeviceChoice
 from app.inference.engine import BackendRequest, Cancelled, CancelFn
 from app.inference.errors import GpuOutOfMemory
 from app.inference.diffusers.catalog import ModelInfo
+from app.inference.diffusers.control_pipes import ControlNets
 from app.inference.diffusers.network_files import network_hashes
 from app.inference.diffusers.batching import per_seed_inputs
 from app.inference.diffusers.preview import PreviewPump
@@ -87,6 +88,8 @@ class DiffusionBackend:
         self._pipes = {"inpaint": pipe}
         #: LoRA adapters and embeddings; on the shared modules, so every pipeline of ours sees them.
         self.networks = ExtraNetworks(pipe)
+        #: ControlNet models and the pipelines made over ours for them.
+        self.controls = ControlNets(device)
         self._base_scheduler_config = pipe.scheduler.config
         self.fast = device.type == "cuda" if fast is None else fast
         if self.fast:
@@ -177,7 +180,8 @@ class DiffusionBackend:
         if kind not in self._pipes:
             from diffusers import StableDiffusionImg2ImgPipeline
 
-            self._pipes[kind] = StableDiffusionImg2ImgPipeline.from_pipe(self._pipes["inpaint"])
+            # dtype given: from_pipe otherwise casts the shared weights to fp32 (diffusers ≥ 0.36)
+            self._pipes[kind] = StableDiffusionImg2ImgPipeline.from_pipe(self._pipes["inpaint"], dtype=self.device.dtype)
             self._pipes[kind].set_progress_bar_config(disable=True)
         pipe = self._pipes[kind]
         if self.low_memory and self.device.type != "cpu" and getattr(self, "_offloaded", None) != kind:
@@ -201,7 +205,7 @@ class DiffusionBackend:
         if cancelled():
             raise Cancelled()
         params = request.params
-        pipe = self.pipeline_for(params.mode)
+        pipe = self.controls.pipeline(self.pipeline_for(params.mode), ControlNets.active(request))
         self.networks.apply_loras(params.prompt)
         self.networks.load_embeddings_for(params.prompt, params.negative_prompt)
         with self._out_of_memory_told():
@@ -269,7 +273,7 @@ class DiffusionBackend:
                                                                                    first.params.scheduler, first.params.guidance,
                                                                                    first.params.strength):
                 return False
-            if fills_per_seed(params):
+            if fills_per_seed(params) or params.controls:
                 return False
             if extract_loras(params.prompt)[1] != extract_loras(first.params.prompt)[1]:
                 return False
@@ -315,8 +319,9 @@ class DiffusionBackend:
         return out
 
     def infotext_fields(self, params) -> dict[str, str]:
-        """Extra A1111 infotext fields of a run: the short hashes of its LoRAs and embeddings."""
-        return network_hashes(params.prompt, params.negative_prompt)
+        """Extra A1111 infotext fields of a run: the short hashes of its LoRAs and embeddings, and
+        its ControlNets' ``name [hash]``."""
+        return {**network_hashes(params.prompt, params.negative_prompt), **self.controls.model_labels(params)}
 
     def _free_memory(self) -> None:
         gc.collect()
@@ -342,6 +347,7 @@ class DiffusionBackend:
             guidance_scale=params.guidance,
             num_images_per_prompt=1,
             generator=torch.Generator("cpu").manual_seed(seed),
+            **ControlNets.call_kwargs(ControlNets.active(request)),
         )
         if takes_mask(pipe):
             kwargs.update(mask_image=Image.fromarray(request.mask), height=height, width=width)
@@ -353,7 +359,7 @@ class DiffusionBackend:
         """One batched call for all candidates? Not in the exact mode, and not where items differ
         in their pixel input (latent noise/nothing are made per seed before the call)."""
         return (not self.exact_batches and len(request.seeds) > 1 and hasattr(pipe, "prepare_mask_latents")
-                and not fills_per_seed(request.params))
+                and not fills_per_seed(request.params) and not request.params.controls)
 
     def _generate(self, pipe, request, progress, cancelled) -> list[np.ndarray]:
         calls = [request.seeds] if self.batched(pipe, request) else [(s,) for s in request.seeds]

@@ -129,6 +129,8 @@ class CompiledUnet:
         return (tuple(sample.shape), ehs, str(sample.dtype), str(sample.device), self._state_key())
 
     def _forward(self, sample, timestep, encoder_hidden_states=None, *args, **kwargs):
+        if kwargs.get("down_block_additional_residuals") is not None:  # ControlNet runs: eager, not in the buckets
+            return self._eager(sample, timestep, encoder_hidden_states, *args, **kwargs)
         if self.failed is None and self._compiled is not None:
             key = self.bucket(sample, encoder_hidden_states)
             if key in self._use:

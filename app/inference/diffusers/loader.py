@@ -202,9 +202,11 @@ def load_diffusion_backend(model_ref: str, options: LoadOptions):
         info = ModelInfo(info.name, info.ref, info.kind, info.path, pipe.unet.config.in_channels == 9, SD1)
     load_s = time.perf_counter() - t0
     log.info("loaded %s on %s in %.2f s", info.ref, choice.description, load_s)
-    return DiffusionBackend(pipe, info=info, device=choice, load_seconds=load_s, low_memory=options.low_memory,
-                            fast=options.fast, safety_checker=options.safety_checker, compile=options.compile,
-                            exact_batches=options.exact_batches)
+    backend = DiffusionBackend(pipe, info=info, device=choice, load_seconds=load_s, low_memory=options.low_memory,
+                               fast=options.fast, safety_checker=options.safety_checker, compile=options.compile,
+                               exact_batches=options.exact_batches)
+    backend.controls.allow_pickle = options.allow_pickle  # the same opt-in covers ControlNet files
+    return backend
 
 
 def check_stack() -> str:
