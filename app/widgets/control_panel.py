@@ -80,6 +80,29 @@ class ControlPanel(QWidget):
         self._syncing = False
         self.task: BackgroundTask | None = None  # a preprocess running on a pool thread
 
+        layer_buttons = self._build_layer_list()
+        form = QFormLayout()
+        self._add_module_rows(form)
+        self._add_model_row(form)
+        self._add_strength_rows(form)
+        self._add_overlay_row(form)
+        self.settings_box = QWidget()
+        self.settings_box.setLayout(form)
+        form.setContentsMargins(0, 0, 0, 0)
+        outer = QVBoxLayout(self)
+        outer.addWidget(self.layers)
+        outer.addLayout(layer_buttons)
+        outer.addWidget(self.settings_box)
+        outer.addStretch(1)
+
+        # Connected only now: a handler reads the document, which set_document provides just below.
+        self._connect_layer_list()
+        self._connect_settings()
+        self.set_document(document)
+
+    # -- building -----------------------------------------------------------------------------
+    def _build_layer_list(self) -> QHBoxLayout:
+        """The list of layers and the row under it (Add, Remove, Paint on layer): they work on the list itself."""
         self.layers = QListWidget()
         self.layers.setMaximumHeight(110)
         self.layers.setToolTip("Control layers: checked ones guide the next generation (ControlNet)")
@@ -88,7 +111,13 @@ class ControlPanel(QWidget):
         self.remove_button = QPushButton("Remove")
         self.paint_check = QCheckBox("Paint on layer")
         self.paint_check.setToolTip("The brush paints white on this layer instead of the mask; the eraser (or Alt) paints black")
+        row = QHBoxLayout()
+        for w in (self.add_button, self.remove_button, self.paint_check):
+            row.addWidget(w)
+        return row
 
+    def _add_module_rows(self, form: QFormLayout) -> None:
+        """What fills the active layer's pixels: a preprocessor run on the image, a file, or Clear."""
         self.module_box = QComboBox()
         self.module_box.addItems(MODULES)
         self.module_box.setToolTip("The preprocessor that makes this layer from the image (and the unit's module)")
@@ -99,7 +128,17 @@ class ControlPanel(QWidget):
         self.import_button = QPushButton("Import…")
         self.import_button.setToolTip("Load an image file into this layer (stretched to the picture's size)")
         self.clear_button = QPushButton("Clear")
+        make = QHBoxLayout()
+        for w in (self.module_box, self.from_image_button):
+            make.addWidget(w)
+        files = QHBoxLayout()
+        for w in (self.selection_check, self.import_button, self.clear_button):
+            files.addWidget(w)
+        form.addRow("Module", make)
+        form.addRow("", files)
 
+    def _add_model_row(self, form: QFormLayout) -> None:
+        """The ControlNet: typed, chosen from the list found (refreshed on opening), or picked with "…"."""
         self.model_box = _ModelBox()
         self.model_box.setEditable(True)
         self.model_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
@@ -108,54 +147,44 @@ class ControlPanel(QWidget):
         self.model_browse = QToolButton()
         self.model_browse.setText("…")
         self.model_browse.setToolTip("Pick a ControlNet .safetensors file")
+        row = QHBoxLayout()
+        row.addWidget(self.model_box, 1)
+        row.addWidget(self.model_browse)
+        form.addRow("Model", row)
+
+    def _add_strength_rows(self, form: QFormLayout) -> None:
+        """How much and during which steps the layer steers the result (A1111's weight, start and end)."""
         self.weight = _spin(0.0, 2.0, 0.05, "How strongly this layer steers the result (A1111's Control Weight)")
         self.start = _spin(0.0, 1.0, 0.05, "Fraction of the steps where the guidance starts (Guidance Start)")
         self.end = _spin(0.0, 1.0, 0.05, "Fraction of the steps where the guidance ends (Guidance End)")
+        steps = QHBoxLayout()
+        steps.addWidget(self.start)
+        steps.addWidget(self.end)
+        form.addRow("Weight", self.weight)
+        form.addRow("Start / end", steps)
+
+    def _add_overlay_row(self, form: QFormLayout) -> None:
+        """How the layer shows over the canvas: it changes what you see, never what is generated."""
         self.visible_check = QCheckBox("Show")
         self.visible_check.setToolTip("Show this layer over the canvas")
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setToolTip("Opacity of this layer over the canvas")
+        row = QHBoxLayout()
+        row.addWidget(self.visible_check)
+        row.addWidget(self.opacity, 1)
+        form.addRow("Overlay", row)
 
-        top = QHBoxLayout()
-        for w in (self.add_button, self.remove_button, self.paint_check):
-            top.addWidget(w)
-        make = QHBoxLayout()
-        for w in (self.module_box, self.from_image_button):
-            make.addWidget(w)
-        files = QHBoxLayout()
-        for w in (self.selection_check, self.import_button, self.clear_button):
-            files.addWidget(w)
-        model = QHBoxLayout()
-        model.addWidget(self.model_box, 1)
-        model.addWidget(self.model_browse)
-        steps = QHBoxLayout()
-        steps.addWidget(self.start)
-        steps.addWidget(self.end)
-        shown = QHBoxLayout()
-        shown.addWidget(self.visible_check)
-        shown.addWidget(self.opacity, 1)
-        form = QFormLayout()
-        form.addRow("Module", make)
-        form.addRow("", files)
-        form.addRow("Model", model)
-        form.addRow("Weight", self.weight)
-        form.addRow("Start / end", steps)
-        form.addRow("Overlay", shown)
-        self.settings_box = QWidget()
-        self.settings_box.setLayout(form)
-        form.setContentsMargins(0, 0, 0, 0)
-        outer = QVBoxLayout(self)
-        outer.addWidget(self.layers)
-        outer.addLayout(top)
-        outer.addWidget(self.settings_box)
-        outer.addStretch(1)
-
+    def _connect_layer_list(self) -> None:
+        """Choosing, checking, adding and removing layers, and painting on one, go to the model."""
         self.layers.currentRowChanged.connect(self._on_row)
         self.layers.itemChanged.connect(self._on_item_checked)
         self.add_button.clicked.connect(self.add_layer)
         self.remove_button.clicked.connect(self.remove_layer)
         self.paint_check.toggled.connect(self._on_paint_toggled)
+
+    def _connect_settings(self) -> None:
+        """Each setting of the active layer goes to the model as the user changes it (sync sets them back)."""
         self.module_box.currentTextChanged.connect(lambda text: self._set(module=text))
         self.from_image_button.clicked.connect(self.make_from_image)
         self.import_button.clicked.connect(self.import_dialog)
@@ -168,7 +197,6 @@ class ControlPanel(QWidget):
         self.end.valueChanged.connect(lambda v: self._set_range(end=v))
         self.visible_check.toggled.connect(lambda on: self._set(visible=on))
         self.opacity.valueChanged.connect(lambda v: self._set(opacity=v / 100))
-        self.set_document(document)
 
     # -- the model ----------------------------------------------------------------------------
     @property

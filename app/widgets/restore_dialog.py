@@ -72,6 +72,25 @@ class RestoreDialog(QDialog):
 
         intro = QLabel(DESCRIPTIONS.get(operation, ""))
         intro.setWordWrap(True)
+        form = self._build_choices(factor)
+        self._build_feedback()
+        buttons = self._build_buttons()
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addLayout(form)
+        layout.addWidget(self.note)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.compare, 1)
+        layout.addLayout(buttons)
+
+        runner.progress.connect(self._on_progress)
+        runner.finished.connect(self._on_finished)
+        runner.cancelled.connect(self._on_cancelled)
+        self._start_listing_models()
+
+    # -- building -----------------------------------------------------------------------------
+    def _build_choices(self, factor: int) -> QFormLayout:
+        """The model and the operation's settings: all are made (`choice` reads them), the relevant ones shown."""
         self.model = QComboBox()
         self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.model.addItem("Searching for models…", None)
@@ -81,33 +100,41 @@ class RestoreDialog(QDialog):
             self.factor.addItem(f"×{f}", f)
         self.factor.setCurrentIndex(max(0, self.factor.findData(factor)))
         self.factor.setToolTip("The size wanted; a model of another scale is run and its result resized")
+        self._build_strength()
+        self._build_selection_check()
+        form = QFormLayout()
+        form.addRow("Model", self.model)
+        if self.operation == UPSCALE:
+            form.addRow("Scale", self.factor)
+        if self.operation == FACES:
+            row = QHBoxLayout()
+            row.addWidget(self.strength, 1)
+            row.addWidget(self.strength_label)
+            form.addRow("Strength", row)
+        form.addRow("", self.in_selection)
+        return form
+
+    def _build_strength(self) -> None:
+        """The faces' blend, with its value beside it (a slider alone does not say it)."""
         self.strength = QSlider(Qt.Orientation.Horizontal)
         self.strength.setRange(0, 100)
         self.strength.setValue(100)
         self.strength_label = QLabel("1.00")
         self.strength.valueChanged.connect(lambda v: self.strength_label.setText(f"{v / 100:.2f}"))
         self.strength.setToolTip("How much of the restored face replaces the original (blended with a feathered edge)")
+
+    def _build_selection_check(self) -> None:
+        """Offered, and on by default, only with a painted mask; an upscale always works on the whole image."""
         self.in_selection = QCheckBox("Only the selection (painted mask)")
-        has_mask = not runner.document.is_empty and bool(runner.document.mask.any())
-        self.in_selection.setChecked(has_mask and operation != UPSCALE)
-        self.in_selection.setEnabled(has_mask and operation != UPSCALE)
-        self.in_selection.setToolTip("Pixels outside the selection stay exactly as they are" if operation != UPSCALE
-                                     else "An upscale changes the whole image's size")
-        self.detail = QCheckBox("Detail (1:1)")
-        self.detail.setToolTip("Compare at the result's own pixels instead of fitted to the view")
-        self.detail.toggled.connect(self._show_compare)
+        document = self.runner.document
+        usable = not document.is_empty and bool(document.mask.any()) and self.operation != UPSCALE
+        self.in_selection.setChecked(usable)
+        self.in_selection.setEnabled(usable)
+        self.in_selection.setToolTip("An upscale changes the whole image's size" if self.operation == UPSCALE
+                                     else "Pixels outside the selection stay exactly as they are")
 
-        form = QFormLayout()
-        form.addRow("Model", self.model)
-        if operation == UPSCALE:
-            form.addRow("Scale", self.factor)
-        if operation == FACES:
-            row = QHBoxLayout()
-            row.addWidget(self.strength, 1)
-            row.addWidget(self.strength_label)
-            form.addRow("Strength", row)
-        form.addRow("", self.in_selection)
-
+    def _build_feedback(self) -> None:
+        """What the dialog tells as it goes, hidden until needed: a note, Get models…, progress, the compare."""
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.note.hide()
@@ -119,8 +146,14 @@ class RestoreDialog(QDialog):
         self.compare = CompareView()
         self.compare.hide()
 
+    def _build_buttons(self) -> QHBoxLayout:
+        """The bottom row; which buttons show follows the stage (choose, run, review)."""
+        self.detail = QCheckBox("Detail (1:1)")
+        self.detail.setToolTip("Compare at the result's own pixels instead of fitted to the view")
+        self.detail.toggled.connect(self._show_compare)
         self.run_button = push_button("Run", "Run it on a copy: the image changes only when you Apply", self.run)
         self.run_button.setDefault(True)
+        self.run_button.setEnabled(False)  # until a model is found
         self.cancel_button = push_button("Cancel", "Stop the run; the image stays as it is", self.runner.cancel)
         self.cancel_button.hide()
         self.apply_button = push_button("Apply", "Put the result into the image (one undo step)", self.apply)
@@ -135,19 +168,11 @@ class RestoreDialog(QDialog):
         for b in (self.get_models_button, self.cancel_button, self.discard_button, self.apply_button, self.run_button,
                   self.close_button):
             buttons.addWidget(b)
-        layout = QVBoxLayout(self)
-        layout.addWidget(intro)
-        layout.addLayout(form)
-        layout.addWidget(self.note)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.compare, 1)
-        layout.addLayout(buttons)
+        return buttons
 
-        runner.progress.connect(self._on_progress)
-        runner.finished.connect(self._on_finished)
-        runner.cancelled.connect(self._on_cancelled)
-        self.run_button.setEnabled(False)
-        self._lister = BackgroundTask(lambda _p: self._list_models(operation), "Searching for models", self)
+    def _start_listing_models(self) -> None:
+        """Find the models on a pool thread: detection imports torch, which would freeze the window for seconds."""
+        self._lister = BackgroundTask(lambda _p: self._list_models(self.operation), "Searching for models", self)
         self._lister.finished.connect(self._on_models)
         self._lister.failed.connect(lambda text: self._on_models([], text))
         self._lister.start()
