@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+import cv2
 import numpy as np
 
-from app.core import compositing, maskops, regions, seams
+from app.core import compositing, maskops, regions, seams, soft_composite
 from app.core.errors import EmptyMaskError
 from app.core.geometry import Bounds
 from app.core.params import GenerationParams
@@ -49,6 +50,9 @@ class BackendRequest:
     mask: np.ndarray  # h×w uint8, 255 = repaint (the grown hard mask, not feathered)
     params: GenerationParams  # seed resolved
     seeds: tuple[int, ...]
+    #: Soft inpainting's grey mask (h×w uint8; ``mask`` is then its ≥ 50 % part), and the reference image.
+    soft_mask: np.ndarray | None = None
+    reference_image: np.ndarray | None = None  # any size, RGB8
 
 
 class Backend(Protocol):
@@ -80,6 +84,7 @@ class Job:
     image: np.ndarray
     mask: np.ndarray | None  # H×W uint8, 255 = repaint; None for img2img of the whole image
     context: Bounds | None = None  # what the model sees, chosen apart from the mask
+    reference_image: np.ndarray | None = None  # the IP-Adapter's image (`params.reference`)
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,9 @@ class Engine:
             if job.mask is None:
                 raise EmptyMaskError()
             hard = maskops.binarize(maskops.validate_mask(job.mask, (height, width)))
-            if params.mask_grow:
+            if params.soft_inpainting is not None:  # every painted pixel may change, by its grey level
+                hard = np.where(_soft(job, params) > 0, np.uint8(255), np.uint8(0))
+            elif params.mask_grow:
                 hard = maskops.grow(hard, params.mask_grow)
             whole = params.inpaint_area == "whole"
         if maskops.bounds(hard) is None:
@@ -213,12 +220,13 @@ class Engine:
         t0 = time.perf_counter()
         params, hard, plans, replace_all = self.plan(job)
         seeds = tuple(params.batch_seeds())
-        colour_match = not replace_all and self._colour_match(params)
+        soft = None if replace_all or params.soft_inpainting is None else _soft(job, params)
+        colour_match = not replace_all and soft is None and self._colour_match(params)
         timings = {"plan": time.perf_counter() - t0}
         tick = time.perf_counter()
         outputs = [job.image.copy() for _ in seeds]
         _add(timings, "copy", tick)
-        return _State(job, params, hard, plans, replace_all, seeds, colour_match, outputs, timings, t0)
+        return _State(job, params, hard, plans, replace_all, seeds, colour_match, outputs, timings, t0, soft)
 
     def _run_planned(self, state: _State, progress: ProgressFn, cancelled: CancelFn) -> Result:
         n = len(state.plans)
@@ -266,9 +274,15 @@ class Engine:
         work_rgb = compositing.resize(model_rgb, plan.work_size)
         work_mask = compositing.resize_mask(crop_hard, plan.work_size)
         _add(timings, "resize", tick)
+        work_soft = None
+        if state.soft is not None:
+            work_soft = cv2.resize(np.where(crop_hard > 0, state.soft[crop.slices], np.uint8(0)), plan.work_size,
+                                   interpolation=cv2.INTER_AREA)
+            work_mask = maskops.binarize(work_soft)
         if params.masked_content == "fill" and not self.backend.native_resolution and not replace_all:
             work_rgb = maskops.classical_fill(work_rgb, work_mask)
-        return BackendRequest(work_rgb, work_mask, params, state.seeds), crop_rgb, crop_hard
+        request = BackendRequest(work_rgb, work_mask, params, state.seeds, work_soft, state.job.reference_image)
+        return request, crop_rgb, crop_hard
 
     def _region_output(self, state: _State, plan: regions.RegionPlan, crop_rgb: np.ndarray, crop_hard: np.ndarray,
                        generated: list[np.ndarray]) -> None:
@@ -295,6 +309,9 @@ class Engine:
             tick = time.perf_counter()
             back = compositing.resize(np.ascontiguousarray(gen), (crop.width, crop.height))[paint.slices]
             _add(timings, "resize", tick)
+            if state.soft is not None:  # A1111's difference-adaptive composite; 0 where the mask is 0
+                soft = np.where(crop_hard[paint.slices] > 0, state.soft[target_box.slices], np.uint8(0))
+                weights = soft_composite.blend_weights(crop_rgb[paint.slices], back, soft, params.soft_inpainting)
             if state.colour_match:
                 tick = time.perf_counter()
                 back = seams.match_colour(
@@ -342,6 +359,12 @@ class _State:
     outputs: list[np.ndarray]
     timings: dict[str, float]
     t0: float
+    soft: np.ndarray | None = None  # soft inpainting's grey mask, image-sized
+
+
+def _soft(job: Job, params: GenerationParams) -> np.ndarray:
+    height, width = job.image.shape[:2]
+    return soft_composite.soft_mask(maskops.validate_mask(job.mask, (height, width)), params.mask_blur)
 
 
 def _bucketed(size: tuple[int, int], bucket: int) -> tuple[int, int]:

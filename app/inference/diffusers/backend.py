@@ -206,10 +206,11 @@ class DiffusionBackend:
             self._offloaded = kind
         return pipe
 
-    def pipeline_for(self, mode: str):
+    def pipeline_for(self, mode: str, soft: bool = False):
         """The diffusers pipeline a mode runs on: img2img of a 4-channel model uses the img2img
-        pipeline; everything else the inpaint pipeline (a 9-channel UNet needs its mask input)."""
-        return self._active("img2img" if mode == "img2img" and not self.inpainting else "inpaint")
+        pipeline, and so does its soft inpainting (no hard blend); everything else the inpaint
+        pipeline (a 9-channel UNet needs its mask input)."""
+        return self._active("img2img" if (mode == "img2img" or soft) and not self.inpainting else "inpaint")
 
     # -- running ------------------------------------------------------------------------------
     def generate(self, request: BackendRequest, progress: Callable[[int, int, np.ndarray | None], None],
@@ -220,7 +221,7 @@ class DiffusionBackend:
         if cancelled():
             raise Cancelled()
         params = request.params
-        pipe = self.pipeline_for(params.mode)
+        pipe = self.pipeline_for(params.mode, request.soft_mask is not None)
         self.networks.apply_loras(params.prompt)
         self.networks.load_embeddings_for(params.prompt, params.negative_prompt)
         with self._out_of_memory_told():
@@ -288,7 +289,7 @@ class DiffusionBackend:
                                                                                    first.params.scheduler, first.params.guidance,
                                                                                    first.params.strength):
                 return False
-            if _fill_per_seed(params):
+            if _fill_per_seed(params) or request.soft_mask is not None:
                 return False
             if extract_loras(params.prompt)[1] != extract_loras(first.params.prompt)[1]:
                 return False
@@ -372,7 +373,7 @@ class DiffusionBackend:
         """One batched call for all candidates? Not in the exact mode, and not where items differ
         in their pixel input (latent noise/nothing are made per seed before the call)."""
         return (not self.exact_batches and len(request.seeds) > 1 and hasattr(pipe, "prepare_mask_latents")
-                and not _fill_per_seed(request.params))
+                and not _fill_per_seed(request.params) and request.soft_mask is None)
 
     def _generate(self, pipe, request, progress, cancelled) -> list[np.ndarray]:
         calls = [request.seeds] if self.batched(pipe, request) else [(s,) for s in request.seeds]
@@ -393,9 +394,16 @@ class DiffusionBackend:
         pipe.scheduler = make_scheduler(request.params.scheduler, self._base_scheduler_config)  # schedulers keep state
         pump = PreviewPump(pipe._execution_device, interval_s=self.preview_interval_s, every=self.preview_every,
                            clock=self.preview_clock)
+        soft = None
+        if request.soft_mask is not None:  # one seed per call (never batched)
+            from app.inference.diffusers.soft_inpaint import SoftBlend
+
+            soft = SoftBlend(pipe, request.image, request.soft_mask, seeds[0], request.params.soft_inpainting)
 
         def on_step_end(p, i, t, kw):
             total = p.num_timesteps
+            if soft is not None:
+                kw["latents"] = soft(p, i, kw["latents"])
             preview = pump.step(kw["latents"], final=i + 1 == total)
             progress(index * total + i + 1, n_calls * total, preview)
             if cancelled():
