@@ -96,6 +96,8 @@ class GenerationService:
         caps = self._capabilities(params.model, request.options)
         params = _fit_to(params, caps)
         _check_pixels(request)
+        if params.reference is not None and request.reference_image is None:
+            raise ParamError("reference_image", None, "an image for the reference (IP-Adapter) weights")
         return params
 
     def is_loaded(self, model_ref: str, options: LoadOptions = LoadOptions()) -> bool:
@@ -121,7 +123,7 @@ class GenerationService:
         params = self.check(request)
         with self._lock:
             backend = self._backend_for(params.model, request.options)
-            job = Job(params, request.image, request.mask, request.context)
+            job = Job(params, request.image, request.mask, request.context, reference_image=request.reference_image)
             try:
                 result = Engine(backend).run(job, progress, cancelled)
             except MemoryError as exc:
@@ -178,7 +180,8 @@ class GenerationService:
     def _run_together(self, group, requests, progress, cancelled) -> list:
         first = requests[group[0][0]]
         backend = self._backend_for(group[0][1].model, first.options)
-        jobs = [Job(params, requests[i].image, requests[i].mask, requests[i].context) for i, params in group]
+        jobs = [Job(params, requests[i].image, requests[i].mask, requests[i].context,
+                    reference_image=requests[i].reference_image) for i, params in group]
         try:
             results = Engine(backend).run_batch(jobs, [progress[i] for i, _ in group], [cancelled[i] for i, _ in group])
         except MemoryError as exc:
@@ -234,8 +237,8 @@ def _fit_to(params: GenerationParams, caps: Capabilities) -> GenerationParams:
         changes.update(seed=0, batch_size=1)  # every seed gives the same pixels: one candidate
     elif params.batch_size > caps.max_batch:
         raise ParamError("batch_size", params.batch_size, f"at most {caps.max_batch} with {params.model}")
-    if not caps.prompts:
-        changes.update(prompt="", negative_prompt="")
+    if not caps.prompts:  # no model to guide: no reference image, no per-step soft inpainting
+        changes.update(prompt="", negative_prompt="", reference=None, soft_inpainting=None)
     if caps.native_resolution:
         changes.update(width=None, height=None)
     return params.replace(**changes)

@@ -37,6 +37,7 @@ from app.inference.diffusers.catalog import ModelInfo, network_hashes
 from app.inference.diffusers.batching import per_seed_inputs
 from app.inference.diffusers.preview import PreviewPump
 from app.inference.diffusers.networks import ExtraNetworks
+from app.inference.diffusers.ip_adapter import ReferenceAdapter
 from app.inference.diffusers.prompts import encode_prompt_pair, needs_chunked_encoding
 from app.core.prompt_syntax import extract_loras
 from app.inference.diffusers.schedulers import make_scheduler
@@ -86,6 +87,8 @@ class DiffusionBackend:
         self._pipes = {"inpaint": pipe}
         #: LoRA adapters and embeddings; on the shared modules, so every pipeline of ours sees them.
         self.networks = ExtraNetworks(pipe)
+        #: The reference image's IP-Adapter, on the same shared UNet.
+        self.references = ReferenceAdapter(self._pipes, device.device, device.dtype)
         self._base_scheduler_config = pipe.scheduler.config
         self.fast = device.type == "cuda" if fast is None else fast
         if self.fast:
@@ -224,6 +227,7 @@ class DiffusionBackend:
         pipe = self.pipeline_for(params.mode, request.soft_mask is not None)
         self.networks.apply_loras(params.prompt)
         self.networks.load_embeddings_for(params.prompt, params.negative_prompt)
+        self.references.apply(params.reference)
         with self._out_of_memory_told():
             return self._generate(pipe, request, progress, cancelled)
 
@@ -261,6 +265,7 @@ class DiffusionBackend:
         if not self._shareable(pipe, requests):
             return [self._alone(r, p, c) for r, p, c in zip(requests, progress, cancelled)]
         self.networks.apply_loras(requests[0].params.prompt)
+        self.references.apply(None)  # requests with a reference never share a call (`batch_key`)
         for request in requests:
             self.networks.load_embeddings_for(request.params.prompt, request.params.negative_prompt)
         with self._out_of_memory_told():
@@ -363,6 +368,8 @@ class DiffusionBackend:
             num_images_per_prompt=1,
             generator=torch.Generator("cpu").manual_seed(seed),
         )
+        if self.references.active:
+            kwargs.update(ip_adapter_image=Image.fromarray(request.reference_image))
         if _takes_mask(pipe):
             kwargs.update(mask_image=Image.fromarray(request.mask), height=height, width=width)
             if params.masked_content == "latent_nothing" and params.mode == "inpaint":
