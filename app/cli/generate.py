@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from app.cli.guide_args import add_guide_args, guide_params, reference_image
 from app.cli.terminal import safe
 from app.cli.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, one_line
 from app.core.errors import UserError
@@ -130,6 +131,8 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
                    help="how the new area is pre-filled before the model paints it: " + ", ".join(FILL_MODES) + " (default: stretch)")
     m.add_argument("--color-match", metavar="MODE", help=f"match the generated area's colour to its surround: 'auto' (diffusion models), 'on' or 'off' (default: {d.color_match})")
 
+    add_guide_args(p)
+
     r = p.add_argument_group("runtime")
     r.add_argument("--device", metavar="DEVICE", help="cuda, cuda:N, mps or cpu (default: the best available)")
     r.add_argument("--low-memory", action="store_true", help="attention slicing, VAE tiling and CPU offload for small GPUs")
@@ -152,6 +155,10 @@ def params_from_args(ns: argparse.Namespace, mode: str) -> GenerationParams:
              for field, option in OPTION_OF_FIELD.items() if option.startswith("--")}
     given["batch_size"] = ns.samples
     kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    try:
+        kwargs.update(guide_params(ns))
+    except ParamError as exc:
+        raise _param_error(exc) from None
     kwargs["mode"] = mode
     kwargs.setdefault("strength", default_strength(mode))
     if mode == "img2img" and "model" not in kwargs:
@@ -298,7 +305,7 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion:
         loaded = load_image(ns.image, read_metadata=False)  # the CLI never recalls parameters
         mask = None
         if ns.mask:
-            mask = load_mask(ns.mask, (loaded.height, loaded.width))
+            mask = load_mask(ns.mask, (loaded.height, loaded.width), grey=params.soft_inpainting is not None)
             if mode == "inpaint" and not mask.any() and expansion is None:
                 raise CliError(f"the mask {Path(ns.mask).name} is empty (all black): paint the area to repaint in white")
         pixels, context = loaded.pixels, None
@@ -311,7 +318,7 @@ def _run(ns: argparse.Namespace, mode: str, params: GenerationParams, expansion:
         service = GenerationService()
         options = LoadOptions(device=ns.device, low_memory=ns.low_memory, allow_pickle=ns.allow_pickle,
                               server_token=ns.token)
-        request = GenerationRequest(params, pixels, mask, context, options=options)
+        request = GenerationRequest(params, pixels, mask, context, options=options, reference_image=reference_image(ns))
         checked = service.check(request)  # refusals before any model loads
         caps = service.capabilities(checked.model, options)
         if caps.prompts and not checked.prompt.strip():
