@@ -37,6 +37,20 @@ READ_TIMEOUT_S = 600.0
 TOKEN_ENV = "INPAINT_STUDIO_TOKEN"
 
 
+#: A reference image larger than this is shrunk before it is sent (the encoder sees 224² anyway).
+MAX_REFERENCE_PIXELS = 2048 * 2048
+
+
+def fit_pixels(rgb: np.ndarray, limit: int) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    if height * width <= limit:
+        return rgb
+    import cv2
+
+    scale = (limit / (height * width)) ** 0.5
+    return cv2.resize(rgb, (max(1, int(width * scale)), max(1, int(height * scale))), interpolation=cv2.INTER_AREA)
+
+
 class ServerUnreachable(UserError, ConnectionError):
     """The generation server did not answer or went away mid-run. Nothing local changed."""
 
@@ -157,6 +171,10 @@ class RemoteBackend:
                  cancelled: CancelFn) -> list[np.ndarray]:
         body = {"model": self.model, "image": encode_png(request.image), "mask": encode_png(request.mask),
                 "params": request.params.to_dict(), "seeds": list(request.seeds)}
+        if request.soft_mask is not None:
+            body["soft_mask"] = encode_png(request.soft_mask)
+        if request.reference_image is not None:
+            body["reference_image"] = encode_png(fit_pixels(request.reference_image, MAX_REFERENCE_PIXELS))
         try:
             with _client() as client, client.stream("POST", self.url + GENERATE_PATH, json=body,
                                                     headers=_headers(self.token)) as response:

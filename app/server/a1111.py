@@ -22,7 +22,8 @@ from app.core import metadata
 from app.core.schedulers import ALIASES, SAMPLER_NAMES, resolve_sampler
 from app.core.sigma_schedules import SCHEDULE_TYPES
 from app.core.sdmeta.a1111 import parse_fields
-from app.server import dispatch
+from app.core.compositing import to_rgb8
+from app.server import dispatch, guide_shapes
 from app.server.auth import owner_of, require_token
 from app.server.dispatch import Names
 from app.server.errors import bad_field
@@ -71,6 +72,7 @@ async def img2img(request: Request) -> dict[str, Any]:
     served = request.app.state.models.resolve(settings.get("sd_model_checkpoint"), "sd_model_checkpoint")
     has_mask = body.get("mask") not in (None, "")
     full_res = body.get("inpaint_full_res", True)
+    found_ref = guide_shapes.reference(body)  # (Reference, image value, field) of an IP-Adapter unit
     params = dispatch.make_params(
         NAMES, prompt=optional_str(body, "prompt"), negative_prompt=optional_str(body, "negative_prompt"),
         model=served.ref, mode="inpaint" if has_mask else "img2img", scheduler=_sampler(body),
@@ -79,17 +81,20 @@ async def img2img(request: Request) -> dict[str, Any]:
         width=optional_int(body, "width"), height=optional_int(body, "height"),
         mask_blur=optional_int(body, "mask_blur"), masked_content=_fill(body),
         inpaint_area="masked" if full_res in (True, 1) else "whole",
-        padding=optional_int(body, "inpaint_full_res_padding"))
+        padding=optional_int(body, "inpaint_full_res_padding"), soft_inpainting=guide_shapes.soft_inpainting(body),
+        reference=found_ref[0] if found_ref else None)
     policy = request.app.state.fetch_policy
     async with dispatch.admitted(request) as slot:
         image = await image_from_value(images[0], "init_images", policy)
         mask = None
         if has_mask:
-            mask = dispatch.mask_for(image, await image_from_value(body["mask"], "mask", policy), "mask")
+            mask = dispatch.mask_for(image, await image_from_value(body["mask"], "mask", policy), "mask",
+                                     grey=params.soft_inpainting is not None)
             if body.get("inpainting_mask_invert") in (1, True):
                 mask = np.where(mask > 0, 0, 255).astype(np.uint8)
-        job, record = await dispatch.run(request, "a1111", GenerationRequest(params, image.pixels, mask), NAMES,
-                                         slot=slot)
+        look = None if found_ref is None else to_rgb8((await image_from_value(found_ref[1], found_ref[2], policy)).pixels)
+        job, record = await dispatch.run(request, "a1111", GenerationRequest(params, image.pixels, mask,
+                                                                             reference_image=look), NAMES, slot=slot)
     store = request.app.state.store
     encoded = [base64.b64encode(store.output_path(n).read_bytes()).decode() for n in job.outputs]
     public = public_record(record)

@@ -58,7 +58,7 @@ MAX_REGION_PIXELS = 2048 * 2048
 MAX_SEEDS = 8
 
 
-def parse_body(body: dict[str, Any], ref: str) -> tuple[GenerationParams, bytes, bytes, tuple[int, ...]]:
+def parse_body(body: dict[str, Any], ref: str) -> tuple[GenerationParams, bytes, bytes, tuple[int, ...], dict[str, bytes]]:
     """The request's params, seeds and the two PNGs' bytes, every field checked and both images
     within the decode budget by their headers alone (nothing decoded yet), or 400/413/422 naming
     the field."""
@@ -90,16 +90,32 @@ def parse_body(body: dict[str, Any], ref: str) -> tuple[GenerationParams, bytes,
     if (w, h) != mask_size or w % 8 or h % 8:
         raise ApiError(422, f"image {w}×{h} and mask {mask_size[0]}×{mask_size[1]}: same size, sides multiples of 8, "
                        "at most 2048²", "image", f"{w}×{h}", "a model-sized crop")
-    return params, image, mask, tuple(seeds)
+    optional = {}  # soft inpainting's grey mask (the crop's size), the reference image (any size)
+    for key in ("soft_mask", "reference_image"):
+        value = body.get(key)
+        if value is None:
+            continue
+        data = decode_base64(value, key) if isinstance(value, str) and value else b""
+        if image_kind(data) != "png":
+            raise bad_field(key, f"{len(data)} bytes", "a base64 PNG", 422)
+        size = check_header(data, key, MAX_REGION_PIXELS)
+        if key == "soft_mask" and size != (w, h):
+            raise bad_field(key, f"{size[0]}×{size[1]}", f"{w}×{h}, the image's size", 422)
+        optional[key] = data
+    return params, image, mask, tuple(seeds), optional
 
 
-def decode_region(params: GenerationParams, image: bytes, mask: bytes, seeds: tuple[int, ...]) -> BackendRequest:
+def decode_region(params: GenerationParams, image: bytes, mask: bytes, seeds: tuple[int, ...],
+                  optional: dict[str, bytes] | None = None) -> BackendRequest:
     """The pixels, decoded once the request holds its place in the queue (on the worker)."""
+    optional = optional or {}
     try:
         pixels, mask_pixels = _pixels(image, "RGB"), _pixels(mask, "L")
+        soft = _pixels(optional["soft_mask"], "L") if "soft_mask" in optional else None
+        look = _pixels(optional["reference_image"], "RGB") if "reference_image" in optional else None
     except Exception as exc:  # PIL raises many types for a bad file
         raise ApiError(422, f"image and mask must be PNGs ({type(exc).__name__})", "image", None) from None
-    return BackendRequest(pixels, mask_pixels, params, seeds)
+    return BackendRequest(pixels, mask_pixels, params, seeds, soft, look)
 
 
 def _pixels(png: bytes, mode: str) -> np.ndarray:
@@ -114,6 +130,8 @@ REGION_SCHEMA = {"type": "object", "required": ["image", "mask", "params", "seed
     "image": {"type": "string", "description": "the work crop, base64 PNG (RGB8, model-sized, at most 2048²)"},
     "mask": {"type": "string", "description": "its mask, base64 PNG (8-bit, 255 = repaint), the same size"},
     "params": {"type": "object", "description": "GenerationParams as a JSON object"},
+    "soft_mask": {"type": "string", "description": "soft inpainting's grey mask, base64 PNG (8-bit), the image's size"},
+    "reference_image": {"type": "string", "description": "the reference (IP-Adapter) image, base64 PNG (RGB8)"},
     "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
               "minItems": 1, "maxItems": MAX_SEEDS}}}
 
@@ -125,7 +143,7 @@ async def generate(request: Request) -> StreamingResponse:
     metrics); decoded and run on the queue's worker; streamed back."""
     body = await json_object(request)
     served = request.app.state.models.resolve(body.get("model"))
-    params, image, mask, seeds = await asyncio.to_thread(parse_body, body, served.ref)
+    params, image, mask, seeds, optional = await asyncio.to_thread(parse_body, body, served.ref)
     del body
     service = request.app.state.service
     loop = asyncio.get_running_loop()
@@ -141,7 +159,7 @@ async def generate(request: Request) -> StreamingResponse:
                   "preview": None if preview is None else encode_png(preview)})
 
         try:
-            region = decode_region(params, image, mask, seeds)
+            region = decode_region(params, image, mask, seeds, optional)
             images = service.generate_region(served.ref, region, progress, ticket.cancel.is_set)
             emit({"type": "result", "images": [encode_png(i) for i in images]})
         except Cancelled:

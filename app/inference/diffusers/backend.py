@@ -224,6 +224,10 @@ class DiffusionBackend:
         if cancelled():
             raise Cancelled()
         params = request.params
+        if params.reference is not None and request.reference_image is None:
+            from app.core.params import ParamError
+
+            raise ParamError("reference_image", None, "an image for the reference (IP-Adapter) weights")
         pipe = self.pipeline_for(params.mode, request.soft_mask is not None)
         self.networks.apply_loras(params.prompt)
         self.networks.load_embeddings_for(params.prompt, params.negative_prompt)
