@@ -128,7 +128,8 @@ class LivePainter(QObject):
         assert self._worker is not None
         self.started += 1
         self._run_token = token
-        if not self._worker.submit(GenerationRequest(params, state.current, mask, state.context_box, options)):
+        if not self._worker.submit(GenerationRequest(params, state.current, mask, state.context_box, options,
+                                                     reference_image=self._session.reference_image)):
             self._running = False  # cannot happen: one run at a time on this worker
             self.failed.emit("Busy", "The live generation thread is busy.")
 

@@ -87,6 +87,8 @@ class EditorSession(QObject):
         self.generating = False
         self.out_of_memory = False
         self.run_params: GenerationParams | None = None
+        #: The reference image (IP-Adapter) runs get with ``params.reference``; set by the window.
+        self.reference_image = None
         self._run_token = self._doc_token = 0
         self._cancelled_before_start = False
         self._shut_down = False
@@ -271,7 +273,8 @@ class EditorSession(QObject):
             self.generation_cancelled.emit()
             return
         mask = state.mask if params.mode == "inpaint" or state.mask.any() else None
-        if not self.worker.submit(GenerationRequest(params, state.current, mask, state.context_box, options)):
+        if not self.worker.submit(GenerationRequest(params, state.current, mask, state.context_box, options,
+                                                    reference_image=self.reference_image)):
             self.generating = False
             self.generation_failed.emit("Busy", "The generation thread is busy; try again in a moment.")
 

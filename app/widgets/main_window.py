@@ -141,6 +141,8 @@ class MainWindow(GenerationControls, WindowActions, QMainWindow):
         self.document_opened.connect(lambda _path: self.seed_label.setText(""))  # the last run's seed belongs to the last image
         self.params_panel.generate_requested.connect(self.generate)
         self.params_panel.changed.connect(self._update_actions)
+        self.params_panel.guides.changed.connect(  # live runs read it too
+            lambda: setattr(self.session, "reference_image", self.params_panel.guides.reference_image))
         self.model_picker.model_changed.connect(self._on_model_changed)
         self.model_picker.model_added.connect(self.settings.add_user_model)
         self.model_picker.a1111_changed.connect(self.set_a1111_folder)
