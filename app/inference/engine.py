@@ -128,11 +128,12 @@ class Engine:
         else:
             if job.mask is None:
                 raise EmptyMaskError()
-            hard = maskops.binarize(maskops.validate_mask(job.mask, (height, width)))
             if params.soft_inpainting is not None:  # every painted pixel may change, by its grey level
                 hard = np.where(_soft(job, params) > 0, np.uint8(255), np.uint8(0))
-            elif params.mask_grow:
-                hard = maskops.grow(hard, params.mask_grow)
+            else:
+                hard = maskops.binarize(maskops.validate_mask(job.mask, (height, width)))
+                if params.mask_grow:
+                    hard = maskops.grow(hard, params.mask_grow)
             whole = params.inpaint_area == "whole"
         if maskops.bounds(hard) is None:
             raise EmptyMaskError()

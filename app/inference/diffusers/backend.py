@@ -130,7 +130,7 @@ class DiffusionBackend:
         unet = self._pipes["inpaint"].unet
         self.compiled = CompiledUnet(unet, model=self.name, device_name=self.device.description,
                                      device_type=self.device.type, backend=backend, cache_root=cache_root,
-                                     state_key=lambda: tuple(sorted(self.networks.active.items())))
+                                     state_key=lambda: (tuple(sorted(self.networks.active.items())), self.references.state))
 
     @property
     def size_bucket(self) -> int | None:

@@ -112,11 +112,17 @@ class ReferenceAdapter:
     def __init__(self, pipes: dict, device, dtype):
         self.pipes, self.device, self.dtype = pipes, device, dtype
         self.loaded: str | None = None
+        self.scale = 0.0
         self._processors = None
 
     @property
     def active(self) -> bool:
         return self.loaded is not None
+
+    @property
+    def state(self) -> tuple:
+        """What the UNet's graph depends on (a compiled step is kept per state)."""
+        return (self.loaded, self.scale)
 
     def apply(self, reference) -> None:
         """Make the pipelines match ``reference`` (a `Reference` or None): load, swap, rescale or
@@ -128,7 +134,8 @@ class ReferenceAdapter:
         if path != self.loaded:
             self.unload()
             self._load(Path(path))
-        self.pipes["inpaint"].set_ip_adapter_scale(float(reference.weight))
+        self.scale = float(reference.weight)
+        self.pipes["inpaint"].set_ip_adapter_scale(self.scale)
 
     def _load(self, path: Path) -> None:
         from transformers import CLIPVisionModelWithProjection
@@ -160,7 +167,7 @@ class ReferenceAdapter:
             return
         self.pipes["inpaint"].unload_ip_adapter()
         self._restore()
-        self.loaded = None
+        self.loaded, self.scale = None, 0.0
 
     def _restore(self) -> None:
         pipe = self.pipes["inpaint"]
