@@ -89,3 +89,30 @@ def test_soft_mask_keeps_unpainted_pixels_at_zero_and_painted_ones_above():
     assert soft[0, 0] == 0 and soft[20, 20] >= 240 and soft[20, 35] >= 1
     assert 0 < soft[20, 9] < 255  # the blur makes a soft edge
     assert np.array_equal(soft_mask(mask, 0), mask)
+
+
+@pytest.mark.parametrize("scheduler", ["Euler a", "DPM++ 2M Karras"])
+def test_the_soft_blend_adds_no_host_round_trip_to_a_step(inpaint, scheduler, monkeypatch):
+    """The per-step blend runs on the device (σ from the ᾱ table there): steps 2…N−1 stay free of
+    host syncs, as `tests/test_gpu_pace.py` requires of every step."""
+    import dataclasses
+
+    import torch
+    from test_gpu_pace import HostSyncs, make_request
+
+    steps = 6
+    request = make_request(steps=steps, scheduler=scheduler, soft_inpainting=SoftInpainting())
+    request = dataclasses.replace(request, soft_mask=(request.mask // 2).astype(np.uint8))
+    monkeypatch.setattr(inpaint, "preview_interval_s", 1e9)  # previews have their own test there
+    mode = HostSyncs()
+
+    def progress(step, total, preview):
+        mode.step = step
+        sched = inpaint.pipeline_for("inpaint").scheduler
+        mode.host |= {t.untyped_storage().data_ptr() for t in vars(sched).values()
+                      if isinstance(t, torch.Tensor) and t.device.type == "cpu" and t is not sched.timesteps}
+
+    with mode:
+        inpaint.generate(request, progress, lambda: False)
+    per_step = {s: sum(n for (k, _), n in mode.counts.items() if k == s) for s in range(1, steps - 1)}
+    assert per_step == {s: 0 for s in range(1, steps - 1)}, mode.counts

@@ -9,7 +9,8 @@ fades: a 50 % pixel changes measurably less than a 100 % one, and a 0 % pixel is
 step (the engine's composite then keeps it bit-identical). A1111 blends the denoised estimate
 with the clean original inside its samplers; the diffusers step callback hands over the
 noised latents instead, so the original is noised to the same level first (diffusers'
-own 4-channel inpaint blending does the same, with a hard mask).
+own 4-channel inpaint blending does the same, with a hard mask; the noising is computed here
+from the ᾱ table, on the device).
 
 The run uses the pipelines unchanged: a 4-channel model runs the img2img pipeline (it has no
 hard blend of its own), a 9-channel one the inpaint pipeline with the ≥ 50 % part of the mask as
@@ -42,30 +43,35 @@ class SoftBlend:
         self.noise = randn_tensor(original.shape, generator=torch.Generator("cpu").manual_seed(seed),
                                   device=device, dtype=dtype)
         mask = torch.from_numpy(np.ascontiguousarray(soft_mask, np.float32) / 255.0)[None, None]
-        self.mask = torch.nn.functional.interpolate(mask, size=original.shape[-2:], mode="area").to(device, dtype)
+        #: float32 whatever the model's dtype: σ ** bias overflows fp16 early in the schedule.
+        self.mask = torch.nn.functional.interpolate(mask, size=original.shape[-2:], mode="area").to(device)
+        self.alphas = pipe.scheduler.alphas_cumprod.to(device, torch.float32)
+        #: Euler-like schedulers carry x₀ + σ·ε (their start noise is scaled up), the others √ᾱ·x₀ + √(1−ᾱ)·ε.
+        self.sigma_form = float(pipe.scheduler.init_noise_sigma) > 1.0
         self.settings = settings
-        self._sigmas: list[float] | None = None
 
-    def sigmas(self, scheduler, timesteps: torch.Tensor) -> list[float]:
-        """σ of each timestep of the run, √((1 − ᾱ)/ᾱ), from the scheduler's ᾱ table: the same
-        measure for every scheduler. Read once per run (the one host copy of the timesteps)."""
-        if self._sigmas is None:
-            alphas = scheduler.alphas_cumprod.double().cpu()
-            steps = timesteps.detach().double().cpu().round().long().clamp(0, len(alphas) - 1)
-            self._sigmas = [float(s) for s in ((1 - alphas[steps]) / alphas[steps]).sqrt()]
-        return self._sigmas
+    def noised(self, timestep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the original noised to ``timestep``, its σ = √((1 − ᾱ)/ᾱ)), from the scheduler's ᾱ
+        table, on the device: no host round trip in the step (diffusers' ``add_noise`` indexes
+        with a Python list), the same σ measure for every scheduler."""
+        index = timestep.to(self.alphas.device).float().round().long().clamp(0, len(self.alphas) - 1)
+        alpha = self.alphas[index].view(1, 1, 1, 1)
+        sigma = ((1 - alpha) / alpha).sqrt()
+        if self.sigma_form:
+            return self.original + self.noise * sigma.to(self.noise.dtype), sigma
+        return (self.original * alpha.sqrt().to(self.noise.dtype) + self.noise * (1 - alpha).sqrt().to(self.noise.dtype),
+                sigma)
 
     def __call__(self, pipe, i: int, latents: torch.Tensor) -> torch.Tensor:
         total = pipe.num_timesteps
         if i + 1 >= total:  # A1111 leaves the final latents alone; the pixel composite decides
             return latents
         timesteps = pipe.scheduler.timesteps[-total:]
-        following = timesteps[i + 1:i + 2]
-        noised = pipe.scheduler.add_noise(self.original, self.noise, following)
-        sigma = self.sigmas(pipe.scheduler, timesteps)[i + 1]
-        exponent = sigma ** self.settings.schedule_bias * self.settings.preservation_strength
+        noised, sigma = self.noised(timesteps[i + 1:i + 2])
+        exponent = sigma.pow(self.settings.schedule_bias) * self.settings.preservation_strength
         amount = torch.where(self.mask > 0, self.mask.pow(exponent), torch.zeros_like(self.mask))
-        return latent_blend(noised.to(latents.dtype), latents, amount, self.settings.transition_contrast_boost)
+        blended = latent_blend(noised.float(), latents.float(), amount, self.settings.transition_contrast_boost)
+        return blended.to(latents.dtype)
 
 
 def latent_blend(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, detail: float) -> torch.Tensor:
