@@ -117,11 +117,15 @@ class Engine:
     def plan(self, job: Job) -> tuple[GenerationParams, np.ndarray, list[regions.RegionPlan], bool]:
         """Validate the job and plan its regions: (params with seed, hard mask, plans, whole-image
         replace?). Raises `EmptyMaskError`, `ParamError`, `MaskError`, ValueError."""
+        return self._plan(job)[:4]  # type: ignore[return-value]
+
+    def _plan(self, job: Job) -> tuple[GenerationParams, np.ndarray, list[regions.RegionPlan], bool, np.ndarray | None]:
+        """`plan`, plus soft inpainting's grey mask (None without it)."""
         params = job.params.validate().with_resolved_seed()
         image = job.image
         compositing.check_pixels(image)
         height, width = image.shape[:2]
-        replace_all = False
+        replace_all, soft = False, None
         if params.mode == "img2img" and (job.mask is None or not np.any(job.mask)):
             hard = np.full((height, width), 255, np.uint8)
             whole, replace_all = True, True
@@ -129,7 +133,8 @@ class Engine:
             if job.mask is None:
                 raise EmptyMaskError()
             if params.soft_inpainting is not None:  # every painted pixel may change, by its grey level
-                hard = np.where(_soft(job, params) > 0, np.uint8(255), np.uint8(0))
+                soft = soft_composite.soft_mask(maskops.validate_mask(job.mask, (height, width)), params.mask_blur)
+                hard = np.where(soft > 0, np.uint8(255), np.uint8(0))
             else:
                 hard = maskops.binarize(maskops.validate_mask(job.mask, (height, width)))
                 if params.mask_grow:
@@ -148,7 +153,7 @@ class Engine:
         bucket = getattr(self.backend, "size_bucket", None)
         if bucket and not (params.width or params.height):
             plans = [replace(p, work_size=_bucketed(p.work_size, bucket)) for p in plans]
-        return params, hard, plans, replace_all
+        return params, hard, plans, replace_all, soft
 
     def _colour_match(self, params: GenerationParams) -> bool:
         """``params.color_match``; "auto" = on for model backends, off for classical ones."""
@@ -219,9 +224,8 @@ class Engine:
 
     def _start(self, job: Job) -> _State:
         t0 = time.perf_counter()
-        params, hard, plans, replace_all = self.plan(job)
+        params, hard, plans, replace_all, soft = self._plan(job)
         seeds = tuple(params.batch_seeds())
-        soft = None if replace_all or params.soft_inpainting is None else _soft(job, params)
         colour_match = not replace_all and soft is None and self._colour_match(params)
         timings = {"plan": time.perf_counter() - t0}
         tick = time.perf_counter()
@@ -361,11 +365,6 @@ class _State:
     timings: dict[str, float]
     t0: float
     soft: np.ndarray | None = None  # soft inpainting's grey mask, image-sized
-
-
-def _soft(job: Job, params: GenerationParams) -> np.ndarray:
-    height, width = job.image.shape[:2]
-    return soft_composite.soft_mask(maskops.validate_mask(job.mask, (height, width)), params.mask_blur)
 
 
 def _bucketed(size: tuple[int, int], bucket: int) -> tuple[int, int]:
