@@ -66,6 +66,9 @@ def test_window_request_carries_reference_image_and_grey_mask(qtbot, tmp_path):
         mask = np.zeros((48, 64), np.uint8)
         mask[10:30, 10:20], mask[10:30, 20:40] = 100, 255
         window.document.set_mask(mask)
+        window.params_panel.set_model("some/model", classical=False)  # the group is greyed out for classical ones
+        window.params_panel.guides.from_canvas.click()  # the open image becomes the reference
+        assert np.array_equal(window.params_panel.guides.reference_image, window.document.pixels)
         look = np.full((16, 16, 3), 200, np.uint8)
         window.params_panel.guides.set_reference_image(look)
         window.params_panel.guides.soft.setChecked(True)

@@ -45,6 +45,8 @@ class GuidesPanel(QGroupBox):
     """Edits ``soft_inpainting`` and ``reference``; ``changed`` fires on every edit."""
 
     changed = Signal()
+    #: "From canvas" was clicked: the window answers with `set_reference_image` (the context box, or the image).
+    canvas_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Soft inpainting and reference", parent)
@@ -79,6 +81,10 @@ class GuidesPanel(QGroupBox):
         self.pick_reference = QPushButton("Reference image…")
         self.pick_reference.setToolTip("An image whose style and content guide the result (IP-Adapter)")
         self.pick_reference.clicked.connect(self._choose)
+        self.from_canvas = QToolButton()
+        self.from_canvas.setText("From canvas")
+        self.from_canvas.setToolTip("Use the open image as the reference (inside the context box when one is set)")
+        self.from_canvas.clicked.connect(self.canvas_requested)
         self.clear_reference = QToolButton()
         self.clear_reference.setText("✕")
         self.clear_reference.setToolTip("No reference image")
@@ -105,6 +111,7 @@ class GuidesPanel(QGroupBox):
         layout.addWidget(self.soft_group)
         ref_row = QHBoxLayout()
         ref_row.addWidget(self.pick_reference, 1)
+        ref_row.addWidget(self.from_canvas)
         ref_row.addWidget(self.thumbnail)
         ref_row.addWidget(self.clear_reference)
         layout.addLayout(ref_row)
