@@ -43,7 +43,7 @@ def request(reference: Reference | None):
     look[:, :, 0] = 255  # any size: the encoder's processor resizes it
     params = GenerationParams(prompt="a stone wall", steps=2, guidance=1.0, scheduler="DDIM", seed=11,
                               reference=reference)
-    return BackendRequest(image, mask, params, (11,), None, look if reference else None)
+    return BackendRequest(image, mask, params, (11,), reference_image=look if reference else None)
 
 
 def run(backend, req):

@@ -60,7 +60,7 @@ def test_change_grows_with_the_mask_value_on_a_fixed_seed(inpaint, monkeypatch):
     monkeypatch.setattr(inpaint, "decode", lambda pipe, latents, g=None: (finals.append(latents), decode(pipe, latents, g))[1])
     params = GenerationParams(prompt="a wall", steps=8, guidance=1.0, seed=3, scheduler="DDIM",
                               soft_inpainting=SoftInpainting())
-    inpaint.generate(BackendRequest(image, np.where(mask >= 128, 255, 0).astype(np.uint8), params, (3,), mask),
+    inpaint.generate(BackendRequest(image, np.where(mask >= 128, 255, 0).astype(np.uint8), params, (3,), soft_mask=mask),
                      lambda *a: None, lambda: False)
     distance = (finals[0] - blends[0].original).norm(dim=1)[0]
     cells = distance.shape[1] // len(LEVELS)

@@ -286,7 +286,8 @@ class Engine:
             work_mask = maskops.binarize(work_soft)
         if params.masked_content == "fill" and not self.backend.native_resolution and not replace_all:
             work_rgb = maskops.classical_fill(work_rgb, work_mask)
-        request = BackendRequest(work_rgb, work_mask, params, state.seeds, work_soft, state.job.reference_image)
+        request = BackendRequest(work_rgb, work_mask, params, state.seeds, soft_mask=work_soft,
+                                 reference_image=state.job.reference_image)
         return request, crop_rgb, crop_hard
 
     def _region_output(self, state: _State, plan: regions.RegionPlan, crop_rgb: np.ndarray, crop_hard: np.ndarray,

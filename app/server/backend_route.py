@@ -115,7 +115,7 @@ def decode_region(params: GenerationParams, image: bytes, mask: bytes, seeds: tu
         look = _pixels(optional["reference_image"], "RGB") if "reference_image" in optional else None
     except Exception as exc:  # PIL raises many types for a bad file
         raise ApiError(422, f"image and mask must be PNGs ({type(exc).__name__})", "image", None) from None
-    return BackendRequest(pixels, mask_pixels, params, seeds, soft, look)
+    return BackendRequest(pixels, mask_pixels, params, seeds, soft_mask=soft, reference_image=look)
 
 
 def _pixels(png: bytes, mode: str) -> np.ndarray:
