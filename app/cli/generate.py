@@ -20,6 +20,7 @@ from typing import Any
 
 from app.cli.control_args import add_control_args, with_controls
 from app.cli.errors import EXIT_OK, CliError, one_line
+from app.cli.guide_args import add_guide_args, guide_params, reference_image
 from app.cli.terminal import safe
 from app.core.errors import UserError
 from app.core.outpaint import FILL_MODES, ExpandError, parse_expansion
@@ -107,6 +108,7 @@ def _add_generation_args(p: argparse.ArgumentParser, mode: str) -> None:
     m.add_argument("--color-match", metavar="MODE", help=f"match the generated area's colour to its surround: 'auto' (diffusion models), 'on' or 'off' (default: {d.color_match})")
 
     add_control_args(p)
+    add_guide_args(p)
 
     r = p.add_argument_group("runtime")
     r.add_argument("--device", metavar="DEVICE", help="cuda, cuda:N, mps or cpu (default: the best available)")
@@ -129,7 +131,7 @@ def params_from_args(ns: argparse.Namespace, mode: str) -> GenerationParams:
     if mode == "img2img" and given.get("model") is None:
         raise CliError("img2img needs a diffusion model: give --model (see 'inpaint-studio models')")
     try:
-        params = build(CLI, given | {"mode": mode})
+        params = build(CLI, given | guide_params(ns) | {"mode": mode})
         if getattr(ns, "schedule", None):  # overrides a schedule the --scheduler name carries
             params = params.replace(scheduler=_with_schedule(params.scheduler, ns.schedule))
     except ParamError as exc:
@@ -266,9 +268,10 @@ def _expansion_from_args(ns: argparse.Namespace, mode: str) -> Any:
         raise CliError(str(exc)) from None
 
 
-def _inputs(ns: argparse.Namespace, mode: str, expansion: Any) -> tuple[Any, Any, Any, Any]:
+def _inputs(ns: argparse.Namespace, mode: str, expansion: Any, grey: bool = False) -> tuple[Any, Any, Any, Any]:
     """(loaded image, pixels, mask, context box): both headers first, so a mask of the wrong size
-    is told before a 16383² image is decoded; an expansion grows all three."""
+    is told before a 16383² image is decoded; an expansion grows all three. ``grey``: keep the
+    mask's grey levels (soft inpainting)."""
     from app.core.imageio import ImageLoadError, load_image, load_mask, probe_image  # numpy/cv2 only now
 
     width, height = probe_image(ns.image).oriented_size
@@ -280,7 +283,7 @@ def _inputs(ns: argparse.Namespace, mode: str, expansion: Any) -> tuple[Any, Any
     loaded = load_image(ns.image, read_metadata=False)  # the CLI never recalls parameters
     mask = None
     if ns.mask:
-        mask = load_mask(ns.mask, (loaded.height, loaded.width))
+        mask = load_mask(ns.mask, (loaded.height, loaded.width), grey=grey)
         if mode == "inpaint" and not mask.any() and expansion is None:
             raise CliError(f"the mask {Path(ns.mask).name} is empty (all black): paint the area to repaint in white")
     if expansion is None:
@@ -295,11 +298,11 @@ def _run(ns: argparse.Namespace, service: Any, params: GenerationParams, options
     from app.service import GenerationRequest, use_threads
 
     try:
-        loaded, pixels, mask, context = _inputs(ns, params.mode, expansion)
+        loaded, pixels, mask, context = _inputs(ns, params.mode, expansion, grey=params.soft_inpainting is not None)
         use_threads(ns.threads)
         params, control_images = with_controls(ns, params, pixels)
         request = GenerationRequest(params, pixels, mask, context, options=options, front=CLI, checked=True,
-                                    control_images=control_images)
+                                    control_images=control_images, reference_image=reference_image(ns))
         caps = service.capabilities(params.model, options)
         show_progress = ns.progress or _isatty(sys.stderr)
         if show_progress and not service.is_loaded(params.model, options) and not caps.prompt_free:

@@ -348,12 +348,13 @@ def _to_array(pil: Image.Image, name: str) -> tuple[np.ndarray, str | None]:
     )
 
 
-def load_mask(path: str | os.PathLike[str] | np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def load_mask(path: str | os.PathLike[str] | np.ndarray, shape: tuple[int, int], *, grey: bool = False) -> np.ndarray:
     """A mask file (any mode) → H×W uint8, 255 = repaint, 0 = keep.
 
     A mask whose colour is uniform but whose alpha varies (painted on a transparent layer) is
     read from its alpha; otherwise from its brightness. Values are thresholded at half so that
-    JPEG noise in a black area never marks pixels for repainting.
+    JPEG noise in a black area never marks pixels for repainting; ``grey`` keeps the grey levels
+    (soft inpainting reads them as how much each pixel may change).
     """
     shape = tuple(shape)[:2]  # an image's full shape (H, W, C) is fine too
     if isinstance(path, np.ndarray):
@@ -386,6 +387,8 @@ def load_mask(path: str | os.PathLike[str] | np.ndarray, shape: tuple[int, int])
     h, w = gray.shape
     if (h, w) != shape:
         raise ImageLoadError(_mask_size_message(w, h, shape))
+    if grey:
+        return np.ascontiguousarray(gray)
     # ≥ 128 → 255, else 0: OpenCV's threshold gives exactly that (> 127 on uint8, checked for all
     # 256 values in tests/test_imageio.py) ~15× faster than np.where on a 24 MP mask.
     return cv2.threshold(np.ascontiguousarray(gray), 127, 255, cv2.THRESH_BINARY)[1]

@@ -31,6 +31,7 @@ from app.core.params import CLASSICAL_MODELS, GenerationParams, ParamError
 from app.core.sdmeta import read_metadata
 from app.core.sdmeta.a1111 import parse_fields
 from app.core.sdmeta.fields import build_params
+from app.core.sdmeta.guide_infotext import guide_fields
 from app.core.sdmeta.sources import collect_texts
 
 A1111_KEY = "parameters"
@@ -105,6 +106,7 @@ def format_a1111(params: GenerationParams, width: int, height: int) -> str:
     for key in NETWORK_HASH_FIELDS:  # set by the diffusion backend (network_files.network_hashes)
         fields[key] = params.extra.get(key)
     fields.update(controlnet_fields(params))
+    fields.update(guide_fields(params))  # soft inpainting, the reference's IP-Adapter unit
     line = ", ".join(f"{k}: {quote(v)}" for k, v in fields.items() if v is not None and v != "")
     negative = f"\nNegative prompt: {params.negative_prompt}" if params.negative_prompt else ""
     return f"{params.prompt}{negative}\n{line}".strip()

@@ -133,7 +133,8 @@ class LivePainter(QObject):
         units, images = request_controls(state)
         params = params.replace(controls=units)
         request = GenerationRequest(params, state.current, mask, state.context_box, options, control_images=images,
-                                    control_maps=True)  # the layers are finished maps
+                                    control_maps=True,  # the layers are finished maps
+                                    reference_image=self._session.reference_image)
         if not self._worker.submit(request):
             self._running = False  # cannot happen: one run at a time on this worker
             self.failed.emit("Busy", "The live generation thread is busy.")

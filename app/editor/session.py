@@ -91,6 +91,8 @@ class EditorSession(QObject):
         self.generating = False
         self.out_of_memory = False
         self.run_params: GenerationParams | None = None
+        #: The reference image (IP-Adapter) runs get with ``params.reference``; set by the window.
+        self.reference_image = None
         self._run_token = self._doc_token = 0
         self._cancelled_before_start = False
         self._shut_down = False
@@ -286,8 +288,7 @@ class EditorSession(QObject):
         units, images = request_controls(state)  # the layers as copied with the pixels
         params = self.run_params = replace(params, controls=units)
         request = GenerationRequest(params, state.current, mask, state.context_box, options, control_images=images,
-                                    control_maps=True,
-                                    front=front)
+                                    control_maps=True, reference_image=self.reference_image, front=front)
         if not self.worker.submit(request):
             self.generating = False
             self.generation_failed.emit("Busy", "The generation thread is busy; try again in a moment.")

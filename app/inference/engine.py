@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+import cv2
 import numpy as np
 
-from app.core import compositing, maskops, regions, seams
+from app.core import compositing, maskops, regions, seams, soft_composite
 from app.core.errors import CANCELLED, EmptyMaskError
 from app.core.geometry import Bounds
 from app.core.params import GenerationParams
@@ -53,6 +54,9 @@ class BackendRequest:
     seeds: tuple[int, ...]
     #: One h×w×3 uint8 image per `params.controls` unit, cropped and resized as ``image`` was.
     control_images: tuple[np.ndarray, ...] = ()
+    #: Soft inpainting's grey mask (h×w uint8; ``mask`` is then its ≥ 50 % part), and the reference image.
+    soft_mask: np.ndarray | None = None
+    reference_image: np.ndarray | None = None  # any size, RGB8
 
 
 class Backend(Protocol):
@@ -85,6 +89,7 @@ class Job:
     mask: np.ndarray | None  # H×W uint8, 255 = repaint; None for img2img of the whole image
     context: Bounds | None = None  # what the model sees, chosen apart from the mask
     control_images: tuple[np.ndarray, ...] = ()  # H×W×3 uint8 per params.controls unit, the image's size
+    reference_image: np.ndarray | None = None  # the IP-Adapter's image (`params.reference`)
 
 
 @dataclass(frozen=True)
@@ -118,20 +123,28 @@ class Engine:
         """Plan the job's regions: (params with seed, hard mask, plans, whole-image replace?). Its
         params are checked already, once, by the service (`app.service.fields.check`). Raises
         `EmptyMaskError`, `MaskError`, ValueError."""
+        return self._plan(job)[:4]  # type: ignore[return-value]
+
+    def _plan(self, job: Job) -> tuple[GenerationParams, np.ndarray, list[regions.RegionPlan], bool, np.ndarray | None]:
+        """`plan`, plus soft inpainting's grey mask (None without it)."""
         params = job.params.with_resolved_seed()
         image = job.image
         compositing.check_pixels(image)
         height, width = image.shape[:2]
-        replace_all = False
+        replace_all, soft = False, None
         if params.mode == "img2img" and (job.mask is None or not np.any(job.mask)):
             hard = np.full((height, width), 255, np.uint8)
             whole, replace_all = True, True
         else:
             if job.mask is None:
                 raise EmptyMaskError()
-            hard = maskops.binarize(maskops.validate_mask(job.mask, (height, width)))
-            if params.mask_grow:
-                hard = maskops.grow(hard, params.mask_grow)
+            if params.soft_inpainting is not None:  # every painted pixel may change, by its grey level
+                soft = soft_composite.soft_mask(maskops.validate_mask(job.mask, (height, width)), params.mask_blur)
+                hard = np.where(soft > 0, np.uint8(255), np.uint8(0))
+            else:
+                hard = maskops.binarize(maskops.validate_mask(job.mask, (height, width)))
+                if params.mask_grow:
+                    hard = maskops.grow(hard, params.mask_grow)
             whole = params.inpaint_area == "whole"
         if maskops.bounds(hard) is None:
             raise EmptyMaskError()
@@ -146,7 +159,7 @@ class Engine:
         bucket = getattr(self.backend, "size_bucket", None)
         if bucket and not (params.width or params.height):
             plans = [replace(p, work_size=_bucketed(p.work_size, bucket)) for p in plans]
-        return params, hard, plans, replace_all
+        return params, hard, plans, replace_all, soft
 
     def _colour_match(self, params: GenerationParams) -> bool:
         """``params.color_match``; "auto" = on for model backends, off for classical ones."""
@@ -217,14 +230,14 @@ class Engine:
 
     def _start(self, job: Job) -> _State:
         t0 = time.perf_counter()
-        params, hard, plans, replace_all = self.plan(job)
+        params, hard, plans, replace_all, soft = self._plan(job)
         seeds = tuple(params.batch_seeds())
-        colour_match = not replace_all and self._colour_match(params)
+        colour_match = not replace_all and soft is None and self._colour_match(params)
         timings = {"plan": time.perf_counter() - t0}
         tick = time.perf_counter()
         outputs = [job.image.copy() for _ in seeds]
         _add(timings, "copy", tick)
-        return _State(job, params, hard, plans, replace_all, seeds, colour_match, outputs, timings, t0)
+        return _State(job, params, hard, plans, replace_all, seeds, colour_match, outputs, timings, t0, soft)
 
     def _run_planned(self, state: _State, progress: ProgressFn, cancelled: CancelFn) -> Result:
         n = len(state.plans)
@@ -272,11 +285,18 @@ class Engine:
         work_rgb = compositing.resize(model_rgb, plan.work_size)
         work_mask = compositing.resize_mask(crop_hard, plan.work_size)
         _add(timings, "resize", tick)
+        work_soft = None
+        if state.soft is not None:
+            work_soft = cv2.resize(np.where(crop_hard > 0, state.soft[crop.slices], np.uint8(0)), plan.work_size,
+                                   interpolation=cv2.INTER_AREA)
+            work_mask = maskops.binarize(work_soft)
         if params.masked_content == "fill" and not self.backend.native_resolution and not replace_all:
             work_rgb = maskops.classical_fill(work_rgb, work_mask)
         controls = tuple(compositing.resize(compositing.to_rgb8(c[crop.slices]), plan.work_size)
                          for c in state.job.control_images)  # exactly the image's crop and resize
-        return BackendRequest(work_rgb, work_mask, params, state.seeds, controls), crop_rgb, crop_hard
+        request = BackendRequest(work_rgb, work_mask, params, state.seeds, control_images=controls, soft_mask=work_soft,
+                                 reference_image=state.job.reference_image)
+        return request, crop_rgb, crop_hard
 
     def _region_output(self, state: _State, plan: regions.RegionPlan, crop_rgb: np.ndarray, crop_hard: np.ndarray,
                        generated: list[np.ndarray]) -> None:
@@ -303,6 +323,9 @@ class Engine:
             tick = time.perf_counter()
             back = compositing.resize(np.ascontiguousarray(gen), (crop.width, crop.height))[paint.slices]
             _add(timings, "resize", tick)
+            if state.soft is not None:  # A1111's difference-adaptive composite; 0 where the mask is 0
+                soft = np.where(crop_hard[paint.slices] > 0, state.soft[target_box.slices], np.uint8(0))
+                weights = soft_composite.blend_weights(crop_rgb[paint.slices], back, soft, params.soft_inpainting)
             if state.colour_match:
                 tick = time.perf_counter()
                 back = seams.match_colour(
@@ -350,6 +373,7 @@ class _State:
     outputs: list[np.ndarray]
     timings: dict[str, float]
     t0: float
+    soft: np.ndarray | None = None  # soft inpainting's grey mask, image-sized
 
 
 def _bucketed(size: tuple[int, int], bucket: int) -> tuple[int, int]:

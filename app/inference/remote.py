@@ -38,6 +38,20 @@ READ_TIMEOUT_S = 600.0
 TOKEN_ENV = "INPAINT_STUDIO_TOKEN"
 
 
+#: A reference image larger than this is shrunk before it is sent (the encoder sees 224² anyway).
+MAX_REFERENCE_PIXELS = 2048 * 2048
+
+
+def fit_pixels(rgb: np.ndarray, limit: int) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    if height * width <= limit:
+        return rgb
+    import cv2
+
+    scale = (limit / (height * width)) ** 0.5
+    return cv2.resize(rgb, (max(1, int(width * scale)), max(1, int(height * scale))), interpolation=cv2.INTER_AREA)
+
+
 class ServerUnreachable(UserError, ConnectionError):
     """The generation server did not answer or went away mid-run. Nothing local changed."""
 
@@ -160,6 +174,10 @@ class RemoteBackend:
         body = {"model": self.model, "image": png_base64(request.image), "mask": png_base64(request.mask),
                 "params": request.params.to_dict(), "seeds": list(request.seeds),
                 "controls": [png_base64(c) for c in request.control_images]}  # work-size, as the image
+        if request.soft_mask is not None:
+            body["soft_mask"] = png_base64(request.soft_mask)
+        if request.reference_image is not None:
+            body["reference_image"] = png_base64(fit_pixels(request.reference_image, MAX_REFERENCE_PIXELS))
         try:
             with _client() as client, client.stream("POST", self.url + GENERATE_PATH, json=body,
                                                     headers=_headers(self.token)) as response:

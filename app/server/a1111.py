@@ -22,7 +22,8 @@ from app.core import metadata
 from app.core.schedulers import ALIASES, SAMPLER_NAMES, resolve_sampler
 from app.core.sigma_schedules import SCHEDULE_TYPES
 from app.core.sdmeta.a1111 import parse_fields
-from app.server import controlnet_shape, dispatch
+from app.core.compositing import to_rgb8
+from app.server import controlnet_shape, dispatch, guide_shapes
 from app.server.auth import owner_of, require_token
 from app.server.errors import bad_field
 from app.server.fetch import check_header, decode_base64, image_from_value
@@ -73,6 +74,7 @@ async def img2img(request: Request) -> dict[str, Any]:
     has_mask = body.get("mask") not in (None, "")
     full_res = body.get("inpaint_full_res", True)
     controls = controlnet_shape.parse(body)  # alwayson_scripts.controlnet.args
+    found_ref = guide_shapes.reference(body)  # (Reference, image value, field) of an IP-Adapter unit
     params = await dispatch.make_params(
         request, NAMES, prompt=optional_str(body, "prompt"), negative_prompt=optional_str(body, "negative_prompt"),
         model=served.ref, mode="inpaint" if has_mask else "img2img", scheduler=_sampler(body),
@@ -81,18 +83,21 @@ async def img2img(request: Request) -> dict[str, Any]:
         width=optional_int(body, "width"), height=optional_int(body, "height"),
         mask_blur=optional_int(body, "mask_blur"), masked_content=_fill(body),
         inpaint_area="masked" if full_res in (True, 1) else "whole",
-        padding=optional_int(body, "inpaint_full_res_padding"), controls=tuple(c.unit for c in controls))
+        padding=optional_int(body, "inpaint_full_res_padding"), controls=tuple(c.unit for c in controls),
+        soft_inpainting=guide_shapes.soft_inpainting(body), reference=found_ref[0] if found_ref else None)
     policy = request.app.state.fetch_policy
     async with dispatch.admitted(request) as slot:
         image = await image_from_value(images[0], "init_images", policy)
         mask = None
         if has_mask:
-            mask = dispatch.mask_for(image, await image_from_value(body["mask"], "mask", policy), "mask")
+            mask = dispatch.mask_for(image, await image_from_value(body["mask"], "mask", policy), "mask",
+                                     grey=params.soft_inpainting is not None)
             if body.get("inpainting_mask_invert") in (1, True):
-                mask = np.where(mask > 0, 0, 255).astype(np.uint8)
+                mask = (255 - mask).astype(np.uint8)  # grey levels (soft inpainting) inverted too
         control_images = await controlnet_shape.images(controls, image, policy)
-        job, record = await dispatch.run(request, "a1111", GenerationRequest(params, image.pixels, mask,
-                                                                             control_images=control_images), NAMES, slot=slot)
+        look = None if found_ref is None else to_rgb8((await image_from_value(found_ref[1], found_ref[2], policy)).pixels)
+        generation = GenerationRequest(params, image.pixels, mask, control_images=control_images, reference_image=look)
+        job, record = await dispatch.run(request, "a1111", generation, NAMES, slot=slot)
     store = request.app.state.store
     encoded = [base64.b64encode(store.output_path(n).read_bytes()).decode() for n in job.outputs]
     public = public_record(record)

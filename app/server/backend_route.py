@@ -61,10 +61,11 @@ MAX_SEEDS = 8
 NAMES = FrontEnd("backend", {name: f"params.{name}" for name in PARAM_FIELDS})
 
 
-def parse_body(body: dict[str, Any], ref: str) -> tuple[GenerationParams, bytes, bytes, tuple[int, ...], tuple[bytes, ...]]:
-    """The request's params, seeds, and the PNGs' bytes (image, mask, one per control unit), every
-    field checked and every image within the decode budget by its header alone (nothing decoded
-    yet), or 400/413/422 naming the field."""
+def parse_body(body: dict[str, Any], ref: str) -> tuple[GenerationParams, bytes, bytes, tuple[int, ...], dict[str, Any]]:
+    """The request's params, seeds, the image's and mask's PNG bytes and the optional ones
+    ("controls": one per control unit, "soft_mask", "reference_image"), every field checked and
+    every image within the decode budget by its header alone (nothing decoded yet), or
+    400/413/422 naming the field."""
     raw = body.get("params")
     if not isinstance(raw, dict):
         raise bad_field("params", raw, "a JSON object of generation parameters", 422)
@@ -97,7 +98,20 @@ def parse_body(body: dict[str, Any], ref: str) -> tuple[GenerationParams, bytes,
     if (w, h) != mask_size or w % 8 or h % 8 or any(size != (w, h) for _, size in control_pngs):
         raise ApiError(422, f"image {w}×{h}, mask {mask_size[0]}×{mask_size[1]} and control images: same size, sides "
                        "multiples of 8, at most 2048²", "image", f"{w}×{h}", "a model-sized crop")
-    return params, image, mask, tuple(seeds), tuple(data for data, _ in control_pngs)
+    # The control images, soft inpainting's grey mask (the crop's size), the reference image (any size).
+    optional: dict[str, Any] = {"controls": tuple(data for data, _ in control_pngs)}
+    for key in ("soft_mask", "reference_image"):
+        value = body.get(key)
+        if value is None:
+            continue
+        data = decode_base64(value, key) if isinstance(value, str) and value else b""
+        if image_kind(data) != "png":
+            raise bad_field(key, f"{len(data)} bytes", "a base64 PNG", 422)
+        size = check_header(data, key, MAX_REGION_PIXELS)
+        if key == "soft_mask" and size != (w, h):
+            raise bad_field(key, f"{size[0]}×{size[1]}", f"{w}×{h}, the image's size", 422)
+        optional[key] = data
+    return params, image, mask, tuple(seeds), optional
 
 
 def _listed_controlnet(field: str, name: str) -> None:
@@ -111,14 +125,18 @@ def _listed_controlnet(field: str, name: str) -> None:
 
 
 def decode_region(params: GenerationParams, image: bytes, mask: bytes, seeds: tuple[int, ...],
-                  controls: tuple[bytes, ...] = ()) -> BackendRequest:
+                  optional: dict[str, Any] | None = None) -> BackendRequest:
     """The pixels, decoded once the request holds its place in the queue (on the worker)."""
+    optional = optional or {}
     try:
         pixels, mask_pixels = _pixels(image, "RGB"), _pixels(mask, "L")
-        control_images = tuple(_pixels(c, "RGB") for c in controls)
+        control_images = tuple(_pixels(c, "RGB") for c in optional.get("controls", ()))
+        soft = _pixels(optional["soft_mask"], "L") if "soft_mask" in optional else None
+        look = _pixels(optional["reference_image"], "RGB") if "reference_image" in optional else None
     except Exception as exc:  # PIL raises many types for a bad file
-        raise ApiError(422, f"image, mask and control images must be PNGs ({type(exc).__name__})", "image", None) from None
-    return BackendRequest(pixels, mask_pixels, params, seeds, control_images)
+        raise ApiError(422, f"image, mask and the other images must be PNGs ({type(exc).__name__})", "image", None) from None
+    return BackendRequest(pixels, mask_pixels, params, seeds, control_images=control_images, soft_mask=soft,
+                          reference_image=look)
 
 
 def _pixels(png: bytes, mode: str) -> np.ndarray:
@@ -133,6 +151,8 @@ REGION_SCHEMA = {"type": "object", "required": ["image", "mask", "params", "seed
     "image": {"type": "string", "description": "the work crop, base64 PNG (RGB8, model-sized, at most 2048²)"},
     "mask": {"type": "string", "description": "its mask, base64 PNG (8-bit, 255 = repaint), the same size"},
     "params": {"type": "object", "description": "GenerationParams as a JSON object"},
+    "soft_mask": {"type": "string", "description": "soft inpainting's grey mask, base64 PNG (8-bit), the image's size"},
+    "reference_image": {"type": "string", "description": "the reference (IP-Adapter) image, base64 PNG (RGB8)"},
     "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
               "minItems": 1, "maxItems": MAX_SEEDS},
     "controls": {"type": "array", "items": {"type": "string"}, "description": "one base64 PNG per params.controls "
@@ -146,7 +166,7 @@ async def generate(request: Request) -> StreamingResponse:
     metrics); decoded and run on the queue's worker; streamed back."""
     body = await json_object(request)
     served = request.app.state.models.resolve(body.get("model"))
-    params, image, mask, seeds, controls = await asyncio.to_thread(parse_body, body, served.ref)
+    params, image, mask, seeds, optional = await asyncio.to_thread(parse_body, body, served.ref)
     del body
     service = request.app.state.service
     try:  # the service's rules, once, before the region is queued
@@ -166,7 +186,7 @@ async def generate(request: Request) -> StreamingResponse:
                   "preview": None if preview is None else png_base64(preview)})
 
         try:
-            region = decode_region(params, image, mask, seeds, controls)
+            region = decode_region(params, image, mask, seeds, optional)
             images = service.generate_region(served.ref, region, progress, ticket.cancel.is_set)
             emit({"type": "result", "images": [png_base64(i) for i in images]})
         except Cancelled:

@@ -67,6 +67,8 @@ def _unit(where: str, arg: Any) -> ParsedUnit | None:
         raise bad_field(f"{where}.enabled", enabled, "true or false", 422)
     if not enabled:
         return None
+    if str(arg.get("module", "")).lower().startswith("ip-adapter"):
+        return None  # the reference image: `app.server.guide_shapes.reference`
     module = module_of(_text(arg, "module", where, "none"))
     if module is None:
         raise bad_field(f"{where}.module", arg.get("module"), "a preprocessor this server has (none, canny, softedge, "

@@ -61,11 +61,12 @@ def check_prompt(field: str, text: object, status: int = 400) -> None:
                         status)
 
 
-def mask_for(image: LoadedImage, mask: LoadedImage | np.ndarray, field: str) -> np.ndarray:
-    """A mask image (white = repaint) checked against the image's size."""
+def mask_for(image: LoadedImage, mask: LoadedImage | np.ndarray, field: str, grey: bool = False) -> np.ndarray:
+    """A mask image (white = repaint) checked against the image's size; ``grey`` keeps its grey
+    levels (soft inpainting)."""
     pixels = mask.pixels if isinstance(mask, LoadedImage) else mask
     try:
-        return load_mask(pixels, image.pixels.shape[:2])
+        return load_mask(pixels, image.pixels.shape[:2], grey=grey)
     except ImageLoadError as exc:
         raise ApiError(400, f"{field}: {exc}", field, f"{pixels.shape[1]}×{pixels.shape[0]}",
                        f"{image.width}×{image.height}, the image's size") from None

@@ -18,6 +18,8 @@ from app.inference.registry import LoadOptions
 
 def batch_key(params: GenerationParams, options: LoadOptions) -> Hashable | None:
     """Equal keys: the requests may run as one batched call; None: this one always runs alone."""
+    if params.soft_inpainting is not None or params.reference is not None:
+        return None  # a per-seed latent blend / a per-request image embedding: one request per call
     try:
         loras = tuple(extract_loras(params.prompt)[1])
         scheduler = canonical_name(params.scheduler)

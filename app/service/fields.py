@@ -140,8 +140,8 @@ def fit_to(params: GenerationParams, caps: Capabilities) -> GenerationParams:
         changes.update(seed=0, batch_size=1)  # every seed gives the same pixels: one candidate
     elif params.batch_size > caps.max_batch:
         raise ParamError("batch_size", params.batch_size, f"at most {caps.max_batch} with {params.model}")
-    if not caps.prompts:
-        changes.update(prompt="", negative_prompt="")
+    if not caps.prompts:  # no model to guide: no reference image, no per-step soft inpainting
+        changes.update(prompt="", negative_prompt="", reference=None, soft_inpainting=None)
     if caps.native_resolution:
         changes.update(width=None, height=None)
     return params.replace(**changes) if changes else params

@@ -146,6 +146,8 @@ class GenerationService:
         try:
             _check_pixels(request)
             check_controls(request, request.params, self._capabilities(request.params.model, request.options))
+            if request.params.reference is not None and request.reference_image is None:
+                raise ParamError("reference_image", None, "an image for the reference (IP-Adapter) weights")
         except ParamError as exc:
             raise request.front.error(exc) from None
         return request
@@ -178,7 +180,8 @@ class GenerationService:
         controls = control_images(request, params)  # preprocessors run outside the lock
         with self._lock:
             backend = self._backend_for(params.model, request.options)
-            job = Job(params, request.image, request.mask, request.context, controls)
+            job = Job(params, request.image, request.mask, request.context, controls,
+                      reference_image=request.reference_image)
             try:
                 result = Engine(backend).run(job, progress, cancelled)
             except MemoryError as exc:
@@ -238,7 +241,7 @@ class GenerationService:
         first = requests[group[0][0]]
         backend = self._backend_for(group[0][1].model, first.options)
         jobs = [Job(params, requests[i].image, requests[i].mask, requests[i].context,
-                    control_images(requests[i], params)) for i, params in group]
+                    control_images(requests[i], params), reference_image=requests[i].reference_image) for i, params in group]
         try:
             results = Engine(backend).run_batch(jobs, [progress[i] for i, _ in group], [cancelled[i] for i, _ in group])
         except MemoryError as exc:

@@ -160,6 +160,9 @@ class MainWindow(QMainWindow):
         self.document_opened.connect(lambda _path: self.status.seed.setText(""))  # the last run's seed belongs to the last image
         self.params_panel.generate_requested.connect(self.generation.generate)
         self.params_panel.changed.connect(self._update_actions)
+        self.params_panel.guides.changed.connect(  # live runs read it too
+            lambda: setattr(self.session, "reference_image", self.params_panel.guides.reference_image))
+        self.params_panel.guides.canvas_requested.connect(self._reference_from_canvas)
         self.model_picker.model_changed.connect(self._on_model_changed)
         self.model_picker.model_added.connect(self.settings.add_user_model)
         self.model_picker.a1111_changed.connect(self.set_a1111_folder)
@@ -210,6 +213,17 @@ class MainWindow(QMainWindow):
             if a.parent() is None:
                 a.setParent(self)
         self.file_menu.insertSeparator(self._file_anchor)
+
+    def _reference_from_canvas(self) -> None:
+        """The open image (its context box when one is set) becomes the reference image."""
+        doc = self.document
+        if doc.is_empty:
+            return
+        from app.core.compositing import to_rgb8
+
+        box = doc.context_box
+        pixels = doc.pixels if box is None else doc.pixels[box.slices]
+        self.params_panel.guides.set_reference_image(to_rgb8(pixels))
 
     def current_params(self) -> GenerationParams:
         """The parameters in the panel with the model chosen in the picker (not validated)."""

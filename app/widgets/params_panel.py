@@ -31,6 +31,7 @@ from app.widgets.seed_box import SeedBox
 from app.core.schedulers import SAMPLER_NAMES, compose, schedules_for, split  # plain tables: no torch
 from app.core.sigma_schedules import SCHEDULE_TYPES
 from app.service.fields import build, check_nominal
+from app.widgets.guides_panel import GuidesPanel
 from app.widgets.networks_panel import NetworksPanel
 from app.widgets.panel_names import PANEL
 from app.storage.paths import resources_dir
@@ -153,6 +154,8 @@ class ParamsPanel(QWidget):
         self.mode = _combo(MODE_LABELS)
         self.networks = NetworksPanel(discover=networks_discover)
         self.networks.insert_text.connect(self.insert_in_prompt)
+        self.guides = GuidesPanel()  # soft inpainting, reference image
+        self.guides.changed.connect(self._on_changed)
 
     def _make_sampling_widgets(self) -> None:
         self.scheduler = QComboBox()  # the sampler; with `schedule`, the pair params carry ("Euler a Karras")
@@ -219,7 +222,7 @@ class ParamsPanel(QWidget):
         inner = QWidget()
         col = QVBoxLayout(inner)
         col.setContentsMargins(4, 4, 4, 4)
-        for w in (self._prompt_group(), self.networks, self._sampling_group(), self._mask_group()):
+        for w in (self._prompt_group(), self.networks, self._sampling_group(), self._mask_group(), self.guides):
             col.addWidget(w)
         col.addStretch(1)
         scroll = QScrollArea()
@@ -291,6 +294,7 @@ class ParamsPanel(QWidget):
             masked_content=self.masked_content.currentData(),
             color_match=self.color_match.currentData(),
             extra=dict(self._extra),
+            **self.guides.fields(),
         ))
 
     def set_params(self, params: GenerationParams) -> None:
@@ -328,6 +332,7 @@ class ParamsPanel(QWidget):
             self.padding.setValue(params.padding)
             _set_combo(self.masked_content, params.masked_content)
             _set_combo(self.color_match, params.color_match)
+            self.guides.set_params(params)
         finally:
             self._loading = False
         self._on_changed()
@@ -340,7 +345,7 @@ class ParamsPanel(QWidget):
         self._model = model
         self._classical = classical
         for w in (self.scheduler, self.steps, self.guidance, self.strength, self.seed,
-                  self.random_seed, self.lock_seed, self.batch, self.masked_content, self.networks):
+                  self.random_seed, self.lock_seed, self.batch, self.masked_content, self.networks, self.guides):
             w.setEnabled(not classical)
         self._enable_schedule()
         self.reuse_seed.setEnabled(not classical and self._last_seed is not None)

@@ -68,6 +68,8 @@ def units_from_fields(fields: dict[str, Any]) -> tuple[tuple[ControlUnit, ...], 
         if not m:
             continue
         values = parse_unit(text)
+        if str(values.get("Module", "")).lower().startswith("ip-adapter"):
+            continue  # the reference image: `app.core.sdmeta.guide_infotext`
         module = module_of(values.get("Module", "none"))
         model = values.get("Model", "")
         if module is None:

@@ -14,6 +14,7 @@ from typing import Any
 from app.core.params import CLASSICAL_MODELS, SEED_MAX, GenerationParams, ParamError
 from app.core.schedulers import resolve_sampler
 from app.core.sdmeta.controlnet import units_from_fields
+from app.core.sdmeta.guide_infotext import guides_from_fields
 
 #: A1111's field names; keys are matched case-insensitively ("CFG Scale" as "CFG scale").
 KNOWN = ("Prompt", "Negative prompt", "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Size-1",
@@ -69,6 +70,8 @@ def build_params(fields: dict[str, Any]) -> tuple[GenerationParams, frozenset[st
     notes += control_notes
     if kw["controls"]:
         set_keys.add("ControlNet")
+    guides = guides_from_fields(f, notes)  # soft inpainting, the IP-Adapter unit
+    kw.update(guides)
     kw["extra"] = {"origin": made_by, "source_fields": {k: v for k, v in f.items() if k not in ("Prompt", "Negative prompt")}}
     try:
         params = GenerationParams(**kw).validate()
@@ -80,6 +83,7 @@ def build_params(fields: dict[str, Any]) -> tuple[GenerationParams, frozenset[st
     names |= {"controls"} if "ControlNet" in set_keys else set()
     if "mode" in kw:
         names.add("mode")
+    names |= {name for name in guides if getattr(params, name) is not None}
     return params, frozenset(names), notes
 
 

@@ -40,6 +40,7 @@ from app.inference.diffusers.batching import per_seed_inputs
 from app.inference.diffusers.preview import PreviewPump
 from app.inference.diffusers.networks import ExtraNetworks
 from app.inference.diffusers.pipeline_inputs import fills_per_seed, latent_nothing_inputs, needs_embeddings, noise_fill, prompt_kwargs, takes_mask
+from app.inference.diffusers.ip_adapter import ReferenceAdapter
 from app.core.prompt_syntax import extract_loras
 from app.inference.diffusers.schedulers import make_scheduler
 
@@ -90,6 +91,8 @@ class DiffusionBackend:
         self.networks = ExtraNetworks(pipe)
         #: ControlNet models and the pipelines made over ours for them.
         self.controls = ControlNets(device)
+        #: The reference image's IP-Adapter, on the same shared UNet.
+        self.references = ReferenceAdapter(self._pipes, device.device, device.dtype)
         self._base_scheduler_config = pipe.scheduler.config
         self.fast = device.type == "cuda" if fast is None else fast
         if self.fast:
@@ -131,7 +134,7 @@ class DiffusionBackend:
         unet = self._pipes["inpaint"].unet
         self.compiled = CompiledUnet(unet, model=self.name, device_name=self.device.description,
                                      device_type=self.device.type, backend=backend, cache_root=cache_root,
-                                     state_key=lambda: tuple(sorted(self.networks.active.items())))
+                                     state_key=lambda: (tuple(sorted(self.networks.active.items())), self.references.state))
 
     @property
     def size_bucket(self) -> int | None:
@@ -191,10 +194,11 @@ class DiffusionBackend:
             self._offloaded = kind
         return pipe
 
-    def pipeline_for(self, mode: str):
+    def pipeline_for(self, mode: str, soft: bool = False):
         """The diffusers pipeline a mode runs on: img2img of a 4-channel model uses the img2img
-        pipeline; everything else the inpaint pipeline (a 9-channel UNet needs its mask input)."""
-        return self._active("img2img" if mode == "img2img" and not self.inpainting else "inpaint")
+        pipeline, and so does its soft inpainting (no hard blend); everything else the inpaint
+        pipeline (a 9-channel UNet needs its mask input)."""
+        return self._active("img2img" if (mode == "img2img" or soft) and not self.inpainting else "inpaint")
 
     # -- running ------------------------------------------------------------------------------
     def generate(self, request: BackendRequest, progress: Callable[[int, int, np.ndarray | None], None],
@@ -205,9 +209,14 @@ class DiffusionBackend:
         if cancelled():
             raise Cancelled()
         params = request.params
-        pipe = self.controls.pipeline(self.pipeline_for(params.mode), ControlNets.active(request))
+        if params.reference is not None and request.reference_image is None:
+            from app.core.params import ParamError
+
+            raise ParamError("reference_image", None, "an image for the reference (IP-Adapter) weights")
+        pipe = self.controls.pipeline(self.pipeline_for(params.mode, request.soft_mask is not None), ControlNets.active(request))
         self.networks.apply_loras(params.prompt)
         self.networks.load_embeddings_for(params.prompt, params.negative_prompt)
+        self.references.apply(params.reference)
         with self._out_of_memory_told():
             return self._generate(pipe, request, progress, cancelled)
 
@@ -245,6 +254,7 @@ class DiffusionBackend:
         if not self._shareable(pipe, requests):
             return [self._alone(r, p, c) for r, p, c in zip(requests, progress, cancelled)]
         self.networks.apply_loras(requests[0].params.prompt)
+        self.references.apply(None)  # requests with a reference never share a call (`batch_key`)
         for request in requests:
             self.networks.load_embeddings_for(request.params.prompt, request.params.negative_prompt)
         with self._out_of_memory_told():
@@ -273,7 +283,7 @@ class DiffusionBackend:
                                                                                    first.params.scheduler, first.params.guidance,
                                                                                    first.params.strength):
                 return False
-            if fills_per_seed(params) or params.controls:
+            if fills_per_seed(params) or params.controls or request.soft_mask is not None:
                 return False
             if extract_loras(params.prompt)[1] != extract_loras(first.params.prompt)[1]:
                 return False
@@ -349,6 +359,8 @@ class DiffusionBackend:
             generator=torch.Generator("cpu").manual_seed(seed),
             **ControlNets.call_kwargs(ControlNets.active(request)),
         )
+        if self.references.active:
+            kwargs.update(ip_adapter_image=Image.fromarray(request.reference_image))
         if takes_mask(pipe):
             kwargs.update(mask_image=Image.fromarray(request.mask), height=height, width=width)
             if params.masked_content == "latent_nothing" and params.mode == "inpaint":
@@ -359,7 +371,7 @@ class DiffusionBackend:
         """One batched call for all candidates? Not in the exact mode, and not where items differ
         in their pixel input (latent noise/nothing are made per seed before the call)."""
         return (not self.exact_batches and len(request.seeds) > 1 and hasattr(pipe, "prepare_mask_latents")
-                and not fills_per_seed(request.params) and not request.params.controls)
+                and not fills_per_seed(request.params) and not request.params.controls and request.soft_mask is None)
 
     def _generate(self, pipe, request, progress, cancelled) -> list[np.ndarray]:
         calls = [request.seeds] if self.batched(pipe, request) else [(s,) for s in request.seeds]
@@ -380,9 +392,16 @@ class DiffusionBackend:
         pipe.scheduler = make_scheduler(request.params.scheduler, self._base_scheduler_config)  # schedulers keep state
         pump = PreviewPump(pipe._execution_device, interval_s=self.preview_interval_s, every=self.preview_every,
                            clock=self.preview_clock)
+        soft = None
+        if request.soft_mask is not None:  # one seed per call (never batched)
+            from app.inference.diffusers.soft_inpaint import SoftBlend
+
+            soft = SoftBlend(pipe, request.image, request.soft_mask, seeds[0], request.params.soft_inpainting)
 
         def on_step_end(p, i, t, kw):
             total = p.num_timesteps
+            if soft is not None:
+                kw["latents"] = soft(p, i, kw["latents"])
             preview = pump.step(kw["latents"], final=i + 1 == total)
             progress(index * total + i + 1, n_calls * total, preview)
             if cancelled():
