@@ -190,7 +190,7 @@ def test_fp16_style_nan_decode_is_retried_in_fp32(tiny_inpaint_model):
     latents = torch.randn(1, 4, SIZE // VAE_SCALE, SIZE // VAE_SCALE, generator=torch.Generator().manual_seed(0))
     vae = pipe.vae
     vae.to(torch.bfloat16).to(torch.float32)  # the weights a bf16 model has, in fp32
-    reference = backend.decode(pipe, latents)
+    reference = backend.decoder.decode(pipe, latents)
     real_decode = vae.decode
     calls = []
 
@@ -204,11 +204,11 @@ def test_fp16_style_nan_decode_is_retried_in_fp32(tiny_inpaint_model):
     vae.to(torch.bfloat16)
     vae.decode = flaky_decode
     try:
-        first = backend.decode(pipe, latents)
-        assert calls == [torch.bfloat16, torch.float32] and backend.decode_fp32
+        first = backend.decoder.decode(pipe, latents)
+        assert calls == [torch.bfloat16, torch.float32] and backend.decoder.fp32
         assert vae.dtype == torch.bfloat16
         assert np.array_equal(first, reference)
-        backend.decode(pipe, latents)
+        backend.decoder.decode(pipe, latents)
         assert calls[2:] == [torch.float32]  # no wasted low-precision decode any more
     finally:
         del vae.decode

@@ -17,6 +17,8 @@ import struct
 import zlib
 from typing import Any
 
+from app.core import tiff_tags
+
 DPI = tuple[float, float]
 _INCH = 0.0254  # metres
 
@@ -86,28 +88,18 @@ def _jpeg(data: bytes, dpi: DPI) -> bytes:
 
 
 def _tiff(data: bytes, dpi: DPI) -> bytes:
-    """XResolution, YResolution (RATIONAL) and ResolutionUnit = inch, in a new first IFD
-    appended to the file (the old one's offsets stay valid: only bytes are added)."""
-    order = "<" if data[:2] == b"II" else ">"
-    (first,) = struct.unpack(order + "I", data[4:8])
-    (count,) = struct.unpack(order + "H", data[first:first + 2])
-    entries = [data[first + 2 + 12 * i: first + 14 + 12 * i] for i in range(count)]
-    (next_ifd,) = struct.unpack(order + "I", data[first + 2 + 12 * count: first + 6 + 12 * count])
-    out = bytearray(data)
-    if len(out) % 2:
-        out += b"\x00"
-    new = {}
-    for tag, value in ((282, dpi[0]), (283, dpi[1])):
-        offset = len(out)
-        out += struct.pack(order + "II", round(value * 1000), 1000)
-        new[tag] = struct.pack(order + "HHII", tag, 5, 1, offset)
-    new[296] = struct.pack(order + "HHIHH", 296, 3, 1, 2, 0)
-    entries = [e for e in entries if struct.unpack(order + "H", e[:2])[0] not in new] + list(new.values())
-    entries.sort(key=lambda e: struct.unpack(order + "H", e[:2])[0])
-    ifd = len(out)
-    out += struct.pack(order + "H", len(entries)) + b"".join(entries) + struct.pack(order + "I", next_ifd)
-    out[4:8] = struct.pack(order + "I", ifd)
-    return bytes(out)
+    """XResolution, YResolution (RATIONAL) and ResolutionUnit = inch (`tiff_tags.with_tags`)."""
+
+    def make(order: str, out: bytearray) -> dict[int, bytes]:
+        new = {}
+        for tag, value in ((282, dpi[0]), (283, dpi[1])):
+            offset = len(out)
+            out += struct.pack(order + "II", round(value * 1000), 1000)
+            new[tag] = struct.pack(order + "HHII", tag, 5, 1, offset)
+        new[296] = struct.pack(order + "HHIHH", 296, 3, 1, 2, 0)
+        return new
+
+    return tiff_tags.with_tags(data, make)
 
 
 __all__ = ["DPI", "of", "scaled", "with_dpi"]

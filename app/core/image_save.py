@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from app.core import compositing, decode_budget, density, metadata
+from app.core import compositing, decode_budget, density, metadata, tiff_tags
 from app.core.atomic import atomic_write_bytes
 
 
@@ -159,27 +159,12 @@ def _png_insert_chunks(png: bytes | memoryview, chunks: list[bytes]) -> bytes:
 
 
 def _tiff_add_tag(data: bytes, tag: int, value: bytes) -> bytes:
-    """Append an UNDEFINED-type tag to a classic TIFF by writing a new first IFD at the end.
+    """Add an UNDEFINED-type tag (the ICC profile: OpenCV writes 16-bit colour TIFFs without one)."""
 
-    OpenCV writes 16-bit colour TIFFs but no ICC profile; offsets of the old IFD stay valid
-    because we only append.
-    """
-    order = "<" if data[:2] == b"II" else ">"
-    (first,) = struct.unpack(order + "I", data[4:8])
-    (count,) = struct.unpack(order + "H", data[first : first + 2])
-    entries = [data[first + 2 + 12 * i : first + 14 + 12 * i] for i in range(count)]
-    (next_ifd,) = struct.unpack(order + "I", data[first + 2 + 12 * count : first + 6 + 12 * count])
-    out = bytearray(data)
-    if len(out) % 2:
-        out += b"\x00"
-    value_offset = len(out)
-    out += value
-    if len(out) % 2:
-        out += b"\x00"
-    entries = [e for e in entries if struct.unpack(order + "H", e[:2])[0] != tag]
-    entries.append(struct.pack(order + "HHII", tag, 7, len(value), value_offset))
-    entries.sort(key=lambda e: struct.unpack(order + "H", e[:2])[0])
-    ifd_offset = len(out)
-    out += struct.pack(order + "H", len(entries)) + b"".join(entries) + struct.pack(order + "I", next_ifd)
-    out[4:8] = struct.pack(order + "I", ifd_offset)
-    return bytes(out)
+    def make(order: str, out: bytearray) -> dict[int, bytes]:
+        offset = len(out)
+        out += value
+        return {tag: struct.pack(order + "HHII", tag, 7, len(value), offset)}
+
+    return tiff_tags.with_tags(data, make)
+

@@ -51,7 +51,13 @@ class GuidesPanel(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Soft inpainting and reference", parent)
         self.reference_image: np.ndarray | None = None  # RGB8, any size
+        self._build_soft()
+        self._build_reference()
+        self._lay_out()
+        self._show_reference()
 
+    def _build_soft(self) -> None:
+        """The checkbox and A1111's six parameters, folded under an arrow."""
         self.soft = QCheckBox("Soft inpainting")
         self.soft.setToolTip("The mask's grey levels decide how much each pixel changes (A1111's soft inpainting); "
                              "paint with a soft brush or raise Mask blur")
@@ -78,6 +84,8 @@ class GuidesPanel(QGroupBox):
         self.soft_more.toggled.connect(self._fold)
         self.soft.toggled.connect(self._emit)
 
+    def _build_reference(self) -> None:
+        """The reference image's buttons, thumbnail, weight and adapter file."""
         self.pick_reference = QPushButton("Reference image…")
         self.pick_reference.setToolTip("An image whose style and content guide the result (IP-Adapter)")
         self.pick_reference.clicked.connect(self._choose)
@@ -103,6 +111,7 @@ class GuidesPanel(QGroupBox):
                                 "(A1111's too), or a path; the image encoder comes from clip_vision/")
         self.adapter.textChanged.connect(self._emit)
 
+    def _lay_out(self) -> None:
         layout = QVBoxLayout(self)
         soft_row = QHBoxLayout()
         soft_row.addWidget(self.soft, 1)
@@ -119,7 +128,6 @@ class GuidesPanel(QGroupBox):
         ref_form.addRow("Weight", self.weight)
         ref_form.addRow("IP-Adapter", self.adapter)
         layout.addLayout(ref_form)
-        self._show_reference()
 
     # -- values -----------------------------------------------------------------------------
     def fields(self) -> dict:

@@ -22,7 +22,6 @@ import contextlib
 import gc
 import math
 import os
-import logging
 import time
 from collections.abc import Callable
 
@@ -35,6 +34,7 @@ from app.inference.engine import BackendRequest, Cancelled, CancelFn
 from app.inference.errors import GpuOutOfMemory
 from app.inference.diffusers.catalog import ModelInfo
 from app.inference.diffusers.control_pipes import ControlNets
+from app.inference.diffusers.decoding import LatentDecoder
 from app.inference.diffusers.network_files import network_hashes
 from app.inference.diffusers.batching import per_seed_inputs
 from app.inference.diffusers.preview import PreviewPump
@@ -44,7 +44,6 @@ from app.inference.diffusers.ip_adapter import ReferenceAdapter
 from app.core.prompt_syntax import extract_loras
 from app.inference.diffusers.schedulers import make_scheduler
 
-log = logging.getLogger(__name__)
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -84,7 +83,7 @@ class DiffusionBackend:
         self.preview_interval_s = 0.25
         self.preview_clock = time.monotonic
         self.low_memory = False
-        self.decode_fp32 = False  # set once an fp16 decode gave NaN/black: later decodes skip straight to fp32
+        self.decoder = LatentDecoder()  # latents → RGB8, with the fp16 guard
         self.timings: dict[str, float] = {"load": load_seconds}
         self._pipes = {"inpaint": pipe}
         #: LoRA adapters and embeddings; on the shared modules, so every pipeline of ours sees them.
@@ -324,7 +323,7 @@ class DiffusionBackend:
             latents = pipe(**kwargs, output_type="latent", callback_on_step_end=on_step_end,
                            callback_on_step_end_tensor_inputs=["latents"]).images
         t1 = time.perf_counter()
-        out = [self.decode(pipe, latents[k:k + 1], g) for k, g in enumerate(generators)]
+        out = [self.decoder.decode(pipe, latents[k:k + 1], g) for k, g in enumerate(generators)]
         self.timings.update(denoise=t1 - t0, decode=time.perf_counter() - t1)
         return out
 
@@ -418,40 +417,7 @@ class DiffusionBackend:
             latents = pipe(**kwargs, output_type="latent", callback_on_step_end=on_step_end,
                            callback_on_step_end_tensor_inputs=["latents"]).images
         t1 = time.perf_counter()
-        out = [self.decode(pipe, latents[k:k + 1], g) for k, g in enumerate(generators)]
+        out = [self.decoder.decode(pipe, latents[k:k + 1], g) for k, g in enumerate(generators)]
         self.timings["denoise"] += t1 - t0
         self.timings["decode"] += time.perf_counter() - t1
         return out
-
-    @torch.no_grad()
-    def decode(self, pipe, latents: torch.Tensor, generator=None) -> np.ndarray:
-        """Latents → RGB8, as the pipelines' own ``output_type="pil"`` path does it (VAE decode,
-        safety checker, postprocess, ``(x * 255).round()``), with the fp16 guard: a NaN or
-        all-black image from finite latents is decoded again with the VAE in fp32."""
-        vae = pipe.vae
-        scaled = latents / vae.config.scaling_factor
-        image = None
-        if not self.decode_fp32:
-            image = vae.decode(scaled.to(vae.dtype), return_dict=False, generator=generator)[0]
-            if vae.dtype != torch.float32 and _bad_decode(image, latents):
-                log.warning("fp16 VAE decode gave NaN/black; decoding in fp32 from now on")
-                self.decode_fp32 = True
-                image = None
-        if image is None:
-            dtype = vae.dtype
-            vae.to(torch.float32)
-            try:
-                image = vae.decode(scaled.float(), return_dict=False, generator=generator)[0]
-            finally:
-                vae.to(dtype)  # the encoder runs on fp16 inputs in the pipelines
-        image, nsfw = pipe.run_safety_checker(image, pipe._execution_device, latents.dtype)
-        denormalize = [True] * image.shape[0] if nsfw is None else [not flagged for flagged in nsfw]
-        arr = pipe.image_processor.postprocess(image, output_type="np", do_denormalize=denormalize)
-        return (arr[0] * 255).round().astype(np.uint8)
-
-
-def _bad_decode(image: torch.Tensor, latents: torch.Tensor) -> bool:
-    if not torch.isfinite(latents).all():
-        return False  # the latents themselves are broken: fp32 decode would not help
-    return bool(torch.isnan(image).any() or (image <= -1.0).all())
-
