@@ -45,8 +45,9 @@ from app.core.prompt_syntax import extract_loras
 from app.inference.diffusers.schedulers import make_scheduler
 
 
-
 def _is_oom(exc: BaseException) -> bool:
+    """torch's out-of-memory, typed or not (MPS and older CUDA builds raise a plain RuntimeError):
+    the one place it becomes our typed `GpuOutOfMemory`, which every front end maps by kind."""
     if isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
