@@ -36,7 +36,7 @@ def open_astronaut(prefix: str = "inpaint-shot-"):
     wait(app, 0.3)
     photo = tmp / "astronaut.png"
     imageio.save_image(photo, skimage.data.astronaut())
-    assert window.open_path(str(photo))
+    assert window.files.open_path(str(photo))
     wait(app, 0.2)
     return app, window
 
@@ -69,7 +69,7 @@ def main(out: Path) -> int:
     assert window.document.mask.any()
     window.model_picker.set_current_model("builtin:ns")
     run(app, window)
-    window.apply_candidate(0)
+    window.generation.apply_candidate(0)
     # 2. Paint over the name tag and generate with Telea: the candidate is shown for review.
     window.document.clear_mask()
     canvas.set_tool("rect")
@@ -81,7 +81,7 @@ def main(out: Path) -> int:
     run(app, window)
     window.candidates_panel.select(0)
     canvas.zoom_fit()
-    window.status_message.setText(window.status_message.text())
+    window.status.message.setText(window.status.message.text())
     save_grab(app, window, out, f"mask pixels {int(np.count_nonzero(window.document.mask))}")
     return 0
 
@@ -107,7 +107,7 @@ def run(app, window) -> None:
     done = []
     window.generation_finished.connect(done.append)
     window.generation_failed.connect(lambda t, m: done.append((t, m)))
-    assert window.generate(), window.message_bar.text
+    assert window.generation.generate(), window.message_bar.text
     end = time.perf_counter() + 60
     while not done and time.perf_counter() < end:
         wait(app, 0.05)

@@ -35,7 +35,7 @@ def main(out: Path) -> int:
     for name, make in (
         ("about", window.show_about),
         ("shortcuts", window.show_shortcuts),
-        ("mask-grow", lambda: window.open_mask_dialog("grow")),
+        ("mask-grow", lambda: window.adjust_mask("grow")),
         ("download", window.model_picker.get_models),
     ):
         dialog = make()

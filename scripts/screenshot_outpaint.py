@@ -38,7 +38,7 @@ def main() -> int:
     window.candidates_panel.select(0)
     window.canvas.set_tool("wand")
     window.canvas.zoom_fit()
-    window.status_message.setText(f"Expanded to {doc.width}×{doc.height} (16:9) — one undo step; the new area was the mask.")
+    window.status.message.setText(f"Expanded to {doc.width}×{doc.height} (16:9) — one undo step; the new area was the mask.")
     save_grab(app, window, out, f"canvas {doc.width}×{doc.height}")
     return 0
 

@@ -77,7 +77,8 @@ class ParamError(UserError, ValueError):
         self.field = field_name
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{field_name} = {value!r} is not valid: {allowed}")
+        missing = value is None or (isinstance(value, str) and not value.strip())
+        super().__init__(f"{field_name} is missing: {allowed}" if missing else f"{field_name} = {value!r} is not valid: {allowed}")
 
 
 #: Fields holding `app.core.guides` values (JSON: dicts and lists).

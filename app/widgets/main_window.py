@@ -94,8 +94,8 @@ class MainWindow(QMainWindow):
         self.outpaint_actions = OutpaintActions(
             self, self.session, self.canvas, edit_menu=self.edit_menu, tools_menu=self.tools_menu,
             tool_actions=self.menu_actions.tools, status=self.status, messages=self.message_bar)
-        restore_actions.install(self)
-        control_panel.install(self)  # ControlNet layers, offering the ControlNets found
+        control_panel.install(self)  # ControlNet layers, offering the ControlNets found (under History)
+        restore_actions.install(self)  # tabbed with History
         guard_wheel(self.params_panel)
         guard_wheel(self.model_picker)
         guard_wheel(self.findChild(QToolBar))  # the brush size
