@@ -56,8 +56,8 @@ def test_change_grows_with_the_mask_value_on_a_fixed_seed(inpaint, monkeypatch):
     blends, finals = [], []
     make = soft_inpaint.SoftBlend.__init__
     monkeypatch.setattr(soft_inpaint.SoftBlend, "__init__", lambda self, *a: (make(self, *a), blends.append(self))[0])
-    decode = inpaint.decode
-    monkeypatch.setattr(inpaint, "decode", lambda pipe, latents, g=None: (finals.append(latents), decode(pipe, latents, g))[1])
+    decode = inpaint.decoder.decode
+    monkeypatch.setattr(inpaint.decoder, "decode", lambda pipe, latents, g=None: (finals.append(latents), decode(pipe, latents, g))[1])
     params = GenerationParams(prompt="a wall", steps=8, guidance=1.0, seed=3, scheduler="DDIM",
                               soft_inpainting=SoftInpainting())
     inpaint.generate(BackendRequest(image, np.where(mask >= 128, 255, 0).astype(np.uint8), params, (3,), soft_mask=mask),
