@@ -410,3 +410,25 @@ def test_the_inpaint_controlnet_reads_the_picture_with_masked_pixels_at_minus_on
     condition = ControlNets.call_kwargs(ControlNets.active(request))["control_image"]
     assert tuple(condition.shape) == (1, 3, 16, 16)
     assert float(condition[0, 0, 5, 5]) == -1.0 and float(condition[0, 0, 0, 0]) == 1.0
+
+
+@pytest.mark.parametrize("kind", ["tiny_inpaint_model", "tiny_base_model"])
+def test_a_controlnet_guides_a_soft_inpainting_run_and_zero_mask_pixels_stay_exact(controlnets, kind, request):
+    """Two features meeting: soft inpainting's per-step blend runs inside the ControlNet pipeline
+    made over the one soft runs use (inpaint for 9 channels, img2img for 4)."""
+    from app.core.guides import SoftInpainting
+    from app.inference.registry import LoadOptions, load_backend
+
+    model = load_backend(str(request.getfixturevalue(kind)), LoadOptions(device="cpu"))
+    image = np.random.default_rng(5).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    mask[16:48, 16:48] = 255
+    mask[16:48, 16:32] = 128  # half of the hole may change half as much
+    control = np.random.default_rng(8).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    params = GenerationParams(prompt="a stone wall", model=model.name, seed=11, steps=2, guidance=3.0, scheduler="DDIM",
+                              mask_blur=0, soft_inpainting=SoftInpainting(difference_threshold=0.0))
+    soft = Engine(model).run(Job(params, image, mask)).candidates[0].image
+    guided = Engine(model).run(Job(params.replace(controls=(ControlUnit("none", CANNY, 1.0),)), image, mask,
+                                   control_images=(control,))).candidates[0].image
+    assert np.array_equal(guided[mask == 0], image[mask == 0])
+    assert np.abs(guided.astype(int) - soft)[mask > 0].mean() > 1.0  # the ControlNet acted
