@@ -252,7 +252,7 @@ def main() -> int:
         results[label] = (stats, wall)
 
     # Baseline: the same generation on the GUI thread.
-    from app.inference.registry import LoadOptions, load_backend
+    from app.inference.registry import load_backend
 
     backend = load_backend(str(model))
     job = Job(params, window.document.pixels.copy(), window.document.mask.copy())

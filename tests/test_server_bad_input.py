@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import pytest
-import requests
 
 from app.server.config import ServerConfig
 from app.server.errors import ApiError
