@@ -106,8 +106,15 @@ def test_store_skips_unreadable_records(tmp_path):
     assert [j.id for j in JobStore(tmp_path).all()] == [job.id]  # read back; the broken file ignored
 
 
-def test_refuses_non_loopback_without_tokens(tmp_path, capsys):
-    # Configuration checks only: nothing here binds a socket (the CLI refuses before listening).
+def test_refuses_non_loopback_without_tokens(tmp_path, capsys, monkeypatch):
+    # Configuration checks only: nothing here binds a socket (the CLI refuses before listening),
+    # and a bind would fail the test rather than listen on another address.
+    import socket
+
+    def no_bind(self, address):
+        raise AssertionError(f"a socket was bound to {address!r}")
+
+    monkeypatch.setattr(socket.socket, "bind", no_bind)
     with pytest.raises(ConfigError, match="without API tokens"):
         ServerConfig(data_dir=tmp_path, host="0.0.0.0").check()
     ServerConfig(data_dir=tmp_path, host="0.0.0.0", tokens=("t",)).check()
