@@ -432,3 +432,35 @@ def test_a_controlnet_guides_a_soft_inpainting_run_and_zero_mask_pixels_stay_exa
                                    control_images=(control,))).candidates[0].image
     assert np.array_equal(guided[mask == 0], image[mask == 0])
     assert np.abs(guided.astype(int) - soft)[mask > 0].mean() > 1.0  # the ControlNet acted
+
+
+def test_a_controlnet_adds_no_host_round_trip_to_a_step(backend, controlnets, monkeypatch):
+    """Steps 2…N−1 of a ControlNet run stay free of host syncs, as `tests/test_gpu_pace.py`
+    requires of every step (the hint is embedded once, the scales are Python numbers)."""
+    import dataclasses
+
+    import torch
+    from test_gpu_pace import HostSyncs, make_request
+
+    steps = 6
+    request = make_request(steps=steps, scheduler="Euler", controls=(ControlUnit("none", CANNY, 0.8, 0.0, 0.9),))
+    h, w = request.image.shape[:2]
+    control = np.random.default_rng(8).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    request = dataclasses.replace(request, control_images=(control,))
+    monkeypatch.setattr(backend, "preview_interval_s", 1e9)  # previews have their own test there
+    mode = HostSyncs()
+
+    def progress(step, total, preview):
+        mode.step = step
+        # the scheduler's own CPU tables (sigmas: read on the host by design) of the ControlNet
+        # pipeline that ran, as test_gpu_pace registers the plain pipeline's
+        for pipe in backend.controls._pipes.values():
+            sched = pipe.scheduler
+            mode.host |= {t.untyped_storage().data_ptr() for t in vars(sched).values()
+                          if isinstance(t, torch.Tensor) and t.device.type == "cpu" and t is not sched.timesteps}
+
+    with mode:
+        backend.generate(request, progress, lambda: False)
+    assert backend.controls._pipes  # a ControlNet pipeline ran
+    per_step = {s: sum(n for (k, _), n in mode.counts.items() if k == s) for s in range(1, steps - 1)}
+    assert per_step == {s: 0 for s in range(1, steps - 1)}, mode.counts
