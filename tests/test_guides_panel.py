@@ -4,21 +4,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from app.core.guides import Reference, SoftInpainting
 from app.core.params import GenerationParams
 from app.editor.worker import GenerationWorker
-from app.widgets.params_panel import ParamsPanel
 from doubles import paint_seeds, shown_window
+from test_params_panel import panel  # noqa: F401 (fixture)
 
 
-@pytest.fixture
-def panel(qtbot):
-    p = ParamsPanel()
-    qtbot.addWidget(p)
-    p.set_model("some/model", classical=False)
-    return p
 
 
 def test_soft_and_reference_fields_round_trip(panel, qtbot):

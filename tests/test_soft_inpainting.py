@@ -9,7 +9,7 @@ from app.core.params import GenerationParams
 from app.core.soft_composite import blend_weights, soft_mask
 from app.inference.diffusers import soft_inpaint
 from app.inference.engine import BackendRequest, Engine, Job
-from app.inference.registry import LoadOptions, load_backend
+from test_diffusion import base, inpaint  # noqa: F401 (fixtures: the tiny models, loaded once per module)
 
 LEVELS = (0, 64, 128, 191, 255)  # 0 / 25 / 50 / 75 / 100 %
 
@@ -25,14 +25,6 @@ def banded(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     return image, mask
 
 
-@pytest.fixture(scope="module")
-def inpaint(tiny_inpaint_model):
-    return load_backend(str(tiny_inpaint_model), LoadOptions(device="cpu"))
-
-
-@pytest.fixture(scope="module")
-def base(tiny_base_model):
-    return load_backend(str(tiny_base_model), LoadOptions(device="cpu"))
 
 
 @pytest.mark.parametrize("kind", ["base", "inpaint"])
